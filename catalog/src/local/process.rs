@@ -1,0 +1,262 @@
+//! A local service process that is always cleaned up.
+//!
+//! Each service runs in a process group of its own, so stopping it reaches every process it
+//! started. Stopping is graceful first (SIGTERM), then forceful (SIGKILL). A handle dropped
+//! while its process runs stops it, so a panicking test does not leak a broker.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How to start a process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessSpec {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub working_dir: PathBuf,
+    /// Standard output and error both go here.
+    pub log_path: PathBuf,
+}
+
+/// Errors starting or stopping a process.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("cannot open log file {path}: {source}")]
+    Log { path: PathBuf, source: std::io::Error },
+    #[error("cannot start `{program}`: {source}")]
+    Spawn { program: String, source: std::io::Error },
+}
+
+/// Whether the process should die with the thread that started it (Linux `PR_SET_PDEATHSIG`).
+/// Tests want this: a test binary that exits leaves no broker behind. Services started by
+/// `weir up` must outlive the command and do not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifetime {
+    DiesWithParent,
+    Detached,
+}
+
+/// A running (or finished) service process.
+#[derive(Debug)]
+pub struct ManagedProcess {
+    name: String,
+    child: Child,
+    log_path: PathBuf,
+    stopped: bool,
+}
+
+impl ManagedProcess {
+    pub fn spawn(name: &str, spec: &ProcessSpec, lifetime: Lifetime) -> Result<Self, ProcessError> {
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&spec.log_path)
+            .map_err(|source| ProcessError::Log {
+                path: spec.log_path.clone(),
+                source,
+            })?;
+        let log_err = log.try_clone().map_err(|source| ProcessError::Log {
+            path: spec.log_path.clone(),
+            source,
+        })?;
+        let mut command = Command::new(&spec.program);
+        command
+            .args(&spec.args)
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(&spec.working_dir)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err);
+        let die_with_parent = lifetime == Lifetime::DiesWithParent;
+        // SAFETY: only async-signal-safe calls (setpgid, prctl) run between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::setpgid(0, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if die_with_parent && libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn().map_err(|source| ProcessError::Spawn {
+            program: spec.program.display().to_string(),
+            source,
+        })?;
+        tracing::debug!(name, pid = child.id(), log = %spec.log_path.display(), "started");
+        Ok(Self {
+            name: name.to_string(),
+            child,
+            log_path: spec.log_path.clone(),
+            stopped: false,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// True while the process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The last `lines` lines of the process's log, for error messages.
+    pub fn log_tail(&self, lines: usize) -> String {
+        log_tail(&self.log_path, lines)
+    }
+
+    /// Stops the whole process group: SIGTERM, then SIGKILL after `grace`.
+    pub fn stop(&mut self, grace: Duration) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        stop_group(self.child.id() as i32, grace);
+        // Reap the child so no zombie stays behind.
+        let _ = self.child.wait();
+    }
+
+    /// Leaves the process running after this handle is dropped (for `weir up`).
+    pub fn detach(mut self) -> u32 {
+        self.stopped = true;
+        self.child.id()
+    }
+}
+
+impl Drop for ManagedProcess {
+    fn drop(&mut self) {
+        self.stop(Duration::from_secs(10));
+    }
+}
+
+/// Stops the process group led by `pid` (which need not be our child): SIGTERM, wait up to
+/// `grace` for it to go, then SIGKILL. Returns true when a process was found.
+pub fn stop_group(pid: i32, grace: Duration) -> bool {
+    if pid <= 0 || !alive(pid) {
+        return false;
+    }
+    // SAFETY: plain syscalls with no memory arguments.
+    unsafe {
+        libc::kill(-pid, libc::SIGTERM);
+        libc::kill(pid, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if !alive(pid) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: as above.
+    unsafe {
+        libc::kill(-pid, libc::SIGKILL);
+        libc::kill(pid, libc::SIGKILL);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+/// True when `pid` exists and is not a zombie.
+pub fn alive(pid: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesized command name, which may contain spaces.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+/// The last `lines` lines of a log file (at most 64 KiB are read).
+pub fn log_tail(path: &Path, lines: usize) -> String {
+    let Ok(mut file) = File::open(path) else {
+        return format!("(no log at {})", path.display());
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(64 * 1024);
+    let mut text = String::new();
+    if file.seek(SeekFrom::Start(start)).is_err() {
+        return String::new();
+    }
+    let mut bytes = Vec::new();
+    let _ = file.read_to_end(&mut bytes);
+    text.push_str(&String::from_utf8_lossy(&bytes));
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sleeper(dir: &Path) -> ProcessSpec {
+        ProcessSpec {
+            program: "sh".into(),
+            // The child ignores SIGTERM so that the forceful path is exercised too.
+            args: vec!["-c".into(), "echo started; trap '' TERM; sleep 30 & wait".into()],
+            env: vec![],
+            working_dir: dir.to_path_buf(),
+            log_path: dir.join("out.log"),
+        }
+    }
+
+    #[test]
+    fn stop_kills_the_whole_group_and_keeps_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut process = ManagedProcess::spawn("s", &sleeper(dir.path()), Lifetime::Detached).unwrap();
+        let pid = process.pid() as i32;
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(process.is_running());
+        assert!(alive(pid));
+        process.stop(Duration::from_millis(300));
+        assert!(!alive(pid));
+        // The `sleep` grandchild was in the same group and went too.
+        let survivors = std::process::Command::new("pgrep")
+            .args(["-g", &pid.to_string()])
+            .output()
+            .unwrap();
+        assert!(survivors.stdout.is_empty(), "group members left: {:?}", survivors);
+        assert_eq!(log_tail(&dir.path().join("out.log"), 5), "started");
+    }
+
+    #[test]
+    fn dropping_the_handle_stops_the_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = sleeper(dir.path());
+        spec.args = vec!["-c".into(), "exec sleep 30".into()];
+        let process = ManagedProcess::spawn("s", &spec, Lifetime::DiesWithParent).unwrap();
+        let pid = process.pid() as i32;
+        drop(process);
+        assert!(!alive(pid));
+    }
+
+    #[test]
+    fn spawn_failure_names_the_program() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = sleeper(dir.path());
+        spec.program = "/nonexistent/weir-test-binary".into();
+        let err = ManagedProcess::spawn("s", &spec, Lifetime::Detached).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/weir-test-binary"), "{err}");
+    }
+}

@@ -1,0 +1,15 @@
+//! The topology runner and the data sources of Weir.
+//!
+//! A topology ([`spec::TopologySpec`]) reads one Kafka topic, runs each record through a
+//! chain of operators ([`operators`]) and writes to output topics, with at-least-once delivery
+//! ([`runner`], [`checkpoint`]) and Prometheus metrics ([`metrics`]). Sources ([`source`])
+//! feed topics from a live HTTP endpoint or from a recording.
+
+pub mod checkpoint;
+pub mod duration;
+pub mod kafka;
+pub mod metrics;
+pub mod operators;
+pub mod runner;
+pub mod source;
+pub mod spec;

@@ -1,0 +1,177 @@
+//! Throughput and end-to-end latency of a running topology, as Prometheus text on `/metrics`
+//! and as a periodic log line.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+use warp::Filter;
+
+/// Counters shared between the runner and the metrics endpoint.
+#[derive(Debug)]
+pub struct Metrics {
+    topology: String,
+    started: Instant,
+    /// Records read from the input topic.
+    pub records_in: AtomicU64,
+    /// Records whose outputs are all acknowledged (and whose offsets may be committed).
+    pub records_done: AtomicU64,
+    /// Messages written to output topics, error topic excluded.
+    pub messages_out: AtomicU64,
+    /// Records sent to the error topic.
+    pub records_failed: AtomicU64,
+    /// Microseconds from the input message's timestamp to the acknowledgement of its outputs.
+    latency_us: Mutex<Histogram<u64>>,
+}
+
+/// A consistent read of the counters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Snapshot {
+    pub records_in: u64,
+    pub records_done: u64,
+    pub messages_out: u64,
+    pub records_failed: u64,
+    pub latency_p50_ms: f64,
+    pub latency_p99_ms: f64,
+    pub latency_samples: u64,
+    pub uptime_s: f64,
+}
+
+impl Metrics {
+    pub fn new(topology: &str) -> Self {
+        Self {
+            topology: topology.to_string(),
+            started: Instant::now(),
+            records_in: AtomicU64::new(0),
+            records_done: AtomicU64::new(0),
+            messages_out: AtomicU64::new(0),
+            records_failed: AtomicU64::new(0),
+            // Three significant digits up to one hour.
+            latency_us: Mutex::new(
+                Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds"),
+            ),
+        }
+    }
+
+    pub fn record_latency_ms(&self, millis: i64) {
+        let micros = u64::try_from(millis.max(0)).unwrap_or(0).saturating_mul(1000);
+        let mut histogram = self.latency_us.lock().expect("latency lock");
+        histogram.saturating_record(micros.max(1));
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        let histogram = self.latency_us.lock().expect("latency lock");
+        let quantile_ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
+        Snapshot {
+            records_in: self.records_in.load(Ordering::Relaxed),
+            records_done: self.records_done.load(Ordering::Relaxed),
+            messages_out: self.messages_out.load(Ordering::Relaxed),
+            records_failed: self.records_failed.load(Ordering::Relaxed),
+            latency_p50_ms: quantile_ms(0.5),
+            latency_p99_ms: quantile_ms(0.99),
+            latency_samples: histogram.len(),
+            uptime_s: self.started.elapsed().as_secs_f64(),
+        }
+    }
+
+    /// The Prometheus text exposition of the counters.
+    pub fn prometheus(&self) -> String {
+        let s = self.snapshot();
+        let t = &self.topology;
+        let mut out = String::new();
+        let mut counter = |name: &str, help: &str, value: u64| {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{topology=\"{t}\"}} {value}\n"
+            ));
+        };
+        counter("weir_records_in_total", "Records read from the input topic.", s.records_in);
+        counter(
+            "weir_records_done_total",
+            "Records whose outputs were all acknowledged.",
+            s.records_done,
+        );
+        counter(
+            "weir_messages_out_total",
+            "Messages written to output topics (error topic excluded).",
+            s.messages_out,
+        );
+        counter(
+            "weir_records_failed_total",
+            "Records sent to the error topic.",
+            s.records_failed,
+        );
+        out.push_str(&format!(
+            "# HELP weir_latency_seconds End-to-end latency, input timestamp to output ack.\n\
+             # TYPE weir_latency_seconds summary\n\
+             weir_latency_seconds{{topology=\"{t}\",quantile=\"0.5\"}} {}\n\
+             weir_latency_seconds{{topology=\"{t}\",quantile=\"0.99\"}} {}\n\
+             weir_latency_seconds_count{{topology=\"{t}\"}} {}\n",
+            s.latency_p50_ms / 1000.0,
+            s.latency_p99_ms / 1000.0,
+            s.latency_samples
+        ));
+        out
+    }
+}
+
+impl Snapshot {
+    /// One human-readable line for the periodic log.
+    pub fn log_line(&self, previous: &Snapshot) -> String {
+        let seconds = (self.uptime_s - previous.uptime_s).max(1e-9);
+        let rate = (self.records_done - previous.records_done) as f64 / seconds;
+        format!(
+            "{} records in, {} done ({rate:.0}/s), {} messages out, {} errors, latency p50 {:.1} ms p99 {:.1} ms",
+            self.records_in,
+            self.records_done,
+            self.messages_out,
+            self.records_failed,
+            self.latency_p50_ms,
+            self.latency_p99_ms
+        )
+    }
+}
+
+/// Serves `/metrics` on an already bound listener until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let route = warp::path("metrics").and(warp::get()).and_then(move || {
+        let metrics = metrics.clone();
+        async move {
+            Ok::<_, Infallible>(warp::reply::with_header(
+                metrics.prometheus(),
+                "content-type",
+                "text/plain; version=0.0.4",
+            ))
+        }
+    });
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    warp::serve(route)
+        .serve_incoming_with_graceful_shutdown(incoming, shutdown)
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_carries_counters_and_quantiles() {
+        let m = Metrics::new("demo");
+        m.records_in.fetch_add(3, Ordering::Relaxed);
+        for ms in [10, 20, 30, 40, 1000] {
+            m.record_latency_ms(ms);
+        }
+        let text = m.prometheus();
+        assert!(text.contains("weir_records_in_total{topology=\"demo\"} 3\n"), "{text}");
+        assert!(text.contains("quantile=\"0.5\"} 0.03"), "{text}");
+        assert!(text.contains("weir_latency_seconds_count{topology=\"demo\"} 5\n"), "{text}");
+        let s = m.snapshot();
+        assert!((s.latency_p99_ms - 1000.0).abs() < 1.0, "{s:?}");
+    }
+}

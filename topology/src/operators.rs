@@ -1,0 +1,473 @@
+//! The operator chain, compiled from a [`TopologySpec`] and applied to one record at a time.
+//!
+//! Operators are pure with respect to Kafka: they read and write a [`Record`], push the
+//! messages they want written into an [`Outputs`] buffer, and report state changes so that the
+//! runner can checkpoint them together with the consumer offsets.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+
+use crate::spec::{FieldKind, OperatorSpec, TopologySpec};
+
+/// One input message on its way through the chain.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// The Kafka message key, if any.
+    pub key: Option<String>,
+    /// The input message's timestamp, milliseconds since the epoch.
+    pub timestamp_ms: i64,
+    /// The parsed document (`Null` until `parse` ran).
+    pub document: Value,
+    /// Named fields produced by the operators.
+    pub fields: Map<String, Value>,
+}
+
+impl Record {
+    pub fn new(key: Option<String>, timestamp_ms: i64) -> Self {
+        Self {
+            key,
+            timestamp_ms,
+            document: Value::Null,
+            fields: Map::new(),
+        }
+    }
+}
+
+/// A message an operator wants written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputMessage {
+    pub topic: String,
+    pub key: Option<String>,
+    pub payload: Vec<u8>,
+}
+
+/// Why a record could not be processed. It goes to the error topic with this reason.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{operator}: {reason}")]
+pub struct RecordError {
+    /// Which operator refused the record, e.g. `extract`.
+    pub operator: &'static str,
+    pub reason: String,
+}
+
+/// A change to operator state made by one record, replayed into the checkpoint once the
+/// record's outputs are acknowledged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateUpdate {
+    pub operator_index: usize,
+    pub key: String,
+    pub value: f64,
+}
+
+/// What processing one record produced.
+#[derive(Debug, Default)]
+pub struct Processed {
+    pub outputs: Vec<OutputMessage>,
+    pub updates: Vec<StateUpdate>,
+    /// Set when the record was refused; the outputs emitted before the refusal are kept.
+    pub error: Option<RecordError>,
+}
+
+/// The compiled operator chain with its state.
+#[derive(Debug)]
+pub struct Pipeline {
+    operators: Vec<Operator>,
+}
+
+#[derive(Debug)]
+enum Operator {
+    Parse,
+    Extract(Vec<(String, String, FieldKind)>),
+    Diff {
+        field: String,
+        output: String,
+        previous: String,
+        key: Option<String>,
+        last: HashMap<String, f64>,
+    },
+    Threshold {
+        field: String,
+        above: Option<f64>,
+        below: Option<f64>,
+        absolute: bool,
+    },
+    Emit {
+        topic: String,
+        fields: Vec<String>,
+        timestamp: bool,
+    },
+}
+
+enum Flow {
+    Continue,
+    Stop,
+}
+
+impl Pipeline {
+    pub fn new(spec: &TopologySpec) -> Self {
+        let operators = spec
+            .operators
+            .iter()
+            .map(|op| match op {
+                OperatorSpec::Parse(_) => Operator::Parse,
+                OperatorSpec::Extract(e) => Operator::Extract(
+                    e.fields
+                        .iter()
+                        .map(|(name, src)| (name.clone(), src.pointer().to_string(), src.kind()))
+                        .collect(),
+                ),
+                OperatorSpec::Diff(d) => Operator::Diff {
+                    field: d.field.clone(),
+                    output: d.output.clone(),
+                    previous: d.previous.clone(),
+                    key: d.key.clone(),
+                    last: HashMap::new(),
+                },
+                OperatorSpec::Threshold(t) => Operator::Threshold {
+                    field: t.field.clone(),
+                    above: t.above,
+                    below: t.below,
+                    absolute: t.absolute,
+                },
+                OperatorSpec::Emit(e) => Operator::Emit {
+                    topic: e.topic.clone(),
+                    fields: e.fields.clone(),
+                    timestamp: e.timestamp,
+                },
+            })
+            .collect();
+        Self { operators }
+    }
+
+    /// Runs one payload through the chain.
+    pub fn process(&mut self, payload: &[u8], record: Record) -> Processed {
+        let mut record = record;
+        let mut processed = Processed::default();
+        for (index, operator) in self.operators.iter_mut().enumerate() {
+            match operator.apply(index, payload, &mut record, &mut processed) {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Stop) => break,
+                Err(error) => {
+                    processed.error = Some(error);
+                    break;
+                }
+            }
+        }
+        processed
+    }
+
+    /// Restores diff state from a checkpoint, keeping values already set by this process.
+    pub fn restore(&mut self, updates: impl IntoIterator<Item = StateUpdate>) {
+        for update in updates {
+            if let Some(Operator::Diff { last, .. }) = self.operators.get_mut(update.operator_index)
+            {
+                last.entry(update.key).or_insert(update.value);
+            }
+        }
+    }
+}
+
+impl Operator {
+    fn apply(
+        &mut self,
+        index: usize,
+        payload: &[u8],
+        record: &mut Record,
+        processed: &mut Processed,
+    ) -> Result<Flow, RecordError> {
+        match self {
+            Operator::Parse => {
+                record.document = serde_json::from_slice(payload).map_err(|e| RecordError {
+                    operator: "parse",
+                    reason: format!("payload is not valid JSON: {e}"),
+                })?;
+                Ok(Flow::Continue)
+            }
+            Operator::Extract(fields) => {
+                for (name, pointer, kind) in fields.iter() {
+                    let value = extract(&record.document, pointer, *kind).map_err(|reason| {
+                        RecordError {
+                            operator: "extract",
+                            reason: format!("field `{name}`: {reason}"),
+                        }
+                    })?;
+                    record.fields.insert(name.clone(), value);
+                }
+                Ok(Flow::Continue)
+            }
+            Operator::Diff {
+                field,
+                output,
+                previous,
+                key,
+                last,
+            } => {
+                let value = number_field(record, field, "diff")?;
+                let group = group_key(record, key.as_deref())?;
+                processed.updates.push(StateUpdate {
+                    operator_index: index,
+                    key: group.clone(),
+                    value,
+                });
+                match last.insert(group, value) {
+                    // The first value of a key has nothing to compare with.
+                    None => Ok(Flow::Stop),
+                    Some(before) => {
+                        record.fields.insert(previous.clone(), number(before));
+                        record.fields.insert(output.clone(), number(value - before));
+                        Ok(Flow::Continue)
+                    }
+                }
+            }
+            Operator::Threshold {
+                field,
+                above,
+                below,
+                absolute,
+            } => {
+                let value = number_field(record, field, "threshold")?;
+                let passes = if *absolute {
+                    above.is_some_and(|bound| value.abs() > bound)
+                } else {
+                    above.is_some_and(|bound| value > bound)
+                        || below.is_some_and(|bound| value < bound)
+                };
+                Ok(if passes { Flow::Continue } else { Flow::Stop })
+            }
+            Operator::Emit {
+                topic,
+                fields,
+                timestamp,
+            } => {
+                let mut out = Map::new();
+                for name in fields.iter() {
+                    let value = record.fields.get(name).ok_or_else(|| RecordError {
+                        operator: "emit",
+                        reason: format!("field `{name}` is not set on the record"),
+                    })?;
+                    out.insert(name.clone(), value.clone());
+                }
+                if *timestamp {
+                    out.insert("timestamp".into(), Value::from(record.timestamp_ms));
+                }
+                processed.outputs.push(OutputMessage {
+                    topic: topic.clone(),
+                    key: record.key.clone(),
+                    payload: Value::Object(out).to_string().into_bytes(),
+                });
+                Ok(Flow::Continue)
+            }
+        }
+    }
+}
+
+fn number(value: f64) -> Value {
+    serde_json::Number::from_f64(value)
+        .map(Value::Number)
+        .unwrap_or(Value::Null)
+}
+
+fn group_key(record: &Record, key_field: Option<&str>) -> Result<String, RecordError> {
+    match key_field {
+        None => Ok(record.key.clone().unwrap_or_default()),
+        Some(name) => match record.fields.get(name) {
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(other) => Ok(other.to_string()),
+            None => Err(RecordError {
+                operator: "diff",
+                reason: format!("key field `{name}` is not set on the record"),
+            }),
+        },
+    }
+}
+
+fn number_field(record: &Record, name: &str, operator: &'static str) -> Result<f64, RecordError> {
+    let value = record.fields.get(name).ok_or_else(|| RecordError {
+        operator,
+        reason: format!("field `{name}` is not set on the record"),
+    })?;
+    as_number(value).map_err(|reason| RecordError {
+        operator,
+        reason: format!("field `{name}`: {reason}"),
+    })
+}
+
+/// Reads a value at a JSON pointer and checks its type.
+pub fn extract(document: &Value, pointer: &str, kind: FieldKind) -> Result<Value, String> {
+    let value = document
+        .pointer(pointer)
+        .ok_or_else(|| format!("nothing at JSON pointer `{pointer}`"))?;
+    match kind {
+        FieldKind::Any => Ok(value.clone()),
+        FieldKind::Number => as_number(value).map(number),
+        FieldKind::String => match value {
+            Value::String(_) => Ok(value.clone()),
+            other => Err(format!("expected a string, found {other}")),
+        },
+    }
+}
+
+/// A finite number from a JSON number or a numeric string such as `"478012.35"`.
+pub fn as_number(value: &Value) -> Result<f64, String> {
+    let parsed = match value {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    match parsed {
+        Some(n) if n.is_finite() => Ok(n),
+        _ => Err(format!("expected a number, found {value}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn pipeline(operators: &str) -> Pipeline {
+        let text = format!(
+            "name: t\ninput: {{ topic: raw, group: g }}\nerror_topic: errors\noperators:\n{operators}"
+        );
+        let spec = TopologySpec::parse(Path::new("t.yaml"), &text, &[]).unwrap();
+        Pipeline::new(&spec)
+    }
+
+    fn run(p: &mut Pipeline, doc: &str) -> Processed {
+        p.process(doc.as_bytes(), Record::new(None, 1_000))
+    }
+
+    fn payloads(processed: &Processed) -> Vec<(String, Value)> {
+        processed
+            .outputs
+            .iter()
+            .map(|o| (o.topic.clone(), serde_json::from_slice(&o.payload).unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn extracts_from_real_api_shapes() {
+        // Shapes of public BTC rate APIs: a quoted amount, a nested currency table, keys
+        // with spaces, dots and slashes.
+        let coinbase = json!({"data": {"amount": "478012.35", "base": "BTC", "currency": "CNY"}});
+        let ticker = json!({"CNY": {"15m": 478000.5, "last": 478001.25, "symbol": "¥"}});
+        let odd = json!({"rates": {"BTC.CNY": {"last price": "1e3", "a/b": 2, "m~n": 3}}});
+        let n = FieldKind::Number;
+        assert_eq!(extract(&coinbase, "/data/amount", n), Ok(json!(478012.35)));
+        assert_eq!(extract(&ticker, "/CNY/last", n), Ok(json!(478001.25)));
+        assert_eq!(extract(&odd, "/rates/BTC.CNY/last price", n), Ok(json!(1000.0)));
+        assert_eq!(extract(&odd, "/rates/BTC.CNY/a~1b", n), Ok(json!(2.0)));
+        assert_eq!(extract(&odd, "/rates/BTC.CNY/m~0n", n), Ok(json!(3.0)));
+        assert_eq!(
+            extract(&ticker, "/CNY/symbol", FieldKind::String),
+            Ok(json!("¥"))
+        );
+        assert!(extract(&ticker, "/CNY/symbol", n)
+            .unwrap_err()
+            .contains("expected a number"));
+        assert!(extract(&ticker, "/USD/last", n)
+            .unwrap_err()
+            .contains("nothing at JSON pointer `/USD/last`"));
+        assert!(as_number(&json!("NaN")).is_err());
+        assert!(as_number(&json!(" 12.5 ")).is_ok());
+    }
+
+    #[test]
+    fn diff_threshold_emit_chain() {
+        let mut p = pipeline(
+            "  - parse: {}
+  - extract: { fields: { rate: { pointer: /r, type: number } } }
+  - emit: { topic: rates, fields: [rate] }
+  - diff: { field: rate }
+  - emit: { topic: variations, fields: [rate, previous, variation], timestamp: false }
+  - threshold: { field: variation, above: 50, absolute: true }
+  - emit: { topic: notifications, fields: [rate, previous, variation] }
+",
+        );
+        let first = run(&mut p, r#"{"r": "100"}"#);
+        assert_eq!(
+            payloads(&first),
+            vec![("rates".into(), json!({"rate": 100.0, "timestamp": 1000}))]
+        );
+        let small = run(&mut p, r#"{"r": 120}"#);
+        assert_eq!(
+            payloads(&small)[1],
+            (
+                "variations".into(),
+                json!({"rate": 120.0, "previous": 100.0, "variation": 20.0})
+            )
+        );
+        assert_eq!(small.outputs.len(), 2, "20 is under the threshold");
+        let drop = run(&mut p, r#"{"r": 60}"#);
+        assert_eq!(
+            payloads(&drop)[2],
+            (
+                "notifications".into(),
+                json!({"rate": 60.0, "previous": 120.0, "variation": -60.0, "timestamp": 1000})
+            )
+        );
+        assert_eq!(drop.updates.len(), 1);
+    }
+
+    #[test]
+    fn signed_thresholds() {
+        let mut p = pipeline(
+            "  - parse: {}
+  - extract: { fields: { v: { pointer: /v, type: number } } }
+  - threshold: { field: v, above: 10, below: -5 }
+  - emit: { topic: out, fields: [v], timestamp: false }
+",
+        );
+        let passed: Vec<bool> = ["11", "10", "0", "-5", "-6"]
+            .iter()
+            .map(|v| !run(&mut p, &format!("{{\"v\": {v}}}")).outputs.is_empty())
+            .collect();
+        assert_eq!(passed, vec![true, false, false, false, true]);
+    }
+
+    #[test]
+    fn bad_records_report_operator_and_reason() {
+        let mut p = pipeline(
+            "  - parse: {}
+  - extract: { fields: { rate: { pointer: /r, type: number } } }
+  - emit: { topic: rates, fields: [rate] }
+",
+        );
+        let garbage = run(&mut p, "not json");
+        assert_eq!(garbage.error.as_ref().unwrap().operator, "parse");
+        assert!(garbage.outputs.is_empty());
+        let missing = run(&mut p, r#"{"x": 1}"#);
+        let error = missing.error.unwrap();
+        assert_eq!(error.operator, "extract");
+        assert_eq!(error.reason, "field `rate`: nothing at JSON pointer `/r`");
+        let text = run(&mut p, r#"{"r": "n/a"}"#).error.unwrap();
+        assert_eq!(text.reason, "field `rate`: expected a number, found \"n/a\"");
+    }
+
+    #[test]
+    fn diff_groups_by_key_and_restores_state() {
+        let ops = "  - parse: {}
+  - extract: { fields: { v: { pointer: /v, type: number }, pair: /p } }
+  - diff: { field: v, key: pair }
+  - emit: { topic: out, fields: [pair, variation], timestamp: false }
+";
+        let mut p = pipeline(ops);
+        assert!(run(&mut p, r#"{"p": "a", "v": 1}"#).outputs.is_empty());
+        assert!(run(&mut p, r#"{"p": "b", "v": 10}"#).outputs.is_empty());
+        let a = run(&mut p, r#"{"p": "a", "v": 4}"#);
+        assert_eq!(payloads(&a)[0].1, json!({"pair": "a", "variation": 3.0}));
+
+        let mut restarted = pipeline(ops);
+        restarted.restore([StateUpdate {
+            operator_index: 2,
+            key: "b".into(),
+            value: 10.0,
+        }]);
+        let b = run(&mut restarted, r#"{"p": "b", "v": 7}"#);
+        assert_eq!(payloads(&b)[0].1, json!({"pair": "b", "variation": -3.0}));
+    }
+}

@@ -1,0 +1,341 @@
+//! The Kafka side of a topology: consume, run the operator chain, produce, commit.
+//!
+//! Delivery is at-least-once. Outputs of each record are sent without waiting, and the
+//! record joins an ordered in-flight queue; only when the head of that queue has all its
+//! outputs acknowledged does its offset (with the operator state as of that record) become
+//! committable. A crash therefore replays records whose outputs may not have been written,
+//! never skips one.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::stream::FuturesOrdered;
+use futures::StreamExt;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::checkpoint::{decode_state, Checkpoint};
+use crate::kafka;
+use crate::metrics::Metrics;
+use crate::operators::{OutputMessage, Pipeline, Record, RecordError, StateUpdate};
+use crate::spec::{StartPosition, TopologySpec};
+
+/// Errors that stop the runner. Bad records never do: they go to the error topic.
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    /// A Kafka client could not be created or subscribed.
+    #[error("cannot set up Kafka clients for {brokers}: {source}")]
+    Setup { brokers: String, source: KafkaError },
+    /// Consuming failed in a way librdkafka does not recover from.
+    #[error("consuming from `{topic}` failed: {source}")]
+    Consume { topic: String, source: KafkaError },
+    /// An output could not be delivered within the producer's delivery timeout. Its input
+    /// offset was not committed, so a restart replays it.
+    #[error("delivery to `{topic}` failed: {source}; the input record was not committed and will be replayed on restart")]
+    Delivery { topic: String, source: KafkaError },
+    /// Committing offsets failed when stopping.
+    #[error("committing offsets failed: {0}")]
+    Commit(KafkaError),
+}
+
+/// How to run a topology.
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    /// Kafka bootstrap servers, `host:port[,host:port...]`.
+    pub brokers: String,
+    /// Upper bound on records whose outputs are not yet acknowledged.
+    pub max_in_flight: usize,
+    /// How often committable offsets are committed.
+    pub commit_interval: Duration,
+    /// How often the progress line is logged.
+    pub log_interval: Duration,
+    /// How long to wait for in-flight outputs when stopping.
+    pub drain_timeout: Duration,
+}
+
+impl RunnerConfig {
+    pub fn new(brokers: impl Into<String>) -> Self {
+        Self {
+            brokers: brokers.into(),
+            max_in_flight: 20_000,
+            commit_interval: Duration::from_millis(500),
+            log_interval: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A record whose outputs were sent, waiting for their acknowledgements.
+struct InFlight {
+    partition: i32,
+    offset: i64,
+    timestamp_ms: i64,
+    updates: Vec<StateUpdate>,
+    outputs: u64,
+    failed: bool,
+}
+
+type Acked = Pin<Box<dyn Future<Output = Result<InFlight, RunnerError>> + Send>>;
+
+/// Runs `spec` until `shutdown` resolves, then drains in-flight records and commits.
+pub async fn run(
+    spec: &TopologySpec,
+    config: &RunnerConfig,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunnerError> {
+    let setup_error = |source| RunnerError::Setup {
+        brokers: config.brokers.clone(),
+        source,
+    };
+    let consumer: StreamConsumer = kafka::consumer_config(&config.brokers, &spec.input.group)
+        .set(
+            "auto.offset.reset",
+            match spec.input.start {
+                StartPosition::Earliest => "earliest",
+                StartPosition::Latest => "latest",
+            },
+        )
+        .create()
+        .map_err(setup_error)?;
+    consumer
+        .subscribe(&[spec.input.topic.as_str()])
+        .map_err(setup_error)?;
+    let producer: FutureProducer = kafka::producer_config(&config.brokers)
+        .create()
+        .map_err(setup_error)?;
+
+    let mut pipeline = Pipeline::new(spec);
+    let mut checkpoint = Checkpoint::default();
+    let mut restored_partitions = HashSet::new();
+    let mut in_flight: FuturesOrdered<Acked> = FuturesOrdered::new();
+    let mut commit_tick = tokio::time::interval(config.commit_interval);
+    let mut log_tick = tokio::time::interval(config.log_interval);
+    let mut last_logged = metrics.snapshot();
+    tokio::pin!(shutdown);
+
+    tracing::info!(
+        topology = %spec.name,
+        input = %spec.input.topic,
+        group = %spec.input.group,
+        "topology running"
+    );
+    let outcome: Result<(), RunnerError> = loop {
+        let has_room = in_flight.len() < config.max_in_flight;
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => break Ok(()),
+            Some(acked) = in_flight.next(), if !in_flight.is_empty() => {
+                if let Err(error) = acknowledge(acked, &mut checkpoint, &metrics) {
+                    break Err(error);
+                }
+            }
+            _ = commit_tick.tick() => commit(&consumer, spec, &mut checkpoint, CommitMode::Async),
+            _ = log_tick.tick() => {
+                let now = metrics.snapshot();
+                tracing::info!(topology = %spec.name, "{}", now.log_line(&last_logged));
+                last_logged = now;
+            }
+            message = consumer.recv(), if has_room => {
+                let message = match message {
+                    Ok(message) => message,
+                    Err(source) => break Err(RunnerError::Consume { topic: spec.input.topic.clone(), source }),
+                };
+                if restored_partitions.insert(message.partition()) {
+                    restore_state(&consumer, spec, message.partition(), &mut pipeline);
+                }
+                metrics.records_in.fetch_add(1, Ordering::Relaxed);
+                match process(&message, spec, &mut pipeline, &producer).await {
+                    Ok(acked) => in_flight.push_back(acked),
+                    Err(error) => break Err(error),
+                }
+            }
+        }
+    };
+
+    // Whatever was sent is awaited so that its offset can be committed before leaving.
+    let drained = tokio::time::timeout(config.drain_timeout, async {
+        while let Some(acked) = in_flight.next().await {
+            acknowledge(acked, &mut checkpoint, &metrics)?;
+        }
+        Ok::<(), RunnerError>(())
+    })
+    .await;
+    if let Ok(Err(error)) = &drained {
+        tracing::error!("while draining: {error}");
+    } else if drained.is_err() {
+        tracing::warn!("outputs still unacknowledged after {:?}; they will be replayed on restart", config.drain_timeout);
+    }
+    commit(&consumer, spec, &mut checkpoint, CommitMode::Sync);
+    let summary = metrics.snapshot();
+    tracing::info!(topology = %spec.name, "stopped: {}", summary.log_line(&last_logged));
+    outcome
+}
+
+/// Runs one message through the pipeline and sends its outputs.
+async fn process(
+    message: &BorrowedMessage<'_>,
+    spec: &TopologySpec,
+    pipeline: &mut Pipeline,
+    producer: &FutureProducer,
+) -> Result<Acked, RunnerError> {
+    let payload = message.payload().unwrap_or_default();
+    let key = message
+        .key()
+        .map(|k| String::from_utf8_lossy(k).into_owned());
+    let timestamp_ms = message
+        .timestamp()
+        .to_millis()
+        .unwrap_or_else(kafka::now_ms);
+    let processed = pipeline.process(payload, Record::new(key, timestamp_ms));
+    let mut outputs = processed.outputs;
+    let produced = outputs.len() as u64;
+    let failed = processed.error.is_some();
+    if let Some(error) = processed.error {
+        outputs.push(error_message(spec, message, payload, &error));
+    }
+    let mut deliveries = Vec::with_capacity(outputs.len());
+    for output in outputs {
+        deliveries.push((output.topic.clone(), send(producer, output).await?));
+    }
+    let record = InFlight {
+        partition: message.partition(),
+        offset: message.offset(),
+        timestamp_ms,
+        updates: processed.updates,
+        outputs: produced,
+        failed,
+    };
+    Ok(Box::pin(async move {
+        for (topic, delivery) in deliveries {
+            let result = delivery.await.map_err(|_| RunnerError::Delivery {
+                topic: topic.clone(),
+                source: KafkaError::Canceled,
+            })?;
+            if let Err((source, _)) = result {
+                return Err(RunnerError::Delivery { topic, source });
+            }
+        }
+        Ok(record)
+    }))
+}
+
+/// Queues one message, waiting while librdkafka's local queue is full.
+async fn send(producer: &FutureProducer, output: OutputMessage) -> Result<DeliveryFuture, RunnerError> {
+    loop {
+        let mut record = FutureRecord::<str, [u8]>::to(&output.topic).payload(&output.payload);
+        if let Some(key) = &output.key {
+            record = record.key(key.as_str());
+        }
+        match producer.send_result(record) {
+            Ok(delivery) => return Ok(delivery),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            Err((source, _)) => {
+                return Err(RunnerError::Delivery {
+                    topic: output.topic.clone(),
+                    source,
+                })
+            }
+        }
+    }
+}
+
+/// The message written to the error topic for a refused record.
+fn error_message(
+    spec: &TopologySpec,
+    message: &BorrowedMessage<'_>,
+    payload: &[u8],
+    error: &RecordError,
+) -> OutputMessage {
+    let body = serde_json::json!({
+        "topology": spec.name,
+        "operator": error.operator,
+        "reason": error.reason,
+        "topic": message.topic(),
+        "partition": message.partition(),
+        "offset": message.offset(),
+        "payload": String::from_utf8_lossy(payload),
+        "payload_is_utf8": std::str::from_utf8(payload).is_ok(),
+    });
+    OutputMessage {
+        topic: spec.error_topic.clone(),
+        key: message
+            .key()
+            .map(|k| String::from_utf8_lossy(k).into_owned()),
+        payload: body.to_string().into_bytes(),
+    }
+}
+
+fn acknowledge(
+    acked: Result<InFlight, RunnerError>,
+    checkpoint: &mut Checkpoint,
+    metrics: &Metrics,
+) -> Result<(), RunnerError> {
+    let record = acked?;
+    if record.outputs > 0 {
+        metrics.record_latency_ms(kafka::now_ms() - record.timestamp_ms);
+    }
+    metrics.messages_out.fetch_add(record.outputs, Ordering::Relaxed);
+    if record.failed {
+        metrics.records_failed.fetch_add(1, Ordering::Relaxed);
+    }
+    metrics.records_done.fetch_add(1, Ordering::Relaxed);
+    checkpoint.acknowledge(record.partition, record.offset, record.updates);
+    Ok(())
+}
+
+fn commit(consumer: &StreamConsumer, spec: &TopologySpec, checkpoint: &mut Checkpoint, mode: CommitMode) {
+    let commits = checkpoint.take_dirty();
+    if commits.is_empty() {
+        return;
+    }
+    let topic = spec.input.topic.as_str();
+    let mut list = TopicPartitionList::new();
+    for c in &commits {
+        if let Err(error) = list.add_partition_offset(topic, c.partition, Offset::Offset(c.next_offset)) {
+            tracing::error!("cannot add partition {} to the commit: {error}", c.partition);
+            continue;
+        }
+        match (&c.metadata, list.find_partition(topic, c.partition)) {
+            (Some(metadata), Some(mut element)) => element.set_metadata(metadata),
+            (None, _) => tracing::warn!(
+                partition = c.partition,
+                "operator state is larger than the offset metadata allows; after a restart the \
+                 first record of each key will have no previous value"
+            ),
+            (Some(_), None) => {}
+        }
+    }
+    if let Err(error) = consumer.commit(&list, mode) {
+        // A failed commit only widens the window replayed after a crash; the next tick retries.
+        tracing::warn!("{}", RunnerError::Commit(error));
+    }
+}
+
+/// Loads the operator state checkpointed with the partition's committed offset.
+fn restore_state(consumer: &StreamConsumer, spec: &TopologySpec, partition: i32, pipeline: &mut Pipeline) {
+    let mut list = TopicPartitionList::new();
+    list.add_partition(&spec.input.topic, partition);
+    let committed = tokio::task::block_in_place(|| consumer.committed_offsets(list, Duration::from_secs(10)));
+    match committed {
+        Ok(list) => {
+            if let Some(element) = list.find_partition(&spec.input.topic, partition) {
+                let updates = decode_state(element.metadata());
+                if !updates.is_empty() {
+                    tracing::info!(partition, entries = updates.len(), "restored operator state from the committed offset");
+                }
+                pipeline.restore(updates);
+            }
+        }
+        Err(error) => tracing::warn!(partition, "cannot read committed operator state: {error}"),
+    }
+}

@@ -1,0 +1,149 @@
+//! The live source: fetch a URL every interval and publish each response body.
+
+use std::future::Future;
+use std::time::Duration;
+
+use super::{Publisher, SourceError};
+
+/// How to poll.
+#[derive(Debug, Clone)]
+pub struct PollConfig {
+    pub url: String,
+    pub interval: Duration,
+    /// Per-request time limit.
+    pub timeout: Duration,
+    /// Longest wait between retries of a failing source.
+    pub max_backoff: Duration,
+    /// Stop after publishing this many documents.
+    pub max_documents: Option<u64>,
+    /// Message key for every document (e.g. the currency pair).
+    pub key: Option<String>,
+}
+
+/// What a poller did, reported when it stops.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PollReport {
+    pub published: u64,
+    pub failed_attempts: u64,
+    /// The last failure, if the source failed at least once.
+    pub last_error: Option<String>,
+}
+
+/// Polls until `shutdown` resolves or `max_documents` are published.
+pub async fn poll(
+    config: &PollConfig,
+    publisher: &Publisher,
+    shutdown: impl Future<Output = ()>,
+) -> Result<PollReport, SourceError> {
+    let client = reqwest::Client::builder()
+        .timeout(config.timeout)
+        .user_agent(concat!("weir/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(SourceError::Client)?;
+    let mut report = PollReport::default();
+    let mut backoff = Backoff::new(config.interval, config.max_backoff);
+    tokio::pin!(shutdown);
+    loop {
+        if config.max_documents.is_some_and(|max| report.published >= max) {
+            return Ok(report);
+        }
+        let wait = match fetch(&client, &config.url).await {
+            Ok(body) => {
+                publisher.publish(config.key.as_deref(), &body).await?;
+                report.published += 1;
+                if report.failed_attempts > 0 && backoff.failing() {
+                    tracing::info!(url = %config.url, "source reachable again");
+                }
+                tracing::debug!(url = %config.url, bytes = body.len(), published = report.published, "document published");
+                backoff.succeeded()
+            }
+            Err(reason) => {
+                report.failed_attempts += 1;
+                let wait = backoff.failed();
+                tracing::warn!(
+                    url = %config.url,
+                    attempt = backoff.consecutive_failures(),
+                    "source unreachable: {reason}; retrying in {wait:?} (no data is published meanwhile)"
+                );
+                report.last_error = Some(reason);
+                wait
+            }
+        };
+        tokio::select! {
+            _ = &mut shutdown => return Ok(report),
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+async fn fetch(client: &reqwest::Client, url: &str) -> Result<Vec<u8>, String> {
+    let response = client.get(url).send().await.map_err(|e| describe(&e))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(format!("HTTP {status} from {url}"));
+    }
+    let body = response.bytes().await.map_err(|e| describe(&e))?;
+    Ok(body.to_vec())
+}
+
+fn describe(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Exponential backoff between retries, back to the normal interval after a success.
+#[derive(Debug)]
+pub struct Backoff {
+    interval: Duration,
+    max: Duration,
+    failures: u32,
+}
+
+impl Backoff {
+    pub fn new(interval: Duration, max: Duration) -> Self {
+        Self {
+            interval,
+            max: max.max(interval),
+            failures: 0,
+        }
+    }
+
+    pub fn succeeded(&mut self) -> Duration {
+        self.failures = 0;
+        self.interval
+    }
+
+    pub fn failed(&mut self) -> Duration {
+        self.failures = self.failures.saturating_add(1);
+        let factor = 2u32.saturating_pow(self.failures.min(16));
+        (self.interval.max(Duration::from_millis(100)) * factor).min(self.max)
+    }
+
+    pub fn failing(&self) -> bool {
+        self.failures > 0
+    }
+
+    pub fn consecutive_failures(&self) -> u32 {
+        self.failures
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_and_resets() {
+        let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(10));
+        let waits: Vec<u64> = (0..5).map(|_| b.failed().as_secs()).collect();
+        assert_eq!(waits, vec![2, 4, 8, 10, 10]);
+        assert_eq!(b.succeeded(), Duration::from_secs(1));
+        assert!(!b.failing());
+    }
+}

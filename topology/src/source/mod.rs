@@ -1,0 +1,81 @@
+//! Data sources that publish documents to a Kafka topic: a live HTTP poller and a replay of
+//! recorded documents. A source never invents data: when the live source cannot be reached it
+//! retries with backoff and says so, and a replay labels every message it publishes.
+
+pub mod http;
+pub mod replay;
+
+use std::time::Duration;
+
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+use crate::kafka;
+
+/// Errors that stop a source.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot create a Kafka producer for {brokers}: {source}")]
+    Producer { brokers: String, source: KafkaError },
+    #[error("cannot publish to `{topic}`: {source}")]
+    Publish { topic: String, source: KafkaError },
+    #[error("cannot read recorded documents from {path}: {reason}")]
+    Recording { path: String, reason: String },
+    #[error("cannot build the HTTP client: {0}")]
+    Client(reqwest::Error),
+}
+
+/// Publishes documents to one topic and waits for each acknowledgement, so that a source
+/// that says "published N" really has N messages in the topic.
+#[derive(Clone)]
+pub struct Publisher {
+    producer: FutureProducer,
+    topic: String,
+    origin: (&'static str, String),
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher").field("topic", &self.topic).finish()
+    }
+}
+
+impl Publisher {
+    /// `origin` becomes a message header (`weir-source` or `weir-replay`) naming where the
+    /// document came from.
+    pub fn new(brokers: &str, topic: &str, origin: (&'static str, String)) -> Result<Self, SourceError> {
+        let producer = kafka::producer_config(brokers)
+            .create()
+            .map_err(|source| SourceError::Producer {
+                brokers: brokers.to_string(),
+                source,
+            })?;
+        Ok(Self {
+            producer,
+            topic: topic.to_string(),
+            origin,
+        })
+    }
+
+    pub async fn publish(&self, key: Option<&str>, payload: &[u8]) -> Result<(), SourceError> {
+        let headers = OwnedHeaders::new().insert(Header {
+            key: self.origin.0,
+            value: Some(self.origin.1.as_str()),
+        });
+        let mut record = FutureRecord::<str, [u8]>::to(&self.topic)
+            .payload(payload)
+            .headers(headers);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        self.producer
+            .send(record, Duration::from_secs(30))
+            .await
+            .map(|_| ())
+            .map_err(|(source, _)| SourceError::Publish {
+                topic: self.topic.clone(),
+                source,
+            })
+    }
+}

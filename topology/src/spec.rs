@@ -1,0 +1,498 @@
+//! The topology file: what a user writes to describe a dataflow.
+//!
+//! A topology names its input topic and consumer group, a chain of operators and an error
+//! topic. Parameters declared under `params` may be referenced anywhere as `${name}` and
+//! overridden from the command line, so one file serves many runs (the workflow engine passes
+//! the workflow's variables this way).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Errors met while reading a topology file.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// The file could not be read.
+    #[error("cannot read topology file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The YAML is malformed or does not match the topology schema.
+    #[error("{path}:{line}:{column}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: u64,
+        column: u64,
+        message: String,
+    },
+    /// A `${name}` reference names no declared parameter.
+    #[error("{path}:{line}:{column}: unknown parameter `{name}` (declared: {declared})")]
+    UnknownParam {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        name: String,
+        declared: String,
+    },
+    /// `--set NAME=VALUE` names a parameter the topology does not declare.
+    #[error("{path}: cannot set `{name}`: the topology declares no such parameter (declared: {declared})")]
+    UnknownOverride {
+        path: PathBuf,
+        name: String,
+        declared: String,
+    },
+    /// A semantic rule is broken (e.g. a threshold with no bound).
+    #[error("{path}: {message}")]
+    Rule { path: PathBuf, message: String },
+}
+
+/// A whole topology file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopologySpec {
+    /// Name shown in logs and metrics.
+    pub name: String,
+    /// Parameters with their default values, referenced as `${name}`.
+    #[serde(default)]
+    pub params: BTreeMap<String, serde_json::Value>,
+    pub input: InputSpec,
+    /// Where records that cannot be processed go, with the reason and the original payload.
+    pub error_topic: String,
+    /// The operator chain, applied in order to each record.
+    pub operators: Vec<OperatorSpec>,
+}
+
+/// The topic a topology consumes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    pub topic: String,
+    /// Consumer group; committed offsets (and operator state) are kept under it.
+    pub group: String,
+    /// Where a group without committed offsets starts.
+    #[serde(default)]
+    pub start: StartPosition,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum StartPosition {
+    #[default]
+    Earliest,
+    Latest,
+}
+
+/// One operator of the chain. Exactly one key per list item, e.g. `- parse: {}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum OperatorSpec {
+    /// Parse the payload as JSON.
+    Parse(ParseSpec),
+    /// Copy named fields out of the parsed document by JSON pointer.
+    Extract(ExtractSpec),
+    /// Variation of a field against the previous value of the same key.
+    Diff(DiffSpec),
+    /// Pass only records whose field crosses a bound.
+    Threshold(ThresholdSpec),
+    /// Write selected fields to a topic; the record continues down the chain.
+    Emit(EmitSpec),
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParseSpec {}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtractSpec {
+    /// Field name → where to find it.
+    pub fields: BTreeMap<String, FieldSource>,
+}
+
+/// Where an extracted field comes from: a bare JSON pointer, or a pointer with a type.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum FieldSource {
+    Pointer(String),
+    Typed(TypedField),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TypedField {
+    pub pointer: String,
+    #[serde(rename = "type", default)]
+    pub kind: FieldKind,
+}
+
+/// The type an extracted value must have.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum FieldKind {
+    /// Any JSON value, taken as it is.
+    #[default]
+    Any,
+    /// A JSON number, or a string holding one (exchange APIs often quote prices).
+    Number,
+    /// A JSON string.
+    String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiffSpec {
+    /// Numeric field whose variation is computed.
+    pub field: String,
+    /// Field that receives the variation (`field - previous`).
+    #[serde(default = "default_variation_field")]
+    pub output: String,
+    /// Field that receives the previous value.
+    #[serde(default = "default_previous_field")]
+    pub previous: String,
+    /// Field grouping the values; without it the Kafka message key is used.
+    #[serde(default)]
+    pub key: Option<String>,
+}
+
+fn default_variation_field() -> String {
+    "variation".into()
+}
+
+fn default_previous_field() -> String {
+    "previous".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdSpec {
+    pub field: String,
+    /// Pass when the value is greater than this bound.
+    #[serde(default)]
+    pub above: Option<f64>,
+    /// Pass when the value is less than this bound.
+    #[serde(default)]
+    pub below: Option<f64>,
+    /// Compare the absolute value (|v| > above), ignoring the sign.
+    #[serde(default)]
+    pub absolute: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmitSpec {
+    pub topic: String,
+    /// Fields written, in order; each must be present on the record.
+    pub fields: Vec<String>,
+    /// Add the input message's timestamp (milliseconds since the epoch) as `timestamp`.
+    #[serde(default = "default_true")]
+    pub timestamp: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl TopologySpec {
+    /// Reads and validates a topology file, applying `overrides` to its parameters.
+    pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<Self, SpecError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, &text, overrides)
+    }
+
+    /// Parses topology text; `path` is only used in error messages.
+    pub fn parse(path: &Path, text: &str, overrides: &[(String, String)]) -> Result<Self, SpecError> {
+        let params = declared_params(path, text)?;
+        let values = resolve_params(path, params, overrides)?;
+        let expanded = substitute(path, text, &values)?;
+        let spec: TopologySpec =
+            serde_saphyr::from_str(&expanded).map_err(|e| yaml_error(path, &e))?;
+        spec.check_rules(path)?;
+        Ok(spec)
+    }
+
+    /// Every topic the topology writes to, error topic included, without duplicates.
+    pub fn output_topics(&self) -> Vec<String> {
+        let mut topics: Vec<String> = self
+            .operators
+            .iter()
+            .filter_map(|op| match op {
+                OperatorSpec::Emit(emit) => Some(emit.topic.clone()),
+                _ => None,
+            })
+            .collect();
+        topics.push(self.error_topic.clone());
+        topics.dedup();
+        topics
+    }
+
+    fn check_rules(&self, path: &Path) -> Result<(), SpecError> {
+        let rule = |message: String| SpecError::Rule {
+            path: path.to_owned(),
+            message,
+        };
+        if self.operators.is_empty() {
+            return Err(rule("the topology has no operators".into()));
+        }
+        if !matches!(self.operators.first(), Some(OperatorSpec::Parse(_))) {
+            return Err(rule("the first operator must be `parse`".into()));
+        }
+        for (index, op) in self.operators.iter().enumerate() {
+            match op {
+                OperatorSpec::Threshold(t) if t.above.is_none() && t.below.is_none() => {
+                    return Err(rule(format!(
+                        "operator {} (threshold on `{}`) needs `above`, `below` or both",
+                        index + 1,
+                        t.field
+                    )));
+                }
+                OperatorSpec::Threshold(t) if t.absolute && t.below.is_some() => {
+                    return Err(rule(format!(
+                        "operator {} (threshold on `{}`): `absolute` compares |value| > `above`; \
+                         drop `below`",
+                        index + 1,
+                        t.field
+                    )));
+                }
+                OperatorSpec::Extract(e) => {
+                    for (name, source) in &e.fields {
+                        let pointer = source.pointer();
+                        if !(pointer.is_empty() || pointer.starts_with('/')) {
+                            return Err(rule(format!(
+                                "operator {} extracts `{name}` from `{pointer}`, which is not a \
+                                 JSON pointer (it must start with `/`, e.g. `/data/amount`)",
+                                index + 1
+                            )));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+impl FieldSource {
+    pub fn pointer(&self) -> &str {
+        match self {
+            FieldSource::Pointer(p) => p,
+            FieldSource::Typed(t) => &t.pointer,
+        }
+    }
+
+    pub fn kind(&self) -> FieldKind {
+        match self {
+            FieldSource::Pointer(_) => FieldKind::Any,
+            FieldSource::Typed(t) => t.kind,
+        }
+    }
+}
+
+/// Turns a serde-saphyr error into one that names the file, line and column.
+pub fn yaml_error(path: &Path, error: &serde_saphyr::Error) -> SpecError {
+    let (line, column) = error
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .unwrap_or((0, 0));
+    SpecError::Invalid {
+        path: path.to_owned(),
+        line,
+        column,
+        message: first_line(&error.to_string()),
+    }
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or(text).trim().to_string()
+}
+
+/// Reads only the `params` block, before substitution, to learn the declared defaults.
+fn declared_params(
+    path: &Path,
+    text: &str,
+) -> Result<BTreeMap<String, serde_json::Value>, SpecError> {
+    #[derive(Deserialize)]
+    struct ParamsOnly {
+        #[serde(default)]
+        params: BTreeMap<String, serde_json::Value>,
+    }
+    let only: ParamsOnly = serde_saphyr::from_str(text).map_err(|e| yaml_error(path, &e))?;
+    Ok(only.params)
+}
+
+fn resolve_params(
+    path: &Path,
+    mut params: BTreeMap<String, serde_json::Value>,
+    overrides: &[(String, String)],
+) -> Result<BTreeMap<String, String>, SpecError> {
+    for (name, value) in overrides {
+        match params.get_mut(name) {
+            Some(slot) => *slot = serde_json::Value::String(value.clone()),
+            None => {
+                return Err(SpecError::UnknownOverride {
+                    path: path.to_owned(),
+                    name: name.clone(),
+                    declared: declared_list(&params),
+                })
+            }
+        }
+    }
+    Ok(params
+        .into_iter()
+        .map(|(k, v)| {
+            let text = match v {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            (k, text)
+        })
+        .collect())
+}
+
+fn declared_list<V>(params: &BTreeMap<String, V>) -> String {
+    if params.is_empty() {
+        "none".into()
+    } else {
+        params.keys().cloned().collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// Replaces every `${name}` with its value; `$${` escapes a literal `${`.
+fn substitute(
+    path: &Path,
+    text: &str,
+    values: &BTreeMap<String, String>,
+) -> Result<String, SpecError> {
+    let mut out = String::with_capacity(text.len());
+    for (line_index, line) in text.split_inclusive('\n').enumerate() {
+        let mut rest = line;
+        while let Some(start) = rest.find("${") {
+            if rest[..start].ends_with('$') {
+                out.push_str(&rest[..start - 1]);
+                out.push_str("${");
+                rest = &rest[start + 2..];
+                continue;
+            }
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let Some(end) = after.find('}') else {
+                out.push_str(&rest[start..]);
+                rest = "";
+                break;
+            };
+            let name = after[..end].trim();
+            match values.get(name) {
+                Some(value) => out.push_str(value),
+                None => {
+                    let column = line.len() - rest.len() + start + 1;
+                    return Err(SpecError::UnknownParam {
+                        path: path.to_owned(),
+                        line: line_index + 1,
+                        column,
+                        name: name.to_string(),
+                        declared: declared_list(values),
+                    });
+                }
+            }
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "\
+name: t
+params:
+  threshold: 50
+input: { topic: raw, group: g }
+error_topic: errors
+operators:
+  - parse: {}
+  - extract: { fields: { rate: { pointer: /a, type: number } } }
+  - threshold: { field: rate, above: ${threshold}, absolute: true }
+  - emit: { topic: out, fields: [rate] }
+";
+
+    fn parse(text: &str, overrides: &[(&str, &str)]) -> Result<TopologySpec, SpecError> {
+        let overrides: Vec<(String, String)> = overrides
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        TopologySpec::parse(Path::new("t.yaml"), text, &overrides)
+    }
+
+    #[test]
+    fn parameters_take_defaults_and_overrides() {
+        let spec = parse(MINIMAL, &[]).unwrap();
+        let OperatorSpec::Threshold(t) = &spec.operators[2] else {
+            panic!("expected threshold, got {:?}", spec.operators[2]);
+        };
+        assert_eq!(t.above, Some(50.0));
+        let spec = parse(MINIMAL, &[("threshold", "7.5")]).unwrap();
+        let OperatorSpec::Threshold(t) = &spec.operators[2] else {
+            panic!("expected threshold");
+        };
+        assert_eq!(t.above, Some(7.5));
+        assert_eq!(spec.output_topics(), vec!["out".to_string(), "errors".to_string()]);
+    }
+
+    #[test]
+    fn unknown_parameter_reference_names_line_and_column() {
+        let text = MINIMAL.replace("${threshold}", "${treshold}");
+        let err = parse(&text, &[]).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "t.yaml:9:37: unknown parameter `treshold` (declared: threshold)"
+        );
+    }
+
+    #[test]
+    fn unknown_override_is_refused() {
+        let err = parse(MINIMAL, &[("limit", "3")]).unwrap_err().to_string();
+        assert!(err.contains("cannot set `limit`"), "{err}");
+    }
+
+    #[test]
+    fn unknown_field_is_reported_with_location() {
+        let text = MINIMAL.replace("absolute: true", "absolut: true");
+        let err = parse(&text, &[]).unwrap_err();
+        match err {
+            SpecError::Invalid { line, message, .. } => {
+                assert_eq!(line, 9);
+                assert!(message.contains("absolut"), "{message}");
+            }
+            other => panic!("expected Invalid, got {other}"),
+        }
+    }
+
+    #[test]
+    fn threshold_without_bound_is_refused() {
+        let text = MINIMAL.replace("above: ${threshold}, ", "");
+        let err = parse(&text, &[]).unwrap_err().to_string();
+        assert!(err.contains("needs `above`, `below` or both"), "{err}");
+    }
+
+    #[test]
+    fn pointer_must_start_with_slash() {
+        let text = MINIMAL.replace("pointer: /a", "pointer: a.b");
+        let err = parse(&text, &[]).unwrap_err().to_string();
+        assert!(err.contains("not a JSON pointer"), "{err}");
+    }
+
+    #[test]
+    fn escaped_dollar_is_kept() {
+        let values = BTreeMap::from([("x".to_string(), "1".to_string())]);
+        let out = substitute(Path::new("t"), "a: $${x} ${x}\n", &values).unwrap();
+        assert_eq!(out, "a: ${x} 1\n");
+    }
+}
