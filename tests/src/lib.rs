@@ -1,1 +1,275 @@
-//! placeholder
+//! The harness for Weir's end-to-end tests: a real ZooKeeper and Kafka broker on free loopback
+//! ports, shared by the tests of one test binary, and helpers to produce, consume and run the
+//! `weir` binary.
+//!
+//! The shared broker is started from a thread that lives as long as the test process, with
+//! `PR_SET_PDEATHSIG`: when the test binary exits — passing, failing or panicking — the kernel
+//! kills ZooKeeper and Kafka. Every test uses topics and groups of its own ([`unique`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use weir_catalog::local::process::Lifetime;
+use weir_catalog::local::stack::KafkaStack;
+
+static SHARED: OnceLock<String> = OnceLock::new();
+
+/// The bootstrap address of the broker shared by this test binary, started on first use.
+pub fn kafka() -> &'static str {
+    SHARED.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("weir-test-kafka".into())
+            .spawn(move || {
+                let dir = test_root().join(format!("kafka-{}", std::process::id()));
+                let _ = std::fs::remove_dir_all(&dir);
+                let started = Instant::now();
+                match KafkaStack::start(&dir, Lifetime::DiesWithParent, Duration::from_secs(90)) {
+                    Ok(stack) => {
+                        eprintln!(
+                            "test broker {} ready in {:.1}s",
+                            stack.bootstrap(),
+                            started.elapsed().as_secs_f64()
+                        );
+                        tx.send(Ok(stack.bootstrap().to_string())).unwrap();
+                        // Keeps the stack (and the parent thread of its processes) alive until
+                        // the test process exits.
+                        loop {
+                            std::thread::park();
+                        }
+                    }
+                    Err(error) => tx.send(Err(error.to_string())).unwrap(),
+                }
+            })
+            .expect("spawn the broker thread");
+        match rx.recv().expect("broker thread answers") {
+            Ok(bootstrap) => bootstrap,
+            Err(error) => panic!("cannot start the test broker: {error}"),
+        }
+    })
+}
+
+/// Where test brokers keep their data; directories of test processes that are gone are
+/// removed here so that a killed test run leaves nothing behind for long.
+fn test_root() -> PathBuf {
+    let root = std::env::temp_dir().join("weir-tests");
+    std::fs::create_dir_all(&root).expect("create the test directory");
+    if let Ok(entries) = std::fs::read_dir(&root) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let pid = name.rsplit('-').next().and_then(|p| p.parse::<i32>().ok());
+            if pid.is_some_and(|pid| !weir_catalog::local::process::alive(pid)) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    root
+}
+
+/// A name no other test of this run uses, for topics and consumer groups.
+pub fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The `weir` binary built next to this test binary (`cargo build --release` builds it;
+/// `make test` does so first).
+pub fn weir_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/<test> → target/<profile>/weir
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("weir"))
+        .expect("test binary lives in target/<profile>/deps");
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it first with `cargo build --release -p weir` (make test does)",
+        bin.display()
+    );
+    bin
+}
+
+/// The repository root, for shipped workflows and topologies.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the repository")
+        .to_path_buf()
+}
+
+/// Produces `payloads` in order and waits for every acknowledgement.
+pub async fn produce(bootstrap: &str, topic: &str, payloads: &[String]) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .create()
+        .expect("producer");
+    for payload in payloads {
+        producer
+            .send(
+                FutureRecord::<str, str>::to(topic).payload(payload),
+                Duration::from_secs(30),
+            )
+            .await
+            .unwrap_or_else(|(e, _)| panic!("produce to {topic}: {e}"));
+    }
+}
+
+/// One consumed message.
+#[derive(Debug, Clone)]
+pub struct Consumed {
+    pub payload: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Consumed {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.payload)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.payload))
+    }
+}
+
+/// Reads partition 0 of `topic` from the beginning until `count` messages arrived or
+/// `timeout` passed, then keeps reading for `settle` to catch any extra message.
+pub fn read_topic(
+    bootstrap: &str,
+    topic: &str,
+    count: usize,
+    timeout: Duration,
+    settle: Duration,
+) -> Vec<Consumed> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .set("topic.metadata.refresh.interval.ms", "500")
+        .create()
+        .expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&assignment).expect("assign");
+    let mut messages = Vec::new();
+    let deadline = Instant::now() + timeout;
+    let mut settle_until: Option<Instant> = None;
+    loop {
+        let now = Instant::now();
+        if settle_until.is_some_and(|t| now >= t) || (settle_until.is_none() && now >= deadline) {
+            break;
+        }
+        if messages.len() >= count && settle_until.is_none() {
+            settle_until = Some(now + settle);
+        }
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => {
+                let headers = message
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|header| {
+                                (
+                                    header.key.to_string(),
+                                    String::from_utf8_lossy(header.value.unwrap_or_default())
+                                        .into_owned(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                messages.push(Consumed {
+                    payload: String::from_utf8_lossy(message.payload().unwrap_or_default())
+                        .into_owned(),
+                    headers,
+                });
+            }
+            // The topic may not exist yet; the runner creates it on first write.
+            Some(Err(_)) | None => {}
+        }
+    }
+    messages
+}
+
+/// A `weir` child process killed when the test ends, whatever happens.
+#[derive(Debug)]
+pub struct WeirProcess {
+    child: std::process::Child,
+    pub log: PathBuf,
+}
+
+impl WeirProcess {
+    /// Starts `weir ARGS...`, its output going to a log file in `dir`.
+    pub fn start(dir: &Path, log_name: &str, args: &[&str]) -> Self {
+        let log = dir.join(log_name);
+        let out = std::fs::File::create(&log).expect("create log");
+        let child = std::process::Command::new(weir_bin())
+            .args(args)
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("start weir");
+        Self { child, log }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Sends a signal (e.g. `libc::SIGTERM`) and waits for the exit status.
+    pub fn signal_and_wait(&mut self, signal: i32, timeout: Duration) -> std::process::ExitStatus {
+        // SAFETY: plain syscall on our own child.
+        unsafe {
+            libc::kill(self.pid(), signal);
+        }
+        self.wait(timeout)
+    }
+
+    pub fn wait(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                panic!("weir did not exit within {timeout:?}; log:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for WeirProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` until it returns `Some` or `timeout` passes.
+pub fn eventually<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -307,8 +307,15 @@ pub fn yaml_error(path: &Path, error: &serde_saphyr::Error) -> SpecError {
     }
 }
 
+/// The first line of a serde-saphyr message without its own "error: line N column M:" prefix,
+/// since the caller prints the location itself.
 fn first_line(text: &str) -> String {
-    text.lines().next().unwrap_or(text).trim().to_string()
+    let line = text.lines().next().unwrap_or(text).trim();
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    match line.strip_prefix("line ").and_then(|rest| rest.split_once(": ")) {
+        Some((location, message)) if location.contains("column") => message.to_string(),
+        _ => line.to_string(),
+    }
 }
 
 /// Reads only the `params` block, before substitution, to learn the declared defaults.
@@ -321,8 +328,31 @@ fn declared_params(
         #[serde(default)]
         params: BTreeMap<String, serde_json::Value>,
     }
-    let only: ParamsOnly = serde_saphyr::from_str(text).map_err(|e| yaml_error(path, &e))?;
+    // References are not valid YAML everywhere (`{ above: ${x} }` breaks a flow mapping), so
+    // they are masked before this first read; parameter values themselves hold no references.
+    let masked = mask_references(text);
+    let only: ParamsOnly = serde_saphyr::from_str(&masked).map_err(|e| yaml_error(path, &e))?;
     Ok(only.params)
+}
+
+fn mask_references(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        match rest[start..].find('}') {
+            Some(end) => {
+                out.push_str("weir_param");
+                rest = &rest[start + end + 1..];
+            }
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 fn resolve_params(
@@ -452,7 +482,7 @@ operators:
         let err = parse(&text, &[]).unwrap_err().to_string();
         assert_eq!(
             err,
-            "t.yaml:9:37: unknown parameter `treshold` (declared: threshold)"
+            "t.yaml:9:38: unknown parameter `treshold` (declared: threshold)"
         );
     }
 

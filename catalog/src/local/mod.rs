@@ -4,6 +4,7 @@ pub mod distribution;
 pub mod kafka;
 pub mod ports;
 pub mod process;
+pub mod stack;
 pub mod zookeeper;
 
 use std::path::PathBuf;

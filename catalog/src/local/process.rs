@@ -144,48 +144,69 @@ impl Drop for ManagedProcess {
 }
 
 /// Stops the process group led by `pid` (which need not be our child): SIGTERM, wait up to
-/// `grace` for it to go, then SIGKILL. Returns true when a process was found.
+/// `grace` for every member to go, then SIGKILL. Returns true when a process was found.
 pub fn stop_group(pid: i32, grace: Duration) -> bool {
-    if pid <= 0 || !alive(pid) {
+    if pid <= 0 || (!alive(pid) && group_members(pid).is_empty()) {
         return false;
     }
-    // SAFETY: plain syscalls with no memory arguments.
-    unsafe {
-        libc::kill(-pid, libc::SIGTERM);
-        libc::kill(pid, libc::SIGTERM);
-    }
-    let deadline = Instant::now() + grace;
-    while Instant::now() < deadline {
-        if !alive(pid) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    // SAFETY: as above.
-    unsafe {
-        libc::kill(-pid, libc::SIGKILL);
-        libc::kill(pid, libc::SIGKILL);
-    }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while alive(pid) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
+    signal_group(pid, libc::SIGTERM);
+    if !wait_for_group_exit(pid, grace) {
+        signal_group(pid, libc::SIGKILL);
+        wait_for_group_exit(pid, Duration::from_secs(5));
     }
     true
 }
 
+fn signal_group(pid: i32, signal: i32) {
+    // SAFETY: plain syscalls with no memory arguments.
+    unsafe {
+        libc::kill(-pid, signal);
+        libc::kill(pid, signal);
+    }
+}
+
+fn wait_for_group_exit(pid: i32, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if !alive(pid) && group_members(pid).is_empty() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// The live (non-zombie) processes whose process group is `pgid`.
+pub fn group_members(pgid: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            read_stat(pid).is_some_and(|(state, group)| group == pgid && state != "Z" && state != "X")
+        })
+        .collect()
+}
+
+/// State letter and process group of a process, from `/proc/PID/stat`.
+fn read_stat(pid: i32) -> Option<(String, i32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesized command name (which may contain spaces):
+    // state ppid pgrp ...
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?.to_string();
+    let _ppid = fields.next()?;
+    let group = fields.next()?.parse().ok()?;
+    Some((state, group))
+}
+
 /// True when `pid` exists and is not a zombie.
 pub fn alive(pid: i32) -> bool {
-    if pid <= 0 {
-        return false;
-    }
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the parenthesized command name, which may contain spaces.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) => false,
-    }
+    pid > 0 && read_stat(pid).is_some_and(|(state, _)| state != "Z" && state != "X")
 }
 
 /// The last `lines` lines of a log file (at most 64 KiB are read).
@@ -232,11 +253,7 @@ mod tests {
         process.stop(Duration::from_millis(300));
         assert!(!alive(pid));
         // The `sleep` grandchild was in the same group and went too.
-        let survivors = std::process::Command::new("pgrep")
-            .args(["-g", &pid.to_string()])
-            .output()
-            .unwrap();
-        assert!(survivors.stdout.is_empty(), "group members left: {:?}", survivors);
+        assert_eq!(group_members(pid), Vec::<i32>::new(), "group members left");
         assert_eq!(log_tail(&dir.path().join("out.log"), 5), "started");
     }
 

@@ -1,0 +1,77 @@
+//! Command-line definitions and dispatch. Each sub-module owns one command family.
+
+mod bench;
+mod signals;
+mod source;
+mod topology;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "weir", version, about = "Workflow-orchestrated streaming sandbox")]
+pub struct Cli {
+    /// More log output (-v debug, -vv trace). `RUST_LOG` overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run or check a topology (Kafka in → operators → Kafka out).
+    #[command(subcommand)]
+    Topology(topology::TopologyCommand),
+    /// Feed a Kafka topic from a live HTTP endpoint or a recording.
+    #[command(subcommand)]
+    Source(source::SourceCommand),
+    /// Benchmarks that print ratios against a reference measured in the same run.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+pub fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Topology(command) => topology::run(command),
+        Command::Source(command) => source::run(command),
+        Command::Bench(command) => bench::run(command),
+    }
+}
+
+/// Parses `NAME=VALUE` for `--set`.
+pub fn parse_assignment(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.trim().is_empty() => {
+            Ok((name.trim().to_string(), value.to_string()))
+        }
+        _ => Err(format!("expected NAME=VALUE, got `{text}`")),
+    }
+}
+
+/// Parses a duration argument such as `5s` or `250ms`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    weir_topology::duration::parse_duration(text)
+}
+
+/// A multi-threaded runtime for the async commands.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}

@@ -1,0 +1,227 @@
+//! The reference topology, run by the real `weir topology run` against a real broker.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use weir_tests::{eventually, kafka, produce, read_topic, repo_root, unique, WeirProcess};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Topics and group of one test's run of the reference topology.
+struct Names {
+    input: String,
+    dataflow: String,
+    rates: String,
+    variations: String,
+    notifications: String,
+    errors: String,
+}
+
+impl Names {
+    fn new() -> Self {
+        let base = unique("btc");
+        Self {
+            input: format!("{base}-raw"),
+            dataflow: format!("{base}-flow"),
+            rates: format!("{base}-rates"),
+            variations: format!("{base}-variations"),
+            notifications: format!("{base}-notifications"),
+            errors: format!("{base}-errors"),
+        }
+    }
+
+    fn start_runner(&self, dir: &std::path::Path, log: &str, extra: &[&str]) -> WeirProcess {
+        let topology = repo_root().join("workflows/topologies/bitcoin-yuan.yaml");
+        let sets = [
+            format!("message_topic={}", self.input),
+            format!("dataflow_name={}", self.dataflow),
+            format!("rate_topic={}", self.rates),
+            format!("variation_topic={}", self.variations),
+            format!("notification_topic={}", self.notifications),
+            format!("error_topic={}", self.errors),
+        ];
+        let mut args = vec![
+            "topology".to_string(),
+            "run".into(),
+            topology.display().to_string(),
+            "--brokers".into(),
+            kafka().to_string(),
+            "--log-interval".into(),
+            "1s".into(),
+        ];
+        for set in sets {
+            args.push("--set".into());
+            args.push(set);
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        WeirProcess::start(dir, log, &args)
+    }
+}
+
+/// A Coinbase-shaped spot price document with the amount quoted as a string.
+fn ticker(rate: f64) -> String {
+    json!({"data": {"amount": format!("{rate:.2}"), "base": "BTC", "currency": "CNY"}}).to_string()
+}
+
+fn field(message: &Value, name: &str) -> f64 {
+    message[name]
+        .as_f64()
+        .unwrap_or_else(|| panic!("`{name}` missing in {message}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reference_topology_emits_rates_variations_and_notifications() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = Names::new();
+    let rates = [478_000.0, 478_020.0, 478_100.5, 478_040.0, 478_040.0, 477_900.25, 477_950.0];
+    let documents: Vec<String> = rates.iter().map(|&r| ticker(r)).collect();
+    produce(kafka(), &names.input, &documents).await;
+    let mut runner = names.start_runner(dir.path(), "runner.log", &["--set", "threshold=50"]);
+
+    let got_rates = read_topic(kafka(), &names.rates, rates.len(), WAIT, Duration::from_millis(500));
+    let rate_values: Vec<f64> = got_rates.iter().map(|m| field(&m.json(), "rate")).collect();
+    assert_eq!(rate_values, rates, "log:\n{}", runner.log_text());
+    assert!(got_rates.iter().all(|m| m.json()["timestamp"].as_i64().is_some()));
+
+    let variations: Vec<(f64, f64, f64)> = read_topic(kafka(), &names.variations, rates.len() - 1, WAIT, Duration::from_millis(500))
+        .iter()
+        .map(|m| {
+            let v = m.json();
+            (field(&v, "previous"), field(&v, "rate"), field(&v, "variation"))
+        })
+        .collect();
+    let expected: Vec<(f64, f64, f64)> = rates
+        .windows(2)
+        .map(|w| (w[0], w[1], w[1] - w[0]))
+        .collect();
+    assert_eq!(variations, expected);
+
+    // |variation| > 50: +80.5, -60.5, -139.75 (and +20, 0, +49.75 stay quiet).
+    let notifications: Vec<f64> = read_topic(kafka(), &names.notifications, 3, WAIT, Duration::from_secs(1))
+        .iter()
+        .map(|m| field(&m.json(), "variation"))
+        .collect();
+    assert_eq!(notifications, vec![80.5, -60.5, -139.75]);
+
+    let status = runner.signal_and_wait(libc::SIGTERM, Duration::from_secs(30));
+    assert!(status.success(), "SIGTERM should stop the runner cleanly: {status}\n{}", runner.log_text());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_documents_go_to_the_error_topic_and_processing_continues() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = Names::new();
+    let documents = vec![
+        ticker(100.0),
+        "this is not JSON".to_string(),
+        json!({"data": {"price": "101"}}).to_string(),
+        json!({"data": {"amount": "n/a"}}).to_string(),
+        ticker(300.0),
+    ];
+    produce(kafka(), &names.input, &documents).await;
+    let mut runner = names.start_runner(dir.path(), "runner.log", &[]);
+
+    let errors: Vec<Value> = read_topic(kafka(), &names.errors, 3, WAIT, Duration::from_millis(500))
+        .iter()
+        .map(|m| m.json())
+        .collect();
+    assert_eq!(errors.len(), 3, "log:\n{}", runner.log_text());
+    assert_eq!(errors[0]["operator"], "parse");
+    assert_eq!(errors[0]["payload"], "this is not JSON");
+    assert_eq!(errors[0]["topic"], Value::String(names.input.clone()));
+    assert_eq!(errors[0]["offset"], 1);
+    assert_eq!(errors[1]["operator"], "extract");
+    assert_eq!(errors[1]["reason"], "field `rate`: nothing at JSON pointer `/data/amount`");
+    assert_eq!(errors[1]["payload"], documents[2]);
+    assert_eq!(errors[2]["reason"], "field `rate`: expected a number, found \"n/a\"");
+
+    // The good document after the bad ones went through, and its variation skips them.
+    let variations = read_topic(kafka(), &names.variations, 1, WAIT, Duration::from_millis(500));
+    assert_eq!(variations.len(), 1);
+    assert_eq!(field(&variations[0].json(), "variation"), 200.0);
+    let notifications = read_topic(kafka(), &names.notifications, 1, WAIT, Duration::from_millis(500));
+    assert_eq!(notifications.len(), 1);
+    assert!(runner.signal_and_wait(libc::SIGTERM, Duration::from_secs(30)).success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_runner_killed_mid_stream_and_restarted_loses_no_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = Names::new();
+    const COUNT: usize = 5_000;
+    // Distinct rates, so that every input is recognisable in the outputs.
+    let rates: Vec<f64> = (0..COUNT).map(|i| 400_000.0 + (i as f64) * 1.5 + if i % 2 == 0 { 0.0 } else { 100.0 }).collect();
+    let documents: Vec<String> = rates.iter().map(|&r| ticker(r)).collect();
+    // The input keeps arriving while the runner is killed, so the kill lands mid-stream.
+    let input = names.input.clone();
+    let producing = tokio::spawn(async move { produce(kafka(), &input, &documents).await });
+
+    let mut first = names.start_runner(dir.path(), "first.log", &[]);
+    let progressed = eventually(WAIT, || {
+        let seen = read_topic(kafka(), &names.rates, 500, Duration::from_secs(2), Duration::ZERO).len();
+        (seen >= 500).then_some(seen)
+    });
+    assert!(progressed.is_some(), "runner made no progress:\n{}", first.log_text());
+    let status = first.signal_and_wait(libc::SIGKILL, Duration::from_secs(10));
+    assert!(!status.success());
+    assert!(!producing.is_finished(), "the kill should land while input is still arriving");
+    producing.await.unwrap();
+
+    let mut second = names.start_runner(dir.path(), "second.log", &[]);
+    let outputs = read_topic(kafka(), &names.rates, COUNT, Duration::from_secs(120), Duration::from_secs(1));
+    let mut seen: Vec<f64> = outputs.iter().map(|m| field(&m.json(), "rate")).collect();
+    assert!(seen.len() >= COUNT, "only {} of {COUNT} rates:\n{}", seen.len(), second.log_text());
+    seen.sort_by(f64::total_cmp);
+    seen.dedup();
+    let mut expected_rates = rates.clone();
+    expected_rates.sort_by(f64::total_cmp);
+    let missing: Vec<&f64> = expected_rates.iter().filter(|r| seen.binary_search_by(|s| s.total_cmp(r)).is_err()).collect();
+    assert!(missing.is_empty(), "{} input rates never reached the output, e.g. {:?}", missing.len(), &missing[..missing.len().min(5)]);
+    assert_eq!(seen.len(), COUNT, "no rate that was not in the input");
+
+    // Operator state travelled with the committed offset: every consecutive pair has its
+    // variation, including the pair that straddles the kill.
+    let variations = read_topic(kafka(), &names.variations, COUNT - 1, Duration::from_secs(60), Duration::from_secs(1));
+    let mut pairs: Vec<(u64, u64)> = variations
+        .iter()
+        .map(|m| {
+            let v = m.json();
+            (field(&v, "previous").to_bits(), field(&v, "rate").to_bits())
+        })
+        .collect();
+    pairs.sort();
+    pairs.dedup();
+    let mut expected: Vec<(u64, u64)> = rates.windows(2).map(|w| (w[0].to_bits(), w[1].to_bits())).collect();
+    expected.sort();
+    let lost = expected.iter().filter(|p| pairs.binary_search(p).is_err()).count();
+    assert_eq!(lost, 0, "variations lost across the restart");
+    assert_eq!(pairs.len(), expected.len(), "no variation against a wrong previous value");
+    assert!(second.signal_and_wait(libc::SIGTERM, Duration::from_secs(30)).success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_endpoint_counts_records_and_latency() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = Names::new();
+    let documents: Vec<String> = (0..50).map(|i| ticker(1000.0 + i as f64 * 60.0)).collect();
+    produce(kafka(), &names.input, &documents).await;
+    let port = weir_catalog::local::ports::free_port().unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    let mut runner = names.start_runner(dir.path(), "runner.log", &["--addr", &addr]);
+    let url = format!("http://{addr}/metrics");
+    let text = eventually(WAIT, || {
+        let text = reqwest::blocking::get(&url).ok()?.text().ok()?;
+        text.contains("weir_records_done_total{topology=").then_some(()).and(
+            text.lines()
+                .any(|l| l.starts_with("weir_records_done_total{") && l.ends_with(" 50"))
+                .then_some(text),
+        )
+    })
+    .unwrap_or_else(|| panic!("metrics never reached 50 records:\n{}", runner.log_text()));
+    // 50 rates + 49 variations + 49 notifications (every step is 60 > 50).
+    assert!(text.contains(&format!("weir_messages_out_total{{topology=\"{}\"}} 148", names.dataflow)), "{text}");
+    assert!(text.contains("weir_latency_seconds_count"), "{text}");
+    assert!(runner.signal_and_wait(libc::SIGTERM, Duration::from_secs(30)).success());
+    assert!(runner.log_text().contains("records in"), "periodic progress line is logged");
+}
