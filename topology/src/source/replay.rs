@@ -52,11 +52,16 @@ pub fn load_recording(path: &Path) -> Result<Vec<String>, SourceError> {
 
 fn csv_documents(text: &str) -> Result<Vec<String>, String> {
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header: Vec<&str> = lines
+    let header: Vec<String> = lines
         .next()
         .ok_or("empty CSV file")?
         .split(',')
         .map(str::trim)
+        .enumerate()
+        .map(|(index, name)| match name {
+            "" => format!("column{}", index + 1),
+            name => name.to_string(),
+        })
         .collect();
     lines
         .enumerate()
@@ -73,7 +78,7 @@ fn csv_documents(text: &str) -> Result<Vec<String>, String> {
             let object: serde_json::Map<String, serde_json::Value> = header
                 .iter()
                 .zip(cells)
-                .map(|(name, cell)| (name.to_string(), serde_json::Value::from(cell)))
+                .map(|(name, cell)| (name.clone(), serde_json::Value::from(cell)))
                 .collect();
             Ok(serde_json::Value::Object(object).to_string())
         })
@@ -120,10 +125,10 @@ mod tests {
 
     #[test]
     fn csv_rows_become_objects() {
-        let docs = csv_documents("Date,Close\n2012-01-31,5.55\n\n2012-02-29,4.99\n").unwrap();
+        let docs = csv_documents(",Close\n2012-01-31,5.55\n\n2012-02-29,4.99\n").unwrap();
         assert_eq!(docs, vec![
-            r#"{"Close":"5.55","Date":"2012-01-31"}"#.to_string(),
-            r#"{"Close":"4.99","Date":"2012-02-29"}"#.to_string(),
+            r#"{"Close":"5.55","column1":"2012-01-31"}"#.to_string(),
+            r#"{"Close":"4.99","column1":"2012-02-29"}"#.to_string(),
         ]);
         assert!(csv_documents("a,b\n1\n").unwrap_err().contains("row 2 has 1 cells"));
     }
