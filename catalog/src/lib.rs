@@ -1,7 +1,10 @@
 //! The catalog of services Weir can start, and how each one is realized.
 //!
-//! [`local`] holds the local-process realizations: configuration files and command lines for
-//! ZooKeeper and Kafka, the readiness checks that prove a service really serves, and a process
-//! handle that always cleans up after itself.
+//! [`catalog`] lists the services with their typed parameters, ports, dependencies and
+//! readiness checks ([`service`]). Each has two realizations: a local process ([`local`]) and
+//! Kubernetes objects ([`kubernetes`], pure functions returning `k8s-openapi` types).
 
+pub mod catalog;
+pub mod kubernetes;
 pub mod local;
+pub mod service;

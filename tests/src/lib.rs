@@ -172,30 +172,27 @@ pub fn read_topic(
         if messages.len() >= count && settle_until.is_none() {
             settle_until = Some(now + settle);
         }
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(message)) => {
-                let headers = message
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|header| {
-                                (
-                                    header.key.to_string(),
-                                    String::from_utf8_lossy(header.value.unwrap_or_default())
-                                        .into_owned(),
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                messages.push(Consumed {
-                    payload: String::from_utf8_lossy(message.payload().unwrap_or_default())
-                        .into_owned(),
-                    headers,
-                });
-            }
-            // The topic may not exist yet; the runner creates it on first write.
-            Some(Err(_)) | None => {}
+        // Errors (e.g. the topic not existing yet, before the runner first writes) are retried.
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+            let headers = message
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|header| {
+                            (
+                                header.key.to_string(),
+                                String::from_utf8_lossy(header.value.unwrap_or_default())
+                                    .into_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            messages.push(Consumed {
+                payload: String::from_utf8_lossy(message.payload().unwrap_or_default())
+                    .into_owned(),
+                headers,
+            });
         }
     }
     messages
@@ -242,7 +239,10 @@ impl WeirProcess {
                 return status;
             }
             if Instant::now() >= deadline {
-                panic!("weir did not exit within {timeout:?}; log:\n{}", self.log_text());
+                panic!(
+                    "weir did not exit within {timeout:?}; log:\n{}",
+                    self.log_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -12,7 +12,10 @@ use weir_tests::{kafka, read_topic, unique, WeirProcess};
 /// last one), like a ticker endpoint whose price moves. Returns its URL and a hit counter.
 fn ticker_server(bodies: Vec<String>) -> (String, Arc<AtomicU32>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/v2/prices/BTC-CNY/spot", listener.local_addr().unwrap());
+    let url = format!(
+        "http://{}/v2/prices/BTC-CNY/spot",
+        listener.local_addr().unwrap()
+    );
     let hits = Arc::new(AtomicU32::new(0));
     let counter = hits.clone();
     std::thread::spawn(move || {
@@ -48,15 +51,39 @@ fn http_poller_publishes_each_response_body() {
     let mut poller = WeirProcess::start(
         dir.path(),
         "poller.log",
-        &["source", "http", "--url", &url, "--topic", &topic, "--brokers", kafka(), "--interval", "100ms", "--count", "3"],
+        &[
+            "source",
+            "http",
+            "--url",
+            &url,
+            "--topic",
+            &topic,
+            "--brokers",
+            kafka(),
+            "--interval",
+            "100ms",
+            "--count",
+            "3",
+        ],
     );
     let status = poller.wait(Duration::from_secs(60));
     assert!(status.success(), "{}", poller.log_text());
     assert_eq!(hits.load(Ordering::SeqCst), 3);
-    let messages = read_topic(kafka(), &topic, 3, Duration::from_secs(30), Duration::from_millis(500));
+    let messages = read_topic(
+        kafka(),
+        &topic,
+        3,
+        Duration::from_secs(30),
+        Duration::from_millis(500),
+    );
     let payloads: Vec<&str> = messages.iter().map(|m| m.payload.as_str()).collect();
-    assert_eq!(payloads, bodies.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(messages[0].headers.contains(&("weir-source".to_string(), url.clone())));
+    assert_eq!(
+        payloads,
+        bodies.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    assert!(messages[0]
+        .headers
+        .contains(&("weir-source".to_string(), url.clone())));
 }
 
 #[test]
@@ -69,16 +96,35 @@ fn unreachable_source_is_retried_reported_and_publishes_nothing() {
     let mut poller = WeirProcess::start(
         dir.path(),
         "poller.log",
-        &["source", "http", "--url", &url, "--topic", &topic, "--brokers", kafka(), "--interval", "100ms", "--max-backoff", "400ms"],
+        &[
+            "source",
+            "http",
+            "--url",
+            &url,
+            "--topic",
+            &topic,
+            "--brokers",
+            kafka(),
+            "--interval",
+            "100ms",
+            "--max-backoff",
+            "400ms",
+        ],
     );
     std::thread::sleep(Duration::from_secs(3));
     let status = poller.signal_and_wait(libc::SIGTERM, Duration::from_secs(30));
     let log = poller.log_text();
-    assert!(!status.success(), "a source that delivered nothing exits non-zero:\n{log}");
+    assert!(
+        !status.success(),
+        "a source that delivered nothing exits non-zero:\n{log}"
+    );
     assert!(log.contains("source unreachable"), "{log}");
     assert!(log.contains("no data is published meanwhile"), "{log}");
     let attempts = log.matches("source unreachable").count();
-    assert!(attempts >= 3, "retried several times, saw {attempts}:\n{log}");
+    assert!(
+        attempts >= 3,
+        "retried several times, saw {attempts}:\n{log}"
+    );
     assert!(log.contains("published 0 documents"), "{log}");
     let messages = read_topic(kafka(), &topic, 1, Duration::from_secs(3), Duration::ZERO);
     assert!(messages.is_empty(), "nothing may be invented: {messages:?}");
@@ -92,11 +138,36 @@ fn replay_publishes_recorded_documents_labelled_as_replay() {
     let mut replay = WeirProcess::start(
         dir.path(),
         "replay.log",
-        &["source", "replay", recording.to_str().unwrap(), "--topic", &topic, "--brokers", kafka(), "--interval", "0s", "--count", "12"],
+        &[
+            "source",
+            "replay",
+            recording.to_str().unwrap(),
+            "--topic",
+            &topic,
+            "--brokers",
+            kafka(),
+            "--interval",
+            "0s",
+            "--count",
+            "12",
+        ],
     );
-    assert!(replay.wait(Duration::from_secs(60)).success(), "{}", replay.log_text());
-    assert!(replay.log_text().contains("REPLAY"), "the log says it is a replay");
-    let messages = read_topic(kafka(), &topic, 12, Duration::from_secs(30), Duration::from_millis(500));
+    assert!(
+        replay.wait(Duration::from_secs(60)).success(),
+        "{}",
+        replay.log_text()
+    );
+    assert!(
+        replay.log_text().contains("REPLAY"),
+        "the log says it is a replay"
+    );
+    let messages = read_topic(
+        kafka(),
+        &topic,
+        12,
+        Duration::from_secs(30),
+        Duration::from_millis(500),
+    );
     assert_eq!(messages.len(), 12);
     // The first row of the recording, as a JSON object keyed by the CSV header
     // (its unnamed first column, the date, becomes `column1`).
@@ -104,9 +175,10 @@ fn replay_publishes_recorded_documents_labelled_as_replay() {
     assert_eq!(first["column1"], "2012-01-31");
     assert_eq!(first["Close"], "5.55");
     assert_eq!(messages[11].json()["column1"], "2012-12-31");
-    assert!(messages
+    assert!(messages.iter().all(|m| m
+        .headers
         .iter()
-        .all(|m| m.headers.iter().any(|(k, v)| k == "weir-replay" && v.ends_with("btcusd-monthly.csv"))));
+        .any(|(k, v)| k == "weir-replay" && v.ends_with("btcusd-monthly.csv"))));
 }
 
 #[test]
@@ -118,9 +190,21 @@ fn malformed_recording_is_refused_before_publishing() {
     let mut replay = WeirProcess::start(
         dir.path(),
         "replay.log",
-        &["source", "replay", recording.to_str().unwrap(), "--topic", &topic, "--brokers", kafka()],
+        &[
+            "source",
+            "replay",
+            recording.to_str().unwrap(),
+            "--topic",
+            &topic,
+            "--brokers",
+            kafka(),
+        ],
     );
     assert!(!replay.wait(Duration::from_secs(30)).success());
-    assert!(replay.log_text().contains("line 2: not a JSON document"), "{}", replay.log_text());
+    assert!(
+        replay.log_text().contains("line 2: not a JSON document"),
+        "{}",
+        replay.log_text()
+    );
     assert!(read_topic(kafka(), &topic, 1, Duration::from_secs(2), Duration::ZERO).is_empty());
 }

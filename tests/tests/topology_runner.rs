@@ -74,23 +74,43 @@ fn field(message: &Value, name: &str) -> f64 {
 async fn reference_topology_emits_rates_variations_and_notifications() {
     let dir = tempfile::tempdir().unwrap();
     let names = Names::new();
-    let rates = [478_000.0, 478_020.0, 478_100.5, 478_040.0, 478_040.0, 477_900.25, 477_950.0];
+    let rates = [
+        478_000.0, 478_020.0, 478_100.5, 478_040.0, 478_040.0, 477_900.25, 477_950.0,
+    ];
     let documents: Vec<String> = rates.iter().map(|&r| ticker(r)).collect();
     produce(kafka(), &names.input, &documents).await;
     let mut runner = names.start_runner(dir.path(), "runner.log", &["--set", "threshold=50"]);
 
-    let got_rates = read_topic(kafka(), &names.rates, rates.len(), WAIT, Duration::from_millis(500));
+    let got_rates = read_topic(
+        kafka(),
+        &names.rates,
+        rates.len(),
+        WAIT,
+        Duration::from_millis(500),
+    );
     let rate_values: Vec<f64> = got_rates.iter().map(|m| field(&m.json(), "rate")).collect();
     assert_eq!(rate_values, rates, "log:\n{}", runner.log_text());
-    assert!(got_rates.iter().all(|m| m.json()["timestamp"].as_i64().is_some()));
-
-    let variations: Vec<(f64, f64, f64)> = read_topic(kafka(), &names.variations, rates.len() - 1, WAIT, Duration::from_millis(500))
+    assert!(got_rates
         .iter()
-        .map(|m| {
-            let v = m.json();
-            (field(&v, "previous"), field(&v, "rate"), field(&v, "variation"))
-        })
-        .collect();
+        .all(|m| m.json()["timestamp"].as_i64().is_some()));
+
+    let variations: Vec<(f64, f64, f64)> = read_topic(
+        kafka(),
+        &names.variations,
+        rates.len() - 1,
+        WAIT,
+        Duration::from_millis(500),
+    )
+    .iter()
+    .map(|m| {
+        let v = m.json();
+        (
+            field(&v, "previous"),
+            field(&v, "rate"),
+            field(&v, "variation"),
+        )
+    })
+    .collect();
     let expected: Vec<(f64, f64, f64)> = rates
         .windows(2)
         .map(|w| (w[0], w[1], w[1] - w[0]))
@@ -98,14 +118,24 @@ async fn reference_topology_emits_rates_variations_and_notifications() {
     assert_eq!(variations, expected);
 
     // |variation| > 50: +80.5, -60.5, -139.75 (and +20, 0, +49.75 stay quiet).
-    let notifications: Vec<f64> = read_topic(kafka(), &names.notifications, 3, WAIT, Duration::from_secs(1))
-        .iter()
-        .map(|m| field(&m.json(), "variation"))
-        .collect();
+    let notifications: Vec<f64> = read_topic(
+        kafka(),
+        &names.notifications,
+        3,
+        WAIT,
+        Duration::from_secs(1),
+    )
+    .iter()
+    .map(|m| field(&m.json(), "variation"))
+    .collect();
     assert_eq!(notifications, vec![80.5, -60.5, -139.75]);
 
     let status = runner.signal_and_wait(libc::SIGTERM, Duration::from_secs(30));
-    assert!(status.success(), "SIGTERM should stop the runner cleanly: {status}\n{}", runner.log_text());
+    assert!(
+        status.success(),
+        "SIGTERM should stop the runner cleanly: {status}\n{}",
+        runner.log_text()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -122,27 +152,48 @@ async fn malformed_documents_go_to_the_error_topic_and_processing_continues() {
     produce(kafka(), &names.input, &documents).await;
     let mut runner = names.start_runner(dir.path(), "runner.log", &[]);
 
-    let errors: Vec<Value> = read_topic(kafka(), &names.errors, 3, WAIT, Duration::from_millis(500))
-        .iter()
-        .map(|m| m.json())
-        .collect();
+    let errors: Vec<Value> =
+        read_topic(kafka(), &names.errors, 3, WAIT, Duration::from_millis(500))
+            .iter()
+            .map(|m| m.json())
+            .collect();
     assert_eq!(errors.len(), 3, "log:\n{}", runner.log_text());
     assert_eq!(errors[0]["operator"], "parse");
     assert_eq!(errors[0]["payload"], "this is not JSON");
     assert_eq!(errors[0]["topic"], Value::String(names.input.clone()));
     assert_eq!(errors[0]["offset"], 1);
     assert_eq!(errors[1]["operator"], "extract");
-    assert_eq!(errors[1]["reason"], "field `rate`: nothing at JSON pointer `/data/amount`");
+    assert_eq!(
+        errors[1]["reason"],
+        "field `rate`: nothing at JSON pointer `/data/amount`"
+    );
     assert_eq!(errors[1]["payload"], documents[2]);
-    assert_eq!(errors[2]["reason"], "field `rate`: expected a number, found \"n/a\"");
+    assert_eq!(
+        errors[2]["reason"],
+        "field `rate`: expected a number, found \"n/a\""
+    );
 
     // The good document after the bad ones went through, and its variation skips them.
-    let variations = read_topic(kafka(), &names.variations, 1, WAIT, Duration::from_millis(500));
+    let variations = read_topic(
+        kafka(),
+        &names.variations,
+        1,
+        WAIT,
+        Duration::from_millis(500),
+    );
     assert_eq!(variations.len(), 1);
     assert_eq!(field(&variations[0].json(), "variation"), 200.0);
-    let notifications = read_topic(kafka(), &names.notifications, 1, WAIT, Duration::from_millis(500));
+    let notifications = read_topic(
+        kafka(),
+        &names.notifications,
+        1,
+        WAIT,
+        Duration::from_millis(500),
+    );
     assert_eq!(notifications.len(), 1);
-    assert!(runner.signal_and_wait(libc::SIGTERM, Duration::from_secs(30)).success());
+    assert!(runner
+        .signal_and_wait(libc::SIGTERM, Duration::from_secs(30))
+        .success());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -151,7 +202,9 @@ async fn a_runner_killed_mid_stream_and_restarted_loses_no_record() {
     let names = Names::new();
     const COUNT: usize = 5_000;
     // Distinct rates, so that every input is recognisable in the outputs.
-    let rates: Vec<f64> = (0..COUNT).map(|i| 400_000.0 + (i as f64) * 1.5 + if i % 2 == 0 { 0.0 } else { 100.0 }).collect();
+    let rates: Vec<f64> = (0..COUNT)
+        .map(|i| 400_000.0 + (i as f64) * 1.5 + if i % 2 == 0 { 0.0 } else { 100.0 })
+        .collect();
     let documents: Vec<String> = rates.iter().map(|&r| ticker(r)).collect();
     // The input keeps arriving while the runner is killed, so the kill lands mid-stream.
     let input = names.input.clone();
@@ -159,30 +212,69 @@ async fn a_runner_killed_mid_stream_and_restarted_loses_no_record() {
 
     let mut first = names.start_runner(dir.path(), "first.log", &[]);
     let progressed = eventually(WAIT, || {
-        let seen = read_topic(kafka(), &names.rates, 500, Duration::from_secs(2), Duration::ZERO).len();
+        let seen = read_topic(
+            kafka(),
+            &names.rates,
+            500,
+            Duration::from_secs(2),
+            Duration::ZERO,
+        )
+        .len();
         (seen >= 500).then_some(seen)
     });
-    assert!(progressed.is_some(), "runner made no progress:\n{}", first.log_text());
+    assert!(
+        progressed.is_some(),
+        "runner made no progress:\n{}",
+        first.log_text()
+    );
     let status = first.signal_and_wait(libc::SIGKILL, Duration::from_secs(10));
     assert!(!status.success());
-    assert!(!producing.is_finished(), "the kill should land while input is still arriving");
+    assert!(
+        !producing.is_finished(),
+        "the kill should land while input is still arriving"
+    );
     producing.await.unwrap();
 
     let mut second = names.start_runner(dir.path(), "second.log", &[]);
-    let outputs = read_topic(kafka(), &names.rates, COUNT, Duration::from_secs(120), Duration::from_secs(1));
+    let outputs = read_topic(
+        kafka(),
+        &names.rates,
+        COUNT,
+        Duration::from_secs(120),
+        Duration::from_secs(1),
+    );
     let mut seen: Vec<f64> = outputs.iter().map(|m| field(&m.json(), "rate")).collect();
-    assert!(seen.len() >= COUNT, "only {} of {COUNT} rates:\n{}", seen.len(), second.log_text());
+    assert!(
+        seen.len() >= COUNT,
+        "only {} of {COUNT} rates:\n{}",
+        seen.len(),
+        second.log_text()
+    );
     seen.sort_by(f64::total_cmp);
     seen.dedup();
     let mut expected_rates = rates.clone();
     expected_rates.sort_by(f64::total_cmp);
-    let missing: Vec<&f64> = expected_rates.iter().filter(|r| seen.binary_search_by(|s| s.total_cmp(r)).is_err()).collect();
-    assert!(missing.is_empty(), "{} input rates never reached the output, e.g. {:?}", missing.len(), &missing[..missing.len().min(5)]);
+    let missing: Vec<&f64> = expected_rates
+        .iter()
+        .filter(|r| seen.binary_search_by(|s| s.total_cmp(r)).is_err())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} input rates never reached the output, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
     assert_eq!(seen.len(), COUNT, "no rate that was not in the input");
 
     // Operator state travelled with the committed offset: every consecutive pair has its
     // variation, including the pair that straddles the kill.
-    let variations = read_topic(kafka(), &names.variations, COUNT - 1, Duration::from_secs(60), Duration::from_secs(1));
+    let variations = read_topic(
+        kafka(),
+        &names.variations,
+        COUNT - 1,
+        Duration::from_secs(60),
+        Duration::from_secs(1),
+    );
     let mut pairs: Vec<(u64, u64)> = variations
         .iter()
         .map(|m| {
@@ -192,12 +284,24 @@ async fn a_runner_killed_mid_stream_and_restarted_loses_no_record() {
         .collect();
     pairs.sort();
     pairs.dedup();
-    let mut expected: Vec<(u64, u64)> = rates.windows(2).map(|w| (w[0].to_bits(), w[1].to_bits())).collect();
+    let mut expected: Vec<(u64, u64)> = rates
+        .windows(2)
+        .map(|w| (w[0].to_bits(), w[1].to_bits()))
+        .collect();
     expected.sort();
-    let lost = expected.iter().filter(|p| pairs.binary_search(p).is_err()).count();
+    let lost = expected
+        .iter()
+        .filter(|p| pairs.binary_search(p).is_err())
+        .count();
     assert_eq!(lost, 0, "variations lost across the restart");
-    assert_eq!(pairs.len(), expected.len(), "no variation against a wrong previous value");
-    assert!(second.signal_and_wait(libc::SIGTERM, Duration::from_secs(30)).success());
+    assert_eq!(
+        pairs.len(),
+        expected.len(),
+        "no variation against a wrong previous value"
+    );
+    assert!(second
+        .signal_and_wait(libc::SIGTERM, Duration::from_secs(30))
+        .success());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -212,16 +316,29 @@ async fn metrics_endpoint_counts_records_and_latency() {
     let url = format!("http://{addr}/metrics");
     let text = eventually(WAIT, || {
         let text = reqwest::blocking::get(&url).ok()?.text().ok()?;
-        text.contains("weir_records_done_total{topology=").then_some(()).and(
-            text.lines()
-                .any(|l| l.starts_with("weir_records_done_total{") && l.ends_with(" 50"))
-                .then_some(text),
-        )
+        text.contains("weir_records_done_total{topology=")
+            .then_some(())
+            .and(
+                text.lines()
+                    .any(|l| l.starts_with("weir_records_done_total{") && l.ends_with(" 50"))
+                    .then_some(text),
+            )
     })
     .unwrap_or_else(|| panic!("metrics never reached 50 records:\n{}", runner.log_text()));
     // 50 rates + 49 variations + 49 notifications (every step is 60 > 50).
-    assert!(text.contains(&format!("weir_messages_out_total{{topology=\"{}\"}} 148", names.dataflow)), "{text}");
+    assert!(
+        text.contains(&format!(
+            "weir_messages_out_total{{topology=\"{}\"}} 148",
+            names.dataflow
+        )),
+        "{text}"
+    );
     assert!(text.contains("weir_latency_seconds_count"), "{text}");
-    assert!(runner.signal_and_wait(libc::SIGTERM, Duration::from_secs(30)).success());
-    assert!(runner.log_text().contains("records in"), "periodic progress line is logged");
+    assert!(runner
+        .signal_and_wait(libc::SIGTERM, Duration::from_secs(30))
+        .success());
+    assert!(
+        runner.log_text().contains("records in"),
+        "periodic progress line is logged"
+    );
 }

@@ -19,20 +19,35 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .unwrap_or(rest.len());
         if digits == 0 {
-            return Err(format!("`{text}` is not a duration; write e.g. `30s`, `2m` or `500ms`"));
+            return Err(format!(
+                "`{text}` is not a duration; write e.g. `30s`, `2m` or `500ms`"
+            ));
         }
-        let value: f64 = rest[..digits]
-            .parse()
-            .map_err(|_| format!("`{text}` is not a duration; bad number `{}`", &rest[..digits]))?;
+        let value: f64 = rest[..digits].parse().map_err(|_| {
+            format!(
+                "`{text}` is not a duration; bad number `{}`",
+                &rest[..digits]
+            )
+        })?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let seconds_per_unit = match &rest[..unit_len] {
             "ms" => 0.001,
             "s" => 1.0,
             "m" => 60.0,
             "h" => 3600.0,
-            "" => return Err(format!("`{text}` lacks a unit after {value}; use ms, s, m or h")),
-            unit => return Err(format!("`{text}` has unknown unit `{unit}`; use ms, s, m or h")),
+            "" => {
+                return Err(format!(
+                    "`{text}` lacks a unit after {value}; use ms, s, m or h"
+                ))
+            }
+            unit => {
+                return Err(format!(
+                    "`{text}` has unknown unit `{unit}`; use ms, s, m or h"
+                ))
+            }
         };
         total += Duration::from_secs_f64(value * seconds_per_unit);
         rest = &rest[unit_len..];
@@ -55,7 +70,9 @@ mod tests {
     #[test]
     fn rejects_with_a_reason() {
         assert!(parse_duration("").unwrap_err().contains("empty"));
-        assert!(parse_duration("10 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("10 parsecs")
+            .unwrap_err()
+            .contains("unknown unit"));
         assert!(parse_duration("s").unwrap_err().contains("not a duration"));
     }
 }

@@ -57,7 +57,9 @@ impl Metrics {
     }
 
     pub fn record_latency_ms(&self, millis: i64) {
-        let micros = u64::try_from(millis.max(0)).unwrap_or(0).saturating_mul(1000);
+        let micros = u64::try_from(millis.max(0))
+            .unwrap_or(0)
+            .saturating_mul(1000);
         let mut histogram = self.latency_us.lock().expect("latency lock");
         histogram.saturating_record(micros.max(1));
     }
@@ -87,7 +89,11 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{topology=\"{t}\"}} {value}\n"
             ));
         };
-        counter("weir_records_in_total", "Records read from the input topic.", s.records_in);
+        counter(
+            "weir_records_in_total",
+            "Records read from the input topic.",
+            s.records_in,
+        );
         counter(
             "weir_records_done_total",
             "Records whose outputs were all acknowledged.",
@@ -168,9 +174,15 @@ mod tests {
             m.record_latency_ms(ms);
         }
         let text = m.prometheus();
-        assert!(text.contains("weir_records_in_total{topology=\"demo\"} 3\n"), "{text}");
+        assert!(
+            text.contains("weir_records_in_total{topology=\"demo\"} 3\n"),
+            "{text}"
+        );
         assert!(text.contains("quantile=\"0.5\"} 0.03"), "{text}");
-        assert!(text.contains("weir_latency_seconds_count{topology=\"demo\"} 5\n"), "{text}");
+        assert!(
+            text.contains("weir_latency_seconds_count{topology=\"demo\"} 5\n"),
+            "{text}"
+        );
         let s = m.snapshot();
         assert!((s.latency_p99_ms - 1000.0).abs() < 1.0, "{s:?}");
     }

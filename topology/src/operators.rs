@@ -359,7 +359,10 @@ mod tests {
         let n = FieldKind::Number;
         assert_eq!(extract(&coinbase, "/data/amount", n), Ok(json!(478012.35)));
         assert_eq!(extract(&ticker, "/CNY/last", n), Ok(json!(478001.25)));
-        assert_eq!(extract(&odd, "/rates/BTC.CNY/last price", n), Ok(json!(1000.0)));
+        assert_eq!(
+            extract(&odd, "/rates/BTC.CNY/last price", n),
+            Ok(json!(1000.0))
+        );
         assert_eq!(extract(&odd, "/rates/BTC.CNY/a~1b", n), Ok(json!(2.0)));
         assert_eq!(extract(&odd, "/rates/BTC.CNY/m~0n", n), Ok(json!(3.0)));
         assert_eq!(
@@ -445,7 +448,10 @@ mod tests {
         assert_eq!(error.operator, "extract");
         assert_eq!(error.reason, "field `rate`: nothing at JSON pointer `/r`");
         let text = run(&mut p, r#"{"r": "n/a"}"#).error.unwrap();
-        assert_eq!(text.reason, "field `rate`: expected a number, found \"n/a\"");
+        assert_eq!(
+            text.reason,
+            "field `rate`: expected a number, found \"n/a\""
+        );
     }
 
     #[test]

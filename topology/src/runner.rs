@@ -171,7 +171,10 @@ pub async fn run(
     if let Ok(Err(error)) = &drained {
         tracing::error!("while draining: {error}");
     } else if drained.is_err() {
-        tracing::warn!("outputs still unacknowledged after {:?}; they will be replayed on restart", config.drain_timeout);
+        tracing::warn!(
+            "outputs still unacknowledged after {:?}; they will be replayed on restart",
+            config.drain_timeout
+        );
     }
     commit(&consumer, spec, &mut checkpoint, CommitMode::Sync);
     let summary = metrics.snapshot();
@@ -228,7 +231,10 @@ async fn process(
 }
 
 /// Queues one message, waiting while librdkafka's local queue is full.
-async fn send(producer: &FutureProducer, output: OutputMessage) -> Result<DeliveryFuture, RunnerError> {
+async fn send(
+    producer: &FutureProducer,
+    output: OutputMessage,
+) -> Result<DeliveryFuture, RunnerError> {
     loop {
         let mut record = FutureRecord::<str, [u8]>::to(&output.topic).payload(&output.payload);
         if let Some(key) = &output.key {
@@ -284,7 +290,9 @@ fn acknowledge(
     if record.outputs > 0 {
         metrics.record_latency_ms(kafka::now_ms() - record.timestamp_ms);
     }
-    metrics.messages_out.fetch_add(record.outputs, Ordering::Relaxed);
+    metrics
+        .messages_out
+        .fetch_add(record.outputs, Ordering::Relaxed);
     if record.failed {
         metrics.records_failed.fetch_add(1, Ordering::Relaxed);
     }
@@ -293,7 +301,12 @@ fn acknowledge(
     Ok(())
 }
 
-fn commit(consumer: &StreamConsumer, spec: &TopologySpec, checkpoint: &mut Checkpoint, mode: CommitMode) {
+fn commit(
+    consumer: &StreamConsumer,
+    spec: &TopologySpec,
+    checkpoint: &mut Checkpoint,
+    mode: CommitMode,
+) {
     let commits = checkpoint.take_dirty();
     if commits.is_empty() {
         return;
@@ -301,8 +314,13 @@ fn commit(consumer: &StreamConsumer, spec: &TopologySpec, checkpoint: &mut Check
     let topic = spec.input.topic.as_str();
     let mut list = TopicPartitionList::new();
     for c in &commits {
-        if let Err(error) = list.add_partition_offset(topic, c.partition, Offset::Offset(c.next_offset)) {
-            tracing::error!("cannot add partition {} to the commit: {error}", c.partition);
+        if let Err(error) =
+            list.add_partition_offset(topic, c.partition, Offset::Offset(c.next_offset))
+        {
+            tracing::error!(
+                "cannot add partition {} to the commit: {error}",
+                c.partition
+            );
             continue;
         }
         match (&c.metadata, list.find_partition(topic, c.partition)) {
@@ -322,16 +340,26 @@ fn commit(consumer: &StreamConsumer, spec: &TopologySpec, checkpoint: &mut Check
 }
 
 /// Loads the operator state checkpointed with the partition's committed offset.
-fn restore_state(consumer: &StreamConsumer, spec: &TopologySpec, partition: i32, pipeline: &mut Pipeline) {
+fn restore_state(
+    consumer: &StreamConsumer,
+    spec: &TopologySpec,
+    partition: i32,
+    pipeline: &mut Pipeline,
+) {
     let mut list = TopicPartitionList::new();
     list.add_partition(&spec.input.topic, partition);
-    let committed = tokio::task::block_in_place(|| consumer.committed_offsets(list, Duration::from_secs(10)));
+    let committed =
+        tokio::task::block_in_place(|| consumer.committed_offsets(list, Duration::from_secs(10)));
     match committed {
         Ok(list) => {
             if let Some(element) = list.find_partition(&spec.input.topic, partition) {
                 let updates = decode_state(element.metadata());
                 if !updates.is_empty() {
-                    tracing::info!(partition, entries = updates.len(), "restored operator state from the committed offset");
+                    tracing::info!(
+                        partition,
+                        entries = updates.len(),
+                        "restored operator state from the committed offset"
+                    );
                 }
                 pipeline.restore(updates);
             }

@@ -205,7 +205,11 @@ impl TopologySpec {
     }
 
     /// Parses topology text; `path` is only used in error messages.
-    pub fn parse(path: &Path, text: &str, overrides: &[(String, String)]) -> Result<Self, SpecError> {
+    pub fn parse(
+        path: &Path,
+        text: &str,
+        overrides: &[(String, String)],
+    ) -> Result<Self, SpecError> {
         let params = declared_params(path, text)?;
         let values = resolve_params(path, params, overrides)?;
         let expanded = substitute(path, text, &values)?;
@@ -312,7 +316,10 @@ pub fn yaml_error(path: &Path, error: &serde_saphyr::Error) -> SpecError {
 fn first_line(text: &str) -> String {
     let line = text.lines().next().unwrap_or(text).trim();
     let line = line.strip_prefix("error: ").unwrap_or(line);
-    match line.strip_prefix("line ").and_then(|rest| rest.split_once(": ")) {
+    match line
+        .strip_prefix("line ")
+        .and_then(|rest| rest.split_once(": "))
+    {
         Some((location, message)) if location.contains("column") => message.to_string(),
         _ => line.to_string(),
     }
@@ -473,7 +480,10 @@ operators:
             panic!("expected threshold");
         };
         assert_eq!(t.above, Some(7.5));
-        assert_eq!(spec.output_topics(), vec!["out".to_string(), "errors".to_string()]);
+        assert_eq!(
+            spec.output_topics(),
+            vec!["out".to_string(), "errors".to_string()]
+        );
     }
 
     #[test]

@@ -8,7 +8,9 @@ pub const KAFKA_VERSION: &str = "3.9.1";
 /// Errors locating the Kafka jars.
 #[derive(Debug, thiserror::Error)]
 pub enum DistributionError {
-    #[error("KAFKA_HOME={0} has no libs/ directory; point it at an unpacked Apache Kafka download")]
+    #[error(
+        "KAFKA_HOME={0} has no libs/ directory; point it at an unpacked Apache Kafka download"
+    )]
     BadKafkaHome(PathBuf),
     #[error("Apache Kafka {version} is not installed in {dir}; run `make setup` (or scripts/install-kafka), or set KAFKA_HOME")]
     NotInstalled { version: String, dir: PathBuf },

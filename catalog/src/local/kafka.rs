@@ -1,6 +1,6 @@
 //! A Kafka broker as a local process: its configuration, command line and readiness check.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -31,65 +31,147 @@ impl BrokerSettings {
             "broker.id={id}\n\
              listeners={listener}\n\
              advertised.listeners={listener}\n\
-             log.dirs={logs}\n\
              zookeeper.connect={zk}\n\
-             zookeeper.connection.timeout.ms=30000\n\
-             num.partitions={partitions}\n\
-             auto.create.topics.enable={auto}\n\
-             offsets.topic.replication.factor=1\n\
-             offsets.topic.num.partitions=1\n\
-             transaction.state.log.replication.factor=1\n\
-             transaction.state.log.min.isr=1\n\
-             transaction.state.log.num.partitions=1\n\
-             group.initial.rebalance.delay.ms=0\n\
-             delete.topic.enable=true\n",
+             zookeeper.connection.timeout.ms=30000\n{common}",
             id = self.broker_id,
-            logs = self.dir.join("data").display(),
             zk = self.zookeeper,
-            partitions = self.default_partitions,
-            auto = self.auto_create_topics,
+            common = common_properties(&self.dir, self.default_partitions, self.auto_create_topics),
         )
     }
 
     /// Files and command line of the broker.
     pub fn render(&self, distribution: &KafkaDistribution) -> LocalService {
-        let properties = self.dir.join("server.properties");
-        let log4j = self.dir.join("log4j.properties");
-        LocalService {
-            files: vec![
-                ConfigFile {
-                    path: properties.clone(),
-                    contents: self.server_properties(),
-                },
-                ConfigFile {
-                    path: log4j.clone(),
-                    contents: log4j_properties(),
-                },
-            ],
-            process: ProcessSpec {
-                program: java_binary(),
-                args: vec![
-                    format!("-Xmx{}m", self.heap_mb),
-                    format!("-Xms{}m", (self.heap_mb / 4).max(64)),
-                    "-XX:+UseG1GC".into(),
-                    "-Djava.awt.headless=true".into(),
-                    format!("-Dlog4j.configuration=file:{}", log4j.display()),
-                    format!("-Dkafka.logs.dir={}", self.dir.join("logs").display()),
-                    "-cp".into(),
-                    distribution.class_path(),
-                    "kafka.Kafka".into(),
-                    properties.display().to_string(),
-                ],
-                env: vec![],
-                working_dir: self.dir.clone(),
-                log_path: self.dir.join("kafka.log"),
-            },
-        }
+        broker_service(
+            &self.dir,
+            self.heap_mb,
+            self.server_properties(),
+            distribution,
+            None,
+        )
     }
 
     /// `127.0.0.1:port`, the bootstrap address clients use.
     pub fn endpoint(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+}
+
+/// The settings of one combined broker and controller in KRaft mode (no ZooKeeper).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KraftSettings {
+    pub port: u16,
+    pub controller_port: u16,
+    pub dir: PathBuf,
+    pub heap_mb: u32,
+    pub default_partitions: u32,
+    pub auto_create_topics: bool,
+    /// 22-character base64url cluster id the storage is formatted with.
+    pub cluster_id: String,
+}
+
+impl KraftSettings {
+    pub fn server_properties(&self) -> String {
+        format!(
+            "process.roles=broker,controller\n\
+             node.id=1\n\
+             controller.quorum.voters=1@127.0.0.1:{controller}\n\
+             listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}\n\
+             advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n\
+             controller.listener.names=CONTROLLER\n\
+             inter.broker.listener.name=PLAINTEXT\n\
+             listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT\n{common}",
+            port = self.port,
+            controller = self.controller_port,
+            common = common_properties(&self.dir, self.default_partitions, self.auto_create_topics),
+        )
+    }
+
+    /// Files, the storage format step, and the command line of the broker.
+    pub fn render(&self, distribution: &KafkaDistribution) -> LocalService {
+        broker_service(
+            &self.dir,
+            self.heap_mb,
+            self.server_properties(),
+            distribution,
+            Some(&self.cluster_id),
+        )
+    }
+}
+
+/// Settings every single-broker sandbox wants: replication factor 1 for internal topics and
+/// no rebalance delay, so that consumers start at once.
+fn common_properties(dir: &Path, partitions: u32, auto_create: bool) -> String {
+    format!(
+        "log.dirs={logs}\n\
+         num.partitions={partitions}\n\
+         auto.create.topics.enable={auto_create}\n\
+         offsets.topic.replication.factor=1\n\
+         offsets.topic.num.partitions=1\n\
+         transaction.state.log.replication.factor=1\n\
+         transaction.state.log.min.isr=1\n\
+         transaction.state.log.num.partitions=1\n\
+         group.initial.rebalance.delay.ms=0\n\
+         delete.topic.enable=true\n",
+        logs = dir.join("data").display(),
+    )
+}
+
+fn broker_service(
+    dir: &Path,
+    heap_mb: u32,
+    properties_text: String,
+    distribution: &KafkaDistribution,
+    kraft_cluster_id: Option<&str>,
+) -> LocalService {
+    let properties = dir.join("server.properties");
+    let log4j = dir.join("log4j.properties");
+    let java = |main: &str, args: &[String], heap: u32| ProcessSpec {
+        program: java_binary(),
+        args: [
+            vec![
+                format!("-Xmx{heap}m"),
+                "-Djava.awt.headless=true".into(),
+                format!("-Dlog4j.configuration=file:{}", log4j.display()),
+                format!("-Dkafka.logs.dir={}", dir.join("logs").display()),
+                "-cp".into(),
+                distribution.class_path(),
+                main.into(),
+            ],
+            args.to_vec(),
+        ]
+        .concat(),
+        env: vec![],
+        working_dir: dir.to_path_buf(),
+        log_path: dir.join("kafka.log"),
+    };
+    let pre_start = kraft_cluster_id
+        .map(|id| {
+            vec![java(
+                "kafka.tools.StorageTool",
+                &[
+                    "format".into(),
+                    "-t".into(),
+                    id.into(),
+                    "-c".into(),
+                    properties.display().to_string(),
+                ],
+                256,
+            )]
+        })
+        .unwrap_or_default();
+    LocalService {
+        files: vec![
+            ConfigFile {
+                path: properties.clone(),
+                contents: properties_text,
+            },
+            ConfigFile {
+                path: log4j.clone(),
+                contents: log4j_properties(),
+            },
+        ],
+        pre_start,
+        process: java("kafka.Kafka", &[properties.display().to_string()], heap_mb),
     }
 }
 
@@ -132,10 +214,18 @@ mod tests {
             "log.dirs=/w/kafka/data",
             "offsets.topic.replication.factor=1",
         ] {
-            assert!(text.lines().any(|l| l == line), "missing `{line}` in\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing `{line}` in\n{text}"
+            );
         }
-        let service = settings.render(&KafkaDistribution { libs: "/jars".into() });
-        assert_eq!(service.process.args.last().unwrap(), "/w/kafka/server.properties");
+        let service = settings.render(&KafkaDistribution {
+            libs: "/jars".into(),
+        });
+        assert_eq!(
+            service.process.args.last().unwrap(),
+            "/w/kafka/server.properties"
+        );
         assert_eq!(service.files.len(), 2);
     }
 }

@@ -4,6 +4,8 @@ pub mod distribution;
 pub mod kafka;
 pub mod ports;
 pub mod process;
+pub mod readiness;
+pub mod render;
 pub mod stack;
 pub mod zookeeper;
 
@@ -20,6 +22,9 @@ pub struct ConfigFile {
 #[derive(Debug, Clone)]
 pub struct LocalService {
     pub files: Vec<ConfigFile>,
+    /// Commands run to completion, in order, before the process starts (e.g. formatting
+    /// KRaft storage).
+    pub pre_start: Vec<process::ProcessSpec>,
     pub process: process::ProcessSpec,
 }
 

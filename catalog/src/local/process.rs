@@ -26,9 +26,15 @@ pub struct ProcessSpec {
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
     #[error("cannot open log file {path}: {source}")]
-    Log { path: PathBuf, source: std::io::Error },
+    Log {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot start `{program}`: {source}")]
-    Spawn { program: String, source: std::io::Error },
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
 }
 
 /// Whether the process should die with the thread that started it (Linux `PR_SET_PDEATHSIG`).
@@ -187,7 +193,8 @@ pub fn group_members(pgid: i32) -> Vec<i32> {
         .flatten()
         .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
         .filter(|&pid| {
-            read_stat(pid).is_some_and(|(state, group)| group == pgid && state != "Z" && state != "X")
+            read_stat(pid)
+                .is_some_and(|(state, group)| group == pgid && state != "Z" && state != "X")
         })
         .collect()
 }
@@ -235,7 +242,10 @@ mod tests {
         ProcessSpec {
             program: "sh".into(),
             // The child ignores SIGTERM so that the forceful path is exercised too.
-            args: vec!["-c".into(), "echo started; trap '' TERM; sleep 30 & wait".into()],
+            args: vec![
+                "-c".into(),
+                "echo started; trap '' TERM; sleep 30 & wait".into(),
+            ],
             env: vec![],
             working_dir: dir.to_path_buf(),
             log_path: dir.join("out.log"),
@@ -245,7 +255,8 @@ mod tests {
     #[test]
     fn stop_kills_the_whole_group_and_keeps_the_log() {
         let dir = tempfile::tempdir().unwrap();
-        let mut process = ManagedProcess::spawn("s", &sleeper(dir.path()), Lifetime::Detached).unwrap();
+        let mut process =
+            ManagedProcess::spawn("s", &sleeper(dir.path()), Lifetime::Detached).unwrap();
         let pid = process.pid() as i32;
         std::thread::sleep(Duration::from_millis(300));
         assert!(process.is_running());
@@ -274,6 +285,9 @@ mod tests {
         let mut spec = sleeper(dir.path());
         spec.program = "/nonexistent/weir-test-binary".into();
         let err = ManagedProcess::spawn("s", &spec, Lifetime::Detached).unwrap_err();
-        assert!(err.to_string().contains("/nonexistent/weir-test-binary"), "{err}");
+        assert!(
+            err.to_string().contains("/nonexistent/weir-test-binary"),
+            "{err}"
+        );
     }
 }

@@ -19,7 +19,10 @@ pub enum StackError {
     #[error(transparent)]
     Process(#[from] ProcessError),
     #[error("cannot prepare {path}: {source}")]
-    Files { path: PathBuf, source: std::io::Error },
+    Files {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{service} did not become ready within {timeout:?}: {reason}\n--- last lines of {log} ---\n{tail}")]
     NotReady {
         service: &'static str,

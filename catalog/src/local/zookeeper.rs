@@ -48,6 +48,7 @@ impl ZooKeeperSettings {
                     contents: log4j_properties(),
                 },
             ],
+            pre_start: vec![],
             process: ProcessSpec {
                 program: java_binary(),
                 args: vec![
@@ -69,10 +70,8 @@ impl ZooKeeperSettings {
 
 /// Sends a four-letter command and returns the answer.
 pub fn four_letter(port: u16, command: &str) -> std::io::Result<String> {
-    let mut stream = TcpStream::connect_timeout(
-        &(Ipv4Addr::LOCALHOST, port).into(),
-        Duration::from_secs(2),
-    )?;
+    let mut stream =
+        TcpStream::connect_timeout(&(Ipv4Addr::LOCALHOST, port).into(), Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
     stream.write_all(command.as_bytes())?;
     let mut answer = String::new();
@@ -83,7 +82,9 @@ pub fn four_letter(port: u16, command: &str) -> std::io::Result<String> {
 /// Ready when the server answers `ruok` with `imok` and `srvr` reports a serving mode.
 pub fn is_ready(port: u16) -> bool {
     let ok = four_letter(port, "ruok").is_ok_and(|a| a == "imok");
-    ok && four_letter(port, "srvr").is_ok_and(|a| a.contains("Mode: standalone") || a.contains("Mode: leader") || a.contains("Mode: follower"))
+    ok && four_letter(port, "srvr").is_ok_and(|a| {
+        a.contains("Mode: standalone") || a.contains("Mode: leader") || a.contains("Mode: follower")
+    })
 }
 
 /// `127.0.0.1:port`, the endpoint clients connect to.
@@ -111,9 +112,14 @@ mod tests {
         assert!(config.contains("clientPort=2181\n"));
         assert!(config.contains("clientPortAddress=127.0.0.1\n"));
         assert!(config.contains("dataDir=/w/zk/data\n"));
-        assert!(config.contains("admin.enableServer=false\n"), "no stray :8080 admin server");
+        assert!(
+            config.contains("admin.enableServer=false\n"),
+            "no stray :8080 admin server"
+        );
         assert!(config.contains("4lw.commands.whitelist=ruok,srvr,stat\n"));
-        let service = settings.render(&KafkaDistribution { libs: "/jars".into() });
+        let service = settings.render(&KafkaDistribution {
+            libs: "/jars".into(),
+        });
         assert_eq!(service.process.args.last().unwrap(), "/w/zk/zoo.cfg");
         assert!(service.process.args.contains(&"/jars/*".to_string()));
     }

@@ -52,16 +52,29 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         brokers,
         topology,
     } = command;
-    anyhow::ensure!(records > 0 && live_records > 0 && live_rate > 0, "counts and rates must be positive");
+    anyhow::ensure!(
+        records > 0 && live_records > 0 && live_rate > 0,
+        "counts and rates must be positive"
+    );
     let workdir = tempfile::Builder::new().prefix("weir-bench-").tempdir()?;
     let stack = match &brokers {
         Some(_) => None,
         None => {
             eprintln!("starting a private ZooKeeper and Kafka for the benchmark...");
-            Some(KafkaStack::start(workdir.path(), Lifetime::DiesWithParent, Duration::from_secs(120))?)
+            Some(KafkaStack::start(
+                workdir.path(),
+                Lifetime::DiesWithParent,
+                Duration::from_secs(120),
+            )?)
         }
     };
-    let bootstrap = brokers.unwrap_or_else(|| stack.as_ref().expect("stack started").bootstrap().to_string());
+    let bootstrap = brokers.unwrap_or_else(|| {
+        stack
+            .as_ref()
+            .expect("stack started")
+            .bootstrap()
+            .to_string()
+    });
     let run_id = std::process::id();
     let rt = runtime()?;
 
@@ -72,10 +85,19 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
     rt.block_on(fill(&bootstrap, &input, records, None))?;
 
     eprintln!("measuring the plain rdkafka pass-through...");
-    let passthrough_rate = rt.block_on(passthrough(&bootstrap, &input, &passthrough_out, records))?;
+    let passthrough_rate =
+        rt.block_on(passthrough(&bootstrap, &input, &passthrough_out, records))?;
 
     eprintln!("measuring the topology runner on the same {records} documents...");
-    let throughput = measure_runner(&bootstrap, &topology, &input, &format!("bench-{run_id}"), records, workdir.path(), None)?;
+    let throughput = measure_runner(
+        &bootstrap,
+        &topology,
+        &input,
+        &format!("bench-{run_id}"),
+        records,
+        workdir.path(),
+        None,
+    )?;
 
     let live = format!("bench-live-{run_id}");
     rt.block_on(ensure_topics(&bootstrap, &[&live], 1))?;
@@ -110,10 +132,19 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
     if json {
         println!("{report}");
     } else {
-        println!("topology runner : {:>10.0} records/s, peak RSS {:.1} MiB", throughput.records_per_s, throughput.peak_rss_kb as f64 / 1024.0);
-        println!("pass-through    : {passthrough_rate:>10.0} records/s (plain rdkafka consume→produce)");
+        println!(
+            "topology runner : {:>10.0} records/s, peak RSS {:.1} MiB",
+            throughput.records_per_s,
+            throughput.peak_rss_kb as f64 / 1024.0
+        );
+        println!(
+            "pass-through    : {passthrough_rate:>10.0} records/s (plain rdkafka consume→produce)"
+        );
         println!("ratio           : {ratio:.2} (target ≥ 0.50)");
-        println!("latency at {live_rate}/s: p50 {:.1} ms, p99 {:.1} ms over {live_records} records", latency.p50_ms, latency.p99_ms);
+        println!(
+            "latency at {live_rate}/s: p50 {:.1} ms, p99 {:.1} ms over {live_records} records",
+            latency.p50_ms, latency.p99_ms
+        );
     }
     if let Some(stack) = stack {
         stack.stop();
@@ -170,8 +201,14 @@ async fn fill(bootstrap: &str, topic: &str, count: u64, pace: Option<u64>) -> an
 }
 
 /// Plain consume→produce of `count` records, timed from the first record to the last ack.
-async fn passthrough(bootstrap: &str, input: &str, output: &str, count: u64) -> anyhow::Result<f64> {
-    let consumer: BaseConsumer = consumer_config(bootstrap, &format!("{input}-passthrough")).create()?;
+async fn passthrough(
+    bootstrap: &str,
+    input: &str,
+    output: &str,
+    count: u64,
+) -> anyhow::Result<f64> {
+    let consumer: BaseConsumer =
+        consumer_config(bootstrap, &format!("{input}-passthrough")).create()?;
     let mut assignment = TopicPartitionList::new();
     assignment.add_partition_offset(input, 0, Offset::Beginning)?;
     consumer.assign(&assignment)?;
@@ -184,7 +221,9 @@ async fn passthrough(bootstrap: &str, input: &str, output: &str, count: u64) -> 
         if Instant::now() > deadline {
             bail!("pass-through saw only {received} of {count} records in 10 minutes");
         }
-        let Some(message) = consumer.poll(Duration::from_millis(100)) else { continue };
+        let Some(message) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
         let message = message?;
         first.get_or_insert_with(Instant::now);
         received += 1;
@@ -235,7 +274,12 @@ fn measure_runner(
     let mut child = Command::new(std::env::current_exe()?)
         .args(["topology", "run"])
         .arg(topology)
-        .args(["--brokers", bootstrap, "--addr", &format!("127.0.0.1:{port}")])
+        .args([
+            "--brokers",
+            bootstrap,
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+        ])
         .args(["--set", &format!("message_topic={input}")])
         .args(["--set", &format!("dataflow_name={name}")])
         .args(["--set", &format!("rate_topic={name}-rates")])
@@ -260,7 +304,13 @@ fn measure_runner(
             None => count,
         };
         let started = wait_for_first(&client, &url, &mut child)?;
-        let figures = wait_for_done(&client, &url, &mut child, expected, Duration::from_secs(600))?;
+        let figures = wait_for_done(
+            &client,
+            &url,
+            &mut child,
+            expected,
+            Duration::from_secs(600),
+        )?;
         let seconds = started.elapsed().as_secs_f64();
         Ok(RunnerFigures {
             records_per_s: expected as f64 / seconds,
@@ -277,7 +327,13 @@ fn measure_runner(
 }
 
 fn scrape(client: &reqwest::blocking::Client, url: &str) -> Option<String> {
-    client.get(url).timeout(Duration::from_secs(2)).send().ok()?.text().ok()
+    client
+        .get(url)
+        .timeout(Duration::from_secs(2))
+        .send()
+        .ok()?
+        .text()
+        .ok()
 }
 
 /// The value of the first sample of `metric` (labels ignored, `quantile` matched if given).
@@ -294,16 +350,25 @@ fn sample(text: &str, metric: &str, quantile: Option<&str>) -> Option<f64> {
 
 fn ensure_alive(child: &mut Child) -> anyhow::Result<()> {
     if let Some(status) = child.try_wait()? {
-        bail!("the topology runner exited early ({status}); see its log in the benchmark directory");
+        bail!(
+            "the topology runner exited early ({status}); see its log in the benchmark directory"
+        );
     }
     Ok(())
 }
 
-fn wait_for_first(client: &reqwest::blocking::Client, url: &str, child: &mut Child) -> anyhow::Result<Instant> {
+fn wait_for_first(
+    client: &reqwest::blocking::Client,
+    url: &str,
+    child: &mut Child,
+) -> anyhow::Result<Instant> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         ensure_alive(child)?;
-        if scrape(client, url).and_then(|t| sample(&t, "weir_records_in_total", None)).is_some_and(|n| n > 0.0) {
+        if scrape(client, url)
+            .and_then(|t| sample(&t, "weir_records_in_total", None))
+            .is_some_and(|n| n > 0.0)
+        {
             return Ok(Instant::now());
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -325,8 +390,10 @@ fn wait_for_done(
             let done = sample(&text, "weir_records_done_total", None).unwrap_or(0.0);
             if done >= count as f64 {
                 return Ok(RunnerFigures {
-                    p50_ms: sample(&text, "weir_latency_seconds", Some("0.5")).unwrap_or(0.0) * 1000.0,
-                    p99_ms: sample(&text, "weir_latency_seconds", Some("0.99")).unwrap_or(0.0) * 1000.0,
+                    p50_ms: sample(&text, "weir_latency_seconds", Some("0.5")).unwrap_or(0.0)
+                        * 1000.0,
+                    p99_ms: sample(&text, "weir_latency_seconds", Some("0.99")).unwrap_or(0.0)
+                        * 1000.0,
                     ..RunnerFigures::default()
                 });
             }
@@ -359,7 +426,10 @@ mod tests {
                     weir_latency_seconds{topology=\"t\",quantile=\"0.5\"} 0.004\n\
                     weir_latency_seconds{topology=\"t\",quantile=\"0.99\"} 0.02\n";
         assert_eq!(sample(text, "weir_records_done_total", None), Some(42.0));
-        assert_eq!(sample(text, "weir_latency_seconds", Some("0.99")), Some(0.02));
+        assert_eq!(
+            sample(text, "weir_latency_seconds", Some("0.99")),
+            Some(0.02)
+        );
         assert_eq!(sample(text, "weir_missing", None), None);
     }
 

@@ -124,9 +124,17 @@ pub fn run(command: SourceCommand) -> anyhow::Result<ExitCode> {
                     documents = documents.len(),
                     "REPLAY: publishing recorded documents, not live data"
                 );
-                replay(&documents, &config, &publisher, signals::shutdown_requested()).await
+                replay(
+                    &documents,
+                    &config,
+                    &publisher,
+                    signals::shutdown_requested(),
+                )
+                .await
             })?;
-            println!("replayed {published} recorded documents from {label} to `{topic}` (not live data)");
+            println!(
+                "replayed {published} recorded documents from {label} to `{topic}` (not live data)"
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

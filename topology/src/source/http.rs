@@ -44,7 +44,10 @@ pub async fn poll(
     let mut backoff = Backoff::new(config.interval, config.max_backoff);
     tokio::pin!(shutdown);
     loop {
-        if config.max_documents.is_some_and(|max| report.published >= max) {
+        if config
+            .max_documents
+            .is_some_and(|max| report.published >= max)
+        {
             return Ok(report);
         }
         let wait = match fetch(&client, &config.url).await {

@@ -37,20 +37,27 @@ pub struct Publisher {
 
 impl std::fmt::Debug for Publisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Publisher").field("topic", &self.topic).finish()
+        f.debug_struct("Publisher")
+            .field("topic", &self.topic)
+            .finish()
     }
 }
 
 impl Publisher {
     /// `origin` becomes a message header (`weir-source` or `weir-replay`) naming where the
     /// document came from.
-    pub fn new(brokers: &str, topic: &str, origin: (&'static str, String)) -> Result<Self, SourceError> {
-        let producer = kafka::producer_config(brokers)
-            .create()
-            .map_err(|source| SourceError::Producer {
-                brokers: brokers.to_string(),
-                source,
-            })?;
+    pub fn new(
+        brokers: &str,
+        topic: &str,
+        origin: (&'static str, String),
+    ) -> Result<Self, SourceError> {
+        let producer =
+            kafka::producer_config(brokers)
+                .create()
+                .map_err(|source| SourceError::Producer {
+                    brokers: brokers.to_string(),
+                    source,
+                })?;
         Ok(Self {
             producer,
             topic: topic.to_string(),

@@ -30,7 +30,10 @@ pub fn load_recording(path: &Path) -> Result<Vec<String>, SourceError> {
         reason,
     };
     let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
-    let documents = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
+    let documents = if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+    {
         csv_documents(&text).map_err(error)?
     } else {
         let mut documents = Vec::new();
@@ -104,7 +107,7 @@ pub async fn replay(
                 .publish(config.key.as_deref(), document.as_bytes())
                 .await?;
             published += 1;
-            if published % 100 == 0 {
+            if published.is_multiple_of(100) {
                 tracing::info!("replayed {published} recorded documents");
             }
             tokio::select! {
@@ -126,11 +129,16 @@ mod tests {
     #[test]
     fn csv_rows_become_objects() {
         let docs = csv_documents(",Close\n2012-01-31,5.55\n\n2012-02-29,4.99\n").unwrap();
-        assert_eq!(docs, vec![
-            r#"{"Close":"5.55","column1":"2012-01-31"}"#.to_string(),
-            r#"{"Close":"4.99","column1":"2012-02-29"}"#.to_string(),
-        ]);
-        assert!(csv_documents("a,b\n1\n").unwrap_err().contains("row 2 has 1 cells"));
+        assert_eq!(
+            docs,
+            vec![
+                r#"{"Close":"5.55","column1":"2012-01-31"}"#.to_string(),
+                r#"{"Close":"4.99","column1":"2012-02-29"}"#.to_string(),
+            ]
+        );
+        assert!(csv_documents("a,b\n1\n")
+            .unwrap_err()
+            .contains("row 2 has 1 cells"));
     }
 
     #[test]

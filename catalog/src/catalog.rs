@@ -1,0 +1,264 @@
+//! The services on offer.
+
+use crate::service::{Need, ParamDef, ParamKind, PortDef, Protocol, Readiness, ServiceDefinition};
+
+/// Every service, in the order the catalog lists them.
+pub fn services() -> Vec<ServiceDefinition> {
+    vec![
+        zookeeper(),
+        kafka(),
+        topology_runner(),
+        http_source(),
+        replay_source(),
+    ]
+}
+
+/// The service called `name`, if the catalog has it.
+pub fn find(name: &str) -> Option<ServiceDefinition> {
+    services().into_iter().find(|s| s.name == name)
+}
+
+fn param(
+    name: &'static str,
+    description: &'static str,
+    kind: ParamKind,
+    default: Option<&'static str>,
+) -> ParamDef {
+    ParamDef {
+        name,
+        description,
+        kind,
+        default,
+        required: false,
+    }
+}
+
+fn required(name: &'static str, description: &'static str, kind: ParamKind) -> ParamDef {
+    ParamDef {
+        name,
+        description,
+        kind,
+        default: None,
+        required: true,
+    }
+}
+
+fn heap(default: &'static str) -> ParamDef {
+    param(
+        "heap_mb",
+        "Java heap size in MiB",
+        ParamKind::Int {
+            min: 64,
+            max: 16384,
+        },
+        Some(default),
+    )
+}
+
+fn image(default: &'static str) -> ParamDef {
+    param(
+        "image",
+        "Container image used on Kubernetes",
+        ParamKind::String,
+        Some(default),
+    )
+}
+
+fn kafka_need() -> ParamDef {
+    param(
+        "kafka",
+        "Kafka instance to use; one is started when not given",
+        ParamKind::Instance { service: "kafka" },
+        None,
+    )
+}
+
+/// The image that carries the `weir` binary (runner, sources, chart server).
+pub const WEIR_IMAGE: &str = concat!("ghcr.io/weir-sandbox/weir:", env!("CARGO_PKG_VERSION"));
+
+fn zookeeper() -> ServiceDefinition {
+    ServiceDefinition {
+        name: "zookeeper",
+        description: "Apache ZooKeeper 3.8, the coordination service Kafka uses in ZooKeeper mode",
+        params: vec![heap("256"), image("zookeeper:3.8")],
+        ports: vec![PortDef {
+            name: "client",
+            container_port: 2181,
+            protocol: Protocol::Tcp,
+        }],
+        needs: vec![],
+        readiness: Readiness::ZooKeeperRuok,
+    }
+}
+
+fn kafka() -> ServiceDefinition {
+    ServiceDefinition {
+        name: "kafka",
+        description: "Apache Kafka 3.9 broker (ZooKeeper mode by default, KRaft available)",
+        params: vec![
+            param(
+                "mode",
+                "Metadata mode: `zookeeper` (needs a ZooKeeper instance) or `kraft` (self-managed)",
+                ParamKind::Enum {
+                    values: vec!["zookeeper", "kraft"],
+                },
+                Some("zookeeper"),
+            ),
+            param(
+                "zookeeper",
+                "ZooKeeper instance to use in zookeeper mode; one is started when not given",
+                ParamKind::Instance {
+                    service: "zookeeper",
+                },
+                None,
+            ),
+            param(
+                "partitions",
+                "Default number of partitions of new topics",
+                ParamKind::Int { min: 1, max: 1000 },
+                Some("1"),
+            ),
+            param(
+                "auto_create_topics",
+                "Create topics on first use",
+                ParamKind::Bool,
+                Some("true"),
+            ),
+            heap("768"),
+            image("apache/kafka:3.9.1"),
+        ],
+        ports: vec![PortDef {
+            name: "broker",
+            container_port: 9092,
+            protocol: Protocol::Tcp,
+        }],
+        needs: vec![Need {
+            param: "zookeeper",
+            service: "zookeeper",
+            when: Some(("mode", "zookeeper")),
+        }],
+        readiness: Readiness::KafkaMetadata,
+    }
+}
+
+fn topology_runner() -> ServiceDefinition {
+    ServiceDefinition {
+        name: "topology-runner",
+        description: "Weir's topology runner: Kafka in, operators (parse, extract, diff, threshold, emit), Kafka out",
+        params: vec![
+            required("file", "Topology file (YAML)", ParamKind::Path),
+            param(
+                "set",
+                "Topology parameters, `NAME=VALUE` pairs separated by `;`",
+                ParamKind::String,
+                None,
+            ),
+            kafka_need(),
+            image(WEIR_IMAGE),
+        ],
+        ports: vec![PortDef {
+            name: "metrics",
+            container_port: 9464,
+            protocol: Protocol::Http,
+        }],
+        needs: vec![Need {
+            param: "kafka",
+            service: "kafka",
+            when: None,
+        }],
+        readiness: Readiness::Http { path: "/metrics" },
+    }
+}
+
+fn http_source() -> ServiceDefinition {
+    ServiceDefinition {
+        name: "http-source",
+        description: "Polls a URL every interval and publishes each response body to a Kafka topic",
+        params: vec![
+            required("url", "URL to poll", ParamKind::Url),
+            required("topic", "Kafka topic to publish to", ParamKind::String),
+            param(
+                "interval",
+                "Time between two polls",
+                ParamKind::Duration,
+                Some("5s"),
+            ),
+            kafka_need(),
+            image(WEIR_IMAGE),
+        ],
+        ports: vec![],
+        needs: vec![Need {
+            param: "kafka",
+            service: "kafka",
+            when: None,
+        }],
+        readiness: Readiness::Running { seconds: 1 },
+    }
+}
+
+fn replay_source() -> ServiceDefinition {
+    ServiceDefinition {
+        name: "replay-source",
+        description: "Publishes recorded documents (JSON Lines or CSV) to a Kafka topic at a chosen pace, labelled as a replay",
+        params: vec![
+            required("file", "Recording to replay", ParamKind::Path),
+            required("topic", "Kafka topic to publish to", ParamKind::String),
+            param(
+                "interval",
+                "Pause between two documents",
+                ParamKind::Duration,
+                Some("1s"),
+            ),
+            param(
+                "repeat",
+                "Start over after the last document",
+                ParamKind::Bool,
+                Some("false"),
+            ),
+            kafka_need(),
+            image(WEIR_IMAGE),
+        ],
+        ports: vec![],
+        needs: vec![Need {
+            param: "kafka",
+            service: "kafka",
+            when: None,
+        }],
+        readiness: Readiness::Running { seconds: 1 },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_default_is_valid_and_every_need_names_a_catalog_service() {
+        for service in services() {
+            service
+                .validate(&[])
+                .map(|_| ())
+                .or_else(|errors| {
+                    // Only missing required parameters may fail with no input.
+                    let all_missing = errors
+                        .iter()
+                        .all(|e| matches!(e, crate::service::ParamError::Missing { .. }));
+                    if all_missing {
+                        Ok(())
+                    } else {
+                        Err(errors)
+                    }
+                })
+                .unwrap();
+            for need in &service.needs {
+                assert!(
+                    find(need.service).is_some(),
+                    "{} needs {}",
+                    service.name,
+                    need.service
+                );
+                assert!(service.params.iter().any(|p| p.name == need.param));
+            }
+        }
+    }
+}

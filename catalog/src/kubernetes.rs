@@ -1,0 +1,434 @@
+//! Catalog services as Kubernetes objects: pure functions from an instance description to
+//! `k8s-openapi` types, tested without a cluster. Applying them is the orchestrator's job.
+//!
+//! Every object carries `app.kubernetes.io/name` (the service), `app.kubernetes.io/instance`
+//! (the instance name) and `app.kubernetes.io/managed-by: weir`, plus `weir.dev/run` when the
+//! instance belongs to a workflow run.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
+    ExecAction, HTTPGetAction, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, Service,
+    ServicePort, ServiceSpec, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde::Serialize;
+
+use crate::service::{Params, ServiceDefinition};
+
+/// What the Kubernetes realization of one instance is made from.
+#[derive(Debug, Clone)]
+pub struct KubeInstance<'a> {
+    pub name: &'a str,
+    pub service: &'a ServiceDefinition,
+    pub params: &'a Params,
+    /// Need parameter (e.g. `kafka`) → in-cluster `host:port` of the instance satisfying it.
+    pub dependencies: BTreeMap<String, String>,
+    /// Files the container reads (topology, recording), mounted from a ConfigMap at
+    /// [`FILES_DIR`]: file name → contents.
+    pub files: BTreeMap<String, String>,
+    pub run_id: Option<&'a str>,
+}
+
+/// Where files of a [`KubeInstance`] appear inside its container.
+pub const FILES_DIR: &str = "/etc/weir";
+
+/// One rendered object.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum KubeObject {
+    ConfigMap(ConfigMap),
+    Service(Service),
+    StatefulSet(StatefulSet),
+    Deployment(Deployment),
+}
+
+impl KubeObject {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            KubeObject::ConfigMap(_) => "ConfigMap",
+            KubeObject::Service(_) => "Service",
+            KubeObject::StatefulSet(_) => "StatefulSet",
+            KubeObject::Deployment(_) => "Deployment",
+        }
+    }
+}
+
+/// The labels every object of the instance carries.
+pub fn labels(instance: &KubeInstance<'_>) -> BTreeMap<String, String> {
+    let mut labels = selector_labels(instance);
+    labels.insert("app.kubernetes.io/managed-by".into(), "weir".into());
+    labels.insert("app.kubernetes.io/part-of".into(), "weir-sandbox".into());
+    if let Some(run) = instance.run_id {
+        labels.insert("weir.dev/run".into(), run.into());
+    }
+    labels
+}
+
+fn selector_labels(instance: &KubeInstance<'_>) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            "app.kubernetes.io/name".into(),
+            instance.service.name.into(),
+        ),
+        ("app.kubernetes.io/instance".into(), instance.name.into()),
+    ])
+}
+
+/// `host:port` by which other pods of the namespace reach the instance's first port.
+pub fn in_cluster_endpoint(instance: &str, service: &ServiceDefinition) -> Option<String> {
+    service
+        .ports
+        .first()
+        .map(|p| format!("{instance}:{}", p.container_port))
+}
+
+/// Every object of the instance, in the order they should be applied.
+pub fn render(instance: &KubeInstance<'_>) -> Vec<KubeObject> {
+    let mut objects = Vec::new();
+    if !instance.files.is_empty() {
+        objects.push(KubeObject::ConfigMap(ConfigMap {
+            metadata: metadata(instance, &format!("{}-files", instance.name)),
+            data: Some(instance.files.clone()),
+            ..ConfigMap::default()
+        }));
+    }
+    if !instance.service.ports.is_empty() {
+        objects.push(KubeObject::Service(service(instance)));
+    }
+    let pod = pod_template(instance);
+    let selector = LabelSelector {
+        match_labels: Some(selector_labels(instance)),
+        ..LabelSelector::default()
+    };
+    // Brokers and ZooKeeper get stable network identities; stateless roles do not need them.
+    if matches!(instance.service.name, "zookeeper" | "kafka") {
+        objects.push(KubeObject::StatefulSet(StatefulSet {
+            metadata: metadata(instance, instance.name),
+            spec: Some(StatefulSetSpec {
+                replicas: Some(1),
+                service_name: Some(instance.name.into()),
+                selector,
+                template: pod,
+                ..StatefulSetSpec::default()
+            }),
+            ..StatefulSet::default()
+        }));
+    } else {
+        objects.push(KubeObject::Deployment(Deployment {
+            metadata: metadata(instance, instance.name),
+            spec: Some(DeploymentSpec {
+                replicas: Some(1),
+                selector,
+                template: pod,
+                ..DeploymentSpec::default()
+            }),
+            ..Deployment::default()
+        }));
+    }
+    objects
+}
+
+fn metadata(instance: &KubeInstance<'_>, name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.into()),
+        labels: Some(labels(instance)),
+        ..ObjectMeta::default()
+    }
+}
+
+fn service(instance: &KubeInstance<'_>) -> Service {
+    Service {
+        metadata: metadata(instance, instance.name),
+        spec: Some(ServiceSpec {
+            selector: Some(selector_labels(instance)),
+            ports: Some(
+                instance
+                    .service
+                    .ports
+                    .iter()
+                    .map(|p| ServicePort {
+                        name: Some(p.name.into()),
+                        port: i32::from(p.container_port),
+                        target_port: Some(IntOrString::Int(i32::from(p.container_port))),
+                        ..ServicePort::default()
+                    })
+                    .collect(),
+            ),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    }
+}
+
+fn pod_template(instance: &KubeInstance<'_>) -> PodTemplateSpec {
+    let mut container = container(instance);
+    let mut volumes = vec![Volume {
+        name: "data".into(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Volume::default()
+    }];
+    let mut mounts = vec![VolumeMount {
+        name: "data".into(),
+        mount_path: "/var/lib/weir".into(),
+        ..VolumeMount::default()
+    }];
+    if !instance.files.is_empty() {
+        volumes.push(Volume {
+            name: "files".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: format!("{}-files", instance.name),
+                ..ConfigMapVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+        mounts.push(VolumeMount {
+            name: "files".into(),
+            mount_path: FILES_DIR.into(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        });
+    }
+    container.volume_mounts = Some(mounts);
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(labels(instance)),
+            ..ObjectMeta::default()
+        }),
+        spec: Some(PodSpec {
+            containers: vec![container],
+            volumes: Some(volumes),
+            ..PodSpec::default()
+        }),
+    }
+}
+
+fn env(pairs: &[(&str, String)]) -> Option<Vec<EnvVar>> {
+    Some(
+        pairs
+            .iter()
+            .map(|(name, value)| EnvVar {
+                name: (*name).into(),
+                value: Some(value.clone()),
+                ..EnvVar::default()
+            })
+            .collect(),
+    )
+}
+
+fn resources(cpu: &str, memory_mb: i64) -> ResourceRequirements {
+    let requests = BTreeMap::from([
+        ("cpu".to_string(), Quantity(cpu.into())),
+        ("memory".to_string(), Quantity(format!("{memory_mb}Mi"))),
+    ]);
+    let limits = BTreeMap::from([(
+        "memory".to_string(),
+        Quantity(format!("{}Mi", memory_mb * 2)),
+    )]);
+    ResourceRequirements {
+        requests: Some(requests),
+        limits: Some(limits),
+        ..ResourceRequirements::default()
+    }
+}
+
+fn exec_probe(command: &[&str]) -> Probe {
+    Probe {
+        exec: Some(ExecAction {
+            command: Some(command.iter().map(|s| s.to_string()).collect()),
+        }),
+        initial_delay_seconds: Some(5),
+        period_seconds: Some(10),
+        timeout_seconds: Some(10),
+        failure_threshold: Some(30),
+        ..Probe::default()
+    }
+}
+
+fn container_ports(instance: &KubeInstance<'_>) -> Option<Vec<ContainerPort>> {
+    Some(
+        instance
+            .service
+            .ports
+            .iter()
+            .map(|p| ContainerPort {
+                name: Some(p.name.into()),
+                container_port: i32::from(p.container_port),
+                ..ContainerPort::default()
+            })
+            .collect(),
+    )
+}
+
+fn dependency(instance: &KubeInstance<'_>, param: &str) -> String {
+    instance
+        .dependencies
+        .get(param)
+        .cloned()
+        .unwrap_or_else(|| format!("{param}:0"))
+}
+
+fn container(instance: &KubeInstance<'_>) -> Container {
+    let p = instance.params;
+    let heap = p.int("heap_mb").unwrap_or(512);
+    let image = p.str("image").map(str::to_string);
+    let base = Container {
+        name: instance.service.name.into(),
+        image,
+        ports: container_ports(instance),
+        ..Container::default()
+    };
+    let weir_args = |args: Vec<String>| Some(args);
+    match instance.service.name {
+        "zookeeper" => Container {
+            env: env(&[
+                ("ZOO_4LW_COMMANDS_WHITELIST", "ruok,srvr,stat".into()),
+                ("ZOO_ADMINSERVER_ENABLED", "false".into()),
+                ("JVMFLAGS", format!("-Xmx{heap}m")),
+            ]),
+            readiness_probe: Some(exec_probe(&["sh", "-c", "zkServer.sh status"])),
+            resources: Some(resources("100m", heap + 128)),
+            ..base
+        },
+        "kafka" => {
+            let advertised = format!("PLAINTEXT://{}:9092", instance.name);
+            let mut vars = vec![
+                ("KAFKA_ADVERTISED_LISTENERS", advertised),
+                ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "1".into()),
+                ("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1".into()),
+                ("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1".into()),
+                ("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0".into()),
+                (
+                    "KAFKA_NUM_PARTITIONS",
+                    p.int("partitions").unwrap_or(1).to_string(),
+                ),
+                (
+                    "KAFKA_AUTO_CREATE_TOPICS_ENABLE",
+                    p.bool("auto_create_topics").unwrap_or(true).to_string(),
+                ),
+                ("KAFKA_LOG_DIRS", "/var/lib/weir/kafka".into()),
+                (
+                    "KAFKA_HEAP_OPTS",
+                    format!("-Xmx{heap}m -Xms{}m", (heap / 4).max(64)),
+                ),
+            ];
+            if p.str("mode") == Some("kraft") {
+                vars.extend([
+                    ("KAFKA_NODE_ID", "1".to_string()),
+                    ("KAFKA_PROCESS_ROLES", "broker,controller".into()),
+                    (
+                        "KAFKA_LISTENERS",
+                        "PLAINTEXT://:9092,CONTROLLER://:9093".into(),
+                    ),
+                    ("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER".into()),
+                    ("KAFKA_CONTROLLER_QUORUM_VOTERS", "1@localhost:9093".into()),
+                    (
+                        "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP",
+                        "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT".into(),
+                    ),
+                ]);
+            } else {
+                vars.extend([
+                    ("KAFKA_BROKER_ID", "0".to_string()),
+                    ("KAFKA_LISTENERS", "PLAINTEXT://:9092".into()),
+                    ("KAFKA_ZOOKEEPER_CONNECT", dependency(instance, "zookeeper")),
+                ]);
+            }
+            Container {
+                env: env(&vars),
+                readiness_probe: Some(exec_probe(&[
+                    "sh",
+                    "-c",
+                    "/opt/kafka/bin/kafka-broker-api-versions.sh --bootstrap-server localhost:9092",
+                ])),
+                resources: Some(resources("250m", heap + 256)),
+                ..base
+            }
+        }
+        "topology-runner" => {
+            let mut args = vec![
+                "topology".to_string(),
+                "run".into(),
+                format!("{FILES_DIR}/topology.yaml"),
+                "--brokers".into(),
+                dependency(instance, "kafka"),
+                "--addr".into(),
+                "0.0.0.0:9464".into(),
+            ];
+            for pair in p.str("set").unwrap_or_default().split(';') {
+                if !pair.trim().is_empty() {
+                    args.extend(["--set".to_string(), pair.trim().to_string()]);
+                }
+            }
+            Container {
+                args: weir_args(args),
+                readiness_probe: Some(Probe {
+                    http_get: Some(HTTPGetAction {
+                        path: Some("/metrics".into()),
+                        port: IntOrString::Int(9464),
+                        ..HTTPGetAction::default()
+                    }),
+                    period_seconds: Some(5),
+                    ..Probe::default()
+                }),
+                resources: Some(resources("100m", 64)),
+                ..base
+            }
+        }
+        "http-source" => Container {
+            args: weir_args(vec![
+                "source".into(),
+                "http".into(),
+                "--url".into(),
+                p.str("url").unwrap_or_default().into(),
+                "--topic".into(),
+                p.str("topic").unwrap_or_default().into(),
+                "--brokers".into(),
+                dependency(instance, "kafka"),
+                "--interval".into(),
+                format!(
+                    "{}ms",
+                    p.duration("interval").unwrap_or_default().as_millis()
+                ),
+            ]),
+            resources: Some(resources("50m", 32)),
+            ..base
+        },
+        "replay-source" => {
+            // The recording keeps its file name (and so its format: `.csv` or JSON Lines).
+            let recording = instance
+                .files
+                .keys()
+                .next()
+                .map(String::as_str)
+                .unwrap_or("recording.jsonl");
+            let mut args = vec![
+                "source".to_string(),
+                "replay".into(),
+                format!("{FILES_DIR}/{recording}"),
+                "--topic".into(),
+                p.str("topic").unwrap_or_default().into(),
+                "--brokers".into(),
+                dependency(instance, "kafka"),
+                "--interval".into(),
+                format!(
+                    "{}ms",
+                    p.duration("interval").unwrap_or_default().as_millis()
+                ),
+            ];
+            if p.bool("repeat") == Some(true) {
+                args.push("--repeat".into());
+            }
+            Container {
+                args: weir_args(args),
+                resources: Some(resources("50m", 32)),
+                ..base
+            }
+        }
+        _ => base,
+    }
+}

@@ -1,0 +1,56 @@
+//! Readiness checks: a service is ready when it really serves.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpStream};
+use std::time::Duration;
+
+use super::{kafka, zookeeper};
+use crate::service::Readiness;
+
+/// Checks once; `Err` says what is not ready yet.
+pub fn check(readiness: Readiness, port: Option<u16>, running_for: Duration) -> Result<(), String> {
+    let need_port = || port.ok_or_else(|| "the service has no port to check".to_string());
+    match readiness {
+        Readiness::ZooKeeperRuok => {
+            if zookeeper::is_ready(need_port()?) {
+                Ok(())
+            } else {
+                Err("ZooKeeper does not answer `ruok` with `imok` yet".into())
+            }
+        }
+        Readiness::KafkaMetadata => kafka::answers_metadata(
+            &format!("127.0.0.1:{}", need_port()?),
+            Duration::from_secs(2),
+        )
+        .map(|_| ()),
+        Readiness::Http { path } => http_ok(need_port()?, path),
+        Readiness::Running { seconds } => {
+            if running_for >= Duration::from_secs(seconds) {
+                Ok(())
+            } else {
+                Err(format!("running for less than {seconds}s"))
+            }
+        }
+    }
+}
+
+/// `GET path` on the loopback port answers 200.
+pub fn http_ok(port: u16, path: &str) -> Result<(), String> {
+    let mut stream =
+        TcpStream::connect_timeout(&(Ipv4Addr::LOCALHOST, port).into(), Duration::from_secs(1))
+            .map_err(|e| format!("nothing accepts connections on port {port} yet ({e})"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .map_err(|e| e.to_string())?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut head = [0u8; 12];
+    stream
+        .read_exact(&mut head)
+        .map_err(|e| format!("no HTTP answer: {e}"))?;
+    let status = String::from_utf8_lossy(&head);
+    if status.starts_with("HTTP/1.") && &status[9..12] == "200" {
+        Ok(())
+    } else {
+        Err(format!("GET {path} answered `{}`", status.trim()))
+    }
+}

@@ -1,0 +1,418 @@
+//! Service definitions: what each catalog service is, the parameters it takes (typed, with
+//! defaults and validation), the ports it serves, the services it needs, and how readiness is
+//! proven.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+use weir_topology::duration::parse_duration;
+
+/// A service on offer.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceDefinition {
+    /// The name users type: `weir up kafka`.
+    pub name: &'static str,
+    pub description: &'static str,
+    pub params: Vec<ParamDef>,
+    pub ports: Vec<PortDef>,
+    /// Services this one needs, each found through one of its parameters.
+    pub needs: Vec<Need>,
+    pub readiness: Readiness,
+}
+
+/// A typed parameter.
+#[derive(Debug, Clone, Serialize)]
+pub struct ParamDef {
+    pub name: &'static str,
+    pub description: &'static str,
+    #[serde(flatten)]
+    pub kind: ParamKind,
+    /// Used when the parameter is not set; `None` with `required: false` means "unset".
+    pub default: Option<&'static str>,
+    pub required: bool,
+}
+
+/// The type of a parameter, with its validation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum ParamKind {
+    String,
+    Int {
+        min: i64,
+        max: i64,
+    },
+    Bool,
+    Duration,
+    Url,
+    Path,
+    Enum {
+        values: Vec<&'static str>,
+    },
+    /// The name of a running instance of the given service.
+    Instance {
+        service: &'static str,
+    },
+}
+
+/// A port a service listens on.
+#[derive(Debug, Clone, Serialize)]
+pub struct PortDef {
+    pub name: &'static str,
+    /// Port inside a container (Kubernetes); locally a free loopback port is chosen.
+    pub container_port: u16,
+    pub protocol: Protocol,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Http,
+}
+
+/// A dependency on another service, satisfied through an `Instance` parameter.
+#[derive(Debug, Clone, Serialize)]
+pub struct Need {
+    pub param: &'static str,
+    pub service: &'static str,
+    /// Only when this parameter has this value (e.g. Kafka needs ZooKeeper only in
+    /// `mode=zookeeper`).
+    pub when: Option<(&'static str, &'static str)>,
+}
+
+impl Need {
+    pub fn applies(&self, params: &Params) -> bool {
+        match self.when {
+            None => true,
+            Some((param, value)) => params.str(param) == Some(value),
+        }
+    }
+}
+
+/// What "ready" means for a service: it really serves, not just "the process started".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Readiness {
+    /// ZooKeeper answers `ruok` with `imok` and `srvr` reports a serving mode.
+    ZooKeeperRuok,
+    /// The broker answers a metadata request.
+    KafkaMetadata,
+    /// `GET path` answers 200.
+    Http { path: &'static str },
+    /// The process is still running after a grace period (services with no port).
+    Running { seconds: u64 },
+}
+
+/// A parameter value checked against its definition.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ParamValue {
+    String(String),
+    Int(i64),
+    Bool(bool),
+    Duration(#[serde(serialize_with = "serialize_duration")] Duration),
+}
+
+fn serialize_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{}ms", d.as_millis()))
+}
+
+impl fmt::Display for ParamValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParamValue::String(s) => f.write_str(s),
+            ParamValue::Int(i) => write!(f, "{i}"),
+            ParamValue::Bool(b) => write!(f, "{b}"),
+            ParamValue::Duration(d) => write!(f, "{}ms", d.as_millis()),
+        }
+    }
+}
+
+/// Parameters of one instance after validation, defaults applied.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Params(pub BTreeMap<String, ParamValue>);
+
+impl Params {
+    pub fn get(&self, name: &str) -> Option<&ParamValue> {
+        self.0.get(name)
+    }
+
+    pub fn str(&self, name: &str) -> Option<&str> {
+        match self.0.get(name) {
+            Some(ParamValue::String(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn int(&self, name: &str) -> Option<i64> {
+        match self.0.get(name) {
+            Some(ParamValue::Int(i)) => Some(*i),
+            _ => None,
+        }
+    }
+
+    pub fn bool(&self, name: &str) -> Option<bool> {
+        match self.0.get(name) {
+            Some(ParamValue::Bool(b)) => Some(*b),
+            _ => None,
+        }
+    }
+
+    pub fn duration(&self, name: &str) -> Option<Duration> {
+        match self.0.get(name) {
+            Some(ParamValue::Duration(d)) => Some(*d),
+            _ => None,
+        }
+    }
+}
+
+/// One thing wrong with the parameters given to a service. All are reported at once.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParamError {
+    #[error("{service} has no parameter `{name}` (parameters: {known})")]
+    Unknown {
+        service: String,
+        name: String,
+        known: String,
+    },
+    #[error("{service}: parameter `{name}` is required ({description})")]
+    Missing {
+        service: String,
+        name: String,
+        description: String,
+    },
+    #[error("{service}: parameter `{name}` = `{value}`: {reason}")]
+    Invalid {
+        service: String,
+        name: String,
+        value: String,
+        reason: String,
+    },
+}
+
+impl ServiceDefinition {
+    /// Checks `given` (`NAME=VALUE` pairs as typed by a user) and applies defaults.
+    pub fn validate(&self, given: &[(String, String)]) -> Result<Params, Vec<ParamError>> {
+        let mut errors = Vec::new();
+        let mut values = BTreeMap::new();
+        for (name, raw) in given {
+            match self.params.iter().find(|p| p.name == name) {
+                None => errors.push(ParamError::Unknown {
+                    service: self.name.into(),
+                    name: name.clone(),
+                    known: self
+                        .params
+                        .iter()
+                        .map(|p| p.name)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                }),
+                Some(def) => match def.kind.parse(raw) {
+                    Ok(value) => {
+                        values.insert(name.clone(), value);
+                    }
+                    Err(reason) => errors.push(ParamError::Invalid {
+                        service: self.name.into(),
+                        name: name.clone(),
+                        value: raw.clone(),
+                        reason,
+                    }),
+                },
+            }
+        }
+        for def in &self.params {
+            if values.contains_key(def.name) || errors.iter().any(|e| e.names(def.name)) {
+                continue;
+            }
+            match def.default {
+                Some(default) => {
+                    let value = def.kind.parse(default).expect("catalog defaults are valid");
+                    values.insert(def.name.to_string(), value);
+                }
+                None if def.required => errors.push(ParamError::Missing {
+                    service: self.name.into(),
+                    name: def.name.into(),
+                    description: def.description.into(),
+                }),
+                None => {}
+            }
+        }
+        if errors.is_empty() {
+            Ok(Params(values))
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+impl ParamError {
+    fn names(&self, param: &str) -> bool {
+        match self {
+            ParamError::Unknown { name, .. }
+            | ParamError::Missing { name, .. }
+            | ParamError::Invalid { name, .. } => name == param,
+        }
+    }
+}
+
+impl ParamKind {
+    /// Parses and validates one value; the error says what was expected.
+    pub fn parse(&self, raw: &str) -> Result<ParamValue, String> {
+        match self {
+            ParamKind::String => {
+                if raw.is_empty() {
+                    Err("must not be empty".into())
+                } else {
+                    Ok(ParamValue::String(raw.into()))
+                }
+            }
+            ParamKind::Path => {
+                if raw.is_empty() {
+                    Err("must be a file path".into())
+                } else {
+                    Ok(ParamValue::String(raw.into()))
+                }
+            }
+            ParamKind::Int { min, max } => {
+                let value: i64 = raw
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("expected a whole number between {min} and {max}"))?;
+                if (*min..=*max).contains(&value) {
+                    Ok(ParamValue::Int(value))
+                } else {
+                    Err(format!("must be between {min} and {max}"))
+                }
+            }
+            ParamKind::Bool => match raw.trim() {
+                "true" | "yes" | "1" => Ok(ParamValue::Bool(true)),
+                "false" | "no" | "0" => Ok(ParamValue::Bool(false)),
+                _ => Err("expected true or false".into()),
+            },
+            ParamKind::Duration => parse_duration(raw).map(ParamValue::Duration),
+            ParamKind::Url => {
+                if (raw.starts_with("http://") || raw.starts_with("https://"))
+                    && raw.len() > "https://".len()
+                    && !raw.contains(char::is_whitespace)
+                {
+                    Ok(ParamValue::String(raw.into()))
+                } else {
+                    Err("expected an http:// or https:// URL".into())
+                }
+            }
+            ParamKind::Enum { values } => {
+                if values.contains(&raw) {
+                    Ok(ParamValue::String(raw.into()))
+                } else {
+                    Err(format!("expected one of {}", values.join(", ")))
+                }
+            }
+            ParamKind::Instance { service } => {
+                if is_valid_name(raw) {
+                    Ok(ParamValue::String(raw.into()))
+                } else {
+                    Err(format!("expected the name of a {service} instance"))
+                }
+            }
+        }
+    }
+}
+
+/// Instance names: lowercase letters, digits and dashes, starting with a letter, at most 40
+/// characters — valid as Kubernetes object names and as directory names.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 40
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && !name.ends_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::find;
+
+    fn given(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_fill_what_is_not_given() {
+        let kafka = find("kafka").unwrap();
+        let params = kafka.validate(&given(&[("partitions", "3")])).unwrap();
+        assert_eq!(params.int("partitions"), Some(3));
+        assert_eq!(params.str("mode"), Some("zookeeper"));
+        assert_eq!(params.get("zookeeper"), None, "no default: auto-started");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let kafka = find("kafka").unwrap();
+        let errors = kafka
+            .validate(&given(&[
+                ("partitions", "0"),
+                ("mode", "raft"),
+                ("colour", "red"),
+            ]))
+            .unwrap_err();
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(text.len(), 3, "{text:?}");
+        assert!(
+            text[0].contains("`partitions` = `0`: must be between 1 and"),
+            "{text:?}"
+        );
+        assert!(
+            text[1].contains("expected one of zookeeper, kraft"),
+            "{text:?}"
+        );
+        assert!(
+            text[2].starts_with("kafka has no parameter `colour`"),
+            "{text:?}"
+        );
+    }
+
+    #[test]
+    fn required_parameters_are_named() {
+        let source = find("http-source").unwrap();
+        let errors = source.validate(&[]).unwrap_err();
+        let names: Vec<String> = errors
+            .iter()
+            .map(|e| match e {
+                ParamError::Missing { name, .. } => name.clone(),
+                other => panic!("unexpected {other}"),
+            })
+            .collect();
+        assert_eq!(names, vec!["url", "topic"]);
+    }
+
+    #[test]
+    fn typed_values_are_checked() {
+        assert!(ParamKind::Url.parse("ftp://x").is_err());
+        assert!(ParamKind::Url.parse("https://api.example.com/spot").is_ok());
+        assert_eq!(ParamKind::Bool.parse("yes"), Ok(ParamValue::Bool(true)));
+        assert_eq!(
+            ParamKind::Duration.parse("1m30s"),
+            Ok(ParamValue::Duration(Duration::from_secs(90)))
+        );
+        assert!(ParamKind::Duration.parse("soon").is_err());
+        assert!(ParamKind::Instance { service: "kafka" }
+            .parse("Kafka_1")
+            .is_err());
+    }
+
+    #[test]
+    fn names_are_dns_labels() {
+        assert!(is_valid_name("kafka-server-1"));
+        for bad in ["", "Kafka", "1kafka", "kafka_1", "kafka-", &"k".repeat(41)] {
+            assert!(!is_valid_name(bad), "{bad}");
+        }
+    }
+}

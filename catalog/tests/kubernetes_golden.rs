@@ -1,0 +1,152 @@
+//! Golden files of the Kubernetes objects rendered for every catalog service.
+//! Regenerate after an intended change with `UPDATE_GOLDEN=1 cargo test -p weir-catalog`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use weir_catalog::catalog::{find, services};
+use weir_catalog::kubernetes::{render, KubeInstance, KubeObject};
+
+fn sample_params(service: &str) -> Vec<(String, String)> {
+    let pairs: &[(&str, &str)] = match service {
+        "topology-runner" => &[("file", "bitcoin-yuan.yaml"), ("set", "threshold=50")],
+        "http-source" => &[
+            ("url", "https://api.coinbase.com/v2/prices/BTC-CNY/spot"),
+            ("topic", "BitCoinExchangeTopic"),
+        ],
+        "replay-source" => &[
+            ("file", "btcusd-monthly.csv"),
+            ("topic", "raw"),
+            ("interval", "500ms"),
+        ],
+        _ => &[],
+    };
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn sample_files(service: &str) -> BTreeMap<String, String> {
+    match service {
+        "topology-runner" => BTreeMap::from([("topology.yaml".into(), "name: t\n".into())]),
+        "replay-source" => BTreeMap::from([(
+            "btcusd-monthly.csv".into(),
+            ",Close\n2012-01-31,5.55\n".into(),
+        )]),
+        _ => BTreeMap::new(),
+    }
+}
+
+fn rendered(service_name: &str) -> Vec<KubeObject> {
+    let service = find(service_name).unwrap();
+    let params = service.validate(&sample_params(service_name)).unwrap();
+    let dependencies = BTreeMap::from([
+        (
+            "zookeeper".to_string(),
+            "zookeeper-server-1:2181".to_string(),
+        ),
+        ("kafka".to_string(), "kafka-server-1:9092".to_string()),
+    ]);
+    let name = format!("{service_name}-1");
+    render(&KubeInstance {
+        name: &name,
+        service: &service,
+        params: &params,
+        dependencies,
+        files: sample_files(service_name),
+        run_id: Some("run-42"),
+    })
+}
+
+#[test]
+fn rendered_objects_match_golden_files() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let mut mismatched = Vec::new();
+    for service in services() {
+        let objects = rendered(service.name);
+        let text = serde_json::to_string_pretty(&objects).unwrap() + "\n";
+        let path = dir.join(format!("{}.json", service.name));
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(&path, &text).unwrap();
+        } else {
+            let golden = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1)", path.display()));
+            if golden != text {
+                mismatched.push(path.display().to_string());
+            }
+        }
+    }
+    assert!(
+        mismatched.is_empty(),
+        "rendered objects differ from {mismatched:?}; review and regenerate with UPDATE_GOLDEN=1"
+    );
+}
+
+#[test]
+fn every_object_carries_the_standard_labels() {
+    for service in services() {
+        for object in rendered(service.name) {
+            let value = serde_json::to_value(&object).unwrap();
+            let labels = &value["metadata"]["labels"];
+            assert_eq!(
+                labels["app.kubernetes.io/name"],
+                service.name,
+                "{}",
+                object.kind()
+            );
+            assert_eq!(
+                labels["app.kubernetes.io/instance"],
+                format!("{}-1", service.name)
+            );
+            assert_eq!(labels["app.kubernetes.io/managed-by"], "weir");
+            assert_eq!(labels["weir.dev/run"], "run-42");
+        }
+    }
+}
+
+#[test]
+fn workloads_request_resources_and_servers_probe_readiness() {
+    for service in services() {
+        for object in rendered(service.name) {
+            let value = serde_json::to_value(&object).unwrap();
+            let Some(containers) = value["spec"]["template"]["spec"]["containers"].as_array()
+            else {
+                continue;
+            };
+            let container = &containers[0];
+            assert!(
+                container["resources"]["requests"]["memory"].is_string(),
+                "{}",
+                service.name
+            );
+            assert!(container["image"].is_string(), "{}", service.name);
+            if !service.ports.is_empty() {
+                assert!(
+                    container["readinessProbe"].is_object(),
+                    "{} has a readiness probe",
+                    service.name
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn kraft_mode_has_no_zookeeper() {
+    let service = find("kafka").unwrap();
+    let params = service
+        .validate(&[("mode".into(), "kraft".into())])
+        .unwrap();
+    let objects = render(&KubeInstance {
+        name: "k",
+        service: &service,
+        params: &params,
+        dependencies: BTreeMap::new(),
+        files: BTreeMap::new(),
+        run_id: None,
+    });
+    let text = serde_json::to_string(&objects).unwrap();
+    assert!(text.contains("KAFKA_PROCESS_ROLES"));
+    assert!(!text.contains("KAFKA_ZOOKEEPER_CONNECT"));
+}
