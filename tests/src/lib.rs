@@ -273,3 +273,66 @@ pub fn eventually<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) ->
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A private `WEIR_HOME` for one test, with helpers to run `weir` commands in it.
+#[derive(Debug)]
+pub struct WeirHomeDir {
+    pub dir: tempfile::TempDir,
+}
+
+impl Default for WeirHomeDir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WeirHomeDir {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::Builder::new()
+                .prefix("weir-home-")
+                .tempdir()
+                .expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A `weir` command with `WEIR_HOME` set to this directory.
+    pub fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut command = std::process::Command::new(weir_bin());
+        command.args(args).env("WEIR_HOME", self.path());
+        command
+    }
+
+    /// Runs `weir ARGS...` to completion.
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        self.command(args).output().expect("run weir")
+    }
+
+    /// Runs `weir ARGS...`, asserting success, and returns its standard output.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert!(
+            output.status.success(),
+            "weir {args:?} failed: {}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// `weir instances --json`.
+    pub fn instances(&self) -> Vec<serde_json::Value> {
+        serde_json::from_str(&self.ok(&["instances", "--json"])).expect("instances JSON")
+    }
+}
+
+impl Drop for WeirHomeDir {
+    fn drop(&mut self) {
+        // Whatever a failing test left running is stopped with its home.
+        let _ = self.run(&["down", "--all"]);
+    }
+}

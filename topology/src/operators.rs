@@ -215,7 +215,7 @@ impl Operator {
                     None => Ok(Flow::Stop),
                     Some(before) => {
                         record.fields.insert(previous.clone(), number(before));
-                        record.fields.insert(output.clone(), number(value - before));
+                        record.fields.insert(output.clone(), number(round_variation(value - before)));
                         Ok(Flow::Continue)
                     }
                 }
@@ -260,6 +260,12 @@ impl Operator {
             }
         }
     }
+}
+
+/// Rounds to 8 decimal places, the precision of Bitcoin amounts, so that `126.24 → 203.74`
+/// reads as a variation of `77.5` and not `77.50000000000001`.
+fn round_variation(value: f64) -> f64 {
+    (value * 1e8).round() / 1e8
 }
 
 fn number(value: f64) -> Value {
@@ -414,6 +420,10 @@ mod tests {
             )
         );
         assert_eq!(drop.updates.len(), 1);
+        let decimals = run(&mut p, r#"{"r": 203.74}"#);
+        let decimals_again = run(&mut p, r#"{"r": 126.24}"#);
+        assert_eq!(payloads(&decimals)[1].1["variation"], json!(143.74));
+        assert_eq!(payloads(&decimals_again)[1].1["variation"], json!(-77.5));
     }
 
     #[test]

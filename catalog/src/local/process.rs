@@ -211,6 +211,24 @@ fn read_stat(pid: i32) -> Option<(String, i32)> {
     Some((state, group))
 }
 
+/// When the process started, in clock ticks since boot (`/proc/PID/stat` field 22). With the
+/// pid it identifies a process for good: a pid reused later has another start time.
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 22 overall is the 20th after the parenthesized command name.
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()
+}
+
+/// True when the process `pid` is alive and is the one that started at `started`.
+pub fn is_same_process(pid: i32, started: Option<u64>) -> bool {
+    alive(pid) && (started.is_none() || start_time(pid) == started)
+}
+
 /// True when `pid` exists and is not a zombie.
 pub fn alive(pid: i32) -> bool {
     pid > 0 && read_stat(pid).is_some_and(|(state, _)| state != "Z" && state != "X")
@@ -261,6 +279,13 @@ mod tests {
         std::thread::sleep(Duration::from_millis(300));
         assert!(process.is_running());
         assert!(alive(pid));
+        let started = start_time(pid);
+        assert!(started.is_some());
+        assert!(is_same_process(pid, started));
+        assert!(
+            !is_same_process(pid, started.map(|t| t + 1)),
+            "another start time is another process"
+        );
         process.stop(Duration::from_millis(300));
         assert!(!alive(pid));
         // The `sleep` grandchild was in the same group and went too.

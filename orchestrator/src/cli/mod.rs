@@ -1,6 +1,7 @@
 //! Command-line definitions and dispatch. Each sub-module owns one command family.
 
 mod bench;
+mod services;
 mod signals;
 mod source;
 mod topology;
@@ -25,6 +26,16 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Services on offer, with their parameters.
+    Catalog(services::CatalogArgs),
+    /// Start a service instance (and the dependencies it lacks).
+    Up(services::UpArgs),
+    /// Stop a service instance, or all of them.
+    Down(services::DownArgs),
+    /// Service instances with their state and endpoint.
+    Instances(services::InstancesArgs),
+    /// Remove whatever crashed `weir` processes left behind.
+    Gc(services::GcArgs),
     /// Run or check a topology (Kafka in → operators → Kafka out).
     #[command(subcommand)]
     Topology(topology::TopologyCommand),
@@ -53,6 +64,11 @@ pub fn init_logging(verbose: u8) {
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Catalog(args) => services::catalog(args),
+        Command::Up(args) => services::up(args),
+        Command::Down(args) => services::down(args),
+        Command::Instances(args) => services::instances(args),
+        Command::Gc(args) => services::gc(args),
         Command::Topology(command) => topology::run(command),
         Command::Source(command) => source::run(command),
         Command::Bench(command) => bench::run(command),

@@ -1,0 +1,553 @@
+//! The local runtime: catalog services as processes on this machine, on free loopback ports,
+//! recorded in the store so that any later `weir` command — or `weir gc` after a crash — can
+//! find and stop them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use weir_catalog::catalog;
+use weir_catalog::local::ports::free_port;
+use weir_catalog::local::process::{
+    self, is_same_process, log_tail, start_time, Lifetime, ManagedProcess,
+};
+use weir_catalog::local::readiness;
+use weir_catalog::local::render::{self, extra_local_ports, LocalContext};
+use weir_catalog::service::{is_valid_name, Protocol, ServiceDefinition};
+
+use super::{NotReady, RuntimeError};
+use crate::home::WeirHome;
+use crate::store::{InstanceRecord, InstanceState, Store};
+use crate::time::now_unix;
+
+/// Who is responsible for an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ownership {
+    /// Started with `weir up`: runs until `weir down`.
+    Standalone,
+    /// Belongs to a workflow run; torn down with it, or by `weir gc` if the run's process dies.
+    Run(String),
+}
+
+/// A request to start one service instance.
+#[derive(Debug, Clone)]
+pub struct UpRequest {
+    pub service: String,
+    /// Instance name; `<service>-N` when not given.
+    pub name: Option<String>,
+    pub params: Vec<(String, String)>,
+    pub ownership: Ownership,
+    /// How long to wait for each instance to become ready.
+    pub ready_timeout: Duration,
+}
+
+/// What `weir gc` did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct GcReport {
+    /// Instances whose owner died: their processes were stopped.
+    pub orphans_stopped: Vec<String>,
+    /// Instances whose process was already gone: only their records and files were left.
+    pub stale_removed: Vec<String>,
+    /// Instance directories with no record.
+    pub directories_removed: Vec<String>,
+}
+
+/// The runtime.
+#[derive(Debug)]
+pub struct LocalRuntime {
+    home: WeirHome,
+    store: Store,
+    weir_exe: PathBuf,
+}
+
+/// Progress lines go to standard error so that `--json` output stays clean.
+fn progress(message: impl AsRef<str>) {
+    eprintln!("{}", message.as_ref());
+}
+
+impl LocalRuntime {
+    pub fn new(home: WeirHome, weir_exe: PathBuf) -> Result<Self, RuntimeError> {
+        let store = Store::open(&home.database())?;
+        Ok(Self {
+            home,
+            store,
+            weir_exe,
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Starts an instance and, first, the dependencies it lacks. Returns the instances
+    /// started, dependencies first. On failure everything this call started is stopped again.
+    pub fn up(&self, request: &UpRequest) -> Result<Vec<InstanceRecord>, RuntimeError> {
+        let mut started = Vec::new();
+        match self.up_inner(request, None, &mut started) {
+            Ok(_) => {
+                // Until the whole request succeeded, every instance it started belonged to
+                // this process (so a crash leaves orphans `weir gc` removes). A standalone
+                // instance then lives on its own until `weir down`.
+                if request.ownership == Ownership::Standalone {
+                    for record in &mut started {
+                        record.owner_pid = None;
+                        record.owner_start_time = None;
+                        self.store.update_instance(record)?;
+                    }
+                }
+                Ok(started)
+            }
+            Err(error) => {
+                for record in started.iter().rev() {
+                    let _ = self.stop_instance(record);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    fn up_inner(
+        &self,
+        request: &UpRequest,
+        auto_started_by: Option<&str>,
+        started: &mut Vec<InstanceRecord>,
+    ) -> Result<InstanceRecord, RuntimeError> {
+        let definition = catalog::find(&request.service)
+            .ok_or_else(|| RuntimeError::UnknownService(request.service.clone()))?;
+        let params = definition
+            .validate(&request.params)
+            .map_err(RuntimeError::InvalidParams)?;
+        let name = match &request.name {
+            Some(name) => {
+                if !is_valid_name(name) {
+                    return Err(RuntimeError::InvalidName(name.clone()));
+                }
+                if self.store.instance(name)?.is_some() {
+                    return Err(crate::store::StoreError::NameTaken(name.clone()).into());
+                }
+                name.clone()
+            }
+            None => self.free_name(definition.name)?,
+        };
+
+        // Dependencies: a named instance must exist and run; a missing one is started.
+        let mut dependencies = BTreeMap::new();
+        let mut uses = Vec::new();
+        for need in definition.needs.iter().filter(|n| n.applies(&params)) {
+            let dependency = match params.str(need.param) {
+                Some(existing) => self.require_running(existing, need.service)?,
+                None => {
+                    let auto_name = format!("{name}-{}", need.service);
+                    match self.store.instance(&auto_name)? {
+                        Some(record) if record.service == need.service => {
+                            self.require_running(&auto_name, need.service)?
+                        }
+                        _ => {
+                            progress(format!(
+                                "{name} needs a {} instance; starting `{auto_name}`",
+                                need.service
+                            ));
+                            let dependency_request = UpRequest {
+                                service: need.service.into(),
+                                name: Some(auto_name.clone()),
+                                params: vec![],
+                                ownership: request.ownership.clone(),
+                                ready_timeout: request.ready_timeout,
+                            };
+                            self.up_inner(&dependency_request, Some(&name), started)?
+                        }
+                    }
+                }
+            };
+            dependencies.insert(need.param.to_string(), dependency.endpoint.clone());
+            uses.push(dependency.name.clone());
+        }
+
+        let dir = self.home.instance_dir(&name);
+        let (owner_pid, owner_start_time) = current_process();
+        let mut record = InstanceRecord {
+            name: name.clone(),
+            service: definition.name.into(),
+            state: InstanceState::Starting,
+            endpoint: String::new(),
+            pid: None,
+            pid_start_time: None,
+            log_path: String::new(),
+            dir: dir.display().to_string(),
+            params: serde_json::to_value(&params).unwrap_or_default(),
+            uses,
+            auto_started_by: auto_started_by.map(str::to_string),
+            owner_pid: Some(owner_pid),
+            owner_start_time,
+            run_id: match &request.ownership {
+                Ownership::Run(id) => Some(id.clone()),
+                Ownership::Standalone => None,
+            },
+            backend: "local".into(),
+            created_at: now_unix(),
+        };
+        // The record exists before anything else, so that a crash from here on leaves
+        // something `weir gc` can find.
+        self.store.insert_instance(&record)?;
+        match self.start_process(
+            &definition,
+            &mut record,
+            params,
+            dependencies,
+            request.ready_timeout,
+        ) {
+            Ok(()) => {
+                self.store.update_instance(&record)?;
+                started.push(record.clone());
+                Ok(record)
+            }
+            Err(error) => {
+                let _ = self.stop_instance(&record);
+                Err(error)
+            }
+        }
+    }
+
+    fn start_process(
+        &self,
+        definition: &ServiceDefinition,
+        record: &mut InstanceRecord,
+        params: weir_catalog::service::Params,
+        dependencies: BTreeMap<String, String>,
+        ready_timeout: Duration,
+    ) -> Result<(), RuntimeError> {
+        let dir = PathBuf::from(&record.dir);
+        std::fs::create_dir_all(&dir).map_err(|source| RuntimeError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        let mut ports = BTreeMap::new();
+        for port in definition
+            .ports
+            .iter()
+            .map(|p| p.name)
+            .chain(extra_local_ports(definition.name, &params))
+        {
+            let number = free_port().map_err(|source| RuntimeError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+            ports.insert(port.to_string(), number);
+        }
+        let main_port = definition
+            .ports
+            .first()
+            .and_then(|p| ports.get(p.name).copied());
+        record.endpoint = match (definition.ports.first(), main_port) {
+            (Some(p), Some(port)) if p.protocol == Protocol::Http => {
+                format!("http://127.0.0.1:{port}")
+            }
+            (Some(_), Some(port)) => format!("127.0.0.1:{port}"),
+            _ => String::new(),
+        };
+        let context = LocalContext {
+            instance: record.name.clone(),
+            dir: dir.clone(),
+            ports,
+            params,
+            dependencies,
+            weir_exe: self.weir_exe.clone(),
+        };
+        let service = render::render(definition.name, &context)?;
+        service.write_files().map_err(|source| RuntimeError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        for step in &service.pre_start {
+            run_to_completion(&record.name, step)?;
+        }
+        progress(format!("starting {} `{}`...", definition.name, record.name));
+        let started_at = Instant::now();
+        let mut process =
+            ManagedProcess::spawn(&record.name, &service.process, Lifetime::Detached)?;
+        record.pid = Some(process.pid() as i32);
+        record.pid_start_time = start_time(process.pid() as i32);
+        record.log_path = service.process.log_path.display().to_string();
+        self.store.update_instance(record)?;
+        let outcome = wait_ready(definition, &mut process, main_port, ready_timeout);
+        match outcome {
+            Ok(()) => {
+                record.state = InstanceState::Running;
+                process.detach();
+                progress(format!(
+                    "{} `{}` ready in {:.1}s{}",
+                    definition.name,
+                    record.name,
+                    started_at.elapsed().as_secs_f64(),
+                    if record.endpoint.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" at {}", record.endpoint)
+                    }
+                ));
+                Ok(())
+            }
+            Err(reason) => {
+                process.stop(Duration::from_secs(5));
+                Err(RuntimeError::NotReady(Box::new(NotReady {
+                    instance: record.name.clone(),
+                    service: definition.name.into(),
+                    timeout: ready_timeout,
+                    reason,
+                    log: record.log_path.clone(),
+                    tail: process.log_tail(20),
+                })))
+            }
+        }
+    }
+
+    fn free_name(&self, service: &str) -> Result<String, RuntimeError> {
+        for n in 1.. {
+            let candidate = format!("{service}-{n}");
+            if self.store.instance(&candidate)?.is_none() {
+                return Ok(candidate);
+            }
+        }
+        unreachable!("some instance number is free")
+    }
+
+    fn require_running(&self, name: &str, service: &str) -> Result<InstanceRecord, RuntimeError> {
+        let record = self
+            .store
+            .instance(name)?
+            .ok_or_else(|| RuntimeError::MissingDependency {
+                name: name.into(),
+                service: service.into(),
+            })?;
+        if record.service != service {
+            return Err(RuntimeError::WrongDependency {
+                name: name.into(),
+                expected: service.into(),
+                actual: record.service,
+            });
+        }
+        if record.state != InstanceState::Running || !self.process_alive(&record) {
+            return Err(RuntimeError::DependencyDown(name.into()));
+        }
+        Ok(record)
+    }
+
+    fn process_alive(&self, record: &InstanceRecord) -> bool {
+        record
+            .pid
+            .is_some_and(|pid| is_same_process(pid, record.pid_start_time))
+    }
+
+    /// The instances with their liveness checked: a recorded instance whose process is gone
+    /// is reported as `dead` (until `weir gc` or `weir down` removes it).
+    pub fn instances(&self) -> Result<Vec<(InstanceRecord, bool)>, RuntimeError> {
+        Ok(self
+            .store
+            .instances()?
+            .into_iter()
+            .map(|record| {
+                let alive = self.process_alive(&record);
+                (record, alive)
+            })
+            .collect())
+    }
+
+    /// Stops an instance and then the dependencies it started itself (if nothing else uses
+    /// them), in reverse dependency order. Returns the names stopped.
+    pub fn down(&self, name: &str) -> Result<Vec<String>, RuntimeError> {
+        let record = self
+            .store
+            .instance(name)?
+            .ok_or_else(|| RuntimeError::NoSuchInstance(name.into()))?;
+        let all = self.store.instances()?;
+        let users: Vec<&str> = all
+            .iter()
+            .filter(|other| other.uses.iter().any(|u| u == name))
+            .map(|other| other.name.as_str())
+            .collect();
+        if !users.is_empty() {
+            return Err(RuntimeError::InUse {
+                name: name.into(),
+                users: users.join(", "),
+            });
+        }
+        let mut stopped = vec![];
+        self.stop_instance(&record)?;
+        stopped.push(record.name.clone());
+        for dependency in &record.uses {
+            let Some(dep) = self.store.instance(dependency)? else {
+                continue;
+            };
+            if dep.auto_started_by.as_deref() == Some(name) {
+                let still_used = self
+                    .store
+                    .instances()?
+                    .iter()
+                    .any(|other| other.uses.iter().any(|u| u == dependency));
+                if !still_used {
+                    stopped.extend(self.down(dependency)?);
+                }
+            }
+        }
+        Ok(stopped)
+    }
+
+    /// Stops every instance (or every instance of one run), users before what they use.
+    pub fn down_all(&self, run: Option<&str>) -> Result<Vec<String>, RuntimeError> {
+        let mut stopped = Vec::new();
+        loop {
+            let all = self.store.instances()?;
+            let remaining: Vec<&InstanceRecord> = all
+                .iter()
+                .filter(|r| run.is_none() || r.run_id.as_deref() == run)
+                .collect();
+            if remaining.is_empty() {
+                return Ok(stopped);
+            }
+            // An instance nobody uses can go now; a cycle cannot happen (dependencies are
+            // created before their users), but stop everything left if it ever did.
+            let leaves: Vec<&InstanceRecord> = remaining
+                .iter()
+                .copied()
+                .filter(|r| !all.iter().any(|other| other.uses.contains(&r.name)))
+                .collect();
+            let batch = if leaves.is_empty() { remaining } else { leaves };
+            for record in batch {
+                self.stop_instance(record)?;
+                stopped.push(record.name.clone());
+            }
+        }
+    }
+
+    /// Stops the process (if it is still the one recorded), removes the instance directory,
+    /// then the record.
+    fn stop_instance(&self, record: &InstanceRecord) -> Result<(), RuntimeError> {
+        let mut stopping = record.clone();
+        stopping.state = InstanceState::Stopping;
+        self.store.update_instance(&stopping)?;
+        if let Some(pid) = record.pid {
+            if is_same_process(pid, record.pid_start_time)
+                || !process::group_members(pid).is_empty()
+            {
+                progress(format!("stopping {} `{}`...", record.service, record.name));
+                process::stop_group(pid, Duration::from_secs(20));
+            }
+        }
+        let dir = Path::new(&record.dir);
+        if dir.starts_with(self.home.instances_dir()) && dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(|source| RuntimeError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        self.store.delete_instance(&record.name)?;
+        Ok(())
+    }
+
+    /// Removes what crashed owners left behind: instances whose owning process is gone,
+    /// records of processes that died, and directories with no record.
+    pub fn gc(&self) -> Result<GcReport, RuntimeError> {
+        let mut report = GcReport::default();
+        let records = self.store.instances()?;
+        // Users first, so that a broker stops before its ZooKeeper.
+        let mut ordered: Vec<&InstanceRecord> = records.iter().collect();
+        ordered.sort_by_key(|r| std::cmp::Reverse(r.created_at));
+        for record in ordered {
+            let owner_dead = record
+                .owner_pid
+                .is_some_and(|pid| !is_same_process(pid, record.owner_start_time));
+            let process_dead = !self.process_alive(record)
+                && record
+                    .pid
+                    .is_none_or(|pid| process::group_members(pid).is_empty());
+            if owner_dead && !process_dead {
+                self.stop_instance(record)?;
+                report.orphans_stopped.push(record.name.clone());
+            } else if process_dead
+                && (owner_dead
+                    || record.state != InstanceState::Starting
+                    || record.owner_pid.is_none())
+            {
+                self.stop_instance(record)?;
+                report.stale_removed.push(record.name.clone());
+            }
+        }
+        let known: Vec<String> = self
+            .store
+            .instances()?
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        if let Ok(entries) = std::fs::read_dir(self.home.instances_dir()) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !known.contains(&name) {
+                    std::fs::remove_dir_all(entry.path()).map_err(|source| RuntimeError::Io {
+                        path: entry.path(),
+                        source,
+                    })?;
+                    report.directories_removed.push(name);
+                }
+            }
+        }
+        Ok(report)
+    }
+}
+
+fn current_process() -> (i32, Option<u64>) {
+    let pid = std::process::id() as i32;
+    (pid, start_time(pid))
+}
+
+/// Runs a preparation command (e.g. KRaft storage format) and checks it succeeded.
+fn run_to_completion(instance: &str, spec: &process::ProcessSpec) -> Result<(), RuntimeError> {
+    let log = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(&spec.log_path)
+        .map_err(|source| RuntimeError::Io {
+            path: spec.log_path.clone(),
+            source,
+        })?;
+    let status = std::process::Command::new(&spec.program)
+        .args(&spec.args)
+        .current_dir(&spec.working_dir)
+        .stdout(log.try_clone().map_err(|source| RuntimeError::Io {
+            path: spec.log_path.clone(),
+            source,
+        })?)
+        .stderr(log)
+        .status()
+        .map_err(|source| RuntimeError::Io {
+            path: spec.program.clone(),
+            source,
+        })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(RuntimeError::PrepareFailed {
+            instance: instance.into(),
+            command: format!("{} {}", spec.program.display(), spec.args.join(" ")),
+            tail: log_tail(&spec.log_path, 20),
+        })
+    }
+}
+
+fn wait_ready(
+    definition: &ServiceDefinition,
+    process: &mut ManagedProcess,
+    port: Option<u16>,
+    timeout: Duration,
+) -> Result<(), String> {
+    let started = Instant::now();
+    loop {
+        if !process.is_running() {
+            return Err("the process exited".into());
+        }
+        match readiness::check(definition.readiness, port, started.elapsed()) {
+            Ok(()) => return Ok(()),
+            Err(reason) if started.elapsed() >= timeout => return Err(reason),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! The SQLite store under `WEIR_HOME`: service instances (and, with the workflow engine, runs).
+//! Several `weir` processes may use it at once; SQLite's locking and a busy timeout serialize
+//! them.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the Weir database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("an instance named `{0}` already exists; choose another name with --name or stop it with `weir down {0}`")]
+    NameTaken(String),
+}
+
+/// The life of an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InstanceState {
+    /// Started, not yet ready.
+    Starting,
+    Running,
+    /// Being stopped.
+    Stopping,
+}
+
+impl InstanceState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceState::Starting => "starting",
+            InstanceState::Running => "running",
+            InstanceState::Stopping => "stopping",
+        }
+    }
+
+    fn parse(text: &str) -> Self {
+        match text {
+            "running" => InstanceState::Running,
+            "stopping" => InstanceState::Stopping,
+            _ => InstanceState::Starting,
+        }
+    }
+}
+
+/// One service instance as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InstanceRecord {
+    pub name: String,
+    pub service: String,
+    pub state: InstanceState,
+    /// `host:port` for TCP services, `http://host:port` for HTTP ones, empty when none.
+    pub endpoint: String,
+    pub pid: Option<i32>,
+    /// The process's start time (clock ticks since boot), to tell it from a reused pid.
+    #[serde(skip)]
+    pub pid_start_time: Option<u64>,
+    pub log_path: String,
+    pub dir: String,
+    /// Validated parameters, as JSON.
+    pub params: serde_json::Value,
+    /// Instances this one uses (e.g. a Kafka instance's ZooKeeper).
+    pub uses: Vec<String>,
+    /// The instance that started this one as its dependency, if any.
+    pub auto_started_by: Option<String>,
+    /// The process responsible for this instance while it starts, or for the whole run it
+    /// belongs to. `None` once a `weir up` instance is ready: it lives until `weir down`.
+    pub owner_pid: Option<i32>,
+    #[serde(skip)]
+    pub owner_start_time: Option<u64>,
+    pub run_id: Option<String>,
+    pub backend: String,
+    pub created_at: i64,
+}
+
+/// The database.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS instances (
+    name TEXT PRIMARY KEY,
+    service TEXT NOT NULL,
+    state TEXT NOT NULL,
+    endpoint TEXT NOT NULL DEFAULT '',
+    pid INTEGER,
+    pid_start_time INTEGER,
+    log_path TEXT NOT NULL DEFAULT '',
+    dir TEXT NOT NULL,
+    params TEXT NOT NULL,
+    uses TEXT NOT NULL,
+    auto_started_by TEXT,
+    owner_pid INTEGER,
+    owner_start_time INTEGER,
+    run_id TEXT,
+    backend TEXT NOT NULL DEFAULT 'local',
+    created_at INTEGER NOT NULL
+);
+";
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let open_error = |source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                open_error(rusqlite::Error::InvalidPath(PathBuf::from(format!(
+                    "{}: {e}",
+                    parent.display()
+                ))))
+            })?;
+        }
+        let conn = Connection::open(path).map_err(open_error)?;
+        conn.busy_timeout(Duration::from_secs(10))
+            .map_err(open_error)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_error)?;
+        conn.execute_batch(SCHEMA).map_err(open_error)?;
+        Ok(Self { conn })
+    }
+
+    /// Records a new instance; fails if the name is taken.
+    pub fn insert_instance(&self, record: &InstanceRecord) -> Result<(), StoreError> {
+        let inserted = self.conn.execute(
+            "INSERT OR IGNORE INTO instances (name, service, state, endpoint, pid, pid_start_time,
+                log_path, dir, params, uses, auto_started_by, owner_pid, owner_start_time, run_id,
+                backend, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+            params![
+                record.name,
+                record.service,
+                record.state.as_str(),
+                record.endpoint,
+                record.pid,
+                record.pid_start_time.map(|t| t as i64),
+                record.log_path,
+                record.dir,
+                record.params.to_string(),
+                serde_json::to_string(&record.uses).expect("names serialize"),
+                record.auto_started_by,
+                record.owner_pid,
+                record.owner_start_time.map(|t| t as i64),
+                record.run_id,
+                record.backend,
+                record.created_at,
+            ],
+        )?;
+        if inserted == 0 {
+            return Err(StoreError::NameTaken(record.name.clone()));
+        }
+        Ok(())
+    }
+
+    /// Replaces the mutable fields of an instance.
+    pub fn update_instance(&self, record: &InstanceRecord) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE instances SET state = ?2, endpoint = ?3, pid = ?4, pid_start_time = ?5,
+                log_path = ?6, owner_pid = ?7, owner_start_time = ?8 WHERE name = ?1",
+            params![
+                record.name,
+                record.state.as_str(),
+                record.endpoint,
+                record.pid,
+                record.pid_start_time.map(|t| t as i64),
+                record.log_path,
+                record.owner_pid,
+                record.owner_start_time.map(|t| t as i64),
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn delete_instance(&self, name: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM instances WHERE name = ?1", params![name])?;
+        Ok(())
+    }
+
+    pub fn instance(&self, name: &str) -> Result<Option<InstanceRecord>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT * FROM instances WHERE name = ?1",
+                params![name],
+                instance_from_row,
+            )
+            .optional()?)
+    }
+
+    /// All instances, oldest first.
+    pub fn instances(&self) -> Result<Vec<InstanceRecord>, StoreError> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT * FROM instances ORDER BY created_at, rowid")?;
+        let rows = statement.query_map([], instance_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+fn instance_from_row(row: &Row<'_>) -> rusqlite::Result<InstanceRecord> {
+    let params: String = row.get("params")?;
+    let uses: String = row.get("uses")?;
+    Ok(InstanceRecord {
+        name: row.get("name")?,
+        service: row.get("service")?,
+        state: InstanceState::parse(&row.get::<_, String>("state")?),
+        endpoint: row.get("endpoint")?,
+        pid: row.get("pid")?,
+        pid_start_time: row
+            .get::<_, Option<i64>>("pid_start_time")?
+            .map(|t| t as u64),
+        log_path: row.get("log_path")?,
+        dir: row.get("dir")?,
+        params: serde_json::from_str(&params).unwrap_or(serde_json::Value::Null),
+        uses: serde_json::from_str(&uses).unwrap_or_default(),
+        auto_started_by: row.get("auto_started_by")?,
+        owner_pid: row.get("owner_pid")?,
+        owner_start_time: row
+            .get::<_, Option<i64>>("owner_start_time")?
+            .map(|t| t as u64),
+        run_id: row.get("run_id")?,
+        backend: row.get("backend")?,
+        created_at: row.get("created_at")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(name: &str) -> InstanceRecord {
+        InstanceRecord {
+            name: name.into(),
+            service: "kafka".into(),
+            state: InstanceState::Starting,
+            endpoint: String::new(),
+            pid: None,
+            pid_start_time: None,
+            log_path: String::new(),
+            dir: "/w".into(),
+            params: serde_json::json!({"partitions": 1}),
+            uses: vec!["zk-1".into()],
+            auto_started_by: None,
+            owner_pid: Some(42),
+            owner_start_time: Some(7),
+            run_id: None,
+            backend: "local".into(),
+            created_at: 1,
+        }
+    }
+
+    #[test]
+    fn instances_round_trip_and_names_are_unique() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("weir.db")).unwrap();
+        store.insert_instance(&record("kafka-1")).unwrap();
+        let err = store.insert_instance(&record("kafka-1")).unwrap_err();
+        assert!(matches!(err, StoreError::NameTaken(_)), "{err}");
+        let mut running = record("kafka-1");
+        running.state = InstanceState::Running;
+        running.pid = Some(1234);
+        running.endpoint = "127.0.0.1:9092".into();
+        running.owner_pid = None;
+        store.update_instance(&running).unwrap();
+        assert_eq!(store.instance("kafka-1").unwrap(), Some(running));
+        assert_eq!(store.instances().unwrap().len(), 1);
+        store.delete_instance("kafka-1").unwrap();
+        assert_eq!(store.instance("kafka-1").unwrap(), None);
+    }
+}
