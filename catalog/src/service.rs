@@ -268,13 +268,14 @@ impl ParamKind {
                     Ok(ParamValue::String(raw.into()))
                 }
             }
-            ParamKind::Path => {
-                if raw.is_empty() {
-                    Err("must be a file path".into())
-                } else {
-                    Ok(ParamValue::String(raw.into()))
-                }
-            }
+            // Services run in directories of their own: a relative path is taken from where
+            // the command was given.
+            ParamKind::Path => match raw {
+                "" => Err("must be a file path".into()),
+                _ => std::path::absolute(raw)
+                    .map(|p| ParamValue::String(p.display().to_string()))
+                    .map_err(|e| format!("cannot resolve the path: {e}")),
+            },
             ParamKind::Int { min, max } => {
                 let value: i64 = raw
                     .trim()

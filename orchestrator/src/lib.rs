@@ -1,7 +1,11 @@
-//! The orchestrator: where Weir keeps its state ([`home`], [`store`]) and the runtimes that
-//! start catalog services ([`runtime`]).
+//! The orchestrator: where Weir keeps its state ([`home`], [`store`], [`runs`]), the runtimes
+//! that start catalog services ([`runtime`]), workflow files ([`workflow`]) and the engine that
+//! runs them ([`engine`]).
 
+pub mod engine;
 pub mod home;
+pub mod runs;
 pub mod runtime;
 pub mod store;
 pub mod time;
+pub mod workflow;

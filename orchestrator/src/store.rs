@@ -128,7 +128,13 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(open_error)?;
         conn.execute_batch(SCHEMA).map_err(open_error)?;
+        conn.execute_batch(crate::runs::RUNS_SCHEMA)
+            .map_err(open_error)?;
         Ok(Self { conn })
+    }
+
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
     }
 
     /// Records a new instance; fails if the name is taken.

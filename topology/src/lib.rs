@@ -13,3 +13,4 @@ pub mod operators;
 pub mod runner;
 pub mod source;
 pub mod spec;
+pub mod template;

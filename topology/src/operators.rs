@@ -215,7 +215,9 @@ impl Operator {
                     None => Ok(Flow::Stop),
                     Some(before) => {
                         record.fields.insert(previous.clone(), number(before));
-                        record.fields.insert(output.clone(), number(round_variation(value - before)));
+                        record
+                            .fields
+                            .insert(output.clone(), number(round_variation(value - before)));
                         Ok(Flow::Continue)
                     }
                 }

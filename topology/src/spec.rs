@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::template;
+
 /// Errors met while reading a topology file.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
@@ -337,29 +339,9 @@ fn declared_params(
     }
     // References are not valid YAML everywhere (`{ above: ${x} }` breaks a flow mapping), so
     // they are masked before this first read; parameter values themselves hold no references.
-    let masked = mask_references(text);
+    let masked = template::mask(text);
     let only: ParamsOnly = serde_saphyr::from_str(&masked).map_err(|e| yaml_error(path, &e))?;
     Ok(only.params)
-}
-
-fn mask_references(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        match rest[start..].find('}') {
-            Some(end) => {
-                out.push_str("weir_param");
-                rest = &rest[start + end + 1..];
-            }
-            None => {
-                out.push_str(&rest[start..]);
-                rest = "";
-            }
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 fn resolve_params(
@@ -399,48 +381,18 @@ fn declared_list<V>(params: &BTreeMap<String, V>) -> String {
     }
 }
 
-/// Replaces every `${name}` with its value; `$${` escapes a literal `${`.
 fn substitute(
     path: &Path,
     text: &str,
     values: &BTreeMap<String, String>,
 ) -> Result<String, SpecError> {
-    let mut out = String::with_capacity(text.len());
-    for (line_index, line) in text.split_inclusive('\n').enumerate() {
-        let mut rest = line;
-        while let Some(start) = rest.find("${") {
-            if rest[..start].ends_with('$') {
-                out.push_str(&rest[..start - 1]);
-                out.push_str("${");
-                rest = &rest[start + 2..];
-                continue;
-            }
-            out.push_str(&rest[..start]);
-            let after = &rest[start + 2..];
-            let Some(end) = after.find('}') else {
-                out.push_str(&rest[start..]);
-                rest = "";
-                break;
-            };
-            let name = after[..end].trim();
-            match values.get(name) {
-                Some(value) => out.push_str(value),
-                None => {
-                    let column = line.len() - rest.len() + start + 1;
-                    return Err(SpecError::UnknownParam {
-                        path: path.to_owned(),
-                        line: line_index + 1,
-                        column,
-                        name: name.to_string(),
-                        declared: declared_list(values),
-                    });
-                }
-            }
-            rest = &after[end + 1..];
-        }
-        out.push_str(rest);
-    }
-    Ok(out)
+    template::substitute(text, values).map_err(|reference| SpecError::UnknownParam {
+        path: path.to_owned(),
+        line: reference.line,
+        column: reference.column,
+        name: reference.name,
+        declared: declared_list(values),
+    })
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Command-line definitions and dispatch. Each sub-module owns one command family.
 
 mod bench;
+mod runs;
 mod services;
 mod signals;
 mod source;
@@ -26,6 +27,16 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Check a workflow file without starting anything.
+    Validate(runs::ValidateArgs),
+    /// Run a workflow to its end.
+    Run(runs::RunArgs),
+    /// Runs with their state; `weir runs show ID` for one.
+    Runs(runs::RunsArgs),
+    /// Approve a run awaiting approval.
+    Approve(runs::AnswerArgs),
+    /// Reject a run awaiting approval.
+    Reject(runs::AnswerArgs),
     /// Services on offer, with their parameters.
     Catalog(services::CatalogArgs),
     /// Start a service instance (and the dependencies it lacks).
@@ -64,6 +75,11 @@ pub fn init_logging(verbose: u8) {
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Validate(args) => runs::validate(args),
+        Command::Run(args) => runs::run(args),
+        Command::Runs(args) => runs::runs(args),
+        Command::Approve(args) => runs::answer(args, weir::runs::Answer::Approved),
+        Command::Reject(args) => runs::answer(args, weir::runs::Answer::Rejected),
         Command::Catalog(args) => services::catalog(args),
         Command::Up(args) => services::up(args),
         Command::Down(args) => services::down(args),

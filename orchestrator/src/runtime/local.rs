@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use weir_catalog::catalog;
@@ -50,6 +52,8 @@ pub struct GcReport {
     pub stale_removed: Vec<String>,
     /// Instance directories with no record.
     pub directories_removed: Vec<String>,
+    /// Runs whose `weir` process died, now marked failed.
+    pub runs_failed: Vec<String>,
 }
 
 /// The runtime.
@@ -58,6 +62,8 @@ pub struct LocalRuntime {
     home: WeirHome,
     store: Store,
     weir_exe: PathBuf,
+    /// When set (Ctrl-C), waiting for readiness gives up at once.
+    interrupt: Arc<AtomicBool>,
 }
 
 /// Progress lines go to standard error so that `--json` output stays clean.
@@ -72,7 +78,14 @@ impl LocalRuntime {
             home,
             store,
             weir_exe,
+            interrupt: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// Gives up waiting for readiness as soon as `interrupt` is set.
+    pub fn with_interrupt(mut self, interrupt: Arc<AtomicBool>) -> Self {
+        self.interrupt = interrupt;
+        self
     }
 
     pub fn store(&self) -> &Store {
@@ -269,7 +282,13 @@ impl LocalRuntime {
         record.pid_start_time = start_time(process.pid() as i32);
         record.log_path = service.process.log_path.display().to_string();
         self.store.update_instance(record)?;
-        let outcome = wait_ready(definition, &mut process, main_port, ready_timeout);
+        let outcome = wait_ready(
+            definition,
+            &mut process,
+            main_port,
+            ready_timeout,
+            &self.interrupt,
+        );
         match outcome {
             Ok(()) => {
                 record.state = InstanceState::Running;
@@ -538,9 +557,13 @@ fn wait_ready(
     process: &mut ManagedProcess,
     port: Option<u16>,
     timeout: Duration,
+    interrupt: &AtomicBool,
 ) -> Result<(), String> {
     let started = Instant::now();
     loop {
+        if interrupt.load(Ordering::SeqCst) {
+            return Err("interrupted".into());
+        }
         if !process.is_running() {
             return Err("the process exited".into());
         }

@@ -57,7 +57,7 @@ pub enum RuntimeError {
 
 /// A service that did not become ready, with the end of its log to say why.
 #[derive(Debug, thiserror::Error)]
-#[error("{service} `{instance}` did not become ready within {timeout:?}: {reason}\n--- last lines of {log} ---\n{tail}")]
+#[error("{service} `{instance}` is not ready ({reason}; waited up to {timeout:?})\n--- last lines of {log} ---\n{tail}")]
 pub struct NotReady {
     pub instance: String,
     pub service: String,

@@ -1,0 +1,204 @@
+//! `weir validate`, `weir run`, `weir runs [show]`, `weir approve`, `weir reject`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use weir::engine::{self, RunOptions};
+use weir::home::WeirHome;
+use weir::runs::{Answer, RunState};
+use weir::store::Store;
+use weir::workflow;
+
+use super::parse_assignment;
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    file: PathBuf,
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_assignment)]
+    set: Vec<(String, String)>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The workflow file.
+    file: PathBuf,
+    /// Set a workflow variable.
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_assignment)]
+    set: Vec<(String, String)>,
+    /// Where services run.
+    #[arg(long, default_value = "local", value_parser = ["local"])]
+    backend: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    #[command(subcommand)]
+    command: Option<RunsCommand>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum RunsCommand {
+    /// One run with its tasks and topic counts.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AnswerArgs {
+    /// The run awaiting approval.
+    id: String,
+}
+
+fn store() -> anyhow::Result<Store> {
+    Ok(Store::open(&WeirHome::from_env().database())?)
+}
+
+pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
+    let loaded = workflow::load(&args.file, &args.set)?;
+    println!(
+        "{}: workflow `{}` is valid ({} tasks, {} variables)",
+        args.file.display(),
+        loaded.workflow.name,
+        loaded.workflow.tasks.len(),
+        loaded.values.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let loaded = workflow::load(&args.file, &args.set)?;
+    let interrupt = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, interrupt.clone())
+            .context("cannot install signal handlers")?;
+    }
+    let outcome = engine::run(
+        loaded,
+        RunOptions {
+            home: WeirHome::from_env(),
+            weir_exe: std::env::current_exe()?,
+            interrupt,
+        },
+    )?;
+    println!("{} {}", outcome.id, outcome.state.as_str());
+    Ok(if outcome.state == RunState::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+pub fn runs(args: RunsArgs) -> anyhow::Result<ExitCode> {
+    let store = store()?;
+    match args.command {
+        Some(RunsCommand::Show { id, json }) => {
+            let Some(run) = store.run(&id)? else {
+                bail!("no run `{id}`; `weir runs` lists them");
+            };
+            let tasks = store.tasks(&id)?;
+            if json || args.json {
+                let mut value = serde_json::to_value(&run)?;
+                value["tasks"] = serde_json::to_value(&tasks)?;
+                println!("{}", serde_json::to_string_pretty(&value)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "run {}  workflow {}  state {}",
+                run.id,
+                run.workflow,
+                run.state.as_str()
+            );
+            println!(
+                "created {}  finished {}",
+                run.created,
+                run.finished.as_deref().unwrap_or("-")
+            );
+            if let Some(error) = &run.error {
+                println!("error: {error}");
+            }
+            if let Some(message) = &run.approval_message {
+                println!("awaiting approval: {message}  (weir approve {id} / weir reject {id})");
+            }
+            println!(
+                "\n{:<20} {:<16} {:<10} {:<22} {}",
+                "TASK", "KIND", "STATE", "STARTED", "ERROR"
+            );
+            for t in &tasks {
+                println!(
+                    "{:<20} {:<16} {:<10} {:<22} {}",
+                    t.name,
+                    t.kind,
+                    t.state,
+                    t.started.as_deref().unwrap_or("-"),
+                    t.error.as_deref().unwrap_or("")
+                );
+            }
+            if let Some(topics) = run.topics.as_object().filter(|t| !t.is_empty()) {
+                println!("\ntopics:");
+                for (topic, count) in topics {
+                    println!("  {topic:<30} {count}");
+                }
+            }
+            if let Some(missing) = run.unavailable.as_object().filter(|t| !t.is_empty()) {
+                println!("\nunavailable results:");
+                for (what, why) in missing {
+                    println!("  {what}: {}", why.as_str().unwrap_or_default());
+                }
+            }
+            println!("\nartifacts: {}", run.artifacts);
+        }
+        None => {
+            let runs = store.runs()?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&runs)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            if runs.is_empty() {
+                println!("no runs yet (start one with `weir run workflows/bitcoin-yuan.yaml`)");
+            }
+            for run in runs {
+                println!(
+                    "{:<16} {:<22} {:<18} {}",
+                    run.id,
+                    run.workflow,
+                    run.state.as_str(),
+                    run.created
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn answer(args: AnswerArgs, answer: Answer) -> anyhow::Result<ExitCode> {
+    let store = store()?;
+    let Some(run) = store.run(&args.id)? else {
+        bail!("no run `{}`; `weir runs` lists them", args.id);
+    };
+    if !store.answer_approval(&args.id, answer)? {
+        bail!(
+            "run {} is {}, not awaiting approval (or was already answered)",
+            args.id,
+            run.state.as_str()
+        );
+    }
+    println!(
+        "{} run {}",
+        if answer == Answer::Approved {
+            "approved"
+        } else {
+            "rejected"
+        },
+        args.id
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,198 @@
+//! Results kept before teardown: sources stopped first, topologies drained, then the message
+//! count of every topic the run created, and the service logs, saved under the run's artifact
+//! directory and in the store. What cannot be read is reported as unavailable, never guessed.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::ClientConfig;
+
+use super::{progress, RunContext};
+use crate::store::{InstanceRecord, InstanceState};
+
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Collects results once; `drain` stops the sources and waits for the topologies first.
+pub fn collect(context: &RunContext, kafka: Option<&str>, drain: bool) {
+    if context.collected.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let mut unavailable = BTreeMap::new();
+    let Ok(runtime) = context.runtime() else {
+        return;
+    };
+    let instances: Vec<InstanceRecord> = runtime
+        .store()
+        .instances()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let kafka_record = instances.iter().find(|r| {
+        r.service == "kafka"
+            && r.state == InstanceState::Running
+            && match kafka {
+                Some(name) => r.name == name,
+                None => r.run_id.as_deref() == Some(&context.id),
+            }
+    });
+
+    if drain {
+        for source in instances.iter().filter(|r| {
+            r.run_id.as_deref() == Some(&context.id)
+                && matches!(r.service.as_str(), "http-source" | "replay-source")
+        }) {
+            progress(format!(
+                "  stopping source `{}` before counting",
+                source.name
+            ));
+            if let Err(error) = runtime.down(&source.name) {
+                progress(format!("  cannot stop `{}`: {error}", source.name));
+            }
+        }
+        let topologies = context.topologies.lock().expect("topologies lock").clone();
+        for name in topologies {
+            match instances.iter().find(|r| r.name == name) {
+                Some(runner) => {
+                    if let Err(reason) = drain_topology(runner) {
+                        progress(format!("  topology `{name}` did not finish: {reason}"));
+                        unavailable
+                            .insert(format!("drain:{name}"), serde_json::Value::from(reason));
+                    }
+                }
+                None => {
+                    unavailable.insert(
+                        format!("drain:{name}"),
+                        "the topology runner is not running".into(),
+                    );
+                }
+            }
+        }
+    }
+
+    let topics: Vec<String> = context
+        .topics
+        .lock()
+        .expect("topics lock")
+        .iter()
+        .cloned()
+        .collect();
+    let mut counts = serde_json::Map::new();
+    match kafka_record {
+        Some(record) => match count_messages(&record.endpoint, &topics) {
+            Ok(found) => {
+                for (topic, count) in found {
+                    counts.insert(topic, count.into());
+                }
+            }
+            Err(reason) => {
+                unavailable.insert(
+                    "topics".into(),
+                    format!("cannot read topic offsets: {reason}").into(),
+                );
+            }
+        },
+        None if !topics.is_empty() => {
+            unavailable.insert(
+                "topics".into(),
+                "no Kafka instance of this run is running".into(),
+            );
+        }
+        None => {}
+    }
+    if !counts.is_empty() {
+        let summary: Vec<String> = counts.iter().map(|(t, c)| format!("{t}={c}")).collect();
+        progress(format!("  topic counts: {}", summary.join(" ")));
+    }
+
+    let artifacts = context.options.home.run_dir(&context.id);
+    let logs = artifacts.join("logs");
+    let _ = std::fs::create_dir_all(&logs);
+    for record in instances
+        .iter()
+        .filter(|r| r.run_id.as_deref() == Some(&context.id))
+    {
+        if !record.log_path.is_empty() {
+            let _ = std::fs::copy(&record.log_path, logs.join(format!("{}.log", record.name)));
+        }
+    }
+    let counts = serde_json::Value::Object(counts);
+    let unavailable = serde_json::Value::Object(unavailable.into_iter().collect());
+    let _ = std::fs::write(
+        artifacts.join("topics.json"),
+        serde_json::to_string_pretty(&counts).unwrap_or_default(),
+    );
+    if let Ok(store) = context.store() {
+        let _ = store.set_run_results(&context.id, &counts, &unavailable);
+    }
+}
+
+/// Waits until the runner has finished every record it consumed and its input has nothing
+/// left for it (the sources are stopped by then).
+fn drain_topology(runner: &InstanceRecord) -> Result<(), String> {
+    let url = format!("{}/metrics", runner.endpoint);
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let mut last = (f64::NAN, f64::NAN);
+    let mut stable_since = Instant::now();
+    while started.elapsed() < DRAIN_TIMEOUT {
+        let text = client
+            .get(&url)
+            .send()
+            .and_then(|r| r.text())
+            .map_err(|e| e.to_string())?;
+        let read = |metric: &str| {
+            text.lines()
+                .find(|l| l.starts_with(&format!("{metric}{{")))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        let now = (
+            read("weir_records_in_total"),
+            read("weir_records_done_total"),
+        );
+        if now != last {
+            last = now;
+            stable_since = Instant::now();
+        } else if now.0 == now.1 && stable_since.elapsed() >= Duration::from_secs(2) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    Err(format!(
+        "still busy after {DRAIN_TIMEOUT:?} ({} in, {} done)",
+        last.0, last.1
+    ))
+}
+
+/// Messages per topic: the sum over partitions of high minus low watermark.
+fn count_messages(bootstrap: &str, topics: &[String]) -> Result<Vec<(String, i64)>, String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .map_err(|e| e.to_string())?;
+    let metadata = consumer
+        .fetch_metadata(None, Duration::from_secs(10))
+        .map_err(|e| e.to_string())?;
+    let mut counts = Vec::new();
+    for topic in topics {
+        let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
+            counts.push((topic.clone(), 0));
+            continue;
+        };
+        let mut total = 0;
+        for partition in found.partitions() {
+            let (low, high) = consumer
+                .fetch_watermarks(topic, partition.id(), Duration::from_secs(10))
+                .map_err(|e| format!("{topic}: {e}"))?;
+            total += high - low;
+        }
+        counts.push((topic.clone(), total));
+    }
+    Ok(counts)
+}

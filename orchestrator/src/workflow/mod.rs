@@ -1,0 +1,643 @@
+//! Workflow files: typed variables and a graph of tasks. [`load`] reads, checks and
+//! interpolates a file, reporting every problem with its file, line and column; nothing is
+//! started for a workflow that does not load.
+
+pub mod variables;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use weir_topology::template;
+
+use self::variables::VariableDef;
+
+/// One problem found in a workflow file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// A workflow that failed to load, with every problem found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct WorkflowError {
+    pub path: PathBuf,
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for WorkflowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.path.display(),
+                p.line,
+                p.column,
+                p.message
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// A workflow file as written.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workflow {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub variables: BTreeMap<String, VariableDef>,
+    /// Time limit of the whole run; on expiry the run fails and is torn down.
+    #[serde(default)]
+    pub timeout: Option<String>,
+    pub tasks: Vec<Task>,
+}
+
+/// One task of the graph. Exactly one of the kind fields is set.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Task {
+    pub name: String,
+    #[serde(default)]
+    pub depends: Vec<String>,
+    /// Run the task only when this is `true` after interpolation (`!` negates), e.g.
+    /// `when: "!${automatic_kill}"`.
+    #[serde(default)]
+    pub when: Option<String>,
+    /// Attempts after the first failure.
+    #[serde(default)]
+    pub retries: u32,
+    /// Pause before the first retry; doubled for each further one.
+    #[serde(default)]
+    pub retry_delay: Option<String>,
+    /// Time limit of one attempt.
+    #[serde(default)]
+    pub timeout: Option<String>,
+    #[serde(default)]
+    pub on_failure: OnFailure,
+
+    pub provision: Option<Provision>,
+    pub create_topics: Option<CreateTopics>,
+    pub start_source: Option<StartSource>,
+    pub submit_topology: Option<SubmitTopology>,
+    pub wait: Option<Wait>,
+    pub approval: Option<Approval>,
+    pub collect: Option<Collect>,
+    pub teardown: Option<Teardown>,
+}
+
+/// What a failed task (after its retries) does to the run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnFailure {
+    /// The run fails (and is torn down).
+    #[default]
+    Fail,
+    /// The failure is recorded and the tasks that depend on this one still run.
+    Continue,
+    /// The run waits for a person: approve to continue, reject to fail.
+    Pause,
+}
+
+/// Start a catalog service instance, or reuse a running one of the same name.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provision {
+    pub service: String,
+    pub instance: String,
+    #[serde(default)]
+    pub params: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTopics {
+    /// The Kafka instance.
+    pub kafka: String,
+    pub topics: Vec<String>,
+    #[serde(default = "one")]
+    pub partitions: i32,
+}
+
+fn one() -> i32 {
+    1
+}
+
+/// Feed a topic: `http` polls `url`, `replay` publishes the recording `file`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartSource {
+    pub instance: String,
+    pub kafka: String,
+    pub topic: String,
+    pub kind: SourceKind,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub file: Option<String>,
+    #[serde(default)]
+    pub interval: Option<String>,
+    #[serde(default)]
+    pub repeat: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceKind {
+    Http,
+    Replay,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitTopology {
+    pub instance: String,
+    pub kafka: String,
+    /// Topology file, relative to the workflow file.
+    pub file: String,
+    #[serde(default)]
+    pub params: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Wait {
+    pub duration: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Approval {
+    pub message: String,
+    /// Without a timeout the run waits until someone answers.
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// What an expired approval means.
+    #[serde(default)]
+    pub on_timeout: Decision,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Decision {
+    Approve,
+    #[default]
+    Reject,
+}
+
+/// Stop the run's sources, let its topologies finish what they consumed, then count the
+/// messages of every topic the run created and keep the service logs.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Collect {
+    /// The Kafka instance whose topics are counted.
+    pub kafka: String,
+}
+
+/// Remove everything the run started (also done at the end of every run regardless).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Teardown {}
+
+/// The kinds, for messages and the UI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TaskKind {
+    Provision,
+    CreateTopics,
+    StartSource,
+    SubmitTopology,
+    Wait,
+    Approval,
+    Collect,
+    Teardown,
+}
+
+impl Task {
+    /// The kinds set on this task (exactly one when valid).
+    pub fn kinds(&self) -> Vec<TaskKind> {
+        let mut kinds = Vec::new();
+        let mut add = |set: bool, kind| {
+            if set {
+                kinds.push(kind)
+            }
+        };
+        add(self.provision.is_some(), TaskKind::Provision);
+        add(self.create_topics.is_some(), TaskKind::CreateTopics);
+        add(self.start_source.is_some(), TaskKind::StartSource);
+        add(self.submit_topology.is_some(), TaskKind::SubmitTopology);
+        add(self.wait.is_some(), TaskKind::Wait);
+        add(self.approval.is_some(), TaskKind::Approval);
+        add(self.collect.is_some(), TaskKind::Collect);
+        add(self.teardown.is_some(), TaskKind::Teardown);
+        kinds
+    }
+
+    pub fn kind(&self) -> TaskKind {
+        self.kinds()[0]
+    }
+}
+
+/// A loaded workflow: the file's variables resolved and interpolated into its tasks.
+#[derive(Debug, Clone)]
+pub struct LoadedWorkflow {
+    pub path: PathBuf,
+    pub workflow: Workflow,
+    /// Resolved variable values (as substituted).
+    pub values: BTreeMap<String, String>,
+}
+
+impl LoadedWorkflow {
+    /// A path named in the workflow, relative to the workflow file's directory.
+    pub fn resolve_path(&self, relative: &str) -> PathBuf {
+        let path = Path::new(relative);
+        let joined = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.path.parent().unwrap_or(Path::new(".")).join(path)
+        };
+        // Services run in directories of their own, so paths handed to them are absolute.
+        std::path::absolute(&joined).unwrap_or(joined)
+    }
+}
+
+/// Reads, checks and interpolates a workflow file.
+pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<LoadedWorkflow, WorkflowError> {
+    let text = std::fs::read_to_string(path).map_err(|e| WorkflowError {
+        path: path.to_owned(),
+        problems: vec![Problem {
+            line: 0,
+            column: 0,
+            message: format!("cannot read the workflow: {e}"),
+        }],
+    })?;
+    load_text(path, &text, overrides)
+}
+
+/// [`load`] on text already read; `path` names the file in messages and anchors relative paths.
+pub fn load_text(
+    path: &Path,
+    text: &str,
+    overrides: &[(String, String)],
+) -> Result<LoadedWorkflow, WorkflowError> {
+    let fail = |problems: Vec<Problem>| WorkflowError {
+        path: path.to_owned(),
+        problems,
+    };
+    // First read: only the variable declarations, with references masked (a reference is not
+    // valid YAML everywhere, nor a valid value of every field). The whole schema is checked
+    // after substitution, on text with the same lines.
+    #[derive(Deserialize)]
+    struct Declarations {
+        #[serde(default)]
+        variables: BTreeMap<String, VariableDef>,
+    }
+    let masked: Declarations =
+        serde_saphyr::from_str(&template::mask(text)).map_err(|e| fail(vec![yaml_problem(&e)]))?;
+    let mut problems = Vec::new();
+    for reference in template::references(text) {
+        if !masked.variables.contains_key(&reference.name) {
+            problems.push(Problem {
+                line: reference.line,
+                column: reference.column,
+                message: format!(
+                    "unknown variable `{}` (declared: {})",
+                    reference.name,
+                    masked
+                        .variables
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+    }
+    let values = match variables::resolve(&masked.variables, overrides) {
+        Ok(values) => values,
+        Err(variable_problems) => {
+            for p in variable_problems {
+                let (line, column) = declaration_position(text, &p.name);
+                problems.push(Problem {
+                    line,
+                    column,
+                    message: format!("variable `{}` ({}): {}", p.name, p.origin, p.message),
+                });
+            }
+            BTreeMap::new()
+        }
+    };
+    if !problems.is_empty() {
+        return Err(fail(problems));
+    }
+    let expanded = template::substitute(text, &values).map_err(|r| {
+        fail(vec![Problem {
+            line: r.line,
+            column: r.column,
+            message: format!("unknown variable `{}`", r.name),
+        }])
+    })?;
+    let workflow: Workflow =
+        serde_saphyr::from_str(&expanded).map_err(|e| fail(vec![yaml_problem(&e)]))?;
+    let problems = check_graph(text, &workflow);
+    if !problems.is_empty() {
+        return Err(fail(problems));
+    }
+    Ok(LoadedWorkflow {
+        path: path.to_owned(),
+        workflow,
+        values,
+    })
+}
+
+fn yaml_problem(error: &serde_saphyr::Error) -> Problem {
+    let (line, column) = error
+        .location()
+        .map(|l| (l.line() as usize, l.column() as usize))
+        .unwrap_or((0, 0));
+    let message = error.to_string();
+    let first = message.lines().next().unwrap_or(&message).trim();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    let first = match first.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
+        Some((location, rest)) if location.contains("column") => rest,
+        _ => first,
+    };
+    Problem {
+        line,
+        column,
+        message: first.to_string(),
+    }
+}
+
+/// Where `name:` is declared under `variables:` (1-based), or the top of the file.
+fn declaration_position(text: &str, name: &str) -> (usize, usize) {
+    let mut in_variables = false;
+    for (index, line) in text.lines().enumerate() {
+        if !line.starts_with(' ') && !line.trim().is_empty() {
+            in_variables = line.trim_end() == "variables:";
+            continue;
+        }
+        let trimmed = line.trim_start();
+        if in_variables && trimmed.starts_with(&format!("{name}:")) {
+            return (index + 1, line.len() - trimmed.len() + 1);
+        }
+    }
+    (1, 1)
+}
+
+/// Where task `name` is declared (1-based), for graph problems.
+fn task_position(text: &str, name: &str) -> (usize, usize) {
+    for (index, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start().trim_start_matches("- ").trim_start();
+        if let Some(rest) = trimmed.strip_prefix("name:") {
+            if rest.trim().trim_matches('"').trim_matches('\'') == name {
+                return (index + 1, line.len() - line.trim_start().len() + 1);
+            }
+        }
+    }
+    (1, 1)
+}
+
+/// Task names unique, dependencies known and acyclic, one kind per task, typed fields valid.
+fn check_graph(text: &str, workflow: &Workflow) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut at = |task: &str, message: String| {
+        let (line, column) = task_position(text, task);
+        problems.push(Problem {
+            line,
+            column,
+            message,
+        });
+    };
+    if workflow.tasks.is_empty() {
+        at("", "the workflow has no tasks".into());
+    }
+    let mut names = BTreeSet::new();
+    for task in &workflow.tasks {
+        if !names.insert(task.name.as_str()) {
+            at(
+                &task.name,
+                format!("task name `{}` is used twice", task.name),
+            );
+        }
+        match task.kinds().len() {
+            1 => {}
+            0 => at(
+                &task.name,
+                format!(
+                    "task `{}` does nothing: give it one of provision, create-topics, start-source, \
+                     submit-topology, wait, approval, collect, teardown",
+                    task.name
+                ),
+            ),
+            _ => at(&task.name, format!("task `{}` has more than one kind: {:?}", task.name, task.kinds())),
+        }
+        for duration in [&task.timeout, &task.retry_delay]
+            .into_iter()
+            .flatten()
+            .chain(task.wait.as_ref().map(|w| &w.duration))
+            .chain(task.approval.as_ref().and_then(|a| a.timeout.as_ref()))
+        {
+            if let Err(e) = weir_topology::duration::parse_duration(duration) {
+                at(&task.name, format!("task `{}`: {e}", task.name));
+            }
+        }
+        if let Some(when) = &task.when {
+            if parse_condition(when).is_none() {
+                at(&task.name, format!("task `{}`: `when: {when}` must be true, false, !true or !false after interpolation", task.name));
+            }
+        }
+        if let Some(source) = &task.start_source {
+            match source.kind {
+                SourceKind::Http if source.url.is_none() => at(
+                    &task.name,
+                    format!("task `{}`: an http source needs `url`", task.name),
+                ),
+                SourceKind::Replay if source.file.is_none() => at(
+                    &task.name,
+                    format!("task `{}`: a replay source needs `file`", task.name),
+                ),
+                _ => {}
+            }
+        }
+        if let Some(provision) = &task.provision {
+            if weir_catalog::catalog::find(&provision.service).is_none() {
+                at(
+                    &task.name,
+                    format!(
+                        "task `{}`: the catalog has no service `{}`",
+                        task.name, provision.service
+                    ),
+                );
+            }
+        }
+    }
+    for task in &workflow.tasks {
+        for dependency in &task.depends {
+            if !names.contains(dependency.as_str()) {
+                at(
+                    &task.name,
+                    format!(
+                        "task `{}` depends on `{dependency}`, which is not a task of this workflow",
+                        task.name
+                    ),
+                );
+            }
+        }
+    }
+    if let Some(cycle) = find_cycle(workflow) {
+        at(
+            &cycle[0],
+            format!(
+                "tasks depend on each other in a cycle: {}",
+                cycle.join(" → ")
+            ),
+        );
+    }
+    problems
+}
+
+/// `true`/`false` with an optional leading `!`.
+pub fn parse_condition(text: &str) -> Option<bool> {
+    let text = text.trim();
+    let (negate, rest) = match text.strip_prefix('!') {
+        Some(rest) => (true, rest.trim()),
+        None => (false, text),
+    };
+    let value = match rest {
+        "true" => true,
+        "false" => false,
+        _ => return None,
+    };
+    Some(value != negate)
+}
+
+fn find_cycle(workflow: &Workflow) -> Option<Vec<String>> {
+    let depends: BTreeMap<&str, &Vec<String>> = workflow
+        .tasks
+        .iter()
+        .map(|t| (t.name.as_str(), &t.depends))
+        .collect();
+    fn visit<'a>(
+        node: &'a str,
+        depends: &BTreeMap<&'a str, &'a Vec<String>>,
+        path: &mut Vec<&'a str>,
+        done: &mut BTreeSet<&'a str>,
+    ) -> Option<Vec<String>> {
+        if let Some(start) = path.iter().position(|n| *n == node) {
+            let mut cycle: Vec<String> = path[start..].iter().map(|s| s.to_string()).collect();
+            cycle.push(node.to_string());
+            return Some(cycle);
+        }
+        if !done.insert(node) {
+            return None;
+        }
+        path.push(node);
+        for next in depends.get(node).map(|d| d.iter()).into_iter().flatten() {
+            if let Some((&key, _)) = depends.get_key_value(next.as_str()) {
+                if let Some(cycle) = visit(key, depends, path, done) {
+                    return Some(cycle);
+                }
+            }
+        }
+        path.pop();
+        None
+    }
+    let mut done = BTreeSet::new();
+    for task in &workflow.tasks {
+        if let Some(cycle) = visit(task.name.as_str(), &depends, &mut Vec::new(), &mut done) {
+            return Some(cycle);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WORKFLOW: &str = "\
+name: t
+variables:
+  duration: { type: duration, default: 2s }
+  kill: { type: bool, default: true }
+  kafka_name: { type: string, default: kafka-1, pattern: '[a-z][a-z0-9-]*' }
+tasks:
+  - name: kafka
+    provision: { service: kafka, instance: \"${kafka_name}\" }
+  - name: run
+    depends: [kafka]
+    wait: { duration: \"${duration}\" }
+  - name: approve
+    depends: [run]
+    when: \"!${kill}\"
+    approval: { message: stop?, timeout: 1m, on-timeout: approve }
+";
+
+    fn load(text: &str, overrides: &[(&str, &str)]) -> Result<LoadedWorkflow, WorkflowError> {
+        let overrides: Vec<(String, String)> = overrides
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        load_text(Path::new("w.yaml"), text, &overrides)
+    }
+
+    #[test]
+    fn variables_are_interpolated() {
+        let loaded = load(WORKFLOW, &[("kill", "false"), ("kafka_name", "k2")]).unwrap();
+        let tasks = &loaded.workflow.tasks;
+        assert_eq!(tasks[0].provision.as_ref().unwrap().instance, "k2");
+        assert_eq!(
+            parse_condition(tasks[2].when.as_deref().unwrap()),
+            Some(true)
+        );
+        assert_eq!(
+            tasks[2].approval.as_ref().unwrap().on_timeout,
+            Decision::Approve
+        );
+    }
+
+    #[test]
+    fn unknown_variables_and_bad_values_name_line_and_column() {
+        let text = WORKFLOW.replace("\"${duration}\"", "\"${duraton}\"");
+        let err = load(&text, &[("kafka_name", "Kafka 1")])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "w.yaml:11:24: unknown variable `duraton` (declared: duration, kafka_name, kill)\n\
+             w.yaml:5:3: variable `kafka_name` (--set): `Kafka 1`: does not match the pattern `[a-z][a-z0-9-]*`"
+        );
+    }
+
+    #[test]
+    fn schema_errors_have_positions() {
+        let text = WORKFLOW.replace("wait: {", "wiat: {");
+        let err = load(&text, &[]).unwrap_err();
+        assert_eq!(err.problems[0].line, 11);
+        assert!(err.problems[0].message.contains("wiat"), "{err}");
+    }
+
+    #[test]
+    fn graph_problems_are_reported() {
+        let text = WORKFLOW
+            .replace("depends: [kafka]", "depends: [approve]")
+            .replace("service: kafka,", "service: kafak,");
+        let err = load(&text, &[]).unwrap_err().to_string();
+        assert!(err.contains("the catalog has no service `kafak`"), "{err}");
+        assert!(
+            err.contains("cycle: run → approve → run")
+                || err.contains("cycle: approve → run → approve"),
+            "{err}"
+        );
+    }
+}

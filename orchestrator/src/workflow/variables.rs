@@ -1,0 +1,249 @@
+//! Typed workflow variables: declaration, validation of defaults and `--set` values.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// A declared variable.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariableDef {
+    #[serde(rename = "type")]
+    pub kind: VariableType,
+    #[serde(default)]
+    pub description: String,
+    /// Used when no value is given. Without a default the variable is required.
+    #[serde(default)]
+    pub default: Option<serde_json::Value>,
+    /// Inclusive bounds for `int`, `float` and `duration` (in seconds).
+    #[serde(default)]
+    pub min: Option<f64>,
+    #[serde(default)]
+    pub max: Option<f64>,
+    /// A regular expression a `string` must match in full.
+    #[serde(default)]
+    pub pattern: Option<String>,
+    /// The allowed values of an `enum`.
+    #[serde(default)]
+    pub values: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VariableType {
+    String,
+    Int,
+    Float,
+    Bool,
+    Duration,
+    Url,
+    Enum,
+}
+
+impl VariableDef {
+    /// Checks a value written as text and returns its canonical text form (what is
+    /// substituted for `${name}`).
+    pub fn check(&self, raw: &str) -> Result<String, String> {
+        let value = raw.trim();
+        let in_range = |n: f64, unit: &str| -> Result<(), String> {
+            match (self.min, self.max) {
+                (Some(min), _) if n < min => Err(format!("must be at least {min}{unit}")),
+                (_, Some(max)) if n > max => Err(format!("must be at most {max}{unit}")),
+                _ => Ok(()),
+            }
+        };
+        match self.kind {
+            VariableType::String => {
+                if let Some(pattern) = &self.pattern {
+                    let re = regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
+                        format!("the pattern `{pattern}` is not a valid regular expression: {e}")
+                    })?;
+                    if !re.is_match(raw) {
+                        return Err(format!("does not match the pattern `{pattern}`"));
+                    }
+                }
+                Ok(raw.to_string())
+            }
+            VariableType::Int => {
+                let n: i64 = value
+                    .parse()
+                    .map_err(|_| "expected a whole number".to_string())?;
+                in_range(n as f64, "")?;
+                Ok(n.to_string())
+            }
+            VariableType::Float => {
+                let n: f64 = value
+                    .parse()
+                    .ok()
+                    .filter(|n: &f64| n.is_finite())
+                    .ok_or("expected a number")?;
+                in_range(n, "")?;
+                Ok(value.to_string())
+            }
+            VariableType::Bool => match value {
+                "true" | "yes" | "on" => Ok("true".into()),
+                "false" | "no" | "off" => Ok("false".into()),
+                _ => Err("expected true or false".into()),
+            },
+            VariableType::Duration => {
+                let d = weir_topology::duration::parse_duration(value)
+                    .map_err(|_| "is not a duration; write e.g. 30s, 2m or 500ms".to_string())?;
+                in_range(d.as_secs_f64(), "s")?;
+                Ok(value.to_string())
+            }
+            VariableType::Url => {
+                let ok = (value.starts_with("http://") || value.starts_with("https://"))
+                    && value.len() > "https://".len()
+                    && !value.contains(char::is_whitespace);
+                if ok {
+                    Ok(value.to_string())
+                } else {
+                    Err("expected an http:// or https:// URL".into())
+                }
+            }
+            VariableType::Enum => {
+                if self.values.iter().any(|v| v == value) {
+                    Ok(value.to_string())
+                } else {
+                    Err(format!("expected one of {}", self.values.join(", ")))
+                }
+            }
+        }
+    }
+
+    /// The default as text, if there is one.
+    pub fn default_text(&self) -> Option<String> {
+        self.default.as_ref().map(|value| match value {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+    }
+}
+
+/// A problem with one variable's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VariableProblem {
+    pub name: String,
+    pub message: String,
+    /// Where the value came from: `default` or `--set`.
+    pub origin: &'static str,
+}
+
+/// Resolves every variable from `--set` values and defaults, reporting all problems.
+pub fn resolve(
+    declared: &BTreeMap<String, VariableDef>,
+    overrides: &[(String, String)],
+) -> Result<BTreeMap<String, String>, Vec<VariableProblem>> {
+    let mut problems = Vec::new();
+    let mut values = BTreeMap::new();
+    for (name, _) in overrides {
+        if !declared.contains_key(name) {
+            problems.push(VariableProblem {
+                name: name.clone(),
+                message: format!(
+                    "the workflow declares no such variable (declared: {})",
+                    declared.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+                origin: "--set",
+            });
+        }
+    }
+    for (name, def) in declared {
+        let given = overrides
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone());
+        let (raw, origin) = match (given, def.default_text()) {
+            (Some(value), _) => (value, "--set"),
+            (None, Some(default)) => (default, "default"),
+            (None, None) => {
+                problems.push(VariableProblem {
+                    name: name.clone(),
+                    message: format!("is required: pass --set {name}=VALUE"),
+                    origin: "--set",
+                });
+                continue;
+            }
+        };
+        match def.check(&raw) {
+            Ok(text) => {
+                values.insert(name.clone(), text);
+            }
+            Err(message) => problems.push(VariableProblem {
+                name: name.clone(),
+                message: format!("`{raw}`: {message}"),
+                origin,
+            }),
+        }
+    }
+    if problems.is_empty() {
+        Ok(values)
+    } else {
+        Err(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn var(kind: VariableType) -> VariableDef {
+        VariableDef {
+            kind,
+            description: String::new(),
+            default: None,
+            min: None,
+            max: None,
+            pattern: None,
+            values: vec![],
+        }
+    }
+
+    #[test]
+    fn each_type_is_checked() {
+        let mut threshold = var(VariableType::Float);
+        threshold.min = Some(0.0);
+        assert_eq!(threshold.check("50"), Ok("50".into()));
+        assert!(threshold.check("-1").unwrap_err().contains("at least 0"));
+        assert!(threshold.check("fifty").is_err());
+        let mut name = var(VariableType::String);
+        name.pattern = Some("[a-z][a-z0-9-]*".into());
+        assert!(name.check("kafka-1").is_ok());
+        assert!(name.check("Kafka 1").unwrap_err().contains("pattern"));
+        assert_eq!(var(VariableType::Bool).check("yes"), Ok("true".into()));
+        let mut duration = var(VariableType::Duration);
+        duration.max = Some(3600.0);
+        assert!(duration.check("2h").unwrap_err().contains("at most 3600s"));
+        assert!(duration.check("120").is_ok());
+        let mut kind = var(VariableType::Enum);
+        kind.values = vec!["http".into(), "replay".into()];
+        assert!(kind
+            .check("ftp")
+            .unwrap_err()
+            .contains("one of http, replay"));
+        assert!(var(VariableType::Url).check("localhost:80").is_err());
+    }
+
+    #[test]
+    fn resolution_reports_every_problem() {
+        let mut declared = BTreeMap::new();
+        declared.insert(
+            "a".to_string(),
+            VariableDef {
+                default: Some(serde_json::json!(3)),
+                ..var(VariableType::Int)
+            },
+        );
+        declared.insert("b".to_string(), var(VariableType::String));
+        let problems = resolve(
+            &declared,
+            &[("a".into(), "x".into()), ("c".into(), "1".into())],
+        )
+        .unwrap_err();
+        let names: Vec<&str> = problems.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, vec!["c", "a", "b"]);
+        let values = resolve(&declared, &[("b".into(), "hi".into())]).unwrap();
+        assert_eq!(values["a"], "3");
+    }
+}
