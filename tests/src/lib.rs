@@ -6,8 +6,11 @@
 //! `PR_SET_PDEATHSIG`: when the test binary exits — passing, failing or panicking — the kernel
 //! kills ZooKeeper and Kafka. Every test uses topics and groups of its own ([`unique`]).
 
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -335,4 +338,35 @@ impl Drop for WeirHomeDir {
         // Whatever a failing test left running is stopped with its home.
         let _ = self.run(&["down", "--all"]);
     }
+}
+
+/// A tiny HTTP server answering every GET with the next document of `bodies` (repeating the
+/// last one), like a ticker endpoint whose price moves. Returns its URL and a hit counter.
+pub fn ticker_server(bodies: Vec<String>) -> (String, Arc<AtomicU32>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://{}/v2/prices/BTC-CNY/spot",
+        listener.local_addr().unwrap()
+    );
+    let hits = Arc::new(AtomicU32::new(0));
+    let counter = hits.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            // Read the request head up to the blank line.
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let index = counter.fetch_add(1, Ordering::SeqCst) as usize;
+            let body = &bodies[index.min(bodies.len() - 1)];
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (url, hits)
 }

@@ -1,43 +1,9 @@
 //! The HTTP poller and the replay source, publishing to a real broker.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use weir_tests::{kafka, read_topic, unique, WeirProcess};
-
-/// A tiny HTTP server answering every GET with the next document of `bodies` (repeating the
-/// last one), like a ticker endpoint whose price moves. Returns its URL and a hit counter.
-fn ticker_server(bodies: Vec<String>) -> (String, Arc<AtomicU32>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!(
-        "http://{}/v2/prices/BTC-CNY/spot",
-        listener.local_addr().unwrap()
-    );
-    let hits = Arc::new(AtomicU32::new(0));
-    let counter = hits.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            // Read the request head up to the blank line.
-            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
-                line.clear();
-            }
-            let index = counter.fetch_add(1, Ordering::SeqCst) as usize;
-            let body = &bodies[index.min(bodies.len() - 1)];
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    (url, hits)
-}
+use weir_tests::{kafka, read_topic, ticker_server, unique, WeirProcess};
 
 #[test]
 fn http_poller_publishes_each_response_body() {

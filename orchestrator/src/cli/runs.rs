@@ -129,8 +129,8 @@ pub fn runs(args: RunsArgs) -> anyhow::Result<ExitCode> {
                 println!("awaiting approval: {message}  (weir approve {id} / weir reject {id})");
             }
             println!(
-                "\n{:<20} {:<16} {:<10} {:<22} {}",
-                "TASK", "KIND", "STATE", "STARTED", "ERROR"
+                "\n{:<20} {:<16} {:<10} {:<22} ERROR",
+                "TASK", "KIND", "STATE", "STARTED"
             );
             for t in &tasks {
                 println!(

@@ -38,6 +38,20 @@ pub fn collect(context: &RunContext, kafka: Option<&str>, drain: bool) {
             }
     });
 
+    // A live source that could not reach its URL published nothing meanwhile; say so.
+    for source in instances
+        .iter()
+        .filter(|r| r.run_id.as_deref() == Some(&context.id) && r.service == "http-source")
+    {
+        if let Some(problem) = unreachable_report(source) {
+            progress(format!(
+                "  source `{}` could not reach its URL: {problem}",
+                source.name
+            ));
+            unavailable.insert(format!("source:{}", source.name), problem.into());
+        }
+    }
+
     if drain {
         for source in instances.iter().filter(|r| {
             r.run_id.as_deref() == Some(&context.id)
@@ -126,6 +140,23 @@ pub fn collect(context: &RunContext, kafka: Option<&str>, drain: bool) {
     if let Ok(store) = context.store() {
         let _ = store.set_run_results(&context.id, &counts, &unavailable);
     }
+}
+
+/// The last "source unreachable" report in a source's log, if it failed since it started.
+fn unreachable_report(source: &InstanceRecord) -> Option<String> {
+    let tail = weir_catalog::local::process::log_tail(std::path::Path::new(&source.log_path), 400);
+    let failures = tail
+        .lines()
+        .filter(|l| l.contains("source unreachable"))
+        .count();
+    let last = tail
+        .lines()
+        .rev()
+        .find(|l| l.contains("source unreachable"))?;
+    let reason = last.split("source unreachable: ").nth(1).unwrap_or(last);
+    Some(format!(
+        "source unreachable ({failures} failed attempts); last: {reason}"
+    ))
 }
 
 /// Waits until the runner has finished every record it consumed and its input has nothing

@@ -468,9 +468,10 @@ impl LocalRuntime {
     pub fn gc(&self) -> Result<GcReport, RuntimeError> {
         let mut report = GcReport::default();
         let records = self.store.instances()?;
-        // Users first, so that a broker stops before its ZooKeeper.
+        // Users first, so that a broker stops before its ZooKeeper: an instance that others
+        // use comes after them.
         let mut ordered: Vec<&InstanceRecord> = records.iter().collect();
-        ordered.sort_by_key(|r| std::cmp::Reverse(r.created_at));
+        ordered.sort_by_key(|r| users_depth(&records, &r.name, 0));
         for record in ordered {
             let owner_dead = record
                 .owner_pid
@@ -489,6 +490,19 @@ impl LocalRuntime {
             {
                 self.stop_instance(record)?;
                 report.stale_removed.push(record.name.clone());
+            }
+        }
+        for run in self.store.runs()? {
+            let owner_dead = run
+                .owner_pid
+                .is_some_and(|pid| !is_same_process(pid, run.owner_start_time));
+            if !run.state.is_final() && owner_dead {
+                self.store.set_run_state(
+                    &run.id,
+                    crate::runs::RunState::Failed,
+                    Some("the weir process running it died; `weir gc` tore down what it left"),
+                )?;
+                report.runs_failed.push(run.id.clone());
             }
         }
         let known: Vec<String> = self
@@ -511,6 +525,20 @@ impl LocalRuntime {
         }
         Ok(report)
     }
+}
+
+/// How many levels of users stand above `name` (0 when nothing uses it). Stopping in
+/// increasing depth stops users before what they use.
+fn users_depth(records: &[InstanceRecord], name: &str, guard: usize) -> usize {
+    if guard > records.len() {
+        return guard;
+    }
+    records
+        .iter()
+        .filter(|other| other.uses.iter().any(|u| u == name))
+        .map(|user| 1 + users_depth(records, &user.name, guard + 1))
+        .max()
+        .unwrap_or(0)
 }
 
 fn current_process() -> (i32, Option<u64>) {

@@ -1,0 +1,437 @@
+//! Whole workflows run by the real `weir run`, with real ZooKeeper, Kafka, runner and sources.
+
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use weir_catalog::local::process::alive;
+use weir_tests::{eventually, read_topic, repo_root, ticker_server, WeirHomeDir};
+
+fn workflow(name: &str) -> String {
+    repo_root()
+        .join("workflows")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// Starts `weir run` in the background, its output in a log file of the home directory.
+fn start_run(home: &WeirHomeDir, args: &[&str]) -> Child {
+    let log = std::fs::File::create(home.path().join("run.log")).unwrap();
+    home.command(&[&["run"], args].concat())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+fn run_log(home: &WeirHomeDir) -> String {
+    std::fs::read_to_string(home.path().join("run.log")).unwrap_or_default()
+}
+
+fn only_run(home: &WeirHomeDir) -> Value {
+    current_run(home).expect("exactly one run is recorded")
+}
+
+/// The single run of this home with its tasks, once it is recorded.
+fn current_run(home: &WeirHomeDir) -> Option<Value> {
+    let runs: Vec<Value> = serde_json::from_str(&home.ok(&["runs", "--json"])).ok()?;
+    let [run] = runs.as_slice() else { return None };
+    let id = run["id"].as_str()?.to_string();
+    serde_json::from_str(&home.ok(&["runs", "show", &id, "--json"])).ok()
+}
+
+/// Waits until the run is in `state` and returns it.
+fn wait_for_state(home: &WeirHomeDir, state: &str, timeout: Duration) -> Value {
+    eventually(timeout, || {
+        let runs: Vec<Value> = serde_json::from_str(&home.ok(&["runs", "--json"])).ok()?;
+        runs.into_iter().find(|r| r["state"] == state)
+    })
+    .unwrap_or_else(|| panic!("no run reached `{state}`:\n{}", run_log(home)))
+}
+
+fn wait_exit(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
+    eventually(timeout, || child.try_wait().unwrap()).expect("weir run exits")
+}
+
+fn task_state<'a>(run: &'a Value, name: &str) -> &'a str {
+    run["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == name)
+        .unwrap()["state"]
+        .as_str()
+        .unwrap()
+}
+
+fn assert_nothing_left(home: &WeirHomeDir) {
+    assert!(
+        home.instances().is_empty(),
+        "instances left: {:?}",
+        home.instances()
+    );
+    let dir = home.path().join("instances");
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "instance directories left: {left:?}");
+}
+
+#[test]
+fn shipped_workflows_validate() {
+    let home = WeirHomeDir::new();
+    for entry in std::fs::read_dir(repo_root().join("workflows"))
+        .unwrap()
+        .flatten()
+    {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let out = home.ok(&["validate", path.to_str().unwrap()]);
+            assert!(out.contains("is valid"), "{out}");
+        }
+    }
+}
+
+#[test]
+fn validate_reports_file_line_column_and_starts_nothing() {
+    let home = WeirHomeDir::new();
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(workflow("ci-smoke.yaml"))
+        .unwrap()
+        .replace("\"${execution_duration}\"", "\"${execution_duraton}\"");
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, text).unwrap();
+    let output = home.run(&["validate", bad.to_str().unwrap(), "--set", "threshold=-3"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("bad.yaml:47:24: unknown variable `execution_duraton`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("variable `threshold` (--set): `-3`: must be at least 0"),
+        "{stderr}"
+    );
+    // `weir run` refuses the same file before starting anything.
+    let output = home.run(&["run", bad.to_str().unwrap()]);
+    assert!(!output.status.success());
+    assert!(home.instances().is_empty());
+    assert_eq!(home.ok(&["runs", "--json"]).trim(), "[]");
+}
+
+/// Rates served by the fake exchange, in order; the last one repeats.
+const RATES: [f64; 6] = [
+    478_000.0, 478_120.0, 478_100.0, 477_990.5, 478_030.0, 478_230.25,
+];
+
+#[test]
+fn demo_workflow_polls_live_source_and_waits_for_approval_before_teardown() {
+    let home = WeirHomeDir::new();
+    let bodies: Vec<String> = RATES
+        .iter()
+        .map(|r| {
+            json!({"data": {"amount": format!("{r:.2}"), "base": "BTC", "currency": "CNY"}})
+                .to_string()
+        })
+        .collect();
+    let (url, _hits) = ticker_server(bodies);
+    let mut run = start_run(
+        &home,
+        &[
+            &workflow("bitcoin-yuan.yaml"),
+            "--set",
+            &format!("source_url={url}"),
+            "--set",
+            "poll_interval=200ms",
+            "--set",
+            "execution_duration=4s",
+            "--set",
+            "automatic_kill=false",
+            "--set",
+            "zookeeper_instance_name=demo-zk",
+            "--set",
+            "kafka_instance_name=demo-kafka",
+        ],
+    );
+    let waiting = wait_for_state(&home, "awaiting-approval", Duration::from_secs(120));
+    assert!(waiting["approval_message"]
+        .as_str()
+        .unwrap()
+        .contains("Approve to remove"));
+    // The platform is still up while the run waits.
+    let instances = home.instances();
+    let kafka = instances
+        .iter()
+        .find(|i| i["name"] == "demo-kafka")
+        .expect("kafka still up");
+    assert_eq!(kafka["state"], "running");
+    let broker = kafka["endpoint"].as_str().unwrap();
+
+    let notifications: Vec<f64> = read_topic(
+        broker,
+        "notifications",
+        4,
+        Duration::from_secs(30),
+        Duration::from_secs(1),
+    )
+    .iter()
+    .map(|m| m.json()["variation"].as_f64().unwrap())
+    .collect();
+    let expected: Vec<f64> = RATES
+        .windows(2)
+        .map(|w| ((w[1] - w[0]) * 1e8).round() / 1e8)
+        .filter(|v| v.abs() > 50.0)
+        .collect();
+    assert_eq!(
+        expected,
+        vec![120.0, -109.5, 200.25],
+        "the fixture implies three notifications"
+    );
+    assert_eq!(notifications, expected);
+
+    let id = waiting["id"].as_str().unwrap();
+    assert_eq!(
+        home.ok(&["approve", id]).trim(),
+        format!("approved run {id}")
+    );
+    assert!(
+        wait_exit(&mut run, Duration::from_secs(120)).success(),
+        "{}",
+        run_log(&home)
+    );
+    let finished = only_run(&home);
+    assert_eq!(finished["state"], "succeeded");
+    let topics = &finished["topics"];
+    let raw = topics["BitCoinExchangeTopic"].as_i64().unwrap();
+    assert!(raw >= RATES.len() as i64, "{topics}");
+    assert_eq!(
+        topics["rates"].as_i64().unwrap(),
+        raw,
+        "every document gave a rate: {topics}"
+    );
+    assert_eq!(topics["variations"].as_i64().unwrap(), raw - 1, "{topics}");
+    assert_eq!(topics["notifications"], 3);
+    assert_eq!(topics["errors"], 0);
+    assert_eq!(task_state(&finished, "approve-removal"), "succeeded");
+    assert!(Path::new(finished["artifacts"].as_str().unwrap())
+        .join("logs/demo-kafka.log")
+        .is_file());
+    assert_nothing_left(&home);
+}
+
+#[test]
+fn rejection_and_expired_approval_follow_their_declared_outcomes() {
+    let home = WeirHomeDir::new();
+    let smoke = workflow("ci-smoke.yaml");
+    let mut run = start_run(
+        &home,
+        &[
+            &smoke,
+            "--set",
+            "automatic_kill=false",
+            "--set",
+            "execution_duration=1s",
+        ],
+    );
+    let waiting = wait_for_state(&home, "awaiting-approval", Duration::from_secs(120));
+    assert!(
+        !home.instances().is_empty(),
+        "services are up while waiting"
+    );
+    home.ok(&["reject", waiting["id"].as_str().unwrap()]);
+    assert!(!wait_exit(&mut run, Duration::from_secs(60)).success());
+    let rejected = only_run(&home);
+    assert_eq!(rejected["state"], "cancelled");
+    assert!(
+        rejected["error"].as_str().unwrap().contains("rejected"),
+        "{rejected}"
+    );
+    assert!(
+        rejected["topics"]["smoke-raw"].as_i64().unwrap() > 0,
+        "results kept before teardown"
+    );
+    assert_nothing_left(&home);
+
+    // ci-smoke declares `on-timeout: reject`.
+    let home = WeirHomeDir::new();
+    let mut run = start_run(
+        &home,
+        &[
+            &smoke,
+            "--set",
+            "automatic_kill=false",
+            "--set",
+            "execution_duration=1s",
+            "--set",
+            "approval_timeout=1s",
+        ],
+    );
+    assert!(!wait_exit(&mut run, Duration::from_secs(120)).success());
+    let expired = only_run(&home);
+    assert_eq!(expired["state"], "cancelled", "{expired}");
+    assert!(
+        run_log(&home).contains("approval expired"),
+        "{}",
+        run_log(&home)
+    );
+    assert_nothing_left(&home);
+    let output = home.run(&["approve", expired["id"].as_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not awaiting approval"));
+}
+
+#[test]
+fn a_task_failing_after_retries_fails_the_run_and_still_tears_down() {
+    let home = WeirHomeDir::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("broken.yaml");
+    std::fs::write(
+        &file,
+        "name: broken
+tasks:
+  - name: zk
+    provision: { service: zookeeper, instance: broken-zk }
+  - name: topics
+    depends: [zk]
+    retries: 2
+    retry-delay: 100ms
+    create-topics: { kafka: no-such-kafka, topics: [t] }
+  - name: never
+    depends: [topics]
+    wait: { duration: 1s }
+",
+    )
+    .unwrap();
+    let output = home.run(&["run", file.to_str().unwrap()]);
+    assert!(!output.status.success());
+    let run = only_run(&home);
+    assert_eq!(run["state"], "failed");
+    assert!(
+        run["error"]
+            .as_str()
+            .unwrap()
+            .contains("no Kafka instance named `no-such-kafka`"),
+        "{run}"
+    );
+    let topics = run["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "topics")
+        .unwrap()
+        .clone();
+    assert_eq!(topics["attempts"], 3);
+    assert_eq!(task_state(&run, "never"), "cancelled");
+    assert_nothing_left(&home);
+}
+
+#[test]
+fn sigint_during_a_run_tears_down() {
+    let home = WeirHomeDir::new();
+    let mut run = start_run(
+        &home,
+        &[&workflow("ci-smoke.yaml"), "--set", "execution_duration=5m"],
+    );
+    eventually(Duration::from_secs(120), || {
+        let run = current_run(&home)?;
+        (task_state(&run, "run") == "running").then_some(())
+    })
+    .unwrap_or_else(|| panic!("the run never reached its wait:\n{}", run_log(&home)));
+    let pids: Vec<i32> = home
+        .instances()
+        .iter()
+        .map(|i| i["pid"].as_i64().unwrap() as i32)
+        .collect();
+    assert_eq!(pids.len(), 4, "zookeeper, kafka, topology, replay");
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(run.id() as i32, libc::SIGINT);
+    }
+    assert!(!wait_exit(&mut run, Duration::from_secs(60)).success());
+    let cancelled = only_run(&home);
+    assert_eq!(cancelled["state"], "cancelled");
+    assert!(
+        cancelled["topics"]["smoke-raw"].as_i64().is_some(),
+        "counts read before teardown: {cancelled}"
+    );
+    assert!(pids.iter().all(|&pid| !alive(pid)));
+    assert_nothing_left(&home);
+}
+
+#[test]
+fn weir_killed_during_a_run_is_cleaned_by_gc() {
+    let home = WeirHomeDir::new();
+    let mut run = home
+        .command(&[
+            "run",
+            &workflow("ci-smoke.yaml"),
+            "--set",
+            "execution_duration=5m",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually(Duration::from_secs(120), || {
+        (task_state(&current_run(&home)?, "run") == "running").then_some(())
+    })
+    .expect("the run reached its wait");
+    let pids: Vec<i32> = home
+        .instances()
+        .iter()
+        .map(|i| i["pid"].as_i64().unwrap() as i32)
+        .collect();
+    run.kill().unwrap();
+    run.wait().unwrap();
+    assert!(
+        pids.iter().all(|&pid| alive(pid)),
+        "services outlive the killed orchestrator"
+    );
+    let report: Value = serde_json::from_str(&home.ok(&["gc", "--json"])).unwrap();
+    assert_eq!(
+        report["orphans_stopped"].as_array().unwrap().len(),
+        4,
+        "{report}"
+    );
+    assert_eq!(
+        report["runs_failed"].as_array().unwrap().len(),
+        1,
+        "{report}"
+    );
+    assert_eq!(only_run(&home)["state"], "failed");
+    assert!(pids.iter().all(|&pid| !alive(pid)));
+    assert_nothing_left(&home);
+}
+
+#[test]
+fn an_unreachable_source_is_reported_not_replaced() {
+    let home = WeirHomeDir::new();
+    let port = weir_catalog::local::ports::free_port().unwrap();
+    let output = home.run(&[
+        "run",
+        &workflow("bitcoin-yuan.yaml"),
+        "--set",
+        &format!("source_url=http://127.0.0.1:{port}/ticker"),
+        "--set",
+        "poll_interval=200ms",
+        "--set",
+        "execution_duration=3s",
+        "--set",
+        "zookeeper_instance_name=dead-zk",
+        "--set",
+        "kafka_instance_name=dead-kafka",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let run = only_run(&home);
+    assert_eq!(
+        run["topics"]["BitCoinExchangeTopic"], 0,
+        "nothing was invented: {run}"
+    );
+    let report = run["unavailable"]["source:bitcoin-source-1"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{run}"));
+    assert!(report.contains("source unreachable"), "{report}");
+    assert!(stderr.contains("could not reach its URL"), "{stderr}");
+    assert_nothing_left(&home);
+}
