@@ -13,7 +13,7 @@ demo: setup
 	scripts/demo
 
 test: setup
-	cargo test --release --workspace
+	cargo test --release --workspace --no-fail-fast
 
 lint:
 	cargo fmt --all --check

@@ -251,12 +251,12 @@ mod tests {
     fn runner_command_line_carries_brokers_metrics_and_parameters() {
         let ctx = context(
             "topology-runner",
-            &[("file", "t.yaml"), ("set", "threshold=60; rate_topic=r")],
+            &[("file", "/w/t.yaml"), ("set", "threshold=60; rate_topic=r")],
         );
         let service = render("topology-runner", &ctx).unwrap();
         assert_eq!(
             service.process.args.join(" "),
-            "topology run t.yaml --brokers 127.0.0.1:9092 --addr 127.0.0.1:9464 \
+            "topology run /w/t.yaml --brokers 127.0.0.1:9092 --addr 127.0.0.1:9464 \
              --set threshold=60 --set rate_topic=r"
         );
     }
@@ -266,7 +266,7 @@ mod tests {
         let ctx = context(
             "replay-source",
             &[
-                ("file", "r.csv"),
+                ("file", "/w/r.csv"),
                 ("topic", "raw"),
                 ("interval", "250ms"),
                 ("repeat", "true"),
@@ -279,7 +279,7 @@ mod tests {
             .join(" ");
         assert_eq!(
             args,
-            "source replay r.csv --topic raw --brokers 127.0.0.1:9092 --interval 250ms --repeat"
+            "source replay /w/r.csv --topic raw --brokers 127.0.0.1:9092 --interval 250ms --repeat"
         );
     }
 
