@@ -1,2 +1,10 @@
-//! The chart server: windows fed from Kafka topics or over HTTP, pushed live to browsers.
-//! Not built yet; the crate holds its place in the workspace.
+//! The chart server: windows of line series fed from Kafka topics ([`feed`]) or over HTTP with
+//! Visdom's protocol ([`visdom`]), kept in bounded rings ([`ring`], [`store`]), pushed live to
+//! browsers and drawn as PNG/SVG snapshots ([`snapshot`]) by the HTTP server ([`server`]).
+
+pub mod feed;
+pub mod ring;
+pub mod server;
+pub mod snapshot;
+pub mod store;
+pub mod visdom;

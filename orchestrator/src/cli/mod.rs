@@ -1,6 +1,7 @@
 //! Command-line definitions and dispatch. Each sub-module owns one command family.
 
 mod bench;
+mod charts;
 mod runs;
 mod services;
 mod signals;
@@ -50,6 +51,9 @@ enum Command {
     /// Run or check a topology (Kafka in → operators → Kafka out).
     #[command(subcommand)]
     Topology(topology::TopologyCommand),
+    /// The live chart server.
+    #[command(subcommand)]
+    Charts(charts::ChartsCommand),
     /// Feed a Kafka topic from a live HTTP endpoint or a recording.
     #[command(subcommand)]
     Source(source::SourceCommand),
@@ -87,6 +91,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Gc(args) => services::gc(args),
         Command::Topology(command) => topology::run(command),
         Command::Source(command) => source::run(command),
+        Command::Charts(command) => charts::run(command),
         Command::Bench(command) => bench::run(command),
     }
 }

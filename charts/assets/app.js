@@ -1,0 +1,122 @@
+// Weir charts: draws every window on a canvas and follows the server's live stream.
+// Points arrive merged per frame; a `resync` event (or a reconnect the server cannot resume)
+// refetches everything. Series are trimmed client-side to what the server retains.
+"use strict";
+
+const kiosk = new URLSearchParams(location.search).has("kiosk");
+if (kiosk) document.body.classList.add("kiosk");
+const grid = document.getElementById("grid");
+const statusLine = document.getElementById("status");
+const windows = new Map(); // "env/win" -> {view, canvas, dirty}
+const colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"];
+const maxPoints = () => Math.max(200, Math.round(grid.clientWidth * 2));
+
+function key(env, win) { return env + "/" + win; }
+
+async function fetchWindow(env, win) {
+  const response = await fetch(`/api/windows/${encodeURIComponent(env)}/${encodeURIComponent(win)}?points=${maxPoints()}`);
+  if (!response.ok) { removeWindow(env, win); return; }
+  const view = await response.json();
+  let entry = windows.get(key(env, win));
+  if (!entry) {
+    const box = document.createElement("div");
+    box.className = "window";
+    box.dataset.key = key(env, win);
+    const title = document.createElement("h2");
+    const snap = `/api/windows/${encodeURIComponent(env)}/${encodeURIComponent(win)}/snapshot.png`;
+    title.innerHTML = `<span></span><a href="${snap}" target="_blank">PNG</a>`;
+    const canvas = document.createElement("canvas");
+    box.append(title, canvas);
+    grid.append(box);
+    entry = { box, title, canvas };
+    windows.set(key(env, win), entry);
+  }
+  entry.view = view;
+  entry.title.querySelector("span").textContent = view.title || win;
+  entry.dirty = true;
+  document.getElementById("empty").hidden = windows.size > 0;
+}
+
+function removeWindow(env, win) {
+  const entry = windows.get(key(env, win));
+  if (entry) { entry.box.remove(); windows.delete(key(env, win)); }
+  document.getElementById("empty").hidden = windows.size > 0;
+}
+
+async function fetchAll() {
+  const list = await (await fetch("/api/windows")).json();
+  const present = new Set(list.map(w => key(w.env, w.win)));
+  for (const k of [...windows.keys()]) if (!present.has(k)) { const [e, w] = k.split("/"); removeWindow(e, w); }
+  await Promise.all(list.map(w => fetchWindow(w.env, w.win)));
+}
+
+function applyPoints(event) {
+  const entry = windows.get(key(event.env, event.win));
+  if (!entry) { fetchWindow(event.env, event.win); return; }
+  let series = entry.view.series.find(s => s.name === event.series);
+  if (!series) { series = { name: event.series, appended: 0, points: [] }; entry.view.series.push(series); }
+  for (const p of event.points) series.points.push(p);
+  series.appended += event.points.length;
+  const limit = maxPoints() * 2;
+  if (series.points.length > limit) series.points.splice(0, series.points.length - limit);
+  entry.dirty = true;
+}
+
+function draw(entry) {
+  const canvas = entry.canvas;
+  const ratio = window.devicePixelRatio || 1;
+  const width = canvas.clientWidth, height = canvas.clientHeight;
+  canvas.width = width * ratio; canvas.height = height * ratio;
+  const ctx = canvas.getContext("2d");
+  ctx.scale(ratio, ratio);
+  ctx.clearRect(0, 0, width, height);
+  const all = entry.view.series.flatMap(s => s.points);
+  if (all.length === 0) { ctx.fillStyle = "#999"; ctx.fillText("waiting for data…", 10, 20); return; }
+  let [x0, x1, y0, y1] = [Infinity, -Infinity, Infinity, -Infinity];
+  for (const [x, y] of all) { x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y); }
+  if (x0 === x1) x1 = x0 + 1;
+  if (y0 === y1) { y0 -= 1; y1 += 1; }
+  const left = 70, right = 10, top = 10, bottom = 24;
+  const sx = x => left + (x - x0) / (x1 - x0) * (width - left - right);
+  const sy = y => top + (1 - (y - y0) / (y1 - y0)) * (height - top - bottom);
+  ctx.strokeStyle = "#ddd"; ctx.fillStyle = "#555"; ctx.font = "11px sans-serif";
+  for (let i = 0; i <= 4; i++) {
+    const y = y0 + (y1 - y0) * i / 4;
+    ctx.beginPath(); ctx.moveTo(left, sy(y)); ctx.lineTo(width - right, sy(y)); ctx.stroke();
+    ctx.fillText(Number(y.toPrecision(6)).toString(), 4, sy(y) + 4);
+  }
+  entry.view.series.forEach((s, i) => {
+    ctx.strokeStyle = colors[i % colors.length]; ctx.lineWidth = 1.5; ctx.beginPath();
+    s.points.forEach(([x, y], j) => j === 0 ? ctx.moveTo(sx(x), sy(y)) : ctx.lineTo(sx(x), sy(y)));
+    ctx.stroke();
+    ctx.fillStyle = colors[i % colors.length];
+    ctx.fillText(`${s.name} (${s.appended})`, left + 6 + i * 120, height - 6);
+  });
+}
+
+function frame() {
+  for (const entry of windows.values()) if (entry.dirty && entry.view) { entry.dirty = false; draw(entry); }
+  requestAnimationFrame(frame);
+}
+
+function connect() {
+  // EventSource reconnects by itself and sends Last-Event-ID, so the server resumes the
+  // stream where it stopped; a `resync` means it could not, and everything is refetched.
+  const source = new EventSource("/api/stream");
+  source.addEventListener("hello", () => { statusLine.textContent = "live"; fetchAll(); });
+  source.addEventListener("resync", () => { statusLine.textContent = "live (resynced)"; fetchAll(); });
+  source.addEventListener("batch", message => {
+    statusLine.textContent = "live";
+    for (const event of JSON.parse(message.data)) {
+      if (event.type === "points") applyPoints(event);
+      else if (event.closed) removeWindow(event.env, event.win);
+      else fetchWindow(event.env, event.win);
+    }
+  });
+  source.onerror = () => { statusLine.textContent = "reconnecting…"; };
+}
+
+window.addEventListener("resize", () => windows.forEach(e => e.dirty = true));
+fetchAll().catch(() => {});
+connect();
+requestAnimationFrame(frame);

@@ -1,0 +1,152 @@
+//! PNG and SVG pictures of a window, drawn with `plotters`, for reports kept after teardown.
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::store::WindowView;
+
+/// Errors drawing a snapshot.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot draw window `{win}`: {reason}")]
+pub struct SnapshotError {
+    pub win: String,
+    pub reason: String,
+}
+
+const PALETTE: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+/// The window as an SVG document.
+pub fn svg(view: &WindowView, width: u32, height: u32) -> Result<String, SnapshotError> {
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, (width, height)).into_drawing_area();
+        draw(view, &root).map_err(|reason| SnapshotError {
+            win: view.win.clone(),
+            reason,
+        })?;
+        root.present().map_err(|e| SnapshotError {
+            win: view.win.clone(),
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(out)
+}
+
+/// The window as a PNG image (plotters encodes to a file, read back and removed).
+pub fn png(view: &WindowView, width: u32, height: u32) -> Result<Vec<u8>, SnapshotError> {
+    let error = |reason: String| SnapshotError {
+        win: view.win.clone(),
+        reason,
+    };
+    let dir = tempfile::tempdir().map_err(|e| error(e.to_string()))?;
+    let path = dir.path().join("snapshot.png");
+    {
+        let root = BitMapBackend::new(&path, (width, height)).into_drawing_area();
+        draw(view, &root).map_err(error)?;
+        root.present().map_err(|e| error(e.to_string()))?;
+    }
+    std::fs::read(&path).map_err(|e| error(e.to_string()))
+}
+
+fn draw<DB: DrawingBackend>(
+    view: &WindowView,
+    root: &DrawingArea<DB, Shift>,
+) -> Result<(), String> {
+    let e = |error: DrawingAreaErrorKind<DB::ErrorType>| error.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    let points = view.series.iter().flat_map(|s| s.points.iter());
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for &(x, y) in points {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    if x0 > x1 {
+        (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
+    }
+    if x0 == x1 {
+        x1 = x0 + 1.0;
+    }
+    if y0 == y1 {
+        y1 = y0 + 1.0;
+    }
+    let margin = (y1 - y0) * 0.05;
+    let mut chart = ChartBuilder::on(root)
+        .caption(&view.title, ("sans-serif", 20))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x0..x1, (y0 - margin)..(y1 + margin))
+        .map_err(e)?;
+    chart
+        .configure_mesh()
+        .x_desc(view.x_label.as_str())
+        .y_desc(view.y_label.as_str())
+        .draw()
+        .map_err(e)?;
+    for (index, series) in view.series.iter().enumerate() {
+        let color = PALETTE[index % PALETTE.len()];
+        chart
+            .draw_series(LineSeries::new(
+                series.points.iter().copied(),
+                color.stroke_width(2),
+            ))
+            .map_err(e)?
+            .label(series.name.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+    }
+    if view.series.len() > 1 {
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(e)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SeriesView;
+
+    fn view() -> WindowView {
+        WindowView {
+            env: "main".into(),
+            win: "rates".into(),
+            title: "BTC rate".into(),
+            x_label: "time".into(),
+            y_label: "CNY".into(),
+            series: vec![SeriesView {
+                name: "rate".into(),
+                appended: 3,
+                points: vec![(0.0, 1.0), (1.0, 3.0), (2.0, 2.0)],
+            }],
+        }
+    }
+
+    #[test]
+    fn svg_has_title_and_a_line() {
+        let svg = svg(&view(), 400, 300).unwrap();
+        assert!(svg.starts_with("<svg"), "{}", &svg[..40]);
+        assert!(svg.contains("BTC rate"));
+        assert!(svg.contains("<polyline"));
+    }
+
+    #[test]
+    fn png_is_a_valid_image_of_the_right_size() {
+        let png = png(&view(), 320, 200).unwrap();
+        assert_eq!(&png[..8], &[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A]);
+        // IHDR: width 320, height 200.
+        assert_eq!(&png[16..24], &[0, 0, 1, 64, 0, 0, 0, 200]);
+    }
+}

@@ -1,0 +1,75 @@
+//! `weir charts serve`: the chart server.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Subcommand;
+use weir_charts::feed::{self, TopicWindow};
+use weir_charts::server;
+use weir_charts::store::Charts;
+
+use super::{runtime, signals};
+
+#[derive(Debug, Subcommand)]
+pub enum ChartsCommand {
+    /// Serve live charts: a page, a JSON API, PNG/SVG snapshots and Visdom's HTTP protocol.
+    Serve {
+        #[arg(
+            long = "addr",
+            value_name = "HOST:PORT",
+            default_value = "127.0.0.1:8097"
+        )]
+        addr: SocketAddr,
+        /// Kafka bootstrap servers, for windows fed from topics.
+        #[arg(long, env = "WEIR_BROKERS")]
+        brokers: Option<String>,
+        /// A window fed from a topic: `topic=T,y=FIELD[,x=FIELD][,title=…][,env=…][,win=…][,series=…]`.
+        #[arg(long = "window", value_name = "SPEC")]
+        windows: Vec<TopicWindow>,
+        /// Points kept per series (older ones are dropped).
+        #[arg(long, default_value_t = 10_000)]
+        retention: usize,
+    },
+}
+
+pub fn run(command: ChartsCommand) -> anyhow::Result<ExitCode> {
+    let ChartsCommand::Serve {
+        addr,
+        brokers,
+        windows,
+        retention,
+    } = command;
+    if !windows.is_empty() && brokers.is_none() {
+        anyhow::bail!("--window needs --brokers (or WEIR_BROKERS) to read its topic");
+    }
+    let charts = Charts::new(retention);
+    runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        println!("charts: http://{}/", listener.local_addr()?);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.changed().await;
+        };
+        let http = tokio::spawn(server::serve(
+            listener,
+            charts.clone(),
+            stopped(stop_rx.clone()),
+        ));
+        let kafka = brokers.map(|brokers| {
+            let charts = charts.clone();
+            let stop = stopped(stop_rx.clone());
+            tokio::spawn(async move { feed::feed(&brokers, windows, charts, stop).await })
+        });
+        signals::shutdown_requested().await;
+        let _ = stop_tx.send(true);
+        if let Some(kafka) = kafka {
+            kafka.await??;
+        }
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), http).await;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
