@@ -56,6 +56,8 @@ function applyPoints(event) {
   let series = entry.view.series.find(s => s.name === event.series);
   if (!series) { series = { name: event.series, appended: 0, points: [] }; entry.view.series.push(series); }
   for (const p of event.points) series.points.push(p);
+  // Counted for tests and for the curious: points that arrived over the live stream.
+  document.body.dataset.livePoints = (Number(document.body.dataset.livePoints) || 0) + event.points.length;
   series.appended += event.points.length;
   const limit = maxPoints() * 2;
   if (series.points.length > limit) series.points.splice(0, series.points.length - limit);

@@ -204,7 +204,7 @@ pub fn read_topic(
 /// A `weir` child process killed when the test ends, whatever happens.
 #[derive(Debug)]
 pub struct WeirProcess {
-    child: std::process::Child,
+    pub child: std::process::Child,
     pub log: PathBuf,
 }
 
@@ -369,4 +369,96 @@ pub fn ticker_server(bodies: Vec<String>) -> (String, Arc<AtomicU32>) {
         }
     });
     (url, hits)
+}
+
+/// The Python of the virtualenv holding the real `visdom` package (`scripts/install-test-clients`).
+pub fn visdom_python() -> PathBuf {
+    let python = std::env::var_os("VISDOM_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            weir_catalog::local::distribution::cache_dir().join("visdom-0.2.4/bin/python")
+        });
+    assert!(
+        python.is_file(),
+        "{} is missing: run `make setup`",
+        python.display()
+    );
+    python
+}
+
+/// `node_modules` holding `playwright-core` (`scripts/install-test-clients`).
+pub fn playwright_node_path() -> PathBuf {
+    let dir = std::env::var_os("PLAYWRIGHT_NODE_PATH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            weir_catalog::local::distribution::cache_dir().join("playwright-1.64.1/node_modules")
+        });
+    assert!(
+        dir.join("playwright-core").is_dir(),
+        "{} is missing: run `make setup`",
+        dir.display()
+    );
+    dir
+}
+
+/// Where tests leave files worth looking at (screenshots): `target/test-artifacts`.
+pub fn artifacts_dir() -> PathBuf {
+    let dir = weir_bin()
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("test-artifacts");
+    std::fs::create_dir_all(&dir).expect("create test-artifacts");
+    dir
+}
+
+/// A `weir charts serve` on a free port, stopped when dropped.
+#[derive(Debug)]
+pub struct ChartServer {
+    pub url: String,
+    process: WeirProcess,
+    _dir: tempfile::TempDir,
+}
+
+impl ChartServer {
+    pub fn start(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = weir_catalog::local::ports::free_port().expect("free port");
+        let addr = format!("127.0.0.1:{port}");
+        let mut args = vec!["charts", "serve", "--addr", &addr];
+        args.extend_from_slice(extra);
+        let mut process = WeirProcess::start(dir.path(), "charts.log", &args);
+        let url = format!("http://{addr}");
+        let ready = eventually(Duration::from_secs(20), || {
+            reqwest::blocking::get(format!("{url}/api/health"))
+                .ok()
+                .filter(|r| r.status().is_success())
+        });
+        assert!(
+            ready.is_some(),
+            "chart server did not start: {}",
+            process.log_text()
+        );
+        assert!(process.child.try_wait().unwrap().is_none());
+        Self {
+            url,
+            process,
+            _dir: dir,
+        }
+    }
+
+    pub fn get_json(&self, path: &str) -> serde_json::Value {
+        reqwest::blocking::get(format!("{}{path}", self.url))
+            .and_then(|r| r.error_for_status())
+            .and_then(|r| r.json())
+            .unwrap_or_else(|e| panic!("GET {path}: {e}\n{}", self.process.log_text()))
+    }
+
+    pub fn post(&self, path: &str, body: &serde_json::Value) -> reqwest::blocking::Response {
+        reqwest::blocking::Client::new()
+            .post(format!("{}{path}", self.url))
+            .body(body.to_string())
+            .send()
+            .expect("POST to the chart server")
+    }
 }

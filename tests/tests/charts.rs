@@ -1,0 +1,199 @@
+//! The chart server driven by real clients: the `visdom` Python package, a Kafka topic, and
+//! headless Chromium.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use weir_tests::{
+    artifacts_dir, eventually, kafka, playwright_node_path, produce, unique, visdom_python,
+    ChartServer,
+};
+
+fn points(window: &Value, series: usize) -> Vec<(f64, f64)> {
+    window["series"][series]["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p[0].as_f64().unwrap(), p[1].as_f64().unwrap()))
+        .collect()
+}
+
+#[test]
+fn the_visdom_python_client_creates_appends_checks_and_closes() {
+    let server = ChartServer::start(&[]);
+    let port = server.url.rsplit(':').next().unwrap();
+    let script = format!(
+        r#"
+import json, numpy as np, visdom
+vis = visdom.Visdom(server="http://127.0.0.1", port={port}, env="demo", use_incoming_socket=False, raise_exceptions=True)
+win = vis.line(Y=np.array([478000.0, 478060.5]), X=np.array([1, 2]), opts=dict(title="BTC rate (CNY)", xlabel="tick", ylabel="CNY"))
+for i in range(3, 101):
+    vis.line(Y=np.array([478000.0 + i]), X=np.array([i]), win=win, update="append")
+vis.line(Y=np.array([5.0, 6.0]), X=np.array([1, 2]), win="variations", opts=dict(title="variations"))
+print(json.dumps(dict(win=win, exists=vis.win_exists(win), missing=vis.win_exists("nope"), envs=vis.get_env_list())))
+vis.close(win="variations")
+print(json.dumps(dict(closed=vis.win_exists("variations"))))
+"#
+    );
+    let output = std::process::Command::new(visdom_python())
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let mut lines = stdout.lines().filter(|l| l.starts_with('{'));
+    let first: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    let second: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(first["exists"], true);
+    assert_eq!(first["missing"], false);
+    assert!(first["envs"].as_array().unwrap().contains(&json!("demo")));
+    assert_eq!(second["closed"], false, "closed windows no longer exist");
+
+    let win = first["win"].as_str().unwrap();
+    let window = server.get_json(&format!("/api/windows/demo/{win}?points=0"));
+    assert_eq!(window["title"], "BTC rate (CNY)");
+    assert_eq!(window["y_label"], "CNY");
+    let got = points(&window, 0);
+    assert_eq!(got.len(), 100);
+    assert_eq!(got[0], (1.0, 478000.0));
+    assert_eq!(got[1], (2.0, 478060.5));
+    assert_eq!(got[99], (100.0, 478100.0));
+    let listed = server.get_json("/api/windows");
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+
+    // Snapshots of the same data.
+    let png = reqwest::blocking::get(format!(
+        "{}/api/windows/demo/{win}/snapshot.png",
+        server.url
+    ))
+    .unwrap();
+    assert_eq!(png.headers()["content-type"], "image/png");
+    let bytes = png.bytes().unwrap();
+    assert_eq!(&bytes[1..4], b"PNG");
+    let svg = reqwest::blocking::get(format!(
+        "{}/api/windows/demo/{win}/snapshot.svg",
+        server.url
+    ))
+    .unwrap()
+    .text()
+    .unwrap();
+    assert!(svg.contains("BTC rate (CNY)"));
+}
+
+#[test]
+fn windows_fed_from_a_kafka_topic_hold_the_topic_values() {
+    let topic = unique("chart-rates");
+    let spec = format!("topic={topic},y=rate,x=timestamp,title=BTC rate,win=rates");
+    let server = ChartServer::start(&["--brokers", kafka(), "--window", &spec]);
+    let documents: Vec<String> = (0..5)
+        .map(|i| json!({"rate": format!("{}", 478000 + i * 10), "timestamp": 1000 + i}).to_string())
+        .collect();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(produce(kafka(), &topic, &documents));
+    let window = eventually(Duration::from_secs(30), || {
+        let window = server.get_json("/api/windows/main/rates");
+        (window["series"][0]["points"].as_array()?.len() >= 5).then_some(window)
+    })
+    .expect("five points charted");
+    assert_eq!(
+        points(&window, 0),
+        vec![
+            (1000.0, 478000.0),
+            (1001.0, 478010.0),
+            (1002.0, 478020.0),
+            (1003.0, 478030.0),
+            (1004.0, 478040.0)
+        ]
+    );
+    assert_eq!(window["title"], "BTC rate");
+}
+
+#[test]
+fn retention_bounds_each_series_and_display_is_decimated() {
+    let server = ChartServer::start(&["--retention", "500"]);
+    for batch in 0..10 {
+        let xs: Vec<f64> = (0..200).map(|i| f64::from(batch * 200 + i)).collect();
+        let ys: Vec<f64> = xs.iter().map(|x| x % 13.0).collect();
+        let response = server.post(
+            "/update",
+            &json!({"eid": "main", "win": "w", "name": "s", "append": true, "data": [{"x": xs, "y": ys, "type": "scatter", "name": "s"}]}),
+        );
+        assert!(response.status().is_success());
+    }
+    let full = server.get_json("/api/windows/main/w?points=0");
+    let kept = points(&full, 0);
+    assert_eq!(full["series"][0]["appended"], 2000);
+    assert_eq!(kept.len(), 500, "only the newest 500 points are kept");
+    assert_eq!(kept[0].0, 1500.0);
+    let decimated = server.get_json("/api/windows/main/w?points=100");
+    assert!(points(&decimated, 0).len() <= 100);
+    let bad = server.post(
+        "/events",
+        &json!({"eid": "main", "win": "h", "data": [{"z": [[1]], "type": "heatmap"}]}),
+    );
+    assert_eq!(bad.status().as_u16(), 422);
+    assert!(bad.text().unwrap().contains("`heatmap` is not supported"));
+}
+
+#[test]
+fn a_browser_sees_points_arrive_live() {
+    let server = ChartServer::start(&[]);
+    server.post(
+        "/events",
+        &json!({"eid": "main", "win": "live", "opts": {"title": "Live BTC rate"}, "layout": {},
+        "data": [{"x": [0], "y": [478000], "type": "scatter", "name": "rate"}]}),
+    );
+    let url = server.url.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let feeding = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let client = reqwest::blocking::Client::new();
+            for i in 1..600 {
+                if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                let y = 478000.0 + 50.0 * (f64::from(i) / 10.0).sin();
+                let _ = client
+                    .post(format!("{url}/update"))
+                    .body(
+                        json!({"eid": "main", "win": "live", "name": "rate", "append": true,
+                        "data": [{"x": [i], "y": [y], "type": "scatter", "name": "rate"}]})
+                        .to_string(),
+                    )
+                    .send();
+                std::thread::sleep(Duration::from_millis(30));
+            }
+        })
+    };
+    let screenshot = artifacts_dir().join("charts-live.png");
+    let output = std::process::Command::new("node")
+        .arg(weir_tests::repo_root().join("tests/browser/charts-live.cjs"))
+        .arg(format!("{}/?kiosk=1", server.url))
+        .arg(&screenshot)
+        .env("NODE_PATH", playwright_node_path())
+        .output()
+        .unwrap();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    feeding.join().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: Value =
+        serde_json::from_str(String::from_utf8_lossy(&output.stdout).trim()).unwrap();
+    assert!(result["livePoints"].as_u64().unwrap() >= 20, "{result}");
+    assert_eq!(result["windows"], 1);
+    assert_eq!(result["kiosk"], true);
+    assert!(
+        std::fs::metadata(&screenshot).unwrap().len() > 1000,
+        "screenshot saved at {}",
+        screenshot.display()
+    );
+}
