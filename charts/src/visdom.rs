@@ -20,7 +20,7 @@ pub fn routes(
         .and(warp::body::bytes());
     let with_charts = warp::any().map(move || charts.clone());
     let env = warp::path!("env" / String)
-        .and(body.clone())
+        .and(body)
         .and(with_charts.clone())
         .map(|eid: String, _body: bytes::Bytes, charts: Charts| {
             charts.ensure_env(&eid);
@@ -127,8 +127,11 @@ pub fn handle(charts: &Charts, endpoint: &str, message: &Value) -> Response {
     }
 }
 
+/// A series name and its points.
+type NamedSeries = (String, Vec<(f64, f64)>);
+
 /// The line/scatter traces of a message as (name, points); NaN (`null`) points are skipped.
-fn traces(message: &Value) -> Result<Vec<(String, Vec<(f64, f64)>)>, String> {
+fn traces(message: &Value) -> Result<Vec<NamedSeries>, String> {
     let data = message["data"].as_array().ok_or("missing `data`")?;
     data.iter()
         .enumerate()
