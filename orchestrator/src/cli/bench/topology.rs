@@ -6,7 +6,6 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use clap::Subcommand;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -16,42 +15,18 @@ use weir_catalog::local::process::Lifetime;
 use weir_catalog::local::stack::KafkaStack;
 use weir_topology::kafka::{consumer_config, ensure_topics, producer_config};
 
-use super::runtime;
+use super::{round, status_kb};
+use crate::cli::runtime;
 
-#[derive(Debug, Subcommand)]
-pub enum BenchCommand {
-    /// Topology runner throughput, latency and memory next to a plain pass-through.
-    Topology {
-        /// Print one JSON object instead of a table.
-        #[arg(long)]
-        json: bool,
-        /// Records pre-loaded for the throughput phase.
-        #[arg(long, default_value_t = 200_000)]
-        records: u64,
-        /// Records produced at a steady pace for the latency phase.
-        #[arg(long, default_value_t = 5_000)]
-        live_records: u64,
-        /// Pace of the latency phase, records per second.
-        #[arg(long, default_value_t = 2_000)]
-        live_rate: u64,
-        /// Use this broker instead of starting a private ZooKeeper and Kafka.
-        #[arg(long)]
-        brokers: Option<String>,
-        /// The topology to measure.
-        #[arg(long, default_value = "workflows/topologies/bitcoin-yuan.yaml")]
-        topology: PathBuf,
-    },
-}
-
-pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
-    let BenchCommand::Topology {
-        json,
-        records,
-        live_records,
-        live_rate,
-        brokers,
-        topology,
-    } = command;
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    json: bool,
+    records: u64,
+    live_records: u64,
+    live_rate: u64,
+    brokers: Option<String>,
+    topology: PathBuf,
+) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(
         records > 0 && live_records > 0 && live_rate > 0,
         "counts and rates must be positive"
@@ -150,10 +125,6 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         stack.stop();
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn round(value: f64) -> f64 {
-    (value * 100.0).round() / 100.0
 }
 
 /// Synthetic ticker documents shaped like a real spot-price API answer. They only feed the
@@ -314,7 +285,7 @@ fn measure_runner(
         let seconds = started.elapsed().as_secs_f64();
         Ok(RunnerFigures {
             records_per_s: expected as f64 / seconds,
-            peak_rss_kb: peak_rss_kb(child.id()),
+            peak_rss_kb: status_kb(child.id(), "VmHWM"),
             ..figures
         })
     })();
@@ -401,19 +372,6 @@ fn wait_for_done(
         std::thread::sleep(Duration::from_millis(20));
     }
     bail!("the topology runner did not finish {count} records within {timeout:?}")
-}
-
-/// Peak resident set size of a process (`VmHWM`), in KiB.
-fn peak_rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
