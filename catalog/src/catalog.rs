@@ -1,6 +1,8 @@
 //! The services on offer.
 
-use crate::service::{Need, ParamDef, ParamKind, PortDef, Protocol, Readiness, ServiceDefinition};
+use crate::service::{
+    Condition, Need, ParamDef, ParamKind, PortDef, Protocol, Readiness, ServiceDefinition,
+};
 
 /// Every service, in the order the catalog lists them.
 pub fn services() -> Vec<ServiceDefinition> {
@@ -8,6 +10,7 @@ pub fn services() -> Vec<ServiceDefinition> {
         zookeeper(),
         kafka(),
         topology_runner(),
+        chart_server(),
         http_source(),
         replay_source(),
     ]
@@ -135,7 +138,7 @@ fn kafka() -> ServiceDefinition {
         needs: vec![Need {
             param: "zookeeper",
             service: "zookeeper",
-            when: Some(("mode", "zookeeper")),
+            when: Some(Condition::Equals("mode", "zookeeper")),
         }],
         readiness: Readiness::KafkaMetadata,
     }
@@ -167,6 +170,45 @@ fn topology_runner() -> ServiceDefinition {
             when: None,
         }],
         readiness: Readiness::Http { path: "/metrics" },
+    }
+}
+
+fn chart_server() -> ServiceDefinition {
+    ServiceDefinition {
+        name: "chart-server",
+        description: "Weir's live chart server: windows fed from Kafka topics or with Visdom's HTTP protocol, PNG/SVG snapshots",
+        params: vec![
+            param(
+                "windows",
+                "Windows fed from Kafka, separated by `|`: `topic=T,y=FIELD[,x=FIELD][,title=…]`",
+                ParamKind::String,
+                None,
+            ),
+            param(
+                "retention",
+                "Points kept per series",
+                ParamKind::Int { min: 10, max: 10_000_000 },
+                Some("10000"),
+            ),
+            param(
+                "kafka",
+                "Kafka instance feeding the windows; one is started when windows are given without it",
+                ParamKind::Instance { service: "kafka" },
+                None,
+            ),
+            image(WEIR_IMAGE),
+        ],
+        ports: vec![PortDef {
+            name: "http",
+            container_port: 8097,
+            protocol: Protocol::Http,
+        }],
+        needs: vec![Need {
+            param: "kafka",
+            service: "kafka",
+            when: Some(Condition::IsSet("windows")),
+        }],
+        readiness: Readiness::Http { path: "/api/health" },
     }
 }
 

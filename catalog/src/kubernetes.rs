@@ -379,6 +379,36 @@ fn container(instance: &KubeInstance<'_>) -> Container {
                 ..base
             }
         }
+        "chart-server" => {
+            let mut args = vec![
+                "charts".to_string(),
+                "serve".into(),
+                "--addr".into(),
+                "0.0.0.0:8097".into(),
+                "--retention".into(),
+                p.int("retention").unwrap_or(10_000).to_string(),
+            ];
+            if let Some(windows) = p.str("windows") {
+                args.extend(["--brokers".into(), dependency(instance, "kafka")]);
+                for window in windows.split('|').map(str::trim).filter(|w| !w.is_empty()) {
+                    args.extend(["--window".into(), window.into()]);
+                }
+            }
+            Container {
+                args: weir_args(args),
+                readiness_probe: Some(Probe {
+                    http_get: Some(HTTPGetAction {
+                        path: Some("/api/health".into()),
+                        port: IntOrString::Int(8097),
+                        ..HTTPGetAction::default()
+                    }),
+                    period_seconds: Some(5),
+                    ..Probe::default()
+                }),
+                resources: Some(resources("100m", 64)),
+                ..base
+            }
+        }
         "http-source" => Container {
             args: weir_args(vec![
                 "source".into(),

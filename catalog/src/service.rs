@@ -77,16 +77,26 @@ pub enum Protocol {
 pub struct Need {
     pub param: &'static str,
     pub service: &'static str,
-    /// Only when this parameter has this value (e.g. Kafka needs ZooKeeper only in
-    /// `mode=zookeeper`).
-    pub when: Option<(&'static str, &'static str)>,
+    /// When the need applies; always when `None`.
+    pub when: Option<Condition>,
+}
+
+/// A condition on an instance's parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Condition {
+    /// The parameter has this value (Kafka needs ZooKeeper only in `mode=zookeeper`).
+    Equals(&'static str, &'static str),
+    /// The parameter is set (the chart server needs Kafka only for topic-fed windows).
+    IsSet(&'static str),
 }
 
 impl Need {
     pub fn applies(&self, params: &Params) -> bool {
         match self.when {
             None => true,
-            Some((param, value)) => params.str(param) == Some(value),
+            Some(Condition::Equals(param, value)) => params.str(param) == Some(value),
+            Some(Condition::IsSet(param)) => params.get(param).is_some(),
         }
     }
 }

@@ -28,12 +28,35 @@ impl std::str::FromStr for TopicWindow {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let mut fields = std::collections::BTreeMap::new();
-        for pair in text.split(',') {
-            let (key, value) = pair.split_once('=').ok_or_else(|| {
-                format!("`{pair}` is not KEY=VALUE (keys: topic, y, x, title, env, win, series)")
-            })?;
-            fields.insert(key.trim().to_string(), value.trim().to_string());
+        const KEYS: [&str; 7] = ["topic", "y", "x", "title", "env", "win", "series"];
+        let mut fields: std::collections::BTreeMap<String, String> =
+            std::collections::BTreeMap::new();
+        let mut last: Option<String> = None;
+        for part in text.split(',') {
+            match part.split_once('=') {
+                Some((key, value)) if KEYS.contains(&key.trim()) => {
+                    fields.insert(key.trim().to_string(), value.trim().to_string());
+                    last = Some(key.trim().to_string());
+                }
+                Some((key, _)) => {
+                    return Err(format!(
+                        "unknown key `{}` (keys: topic, y, x, title, env, win, series)",
+                        key.trim()
+                    ))
+                }
+                // A comma inside a value (a title such as "Close (USD, replayed)").
+                None => match last.as_ref().and_then(|key| fields.get_mut(key)) {
+                    Some(value) => {
+                        value.push(',');
+                        value.push_str(part);
+                    }
+                    None => {
+                        return Err(format!(
+                            "`{part}` is not KEY=VALUE (keys: topic, y, x, title, env, win, series)"
+                        ))
+                    }
+                },
+            }
         }
         let mut take = |key: &str| fields.remove(key);
         let topic = take("topic").ok_or("a window needs `topic=`")?;
@@ -162,6 +185,13 @@ mod tests {
             .parse::<TopicWindow>()
             .unwrap_err()
             .contains("unknown key `colour`"));
+        let titled: TopicWindow = "topic=r,y=v,title=Close (USD, replayed),env=e"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            (titled.title.as_str(), titled.env.as_str()),
+            ("Close (USD, replayed)", "e")
+        );
         assert!("y=v"
             .parse::<TopicWindow>()
             .unwrap_err()

@@ -86,9 +86,30 @@ fn draw<DB: DrawingBackend>(
         .y_label_area_size(60)
         .build_cartesian_2d(x0..x1, (y0 - margin)..(y1 + margin))
         .map_err(e)?;
+    // Epoch milliseconds (as topic-fed windows use) read better as a time of day.
+    let as_time = x0 > 1e12;
+    let format_x = move |x: &f64| {
+        if as_time {
+            let seconds = (*x / 1000.0).rem_euclid(86_400.0) as u64;
+            format!(
+                "{:02}:{:02}:{:02}",
+                seconds / 3600,
+                seconds % 3600 / 60,
+                seconds % 60
+            )
+        } else {
+            format!("{x}")
+        }
+    };
     chart
         .configure_mesh()
-        .x_desc(view.x_label.as_str())
+        .x_labels(6)
+        .x_label_formatter(&format_x)
+        .x_desc(if as_time {
+            "time (UTC)"
+        } else {
+            view.x_label.as_str()
+        })
         .y_desc(view.y_label.as_str())
         .draw()
         .map_err(e)?;

@@ -107,7 +107,7 @@ fn validate_reports_file_line_column_and_starts_nothing() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("bad.yaml:47:24: unknown variable `execution_duraton`"),
+        stderr.contains("bad.yaml:53:24: unknown variable `execution_duraton`"),
         "{stderr}"
     );
     assert!(
@@ -343,7 +343,7 @@ fn sigint_during_a_run_tears_down() {
         .iter()
         .map(|i| i["pid"].as_i64().unwrap() as i32)
         .collect();
-    assert_eq!(pids.len(), 4, "zookeeper, kafka, topology, replay");
+    assert_eq!(pids.len(), 5, "zookeeper, kafka, charts, topology, replay");
     // SAFETY: signalling our own child.
     unsafe {
         libc::kill(run.id() as i32, libc::SIGINT);
@@ -391,7 +391,7 @@ fn weir_killed_during_a_run_is_cleaned_by_gc() {
     let report: Value = serde_json::from_str(&home.ok(&["gc", "--json"])).unwrap();
     assert_eq!(
         report["orphans_stopped"].as_array().unwrap().len(),
-        4,
+        5,
         "{report}"
     );
     assert_eq!(

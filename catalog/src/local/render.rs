@@ -132,6 +132,27 @@ pub fn render(service: &str, ctx: &LocalContext) -> Result<LocalService, RenderE
                 process: ctx.weir(args),
             })
         }
+        "chart-server" => {
+            let mut args = vec![
+                "charts".into(),
+                "serve".into(),
+                "--addr".into(),
+                format!("127.0.0.1:{}", ctx.port(service, "http")?),
+                "--retention".into(),
+                ctx.params.int("retention").unwrap_or(10_000).to_string(),
+            ];
+            if let Some(windows) = ctx.params.str("windows") {
+                args.extend(["--brokers".into(), ctx.dependency(service, "kafka")?.into()]);
+                for window in windows.split('|').map(str::trim).filter(|w| !w.is_empty()) {
+                    args.extend(["--window".into(), window.into()]);
+                }
+            }
+            Ok(LocalService {
+                files: vec![],
+                pre_start: vec![],
+                process: ctx.weir(args),
+            })
+        }
         "http-source" => Ok(LocalService {
             files: vec![],
             pre_start: vec![],

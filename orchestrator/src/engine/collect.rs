@@ -121,6 +121,25 @@ pub fn collect(context: &RunContext, kafka: Option<&str>, drain: bool) {
     }
 
     let artifacts = context.options.home.run_dir(&context.id);
+    for chart_server in instances
+        .iter()
+        .filter(|r| r.run_id.as_deref() == Some(&context.id) && r.service == "chart-server")
+    {
+        let dir = artifacts.join("charts").join(&chart_server.name);
+        match save_chart_snapshots(&chart_server.endpoint, &dir) {
+            Ok(saved) => progress(format!(
+                "  saved {saved} chart snapshots of `{}`",
+                chart_server.name
+            )),
+            Err(reason) => {
+                progress(format!(
+                    "  cannot save the charts of `{}`: {reason}",
+                    chart_server.name
+                ));
+                unavailable.insert(format!("charts:{}", chart_server.name), reason.into());
+            }
+        }
+    }
     let logs = artifacts.join("logs");
     let _ = std::fs::create_dir_all(&logs);
     for record in instances
@@ -140,6 +159,42 @@ pub fn collect(context: &RunContext, kafka: Option<&str>, drain: bool) {
     if let Ok(store) = context.store() {
         let _ = store.set_run_results(&context.id, &counts, &unavailable);
     }
+}
+
+/// Saves every window of a chart server as JSON, PNG and SVG; returns how many windows.
+fn save_chart_snapshots(endpoint: &str, dir: &std::path::Path) -> Result<usize, String> {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let get = |path: &str| {
+        client
+            .get(format!("{endpoint}{path}"))
+            .send()
+            .and_then(|r| r.error_for_status())
+            .and_then(|r| r.bytes())
+            .map_err(|e| format!("GET {path}: {e}"))
+    };
+    let list: Vec<serde_json::Value> =
+        serde_json::from_slice(&get("/api/windows")?).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    for window in &list {
+        let (env, win) = (
+            window["env"].as_str().unwrap_or_default(),
+            window["win"].as_str().unwrap_or_default(),
+        );
+        let base = format!("/api/windows/{env}/{win}");
+        let name = format!("{env}-{win}");
+        for (suffix, path) in [
+            ("json", format!("{base}?points=0")),
+            ("png", format!("{base}/snapshot.png")),
+            ("svg", format!("{base}/snapshot.svg")),
+        ] {
+            std::fs::write(dir.join(format!("{name}.{suffix}")), get(&path)?)
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(list.len())
 }
 
 /// The last "source unreachable" report in a source's log, if it failed since it started.
