@@ -8,4 +8,5 @@ pub mod runs;
 pub mod runtime;
 pub mod store;
 pub mod time;
+pub mod web;
 pub mod workflow;

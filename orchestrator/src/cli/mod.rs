@@ -3,6 +3,7 @@
 mod bench;
 mod charts;
 mod runs;
+mod serve;
 mod services;
 mod signals;
 mod source;
@@ -28,6 +29,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The web UI and REST API.
+    Serve(serve::ServeArgs),
     /// Check a workflow file without starting anything.
     Validate(runs::ValidateArgs),
     /// Run a workflow to its end.
@@ -79,6 +82,7 @@ pub fn init_logging(verbose: u8) {
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Serve(args) => serve::run(args),
         Command::Validate(args) => runs::validate(args),
         Command::Run(args) => runs::run(args),
         Command::Runs(args) => runs::runs(args),

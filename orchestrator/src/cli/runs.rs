@@ -32,6 +32,9 @@ pub struct RunArgs {
     /// Where services run.
     #[arg(long, default_value = "local", value_parser = ["local"])]
     backend: String,
+    /// Use this run id (the web UI chooses it to answer at once).
+    #[arg(long, hide = true)]
+    run_id: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -87,6 +90,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             home: WeirHome::from_env(),
             weir_exe: std::env::current_exe()?,
             interrupt,
+            id: args.run_id,
         },
     )?;
     println!("{} {}", outcome.id, outcome.state.as_str());

@@ -51,6 +51,8 @@ pub struct RunOptions {
     pub weir_exe: PathBuf,
     /// Set by Ctrl-C / SIGTERM: the run stops and tears down.
     pub interrupt: Arc<AtomicBool>,
+    /// The run's id, when the caller chose it (the web UI does, to answer at once).
+    pub id: Option<String>,
 }
 
 /// How a run ended.
@@ -112,12 +114,15 @@ pub fn progress(message: impl AsRef<str>) {
     eprintln!("[{}] {}", &now[11..19], message.as_ref());
 }
 
-/// A short unique run id: `r` + Unix time in hex + 4 hex digits of the pid.
-fn new_run_id() -> String {
+/// A short unique run id: `r`, the Unix time in hex, and 4 random hex digits.
+pub fn new_run_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
     format!(
         "r{:x}{:04x}",
         crate::time::now_unix(),
-        std::process::id() & 0xffff
+        hasher.finish() & 0xffff
     )
 }
 
@@ -135,7 +140,7 @@ enum Status {
 
 /// Runs a workflow to its end. Returns once everything it started is torn down.
 pub fn run(loaded: LoadedWorkflow, options: RunOptions) -> Result<RunOutcome, EngineError> {
-    let id = new_run_id();
+    let id = options.id.clone().unwrap_or_else(new_run_id);
     let store = Store::open(&options.home.database())?;
     let artifacts = options.home.run_dir(&id);
     std::fs::create_dir_all(&artifacts).map_err(|source| EngineError::Artifacts {

@@ -1,0 +1,333 @@
+//! The REST API's handlers: plain functions from a request to a status and a JSON body, run on
+//! blocking threads (each opens its own store connection).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use warp::http::StatusCode;
+
+use super::launch::spawn_detached;
+use crate::home::WeirHome;
+use crate::runs::{Answer, RunState};
+use crate::store::Store;
+use crate::time::now_unix;
+use crate::workflow;
+
+/// What every handler needs.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub home: WeirHome,
+    pub weir_exe: PathBuf,
+    /// Directory of the shipped workflows offered in the catalog.
+    pub workflows: PathBuf,
+}
+
+pub type Reply = (StatusCode, Value);
+
+fn error(status: StatusCode, message: impl Into<String>) -> Reply {
+    (status, json!({ "error": message.into() }))
+}
+
+fn store(context: &Context) -> Result<Store, Reply> {
+    Store::open(&context.home.database())
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+macro_rules! try_reply {
+    ($e:expr) => {
+        match $e {
+            Ok(value) => value,
+            Err(reply) => return reply,
+        }
+    };
+}
+
+fn internal(e: impl std::fmt::Display) -> Reply {
+    error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+}
+
+/// The five counters of the seed's portal, and the recent runs.
+pub fn dashboard(context: &Context) -> Reply {
+    let store = try_reply!(store(context));
+    let instances = try_reply!(store.instances().map_err(internal));
+    let runs = try_reply!(store.runs().map_err(internal));
+    let today = now_unix() - now_unix().rem_euclid(86_400);
+    let today_prefix = crate::time::rfc3339(today)[..10].to_string();
+    let recent: Vec<&crate::runs::RunRecord> = runs.iter().take(10).collect();
+    (
+        StatusCode::OK,
+        json!({
+            "service_instances": instances.len(),
+            "running_processes": runs.iter().filter(|r| matches!(r.state, RunState::Running | RunState::Pending)).count(),
+            "pending_requests": runs.iter().filter(|r| r.state == RunState::AwaitingApproval).count(),
+            "services_in_catalog": weir_catalog::catalog::services().len(),
+            "processes_today": runs.iter().filter(|r| r.created.starts_with(&today_prefix)).count(),
+            "recent_runs": recent,
+        }),
+    )
+}
+
+/// Catalog services and shipped workflows with their typed variables.
+pub fn catalog(context: &Context) -> Reply {
+    let mut workflows = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(&context.workflows) {
+        let mut paths: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            match workflow::load(&path, &[]) {
+                Ok(loaded) => workflows.push(json!({
+                    "id": path.file_stem().map(|s| s.to_string_lossy().into_owned()),
+                    "name": loaded.workflow.name,
+                    "description": loaded.workflow.description,
+                    "variables": loaded.workflow.variables,
+                })),
+                Err(e) => tracing::warn!("workflow {} is not offered: {e}", path.display()),
+            }
+        }
+    }
+    (
+        StatusCode::OK,
+        json!({ "services": weir_catalog::catalog::services(), "workflows": workflows }),
+    )
+}
+
+pub fn instances(context: &Context) -> Reply {
+    let runtime = try_reply!(crate::runtime::local::LocalRuntime::new(
+        context.home.clone(),
+        context.weir_exe.clone()
+    )
+    .map_err(internal));
+    let rows: Vec<Value> = try_reply!(runtime.instances().map_err(internal))
+        .into_iter()
+        .map(|(record, alive)| {
+            json!({
+                "name": record.name,
+                "service": record.service,
+                "state": if alive || record.pid.is_none() { record.state.as_str() } else { "dead" },
+                "endpoint": record.endpoint,
+                "started": crate::time::rfc3339(record.created_at),
+                "run": record.run_id,
+            })
+        })
+        .collect();
+    (StatusCode::OK, Value::Array(rows))
+}
+
+pub fn instance_log(context: &Context, name: &str) -> Result<String, Reply> {
+    let store = store(context)?;
+    let record = store
+        .instance(name)
+        .map_err(internal)?
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("no instance `{name}`")))?;
+    Ok(weir_catalog::local::process::log_tail(
+        Path::new(&record.log_path),
+        200,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaunchService {
+    pub service: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub params: std::collections::BTreeMap<String, Value>,
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Validates, then starts `weir up` in the background.
+pub fn launch_service(context: &Context, request: LaunchService) -> Reply {
+    let Some(definition) = weir_catalog::catalog::find(&request.service) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("the catalog has no service `{}`", request.service),
+        );
+    };
+    let params: Vec<(String, String)> = request
+        .params
+        .iter()
+        .map(|(k, v)| (k.clone(), text(v)))
+        .collect();
+    if let Err(problems) = definition.validate(&params) {
+        let reasons: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        return (
+            StatusCode::BAD_REQUEST,
+            json!({ "error": "invalid parameters", "problems": reasons }),
+        );
+    }
+    if let Some(name) = &request.name {
+        if !weir_catalog::service::is_valid_name(name) {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("`{name}` is not a valid instance name"),
+            );
+        }
+        if try_reply!(store(context))
+            .instance(name)
+            .ok()
+            .flatten()
+            .is_some()
+        {
+            return error(
+                StatusCode::CONFLICT,
+                format!("an instance named `{name}` already exists"),
+            );
+        }
+    }
+    let mut args = vec!["up".to_string(), request.service.clone()];
+    if let Some(name) = &request.name {
+        args.extend(["--name".into(), name.clone()]);
+    }
+    for (k, v) in params {
+        args.extend(["--set".into(), format!("{k}={v}")]);
+    }
+    let log =
+        context
+            .home
+            .root()
+            .join("logs")
+            .join(format!("up-{}-{}.log", request.service, now_unix()));
+    match spawn_detached(&context.weir_exe, context.home.root(), &args, &log) {
+        Ok(_) => (
+            StatusCode::ACCEPTED,
+            json!({ "service": request.service, "name": request.name, "log": log }),
+        ),
+        Err(e) => internal(e),
+    }
+}
+
+pub fn stop_instance(context: &Context, name: &str) -> Reply {
+    if try_reply!(store(context))
+        .instance(name)
+        .ok()
+        .flatten()
+        .is_none()
+    {
+        return error(StatusCode::NOT_FOUND, format!("no instance `{name}`"));
+    }
+    let log = context
+        .home
+        .root()
+        .join("logs")
+        .join(format!("down-{name}-{}.log", now_unix()));
+    match spawn_detached(
+        &context.weir_exe,
+        context.home.root(),
+        &["down".into(), name.into()],
+        &log,
+    ) {
+        Ok(_) => (StatusCode::ACCEPTED, json!({ "name": name })),
+        Err(e) => internal(e),
+    }
+}
+
+pub fn runs(context: &Context) -> Reply {
+    let store = try_reply!(store(context));
+    (
+        StatusCode::OK,
+        json!(try_reply!(store.runs().map_err(internal))),
+    )
+}
+
+pub fn run(context: &Context, id: &str) -> Reply {
+    let store = try_reply!(store(context));
+    match try_reply!(store.run(id).map_err(internal)) {
+        Some(run) => {
+            let mut value = json!(run);
+            value["tasks"] = json!(try_reply!(store.tasks(id).map_err(internal)));
+            (StatusCode::OK, value)
+        }
+        None => error(StatusCode::NOT_FOUND, format!("no run `{id}`")),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaunchRun {
+    /// A shipped workflow's id (its file name without `.yaml`).
+    pub workflow: String,
+    #[serde(default)]
+    pub variables: std::collections::BTreeMap<String, Value>,
+}
+
+/// Validates the workflow with the variables, then starts `weir run` in the background.
+pub fn launch_run(context: &Context, request: LaunchRun) -> Reply {
+    if !request
+        .workflow
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "`workflow` names a shipped workflow, e.g. `ci-smoke`",
+        );
+    }
+    let file = context.workflows.join(format!("{}.yaml", request.workflow));
+    if !file.is_file() {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no shipped workflow `{}`", request.workflow),
+        );
+    }
+    let overrides: Vec<(String, String)> = request
+        .variables
+        .iter()
+        .map(|(k, v)| (k.clone(), text(v)))
+        .collect();
+    if let Err(problems) = workflow::load(&file, &overrides) {
+        let reasons: Vec<String> = problems
+            .problems
+            .iter()
+            .map(|p| p.message.clone())
+            .collect();
+        return (
+            StatusCode::BAD_REQUEST,
+            json!({ "error": "invalid variables", "problems": reasons }),
+        );
+    }
+    let id = crate::engine::new_run_id();
+    let mut args = vec![
+        "run".to_string(),
+        file.display().to_string(),
+        "--run-id".into(),
+        id.clone(),
+    ];
+    for (k, v) in overrides {
+        args.extend(["--set".into(), format!("{k}={v}")]);
+    }
+    let log = context.home.run_dir(&id).join("weir-run.log");
+    match spawn_detached(&context.weir_exe, context.home.root(), &args, &log) {
+        Ok(_) => (StatusCode::ACCEPTED, json!({ "id": id })),
+        Err(e) => internal(e),
+    }
+}
+
+pub fn answer(context: &Context, id: &str, answer: Answer) -> Reply {
+    let store = try_reply!(store(context));
+    let Some(run) = try_reply!(store.run(id).map_err(internal)) else {
+        return error(StatusCode::NOT_FOUND, format!("no run `{id}`"));
+    };
+    match store.answer_approval(id, answer) {
+        Ok(true) => (
+            StatusCode::OK,
+            json!({ "id": id, "answer": if answer == Answer::Approved { "approved" } else { "rejected" } }),
+        ),
+        Ok(false) => error(
+            StatusCode::CONFLICT,
+            format!("run {id} is {}, not awaiting approval", run.state.as_str()),
+        ),
+        Err(e) => internal(e),
+    }
+}

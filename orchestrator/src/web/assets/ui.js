@@ -1,0 +1,170 @@
+// Weir's web UI: a small hash-routed page over the REST API, refreshed on the server's
+// `changed` events. Mutating calls carry the bearer token (the page's own, or one the user
+// pasted, kept in localStorage).
+"use strict";
+
+const view = document.getElementById("view");
+const dialog = document.getElementById("launch");
+const pageToken = document.querySelector('meta[name="weir-page-token"]').content;
+const token = () => localStorage.getItem("weir-token") || pageToken;
+const esc = s => String(s ?? "").replace(/[&<>"']/g, c => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+
+async function api(method, path, body) {
+  const headers = { "content-type": "application/json" };
+  if (token()) headers.authorization = "Bearer " + token();
+  const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await response.text();
+  let data; try { data = JSON.parse(text); } catch { data = text; }
+  if (!response.ok) {
+    if (response.status === 401 || response.status === 403) {
+      const pasted = prompt("This needs an operator token (see WEIR_HOME/tokens.txt):");
+      if (pasted) { localStorage.setItem("weir-token", pasted); return api(method, path, body); }
+    }
+    const problems = data && data.problems ? "\n" + data.problems.join("\n") : "";
+    throw new Error((data && data.error ? data.error : text) + problems);
+  }
+  return data;
+}
+
+const stateCell = s => `<span class="state-${esc(s)}">${esc(s)}</span>`;
+
+async function dashboard() {
+  const d = await api("GET", "/api/dashboard");
+  const counter = (label, value, id) => `<div class="counter" id="${id}"><b>${value}</b>${label}</div>`;
+  view.innerHTML = `<div class="counters">
+      ${counter("Service instances", d.service_instances, "c-instances")}
+      ${counter("Running processes", d.running_processes, "c-running")}
+      ${counter("Pending requests", d.pending_requests, "c-pending")}
+      ${counter("Services in catalog", d.services_in_catalog, "c-catalog")}
+      ${counter("Processes today", d.processes_today, "c-today")}
+    </div><h2>Recent runs</h2>${runsTable(d.recent_runs)}`;
+}
+
+function runsTable(runs) {
+  if (!runs.length) return "<p>No runs yet: launch a workflow from the catalog.</p>";
+  return `<table><tr><th>Run</th><th>Workflow</th><th>State</th><th>Created</th><th>Finished</th></tr>${runs.map(r =>
+    `<tr><td><a href="#/runs/${esc(r.id)}">${esc(r.id)}</a></td><td>${esc(r.workflow)}</td><td>${stateCell(r.state)}</td><td>${esc(r.created)}</td><td>${esc(r.finished || "")}</td></tr>`).join("")}</table>`;
+}
+
+let catalogCache;
+async function catalog() {
+  catalogCache = await api("GET", "/api/catalog");
+  const card = (kind, id, name, description) => `<div class="card"><h3>${esc(name)} <span class="tag">${kind}</span></h3>
+      <p>${esc(description)}</p><button class="primary" data-launch="${kind}:${esc(id)}">Launch</button></div>`;
+  view.innerHTML = `<h2>Workflows</h2><div class="cards">${catalogCache.workflows.map(w => card("workflow", w.id, w.name, w.description)).join("")}</div>
+    <h2>Services</h2><div class="cards">${catalogCache.services.map(s => card("service", s.name, s.name, s.description)).join("")}</div>`;
+  view.querySelectorAll("[data-launch]").forEach(b => b.onclick = () => openForm(...b.dataset.launch.split(":")));
+}
+
+// One input per typed variable or parameter, defaults filled in, checked before submission.
+function field(name, spec) {
+  const type = spec.type;
+  const value = spec.default === undefined || spec.default === null ? "" : spec.default;
+  let input;
+  if (type === "bool") input = `<select name="${esc(name)}"><option ${value === true || value === "true" ? "selected" : ""}>true</option><option ${value === false || value === "false" ? "selected" : ""}>false</option></select>`;
+  else if (type === "enum") input = `<select name="${esc(name)}">${(spec.values || []).map(v => `<option ${v === value ? "selected" : ""}>${esc(v)}</option>`).join("")}</select>`;
+  else {
+    const attrs = [];
+    if (type === "int" || type === "float") { attrs.push(`type="number"`, `step="${type === "int" ? 1 : "any"}"`); }
+    if (type === "url") attrs.push(`type="url"`);
+    if (spec.min !== undefined && spec.min !== null && type !== "duration") attrs.push(`min="${spec.min}"`);
+    if (spec.max !== undefined && spec.max !== null && type !== "duration") attrs.push(`max="${spec.max}"`);
+    if (spec.pattern) attrs.push(`pattern="${esc(spec.pattern)}"`);
+    if (spec.required) attrs.push("required");
+    if (type === "duration") attrs.push(`pattern="([0-9.]+(ms|s|m|h))+|[0-9]+"`, `title="e.g. 30s, 2m, 500ms"`);
+    input = `<input name="${esc(name)}" value="${esc(value)}" ${attrs.join(" ")}>`;
+  }
+  return `<label>${esc(name)} <small>${esc(type)}${spec.description ? " — " + esc(spec.description) : ""}</small></label>${input}`;
+}
+
+function openForm(kind, id) {
+  let fields, title;
+  if (kind === "workflow") {
+    const w = catalogCache.workflows.find(w => w.id === id);
+    title = `Run workflow ${w.name}`;
+    fields = Object.entries(w.variables).map(([name, spec]) => field(name, spec)).join("");
+  } else {
+    const s = catalogCache.services.find(s => s.name === id);
+    title = `Start ${s.name}`;
+    fields = field("name", { type: "string", description: "instance name (optional)", pattern: "[a-z][a-z0-9-]*" }) +
+      s.params.map(p => field(p.name, { ...p, default: p.default, values: p.values })).join("");
+  }
+  dialog.innerHTML = `<form method="dialog" id="launch-form"><h3>${esc(title)}</h3>${fields}
+    <p class="error" id="form-error"></p><button type="button" id="cancel">Cancel</button> <button class="primary" type="submit">Launch</button></form>`;
+  dialog.showModal();
+  dialog.querySelector("#cancel").onclick = () => dialog.close();
+  dialog.querySelector("form").onsubmit = async event => {
+    event.preventDefault();
+    const form = event.target;
+    if (!form.reportValidity()) return;
+    const values = Object.fromEntries([...new FormData(form)].filter(([, v]) => v !== ""));
+    try {
+      if (kind === "workflow") {
+        const { id: runId } = await api("POST", "/api/runs", { workflow: id, variables: values });
+        dialog.close(); location.hash = `#/runs/${runId}`;
+      } else {
+        const name = values.name; delete values.name;
+        await api("POST", "/api/instances", { service: id, name, params: values });
+        dialog.close(); location.hash = "#/instances";
+      }
+    } catch (error) { document.getElementById("form-error").textContent = error.message; }
+  };
+}
+
+async function instances() {
+  const rows = await api("GET", "/api/instances");
+  view.innerHTML = rows.length ? `<table><tr><th>Name</th><th>Service</th><th>State</th><th>Endpoint</th><th>Started</th><th>Run</th><th></th></tr>${rows.map(i => `<tr>
+      <td>${esc(i.name)}</td><td>${esc(i.service)}</td><td>${stateCell(i.state)}</td>
+      <td>${i.endpoint.startsWith("http") ? `<a href="${esc(i.endpoint)}" target="_blank">${esc(i.endpoint)}</a>` : esc(i.endpoint || "-")}</td>
+      <td>${esc(i.started)}</td><td>${i.run ? `<a href="#/runs/${esc(i.run)}">${esc(i.run)}</a>` : ""}</td>
+      <td><button data-log="${esc(i.name)}">Logs</button> <button class="danger" data-stop="${esc(i.name)}">Stop</button></td></tr>`).join("")}</table>`
+    : "<p>No service instances. Start one from the catalog.</p>";
+  view.querySelectorAll("[data-stop]").forEach(b => b.onclick = async () => { await api("DELETE", `/api/instances/${b.dataset.stop}`); });
+  view.querySelectorAll("[data-log]").forEach(b => b.onclick = async () => {
+    const text = await (await fetch(`/api/instances/${b.dataset.log}/log`, { headers: token() ? { authorization: "Bearer " + token() } : {} })).text();
+    dialog.innerHTML = `<h3>${esc(b.dataset.log)}</h3><pre>${esc(text)}</pre><button onclick="this.closest('dialog').close()">Close</button>`;
+    dialog.showModal();
+  });
+}
+
+async function runs() { view.innerHTML = `<h2>Runs</h2>${runsTable(await api("GET", "/api/runs"))}`; }
+
+async function run(id) {
+  const r = await api("GET", `/api/runs/${id}`);
+  const topics = Object.entries(r.topics || {});
+  const missing = Object.entries(r.unavailable || {});
+  view.innerHTML = `<h2>Run ${esc(r.id)} — ${esc(r.workflow)} ${stateCell(r.state)}</h2>
+    ${r.error ? `<p class="error">${esc(r.error)}</p>` : ""}
+    ${r.state === "awaiting-approval" ? `<div class="approval" id="approval"><b>Approval needed:</b> ${esc(r.approval_message)}<br><br>
+      <button class="primary" id="approve">Approve</button> <button class="danger" id="reject">Reject</button></div>` : ""}
+    <table id="tasks"><tr><th>Task</th><th>Kind</th><th>Depends on</th><th>State</th><th>Started</th><th>Finished</th><th>Attempts</th><th>Error</th></tr>
+    ${r.tasks.map(t => `<tr data-task="${esc(t.name)}"><td>${esc(t.name)}</td><td>${esc(t.kind)}</td><td>${esc(t.depends.join(", "))}</td><td>${stateCell(t.state)}</td>
+      <td>${esc(t.started || "")}</td><td>${esc(t.finished || "")}</td><td>${t.attempts}</td><td class="error">${esc(t.error || "")}</td></tr>`).join("")}</table>
+    ${topics.length ? `<h3>Topics</h3><table>${topics.map(([t, n]) => `<tr><td>${esc(t)}</td><td>${n}</td></tr>`).join("")}</table>` : ""}
+    ${missing.length ? `<h3>Unavailable results</h3><ul>${missing.map(([k, v]) => `<li>${esc(k)}: ${esc(v)}</li>`).join("")}</ul>` : ""}
+    <p>Artifacts: <code>${esc(r.artifacts)}</code></p>`;
+  const answer = verb => async () => { try { await api("POST", `/api/runs/${id}/${verb}`); } catch (e) { alert(e.message); } };
+  if (document.getElementById("approve")) {
+    document.getElementById("approve").onclick = answer("approve");
+    document.getElementById("reject").onclick = answer("reject");
+  }
+}
+
+async function render() {
+  const hash = location.hash || "#/";
+  document.querySelectorAll("header nav a").forEach(a => a.classList.toggle("active", hash === a.getAttribute("href") || (a.getAttribute("href") !== "#/" && hash.startsWith(a.getAttribute("href")))));
+  try {
+    const runMatch = hash.match(/^#\/runs\/(.+)$/);
+    if (runMatch) await run(runMatch[1]);
+    else if (hash === "#/catalog") { if (!dialog.open) await catalog(); }
+    else if (hash === "#/instances") await instances();
+    else if (hash === "#/runs") await runs();
+    else await dashboard();
+  } catch (error) { view.innerHTML = `<p class="error">${esc(error.message)}</p>`; }
+}
+
+window.addEventListener("hashchange", render);
+const events = new EventSource("/api/events");
+events.addEventListener("changed", () => { document.getElementById("live").textContent = "live"; if (!dialog.open) render(); });
+events.onerror = () => { document.getElementById("live").textContent = "reconnecting…"; };
+render();

@@ -1,0 +1,334 @@
+//! `weir serve`: the web UI and REST API — dashboard, catalog with one-click launch forms,
+//! service instances, runs with their task graph, approvals — and the OpenAPI document.
+
+pub mod api;
+pub mod auth;
+mod launch;
+mod openapi;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use warp::http::StatusCode;
+use warp::reply::{Reply, Response};
+use warp::Filter;
+
+use self::api::Context;
+use self::auth::{same_origin, Access, Denied, Role};
+use crate::runs::Answer;
+
+const INDEX_HTML: &str = include_str!("assets/index.html");
+const UI_JS: &str = include_str!("assets/ui.js");
+
+/// Headers the access rules look at.
+#[derive(Debug, Clone, Default)]
+struct Caller {
+    authorization: Option<String>,
+    origin: Option<String>,
+    host: Option<String>,
+}
+
+fn caller() -> impl Filter<Extract = (Caller,), Error = Infallible> + Clone {
+    warp::header::optional::<String>("authorization")
+        .and(warp::header::optional::<String>("origin"))
+        .and(warp::header::optional::<String>("host"))
+        .map(|authorization, origin, host| Caller {
+            authorization,
+            origin,
+            host,
+        })
+        .or(warp::any().map(Caller::default))
+        .unify()
+}
+
+fn json_reply((status, body): api::Reply) -> Response {
+    warp::reply::with_status(warp::reply::json(&body), status).into_response()
+}
+
+fn refuse(denied: Denied) -> Response {
+    let (status, message) = match denied {
+        Denied::Unauthenticated => (
+            StatusCode::UNAUTHORIZED,
+            "a bearer token is needed: Authorization: Bearer TOKEN",
+        ),
+        Denied::Forbidden => (
+            StatusCode::FORBIDDEN,
+            "this token's role may not do that (operator or admin needed)",
+        ),
+    };
+    json_reply((status, serde_json::json!({ "error": message })))
+}
+
+/// Runs a blocking handler after the access check.
+async fn guarded(
+    access: Arc<Access>,
+    caller: Caller,
+    needed: Role,
+    handler: impl FnOnce() -> Response + Send + 'static,
+) -> Result<Response, Infallible> {
+    if let Err(denied) = access.check(caller.authorization.as_deref(), needed) {
+        return Ok(refuse(denied));
+    }
+    if needed > Role::Viewer && !same_origin(caller.origin.as_deref(), caller.host.as_deref()) {
+        return Ok(json_reply((
+            StatusCode::FORBIDDEN,
+            serde_json::json!({ "error": "cross-site request refused" }),
+        )));
+    }
+    Ok(tokio::task::spawn_blocking(handler)
+        .await
+        .unwrap_or_else(|e| {
+            json_reply((
+                StatusCode::INTERNAL_SERVER_ERROR,
+                serde_json::json!({ "error": e.to_string() }),
+            ))
+        }))
+}
+
+/// Parses a JSON body, or says why it is malformed (answered with 400 by the caller).
+fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, api::Reply> {
+    serde_json::from_slice(body).map_err(|e| {
+        (
+            StatusCode::BAD_REQUEST,
+            serde_json::json!({ "error": format!("malformed request body: {e}") }),
+        )
+    })
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    context: Context,
+    access: Access,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    warp::serve(routes(context, access))
+        .serve_incoming_with_graceful_shutdown(incoming, shutdown)
+        .await;
+}
+
+/// Every route.
+pub fn routes(
+    context: Context,
+    access: Access,
+) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    let page_token = access.page_token.clone();
+    let access = Arc::new(access);
+    let state = {
+        let (context, access) = (context.clone(), access.clone());
+        warp::any().map(move || (context.clone(), access.clone()))
+    };
+    let body = warp::body::content_length_limit(1024 * 1024).and(warp::body::bytes());
+
+    let index = warp::get().and(warp::path::end()).map(move || {
+        // The page carries the token the server made for itself (loopback, no tokens
+        // configured); other origins cannot read it.
+        let token = page_token.clone().unwrap_or_default();
+        warp::reply::html(INDEX_HTML.replace("{{PAGE_TOKEN}}", &token)).into_response()
+    });
+    let script = warp::get()
+        .and(warp::path!("ui.js"))
+        .map(|| warp::reply::with_header(UI_JS, "content-type", "text/javascript").into_response());
+    let openapi = warp::get()
+        .and(warp::path!("api" / "openapi.json"))
+        .map(|| warp::reply::json(&openapi::document()).into_response());
+
+    macro_rules! read {
+        ($path:expr, $handler:expr) => {
+            warp::get()
+                .and($path)
+                .and(state.clone())
+                .and(caller())
+                .and_then(
+                    |(context, access): (Context, Arc<Access>), caller: Caller| {
+                        guarded(access, caller, Role::Viewer, move || {
+                            json_reply($handler(&context))
+                        })
+                    },
+                )
+        };
+    }
+    let dashboard = read!(warp::path!("api" / "dashboard"), api::dashboard);
+    let catalog = read!(warp::path!("api" / "catalog"), api::catalog);
+    let instances = read!(warp::path!("api" / "instances"), api::instances);
+    let runs = read!(warp::path!("api" / "runs"), api::runs);
+    let run = warp::get()
+        .and(warp::path!("api" / "runs" / String))
+        .and(state.clone())
+        .and(caller())
+        .and_then(
+            |id: String, (context, access): (Context, Arc<Access>), caller: Caller| {
+                guarded(access, caller, Role::Viewer, move || {
+                    json_reply(api::run(&context, &id))
+                })
+            },
+        );
+    let log = warp::get()
+        .and(warp::path!("api" / "instances" / String / "log"))
+        .and(state.clone())
+        .and(caller())
+        .and_then(
+            |name: String, (context, access): (Context, Arc<Access>), caller: Caller| {
+                guarded(
+                    access,
+                    caller,
+                    Role::Viewer,
+                    move || match api::instance_log(&context, &name) {
+                        Ok(text) => warp::reply::with_header(
+                            text,
+                            "content-type",
+                            "text/plain; charset=utf-8",
+                        )
+                        .into_response(),
+                        Err(reply) => json_reply(reply),
+                    },
+                )
+            },
+        );
+    let launch_service = warp::post()
+        .and(warp::path!("api" / "instances"))
+        .and(body)
+        .and(state.clone())
+        .and(caller())
+        .and_then(
+            |body: bytes::Bytes, (context, access): (Context, Arc<Access>), caller: Caller| {
+                guarded(access, caller, Role::Operator, move || {
+                    match parse_body(&body) {
+                        Ok(request) => json_reply(api::launch_service(&context, request)),
+                        Err(reply) => json_reply(reply),
+                    }
+                })
+            },
+        );
+    let stop_instance = warp::delete()
+        .and(warp::path!("api" / "instances" / String))
+        .and(state.clone())
+        .and(caller())
+        .and_then(
+            |name: String, (context, access): (Context, Arc<Access>), caller: Caller| {
+                guarded(access, caller, Role::Operator, move || {
+                    json_reply(api::stop_instance(&context, &name))
+                })
+            },
+        );
+    let launch_run = warp::post()
+        .and(warp::path!("api" / "runs"))
+        .and(body)
+        .and(state.clone())
+        .and(caller())
+        .and_then(
+            |body: bytes::Bytes, (context, access): (Context, Arc<Access>), caller: Caller| {
+                guarded(access, caller, Role::Operator, move || {
+                    match parse_body(&body) {
+                        Ok(request) => json_reply(api::launch_run(&context, request)),
+                        Err(reply) => json_reply(reply),
+                    }
+                })
+            },
+        );
+    let answer = warp::post()
+        .and(warp::path!("api" / "runs" / String / String))
+        .and(state.clone())
+        .and(caller())
+        .and_then(|id: String, verb: String, (context, access): (Context, Arc<Access>), caller: Caller| {
+            guarded(access, caller, Role::Operator, move || match verb.as_str() {
+                "approve" => json_reply(api::answer(&context, &id, Answer::Approved)),
+                "reject" => json_reply(api::answer(&context, &id, Answer::Rejected)),
+                other => json_reply((StatusCode::NOT_FOUND, serde_json::json!({ "error": format!("no action `{other}`; use approve or reject") }))),
+            })
+        });
+    let events = warp::get()
+        .and(warp::path!("api" / "events"))
+        .and(state)
+        .and(caller())
+        .map(
+            |(context, access): (Context, Arc<Access>), caller: Caller| {
+                if let Err(denied) = access.check(caller.authorization.as_deref(), Role::Viewer) {
+                    return refuse(denied);
+                }
+                warp::sse::reply(warp::sse::keep_alive().stream(changes(context))).into_response()
+            },
+        );
+
+    index
+        .or(script)
+        .unify()
+        .or(openapi)
+        .unify()
+        .or(dashboard)
+        .unify()
+        .or(catalog)
+        .unify()
+        .or(log)
+        .unify()
+        .or(instances)
+        .unify()
+        .or(launch_service)
+        .unify()
+        .or(stop_instance)
+        .unify()
+        .or(runs)
+        .unify()
+        .or(run)
+        .unify()
+        .or(launch_run)
+        .unify()
+        .or(answer)
+        .unify()
+        .or(events)
+        .unify()
+        .recover(|rejection: warp::Rejection| async move {
+            let status = if rejection.is_not_found() {
+                StatusCode::NOT_FOUND
+            } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+                StatusCode::METHOD_NOT_ALLOWED
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            Ok::<_, Infallible>(json_reply((
+                status,
+                serde_json::json!({ "error": format!("{rejection:?}") }),
+            )))
+        })
+        .unify()
+}
+
+/// A `changed` event whenever the instances, runs or tasks change (checked every 500 ms).
+fn changes(context: Context) -> impl futures::Stream<Item = Result<warp::sse::Event, Infallible>> {
+    futures::stream::unfold((context, String::new()), |(context, last)| async move {
+        loop {
+            let probe = context.clone();
+            let fingerprint = tokio::task::spawn_blocking(move || {
+                let (_, dashboard) = api::dashboard(&probe);
+                let (_, instances) = api::instances(&probe);
+                let (_, runs) = api::runs(&probe);
+                let tasks: Vec<serde_json::Value> = runs
+                    .as_array()
+                    .map(|runs| {
+                        runs.iter()
+                            .filter(|r| {
+                                !matches!(
+                                    r["state"].as_str(),
+                                    Some("succeeded" | "failed" | "cancelled")
+                                )
+                            })
+                            .map(|r| api::run(&probe, r["id"].as_str().unwrap_or_default()).1)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                format!("{dashboard}{instances}{runs}{tasks:?}")
+            })
+            .await
+            .unwrap_or_default();
+            if fingerprint != last {
+                let event = warp::sse::Event::default().event("changed").data("{}");
+                return Some((Ok(event), (context, fingerprint)));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    })
+}

@@ -1,0 +1,90 @@
+//! The OpenAPI 3.0 document of the REST API, served at `/api/openapi.json`.
+
+use serde_json::{json, Value};
+
+fn op(summary: &str, mutating: bool, body: Option<Value>) -> Value {
+    let mut operation = json!({
+        "summary": summary,
+        "responses": {
+            "200": { "description": "OK" },
+            "400": { "description": "Malformed request; the body says why" },
+            "404": { "description": "No such object" },
+        },
+    });
+    if mutating {
+        operation["security"] = json!([{ "bearer": [] }]);
+        operation["responses"]["202"] =
+            json!({ "description": "Accepted: started in the background" });
+        operation["responses"]["401"] = json!({ "description": "No or unknown token" });
+        operation["responses"]["403"] =
+            json!({ "description": "The token's role is too low, or a cross-site request" });
+        operation["responses"]["409"] =
+            json!({ "description": "Conflicts with the current state" });
+    }
+    if let Some(schema) = body {
+        operation["requestBody"] =
+            json!({ "required": true, "content": { "application/json": { "schema": schema } } });
+    }
+    operation
+}
+
+fn path_param(name: &str) -> Value {
+    json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } })
+}
+
+pub fn document() -> Value {
+    let launch_service = json!({
+        "type": "object", "required": ["service"], "additionalProperties": false,
+        "properties": {
+            "service": { "type": "string", "example": "kafka" },
+            "name": { "type": "string", "pattern": "^[a-z][a-z0-9-]{0,39}$" },
+            "params": { "type": "object", "additionalProperties": true },
+        },
+    });
+    let launch_run = json!({
+        "type": "object", "required": ["workflow"], "additionalProperties": false,
+        "properties": {
+            "workflow": { "type": "string", "example": "ci-smoke" },
+            "variables": { "type": "object", "additionalProperties": true },
+        },
+    });
+    json!({
+        "openapi": "3.0.3",
+        "info": { "title": "Weir", "version": env!("CARGO_PKG_VERSION"),
+                  "description": "Catalog, service instances, workflow runs and approvals." },
+        "components": { "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } } },
+        "paths": {
+            "/api/dashboard": { "get": op("The portal's counters and recent runs", false, None) },
+            "/api/catalog": { "get": op("Services and shipped workflows with their typed parameters", false, None) },
+            "/api/instances": {
+                "get": op("Service instances", false, None),
+                "post": op("Start a service instance (operator)", true, Some(launch_service)),
+            },
+            "/api/instances/{name}": {
+                "parameters": [path_param("name")],
+                "delete": op("Stop a service instance (operator)", true, None),
+            },
+            "/api/instances/{name}/log": {
+                "parameters": [path_param("name")],
+                "get": op("The end of an instance's log (text)", false, None),
+            },
+            "/api/runs": {
+                "get": op("Runs, newest first", false, None),
+                "post": op("Run a shipped workflow (operator)", true, Some(launch_run)),
+            },
+            "/api/runs/{id}": {
+                "parameters": [path_param("id")],
+                "get": op("A run with its tasks and topic counts", false, None),
+            },
+            "/api/runs/{id}/approve": {
+                "parameters": [path_param("id")],
+                "post": op("Approve the pending approval (operator)", true, None),
+            },
+            "/api/runs/{id}/reject": {
+                "parameters": [path_param("id")],
+                "post": op("Reject the pending approval (operator)", true, None),
+            },
+            "/api/events": { "get": op("Server-Sent Events: `changed` whenever instances or runs change", false, None) },
+        },
+    })
+}
