@@ -1,0 +1,301 @@
+//! `weir serve`: the REST API's access rules and validation, durability across a restart, and
+//! the UI driven in headless Chromium.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use weir_tests::{
+    artifacts_dir, eventually, playwright_node_path, repo_root, WeirHomeDir, WeirProcess,
+};
+
+/// A `weir serve` on a free loopback port, with its own WEIR_HOME.
+struct Server {
+    url: String,
+    process: WeirProcess,
+}
+
+fn serve(home: &WeirHomeDir, tokens: Option<&str>) -> Server {
+    let port = weir_catalog::local::ports::free_port().unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    let log = home.path().join(format!("serve-{port}.log"));
+    let mut command = home.command(&[
+        "serve",
+        "--addr",
+        &addr,
+        "--workflows",
+        repo_root().join("workflows").to_str().unwrap(),
+    ]);
+    match tokens {
+        Some(tokens) => command.env("WEIR_TOKENS", tokens),
+        None => command.env_remove("WEIR_TOKENS"),
+    };
+    let out = std::fs::File::create(&log).unwrap();
+    let child = command
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let process = WeirProcess { child, log };
+    let url = format!("http://{addr}");
+    eventually(Duration::from_secs(20), || {
+        reqwest::blocking::get(format!("{url}/api/dashboard"))
+            .ok()
+            .filter(|r| r.status().is_success())
+    })
+    .unwrap_or_else(|| panic!("weir serve did not start: {}", process.log_text()));
+    Server { url, process }
+}
+
+fn call(
+    server: &Server,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, Value) {
+    let client = reqwest::blocking::Client::new();
+    let mut request = client.request(method.parse().unwrap(), format!("{}{path}", server.url));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.body(body.to_string());
+    }
+    let response = request.send().unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().unwrap_or(Value::Null))
+}
+
+const TOKENS: &str = "view-token=viewer,op-token=operator";
+
+#[test]
+fn mutating_endpoints_refuse_missing_or_insufficient_tokens() {
+    let home = WeirHomeDir::new();
+    let server = serve(&home, Some(TOKENS));
+    let mutations: [(&str, &str, Option<&str>); 5] = [
+        (
+            "POST",
+            "/api/instances",
+            Some(r#"{"service": "zookeeper"}"#),
+        ),
+        ("DELETE", "/api/instances/zookeeper-1", None),
+        ("POST", "/api/runs", Some(r#"{"workflow": "ci-smoke"}"#)),
+        ("POST", "/api/runs/r1/approve", None),
+        ("POST", "/api/runs/r1/reject", None),
+    ];
+    for (method, path, body) in mutations {
+        let (status, reply) = call(&server, method, path, None, body);
+        assert_eq!(status, 401, "{method} {path} without a token: {reply}");
+        let (status, reply) = call(&server, method, path, Some("view-token"), body);
+        assert_eq!(status, 403, "{method} {path} as viewer: {reply}");
+        let (status, _) = call(&server, method, path, Some("made-up"), body);
+        assert_eq!(status, 401, "{method} {path} with an unknown token");
+    }
+    // Reads are open on loopback.
+    assert_eq!(call(&server, "GET", "/api/dashboard", None, None).0, 200);
+    let (status, openapi) = call(&server, "GET", "/api/openapi.json", None, None);
+    assert_eq!(status, 200);
+    assert!(openapi["paths"]["/api/runs/{id}/approve"]["post"]["security"].is_array());
+    // Cross-site form posts are refused even with a token.
+    let response = reqwest::blocking::Client::new()
+        .post(format!("{}/api/runs", server.url))
+        .bearer_auth("op-token")
+        .header("origin", "http://evil.example")
+        .body(r#"{"workflow": "ci-smoke"}"#)
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 403);
+    assert_eq!(
+        home.ok(&["runs", "--json"]).trim(),
+        "[]",
+        "nothing was started"
+    );
+    drop(server);
+}
+
+#[test]
+fn malformed_bodies_get_a_reason_and_change_nothing() {
+    let home = WeirHomeDir::new();
+    let server = serve(&home, Some(TOKENS));
+    let cases: [(&str, &str, &str); 7] = [
+        ("/api/runs", "{oops", "malformed request body"),
+        (
+            "/api/runs",
+            r#"{"workflow": "ci-smoke", "colour": 1}"#,
+            "unknown field `colour`",
+        ),
+        (
+            "/api/runs",
+            r#"{"workflow": "no-such"}"#,
+            "no shipped workflow `no-such`",
+        ),
+        (
+            "/api/runs",
+            r#"{"workflow": "ci-smoke", "variables": {"threshold": -1}}"#,
+            "must be at least 0",
+        ),
+        (
+            "/api/instances",
+            r#"{"service": 3}"#,
+            "malformed request body",
+        ),
+        (
+            "/api/instances",
+            r#"{"service": "kafak"}"#,
+            "the catalog has no service `kafak`",
+        ),
+        (
+            "/api/instances",
+            r#"{"service": "kafka", "params": {"partitions": "many"}}"#,
+            "expected a whole number",
+        ),
+    ];
+    for (path, body, reason) in cases {
+        let (status, reply) = call(&server, "POST", path, Some("op-token"), Some(body));
+        assert!(
+            (400..500).contains(&status),
+            "{path} {body}: {status} {reply}"
+        );
+        assert!(
+            reply.to_string().contains(reason),
+            "{path} {body}: expected `{reason}` in {reply}"
+        );
+    }
+    let (status, _) = call(
+        &server,
+        "POST",
+        "/api/runs/nope/approve",
+        Some("op-token"),
+        None,
+    );
+    assert_eq!(status, 404);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(home.ok(&["runs", "--json"]).trim(), "[]");
+    assert!(home.instances().is_empty());
+    drop(server);
+}
+
+#[test]
+fn refuses_to_listen_beyond_loopback_without_tokens() {
+    let home = WeirHomeDir::new();
+    let output = home
+        .command(&["serve", "--addr", "0.0.0.0:0"])
+        .env_remove("WEIR_TOKENS")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr)
+        .contains("refusing to listen on 0.0.0.0:0 without access tokens"));
+}
+
+#[test]
+fn a_run_awaiting_approval_survives_a_server_restart() {
+    let home = WeirHomeDir::new();
+    let server = serve(&home, Some(TOKENS));
+    let (status, reply) = call(
+        &server,
+        "POST",
+        "/api/runs",
+        Some("op-token"),
+        Some(
+            r#"{"workflow": "ci-smoke", "variables": {"automatic_kill": false, "execution_duration": "1s", "prefix": "restart"}}"#,
+        ),
+    );
+    assert_eq!(status, 202, "{reply}");
+    let id = reply["id"].as_str().unwrap().to_string();
+    eventually(Duration::from_secs(120), || {
+        let (_, run) = call(&server, "GET", &format!("/api/runs/{id}"), None, None);
+        (run["state"] == "awaiting-approval").then_some(())
+    })
+    .expect("the run awaits approval");
+    drop(server); // kills `weir serve`; the run is a process of its own
+
+    let restarted = serve(&home, Some(TOKENS));
+    let (_, run) = call(&restarted, "GET", &format!("/api/runs/{id}"), None, None);
+    assert_eq!(
+        run["state"], "awaiting-approval",
+        "still listed and approvable: {run}"
+    );
+    assert!(!home.instances().is_empty(), "its services are still up");
+    let (status, _) = call(
+        &restarted,
+        "POST",
+        &format!("/api/runs/{id}/approve"),
+        Some("op-token"),
+        None,
+    );
+    assert_eq!(status, 200);
+    let finished = eventually(Duration::from_secs(120), || {
+        let (_, run) = call(&restarted, "GET", &format!("/api/runs/{id}"), None, None);
+        (run["state"] == "succeeded").then_some(run)
+    })
+    .expect("the approved run finishes");
+    assert!(finished["topics"]["smoke-raw"].as_i64().unwrap() > 0);
+    eventually(Duration::from_secs(30), || {
+        home.instances().is_empty().then_some(())
+    })
+    .expect("torn down");
+}
+
+#[test]
+fn a_person_launches_watches_and_approves_a_workflow_in_the_browser() {
+    let home = WeirHomeDir::new();
+    let server = serve(&home, None);
+    let screenshots = artifacts_dir();
+    let output = std::process::Command::new("node")
+        .arg(repo_root().join("tests/browser/ui-flow.cjs"))
+        .arg(format!("{}/", server.url))
+        .arg(&screenshots)
+        .env("NODE_PATH", playwright_node_path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        server.process.log_text()
+    );
+    let seen: Value = serde_json::from_str(String::from_utf8_lossy(&output.stdout).trim()).unwrap();
+    assert_eq!(seen["before"]["c-today"], 0, "{seen}");
+    assert_eq!(
+        seen["waiting"]["c-pending"], 1,
+        "pending request counted: {seen}"
+    );
+    assert!(
+        seen["waiting"]["c-instances"].as_u64().unwrap() >= 4,
+        "{seen}"
+    );
+    assert!(
+        seen["approvalText"]
+            .as_str()
+            .unwrap()
+            .contains("approve to tear it down"),
+        "{seen}"
+    );
+    assert_eq!(seen["after"]["c-today"], 1, "{seen}");
+    assert_eq!(seen["after"]["c-pending"], 0, "{seen}");
+    assert_eq!(seen["after"]["c-running"], 0, "{seen}");
+    let states = seen["taskStates"].as_array().unwrap();
+    assert!(states.iter().all(|s| s == "succeeded"), "{seen}");
+    let (_, run) = call(
+        &server,
+        "GET",
+        &format!("/api/runs/{}", seen["run"].as_str().unwrap()),
+        None,
+        None,
+    );
+    assert_eq!(run["state"], "succeeded");
+    eventually(Duration::from_secs(30), || {
+        home.instances().is_empty().then_some(())
+    })
+    .expect("torn down");
+    for shot in [
+        "ui-launch-form.png",
+        "ui-awaiting-approval.png",
+        "ui-run-succeeded.png",
+        "ui-dashboard.png",
+    ] {
+        assert!(screenshots.join(shot).is_file(), "{shot}");
+    }
+    assert_eq!(json!(seen["before"]["c-catalog"]), json!(6));
+}
