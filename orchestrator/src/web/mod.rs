@@ -241,13 +241,20 @@ pub fn routes(
                 other => json_reply((StatusCode::NOT_FOUND, serde_json::json!({ "error": format!("no action `{other}`; use approve or reject") }))),
             })
         });
+    // Browsers' EventSource cannot send headers, so the stream also takes `?access_token=`.
     let events = warp::get()
         .and(warp::path!("api" / "events"))
+        .and(warp::query::<std::collections::HashMap<String, String>>())
         .and(state)
         .and(caller())
         .map(
-            |(context, access): (Context, Arc<Access>), caller: Caller| {
-                if let Err(denied) = access.check(caller.authorization.as_deref(), Role::Viewer) {
+            |query: std::collections::HashMap<String, String>,
+             (context, access): (Context, Arc<Access>),
+             caller: Caller| {
+                let authorization = caller
+                    .authorization
+                    .or_else(|| query.get("access_token").map(|t| format!("Bearer {t}")));
+                if let Err(denied) = access.check(authorization.as_deref(), Role::Viewer) {
                     return refuse(denied);
                 }
                 warp::sse::reply(warp::sse::keep_alive().stream(changes(context))).into_response()

@@ -164,7 +164,7 @@ async function render() {
 }
 
 window.addEventListener("hashchange", render);
-const events = new EventSource("/api/events");
+const events = new EventSource("/api/events" + (localStorage.getItem("weir-token") ? "?access_token=" + encodeURIComponent(localStorage.getItem("weir-token")) : ""));
 events.addEventListener("changed", () => { document.getElementById("live").textContent = "live"; if (!dialog.open) render(); });
 events.onerror = () => { document.getElementById("live").textContent = "reconnecting…"; };
 render();
