@@ -18,7 +18,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Serialize;
 
-use crate::service::{Params, ServiceDefinition};
+use crate::command::{weir_args, Placement};
+use crate::service::{Params, Readiness, ServiceDefinition};
 
 /// What the Kubernetes realization of one instance is made from.
 #[derive(Debug, Clone)]
@@ -282,7 +283,6 @@ fn container(instance: &KubeInstance<'_>) -> Container {
         ports: container_ports(instance),
         ..Container::default()
     };
-    let weir_args = |args: Vec<String>| Some(args);
     match instance.service.name {
         "zookeeper" => Container {
             env: env(&[
@@ -349,116 +349,60 @@ fn container(instance: &KubeInstance<'_>) -> Container {
                 ..base
             }
         }
-        "topology-runner" => {
-            let mut args = vec![
-                "topology".to_string(),
-                "run".into(),
-                format!("{FILES_DIR}/topology.yaml"),
-                "--brokers".into(),
-                dependency(instance, "kafka"),
-                "--addr".into(),
-                "0.0.0.0:9464".into(),
-            ];
-            for pair in p.str("set").unwrap_or_default().split(';') {
-                if !pair.trim().is_empty() {
-                    args.extend(["--set".to_string(), pair.trim().to_string()]);
-                }
-            }
-            Container {
-                args: weir_args(args),
-                readiness_probe: Some(Probe {
+        weir_service => {
+            // The runner reads its topology, the replay source its recording, from the
+            // ConfigMap mounted at FILES_DIR; the recording keeps its file name (and format).
+            let file = match weir_service {
+                "topology-runner" => Some(format!("{FILES_DIR}/topology.yaml")),
+                "replay-source" => Some(format!(
+                    "{FILES_DIR}/{}",
+                    instance
+                        .files
+                        .keys()
+                        .next()
+                        .map(String::as_str)
+                        .unwrap_or("recording.jsonl")
+                )),
+                _ => None,
+            };
+            let port = instance.service.ports.first();
+            let needs_kafka = instance
+                .service
+                .needs
+                .iter()
+                .any(|n| n.service == "kafka" && n.applies(p));
+            let placement = Placement {
+                listen: port
+                    .map(|p| format!("0.0.0.0:{}", p.container_port))
+                    .unwrap_or_default(),
+                kafka: needs_kafka.then(|| dependency(instance, "kafka")),
+                file,
+            };
+            let Some(args) = weir_args(weir_service, p, &placement) else {
+                return base;
+            };
+            let readiness_probe = match (instance.service.readiness, port) {
+                (Readiness::Http { path }, Some(port)) => Some(Probe {
                     http_get: Some(HTTPGetAction {
-                        path: Some("/metrics".into()),
-                        port: IntOrString::Int(9464),
+                        path: Some(path.into()),
+                        port: IntOrString::Int(i32::from(port.container_port)),
                         ..HTTPGetAction::default()
                     }),
                     period_seconds: Some(5),
                     ..Probe::default()
                 }),
-                resources: Some(resources("100m", 64)),
-                ..base
-            }
-        }
-        "chart-server" => {
-            let mut args = vec![
-                "charts".to_string(),
-                "serve".into(),
-                "--addr".into(),
-                "0.0.0.0:8097".into(),
-                "--retention".into(),
-                p.int("retention").unwrap_or(10_000).to_string(),
-            ];
-            if let Some(windows) = p.str("windows") {
-                args.extend(["--brokers".into(), dependency(instance, "kafka")]);
-                for window in windows.split('|').map(str::trim).filter(|w| !w.is_empty()) {
-                    args.extend(["--window".into(), window.into()]);
-                }
-            }
+                _ => None,
+            };
+            let memory = if port.is_some() { 64 } else { 32 };
             Container {
-                args: weir_args(args),
-                readiness_probe: Some(Probe {
-                    http_get: Some(HTTPGetAction {
-                        path: Some("/api/health".into()),
-                        port: IntOrString::Int(8097),
-                        ..HTTPGetAction::default()
-                    }),
-                    period_seconds: Some(5),
-                    ..Probe::default()
-                }),
-                resources: Some(resources("100m", 64)),
+                args: Some(args),
+                readiness_probe,
+                resources: Some(resources(
+                    if port.is_some() { "100m" } else { "50m" },
+                    memory,
+                )),
                 ..base
             }
         }
-        "http-source" => Container {
-            args: weir_args(vec![
-                "source".into(),
-                "http".into(),
-                "--url".into(),
-                p.str("url").unwrap_or_default().into(),
-                "--topic".into(),
-                p.str("topic").unwrap_or_default().into(),
-                "--brokers".into(),
-                dependency(instance, "kafka"),
-                "--interval".into(),
-                format!(
-                    "{}ms",
-                    p.duration("interval").unwrap_or_default().as_millis()
-                ),
-            ]),
-            resources: Some(resources("50m", 32)),
-            ..base
-        },
-        "replay-source" => {
-            // The recording keeps its file name (and so its format: `.csv` or JSON Lines).
-            let recording = instance
-                .files
-                .keys()
-                .next()
-                .map(String::as_str)
-                .unwrap_or("recording.jsonl");
-            let mut args = vec![
-                "source".to_string(),
-                "replay".into(),
-                format!("{FILES_DIR}/{recording}"),
-                "--topic".into(),
-                p.str("topic").unwrap_or_default().into(),
-                "--brokers".into(),
-                dependency(instance, "kafka"),
-                "--interval".into(),
-                format!(
-                    "{}ms",
-                    p.duration("interval").unwrap_or_default().as_millis()
-                ),
-            ];
-            if p.bool("repeat") == Some(true) {
-                args.push("--repeat".into());
-            }
-            Container {
-                args: weir_args(args),
-                resources: Some(resources("50m", 32)),
-                ..base
-            }
-        }
-        _ => base,
     }
 }

@@ -5,6 +5,7 @@
 //! Kubernetes objects ([`kubernetes`], pure functions returning `k8s-openapi` types).
 
 pub mod catalog;
+pub mod command;
 pub mod kubernetes;
 pub mod local;
 pub mod service;

@@ -8,6 +8,7 @@ use super::kafka::{BrokerSettings, KraftSettings};
 use super::process::ProcessSpec;
 use super::zookeeper::ZooKeeperSettings;
 use super::LocalService;
+use crate::command::{weir_args, Placement};
 use crate::service::Params;
 
 /// What an instance is given to start with.
@@ -110,99 +111,34 @@ pub fn render(service: &str, ctx: &LocalContext) -> Result<LocalService, RenderE
                 .render(&distribution))
             }
         }
-        "topology-runner" => {
-            let mut args = vec![
-                "topology".into(),
-                "run".into(),
-                ctx.params.str("file").unwrap_or_default().into(),
-                "--brokers".into(),
-                ctx.dependency(service, "kafka")?.into(),
-                "--addr".into(),
-                format!("127.0.0.1:{}", ctx.port(service, "metrics")?),
-            ];
-            for pair in ctx.params.str("set").unwrap_or_default().split(';') {
-                if !pair.trim().is_empty() {
-                    args.push("--set".into());
-                    args.push(pair.trim().into());
-                }
-            }
+        weir_service => {
+            let definition = crate::catalog::find(weir_service)
+                .ok_or_else(|| RenderError::Unknown(weir_service.into()))?;
+            let listen = match definition.ports.first() {
+                Some(port) => format!("127.0.0.1:{}", ctx.port(service, port.name)?),
+                None => String::new(),
+            };
+            let needs_kafka = definition
+                .needs
+                .iter()
+                .any(|n| n.service == "kafka" && n.applies(&ctx.params));
+            let placement = Placement {
+                listen,
+                kafka: if needs_kafka {
+                    Some(ctx.dependency(service, "kafka")?.to_string())
+                } else {
+                    None
+                },
+                file: ctx.params.str("file").map(str::to_string),
+            };
+            let args = weir_args(weir_service, &ctx.params, &placement)
+                .ok_or_else(|| RenderError::Unknown(weir_service.into()))?;
             Ok(LocalService {
                 files: vec![],
                 pre_start: vec![],
                 process: ctx.weir(args),
             })
         }
-        "chart-server" => {
-            let mut args = vec![
-                "charts".into(),
-                "serve".into(),
-                "--addr".into(),
-                format!("127.0.0.1:{}", ctx.port(service, "http")?),
-                "--retention".into(),
-                ctx.params.int("retention").unwrap_or(10_000).to_string(),
-            ];
-            if let Some(windows) = ctx.params.str("windows") {
-                args.extend(["--brokers".into(), ctx.dependency(service, "kafka")?.into()]);
-                for window in windows.split('|').map(str::trim).filter(|w| !w.is_empty()) {
-                    args.extend(["--window".into(), window.into()]);
-                }
-            }
-            Ok(LocalService {
-                files: vec![],
-                pre_start: vec![],
-                process: ctx.weir(args),
-            })
-        }
-        "http-source" => Ok(LocalService {
-            files: vec![],
-            pre_start: vec![],
-            process: ctx.weir(vec![
-                "source".into(),
-                "http".into(),
-                "--url".into(),
-                ctx.params.str("url").unwrap_or_default().into(),
-                "--topic".into(),
-                ctx.params.str("topic").unwrap_or_default().into(),
-                "--brokers".into(),
-                ctx.dependency(service, "kafka")?.into(),
-                "--interval".into(),
-                format!(
-                    "{}ms",
-                    ctx.params
-                        .duration("interval")
-                        .unwrap_or_default()
-                        .as_millis()
-                ),
-            ]),
-        }),
-        "replay-source" => {
-            let mut args = vec![
-                "source".into(),
-                "replay".into(),
-                ctx.params.str("file").unwrap_or_default().into(),
-                "--topic".into(),
-                ctx.params.str("topic").unwrap_or_default().into(),
-                "--brokers".into(),
-                ctx.dependency(service, "kafka")?.into(),
-                "--interval".into(),
-                format!(
-                    "{}ms",
-                    ctx.params
-                        .duration("interval")
-                        .unwrap_or_default()
-                        .as_millis()
-                ),
-            ];
-            if ctx.params.bool("repeat") == Some(true) {
-                args.push("--repeat".into());
-            }
-            Ok(LocalService {
-                files: vec![],
-                pre_start: vec![],
-                process: ctx.weir(args),
-            })
-        }
-        other => Err(RenderError::Unknown(other.into())),
     }
 }
 
