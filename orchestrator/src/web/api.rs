@@ -247,6 +247,7 @@ pub fn run(context: &Context, id: &str) -> Reply {
         Some(run) => {
             let mut value = json!(run);
             value["tasks"] = json!(try_reply!(store.tasks(id).map_err(internal)));
+            value["charts"] = json!(chart_snapshots(&context.home.run_dir(id)));
             (StatusCode::OK, value)
         }
         None => error(StatusCode::NOT_FOUND, format!("no run `{id}`")),
@@ -330,4 +331,62 @@ pub fn answer(context: &Context, id: &str, answer: Answer) -> Reply {
         ),
         Err(e) => internal(e),
     }
+}
+
+/// Chart snapshots kept in a run's artifacts, as paths relative to the run directory.
+fn chart_snapshots(run_dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let Ok(servers) = std::fs::read_dir(run_dir.join("charts")) else {
+        return found;
+    };
+    for server in servers.flatten() {
+        let Ok(files) = std::fs::read_dir(server.path()) else {
+            continue;
+        };
+        for file in files.flatten() {
+            if file.path().extension().is_some_and(|e| e == "png") {
+                found.push(format!(
+                    "charts/{}/{}",
+                    server.file_name().to_string_lossy(),
+                    file.file_name().to_string_lossy()
+                ));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// A file of a run's artifacts. Only plain names below `charts/` and `logs/` are served.
+pub fn artifact(
+    context: &Context,
+    id: &str,
+    relative: &str,
+) -> Result<(Vec<u8>, &'static str), Reply> {
+    let parts: Vec<&str> = relative.split('/').collect();
+    let safe = matches!(parts.first(), Some(&"charts") | Some(&"logs"))
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && *p != "." && *p != ".." && !p.contains('\\'))
+        && id.chars().all(|c| c.is_ascii_alphanumeric());
+    if !safe {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "artifacts are served from charts/ and logs/ only",
+        ));
+    }
+    let path = context.home.run_dir(id).join(relative);
+    let bytes = std::fs::read(&path).map_err(|_| {
+        error(
+            StatusCode::NOT_FOUND,
+            format!("no artifact `{relative}` in run {id}"),
+        )
+    })?;
+    let kind = match path.extension().and_then(|e| e.to_str()) {
+        Some("png") => "image/png",
+        Some("svg") => "image/svg+xml",
+        Some("json") => "application/json",
+        _ => "text/plain; charset=utf-8",
+    };
+    Ok((bytes, kind))
 }

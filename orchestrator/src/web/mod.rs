@@ -167,6 +167,30 @@ pub fn routes(
                 })
             },
         );
+    let artifact = warp::get()
+        .and(warp::path("api"))
+        .and(warp::path("runs"))
+        .and(warp::path::param::<String>())
+        .and(warp::path("artifacts"))
+        .and(warp::path::tail())
+        .and(state.clone())
+        .and(caller())
+        .and_then(
+            |id: String,
+             tail: warp::path::Tail,
+             (context, access): (Context, Arc<Access>),
+             caller: Caller| {
+                let relative = tail.as_str().to_string();
+                guarded(access, caller, Role::Viewer, move || {
+                    match api::artifact(&context, &id, &relative) {
+                        Ok((bytes, kind)) => {
+                            warp::reply::with_header(bytes, "content-type", kind).into_response()
+                        }
+                        Err(reply) => json_reply(reply),
+                    }
+                })
+            },
+        );
     let log = warp::get()
         .and(warp::path!("api" / "instances" / String / "log"))
         .and(state.clone())
@@ -279,6 +303,8 @@ pub fn routes(
         .or(stop_instance)
         .unify()
         .or(runs)
+        .unify()
+        .or(artifact)
         .unify()
         .or(run)
         .unify()

@@ -84,6 +84,10 @@ pub fn document() -> Value {
                 "parameters": [path_param("id")],
                 "post": op("Reject the pending approval (operator)", true, None),
             },
+            "/api/runs/{id}/artifacts/{path}": {
+                "parameters": [path_param("id"), path_param("path")],
+                "get": op("A kept chart snapshot or log of a run (under charts/ or logs/)", false, None),
+            },
             "/api/events": { "get": op("Server-Sent Events: `changed` whenever instances or runs change", false, None) },
         },
     })

@@ -142,6 +142,8 @@ async function run(id) {
       <td>${esc(t.started || "")}</td><td>${esc(t.finished || "")}</td><td>${t.attempts}</td><td class="error">${esc(t.error || "")}</td></tr>`).join("")}</table>
     ${topics.length ? `<h3>Topics</h3><table>${topics.map(([t, n]) => `<tr><td>${esc(t)}</td><td>${n}</td></tr>`).join("")}</table>` : ""}
     ${missing.length ? `<h3>Unavailable results</h3><ul>${missing.map(([k, v]) => `<li>${esc(k)}: ${esc(v)}</li>`).join("")}</ul>` : ""}
+    ${(r.charts || []).length ? `<h3>Charts</h3><div class="cards">${r.charts.map(c =>
+      `<a href="/api/runs/${esc(r.id)}/artifacts/${esc(c)}" target="_blank"><img src="/api/runs/${esc(r.id)}/artifacts/${esc(c)}" style="width:100%" alt="${esc(c)}"></a>`).join("")}</div>` : ""}
     <p>Artifacts: <code>${esc(r.artifacts)}</code></p>`;
   const answer = verb => async () => { try { await api("POST", `/api/runs/${id}/${verb}`); } catch (e) { alert(e.message); } };
   if (document.getElementById("approve")) {
