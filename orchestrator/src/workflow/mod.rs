@@ -360,21 +360,11 @@ pub fn load_text(
 }
 
 fn yaml_problem(error: &serde_saphyr::Error) -> Problem {
-    let (line, column) = error
-        .location()
-        .map(|l| (l.line() as usize, l.column() as usize))
-        .unwrap_or((0, 0));
-    let message = error.to_string();
-    let first = message.lines().next().unwrap_or(&message).trim();
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    let first = match first.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
-        Some((location, rest)) if location.contains("column") => rest,
-        _ => first,
-    };
+    let (line, column, message) = weir_topology::spec::yaml_problem(error);
     Problem {
-        line,
-        column,
-        message: first.to_string(),
+        line: line as usize,
+        column: column as usize,
+        message,
     }
 }
 
