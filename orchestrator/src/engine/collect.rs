@@ -257,7 +257,10 @@ fn drain_topology(runner: &InstanceRecord) -> Result<(), String> {
 }
 
 /// Messages per topic: the sum over partitions of high minus low watermark.
-fn count_messages(bootstrap: &str, topics: &[String]) -> Result<Vec<(String, i64)>, String> {
+pub(super) fn count_messages(
+    bootstrap: &str,
+    topics: &[String],
+) -> Result<Vec<(String, i64)>, String> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()

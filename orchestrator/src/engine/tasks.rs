@@ -10,7 +10,7 @@ use super::{collect, progress, RunContext, TaskError};
 use crate::runs::Answer;
 use crate::runtime::local::{Ownership, UpRequest};
 use crate::store::InstanceState;
-use crate::workflow::{Decision, SourceKind, Task};
+use crate::workflow::{Decision, SourceKind, Task, Until};
 
 /// How long a provisioned instance may take to become ready, unless the task says otherwise.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -127,22 +127,11 @@ pub fn execute(
         return Ok(());
     }
     if let Some(w) = &task.wait {
-        let total = parse_duration(&w.duration).map_err(failed)?;
-        let started = Instant::now();
-        while started.elapsed() < total {
-            let step = (total - started.elapsed()).min(Duration::from_secs(10));
-            context.sleep(step)?;
-            if deadline.is_some_and(|d| Instant::now() > d) {
-                return Err(failed("the task's time limit passed"));
-            }
-            progress(format!(
-                "  {}: {:.0}s of {:.0}s",
-                task.name,
-                started.elapsed().as_secs_f64(),
-                total.as_secs_f64()
-            ));
-        }
-        return Ok(());
+        return match (&w.duration, &w.until) {
+            (Some(duration), _) => wait_for(context, task, duration, deadline),
+            (None, Some(until)) => wait_until(context, task, until, deadline),
+            (None, None) => Err(failed("`wait` needs `duration` or `until`")),
+        };
     }
     if let Some(a) = &task.approval {
         let timeout = a
@@ -171,6 +160,70 @@ pub fn execute(
         return Ok(());
     }
     Err(failed(format!("task `{}` has no kind", task.name)))
+}
+
+/// Waits a duration, reporting progress every 10 s.
+fn wait_for(
+    context: &RunContext,
+    task: &Task,
+    duration: &str,
+    deadline: Option<Instant>,
+) -> Result<(), TaskError> {
+    let total = parse_duration(duration).map_err(failed)?;
+    let started = Instant::now();
+    while started.elapsed() < total {
+        let step = (total - started.elapsed()).min(Duration::from_secs(10));
+        context.sleep(step)?;
+        if deadline.is_some_and(|d| Instant::now() > d) {
+            return Err(failed("the task's time limit passed"));
+        }
+        progress(format!(
+            "  {}: {:.0}s of {:.0}s",
+            task.name,
+            started.elapsed().as_secs_f64(),
+            total.as_secs_f64()
+        ));
+    }
+    Ok(())
+}
+
+/// Waits until a topic holds enough messages, or the task's time limit passes.
+fn wait_until(
+    context: &RunContext,
+    task: &Task,
+    until: &Until,
+    deadline: Option<Instant>,
+) -> Result<(), TaskError> {
+    let endpoint = kafka_endpoint(context, &until.kafka)?;
+    let mut last_report = Instant::now();
+    loop {
+        let count = collect::count_messages(&endpoint, std::slice::from_ref(&until.topic))
+            .map_err(failed)?
+            .first()
+            .map(|(_, n)| *n)
+            .unwrap_or(0);
+        if count >= until.messages {
+            progress(format!(
+                "  {}: `{}` holds {count} messages",
+                task.name, until.topic
+            ));
+            return Ok(());
+        }
+        if deadline.is_some_and(|d| Instant::now() > d) {
+            return Err(failed(format!(
+                "`{}` held {count} of the {} messages waited for when the time limit passed",
+                until.topic, until.messages
+            )));
+        }
+        if last_report.elapsed() >= Duration::from_secs(10) {
+            progress(format!(
+                "  {}: `{}` holds {count} of {} messages",
+                task.name, until.topic, until.messages
+            ));
+            last_report = Instant::now();
+        }
+        context.sleep(Duration::from_millis(500))?;
+    }
 }
 
 /// Starts an instance for the run, or reuses a running one of the same name and service.

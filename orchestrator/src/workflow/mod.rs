@@ -171,7 +171,21 @@ pub struct SubmitTopology {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Wait {
-    pub duration: String,
+    /// Wait this long.
+    #[serde(default)]
+    pub duration: Option<String>,
+    /// Or wait until a condition holds (bounded by the task's `timeout`).
+    #[serde(default)]
+    pub until: Option<Until>,
+}
+
+/// A condition to wait for: a topic holds at least `messages` messages.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Until {
+    pub kafka: String,
+    pub topic: String,
+    pub messages: i64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -434,11 +448,31 @@ fn check_graph(text: &str, workflow: &Workflow) -> Vec<Problem> {
         for duration in [&task.timeout, &task.retry_delay]
             .into_iter()
             .flatten()
-            .chain(task.wait.as_ref().map(|w| &w.duration))
+            .chain(task.wait.as_ref().and_then(|w| w.duration.as_ref()))
             .chain(task.approval.as_ref().and_then(|a| a.timeout.as_ref()))
         {
             if let Err(e) = weir_topology::duration::parse_duration(duration) {
                 at(&task.name, format!("task `{}`: {e}", task.name));
+            }
+        }
+        if let Some(wait) = &task.wait {
+            if wait.duration.is_some() == wait.until.is_some() {
+                at(
+                    &task.name,
+                    format!(
+                        "task `{}`: `wait` takes either `duration` or `until`",
+                        task.name
+                    ),
+                );
+            }
+            if wait.until.is_some() && task.timeout.is_none() {
+                at(
+                    &task.name,
+                    format!(
+                        "task `{}`: waiting `until` a condition needs a `timeout`",
+                        task.name
+                    ),
+                );
             }
         }
         if let Some(when) = &task.when {
@@ -615,6 +649,25 @@ tasks:
         let err = load(&text, &[]).unwrap_err();
         assert_eq!(err.problems[0].line, 11);
         assert!(err.problems[0].message.contains("wiat"), "{err}");
+    }
+
+    #[test]
+    fn waiting_for_a_condition_needs_a_time_limit() {
+        let text = WORKFLOW.replace(
+            "wait: { duration: \"${duration}\" }",
+            "wait: { until: { kafka: k, topic: t, messages: 3 } }",
+        );
+        let err = load(&text, &[]).unwrap_err().to_string();
+        assert!(
+            err.contains("waiting `until` a condition needs a `timeout`"),
+            "{err}"
+        );
+        let both = WORKFLOW.replace(
+            "\"${duration}\" }",
+            "\"${duration}\", until: { kafka: k, topic: t, messages: 3 } }",
+        );
+        let err = load(&both, &[]).unwrap_err().to_string();
+        assert!(err.contains("takes either `duration` or `until`"), "{err}");
     }
 
     #[test]
