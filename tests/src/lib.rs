@@ -113,6 +113,16 @@ pub fn repo_root() -> PathBuf {
 
 /// Produces `payloads` in order and waits for every acknowledgement.
 pub async fn produce(bootstrap: &str, topic: &str, payloads: &[String]) {
+    produce_paced(bootstrap, topic, payloads, None).await
+}
+
+/// Like [`produce`], at most `per_second` messages a second when given.
+pub async fn produce_paced(
+    bootstrap: &str,
+    topic: &str,
+    payloads: &[String],
+    per_second: Option<u32>,
+) {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("enable.idempotence", "true")
@@ -126,6 +136,9 @@ pub async fn produce(bootstrap: &str, topic: &str, payloads: &[String]) {
             )
             .await
             .unwrap_or_else(|(e, _)| panic!("produce to {topic}: {e}"));
+        if let Some(rate) = per_second {
+            tokio::time::sleep(Duration::from_secs_f64(1.0 / f64::from(rate.max(1)))).await;
+        }
     }
 }
 

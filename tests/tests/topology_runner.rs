@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use weir_tests::{eventually, kafka, produce, read_topic, repo_root, unique, WeirProcess};
+use weir_tests::{
+    eventually, kafka, produce, produce_paced, read_topic, repo_root, unique, WeirProcess,
+};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -206,9 +208,11 @@ async fn a_runner_killed_mid_stream_and_restarted_loses_no_record() {
         .map(|i| 400_000.0 + (i as f64) * 1.5 + if i % 2 == 0 { 0.0 } else { 100.0 })
         .collect();
     let documents: Vec<String> = rates.iter().map(|&r| ticker(r)).collect();
-    // The input keeps arriving while the runner is killed, so the kill lands mid-stream.
+    // The input keeps arriving (at most ~500 documents/s, so for 10 s or more) while the
+    // runner is killed, so the kill lands mid-stream.
     let input = names.input.clone();
-    let producing = tokio::spawn(async move { produce(kafka(), &input, &documents).await });
+    let producing =
+        tokio::spawn(async move { produce_paced(kafka(), &input, &documents, Some(500)).await });
 
     let mut first = names.start_runner(dir.path(), "first.log", &[]);
     let progressed = eventually(WAIT, || {
