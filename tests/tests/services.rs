@@ -9,6 +9,16 @@ use weir_catalog::local::ports::is_listening;
 use weir_catalog::local::process::alive;
 use weir_tests::{eventually, WeirHomeDir};
 
+/// These tests check that a stopped instance's port no longer listens; a test running in
+/// parallel could be handed that very port for an instance of its own, so they run one at a
+/// time.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn field<'a>(instance: &'a Value, key: &str) -> &'a str {
     instance[key].as_str().unwrap_or_default()
 }
@@ -76,6 +86,7 @@ fn kcat(args: &[&str], input: Option<&str>) -> String {
 
 #[test]
 fn up_kafka_starts_zookeeper_too_and_down_all_leaves_nothing() {
+    let _serial = one_at_a_time();
     let home = WeirHomeDir::new();
     home.ok(&["up", "kafka"]);
     let instances = home.instances();
@@ -125,6 +136,7 @@ fn up_kafka_starts_zookeeper_too_and_down_all_leaves_nothing() {
 
 #[test]
 fn weir_killed_during_up_is_cleaned_by_gc() {
+    let _serial = one_at_a_time();
     let home = WeirHomeDir::new();
     let mut up = home
         .command(&["up", "kafka", "--name", "crashy"])
@@ -163,6 +175,7 @@ fn weir_killed_during_up_is_cleaned_by_gc() {
 
 #[test]
 fn bad_input_is_refused_and_starts_nothing() {
+    let _serial = one_at_a_time();
     let home = WeirHomeDir::new();
     let cases: [(&[&str], &str); 5] = [
         (&["up", "kafak"], "the catalog has no service `kafak`"),
@@ -205,6 +218,7 @@ fn bad_input_is_refused_and_starts_nothing() {
 
 #[test]
 fn two_instances_of_a_service_run_side_by_side_and_kraft_needs_no_zookeeper() {
+    let _serial = one_at_a_time();
     let home = WeirHomeDir::new();
     home.ok(&["up", "zookeeper"]);
     home.ok(&["up", "zookeeper"]);
