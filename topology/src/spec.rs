@@ -366,13 +366,7 @@ fn resolve_params(
     }
     Ok(params
         .into_iter()
-        .map(|(k, v)| {
-            let text = match v {
-                serde_json::Value::String(s) => s,
-                other => other.to_string(),
-            };
-            (k, text)
-        })
+        .map(|(k, v)| (k, template::value_text(&v)))
         .collect())
 }
 

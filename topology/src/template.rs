@@ -14,6 +14,15 @@ pub struct Reference {
     pub column: usize,
 }
 
+/// The text a JSON value stands for when substituted or passed as `NAME=VALUE`: a string
+/// as it is (no quotes), anything else as JSON (`50`, `true`).
+pub fn value_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// Every reference in `text`, in order.
 pub fn references(text: &str) -> Vec<Reference> {
     let mut found = Vec::new();

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use weir_topology::duration::parse_duration;
 use weir_topology::spec::TopologySpec;
+use weir_topology::template::value_text;
 
 use super::{collect, progress, RunContext, TaskError};
 use crate::runs::Answer;
@@ -19,13 +20,6 @@ fn failed(error: impl std::fmt::Display) -> TaskError {
     TaskError::Failed(error.to_string())
 }
 
-fn text(value: &serde_json::Value) -> String {
-    match value {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 /// Runs one attempt of `task`.
 pub fn execute(
     context: &RunContext,
@@ -33,7 +27,11 @@ pub fn execute(
     deadline: Option<Instant>,
 ) -> Result<(), TaskError> {
     if let Some(p) = &task.provision {
-        let params = p.params.iter().map(|(k, v)| (k.clone(), text(v))).collect();
+        let params = p
+            .params
+            .iter()
+            .map(|(k, v)| (k.clone(), value_text(v)))
+            .collect();
         return provision(context, &p.service, &p.instance, params, deadline);
     }
     if let Some(c) = &task.create_topics {
@@ -98,8 +96,11 @@ pub fn execute(
     }
     if let Some(t) = &task.submit_topology {
         let file = context.loaded.resolve_path(&t.file);
-        let sets: Vec<(String, String)> =
-            t.params.iter().map(|(k, v)| (k.clone(), text(v))).collect();
+        let sets: Vec<(String, String)> = t
+            .params
+            .iter()
+            .map(|(k, v)| (k.clone(), value_text(v)))
+            .collect();
         let spec = TopologySpec::load(&file, &sets).map_err(failed)?;
         {
             let mut topics = context.topics.lock().expect("topics lock");

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use warp::http::StatusCode;
+use weir_topology::template::value_text;
 
 use super::launch::spawn_detached;
 use crate::home::WeirHome;
@@ -140,13 +141,6 @@ pub struct LaunchService {
     pub params: std::collections::BTreeMap<String, Value>,
 }
 
-fn text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 /// Validates, then starts `weir up` in the background.
 pub fn launch_service(context: &Context, request: LaunchService) -> Reply {
     let Some(definition) = weir_catalog::catalog::find(&request.service) else {
@@ -158,7 +152,7 @@ pub fn launch_service(context: &Context, request: LaunchService) -> Reply {
     let params: Vec<(String, String)> = request
         .params
         .iter()
-        .map(|(k, v)| (k.clone(), text(v)))
+        .map(|(k, v)| (k.clone(), value_text(v)))
         .collect();
     if let Err(problems) = definition.validate(&params) {
         let reasons: Vec<String> = problems.iter().map(ToString::to_string).collect();
@@ -285,7 +279,7 @@ pub fn launch_run(context: &Context, request: LaunchRun) -> Reply {
     let overrides: Vec<(String, String)> = request
         .variables
         .iter()
-        .map(|(k, v)| (k.clone(), text(v)))
+        .map(|(k, v)| (k.clone(), value_text(v)))
         .collect();
     if let Err(problems) = workflow::load(&file, &overrides) {
         let reasons: Vec<String> = problems

@@ -113,10 +113,9 @@ impl VariableDef {
 
     /// The default as text, if there is one.
     pub fn default_text(&self) -> Option<String> {
-        self.default.as_ref().map(|value| match value {
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        })
+        self.default
+            .as_ref()
+            .map(weir_topology::template::value_text)
     }
 }
 
