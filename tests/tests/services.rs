@@ -138,19 +138,38 @@ fn up_kafka_starts_zookeeper_too_and_down_all_leaves_nothing() {
 fn weir_killed_during_up_is_cleaned_by_gc() {
     let _serial = one_at_a_time();
     let home = WeirHomeDir::new();
+    let log = home.path().join("up.log");
+    let out = std::fs::File::create(&log).unwrap();
     let mut up = home
         .command(&["up", "kafka", "--name", "crashy"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
         .spawn()
         .unwrap();
-    // Wait until ZooKeeper runs and the broker process exists but is not ready yet.
-    let starting = eventually(Duration::from_secs(60), || {
-        let instances = home.instances();
-        let kafka = instances.iter().find(|i| field(i, "name") == "crashy")?;
-        (field(kafka, "state") == "starting" && kafka["pid"].is_i64()).then(|| instances.clone())
-    })
-    .expect("the broker was being started");
+    // Wait until ZooKeeper runs and the broker process exists but is not ready yet. The store
+    // is read directly, every 20 ms: the window lasts as long as the broker takes to start.
+    let database = home.path().join("weir.db");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let broker_starting = loop {
+        let seen = rusqlite::Connection::open(&database).ok().and_then(|conn| {
+            conn.query_row(
+                "SELECT pid FROM instances WHERE name = 'crashy' AND state = 'starting' AND pid IS NOT NULL",
+                [],
+                |row| row.get::<_, i64>(0),
+            )
+            .ok()
+        });
+        if seen.is_some() || std::time::Instant::now() > deadline {
+            break seen;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        broker_starting.is_some(),
+        "the broker was never seen starting; weir up said:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let starting = home.instances();
     up.kill().unwrap();
     up.wait().unwrap();
     assert_eq!(starting.len(), 2);
