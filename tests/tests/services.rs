@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 use weir_catalog::local::ports::is_listening;
 use weir_catalog::local::process::alive;
-use weir_tests::{eventually, WeirHomeDir};
+use weir_tests::WeirHomeDir;
 
 /// These tests check that a stopped instance's port no longer listens; a test running in
 /// parallel could be handed that very port for an instance of its own, so they run one at a
