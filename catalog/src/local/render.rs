@@ -166,6 +166,9 @@ fn cluster_id(instance: &str) -> String {
             .hash(&mut hasher);
         chunk.copy_from_slice(&hasher.finish().to_le_bytes());
     }
+    // A leading `-` would be read as an option by Kafka's storage tool: the first character
+    // comes from the first 6 bits, which this keeps below 32 (a letter).
+    bytes[0] &= 0x7f;
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut bits = 0u32;
     let mut bit_count = 0;
@@ -248,5 +251,8 @@ mod tests {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
         assert_ne!(cluster_id("a"), cluster_id("b"));
+        for i in 0..200 {
+            assert!(cluster_id(&format!("k{i}")).starts_with(|c: char| c.is_ascii_alphabetic()));
+        }
     }
 }
