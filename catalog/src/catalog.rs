@@ -67,6 +67,15 @@ fn image(default: &'static str) -> ParamDef {
     )
 }
 
+fn cpu(default: &'static str) -> ParamDef {
+    param(
+        "cpu",
+        "CPU request on Kubernetes, as a Kubernetes quantity (250m, 2)",
+        ParamKind::String,
+        Some(default),
+    )
+}
+
 fn kafka_need() -> ParamDef {
     param(
         "kafka",
@@ -83,7 +92,7 @@ fn zookeeper() -> ServiceDefinition {
     ServiceDefinition {
         name: "zookeeper",
         description: "Apache ZooKeeper 3.8, the coordination service Kafka uses in ZooKeeper mode",
-        params: vec![heap("256"), image("zookeeper:3.8")],
+        params: vec![heap("256"), cpu("100m"), image("zookeeper:3.8")],
         ports: vec![PortDef {
             name: "client",
             container_port: 2181,
@@ -128,6 +137,7 @@ fn kafka() -> ServiceDefinition {
                 Some("true"),
             ),
             heap("768"),
+            cpu("250m"),
             image("apache/kafka:3.9.1"),
         ],
         ports: vec![PortDef {
@@ -157,6 +167,7 @@ fn topology_runner() -> ServiceDefinition {
                 None,
             ),
             kafka_need(),
+            cpu("100m"),
             image(WEIR_IMAGE),
         ],
         ports: vec![PortDef {
@@ -196,6 +207,7 @@ fn chart_server() -> ServiceDefinition {
                 ParamKind::Instance { service: "kafka" },
                 None,
             ),
+            cpu("100m"),
             image(WEIR_IMAGE),
         ],
         ports: vec![PortDef {
@@ -226,6 +238,7 @@ fn http_source() -> ServiceDefinition {
                 Some("5s"),
             ),
             kafka_need(),
+            cpu("50m"),
             image(WEIR_IMAGE),
         ],
         ports: vec![],
@@ -258,6 +271,7 @@ fn replay_source() -> ServiceDefinition {
                 Some("false"),
             ),
             kafka_need(),
+            cpu("50m"),
             image(WEIR_IMAGE),
         ],
         ports: vec![],

@@ -277,6 +277,7 @@ fn container(instance: &KubeInstance<'_>) -> Container {
     let p = instance.params;
     let heap = p.int("heap_mb").unwrap_or(512);
     let image = p.str("image").map(str::to_string);
+    let cpu = |default: &'static str| p.str("cpu").unwrap_or(default).to_string();
     let base = Container {
         name: instance.service.name.into(),
         image,
@@ -291,7 +292,7 @@ fn container(instance: &KubeInstance<'_>) -> Container {
                 ("JVMFLAGS", format!("-Xmx{heap}m")),
             ]),
             readiness_probe: Some(exec_probe(&["sh", "-c", "zkServer.sh status"])),
-            resources: Some(resources("100m", heap + 128)),
+            resources: Some(resources(&cpu("100m"), heap + 128)),
             ..base
         },
         "kafka" => {
@@ -345,7 +346,7 @@ fn container(instance: &KubeInstance<'_>) -> Container {
                     "-c",
                     "/opt/kafka/bin/kafka-broker-api-versions.sh --bootstrap-server localhost:9092",
                 ])),
-                resources: Some(resources("250m", heap + 256)),
+                resources: Some(resources(&cpu("250m"), heap + 256)),
                 ..base
             }
         }
@@ -398,7 +399,7 @@ fn container(instance: &KubeInstance<'_>) -> Container {
                 args: Some(args),
                 readiness_probe,
                 resources: Some(resources(
-                    if port.is_some() { "100m" } else { "50m" },
+                    &cpu(if port.is_some() { "100m" } else { "50m" }),
                     memory,
                 )),
                 ..base

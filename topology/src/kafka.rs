@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 /// A consumer that commits only what the caller tells it to.
@@ -64,4 +65,32 @@ pub async fn ensure_topics(
         }
     }
     Ok(())
+}
+
+/// Messages per topic: the sum over partitions of high minus low watermark. A topic that
+/// does not exist counts 0.
+pub fn count_messages(bootstrap: &str, topics: &[String]) -> Result<Vec<(String, i64)>, String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .map_err(|e| e.to_string())?;
+    let metadata = consumer
+        .fetch_metadata(None, Duration::from_secs(10))
+        .map_err(|e| e.to_string())?;
+    let mut counts = Vec::new();
+    for topic in topics {
+        let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
+            counts.push((topic.clone(), 0));
+            continue;
+        };
+        let mut total = 0;
+        for partition in found.partitions() {
+            let (low, high) = consumer
+                .fetch_watermarks(topic, partition.id(), Duration::from_secs(10))
+                .map_err(|e| format!("{topic}: {e}"))?;
+            total += high - low;
+        }
+        counts.push((topic.clone(), total));
+    }
+    Ok(counts)
 }

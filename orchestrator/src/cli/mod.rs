@@ -7,6 +7,7 @@ mod serve;
 mod services;
 mod signals;
 mod source;
+mod topics;
 mod topology;
 
 use std::process::ExitCode;
@@ -57,6 +58,9 @@ enum Command {
     /// The live chart server.
     #[command(subcommand)]
     Charts(charts::ChartsCommand),
+    /// Create, count or wait for Kafka topics (what a workflow's data-path tasks run).
+    #[command(subcommand)]
+    Topics(topics::TopicsCommand),
     /// Feed a Kafka topic from a live HTTP endpoint or a recording.
     #[command(subcommand)]
     Source(source::SourceCommand),
@@ -95,6 +99,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Gc(args) => services::gc(args),
         Command::Topology(command) => topology::run(command),
         Command::Source(command) => source::run(command),
+        Command::Topics(command) => topics::run(command),
         Command::Charts(command) => charts::run(command),
         Command::Bench(command) => bench::run(command),
     }

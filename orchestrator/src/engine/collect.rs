@@ -6,9 +6,6 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::ClientConfig;
-
 use super::{progress, RunContext};
 use crate::store::{InstanceRecord, InstanceState};
 
@@ -94,7 +91,7 @@ pub fn collect(context: &RunContext, kafka: Option<&str>, drain: bool) {
         .collect();
     let mut counts = serde_json::Map::new();
     match kafka_record {
-        Some(record) => match count_messages(&record.endpoint, &topics) {
+        Some(record) => match weir_topology::kafka::count_messages(&record.endpoint, &topics) {
             Ok(found) => {
                 for (topic, count) in found {
                     counts.insert(topic, count.into());
@@ -254,34 +251,4 @@ fn drain_topology(runner: &InstanceRecord) -> Result<(), String> {
         "still busy after {DRAIN_TIMEOUT:?} ({} in, {} done)",
         last.0, last.1
     ))
-}
-
-/// Messages per topic: the sum over partitions of high minus low watermark.
-pub(super) fn count_messages(
-    bootstrap: &str,
-    topics: &[String],
-) -> Result<Vec<(String, i64)>, String> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .map_err(|e| e.to_string())?;
-    let metadata = consumer
-        .fetch_metadata(None, Duration::from_secs(10))
-        .map_err(|e| e.to_string())?;
-    let mut counts = Vec::new();
-    for topic in topics {
-        let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
-            counts.push((topic.clone(), 0));
-            continue;
-        };
-        let mut total = 0;
-        for partition in found.partitions() {
-            let (low, high) = consumer
-                .fetch_watermarks(topic, partition.id(), Duration::from_secs(10))
-                .map_err(|e| format!("{topic}: {e}"))?;
-            total += high - low;
-        }
-        counts.push((topic.clone(), total));
-    }
-    Ok(counts)
 }

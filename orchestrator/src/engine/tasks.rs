@@ -198,11 +198,12 @@ fn wait_until(
     let endpoint = kafka_endpoint(context, &until.kafka)?;
     let mut last_report = Instant::now();
     loop {
-        let count = collect::count_messages(&endpoint, std::slice::from_ref(&until.topic))
-            .map_err(failed)?
-            .first()
-            .map(|(_, n)| *n)
-            .unwrap_or(0);
+        let count =
+            weir_topology::kafka::count_messages(&endpoint, std::slice::from_ref(&until.topic))
+                .map_err(failed)?
+                .first()
+                .map(|(_, n)| *n)
+                .unwrap_or(0);
         if count >= until.messages {
             progress(format!(
                 "  {}: `{}` holds {count} messages",

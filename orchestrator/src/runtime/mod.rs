@@ -1,5 +1,7 @@
-//! Runtimes start catalog services somewhere: [`local`] as processes on this machine.
+//! Runtimes start catalog services somewhere: [`local`] as processes on this machine,
+//! [`kubernetes`] as objects in a cluster.
 
+pub mod kubernetes;
 pub mod local;
 
 use std::path::PathBuf;

@@ -1,0 +1,131 @@
+//! `weir topics create|count|wait`: the data-path steps of a workflow as commands of their
+//! own, so that they can run next to Kafka (as Kubernetes Jobs) when the orchestrator has no
+//! network path to the brokers. Each prints its result as JSON and, with `--report FILE`,
+//! also writes it there — Jobs use `/dev/termination-log`, which Kubernetes returns in the
+//! pod's status without any log or network access.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use super::{parse_duration, runtime};
+
+#[derive(Debug, Subcommand)]
+pub enum TopicsCommand {
+    /// Create topics (existing ones are left as they are).
+    Create {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value_t = 1)]
+        partitions: i32,
+        #[arg(required = true)]
+        topics: Vec<String>,
+    },
+    /// Print how many messages each topic holds.
+    Count {
+        #[command(flatten)]
+        common: Common,
+        #[arg(required = true)]
+        topics: Vec<String>,
+    },
+    /// Wait until a topic holds at least `--messages` messages; exit 1 when `--timeout` passes.
+    Wait {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        topic: String,
+        #[arg(long)]
+        messages: i64,
+        #[arg(long, default_value = "2m", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct Common {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "WEIR_BROKERS")]
+    brokers: String,
+    /// Also write the JSON result to this file (a Job's `/dev/termination-log`).
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+}
+
+pub fn run(command: TopicsCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        TopicsCommand::Create {
+            common,
+            partitions,
+            topics,
+        } => {
+            let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+            runtime()?
+                .block_on(weir_topology::kafka::ensure_topics(
+                    &common.brokers,
+                    &names,
+                    partitions,
+                ))
+                .with_context(|| format!("creating topics on {}", common.brokers))?;
+            report(&common, &json!({ "created": topics }))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        TopicsCommand::Count { common, topics } => {
+            let counts = weir_topology::kafka::count_messages(&common.brokers, &topics)
+                .map_err(|e| anyhow::anyhow!("counting messages on {}: {e}", common.brokers))?;
+            let counts: serde_json::Map<String, serde_json::Value> = counts
+                .into_iter()
+                .map(|(topic, n)| (topic, n.into()))
+                .collect();
+            report(&common, &json!({ "counts": counts }))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        TopicsCommand::Wait {
+            common,
+            topic,
+            messages,
+            timeout,
+        } => {
+            let started = Instant::now();
+            let topics = [topic.clone()];
+            loop {
+                let count = weir_topology::kafka::count_messages(&common.brokers, &topics)
+                    .map_err(|e| anyhow::anyhow!("counting `{topic}`: {e}"))?
+                    .first()
+                    .map_or(0, |(_, n)| *n);
+                let reached = count >= messages;
+                if reached || started.elapsed() >= timeout {
+                    report(
+                        &common,
+                        &json!({ "topic": topic, "count": count, "wanted": messages, "reached": reached }),
+                    )?;
+                    return Ok(if reached {
+                        ExitCode::SUCCESS
+                    } else {
+                        eprintln!(
+                            "`{topic}` held {count} of {messages} messages after {timeout:?}"
+                        );
+                        ExitCode::FAILURE
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+    }
+}
+
+fn report(common: &Common, result: &serde_json::Value) -> anyhow::Result<()> {
+    let text = result.to_string();
+    println!("{text}");
+    if let Some(path) = &common.report {
+        write_report(path, &text)?;
+    }
+    Ok(())
+}
+
+fn write_report(path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("writing the report to {}", path.display()))
+}

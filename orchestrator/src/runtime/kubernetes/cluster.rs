@@ -1,0 +1,471 @@
+//! The requests the Kubernetes runtime makes, in one namespace: server-side apply, readiness
+//! awaited with watches (`await_condition`), Jobs, logs and namespace deletion.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Pod, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::Client;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use weir_catalog::kubernetes::KubeObject;
+
+use super::{diagnose, KubeError, FIELD_MANAGER};
+
+const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
+const SERVICE_LABEL: &str = "app.kubernetes.io/name";
+
+/// A connection to the cluster, working in one namespace.
+#[derive(Clone)]
+pub struct KubeRuntime {
+    client: Client,
+    namespace: String,
+}
+
+impl std::fmt::Debug for KubeRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeRuntime")
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a Job ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobOutcome {
+    pub job: String,
+    /// What the container wrote to its termination log; `None` when nothing came back.
+    pub report: Option<String>,
+}
+
+impl KubeRuntime {
+    /// Connects with the usual discovery: `KUBECONFIG`, `~/.kube/config`, in-cluster.
+    pub async fn connect(namespace: &str) -> Result<Self, KubeError> {
+        let client = Client::try_default()
+            .await
+            .map_err(|e| KubeError::NoCluster(e.to_string()))?;
+        Ok(Self::new(client, namespace))
+    }
+
+    pub fn new(client: Client, namespace: &str) -> Self {
+        Self {
+            client,
+            namespace: namespace.to_string(),
+        }
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// Creates (or updates) the namespace with these labels and annotations.
+    pub async fn ensure_namespace(
+        &self,
+        labels: BTreeMap<String, String>,
+        annotations: BTreeMap<String, String>,
+    ) -> Result<(), KubeError> {
+        let namespace = Namespace {
+            metadata: ObjectMeta {
+                name: Some(self.namespace.clone()),
+                labels: Some(labels),
+                annotations: Some(annotations),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
+        };
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        server_side_apply(&api, &self.namespace, &namespace)
+            .await
+            .map_err(KubeError::api(format!(
+                "creating namespace `{}`",
+                self.namespace
+            )))
+    }
+
+    /// Applies one rendered object with server-side apply.
+    pub async fn apply(&self, object: &KubeObject) -> Result<(), KubeError> {
+        let result = match object {
+            KubeObject::ConfigMap(o) => {
+                server_side_apply(&self.api::<ConfigMap>(), name(&o.metadata), o).await
+            }
+            KubeObject::Service(o) => {
+                server_side_apply(&self.api::<Service>(), name(&o.metadata), o).await
+            }
+            KubeObject::StatefulSet(o) => {
+                server_side_apply(&self.api::<StatefulSet>(), name(&o.metadata), o).await
+            }
+            KubeObject::Deployment(o) => {
+                server_side_apply(&self.api::<Deployment>(), name(&o.metadata), o).await
+            }
+        };
+        let name = match object {
+            KubeObject::ConfigMap(o) => name(&o.metadata),
+            KubeObject::Service(o) => name(&o.metadata),
+            KubeObject::StatefulSet(o) => name(&o.metadata),
+            KubeObject::Deployment(o) => name(&o.metadata),
+        };
+        result.map_err(KubeError::api(format!(
+            "applying {} `{name}` in `{}`",
+            object.kind(),
+            self.namespace
+        )))
+    }
+
+    /// Waits (with a watch) until the workload has as many ready replicas as it wants. On
+    /// timeout the error names each pod that is not ready and why.
+    pub async fn await_ready(
+        &self,
+        kind: &'static str,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<(), KubeError> {
+        let ready = async {
+            match kind {
+                "StatefulSet" => await_condition(
+                    self.api::<StatefulSet>(),
+                    name,
+                    |s: Option<&StatefulSet>| {
+                        s.and_then(|s| {
+                            Some((
+                                s.spec.as_ref()?.replicas.unwrap_or(1),
+                                s.status.as_ref()?.ready_replicas.unwrap_or(0),
+                            ))
+                        })
+                        .is_some_and(|(wanted, ready)| ready >= wanted)
+                    },
+                )
+                .await
+                .map(|_| ()),
+                _ => await_condition(self.api::<Deployment>(), name, |d: Option<&Deployment>| {
+                    d.and_then(|d| {
+                        Some((
+                            d.spec.as_ref()?.replicas.unwrap_or(1),
+                            d.status.as_ref()?.ready_replicas.unwrap_or(0),
+                        ))
+                    })
+                    .is_some_and(|(wanted, ready)| ready >= wanted)
+                })
+                .await
+                .map(|_| ()),
+            }
+        };
+        match tokio::time::timeout(timeout, ready).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(KubeError::Timeout {
+                what: format!("{kind} `{name}` (watch failed: {error})"),
+                timeout,
+            }),
+            Err(_) => Err(KubeError::NotReady {
+                kind,
+                name: name.into(),
+                namespace: self.namespace.clone(),
+                timeout,
+                why: self.why_not_ready(name).await,
+            }),
+        }
+    }
+
+    /// Each pod of the instance that is not ready, with its conditions, containers and events.
+    pub async fn why_not_ready(&self, instance: &str) -> String {
+        let pods = match self
+            .api::<Pod>()
+            .list(&ListParams::default().labels(&format!("{INSTANCE_LABEL}={instance}")))
+            .await
+        {
+            Ok(pods) => pods.items,
+            Err(error) => return format!("cannot list its pods: {error}"),
+        };
+        let mut described = Vec::new();
+        for pod in pods {
+            let events = self.events_of("Pod", name(&pod.metadata)).await;
+            described.push((pod, events));
+        }
+        diagnose::describe(&described)
+    }
+
+    async fn events_of(&self, kind: &str, object: &str) -> Vec<Event> {
+        self.api::<Event>()
+            .list(&ListParams::default().fields(&format!(
+                "involvedObject.kind={kind},involvedObject.name={object}"
+            )))
+            .await
+            .map(|list| list.items)
+            .unwrap_or_default()
+    }
+
+    /// Creates the Job, waits until it completes or fails (or `timeout`), and returns what
+    /// its container reported.
+    pub async fn run_job(&self, job: &Job, timeout: Duration) -> Result<JobOutcome, KubeError> {
+        let jobs = self.api::<Job>();
+        let created = jobs
+            .create(&PostParams::default(), job)
+            .await
+            .map_err(KubeError::api("creating a Job"))?;
+        let job_name = name(&created.metadata).to_string();
+        let finished =
+            |job: Option<&Job>| job_condition(job, "Complete") || job_condition(job, "Failed");
+        let job =
+            match tokio::time::timeout(timeout, await_condition(jobs, &job_name, finished)).await {
+                Ok(Ok(job)) => job,
+                Ok(Err(error)) => {
+                    return Err(KubeError::Timeout {
+                        what: format!("Job `{job_name}` (watch failed: {error})"),
+                        timeout,
+                    })
+                }
+                Err(_) => {
+                    return Err(KubeError::JobFailed {
+                        job: job_name.clone(),
+                        why: format!(
+                            "still running after {timeout:?}: {}",
+                            self.why_not_ready_job(&job_name).await
+                        ),
+                    })
+                }
+            };
+        let report = self.termination_message(&job_name).await;
+        if job_condition(job.as_ref(), "Failed") {
+            let condition = job.as_ref().and_then(|j| {
+                j.status
+                    .as_ref()?
+                    .conditions
+                    .as_ref()?
+                    .iter()
+                    .find(|c| c.type_ == "Failed")
+                    .cloned()
+            });
+            let why = condition
+                .map(|c| {
+                    format!(
+                        "{}: {}",
+                        c.reason.unwrap_or_default(),
+                        c.message.unwrap_or_default()
+                    )
+                })
+                .unwrap_or_else(|| "failed".into());
+            return Err(KubeError::JobFailed {
+                job: job_name,
+                why: match report {
+                    Some(report) => format!("{why}; it reported {report}"),
+                    None => why,
+                },
+            });
+        }
+        Ok(JobOutcome {
+            job: job_name,
+            report,
+        })
+    }
+
+    async fn job_pods(&self, job: &str) -> Vec<Pod> {
+        self.api::<Pod>()
+            .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}")))
+            .await
+            .map(|list| list.items)
+            .unwrap_or_default()
+    }
+
+    async fn why_not_ready_job(&self, job: &str) -> String {
+        let pods = self.job_pods(job).await;
+        let mut described = Vec::new();
+        for pod in pods {
+            let events = self.events_of("Pod", name(&pod.metadata)).await;
+            described.push((pod, events));
+        }
+        diagnose::describe(&described)
+    }
+
+    /// The termination message of the Job's container, if any pod wrote one.
+    async fn termination_message(&self, job: &str) -> Option<String> {
+        self.job_pods(job)
+            .await
+            .iter()
+            .filter_map(|pod| pod.status.as_ref()?.container_statuses.as_ref())
+            .flatten()
+            .filter_map(|c| c.state.as_ref()?.terminated.as_ref()?.message.clone())
+            .find(|m| !m.trim().is_empty())
+    }
+
+    /// The instance's workloads: name → service, from their labels.
+    pub async fn instances(&self) -> Result<BTreeMap<String, String>, KubeError> {
+        let selector = ListParams::default().labels("app.kubernetes.io/managed-by=weir");
+        let mut found = BTreeMap::new();
+        let labels_of = |meta: &ObjectMeta| {
+            let labels = meta.labels.clone().unwrap_or_default();
+            labels
+                .get(INSTANCE_LABEL)
+                .cloned()
+                .zip(labels.get(SERVICE_LABEL).cloned())
+        };
+        for deployment in self
+            .api::<Deployment>()
+            .list(&selector)
+            .await
+            .map_err(KubeError::api("listing Deployments"))?
+        {
+            found.extend(labels_of(&deployment.metadata));
+        }
+        for set in self
+            .api::<StatefulSet>()
+            .list(&selector)
+            .await
+            .map_err(KubeError::api("listing StatefulSets"))?
+        {
+            found.extend(labels_of(&set.metadata));
+        }
+        Ok(found)
+    }
+
+    /// Deletes every object of one instance (its workload stops at once; pods follow).
+    pub async fn delete_instance(&self, instance: &str) -> Result<(), KubeError> {
+        let selector = ListParams::default().labels(&format!("{INSTANCE_LABEL}={instance}"));
+        let params = DeleteParams::background();
+        let context = |kind: &str| format!("deleting the {kind} of `{instance}`");
+        self.api::<Deployment>()
+            .delete_collection(&params, &selector)
+            .await
+            .map_err(KubeError::api(context("Deployments")))?;
+        self.api::<StatefulSet>()
+            .delete_collection(&params, &selector)
+            .await
+            .map_err(KubeError::api(context("StatefulSets")))?;
+        self.api::<ConfigMap>()
+            .delete_collection(&params, &selector)
+            .await
+            .map_err(KubeError::api(context("ConfigMaps")))?;
+        // Services have no deletecollection verb.
+        for service in self
+            .api::<Service>()
+            .list(&selector)
+            .await
+            .map_err(KubeError::api(context("Services")))?
+        {
+            self.api::<Service>()
+                .delete(name(&service.metadata), &params)
+                .await
+                .map_err(KubeError::api(context("Service")))?;
+        }
+        Ok(())
+    }
+
+    /// The first pod of an instance, for logs and port-forwarding.
+    pub async fn pod_of(&self, instance: &str) -> Result<String, KubeError> {
+        let pods = self
+            .api::<Pod>()
+            .list(&ListParams::default().labels(&format!("{INSTANCE_LABEL}={instance}")))
+            .await
+            .map_err(KubeError::api(format!("listing the pods of `{instance}`")))?;
+        pods.items
+            .first()
+            .map(|p| name(&p.metadata).to_string())
+            .ok_or_else(|| KubeError::NotReady {
+                kind: "instance",
+                name: instance.into(),
+                namespace: self.namespace.clone(),
+                timeout: Duration::ZERO,
+                why: "it has no pod".into(),
+            })
+    }
+
+    /// The log of an instance's first pod.
+    pub async fn logs(&self, instance: &str) -> Result<String, KubeError> {
+        let pod = self.pod_of(instance).await?;
+        self.api::<Pod>()
+            .logs(&pod, &LogParams::default())
+            .await
+            .map_err(KubeError::api(format!("reading the log of pod `{pod}`")))
+    }
+
+    pub fn pods(&self) -> Api<Pod> {
+        self.api::<Pod>()
+    }
+
+    /// Deletes the namespace and waits until it is gone. Returns whether it existed.
+    pub async fn delete_namespace(&self, timeout: Duration) -> Result<bool, KubeError> {
+        delete_namespace(&self.client, &self.namespace, timeout).await
+    }
+}
+
+/// Deletes a namespace and waits (with a watch) until it is gone; `false` if it was not there.
+pub async fn delete_namespace(
+    client: &Client,
+    namespace: &str,
+    timeout: Duration,
+) -> Result<bool, KubeError> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let existing = match api
+        .get_opt(namespace)
+        .await
+        .map_err(KubeError::api(format!("reading namespace `{namespace}`")))?
+    {
+        Some(existing) => existing,
+        None => return Ok(false),
+    };
+    let uid = existing.metadata.uid.clone().unwrap_or_default();
+    if existing.metadata.deletion_timestamp.is_none() {
+        match api.delete(namespace, &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => return Ok(true),
+            Err(error) => {
+                return Err(KubeError::api(format!("deleting namespace `{namespace}`"))(
+                    error,
+                ))
+            }
+        }
+    }
+    match tokio::time::timeout(timeout, await_condition(api, namespace, conditions::is_deleted(&uid))).await {
+        Ok(Ok(_)) => Ok(true),
+        Ok(Err(error)) => Err(KubeError::Timeout {
+            what: format!("namespace `{namespace}` to be deleted (watch failed: {error})"),
+            timeout,
+        }),
+        Err(_) => Err(KubeError::Timeout {
+            what: format!("namespace `{namespace}` to be deleted (`kubectl get all -n {namespace}` shows what remains)"),
+            timeout,
+        }),
+    }
+}
+
+fn job_condition(job: Option<&Job>, type_: &str) -> bool {
+    job.and_then(|j| j.status.as_ref()?.conditions.as_ref())
+        .is_some_and(|conditions| {
+            conditions
+                .iter()
+                .any(|c| c.type_ == type_ && c.status == "True")
+        })
+}
+
+fn name(meta: &ObjectMeta) -> &str {
+    meta.name.as_deref().unwrap_or_default()
+}
+
+async fn server_side_apply<K>(api: &Api<K>, name: &str, object: &K) -> Result<(), kube::Error>
+where
+    K: Clone + DeserializeOwned + Serialize + std::fmt::Debug + kube::Resource,
+{
+    // k8s-openapi objects serialize with their apiVersion and kind, as apply needs.
+    api.patch(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(object),
+    )
+    .await
+    .map(|_| ())
+}

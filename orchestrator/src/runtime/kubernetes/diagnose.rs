@@ -1,0 +1,244 @@
+//! Why a pod is not ready, in one line a person can act on: the failing pod condition
+//! (e.g. `Unschedulable: 0/2 nodes are available: 2 Insufficient cpu`), the state of its
+//! containers (`ImagePullBackOff`, `CrashLoopBackOff`, exit codes) and its latest events.
+
+use k8s_openapi::api::core::v1::{ContainerStatus, Event, Pod};
+
+/// Whether the pod reports the `Ready` condition as true.
+pub fn is_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|conditions| {
+            conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+        })
+}
+
+/// What keeps the pod from being ready, from its status alone.
+pub fn pod_problem(pod: &Pod) -> String {
+    let Some(status) = &pod.status else {
+        return "no status yet".into();
+    };
+    let mut reasons = Vec::new();
+    for condition in status.conditions.iter().flatten() {
+        if condition.status != "True" && condition.type_ != "Ready" {
+            // PodScheduled=False says more than Ready=False or ContainersReady=False.
+            let mut text = condition.type_.clone();
+            text.push_str("=False");
+            if let Some(reason) = &condition.reason {
+                text = reason.clone();
+            }
+            if let Some(message) = condition.message.as_deref().filter(|m| !m.is_empty()) {
+                text.push_str(": ");
+                text.push_str(message.trim());
+            }
+            if condition.type_ == "PodScheduled" || !reasons.contains(&text) {
+                reasons.push(text);
+            }
+        }
+    }
+    for container in status.container_statuses.iter().flatten() {
+        if let Some(problem) = container_problem(container) {
+            reasons.push(problem);
+        }
+    }
+    if reasons.is_empty() {
+        reasons.push(format!(
+            "phase {}",
+            status.phase.as_deref().unwrap_or("unknown")
+        ));
+    }
+    reasons.dedup();
+    reasons.join("; ")
+}
+
+fn container_problem(container: &ContainerStatus) -> Option<String> {
+    if container.ready {
+        return None;
+    }
+    let state = container.state.as_ref()?;
+    if let Some(waiting) = &state.waiting {
+        return Some(format!(
+            "container `{}` waiting: {}{}",
+            container.name,
+            waiting.reason.as_deref().unwrap_or("unknown reason"),
+            waiting
+                .message
+                .as_deref()
+                .map(|m| format!(" ({m})"))
+                .unwrap_or_default()
+        ));
+    }
+    if let Some(terminated) = &state.terminated {
+        return Some(format!(
+            "container `{}` exited with code {}{}",
+            container.name,
+            terminated.exit_code,
+            terminated
+                .reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        ));
+    }
+    Some(format!(
+        "container `{}` is running but not ready (readiness probe)",
+        container.name
+    ))
+}
+
+/// The latest events, newest last, as `Reason: message` (at most `limit`).
+pub fn summarize_events(events: &[Event], limit: usize) -> Vec<String> {
+    let mut events: Vec<&Event> = events.iter().collect();
+    events.sort_by_key(|e| {
+        e.last_timestamp
+            .as_ref()
+            .map(|t| t.0)
+            .or(e.event_time.as_ref().map(|t| t.0))
+    });
+    let mut lines: Vec<String> = events
+        .iter()
+        .map(|e| {
+            format!(
+                "{}: {}",
+                e.reason.as_deref().unwrap_or("Event"),
+                e.message.as_deref().unwrap_or("").trim()
+            )
+        })
+        .collect();
+    lines.dedup();
+    let skip = lines.len().saturating_sub(limit);
+    lines.split_off(skip)
+}
+
+/// One line per pod that is not ready, with its events.
+pub fn describe(pods: &[(Pod, Vec<Event>)]) -> String {
+    let lines: Vec<String> = pods
+        .iter()
+        .filter(|(pod, _)| !is_ready(pod))
+        .map(|(pod, events)| {
+            let name = pod.metadata.name.as_deref().unwrap_or("?");
+            let events = summarize_events(events, 3);
+            format!(
+                "pod `{name}` is not ready: {}{}",
+                pod_problem(pod),
+                if events.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [events: {}]", events.join(" | "))
+                }
+            )
+        })
+        .collect();
+    if pods.is_empty() {
+        "no pod of it exists (its controller could not create one; `kubectl get events` says why)"
+            .into()
+    } else if lines.is_empty() {
+        "its pods are ready but its controller has not counted them yet".into()
+    } else {
+        lines.join("\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{
+        ContainerState, ContainerStateWaiting, PodCondition, PodStatus,
+    };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn pod(name: &str, status: PodStatus) -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..ObjectMeta::default()
+            },
+            status: Some(status),
+            ..Pod::default()
+        }
+    }
+
+    fn condition(
+        type_: &str,
+        status: &str,
+        reason: Option<&str>,
+        message: Option<&str>,
+    ) -> PodCondition {
+        PodCondition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: reason.map(Into::into),
+            message: message.map(Into::into),
+            ..PodCondition::default()
+        }
+    }
+
+    #[test]
+    fn an_unschedulable_pod_is_named_with_the_scheduler_message_and_events() {
+        let unschedulable = pod(
+            "kafka-0",
+            PodStatus {
+                phase: Some("Pending".into()),
+                conditions: Some(vec![condition(
+                    "PodScheduled",
+                    "False",
+                    Some("Unschedulable"),
+                    Some("0/2 nodes are available: 2 Insufficient cpu."),
+                )]),
+                ..PodStatus::default()
+            },
+        );
+        let event = Event {
+            reason: Some("FailedScheduling".into()),
+            message: Some("0/2 nodes are available: 2 Insufficient cpu.".into()),
+            ..Event::default()
+        };
+        let text = describe(&[(unschedulable, vec![event])]);
+        assert!(text.starts_with("pod `kafka-0` is not ready: Unschedulable: 0/2 nodes are available: 2 Insufficient cpu."), "{text}");
+        assert!(text.contains("[events: FailedScheduling: 0/2"), "{text}");
+    }
+
+    #[test]
+    fn a_waiting_container_says_why() {
+        let pulling = pod(
+            "charts-abc",
+            PodStatus {
+                conditions: Some(vec![condition("Ready", "False", None, None)]),
+                container_statuses: Some(vec![ContainerStatus {
+                    name: "chart-server".into(),
+                    ready: false,
+                    state: Some(ContainerState {
+                        waiting: Some(ContainerStateWaiting {
+                            reason: Some("ImagePullBackOff".into()),
+                            message: Some("image not found".into()),
+                        }),
+                        ..ContainerState::default()
+                    }),
+                    ..ContainerStatus::default()
+                }]),
+                ..PodStatus::default()
+            },
+        );
+        assert_eq!(
+            pod_problem(&pulling),
+            "container `chart-server` waiting: ImagePullBackOff (image not found)"
+        );
+    }
+
+    #[test]
+    fn ready_pods_are_left_out() {
+        let ready = pod(
+            "zk-0",
+            PodStatus {
+                conditions: Some(vec![condition("Ready", "True", None, None)]),
+                ..PodStatus::default()
+            },
+        );
+        assert!(is_ready(&ready));
+        assert!(describe(&[(ready, vec![])]).contains("has not counted them"));
+        assert!(describe(&[]).starts_with("no pod of it exists"));
+    }
+}
