@@ -2,6 +2,7 @@
 
 mod bench;
 mod charts;
+mod kubernetes;
 mod runs;
 mod serve;
 mod services;

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use weir::engine::{self, RunOptions};
+use weir::engine::kube::KubeOptions;
+use weir::engine::{self, Backend, RunOptions};
 use weir::home::WeirHome;
 use weir::runs::{Answer, RunState};
 use weir::store::Store;
@@ -29,9 +30,13 @@ pub struct RunArgs {
     /// Set a workflow variable.
     #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_assignment)]
     set: Vec<(String, String)>,
-    /// Where services run.
-    #[arg(long, default_value = "local", value_parser = ["local"])]
+    /// Where services run: processes on this machine, or a namespace of their own in the
+    /// cluster the kubeconfig names (KUBECONFIG, ~/.kube/config or in-cluster).
+    #[arg(long, default_value = "local", value_parser = ["local", "kubernetes"])]
     backend: String,
+    /// The image carrying `weir`, for Kubernetes Jobs and the services `weir` runs.
+    #[arg(long, env = "WEIR_IMAGE", default_value = weir_catalog::catalog::WEIR_IMAGE)]
+    weir_image: String,
     /// Use this run id (the web UI chooses it to answer at once).
     #[arg(long, hide = true)]
     run_id: Option<String>,
@@ -91,6 +96,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             weir_exe: std::env::current_exe()?,
             interrupt,
             id: args.run_id,
+            backend: match args.backend.as_str() {
+                "kubernetes" => Backend::Kubernetes(KubeOptions {
+                    weir_image: args.weir_image,
+                }),
+                _ => Backend::Local,
+            },
         },
     )?;
     println!("{} {}", outcome.id, outcome.state.as_str());

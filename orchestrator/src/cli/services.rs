@@ -21,43 +21,61 @@ pub struct CatalogArgs {
 #[derive(Debug, Args)]
 pub struct UpArgs {
     /// The catalog service, e.g. `kafka`.
-    service: String,
+    pub(super) service: String,
     /// Instance name (default `<service>-N`).
     #[arg(long)]
-    name: Option<String>,
+    pub(super) name: Option<String>,
     /// A service parameter; `weir catalog` lists them.
     #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_assignment)]
-    set: Vec<(String, String)>,
-    /// Where to run it.
-    #[arg(long, default_value = "local", value_parser = ["local"])]
-    backend: String,
+    pub(super) set: Vec<(String, String)>,
+    /// Where: `local` processes, or `kubernetes` (the cluster the kubeconfig names).
+    #[arg(long, default_value = "local", value_parser = ["local", "kubernetes"])]
+    pub(super) backend: String,
+    /// The namespace of standalone instances on Kubernetes.
+    #[arg(long, default_value = "weir")]
+    pub(super) namespace: String,
     /// How long to wait for each instance to become ready.
     #[arg(long, default_value = "120s", value_parser = parse_duration)]
-    timeout: Duration,
+    pub(super) timeout: Duration,
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct DownArgs {
     /// The instance to stop.
     #[arg(required_unless_present = "all", conflicts_with = "all")]
-    name: Option<String>,
+    pub(super) name: Option<String>,
     /// Stop every instance.
     #[arg(long)]
-    all: bool,
+    pub(super) all: bool,
+    /// Where: `local` processes, or `kubernetes` (the cluster the kubeconfig names).
+    #[arg(long, default_value = "local", value_parser = ["local", "kubernetes"])]
+    pub(super) backend: String,
+    /// The namespace of standalone instances on Kubernetes.
+    #[arg(long, default_value = "weir")]
+    pub(super) namespace: String,
 }
 
 #[derive(Debug, Args)]
 pub struct InstancesArgs {
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
+    /// Where: `local` processes, or `kubernetes` (the cluster the kubeconfig names).
+    #[arg(long, default_value = "local", value_parser = ["local", "kubernetes"])]
+    pub(super) backend: String,
+    /// The namespace of standalone instances on Kubernetes.
+    #[arg(long, default_value = "weir")]
+    pub(super) namespace: String,
 }
 
 #[derive(Debug, Args)]
 pub struct GcArgs {
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
+    /// `kubernetes`: delete the namespaces of runs that no longer exist.
+    #[arg(long, default_value = "local", value_parser = ["local", "kubernetes"])]
+    pub(super) backend: String,
 }
 
 fn runtime() -> anyhow::Result<LocalRuntime> {
@@ -102,6 +120,9 @@ pub fn catalog(args: CatalogArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
+    if args.backend == "kubernetes" {
+        return super::kubernetes::up(args);
+    }
     let runtime = runtime()?;
     let started = runtime.up(&UpRequest {
         service: args.service,
@@ -126,6 +147,9 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn down(args: DownArgs) -> anyhow::Result<ExitCode> {
+    if args.backend == "kubernetes" {
+        return super::kubernetes::down(args);
+    }
     let runtime = runtime()?;
     let stopped = match args.name {
         Some(name) => runtime.down(&name)?,
@@ -141,6 +165,9 @@ pub fn down(args: DownArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn instances(args: InstancesArgs) -> anyhow::Result<ExitCode> {
+    if args.backend == "kubernetes" {
+        return super::kubernetes::instances(args);
+    }
     let runtime = runtime()?;
     let rows: Vec<serde_json::Value> = runtime
         .instances()?
@@ -192,6 +219,9 @@ pub fn instances(args: InstancesArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn gc(args: GcArgs) -> anyhow::Result<ExitCode> {
+    if args.backend == "kubernetes" {
+        return super::kubernetes::gc(args);
+    }
     let report = runtime()?.gc()?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

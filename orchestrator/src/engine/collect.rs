@@ -16,6 +16,9 @@ pub fn collect(context: &RunContext, kafka: Option<&str>, drain: bool) {
     if context.collected.swap(true, Ordering::SeqCst) {
         return;
     }
+    if let Some(kube) = &context.kube {
+        return super::kube_collect::collect(context, kube, kafka, drain);
+    }
     let mut unavailable = BTreeMap::new();
     let Ok(runtime) = context.runtime() else {
         return;
@@ -40,7 +43,9 @@ pub fn collect(context: &RunContext, kafka: Option<&str>, drain: bool) {
         .iter()
         .filter(|r| r.run_id.as_deref() == Some(&context.id) && r.service == "http-source")
     {
-        if let Some(problem) = unreachable_report(source) {
+        let log =
+            weir_catalog::local::process::log_tail(std::path::Path::new(&source.log_path), 400);
+        if let Some(problem) = unreachable_report(&log) {
             progress(format!(
                 "  source `{}` could not reach its URL: {problem}",
                 source.name
@@ -66,7 +71,7 @@ pub fn collect(context: &RunContext, kafka: Option<&str>, drain: bool) {
         for name in topologies {
             match instances.iter().find(|r| r.name == name) {
                 Some(runner) => {
-                    if let Err(reason) = drain_topology(runner) {
+                    if let Err(reason) = drain_topology(&runner.endpoint) {
                         progress(format!("  topology `{name}` did not finish: {reason}"));
                         unavailable
                             .insert(format!("drain:{name}"), serde_json::Value::from(reason));
@@ -147,6 +152,24 @@ pub fn collect(context: &RunContext, kafka: Option<&str>, drain: bool) {
             let _ = std::fs::copy(&record.log_path, logs.join(format!("{}.log", record.name)));
         }
     }
+    save_results(context, counts, unavailable);
+}
+
+/// Keeps the topic counts and everything unavailable (this collection's and the tasks') in
+/// the run's artifacts and the store.
+pub(super) fn save_results(
+    context: &RunContext,
+    counts: serde_json::Map<String, serde_json::Value>,
+    mut unavailable: BTreeMap<String, serde_json::Value>,
+) {
+    unavailable.extend(
+        context
+            .unavailable
+            .lock()
+            .expect("unavailable lock")
+            .clone(),
+    );
+    let artifacts = context.options.home.run_dir(&context.id);
     let counts = serde_json::Value::Object(counts);
     let unavailable = serde_json::Value::Object(unavailable.into_iter().collect());
     let _ = std::fs::write(
@@ -159,7 +182,7 @@ pub fn collect(context: &RunContext, kafka: Option<&str>, drain: bool) {
 }
 
 /// Saves every window of a chart server as JSON, PNG and SVG; returns how many windows.
-fn save_chart_snapshots(endpoint: &str, dir: &std::path::Path) -> Result<usize, String> {
+pub(super) fn save_chart_snapshots(endpoint: &str, dir: &std::path::Path) -> Result<usize, String> {
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -195,8 +218,7 @@ fn save_chart_snapshots(endpoint: &str, dir: &std::path::Path) -> Result<usize, 
 }
 
 /// The last "source unreachable" report in a source's log, if it failed since it started.
-fn unreachable_report(source: &InstanceRecord) -> Option<String> {
-    let tail = weir_catalog::local::process::log_tail(std::path::Path::new(&source.log_path), 400);
+pub(super) fn unreachable_report(tail: &str) -> Option<String> {
     let failures = tail
         .lines()
         .filter(|l| l.contains("source unreachable"))
@@ -213,8 +235,8 @@ fn unreachable_report(source: &InstanceRecord) -> Option<String> {
 
 /// Waits until the runner has finished every record it consumed and its input has nothing
 /// left for it (the sources are stopped by then).
-fn drain_topology(runner: &InstanceRecord) -> Result<(), String> {
-    let url = format!("{}/metrics", runner.endpoint);
+pub(super) fn drain_topology(endpoint: &str) -> Result<(), String> {
+    let url = format!("{endpoint}/metrics");
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(2))
         .build()

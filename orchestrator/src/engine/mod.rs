@@ -4,6 +4,8 @@
 //! rejection.
 
 mod collect;
+pub mod kube;
+mod kube_collect;
 mod tasks;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -53,6 +55,17 @@ pub struct RunOptions {
     pub interrupt: Arc<AtomicBool>,
     /// The run's id, when the caller chose it (the web UI does, to answer at once).
     pub id: Option<String>,
+    pub backend: Backend,
+}
+
+/// Where a run's services go.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// Processes on this machine.
+    #[default]
+    Local,
+    /// A namespace of its own in the cluster the kubeconfig names.
+    Kubernetes(kube::KubeOptions),
 }
 
 /// How a run ended.
@@ -77,6 +90,10 @@ pub struct RunContext {
     pub topologies: Mutex<Vec<String>>,
     pub collected: AtomicBool,
     pub torn_down: AtomicBool,
+    /// Results the run could not see, with the reason; stored with the topic counts.
+    pub unavailable: Mutex<BTreeMap<String, serde_json::Value>>,
+    /// The run's namespace, when it runs on Kubernetes.
+    pub kube: Option<kube::KubeRun>,
 }
 
 impl RunContext {
@@ -87,6 +104,15 @@ impl RunContext {
     /// A fresh connection to the store for the calling thread.
     pub fn store(&self) -> Result<Store, TaskError> {
         Store::open(&self.options.home.database()).map_err(|e| TaskError::Failed(e.to_string()))
+    }
+
+    /// Records a result the run could not see, and says so.
+    pub fn unavailable(&self, key: String, reason: String) {
+        progress(format!("  UNAVAILABLE {key}: {reason}"));
+        self.unavailable
+            .lock()
+            .expect("unavailable lock")
+            .insert(key, reason.into());
     }
 
     pub fn runtime(&self) -> Result<LocalRuntime, TaskError> {
@@ -180,6 +206,28 @@ pub fn run(loaded: LoadedWorkflow, options: RunOptions) -> Result<RunOutcome, En
         .timeout
         .as_deref()
         .and_then(|t| weir_topology::duration::parse_duration(t).ok());
+    let kube = match &options.backend {
+        Backend::Local => None,
+        Backend::Kubernetes(kube_options) => match kube::KubeRun::start(
+            &id,
+            &loaded.workflow.name,
+            kube_options.clone(),
+            options.interrupt.clone(),
+        ) {
+            Ok(kube) => Some(kube),
+            Err(error) => {
+                let error = format!("cannot start on Kubernetes: {error}");
+                store.set_run_state(&id, RunState::Failed, Some(&error))?;
+                write_summary(&store, &id, &artifacts);
+                progress(format!("run {id} failed: {error}"));
+                return Ok(RunOutcome {
+                    id,
+                    state: RunState::Failed,
+                    error: Some(error),
+                });
+            }
+        },
+    };
     let context = Arc::new(RunContext {
         id: id.clone(),
         loaded,
@@ -189,6 +237,8 @@ pub fn run(loaded: LoadedWorkflow, options: RunOptions) -> Result<RunOutcome, En
         topologies: Mutex::new(Vec::new()),
         collected: AtomicBool::new(false),
         torn_down: AtomicBool::new(false),
+        unavailable: Mutex::new(BTreeMap::new()),
+        kube,
     });
     let (failure, rejected) = schedule(&context, &store, timeout);
 
@@ -210,13 +260,22 @@ pub fn run(loaded: LoadedWorkflow, options: RunOptions) -> Result<RunOutcome, En
     };
     store.set_run_state(&id, state, error.as_deref())?;
     write_summary(&store, &id, &artifacts);
+    let unavailable = store
+        .run(&id)?
+        .and_then(|r| r.unavailable.as_object().map(|u| u.len()))
+        .unwrap_or(0);
     progress(format!(
-        "run {id} {}{}",
+        "run {id} {}{}{}",
         state.as_str(),
         error
             .as_deref()
             .map(|e| format!(": {e}"))
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        if unavailable > 0 {
+            format!(" — {unavailable} results unavailable (weir runs show {id})")
+        } else {
+            String::new()
+        }
     ));
     Ok(RunOutcome { id, state, error })
 }

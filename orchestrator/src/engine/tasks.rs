@@ -9,12 +9,16 @@ use weir_topology::template::value_text;
 
 use super::{collect, progress, RunContext, TaskError};
 use crate::runs::Answer;
+use crate::runtime::kubernetes::jobs::Step;
+use crate::runtime::kubernetes::KubeError;
 use crate::runtime::local::{Ownership, UpRequest};
 use crate::store::InstanceState;
 use crate::workflow::{Decision, SourceKind, Task, Until};
 
 /// How long a provisioned instance may take to become ready, unless the task says otherwise.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a data-path Job may take, unless the task says otherwise.
+const JOB_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn failed(error: impl std::fmt::Display) -> TaskError {
     TaskError::Failed(error.to_string())
@@ -35,6 +39,33 @@ pub fn execute(
         return provision(context, &p.service, &p.instance, params, deadline);
     }
     if let Some(c) = &task.create_topics {
+        if let Some(kube) = &context.kube {
+            let step = Step::CreateTopics {
+                brokers: kube.kafka_endpoint(&c.kafka).map_err(failed)?,
+                topics: c.topics.clone(),
+                partitions: c.partitions,
+            };
+            let report = kube
+                .run_step(&task.name, &step, remaining(deadline, JOB_TIMEOUT))
+                .map_err(|e| kube_failed(context, e))?;
+            context
+                .topics
+                .lock()
+                .expect("topics lock")
+                .extend(c.topics.iter().cloned());
+            match report {
+                Some(_) => progress(format!(
+                    "  created topics {} on {} (Job)",
+                    c.topics.join(", "),
+                    c.kafka
+                )),
+                None => context.unavailable(
+                    format!("create-topics:{}", task.name),
+                    "the Job finished without reporting (no container ran it, as on a kwok control plane): the topics were not seen to be created".into(),
+                ),
+            }
+            return Ok(());
+        }
         let endpoint = kafka_endpoint(context, &c.kafka)?;
         let topics: Vec<&str> = c.topics.iter().map(String::as_str).collect();
         block_on(weir_topology::kafka::ensure_topics(
@@ -195,6 +226,36 @@ fn wait_until(
     until: &Until,
     deadline: Option<Instant>,
 ) -> Result<(), TaskError> {
+    if let Some(kube) = &context.kube {
+        let timeout = remaining(deadline, JOB_TIMEOUT);
+        let step = Step::Wait {
+            brokers: kube.kafka_endpoint(&until.kafka).map_err(failed)?,
+            topic: until.topic.clone(),
+            messages: until.messages,
+            timeout,
+        };
+        progress(format!(
+            "  {}: a Job waits up to {timeout:?} for `{}` to hold {} messages",
+            task.name, until.topic, until.messages
+        ));
+        match kube
+            .run_step(&task.name, &step, timeout)
+            .map_err(|e| kube_failed(context, e))?
+        {
+            Some(report) => progress(format!(
+                "  {}: `{}` holds {} messages",
+                task.name, until.topic, report["count"]
+            )),
+            None => context.unavailable(
+                format!("wait:{}", task.name),
+                format!(
+                    "the Job finished without reporting a count (no container ran it, as on a kwok control plane): `{}` was not seen to hold {} messages",
+                    until.topic, until.messages
+                ),
+            ),
+        }
+        return Ok(());
+    }
     let endpoint = kafka_endpoint(context, &until.kafka)?;
     let mut last_report = Instant::now();
     loop {
@@ -236,6 +297,12 @@ fn provision(
     params: Vec<(String, String)>,
     deadline: Option<Instant>,
 ) -> Result<(), TaskError> {
+    let ready_timeout = remaining(deadline, READY_TIMEOUT);
+    if let Some(kube) = &context.kube {
+        return kube
+            .provision(service, instance, params, ready_timeout)
+            .map_err(|e| kube_failed(context, e));
+    }
     let runtime = context.runtime()?;
     if let Some(existing) = runtime.store().instance(instance).map_err(failed)? {
         let alive = runtime
@@ -254,9 +321,6 @@ fn provision(
             existing.state.as_str()
         )));
     }
-    let ready_timeout = deadline
-        .map(|d| d.saturating_duration_since(Instant::now()))
-        .unwrap_or(READY_TIMEOUT);
     runtime
         .up(&UpRequest {
             service: service.into(),
@@ -273,6 +337,21 @@ fn provision(
             }
         })?;
     Ok(())
+}
+
+/// Time left before the task's deadline, or `default` when it has none.
+fn remaining(deadline: Option<Instant>, default: Duration) -> Duration {
+    deadline
+        .map(|d| d.saturating_duration_since(Instant::now()))
+        .unwrap_or(default)
+}
+
+fn kube_failed(context: &RunContext, error: KubeError) -> TaskError {
+    if context.stopping() || matches!(error, KubeError::Interrupted) {
+        TaskError::Stopped
+    } else {
+        failed(error)
+    }
 }
 
 /// The endpoint of a running Kafka instance.
@@ -349,6 +428,15 @@ pub fn teardown(context: &RunContext) {
         return;
     }
     progress("tearing down");
+    if let Some(kube) = &context.kube {
+        match kube.teardown() {
+            Ok(()) => progress(format!("  namespace `{}` is gone", kube.namespace())),
+            Err(error) => progress(format!(
+                "  teardown error: {error} (run `weir gc --backend kubernetes`)"
+            )),
+        }
+        return;
+    }
     // Teardown must complete even when the run was interrupted.
     match LocalRuntime::new(
         context.options.home.clone(),

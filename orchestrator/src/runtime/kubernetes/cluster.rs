@@ -15,7 +15,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use weir_catalog::kubernetes::KubeObject;
 
-use super::{diagnose, KubeError, FIELD_MANAGER};
+use super::plan::PlannedInstance;
+use super::{diagnose, whole_seconds, KubeError, FIELD_MANAGER};
 
 const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
 const SERVICE_LABEL: &str = "app.kubernetes.io/name";
@@ -128,6 +129,20 @@ impl KubeRuntime {
         )))
     }
 
+    /// Applies every object of a planned instance, then waits until its workload is ready.
+    pub async fn create(
+        &self,
+        instance: &PlannedInstance,
+        run_id: Option<&str>,
+        ready_timeout: Duration,
+    ) -> Result<(), KubeError> {
+        for object in instance.objects(run_id) {
+            self.apply(&object).await?;
+        }
+        let (kind, name) = instance.workload();
+        self.await_ready(kind, name, ready_timeout).await
+    }
+
     /// Waits (with a watch) until the workload has as many ready replicas as it wants. On
     /// timeout the error names each pod that is not ready and why.
     pub async fn await_ready(
@@ -166,7 +181,9 @@ impl KubeRuntime {
                 .map(|_| ()),
             }
         };
-        match tokio::time::timeout(timeout, ready).await {
+        let outcome = tokio::time::timeout(timeout, ready).await;
+        let timeout = whole_seconds(timeout);
+        match outcome {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(KubeError::Timeout {
                 what: format!("{kind} `{name}` (watch failed: {error})"),

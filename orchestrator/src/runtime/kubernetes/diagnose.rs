@@ -120,10 +120,14 @@ pub fn describe(pods: &[(Pod, Vec<Event>)]) -> String {
         .filter(|(pod, _)| !is_ready(pod))
         .map(|(pod, events)| {
             let name = pod.metadata.name.as_deref().unwrap_or("?");
-            let events = summarize_events(events, 3);
+            let problem = pod_problem(pod);
+            // Events that repeat the status (the scheduler's message) add nothing.
+            let events: Vec<String> = summarize_events(events, 3)
+                .into_iter()
+                .filter(|e| !e.split_once(": ").is_some_and(|(_, m)| problem.contains(m)))
+                .collect();
             format!(
-                "pod `{name}` is not ready: {}{}",
-                pod_problem(pod),
+                "pod `{name}` is not ready: {problem}{}",
                 if events.is_empty() {
                     String::new()
                 } else {
@@ -191,14 +195,18 @@ mod tests {
                 ..PodStatus::default()
             },
         );
-        let event = Event {
+        let repeated = Event {
             reason: Some("FailedScheduling".into()),
             message: Some("0/2 nodes are available: 2 Insufficient cpu.".into()),
             ..Event::default()
         };
-        let text = describe(&[(unschedulable, vec![event])]);
-        assert!(text.starts_with("pod `kafka-0` is not ready: Unschedulable: 0/2 nodes are available: 2 Insufficient cpu."), "{text}");
-        assert!(text.contains("[events: FailedScheduling: 0/2"), "{text}");
+        let news = Event {
+            reason: Some("TriggeredScaleUp".into()),
+            message: Some("pod triggered scale-up".into()),
+            ..Event::default()
+        };
+        let text = describe(&[(unschedulable, vec![repeated, news])]);
+        assert_eq!(text, "pod `kafka-0` is not ready: Unschedulable: 0/2 nodes are available: 2 Insufficient cpu. [events: TriggeredScaleUp: pod triggered scale-up]");
     }
 
     #[test]

@@ -126,7 +126,7 @@ pub async fn collect_namespaces(
             &annotations,
             run.as_ref(),
             &this_host,
-            |pid, start| is_same_process(pid, start),
+            is_same_process,
         ) {
             Verdict::Delete(reason) => {
                 delete_namespace(client, &name, timeout).await?;

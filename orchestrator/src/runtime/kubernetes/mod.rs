@@ -32,12 +32,8 @@ pub enum KubeError {
     #[error("cannot find a Kubernetes cluster ({0}); set KUBECONFIG or create ~/.kube/config (`scripts/kube-sandbox up` prints a kubeconfig for a local control plane)")]
     NoCluster(String),
     /// A request was refused or could not be sent.
-    #[error("Kubernetes API: {action}: {source}")]
-    Api {
-        action: String,
-        #[source]
-        source: Box<kube::Error>,
-    },
+    #[error("Kubernetes API: {action}: {reason}")]
+    Api { action: String, reason: String },
     #[error("the catalog has no service `{0}`; `weir catalog` lists them")]
     UnknownService(String),
     #[error("invalid parameters of `{instance}`:\n  {}", .errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "))]
@@ -81,14 +77,25 @@ pub enum KubeError {
 impl KubeError {
     pub(crate) fn api(action: impl Into<String>) -> impl FnOnce(kube::Error) -> KubeError {
         let action = action.into();
-        move |source| KubeError::Api {
+        move |error| KubeError::Api {
             action,
-            source: Box::new(source),
+            reason: match error {
+                // The API server's own words, without the Debug dump of its Status.
+                kube::Error::Api(status) => {
+                    format!("{} ({} {})", status.message, status.code, status.reason)
+                }
+                other => other.to_string(),
+            },
         }
     }
 }
 
 /// The namespace of a run: `weir-` and the run id, which is already DNS-safe.
+/// A duration rounded to whole seconds, for messages.
+pub(crate) fn whole_seconds(duration: Duration) -> Duration {
+    Duration::from_secs(duration.as_secs_f64().round() as u64)
+}
+
 pub fn run_namespace(run_id: &str) -> String {
     format!("weir-{}", run_id.to_ascii_lowercase())
 }
