@@ -475,3 +475,62 @@ impl ChartServer {
             .expect("POST to the chart server")
     }
 }
+
+/// The local Kubernetes control plane (`scripts/kube-sandbox up`: etcd, kube-apiserver,
+/// controller-manager, scheduler and kwok nodes), started once per test binary and left
+/// running for the next one.
+#[derive(Debug)]
+pub struct KubeSandbox {
+    pub kubeconfig: PathBuf,
+}
+
+impl KubeSandbox {
+    pub fn get() -> &'static KubeSandbox {
+        static SANDBOX: std::sync::OnceLock<KubeSandbox> = std::sync::OnceLock::new();
+        SANDBOX.get_or_init(|| {
+            let output = std::process::Command::new(repo_root().join("scripts/kube-sandbox"))
+                .arg("up")
+                .stderr(std::process::Stdio::inherit())
+                .output()
+                .expect("run scripts/kube-sandbox up");
+            assert!(
+                output.status.success(),
+                "scripts/kube-sandbox up failed ({})",
+                output.status
+            );
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            let kubeconfig =
+                PathBuf::from(stdout.lines().last().expect("a kubeconfig path").trim());
+            assert!(
+                kubeconfig.is_file(),
+                "{} is not a file",
+                kubeconfig.display()
+            );
+            KubeSandbox { kubeconfig }
+        })
+    }
+
+    /// `kubectl ARGS...` against the sandbox, to completion.
+    pub fn kubectl(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(repo_root().join("scripts/kube-sandbox"))
+            .arg("kubectl")
+            .args(args)
+            .output()
+            .expect("run kubectl")
+    }
+
+    /// `kubectl ARGS... -o json`, parsed; `None` when kubectl fails (e.g. NotFound).
+    pub fn kubectl_json(&self, args: &[&str]) -> Option<serde_json::Value> {
+        let output = self.kubectl(&[args, &["-o", "json"]].concat());
+        output
+            .status
+            .success()
+            .then(|| serde_json::from_slice(&output.stdout).expect("kubectl JSON"))
+    }
+
+    /// Whether a namespace exists (in any phase).
+    pub fn namespace_exists(&self, namespace: &str) -> bool {
+        self.kubectl_json(&["get", "namespace", namespace])
+            .is_some()
+    }
+}

@@ -1,0 +1,297 @@
+//! Workflows on the Kubernetes runtime against a real control plane (`scripts/kube-sandbox`:
+//! etcd, kube-apiserver, controller-manager, scheduler, kwok nodes). Pods turn Running and
+//! Ready through kwok but no container runs, so these tests check what the API server sees —
+//! namespaces, objects, labels, readiness, teardown — and that the run reports the data-path
+//! results it could not see as unavailable instead of inventing them.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use weir_tests::{eventually, repo_root, KubeSandbox, WeirHomeDir};
+
+fn weir(home: &WeirHomeDir, args: &[&str]) -> Command {
+    let mut command = home.command(args);
+    command.env("KUBECONFIG", &KubeSandbox::get().kubeconfig);
+    command
+}
+
+fn start_run(home: &WeirHomeDir, args: &[&str]) -> Child {
+    let log = std::fs::File::create(home.path().join("run.log")).unwrap();
+    weir(home, &[&["run", "--backend", "kubernetes"], args].concat())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+fn run_log(home: &WeirHomeDir) -> String {
+    std::fs::read_to_string(home.path().join("run.log")).unwrap_or_default()
+}
+
+fn wait_exit(home: &WeirHomeDir, child: &mut Child) -> std::process::ExitStatus {
+    eventually(Duration::from_secs(300), || child.try_wait().unwrap())
+        .unwrap_or_else(|| panic!("weir run did not finish:\n{}", run_log(home)))
+}
+
+/// The id of the single run of this home, once it is recorded.
+fn run_id(home: &WeirHomeDir) -> String {
+    eventually(Duration::from_secs(30), || {
+        let runs: Vec<Value> = serde_json::from_str(&home.ok(&["runs", "--json"])).ok()?;
+        runs.first()?["id"].as_str().map(str::to_string)
+    })
+    .unwrap_or_else(|| panic!("no run recorded:\n{}", run_log(home)))
+}
+
+fn run_record(home: &WeirHomeDir, id: &str) -> Value {
+    serde_json::from_str(&home.ok(&["runs", "show", id, "--json"])).unwrap()
+}
+
+fn workflow(name: &str) -> String {
+    repo_root()
+        .join("workflows")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// Waits until the run's namespace holds ready pods of every service named, and returns them.
+fn ready_pods(namespace: &str, services: &[&str]) -> Vec<Value> {
+    let sandbox = KubeSandbox::get();
+    eventually(Duration::from_secs(120), || {
+        let pods = sandbox.kubectl_json(&["get", "pods", "-n", namespace])?;
+        let pods = pods["items"].as_array()?.clone();
+        let ready = |pod: &Value| {
+            pod["status"]["conditions"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            })
+        };
+        services
+            .iter()
+            .all(|service| {
+                pods.iter().any(|pod| {
+                    pod["metadata"]["labels"]["app.kubernetes.io/name"] == *service && ready(pod)
+                })
+            })
+            .then_some(pods)
+    })
+    .unwrap_or_else(|| panic!("namespace {namespace} never held ready pods of {services:?}"))
+}
+
+fn assert_namespace_gone(namespace: &str, log: &str) {
+    assert!(
+        !KubeSandbox::get().namespace_exists(namespace),
+        "namespace {namespace} is still there after the run:\n{log}"
+    );
+}
+
+#[test]
+fn ci_smoke_on_kubernetes_labels_everything_and_leaves_no_namespace() {
+    let home = WeirHomeDir::new();
+    let sandbox = KubeSandbox::get();
+    let mut child = start_run(
+        &home,
+        &[&workflow("ci-smoke.yaml"), "--set", "execution_duration=8s"],
+    );
+    let id = run_id(&home);
+    let namespace = format!("weir-{id}");
+
+    let pods = ready_pods(
+        &namespace,
+        &[
+            "zookeeper",
+            "kafka",
+            "topology-runner",
+            "chart-server",
+            "replay-source",
+        ],
+    );
+    for pod in pods
+        .iter()
+        .filter(|p| p["metadata"]["labels"]["app.kubernetes.io/name"] != "weir-job")
+    {
+        let labels = &pod["metadata"]["labels"];
+        assert_eq!(labels["weir.dev/run"], id.as_str(), "{pod}");
+        assert_eq!(labels["app.kubernetes.io/managed-by"], "weir", "{pod}");
+        assert!(labels["app.kubernetes.io/instance"]
+            .as_str()
+            .is_some_and(|i| i.starts_with("smoke-")));
+    }
+    let ns = sandbox
+        .kubectl_json(&["get", "namespace", &namespace])
+        .expect("the run's namespace exists while it runs");
+    assert_eq!(ns["metadata"]["labels"]["weir.dev/run"], id.as_str());
+    // The runner's topology travels in a ConfigMap with the instance's labels.
+    let config = sandbox
+        .kubectl_json(&["get", "configmap", "smoke-topology-files", "-n", &namespace])
+        .expect("the topology ConfigMap exists");
+    assert!(config["data"]["topology.yaml"]
+        .as_str()
+        .is_some_and(|t| t.contains("operators")));
+
+    let status = wait_exit(&home, &mut child);
+    let log = run_log(&home);
+    assert!(status.success(), "{log}");
+    let run = run_record(&home, &id);
+    assert_eq!(run["state"], "succeeded", "{log}");
+    // No container ran, so no count was seen: none may be reported, each gap is named.
+    assert_eq!(run["topics"], serde_json::json!({}), "{run}");
+    let unavailable = run["unavailable"].as_object().expect("unavailable results");
+    for key in [
+        "create-topics:topics",
+        "wait:first-rates",
+        "topics",
+        "charts:smoke-charts",
+    ] {
+        assert!(
+            unavailable.contains_key(key),
+            "{key} missing from {unavailable:?}"
+        );
+    }
+    assert!(log.contains("UNAVAILABLE topics"), "{log}");
+    assert_namespace_gone(&namespace, &log);
+}
+
+#[test]
+fn demo_workflow_on_kubernetes_runs_and_tears_down() {
+    let home = WeirHomeDir::new();
+    let mut child = start_run(
+        &home,
+        &[
+            &workflow("bitcoin-yuan.yaml"),
+            "--set",
+            "execution_duration=3s",
+        ],
+    );
+    let id = run_id(&home);
+    let namespace = format!("weir-{id}");
+    ready_pods(
+        &namespace,
+        &[
+            "zookeeper",
+            "kafka",
+            "topology-runner",
+            "chart-server",
+            "http-source",
+        ],
+    );
+    let status = wait_exit(&home, &mut child);
+    let log = run_log(&home);
+    assert!(status.success(), "{log}");
+    let run = run_record(&home, &id);
+    assert_eq!(run["state"], "succeeded");
+    assert!(run["unavailable"]["topics"].is_string(), "{run}");
+    let deployments_seen = log.contains("topology-runner `bitcoin-topology-1` is ready")
+        && log.contains("zookeeper `zookeeper-server-1` is ready");
+    assert!(deployments_seen, "{log}");
+    assert_namespace_gone(&namespace, &log);
+}
+
+#[test]
+fn a_pod_that_never_becomes_ready_fails_the_run_naming_it_and_still_tears_down() {
+    let home = WeirHomeDir::new();
+    let file = home.path().join("too-big.yaml");
+    std::fs::write(
+        &file,
+        "name: too-big\ntasks:\n  - name: zk\n    timeout: 10s\n    provision: { service: zookeeper, instance: big-zk, params: { cpu: \"64\" } }\n",
+    )
+    .unwrap();
+    let mut child = start_run(&home, &[file.to_str().unwrap()]);
+    let id = run_id(&home);
+    let status = wait_exit(&home, &mut child);
+    let log = run_log(&home);
+    assert!(!status.success(), "{log}");
+    let run = run_record(&home, &id);
+    assert_eq!(run["state"], "failed");
+    let error = run["error"].as_str().unwrap_or_default();
+    assert!(error.contains("pod `big-zk-0` is not ready"), "{error}");
+    assert!(error.contains("Insufficient cpu"), "{error}");
+    assert_namespace_gone(&format!("weir-{id}"), &log);
+}
+
+#[test]
+fn gc_deletes_the_namespace_of_a_killed_run() {
+    let home = WeirHomeDir::new();
+    let mut child = start_run(
+        &home,
+        &[&workflow("ci-smoke.yaml"), "--set", "execution_duration=5m"],
+    );
+    let id = run_id(&home);
+    let namespace = format!("weir-{id}");
+    ready_pods(&namespace, &["replay-source"]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(KubeSandbox::get().namespace_exists(&namespace));
+
+    let output = weir(&home, &["gc", "--backend", "kubernetes"])
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(&format!("deleted namespace {namespace}")),
+        "{stdout}"
+    );
+    assert_namespace_gone(&namespace, &run_log(&home));
+    assert_eq!(run_record(&home, &id)["state"], "failed");
+}
+
+#[test]
+fn up_and_down_manage_standalone_instances_in_their_namespace() {
+    let home = WeirHomeDir::new();
+    let sandbox = KubeSandbox::get();
+    let namespace = format!("weir-test-{}", std::process::id());
+    let up = weir(
+        &home,
+        &[
+            "up",
+            "--backend",
+            "kubernetes",
+            "--namespace",
+            &namespace,
+            "kafka",
+            "--name",
+            "k1",
+            "--set",
+            "mode=kraft",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    assert!(String::from_utf8_lossy(&up.stdout).contains("k1 kafka ready"));
+    let set = sandbox
+        .kubectl_json(&["get", "statefulset", "k1", "-n", &namespace])
+        .expect("the broker's StatefulSet");
+    assert_eq!(set["status"]["readyReplicas"], 1);
+    assert_eq!(set["metadata"]["labels"]["app.kubernetes.io/name"], "kafka");
+
+    let down = weir(
+        &home,
+        &[
+            "down",
+            "--backend",
+            "kubernetes",
+            "--namespace",
+            &namespace,
+            "k1",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    assert!(sandbox
+        .kubectl_json(&["get", "statefulset", "k1", "-n", &namespace])
+        .is_none());
+    sandbox.kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
+}
