@@ -4,7 +4,7 @@
 CARGO_BUILD_JOBS ?= 2
 export CARGO_BUILD_JOBS
 
-.PHONY: setup demo test lint bench
+.PHONY: setup kube-sandbox demo test lint bench
 
 setup:
 	scripts/setup
@@ -12,7 +12,12 @@ setup:
 demo: setup
 	scripts/demo
 
-test: setup
+# The Kubernetes tests need a real control plane: etcd, kube-apiserver, controller-manager,
+# scheduler and kwok, built once from the Go module proxy into ~/.cache/weir/kube-sandbox.
+kube-sandbox:
+	scripts/kube-sandbox build >/dev/null
+
+test: setup kube-sandbox
 	cargo test --release --workspace --no-fail-fast
 
 lint:
