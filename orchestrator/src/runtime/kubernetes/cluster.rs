@@ -486,3 +486,7 @@ where
     .await
     .map(|_| ())
 }
+
+#[cfg(test)]
+#[path = "cluster_tests.rs"]
+mod tests;
