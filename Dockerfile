@@ -1,0 +1,29 @@
+# The `weir` image: the topology runner, chart server, sources and data-path Jobs all run from
+# it on Kubernetes (Kafka and ZooKeeper use the official Apache images). Build it with
+#
+#   docker build -t ghcr.io/weir-sandbox/weir:0.1.0 .
+#
+# and point a run at another tag with `weir run --backend kubernetes --weir-image IMAGE`
+# (or WEIR_IMAGE); each service's image is also its `image` parameter.
+
+FROM rust:1.89-bookworm AS build
+RUN apt-get update -q \
+ && apt-get install -y -q --no-install-recommends cmake pkg-config libssl-dev \
+      libcurl4-openssl-dev zlib1g-dev libfontconfig1-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked -p weir --bin weir \
+ && strip target/release/weir
+
+FROM debian:bookworm-slim
+RUN apt-get update -q \
+ && apt-get install -y -q --no-install-recommends ca-certificates libssl3 libcurl4 zlib1g \
+      libfontconfig1 fonts-dejavu-core \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home-dir /var/lib/weir --create-home weir
+COPY --from=build /src/target/release/weir /usr/local/bin/weir
+USER 10001
+WORKDIR /var/lib/weir
+ENTRYPOINT ["/usr/local/bin/weir"]
+CMD ["--help"]
