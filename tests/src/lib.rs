@@ -340,6 +340,21 @@ impl WeirHomeDir {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
+    /// Spawns `command` with its standard output and error going to `run.log` in this home.
+    pub fn spawn_logged(&self, mut command: std::process::Command) -> std::process::Child {
+        let log = std::fs::File::create(self.path().join("run.log")).expect("create run.log");
+        command
+            .stdout(log.try_clone().expect("clone the log file"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn weir")
+    }
+
+    /// What the command started by [`WeirHomeDir::spawn_logged`] wrote so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.path().join("run.log")).unwrap_or_default()
+    }
+
     /// `weir instances --json`.
     pub fn instances(&self) -> Vec<serde_json::Value> {
         serde_json::from_str(&self.ok(&["instances", "--json"])).expect("instances JSON")

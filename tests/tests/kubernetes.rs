@@ -17,21 +17,15 @@ fn weir(home: &WeirHomeDir, args: &[&str]) -> Command {
 }
 
 fn start_run(home: &WeirHomeDir, args: &[&str]) -> Child {
-    let log = std::fs::File::create(home.path().join("run.log")).unwrap();
-    weir(home, &[&["run", "--backend", "kubernetes"], args].concat())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap()
-}
-
-fn run_log(home: &WeirHomeDir) -> String {
-    std::fs::read_to_string(home.path().join("run.log")).unwrap_or_default()
+    home.spawn_logged(weir(
+        home,
+        &[&["run", "--backend", "kubernetes"], args].concat(),
+    ))
 }
 
 fn wait_exit(home: &WeirHomeDir, child: &mut Child) -> std::process::ExitStatus {
     eventually(Duration::from_secs(300), || child.try_wait().unwrap())
-        .unwrap_or_else(|| panic!("weir run did not finish:\n{}", run_log(home)))
+        .unwrap_or_else(|| panic!("weir run did not finish:\n{}", home.log()))
 }
 
 /// The id of the single run of this home, once it is recorded.
@@ -40,7 +34,7 @@ fn run_id(home: &WeirHomeDir) -> String {
         let runs: Vec<Value> = serde_json::from_str(&home.ok(&["runs", "--json"])).ok()?;
         runs.first()?["id"].as_str().map(str::to_string)
     })
-    .unwrap_or_else(|| panic!("no run recorded:\n{}", run_log(home)))
+    .unwrap_or_else(|| panic!("no run recorded:\n{}", home.log()))
 }
 
 fn run_record(home: &WeirHomeDir, id: &str) -> Value {
@@ -131,7 +125,7 @@ fn ci_smoke_on_kubernetes_labels_everything_and_leaves_no_namespace() {
         .is_some_and(|t| t.contains("operators")));
 
     let status = wait_exit(&home, &mut child);
-    let log = run_log(&home);
+    let log = home.log();
     assert!(status.success(), "{log}");
     let run = run_record(&home, &id);
     assert_eq!(run["state"], "succeeded", "{log}");
@@ -177,7 +171,7 @@ fn demo_workflow_on_kubernetes_runs_and_tears_down() {
         ],
     );
     let status = wait_exit(&home, &mut child);
-    let log = run_log(&home);
+    let log = home.log();
     assert!(status.success(), "{log}");
     let run = run_record(&home, &id);
     assert_eq!(run["state"], "succeeded");
@@ -200,7 +194,7 @@ fn a_pod_that_never_becomes_ready_fails_the_run_naming_it_and_still_tears_down()
     let mut child = start_run(&home, &[file.to_str().unwrap()]);
     let id = run_id(&home);
     let status = wait_exit(&home, &mut child);
-    let log = run_log(&home);
+    let log = home.log();
     assert!(!status.success(), "{log}");
     let run = run_record(&home, &id);
     assert_eq!(run["state"], "failed");
@@ -234,7 +228,7 @@ fn gc_deletes_the_namespace_of_a_killed_run() {
         stdout.contains(&format!("deleted namespace {namespace}")),
         "{stdout}"
     );
-    assert_namespace_gone(&namespace, &run_log(&home));
+    assert_namespace_gone(&namespace, &home.log());
     assert_eq!(run_record(&home, &id)["state"], "failed");
 }
 

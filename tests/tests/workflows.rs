@@ -16,18 +16,9 @@ fn workflow(name: &str) -> String {
         .to_string()
 }
 
-/// Starts `weir run` in the background, its output in a log file of the home directory.
+/// Starts `weir run` in the background, its output in `run.log` of the home directory.
 fn start_run(home: &WeirHomeDir, args: &[&str]) -> Child {
-    let log = std::fs::File::create(home.path().join("run.log")).unwrap();
-    home.command(&[&["run"], args].concat())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap()
-}
-
-fn run_log(home: &WeirHomeDir) -> String {
-    std::fs::read_to_string(home.path().join("run.log")).unwrap_or_default()
+    home.spawn_logged(home.command(&[&["run"], args].concat()))
 }
 
 fn only_run(home: &WeirHomeDir) -> Value {
@@ -48,7 +39,7 @@ fn wait_for_state(home: &WeirHomeDir, state: &str, timeout: Duration) -> Value {
         let runs: Vec<Value> = serde_json::from_str(&home.ok(&["runs", "--json"])).ok()?;
         runs.into_iter().find(|r| r["state"] == state)
     })
-    .unwrap_or_else(|| panic!("no run reached `{state}`:\n{}", run_log(home)))
+    .unwrap_or_else(|| panic!("no run reached `{state}`:\n{}", home.log()))
 }
 
 fn wait_exit(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
@@ -199,7 +190,7 @@ fn demo_workflow_polls_live_source_and_waits_for_approval_before_teardown() {
     assert!(
         wait_exit(&mut run, Duration::from_secs(120)).success(),
         "{}",
-        run_log(&home)
+        home.log()
     );
     let finished = only_run(&home);
     assert_eq!(finished["state"], "succeeded");
@@ -271,11 +262,7 @@ fn rejection_and_expired_approval_follow_their_declared_outcomes() {
     assert!(!wait_exit(&mut run, Duration::from_secs(120)).success());
     let expired = only_run(&home);
     assert_eq!(expired["state"], "cancelled", "{expired}");
-    assert!(
-        run_log(&home).contains("approval expired"),
-        "{}",
-        run_log(&home)
-    );
+    assert!(home.log().contains("approval expired"), "{}", home.log());
     assert_nothing_left(&home);
     let output = home.run(&["approve", expired["id"].as_str().unwrap()]);
     assert!(String::from_utf8_lossy(&output.stderr).contains("not awaiting approval"));
@@ -337,7 +324,7 @@ fn sigint_during_a_run_tears_down() {
         let run = current_run(&home)?;
         (task_state(&run, "run") == "running").then_some(())
     })
-    .unwrap_or_else(|| panic!("the run never reached its wait:\n{}", run_log(&home)));
+    .unwrap_or_else(|| panic!("the run never reached its wait:\n{}", home.log()));
     let pids: Vec<i32> = home
         .instances()
         .iter()

@@ -87,13 +87,7 @@ pub fn collect(context: &RunContext, kafka: Option<&str>, drain: bool) {
         }
     }
 
-    let topics: Vec<String> = context
-        .topics
-        .lock()
-        .expect("topics lock")
-        .iter()
-        .cloned()
-        .collect();
+    let topics = context.topic_list();
     let mut counts = serde_json::Map::new();
     match kafka_record {
         Some(record) => match weir_topology::kafka::count_messages(&record.endpoint, &topics) {

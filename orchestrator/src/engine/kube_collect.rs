@@ -68,13 +68,7 @@ pub fn collect(context: &RunContext, kube: &KubeRun, kafka: Option<&str>, drain:
         }
     }
 
-    let topics: Vec<String> = context
-        .topics
-        .lock()
-        .expect("topics lock")
-        .iter()
-        .cloned()
-        .collect();
+    let topics = context.topic_list();
     let kafka_name = kafka.map(str::to_string).or_else(|| {
         instances
             .iter()

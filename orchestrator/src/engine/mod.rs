@@ -106,6 +106,16 @@ impl RunContext {
         Store::open(&self.options.home.database()).map_err(|e| TaskError::Failed(e.to_string()))
     }
 
+    /// The topics the run created or wrote to, sorted.
+    pub fn topic_list(&self) -> Vec<String> {
+        self.topics
+            .lock()
+            .expect("topics lock")
+            .iter()
+            .cloned()
+            .collect()
+    }
+
     /// Records a result the run could not see, and says so.
     pub fn unavailable(&self, key: String, reason: String) {
         progress(format!("  UNAVAILABLE {key}: {reason}"));

@@ -157,25 +157,23 @@ impl KubeRuntime {
                     self.api::<StatefulSet>(),
                     name,
                     |s: Option<&StatefulSet>| {
-                        s.and_then(|s| {
-                            Some((
-                                s.spec.as_ref()?.replicas.unwrap_or(1),
-                                s.status.as_ref()?.ready_replicas.unwrap_or(0),
-                            ))
+                        s.is_some_and(|s| {
+                            all_ready(
+                                s.spec.as_ref().and_then(|spec| spec.replicas),
+                                s.status.as_ref().and_then(|status| status.ready_replicas),
+                            )
                         })
-                        .is_some_and(|(wanted, ready)| ready >= wanted)
                     },
                 )
                 .await
                 .map(|_| ()),
                 _ => await_condition(self.api::<Deployment>(), name, |d: Option<&Deployment>| {
-                    d.and_then(|d| {
-                        Some((
-                            d.spec.as_ref()?.replicas.unwrap_or(1),
-                            d.status.as_ref()?.ready_replicas.unwrap_or(0),
-                        ))
+                    d.is_some_and(|d| {
+                        all_ready(
+                            d.spec.as_ref().and_then(|spec| spec.replicas),
+                            d.status.as_ref().and_then(|status| status.ready_replicas),
+                        )
                     })
-                    .is_some_and(|(wanted, ready)| ready >= wanted)
                 })
                 .await
                 .map(|_| ()),
@@ -201,9 +199,14 @@ impl KubeRuntime {
 
     /// Each pod of the instance that is not ready, with its conditions, containers and events.
     pub async fn why_not_ready(&self, instance: &str) -> String {
+        self.describe_pods(&format!("{INSTANCE_LABEL}={instance}"))
+            .await
+    }
+
+    async fn describe_pods(&self, selector: &str) -> String {
         let pods = match self
             .api::<Pod>()
-            .list(&ListParams::default().labels(&format!("{INSTANCE_LABEL}={instance}")))
+            .list(&ListParams::default().labels(selector))
             .await
         {
             Ok(pods) => pods.items,
@@ -252,7 +255,7 @@ impl KubeRuntime {
                         job: job_name.clone(),
                         why: format!(
                             "still running after {timeout:?}: {}",
-                            self.why_not_ready_job(&job_name).await
+                            self.describe_pods(&job_selector(&job_name)).await
                         ),
                     })
                 }
@@ -293,20 +296,10 @@ impl KubeRuntime {
 
     async fn job_pods(&self, job: &str) -> Vec<Pod> {
         self.api::<Pod>()
-            .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}")))
+            .list(&ListParams::default().labels(&job_selector(job)))
             .await
             .map(|list| list.items)
             .unwrap_or_default()
-    }
-
-    async fn why_not_ready_job(&self, job: &str) -> String {
-        let pods = self.job_pods(job).await;
-        let mut described = Vec::new();
-        for pod in pods {
-            let events = self.events_of("Pod", name(&pod.metadata)).await;
-            described.push((pod, events));
-        }
-        diagnose::describe(&described)
     }
 
     /// The termination message of the Job's container, if any pod wrote one.
@@ -458,6 +451,15 @@ pub async fn delete_namespace(
             timeout,
         }),
     }
+}
+
+fn job_selector(job: &str) -> String {
+    format!("batch.kubernetes.io/job-name={job}")
+}
+
+/// Whether as many replicas are ready as wanted (one when unset).
+fn all_ready(wanted: Option<i32>, ready: Option<i32>) -> bool {
+    ready.unwrap_or(0) >= wanted.unwrap_or(1)
 }
 
 fn job_condition(job: Option<&Job>, type_: &str) -> bool {
