@@ -289,3 +289,72 @@ fn up_and_down_manage_standalone_instances_in_their_namespace() {
         .is_none());
     sandbox.kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
 }
+
+/// kwok's kubelet answers port-forwards and log reads as its ClusterPortForward and
+/// ClusterLogs resources say; pointed at a real chart server and a real file on this machine,
+/// they let a run's snapshots and logs travel the whole way: orchestrator → API server →
+/// kubelet port-forward / log endpoints → the pod's "container".
+#[test]
+fn snapshots_and_logs_come_through_the_api_servers_port_forward_and_log_endpoints() {
+    let home = WeirHomeDir::new();
+    let sandbox = KubeSandbox::get();
+    let charts = weir_tests::ChartServer::start(&[]);
+    let window = serde_json::json!({
+        "cmd": "forward", "win": "rates", "eid": "main", "opts": {}, "layout": {"title": "rates"},
+        "data": [{"x": [1, 2, 3], "y": [7.0, 8.0, 9.0], "type": "scatter", "mode": "lines"}]
+    });
+    assert!(charts.post("/events", &window).status().is_success());
+    let port = charts.url.rsplit(':').next().unwrap().to_string();
+    let id = format!("rpf{}", std::process::id());
+    let namespace = format!("weir-{id}");
+    let log_file = home.path().join("chart-server.log");
+    // The CRI log format, as a container runtime writes it.
+    std::fs::write(
+        &log_file,
+        "2026-11-23T16:00:00.000000000Z stdout F chart server says hello\n",
+    )
+    .unwrap();
+    let rules = format!(
+        "kind: ClusterPortForward\napiVersion: kwok.x-k8s.io/v1alpha1\nmetadata: {{ name: {namespace} }}\nspec:\n  selector: {{ matchNamespaces: [{namespace}] }}\n  forwards:\n  - ports: [8097]\n    target: {{ port: {port}, address: 127.0.0.1 }}\n---\nkind: ClusterLogs\napiVersion: kwok.x-k8s.io/v1alpha1\nmetadata: {{ name: {namespace} }}\nspec:\n  selector: {{ matchNamespaces: [{namespace}] }}\n  logs:\n  - logsFile: {}\n    follow: false\n",
+        log_file.display()
+    );
+    let rules_file = home.path().join("kwok-rules.yaml");
+    std::fs::write(&rules_file, rules).unwrap();
+    let applied = sandbox.kubectl(&["apply", "-f", rules_file.to_str().unwrap()]);
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+
+    let workflow = home.path().join("charts-only.yaml");
+    std::fs::write(
+        &workflow,
+        "name: charts-only\ntasks:\n  - name: charts\n    provision: { service: chart-server, instance: c1 }\n  - name: results\n    depends: [charts]\n    collect: { kafka: none }\n  - name: teardown\n    depends: [results]\n    teardown: {}\n",
+    )
+    .unwrap();
+    let mut child = start_run(&home, &[workflow.to_str().unwrap(), "--run-id", &id]);
+    let status = wait_exit(&home, &mut child);
+    sandbox.kubectl(&["delete", "-f", rules_file.to_str().unwrap()]);
+    let log = home.log();
+    assert!(status.success(), "{log}");
+
+    let run = run_record(&home, &id);
+    assert_eq!(run["unavailable"], serde_json::json!({}), "{log}");
+    let artifacts = home.path().join("runs").join(&id);
+    let snapshot = std::fs::read(artifacts.join("charts/c1/main-rates.png")).unwrap();
+    assert!(
+        snapshot.starts_with(b"\x89PNG"),
+        "a PNG came through the port-forward"
+    );
+    let saved: Value = serde_json::from_slice(
+        &std::fs::read(artifacts.join("charts/c1/main-rates.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(saved["title"], "rates", "{saved}");
+    assert_eq!(
+        std::fs::read_to_string(artifacts.join("logs/c1.log")).unwrap(),
+        "chart server says hello\n"
+    );
+    assert_namespace_gone(&namespace, &log);
+}
