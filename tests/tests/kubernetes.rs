@@ -358,3 +358,68 @@ fn snapshots_and_logs_come_through_the_api_servers_port_forward_and_log_endpoint
     );
     assert_namespace_gone(&namespace, &log);
 }
+
+#[test]
+fn the_web_api_launches_a_run_on_kubernetes() {
+    let home = WeirHomeDir::new();
+    let port = weir_catalog::local::ports::free_port().unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let workflows = repo_root().join("workflows");
+    let log = home.path().join("serve.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let child = weir(
+        &home,
+        &[
+            "serve",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--workflows",
+            workflows.to_str().unwrap(),
+        ],
+    )
+    .env("WEIR_TOKENS", "kube-op=operator")
+    .stdout(out.try_clone().unwrap())
+    .stderr(out)
+    .spawn()
+    .unwrap();
+    let _server = weir_tests::WeirProcess { child, log };
+    let client = reqwest::blocking::Client::new();
+    let mut last_answer = String::new();
+    let launched: Value = eventually(Duration::from_secs(20), || {
+        let response = client
+            .post(format!("{url}/api/runs"))
+            .bearer_auth("kube-op")
+            .json(&serde_json::json!({
+                "workflow": "ci-smoke",
+                "backend": "kubernetes",
+                "variables": { "execution_duration": "2s", "prefix": "webkube" }
+            }))
+            .send()
+            .ok()?;
+        let status = response.status().as_u16();
+        let body: Value = response.json().unwrap_or(Value::Null);
+        last_answer = format!("{status} {body}");
+        (status == 202).then_some(body)
+    })
+    .unwrap_or_else(|| panic!("weir serve refused the launch: {last_answer}"));
+    let id = launched["id"].as_str().unwrap().to_string();
+    let run = eventually(Duration::from_secs(180), || {
+        let run: Value = client
+            .get(format!("{url}/api/runs/{id}"))
+            .send()
+            .ok()?
+            .json()
+            .ok()?;
+        (run["state"] == "succeeded" || run["state"] == "failed").then_some(run)
+    })
+    .expect("the launched run finishes");
+    let run_log = std::fs::read_to_string(home.path().join("runs").join(&id).join("weir-run.log"))
+        .unwrap_or_default();
+    assert_eq!(run["state"], "succeeded", "{run_log}");
+    assert!(
+        run_log.contains(&format!("namespace `weir-{id}` created")),
+        "{run_log}"
+    );
+    assert!(run["unavailable"]["topics"].is_string(), "{run}");
+    assert_namespace_gone(&format!("weir-{id}"), &run_log);
+}

@@ -117,8 +117,13 @@ fn mutating_endpoints_refuse_missing_or_insufficient_tokens() {
 fn malformed_bodies_get_a_reason_and_change_nothing() {
     let home = WeirHomeDir::new();
     let server = serve(&home, Some(TOKENS));
-    let cases: [(&str, &str, &str); 7] = [
+    let cases: [(&str, &str, &str); 8] = [
         ("/api/runs", "{oops", "malformed request body"),
+        (
+            "/api/runs",
+            r#"{"workflow": "ci-smoke", "backend": "mars"}"#,
+            "`backend` is `local` or `kubernetes`, not `mars`",
+        ),
         (
             "/api/runs",
             r#"{"workflow": "ci-smoke", "colour": 1}"#,

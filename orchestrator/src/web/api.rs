@@ -255,6 +255,9 @@ pub struct LaunchRun {
     pub workflow: String,
     #[serde(default)]
     pub variables: std::collections::BTreeMap<String, Value>,
+    /// `local` (default) or `kubernetes` (the cluster of `weir serve`'s kubeconfig).
+    #[serde(default)]
+    pub backend: Option<String>,
 }
 
 /// Validates the workflow with the variables, then starts `weir run` in the background.
@@ -267,6 +270,13 @@ pub fn launch_run(context: &Context, request: LaunchRun) -> Reply {
         return error(
             StatusCode::BAD_REQUEST,
             "`workflow` names a shipped workflow, e.g. `ci-smoke`",
+        );
+    }
+    let backend = request.backend.as_deref().unwrap_or("local");
+    if !matches!(backend, "local" | "kubernetes") {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("`backend` is `local` or `kubernetes`, not `{backend}`"),
         );
     }
     let file = context.workflows.join(format!("{}.yaml", request.workflow));
@@ -298,6 +308,8 @@ pub fn launch_run(context: &Context, request: LaunchRun) -> Reply {
         file.display().to_string(),
         "--run-id".into(),
         id.clone(),
+        "--backend".into(),
+        backend.into(),
     ];
     for (k, v) in overrides {
         args.extend(["--set".into(), format!("{k}={v}")]);

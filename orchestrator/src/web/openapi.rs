@@ -46,6 +46,7 @@ pub fn document() -> Value {
         "properties": {
             "workflow": { "type": "string", "example": "ci-smoke" },
             "variables": { "type": "object", "additionalProperties": true },
+            "backend": { "type": "string", "enum": ["local", "kubernetes"], "default": "local" },
         },
     });
     json!({

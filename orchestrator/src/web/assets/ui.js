@@ -82,7 +82,9 @@ function openForm(kind, id) {
   if (kind === "workflow") {
     const w = catalogCache.workflows.find(w => w.id === id);
     title = `Run workflow ${w.name}`;
-    fields = Object.entries(w.variables).map(([name, spec]) => field(name, spec)).join("");
+    fields = Object.entries(w.variables).map(([name, spec]) => field(name, spec)).join("") +
+      `<label>where <small>local processes, or a namespace of its own in the cluster of weir serve's kubeconfig</small></label>
+       <select name="__backend"><option selected>local</option><option>kubernetes</option></select>`;
   } else {
     const s = catalogCache.services.find(s => s.name === id);
     title = `Start ${s.name}`;
@@ -100,7 +102,8 @@ function openForm(kind, id) {
     const values = Object.fromEntries([...new FormData(form)].filter(([, v]) => v !== ""));
     try {
       if (kind === "workflow") {
-        const { id: runId } = await api("POST", "/api/runs", { workflow: id, variables: values });
+        const backend = values.__backend; delete values.__backend;
+        const { id: runId } = await api("POST", "/api/runs", { workflow: id, variables: values, backend });
         dialog.close(); location.hash = `#/runs/${runId}`;
       } else {
         const name = values.name; delete values.name;
