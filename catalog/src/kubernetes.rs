@@ -49,6 +49,16 @@ pub enum KubeObject {
 }
 
 impl KubeObject {
+    pub fn name(&self) -> &str {
+        let metadata = match self {
+            KubeObject::ConfigMap(o) => &o.metadata,
+            KubeObject::Service(o) => &o.metadata,
+            KubeObject::StatefulSet(o) => &o.metadata,
+            KubeObject::Deployment(o) => &o.metadata,
+        };
+        metadata.name.as_deref().unwrap_or_default()
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             KubeObject::ConfigMap(_) => "ConfigMap",
@@ -59,14 +69,31 @@ impl KubeObject {
     }
 }
 
+/// The label naming the workflow run an object belongs to.
+pub const RUN_LABEL: &str = "weir.dev/run";
+
+/// The labels saying Weir manages an object (namespace, workload, Job), and for which run.
+pub fn ownership_labels(run_id: Option<&str>) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::from([
+        (
+            "app.kubernetes.io/managed-by".to_string(),
+            "weir".to_string(),
+        ),
+        (
+            "app.kubernetes.io/part-of".to_string(),
+            "weir-sandbox".to_string(),
+        ),
+    ]);
+    if let Some(run) = run_id {
+        labels.insert(RUN_LABEL.into(), run.into());
+    }
+    labels
+}
+
 /// The labels every object of the instance carries.
 pub fn labels(instance: &KubeInstance<'_>) -> BTreeMap<String, String> {
     let mut labels = selector_labels(instance);
-    labels.insert("app.kubernetes.io/managed-by".into(), "weir".into());
-    labels.insert("app.kubernetes.io/part-of".into(), "weir-sandbox".into());
-    if let Some(run) = instance.run_id {
-        labels.insert("weir.dev/run".into(), run.into());
-    }
+    labels.extend(ownership_labels(instance.run_id));
     labels
 }
 

@@ -111,6 +111,15 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The path of a shipped workflow, e.g. `ci-smoke.yaml`, as an argument for `weir run`.
+pub fn shipped_workflow(name: &str) -> String {
+    repo_root()
+        .join("workflows")
+        .join(name)
+        .display()
+        .to_string()
+}
+
 /// Produces `payloads` in order and waits for every acknowledgement.
 pub async fn produce(bootstrap: &str, topic: &str, payloads: &[String]) {
     produce_paced(bootstrap, topic, payloads, None).await

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use weir_tests::{eventually, repo_root, KubeSandbox, WeirHomeDir};
+use weir_tests::{eventually, repo_root, shipped_workflow, KubeSandbox, WeirHomeDir};
 
 fn weir(home: &WeirHomeDir, args: &[&str]) -> Command {
     let mut command = home.command(args);
@@ -39,14 +39,6 @@ fn run_id(home: &WeirHomeDir) -> String {
 
 fn run_record(home: &WeirHomeDir, id: &str) -> Value {
     serde_json::from_str(&home.ok(&["runs", "show", id, "--json"])).unwrap()
-}
-
-fn workflow(name: &str) -> String {
-    repo_root()
-        .join("workflows")
-        .join(name)
-        .display()
-        .to_string()
 }
 
 /// Waits until the run's namespace holds ready pods of every service named, and returns them.
@@ -86,7 +78,11 @@ fn ci_smoke_on_kubernetes_labels_everything_and_leaves_no_namespace() {
     let sandbox = KubeSandbox::get();
     let mut child = start_run(
         &home,
-        &[&workflow("ci-smoke.yaml"), "--set", "execution_duration=8s"],
+        &[
+            &shipped_workflow("ci-smoke.yaml"),
+            "--set",
+            "execution_duration=8s",
+        ],
     );
     let id = run_id(&home);
     let namespace = format!("weir-{id}");
@@ -153,7 +149,7 @@ fn demo_workflow_on_kubernetes_runs_and_tears_down() {
     let mut child = start_run(
         &home,
         &[
-            &workflow("bitcoin-yuan.yaml"),
+            &shipped_workflow("bitcoin-yuan.yaml"),
             "--set",
             "execution_duration=3s",
         ],
@@ -209,7 +205,11 @@ fn gc_deletes_the_namespace_of_a_killed_run() {
     let home = WeirHomeDir::new();
     let mut child = start_run(
         &home,
-        &[&workflow("ci-smoke.yaml"), "--set", "execution_duration=5m"],
+        &[
+            &shipped_workflow("ci-smoke.yaml"),
+            "--set",
+            "execution_duration=5m",
+        ],
     );
     let id = run_id(&home);
     let namespace = format!("weir-{id}");

@@ -6,15 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use weir_catalog::local::process::alive;
-use weir_tests::{eventually, read_topic, repo_root, ticker_server, WeirHomeDir};
-
-fn workflow(name: &str) -> String {
-    repo_root()
-        .join("workflows")
-        .join(name)
-        .display()
-        .to_string()
-}
+use weir_tests::{eventually, read_topic, repo_root, shipped_workflow, ticker_server, WeirHomeDir};
 
 /// Starts `weir run` in the background, its output in `run.log` of the home directory.
 fn start_run(home: &WeirHomeDir, args: &[&str]) -> Child {
@@ -89,7 +81,7 @@ fn shipped_workflows_validate() {
 fn validate_reports_file_line_column_and_starts_nothing() {
     let home = WeirHomeDir::new();
     let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(workflow("ci-smoke.yaml"))
+    let text = std::fs::read_to_string(shipped_workflow("ci-smoke.yaml"))
         .unwrap()
         .replace("\"${execution_duration}\"", "\"${execution_duraton}\"");
     let bad = dir.path().join("bad.yaml");
@@ -131,7 +123,7 @@ fn demo_workflow_polls_live_source_and_waits_for_approval_before_teardown() {
     let mut run = start_run(
         &home,
         &[
-            &workflow("bitcoin-yuan.yaml"),
+            &shipped_workflow("bitcoin-yuan.yaml"),
             "--set",
             &format!("source_url={url}"),
             "--set",
@@ -215,7 +207,7 @@ fn demo_workflow_polls_live_source_and_waits_for_approval_before_teardown() {
 #[test]
 fn rejection_and_expired_approval_follow_their_declared_outcomes() {
     let home = WeirHomeDir::new();
-    let smoke = workflow("ci-smoke.yaml");
+    let smoke = shipped_workflow("ci-smoke.yaml");
     let mut run = start_run(
         &home,
         &[
@@ -318,7 +310,11 @@ fn sigint_during_a_run_tears_down() {
     let home = WeirHomeDir::new();
     let mut run = start_run(
         &home,
-        &[&workflow("ci-smoke.yaml"), "--set", "execution_duration=5m"],
+        &[
+            &shipped_workflow("ci-smoke.yaml"),
+            "--set",
+            "execution_duration=5m",
+        ],
     );
     eventually(Duration::from_secs(120), || {
         let run = current_run(&home)?;
@@ -352,7 +348,7 @@ fn weir_killed_during_a_run_is_cleaned_by_gc() {
     let mut run = home
         .command(&[
             "run",
-            &workflow("ci-smoke.yaml"),
+            &shipped_workflow("ci-smoke.yaml"),
             "--set",
             "execution_duration=5m",
         ])
@@ -397,7 +393,7 @@ fn an_unreachable_source_is_reported_not_replaced() {
     let port = weir_catalog::local::ports::free_port().unwrap();
     let output = home.run(&[
         "run",
-        &workflow("bitcoin-yuan.yaml"),
+        &shipped_workflow("bitcoin-yuan.yaml"),
         "--set",
         &format!("source_url=http://127.0.0.1:{port}/ticker"),
         "--set",

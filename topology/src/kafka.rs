@@ -94,3 +94,10 @@ pub fn count_messages(bootstrap: &str, topics: &[String]) -> Result<Vec<(String,
     }
     Ok(counts)
 }
+
+/// Messages in one topic (0 when it does not exist).
+pub fn count_topic(bootstrap: &str, topic: &str) -> Result<i64, String> {
+    Ok(count_messages(bootstrap, &[topic.to_string()])?
+        .first()
+        .map_or(0, |(_, n)| *n))
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 use weir::home::WeirHome;
 use weir::runtime::kubernetes::gc::collect_namespaces;
 use weir::runtime::kubernetes::plan::{plan, Request};
-use weir::runtime::kubernetes::KubeRuntime;
+use weir::runtime::kubernetes::{ownership_labels, KubeRuntime};
 use weir::store::Store;
 
 use super::runtime;
@@ -21,17 +21,7 @@ const NAMESPACE_DELETE_TIMEOUT: Duration = Duration::from_secs(180);
 pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let tokio = runtime()?;
     let kube = tokio.block_on(KubeRuntime::connect(&args.namespace))?;
-    let labels = BTreeMap::from([
-        (
-            "app.kubernetes.io/managed-by".to_string(),
-            "weir".to_string(),
-        ),
-        (
-            "app.kubernetes.io/part-of".to_string(),
-            "weir-sandbox".to_string(),
-        ),
-    ]);
-    tokio.block_on(kube.ensure_namespace(labels, BTreeMap::new()))?;
+    tokio.block_on(kube.ensure_namespace(ownership_labels(None), BTreeMap::new()))?;
     let existing = tokio.block_on(kube.instances())?;
     let name = args.name.clone().unwrap_or_else(|| {
         (1..)

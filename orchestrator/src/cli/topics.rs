@@ -90,12 +90,9 @@ pub fn run(command: TopicsCommand) -> anyhow::Result<ExitCode> {
             timeout,
         } => {
             let started = Instant::now();
-            let topics = [topic.clone()];
             loop {
-                let count = weir_topology::kafka::count_messages(&common.brokers, &topics)
-                    .map_err(|e| anyhow::anyhow!("counting `{topic}`: {e}"))?
-                    .first()
-                    .map_or(0, |(_, n)| *n);
+                let count = weir_topology::kafka::count_topic(&common.brokers, &topic)
+                    .map_err(|e| anyhow::anyhow!("counting `{topic}`: {e}"))?;
                 let reached = count >= messages;
                 if reached || started.elapsed() >= timeout {
                     report(

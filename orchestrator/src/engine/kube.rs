@@ -15,7 +15,7 @@ use crate::runtime::kubernetes::forward::{forward, Forward};
 use crate::runtime::kubernetes::gc::owner_annotations;
 use crate::runtime::kubernetes::jobs::{self, Step};
 use crate::runtime::kubernetes::plan::{plan, PlannedInstance, Request};
-use crate::runtime::kubernetes::{run_namespace, KubeError, KubeRuntime, RUN_LABEL};
+use crate::runtime::kubernetes::{ownership_labels, run_namespace, KubeError, KubeRuntime};
 
 /// How long deleting the run's namespace may take.
 const TEARDOWN_TIMEOUT: Duration = Duration::from_secs(180);
@@ -26,14 +26,6 @@ pub struct KubeOptions {
     /// The image carrying `weir`, for Jobs and for services that run `weir` and were not
     /// given an image of their own.
     pub weir_image: String,
-}
-
-impl Default for KubeOptions {
-    fn default() -> Self {
-        Self {
-            weir_image: WEIR_IMAGE.into(),
-        }
-    }
 }
 
 /// One run's namespace and the instances created in it.
@@ -67,17 +59,7 @@ impl KubeRun {
             })?;
         let namespace = run_namespace(run_id);
         let kube = tokio.block_on(KubeRuntime::connect(&namespace))?;
-        let labels = BTreeMap::from([
-            (
-                "app.kubernetes.io/managed-by".to_string(),
-                "weir".to_string(),
-            ),
-            (
-                "app.kubernetes.io/part-of".to_string(),
-                "weir-sandbox".to_string(),
-            ),
-            (RUN_LABEL.to_string(), run_id.to_string()),
-        ]);
+        let labels = ownership_labels(Some(run_id));
         let mut annotations = owner_annotations();
         annotations.insert("weir.dev/workflow".into(), workflow.into());
         tokio.block_on(kube.ensure_namespace(labels, annotations))?;

@@ -11,7 +11,7 @@ use weir_catalog::catalog;
 use super::collect::{drain_topology, save_chart_snapshots, save_results, unreachable_report};
 use super::kube::KubeRun;
 use super::{progress, RunContext};
-use crate::runtime::kubernetes::jobs::Step;
+use crate::runtime::kubernetes::jobs::{Step, NO_REPORT};
 
 const COUNT_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -89,7 +89,7 @@ pub fn collect(context: &RunContext, kube: &KubeRun, kafka: Option<&str>, drain:
                 },
                 Ok(None) => missing(
                     "topics".into(),
-                    "the count Job finished without reporting counts (no container ran it, as on a kwok control plane)".into(),
+                    format!("{NO_REPORT}: no topic was counted"),
                 ),
                 Err(error) => missing("topics".into(), format!("the count Job failed: {error}")),
             }

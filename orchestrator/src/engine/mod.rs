@@ -106,6 +106,11 @@ impl RunContext {
         Store::open(&self.options.home.database()).map_err(|e| TaskError::Failed(e.to_string()))
     }
 
+    /// Remembers topics the run created or writes to, to be counted before teardown.
+    pub fn note_topics(&self, topics: impl IntoIterator<Item = String>) {
+        self.topics.lock().expect("topics lock").extend(topics);
+    }
+
     /// The topics the run created or wrote to, sorted.
     pub fn topic_list(&self) -> Vec<String> {
         self.topics

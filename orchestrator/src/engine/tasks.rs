@@ -9,7 +9,7 @@ use weir_topology::template::value_text;
 
 use super::{collect, progress, RunContext, TaskError};
 use crate::runs::Answer;
-use crate::runtime::kubernetes::jobs::Step;
+use crate::runtime::kubernetes::jobs::{Step, NO_REPORT};
 use crate::runtime::kubernetes::KubeError;
 use crate::runtime::local::{Ownership, UpRequest};
 use crate::store::InstanceState;
@@ -48,11 +48,7 @@ pub fn execute(
             let report = kube
                 .run_step(&task.name, &step, remaining(deadline, JOB_TIMEOUT))
                 .map_err(|e| kube_failed(context, e))?;
-            context
-                .topics
-                .lock()
-                .expect("topics lock")
-                .extend(c.topics.iter().cloned());
+            context.note_topics(c.topics.iter().cloned());
             match report {
                 Some(_) => progress(format!(
                     "  created topics {} on {} (Job)",
@@ -61,7 +57,7 @@ pub fn execute(
                 )),
                 None => context.unavailable(
                     format!("create-topics:{}", task.name),
-                    "the Job finished without reporting (no container ran it, as on a kwok control plane): the topics were not seen to be created".into(),
+                    format!("{NO_REPORT}: the topics were not seen to be created"),
                 ),
             }
             return Ok(());
@@ -74,11 +70,7 @@ pub fn execute(
             c.partitions,
         ))
         .map_err(failed)?;
-        context
-            .topics
-            .lock()
-            .expect("topics lock")
-            .extend(c.topics.iter().cloned());
+        context.note_topics(c.topics.iter().cloned());
         progress(format!(
             "  created topics {} on {}",
             c.topics.join(", "),
@@ -118,11 +110,7 @@ pub fn execute(
                 "replay-source"
             }
         };
-        context
-            .topics
-            .lock()
-            .expect("topics lock")
-            .insert(s.topic.clone());
+        context.note_topics([s.topic.clone()]);
         return provision(context, service, &s.instance, params, deadline);
     }
     if let Some(t) = &task.submit_topology {
@@ -133,11 +121,7 @@ pub fn execute(
             .map(|(k, v)| (k.clone(), value_text(v)))
             .collect();
         let spec = TopologySpec::load(&file, &sets).map_err(failed)?;
-        {
-            let mut topics = context.topics.lock().expect("topics lock");
-            topics.insert(spec.input.topic.clone());
-            topics.extend(spec.output_topics());
-        }
+        context.note_topics(std::iter::once(spec.input.topic.clone()).chain(spec.output_topics()));
         let set = sets
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
@@ -249,7 +233,7 @@ fn wait_until(
             None => context.unavailable(
                 format!("wait:{}", task.name),
                 format!(
-                    "the Job finished without reporting a count (no container ran it, as on a kwok control plane): `{}` was not seen to hold {} messages",
+                    "{NO_REPORT}: `{}` was not seen to hold {} messages",
                     until.topic, until.messages
                 ),
             ),
@@ -259,12 +243,7 @@ fn wait_until(
     let endpoint = kafka_endpoint(context, &until.kafka)?;
     let mut last_report = Instant::now();
     loop {
-        let count =
-            weir_topology::kafka::count_messages(&endpoint, std::slice::from_ref(&until.topic))
-                .map_err(failed)?
-                .first()
-                .map(|(_, n)| *n)
-                .unwrap_or(0);
+        let count = weir_topology::kafka::count_topic(&endpoint, &until.topic).map_err(failed)?;
         if count >= until.messages {
             progress(format!(
                 "  {}: `{}` holds {count} messages",

@@ -102,25 +102,16 @@ impl KubeRuntime {
 
     /// Applies one rendered object with server-side apply.
     pub async fn apply(&self, object: &KubeObject) -> Result<(), KubeError> {
+        let name = object.name();
         let result = match object {
-            KubeObject::ConfigMap(o) => {
-                server_side_apply(&self.api::<ConfigMap>(), name(&o.metadata), o).await
-            }
-            KubeObject::Service(o) => {
-                server_side_apply(&self.api::<Service>(), name(&o.metadata), o).await
-            }
+            KubeObject::ConfigMap(o) => server_side_apply(&self.api::<ConfigMap>(), name, o).await,
+            KubeObject::Service(o) => server_side_apply(&self.api::<Service>(), name, o).await,
             KubeObject::StatefulSet(o) => {
-                server_side_apply(&self.api::<StatefulSet>(), name(&o.metadata), o).await
+                server_side_apply(&self.api::<StatefulSet>(), name, o).await
             }
             KubeObject::Deployment(o) => {
-                server_side_apply(&self.api::<Deployment>(), name(&o.metadata), o).await
+                server_side_apply(&self.api::<Deployment>(), name, o).await
             }
-        };
-        let name = match object {
-            KubeObject::ConfigMap(o) => name(&o.metadata),
-            KubeObject::Service(o) => name(&o.metadata),
-            KubeObject::StatefulSet(o) => name(&o.metadata),
-            KubeObject::Deployment(o) => name(&o.metadata),
         };
         result.map_err(KubeError::api(format!(
             "applying {} `{name}` in `{}`",

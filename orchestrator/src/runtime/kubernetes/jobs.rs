@@ -12,7 +12,11 @@ use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec, ResourceRe
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::RUN_LABEL;
+use super::ownership_labels;
+
+/// Why a finished Job's result is unavailable when it reported nothing.
+pub const NO_REPORT: &str =
+    "the Job finished without reporting (no container ran it, as on a kwok control plane)";
 
 /// Where the container writes its result.
 pub const REPORT_PATH: &str = "/dev/termination-log";
@@ -93,24 +97,14 @@ pub fn render(
     run_id: Option<&str>,
     deadline: Duration,
 ) -> Job {
-    let mut labels = BTreeMap::from([
+    let mut labels = ownership_labels(run_id);
+    labels.extend([
         ("app.kubernetes.io/name".to_string(), "weir-job".to_string()),
         (
             "app.kubernetes.io/component".to_string(),
             step.verb().to_string(),
         ),
-        (
-            "app.kubernetes.io/managed-by".to_string(),
-            "weir".to_string(),
-        ),
-        (
-            "app.kubernetes.io/part-of".to_string(),
-            "weir-sandbox".to_string(),
-        ),
     ]);
-    if let Some(run) = run_id {
-        labels.insert(RUN_LABEL.into(), run.into());
-    }
     let mut prefix = format!("weir-{}-{}", step.verb(), task.to_ascii_lowercase());
     prefix.truncate(50);
     let prefix = format!("{}-", prefix.trim_end_matches('-'));
@@ -161,6 +155,7 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::kubernetes::RUN_LABEL;
 
     #[test]
     fn a_count_job_runs_weir_topics_count_and_reports_to_the_termination_log() {

@@ -20,8 +20,7 @@ use weir_catalog::service::ParamError;
 
 pub use cluster::KubeRuntime;
 
-/// The label every namespace and object of a run carries.
-pub const RUN_LABEL: &str = "weir.dev/run";
+pub use weir_catalog::kubernetes::{ownership_labels, RUN_LABEL};
 /// The field manager of Weir's server-side applies.
 pub const FIELD_MANAGER: &str = "weir";
 
