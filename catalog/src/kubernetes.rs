@@ -115,6 +115,16 @@ pub fn in_cluster_endpoint(instance: &str, service: &ServiceDefinition) -> Optio
         .map(|p| format!("{instance}:{}", p.container_port))
 }
 
+/// The kind of the workload running the service: brokers and ZooKeeper get stable network
+/// identities (StatefulSet); stateless roles do not need them (Deployment).
+pub fn workload_kind(service: &ServiceDefinition) -> &'static str {
+    if matches!(service.name, "zookeeper" | "kafka") {
+        "StatefulSet"
+    } else {
+        "Deployment"
+    }
+}
+
 /// Every object of the instance, in the order they should be applied.
 pub fn render(instance: &KubeInstance<'_>) -> Vec<KubeObject> {
     let mut objects = Vec::new();
@@ -133,8 +143,7 @@ pub fn render(instance: &KubeInstance<'_>) -> Vec<KubeObject> {
         match_labels: Some(selector_labels(instance)),
         ..LabelSelector::default()
     };
-    // Brokers and ZooKeeper get stable network identities; stateless roles do not need them.
-    if matches!(instance.service.name, "zookeeper" | "kafka") {
+    if workload_kind(instance.service) == "StatefulSet" {
         objects.push(KubeObject::StatefulSet(StatefulSet {
             metadata: metadata(instance, instance.name),
             spec: Some(StatefulSetSpec {

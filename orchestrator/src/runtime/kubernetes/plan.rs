@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use weir_catalog::catalog;
-use weir_catalog::kubernetes::{in_cluster_endpoint, render, KubeInstance, KubeObject};
+use weir_catalog::kubernetes::{
+    in_cluster_endpoint, render, workload_kind, KubeInstance, KubeObject,
+};
 use weir_catalog::service::{ParamKind, Params, ServiceDefinition};
 
 use super::KubeError;
@@ -46,13 +48,7 @@ impl PlannedInstance {
 
     /// The kind and name of the object whose readiness says the instance is up.
     pub fn workload(&self) -> (&'static str, &str) {
-        let kind = self
-            .objects(None)
-            .iter()
-            .map(KubeObject::kind)
-            .find(|k| matches!(*k, "StatefulSet" | "Deployment"))
-            .unwrap_or("Deployment");
-        (kind, &self.name)
+        (workload_kind(&self.definition), &self.name)
     }
 
     /// `host:port` by which pods of the namespace reach it, if it has a port.
