@@ -49,7 +49,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
                 ))
             }
         };
-        total += Duration::from_secs_f64(value * seconds_per_unit);
+        total = Duration::try_from_secs_f64(value * seconds_per_unit)
+            .ok()
+            .and_then(|part| total.checked_add(part))
+            .ok_or_else(|| format!("`{text}` is too long a duration"))?;
         rest = &rest[unit_len..];
     }
     Ok(total)
@@ -74,5 +77,8 @@ mod tests {
             .unwrap_err()
             .contains("unknown unit"));
         assert!(parse_duration("s").unwrap_err().contains("not a duration"));
+        assert!(parse_duration("99999999999999999999s")
+            .unwrap_err()
+            .contains("too long"));
     }
 }

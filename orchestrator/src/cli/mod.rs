@@ -1,8 +1,8 @@
 //! Command-line definitions and dispatch. Each sub-module owns one command family.
 
+mod backend;
 mod bench;
 mod charts;
-mod kubernetes;
 mod runs;
 mod serve;
 mod services;

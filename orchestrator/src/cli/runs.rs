@@ -2,19 +2,18 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::{Args, Subcommand};
-use weir::engine::kube::KubeOptions;
-use weir::engine::{self, Backend, RunOptions};
+use tokio_util::sync::CancellationToken;
+use weir::engine::{self, RunOptions};
 use weir::home::WeirHome;
 use weir::runs::{Answer, RunState};
 use weir::store::Store;
 use weir::workflow;
 
-use super::parse_assignment;
+use super::backend::BackendArgs;
+use super::{parse_assignment, runtime, signals};
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
@@ -30,13 +29,8 @@ pub struct RunArgs {
     /// Set a workflow variable.
     #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_assignment)]
     set: Vec<(String, String)>,
-    /// Where services run: processes on this machine, or a namespace of their own in the
-    /// cluster the kubeconfig names (KUBECONFIG, ~/.kube/config or in-cluster).
-    #[arg(long, default_value = "local", value_parser = ["local", "kubernetes"])]
-    backend: String,
-    /// The image carrying `weir`, for Kubernetes Jobs and the services `weir` runs.
-    #[arg(long, env = "WEIR_IMAGE", default_value = weir_catalog::catalog::WEIR_IMAGE)]
-    weir_image: String,
+    #[command(flatten)]
+    backend: BackendArgs,
     /// Use this run id (the web UI chooses it to answer at once).
     #[arg(long, hide = true)]
     run_id: Option<String>,
@@ -84,26 +78,21 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let loaded = workflow::load(&args.file, &args.set)?;
-    let interrupt = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, interrupt.clone())
-            .context("cannot install signal handlers")?;
-    }
-    let outcome = engine::run(
-        loaded,
-        RunOptions {
+    let outcome = runtime()?.block_on(async move {
+        let interrupt = CancellationToken::new();
+        let on_signal = interrupt.clone();
+        tokio::spawn(async move {
+            signals::shutdown_requested().await;
+            on_signal.cancel();
+        });
+        let runtime = args.backend.connect().await?;
+        let options = RunOptions {
             home: WeirHome::from_env(),
-            weir_exe: std::env::current_exe()?,
             interrupt,
             id: args.run_id,
-            backend: match args.backend.as_str() {
-                "kubernetes" => Backend::Kubernetes(KubeOptions {
-                    weir_image: args.weir_image,
-                }),
-                _ => Backend::Local,
-            },
-        },
-    )?;
+        };
+        anyhow::Ok(engine::run(loaded, runtime, options).await?)
+    })?;
     println!("{} {}", outcome.id, outcome.state.as_str());
     Ok(if outcome.state == RunState::Succeeded {
         ExitCode::SUCCESS

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Args;
 use weir::home::WeirHome;
-use weir::runtime::local::LocalRuntime;
+use weir::runtime::local::processes::LocalProcesses;
 use weir::web::{self, api::Context, auth::Access};
 
 use super::{runtime, signals};
@@ -30,7 +30,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let access = Access::configure(home.root(), args.addr)?;
     let weir_exe = std::env::current_exe()?;
     // Runs whose process died while no server watched are torn down now, never left orphaned.
-    let report = LocalRuntime::new(home.clone(), weir_exe.clone())?.gc()?;
+    let report = LocalProcesses::new(home.clone(), weir_exe.clone())?.gc()?;
     for id in &report.runs_failed {
         eprintln!("run {id} had lost its process; marked failed and cleaned up");
     }

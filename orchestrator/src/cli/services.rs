@@ -4,13 +4,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use weir::home::WeirHome;
-use weir::runtime::local::{LocalRuntime, Ownership, UpRequest};
-use weir::time::rfc3339;
+use tokio_util::sync::CancellationToken;
+use weir::runtime::{Backend, ProvisionRequest, Provisioned, Scope};
 use weir_catalog::catalog;
 use weir_catalog::service::ParamKind;
 
-use super::{parse_assignment, parse_duration};
+use super::backend::BackendArgs;
+use super::{parse_assignment, parse_duration, runtime, signals};
 
 #[derive(Debug, Args)]
 pub struct CatalogArgs {
@@ -21,68 +21,49 @@ pub struct CatalogArgs {
 #[derive(Debug, Args)]
 pub struct UpArgs {
     /// The catalog service, e.g. `kafka`.
-    pub(super) service: String,
+    service: String,
     /// Instance name (default `<service>-N`).
     #[arg(long)]
-    pub(super) name: Option<String>,
+    name: Option<String>,
     /// A service parameter; `weir catalog` lists them.
     #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_assignment)]
-    pub(super) set: Vec<(String, String)>,
-    /// Where: `local` processes, or `kubernetes` (the cluster the kubeconfig names).
-    #[arg(long, default_value = "local", value_parser = ["local", "kubernetes"])]
-    pub(super) backend: String,
-    /// The namespace of standalone instances on Kubernetes.
-    #[arg(long, default_value = "weir")]
-    pub(super) namespace: String,
+    set: Vec<(String, String)>,
+    #[command(flatten)]
+    backend: BackendArgs,
     /// How long to wait for each instance to become ready.
     #[arg(long, default_value = "120s", value_parser = parse_duration)]
-    pub(super) timeout: Duration,
+    timeout: Duration,
     #[arg(long)]
-    pub(super) json: bool,
+    json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct DownArgs {
     /// The instance to stop.
     #[arg(required_unless_present = "all", conflicts_with = "all")]
-    pub(super) name: Option<String>,
+    name: Option<String>,
     /// Stop every instance.
     #[arg(long)]
-    pub(super) all: bool,
-    /// Where: `local` processes, or `kubernetes` (the cluster the kubeconfig names).
-    #[arg(long, default_value = "local", value_parser = ["local", "kubernetes"])]
-    pub(super) backend: String,
-    /// The namespace of standalone instances on Kubernetes.
-    #[arg(long, default_value = "weir")]
-    pub(super) namespace: String,
+    all: bool,
+    #[command(flatten)]
+    backend: BackendArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct InstancesArgs {
     #[arg(long)]
-    pub(super) json: bool,
-    /// Where: `local` processes, or `kubernetes` (the cluster the kubeconfig names).
-    #[arg(long, default_value = "local", value_parser = ["local", "kubernetes"])]
-    pub(super) backend: String,
-    /// The namespace of standalone instances on Kubernetes.
-    #[arg(long, default_value = "weir")]
-    pub(super) namespace: String,
+    json: bool,
+    #[command(flatten)]
+    backend: BackendArgs,
 }
 
+/// On `kubernetes`, gc deletes the namespaces of runs that ended or lost their process.
 #[derive(Debug, Args)]
 pub struct GcArgs {
     #[arg(long)]
-    pub(super) json: bool,
-    /// `kubernetes`: delete the namespaces of runs that no longer exist.
-    #[arg(long, default_value = "local", value_parser = ["local", "kubernetes"])]
-    pub(super) backend: String,
-}
-
-fn runtime() -> anyhow::Result<LocalRuntime> {
-    Ok(LocalRuntime::new(
-        WeirHome::from_env(),
-        std::env::current_exe()?,
-    )?)
+    json: bool,
+    #[command(flatten)]
+    backend: BackendArgs,
 }
 
 pub fn catalog(args: CatalogArgs) -> anyhow::Result<ExitCode> {
@@ -120,26 +101,43 @@ pub fn catalog(args: CatalogArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
-    if args.backend == "kubernetes" {
-        return super::kubernetes::up(args);
-    }
-    let runtime = runtime()?;
-    let started = runtime.up(&UpRequest {
-        service: args.service,
-        name: args.name,
-        params: args.set,
-        ownership: Ownership::Standalone,
-        ready_timeout: args.timeout,
+    let started = runtime()?.block_on(async {
+        let cancel = CancellationToken::new();
+        let on_signal = cancel.clone();
+        tokio::spawn(async move {
+            signals::shutdown_requested().await;
+            on_signal.cancel();
+        });
+        let runtime = args.backend.connect().await?;
+        let provisioned = runtime
+            .provision(ProvisionRequest {
+                service: args.service.clone(),
+                name: args.name.clone(),
+                params: args.set.clone(),
+                scope: Scope::Standalone,
+                ready_timeout: args.timeout,
+                cancel,
+            })
+            .await?;
+        anyhow::Ok(match provisioned {
+            Provisioned::Started(instances) => instances,
+            Provisioned::Reused(instance) => vec![instance],
+        })
     })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&started)?);
     } else {
-        for record in &started {
+        for instance in &started {
             println!(
-                "{} {} running {}",
-                record.name,
-                record.service,
-                display_endpoint(&record.endpoint)
+                "{} {} running {}{}",
+                instance.name,
+                instance.service,
+                display_endpoint(&instance.endpoint),
+                instance
+                    .namespace
+                    .as_ref()
+                    .map(|ns| format!(" in namespace {ns}"))
+                    .unwrap_or_default()
             );
         }
     }
@@ -147,14 +145,13 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn down(args: DownArgs) -> anyhow::Result<ExitCode> {
-    if args.backend == "kubernetes" {
-        return super::kubernetes::down(args);
-    }
-    let runtime = runtime()?;
-    let stopped = match args.name {
-        Some(name) => runtime.down(&name)?,
-        None => runtime.down_all(None)?,
-    };
+    let stopped = runtime()?.block_on(async {
+        let runtime = args.backend.connect().await?;
+        anyhow::Ok(match &args.name {
+            Some(name) => runtime.stop(&Scope::Standalone, name).await?,
+            None => runtime.teardown(&Scope::Standalone).await?,
+        })
+    })?;
     if stopped.is_empty() {
         println!("no instances to stop");
     }
@@ -165,78 +162,71 @@ pub fn down(args: DownArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn instances(args: InstancesArgs) -> anyhow::Result<ExitCode> {
-    if args.backend == "kubernetes" {
-        return super::kubernetes::instances(args);
-    }
-    let runtime = runtime()?;
-    let rows: Vec<serde_json::Value> = runtime
-        .instances()?
-        .into_iter()
-        .map(|(record, alive)| {
-            let state = if alive || record.pid.is_none() {
-                record.state.as_str()
-            } else {
-                "dead"
-            };
-            serde_json::json!({
-                "name": record.name,
-                "service": record.service,
-                "state": state,
-                "endpoint": record.endpoint,
-                "pid": record.pid,
-                "log": record.log_path,
-                "started": rfc3339(record.created_at),
-                "run": record.run_id,
-                "backend": record.backend,
-                "uses": record.uses,
-            })
-        })
-        .collect();
+    let instances = runtime()?.block_on(async {
+        let runtime = args.backend.connect().await?;
+        anyhow::Ok(runtime.instances(None).await?)
+    })?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        println!("{}", serde_json::to_string_pretty(&instances)?);
         return Ok(ExitCode::SUCCESS);
     }
-    if rows.is_empty() {
-        println!("no service instances (start one with `weir up SERVICE`)");
+    if instances.is_empty() {
+        println!(
+            "no service instances (start one with `weir up SERVICE{}`)",
+            match args.backend.backend {
+                Backend::Local => String::new(),
+                other => format!(" --backend {other}"),
+            }
+        );
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:<24} {:<16} {:<9} {:<28} STARTED",
-        "NAME", "SERVICE", "STATE", "ENDPOINT"
+        "{:<24} {:<16} {:<9} {:<11} {:<28} STARTED",
+        "NAME", "SERVICE", "STATE", "BACKEND", "ENDPOINT"
     );
-    for row in rows {
-        let text = |key: &str| row[key].as_str().unwrap_or("").to_string();
+    for instance in instances {
         println!(
-            "{:<24} {:<16} {:<9} {:<28} {}",
-            text("name"),
-            text("service"),
-            text("state"),
-            display_endpoint(&text("endpoint")),
-            text("started")
+            "{:<24} {:<16} {:<9} {:<11} {:<28} {}",
+            instance.name,
+            instance.service,
+            instance.state.as_str(),
+            instance.backend.as_str(),
+            display_endpoint(&instance.endpoint),
+            instance.started.as_deref().unwrap_or("-")
         );
     }
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn gc(args: GcArgs) -> anyhow::Result<ExitCode> {
-    if args.backend == "kubernetes" {
-        return super::kubernetes::gc(args);
-    }
-    let report = runtime()?.gc()?;
+    let report = runtime()?.block_on(async {
+        let runtime = args.backend.connect().await?;
+        anyhow::Ok(runtime.gc().await?)
+    })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
-    } else if report == Default::default() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if report.is_empty() {
         println!("nothing to clean up");
-    } else {
-        for name in &report.orphans_stopped {
-            println!("stopped orphaned instance {name} (its owner is gone)");
-        }
-        for name in &report.stale_removed {
-            println!("removed record of dead instance {name}");
-        }
-        for name in &report.directories_removed {
-            println!("removed leftover directory of {name}");
-        }
+    }
+    for name in &report.orphans_stopped {
+        println!("stopped orphaned instance {name} (its owner is gone)");
+    }
+    for name in &report.stale_removed {
+        println!("removed record of dead instance {name}");
+    }
+    for name in &report.directories_removed {
+        println!("removed leftover directory of {name}");
+    }
+    for (namespace, reason) in &report.namespaces_deleted {
+        println!("deleted namespace {namespace} ({reason})");
+    }
+    for (namespace, reason) in &report.namespaces_kept {
+        println!("kept namespace {namespace} ({reason})");
+    }
+    for run in &report.runs_failed {
+        println!("marked run {run} failed");
     }
     Ok(ExitCode::SUCCESS)
 }

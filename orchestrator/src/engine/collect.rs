@@ -1,196 +1,263 @@
-//! Results kept before teardown: sources stopped first, topologies drained, then the message
-//! count of every topic the run created, and the service logs, saved under the run's artifact
-//! directory and in the store. What cannot be read is reported as unavailable, never guessed.
+//! Results kept before teardown, whatever the backend: the sources' logs, then the sources
+//! stopped and the topologies drained, then the message count of every topic the run created,
+//! the chart snapshots and the other services' logs, saved under the run's artifact directory
+//! and in the store. What cannot be read is reported as unavailable, never guessed.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::{progress, RunContext};
-use crate::store::{InstanceRecord, InstanceState};
+use crate::runtime::{DataStep, Instance, StepOutcome};
 
+/// How long the runners may take to finish what they consumed.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long counting the topics may take.
+const COUNT_TIMEOUT: Duration = Duration::from_secs(120);
+/// One HTTP request to a service.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Unavailable = BTreeMap<String, serde_json::Value>;
+
+fn is_source(instance: &Instance) -> bool {
+    matches!(instance.service.as_str(), "http-source" | "replay-source")
+}
 
 /// Collects results once; `drain` stops the sources and waits for the topologies first.
-pub fn collect(context: &RunContext, kafka: Option<&str>, drain: bool) {
+/// `kafka` names the instance whose topics are counted (default: the run's own).
+pub(super) async fn collect(context: &RunContext, kafka: Option<&str>, drain: bool) {
     if context.collected.swap(true, Ordering::SeqCst) {
         return;
     }
-    if let Some(kube) = &context.kube {
-        return super::kube_collect::collect(context, kube, kafka, drain);
-    }
-    let mut unavailable = BTreeMap::new();
-    let Ok(runtime) = context.runtime() else {
-        return;
+    let mut unavailable = Unavailable::new();
+    let missing = |unavailable: &mut Unavailable, key: String, reason: String| {
+        progress(format!("  UNAVAILABLE {key}: {reason}"));
+        unavailable.insert(key, reason.into());
     };
-    let instances: Vec<InstanceRecord> = runtime
-        .store()
-        .instances()
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
-    let kafka_record = instances.iter().find(|r| {
-        r.service == "kafka"
-            && r.state == InstanceState::Running
-            && match kafka {
-                Some(name) => r.name == name,
-                None => r.run_id.as_deref() == Some(&context.id),
-            }
-    });
+    let instances = match context.runtime.instances(Some(&context.scope)).await {
+        Ok(instances) => instances,
+        Err(error) => {
+            missing(
+                &mut unavailable,
+                "instances".into(),
+                format!("cannot list the run's instances: {error}"),
+            );
+            Vec::new()
+        }
+    };
+    let logs_dir = context.home.run_dir(&context.id).join("logs");
+    if let Err(error) = std::fs::create_dir_all(&logs_dir) {
+        progress(format!(
+            "  WARNING: cannot create {}: {error}",
+            logs_dir.display()
+        ));
+    }
 
-    // A live source that could not reach its URL published nothing meanwhile; say so.
-    for source in instances
-        .iter()
-        .filter(|r| r.run_id.as_deref() == Some(&context.id) && r.service == "http-source")
-    {
-        let log =
-            weir_catalog::local::process::log_tail(std::path::Path::new(&source.log_path), 400);
-        if let Some(problem) = unreachable_report(&log) {
-            progress(format!(
-                "  source `{}` could not reach its URL: {problem}",
-                source.name
-            ));
-            unavailable.insert(format!("source:{}", source.name), problem.into());
+    // Sources' logs first: stopping a source removes its log with it.
+    for source in instances.iter().filter(|i| is_source(i)) {
+        if let Some(log) = save_log(context, source, &logs_dir, &mut unavailable).await {
+            // A live source that could not reach its URL published nothing meanwhile.
+            if source.service == "http-source" {
+                if let Some(problem) = unreachable_report(&log) {
+                    progress(format!(
+                        "  source `{}` could not reach its URL: {problem}",
+                        source.name
+                    ));
+                    unavailable.insert(format!("source:{}", source.name), problem.into());
+                }
+            }
         }
     }
 
     if drain {
-        for source in instances.iter().filter(|r| {
-            r.run_id.as_deref() == Some(&context.id)
-                && matches!(r.service.as_str(), "http-source" | "replay-source")
-        }) {
+        for source in instances.iter().filter(|i| is_source(i)) {
             progress(format!(
                 "  stopping source `{}` before counting",
                 source.name
             ));
-            if let Err(error) = runtime.down(&source.name) {
+            if let Err(error) = context.runtime.stop(&context.scope, &source.name).await {
                 progress(format!("  cannot stop `{}`: {error}", source.name));
             }
         }
-        let topologies = context.topologies.lock().expect("topologies lock").clone();
-        for name in topologies {
-            match instances.iter().find(|r| r.name == name) {
-                Some(runner) => {
-                    if let Err(reason) = drain_topology(&runner.endpoint) {
-                        progress(format!("  topology `{name}` did not finish: {reason}"));
-                        unavailable
-                            .insert(format!("drain:{name}"), serde_json::Value::from(reason));
-                    }
-                }
-                None => {
-                    unavailable.insert(
-                        format!("drain:{name}"),
-                        "the topology runner is not running".into(),
-                    );
-                }
+        for name in context.topology_list() {
+            let drained = match context.runtime.http(&context.scope, &name).await {
+                Ok(access) => drain_topology(&access.url).await,
+                Err(error) => Err(error.to_string()),
+            };
+            if let Err(reason) = drained {
+                progress(format!("  topology `{name}` did not finish: {reason}"));
+                missing(&mut unavailable, format!("drain:{name}"), reason);
             }
         }
     }
 
-    let topics = context.topic_list();
-    let mut counts = serde_json::Map::new();
-    match kafka_record {
-        Some(record) => match weir_topology::kafka::count_messages(&record.endpoint, &topics) {
-            Ok(found) => {
-                for (topic, count) in found {
-                    counts.insert(topic, count.into());
-                }
-            }
-            Err(reason) => {
-                unavailable.insert(
-                    "topics".into(),
-                    format!("cannot read topic offsets: {reason}").into(),
-                );
-            }
-        },
-        None if !topics.is_empty() => {
-            unavailable.insert(
-                "topics".into(),
-                "no Kafka instance of this run is running".into(),
-            );
-        }
-        None => {}
-    }
+    let counts = count_topics(context, &instances, kafka, &mut unavailable).await;
     if !counts.is_empty() {
         let summary: Vec<String> = counts.iter().map(|(t, c)| format!("{t}={c}")).collect();
         progress(format!("  topic counts: {}", summary.join(" ")));
     }
 
-    let artifacts = context.options.home.run_dir(&context.id);
-    for chart_server in instances
-        .iter()
-        .filter(|r| r.run_id.as_deref() == Some(&context.id) && r.service == "chart-server")
-    {
-        let dir = artifacts.join("charts").join(&chart_server.name);
-        match save_chart_snapshots(&chart_server.endpoint, &dir) {
+    let charts_dir = context.home.run_dir(&context.id).join("charts");
+    for chart_server in instances.iter().filter(|i| i.service == "chart-server") {
+        let dir = charts_dir.join(&chart_server.name);
+        let saved = match context
+            .runtime
+            .http(&context.scope, &chart_server.name)
+            .await
+        {
+            Ok(access) => save_chart_snapshots(&access.url, &dir).await,
+            Err(error) => Err(error.to_string()),
+        };
+        match saved {
             Ok(saved) => progress(format!(
                 "  saved {saved} chart snapshots of `{}`",
                 chart_server.name
             )),
-            Err(reason) => {
-                progress(format!(
-                    "  cannot save the charts of `{}`: {reason}",
-                    chart_server.name
-                ));
-                unavailable.insert(format!("charts:{}", chart_server.name), reason.into());
-            }
+            Err(reason) => missing(
+                &mut unavailable,
+                format!("charts:{}", chart_server.name),
+                reason,
+            ),
         }
     }
-    let logs = artifacts.join("logs");
-    let _ = std::fs::create_dir_all(&logs);
-    for record in instances
-        .iter()
-        .filter(|r| r.run_id.as_deref() == Some(&context.id))
-    {
-        if !record.log_path.is_empty() {
-            let _ = std::fs::copy(&record.log_path, logs.join(format!("{}.log", record.name)));
-        }
+    for instance in instances.iter().filter(|i| !is_source(i)) {
+        save_log(context, instance, &logs_dir, &mut unavailable).await;
     }
     save_results(context, counts, unavailable);
 }
 
-/// Keeps the topic counts and everything unavailable (this collection's and the tasks') in
-/// the run's artifacts and the store.
-pub(super) fn save_results(
+/// Counts the messages of every topic the run created, on `kafka` or the run's own Kafka.
+async fn count_topics(
     context: &RunContext,
-    counts: serde_json::Map<String, serde_json::Value>,
-    mut unavailable: BTreeMap<String, serde_json::Value>,
-) {
-    unavailable.extend(
-        context
-            .unavailable
-            .lock()
-            .expect("unavailable lock")
-            .clone(),
-    );
-    let artifacts = context.options.home.run_dir(&context.id);
-    let counts = serde_json::Value::Object(counts);
-    let unavailable = serde_json::Value::Object(unavailable.into_iter().collect());
-    let _ = std::fs::write(
-        artifacts.join("topics.json"),
-        serde_json::to_string_pretty(&counts).unwrap_or_default(),
-    );
-    if let Ok(store) = context.store() {
-        let _ = store.set_run_results(&context.id, &counts, &unavailable);
+    instances: &[Instance],
+    kafka: Option<&str>,
+    unavailable: &mut Unavailable,
+) -> serde_json::Map<String, serde_json::Value> {
+    let topics = context.topic_list();
+    if topics.is_empty() {
+        return serde_json::Map::new();
+    }
+    let kafka = kafka.map(str::to_string).or_else(|| {
+        instances
+            .iter()
+            .find(|i| i.service == "kafka")
+            .map(|i| i.name.clone())
+    });
+    let Some(kafka) = kafka else {
+        unavailable.insert(
+            "topics".into(),
+            "no Kafka instance of this run is running".into(),
+        );
+        return serde_json::Map::new();
+    };
+    let step = DataStep::Count { kafka, topics };
+    let outcome = context
+        .runtime
+        .data_step(
+            &context.scope,
+            "results",
+            &step,
+            COUNT_TIMEOUT,
+            &context.interrupt,
+        )
+        .await;
+    let reason = match outcome {
+        Ok(StepOutcome::Seen(report)) => match report.get("counts").and_then(|c| c.as_object()) {
+            Some(counts) => return counts.clone(),
+            None => format!("counting reported {report}"),
+        },
+        Ok(StepOutcome::Unseen(reason)) => format!("{reason}: no topic was counted"),
+        Err(error) => format!("cannot read topic offsets: {error}"),
+    };
+    progress(format!("  UNAVAILABLE topics: {reason}"));
+    unavailable.insert("topics".into(), reason.into());
+    serde_json::Map::new()
+}
+
+/// Saves an instance's log under the run's artifacts; returns its text.
+async fn save_log(
+    context: &RunContext,
+    instance: &Instance,
+    dir: &Path,
+    unavailable: &mut Unavailable,
+) -> Option<String> {
+    match context.runtime.logs(&context.scope, &instance.name).await {
+        Ok(text) => {
+            let path = dir.join(format!("{}.log", instance.name));
+            if let Err(error) = std::fs::write(&path, &text) {
+                progress(format!(
+                    "  WARNING: cannot write {}: {error}",
+                    path.display()
+                ));
+            }
+            Some(text)
+        }
+        Err(error) => {
+            let key = format!("logs:{}", instance.name);
+            progress(format!("  UNAVAILABLE {key}: {error}"));
+            unavailable.insert(key, error.to_string().into());
+            None
+        }
     }
 }
 
-/// Saves every window of a chart server as JSON, PNG and SVG; returns how many windows.
-pub(super) fn save_chart_snapshots(endpoint: &str, dir: &std::path::Path) -> Result<usize, String> {
-    let client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(10))
+/// Keeps the topic counts and everything unavailable (this collection's and the tasks') in
+/// the run's artifacts and the store.
+fn save_results(
+    context: &RunContext,
+    counts: serde_json::Map<String, serde_json::Value>,
+    mut unavailable: Unavailable,
+) {
+    unavailable.extend(context.unavailable_list());
+    let artifacts = context.home.run_dir(&context.id);
+    let counts = serde_json::Value::Object(counts);
+    let unavailable = serde_json::Value::Object(unavailable.into_iter().collect());
+    let path = artifacts.join("topics.json");
+    let text = serde_json::to_string_pretty(&counts).expect("JSON values serialize");
+    if let Err(error) = std::fs::write(&path, text) {
+        progress(format!(
+            "  WARNING: cannot write {}: {error}",
+            path.display()
+        ));
+    }
+    match context.store() {
+        Ok(store) => context.record(
+            "the run's results",
+            store.set_run_results(&context.id, &counts, &unavailable),
+        ),
+        Err(error) => progress(format!(
+            "  WARNING: cannot record the run's results: {error:?}"
+        )),
+    }
+}
+
+fn http_client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(HTTP_TIMEOUT)
         .build()
-        .map_err(|e| e.to_string())?;
-    let get = |path: &str| {
-        client
-            .get(format!("{endpoint}{path}"))
-            .send()
-            .and_then(|r| r.error_for_status())
-            .and_then(|r| r.bytes())
-            .map_err(|e| format!("GET {path}: {e}"))
+        .map_err(|e| e.to_string())
+}
+
+/// Saves every window of a chart server as JSON, PNG and SVG; returns how many windows.
+async fn save_chart_snapshots(endpoint: &str, dir: &Path) -> Result<usize, String> {
+    let client = http_client()?;
+    let get = |path: String| {
+        let request = client.get(format!("{endpoint}{path}"));
+        async move {
+            let response = request
+                .send()
+                .await
+                .and_then(|r| r.error_for_status())
+                .map_err(|e| format!("GET {path}: {e}"))?;
+            response
+                .bytes()
+                .await
+                .map_err(|e| format!("GET {path}: {e}"))
+        }
     };
     let list: Vec<serde_json::Value> =
-        serde_json::from_slice(&get("/api/windows")?).map_err(|e| e.to_string())?;
+        serde_json::from_slice(&get("/api/windows".into()).await?).map_err(|e| e.to_string())?;
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     for window in &list {
         let (env, win) = (
@@ -204,7 +271,7 @@ pub(super) fn save_chart_snapshots(endpoint: &str, dir: &std::path::Path) -> Res
             ("png", format!("{base}/snapshot.png")),
             ("svg", format!("{base}/snapshot.svg")),
         ] {
-            std::fs::write(dir.join(format!("{name}.{suffix}")), get(&path)?)
+            std::fs::write(dir.join(format!("{name}.{suffix}")), get(path).await?)
                 .map_err(|e| e.to_string())?;
         }
     }
@@ -212,7 +279,7 @@ pub(super) fn save_chart_snapshots(endpoint: &str, dir: &std::path::Path) -> Res
 }
 
 /// The last "source unreachable" report in a source's log, if it failed since it started.
-pub(super) fn unreachable_report(tail: &str) -> Option<String> {
+fn unreachable_report(tail: &str) -> Option<String> {
     let failures = tail
         .lines()
         .filter(|l| l.contains("source unreachable"))
@@ -229,12 +296,9 @@ pub(super) fn unreachable_report(tail: &str) -> Option<String> {
 
 /// Waits until the runner has finished every record it consumed and its input has nothing
 /// left for it (the sources are stopped by then).
-pub(super) fn drain_topology(endpoint: &str) -> Result<(), String> {
+async fn drain_topology(endpoint: &str) -> Result<(), String> {
     let url = format!("{endpoint}/metrics");
-    let client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(2))
-        .build()
-        .map_err(|e| e.to_string())?;
+    let client = http_client()?;
     let started = Instant::now();
     let mut last = (f64::NAN, f64::NAN);
     let mut stable_since = Instant::now();
@@ -242,7 +306,10 @@ pub(super) fn drain_topology(endpoint: &str) -> Result<(), String> {
         let text = client
             .get(&url)
             .send()
-            .and_then(|r| r.text())
+            .await
+            .map_err(|e| e.to_string())?
+            .text()
+            .await
             .map_err(|e| e.to_string())?;
         let read = |metric: &str| {
             text.lines()
@@ -261,7 +328,7 @@ pub(super) fn drain_topology(endpoint: &str) -> Result<(), String> {
         } else if now.0 == now.1 && stable_since.elapsed() >= Duration::from_secs(2) {
             return Ok(());
         }
-        std::thread::sleep(Duration::from_millis(250));
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
     Err(format!(
         "still busy after {DRAIN_TIMEOUT:?} ({} in, {} done)",

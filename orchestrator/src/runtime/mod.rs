@@ -1,19 +1,281 @@
-//! Runtimes start catalog services somewhere: [`local`] as processes on this machine,
-//! [`kubernetes`] as objects in a cluster.
+//! Runtimes start catalog services somewhere. [`Runtime`] is the one seam between the rest of
+//! Weir and a backend: the engine, the CLI and the web API hold an `Arc<dyn Runtime>` and never
+//! name a backend. [`local`] runs services as processes on this machine, [`kubernetes`] as
+//! objects in a cluster.
 
 pub mod kubernetes;
 pub mod local;
 
+use std::collections::BTreeMap;
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 use weir_catalog::local::process::ProcessError;
 use weir_catalog::local::render::RenderError;
 use weir_catalog::service::ParamError;
 
 use crate::store::StoreError;
 
-/// Errors starting or stopping service instances.
+/// Where services run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case", try_from = "String")]
+pub enum Backend {
+    /// Processes on this machine.
+    #[default]
+    Local,
+    /// Objects in the cluster the kubeconfig names (KUBECONFIG, ~/.kube/config or in-cluster).
+    Kubernetes,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Local => "local",
+            Backend::Kubernetes => "kubernetes",
+        }
+    }
+}
+
+impl TryFrom<String> for Backend {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        match text.as_str() {
+            "local" => Ok(Backend::Local),
+            "kubernetes" => Ok(Backend::Kubernetes),
+            _ => Err(format!(
+                "`backend` is `local` or `kubernetes`, not `{text}`"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whom an instance belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Started with `weir up`: runs until `weir down`.
+    Standalone,
+    /// Belongs to a workflow run; torn down with it, or by `weir gc` if the run's process dies.
+    Run(String),
+}
+
+/// A request to start one service instance and the dependencies it lacks.
+#[derive(Debug, Clone)]
+pub struct ProvisionRequest {
+    pub service: String,
+    /// Instance name; `<service>-N` when not given.
+    pub name: Option<String>,
+    pub params: Vec<(String, String)>,
+    pub scope: Scope,
+    /// How long to wait for each instance to become ready.
+    pub ready_timeout: Duration,
+    /// Waiting for readiness gives up when this is cancelled (what was started is removed).
+    pub cancel: CancellationToken,
+}
+
+/// What [`Runtime::provision`] did.
+#[derive(Debug, Clone)]
+pub enum Provisioned {
+    /// These instances were started, dependencies first.
+    Started(Vec<Instance>),
+    /// An instance of that name and service was already running in the scope and is used
+    /// as it is (and left running by the run's teardown when it belongs to someone else).
+    Reused(Instance),
+}
+
+/// How an instance is doing, as its runtime sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InstanceState {
+    Starting,
+    Running,
+    Stopping,
+    /// Recorded as running, but its process or pod is gone.
+    Dead,
+}
+
+impl InstanceState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceState::Starting => "starting",
+            InstanceState::Running => "running",
+            InstanceState::Stopping => "stopping",
+            InstanceState::Dead => "dead",
+        }
+    }
+}
+
+/// One service instance, whatever runs it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Instance {
+    pub name: String,
+    pub service: String,
+    pub state: InstanceState,
+    /// `host:port` for TCP services, `http://host:port` for HTTP ones, empty when it has no
+    /// port. On Kubernetes, the address pods of its namespace use.
+    pub endpoint: String,
+    pub backend: Backend,
+    /// The run it belongs to, if any.
+    pub run: Option<String>,
+    /// The Kubernetes namespace it lives in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub pid: Option<i32>,
+    /// The local log file (empty on Kubernetes: `weir` reads pod logs through the API).
+    pub log: String,
+    /// RFC 3339, when known.
+    pub started: Option<String>,
+    pub uses: Vec<String>,
+}
+
+/// A data-path step: what a workflow asks of Kafka. A runtime runs it where it can reach the
+/// brokers (directly, or as a Job next to them) and says what it saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataStep {
+    CreateTopics {
+        kafka: String,
+        topics: Vec<String>,
+        partitions: i32,
+    },
+    /// Until `topic` holds at least `messages` messages, within the step's timeout.
+    Wait {
+        kafka: String,
+        topic: String,
+        messages: i64,
+    },
+    Count {
+        kafka: String,
+        topics: Vec<String>,
+    },
+}
+
+impl DataStep {
+    pub fn kafka(&self) -> &str {
+        match self {
+            DataStep::CreateTopics { kafka, .. }
+            | DataStep::Wait { kafka, .. }
+            | DataStep::Count { kafka, .. } => kafka,
+        }
+    }
+}
+
+/// What a data-path step showed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepOutcome {
+    /// The step ran and reported this (`{"created": [...]}`, `{"count": n}`,
+    /// `{"counts": {...}}`).
+    Seen(serde_json::Value),
+    /// The step finished but nothing was seen, with the reason (e.g. a Job on a simulated
+    /// node that ran no container). Never to be read as success of what it checks.
+    Unseen(String),
+}
+
+/// An HTTP base URL leading to an instance's first port, valid while this value lives (on
+/// Kubernetes it holds a port-forward open).
+pub struct HttpAccess {
+    pub url: String,
+    _guard: Option<Box<dyn std::any::Any + Send>>,
+}
+
+impl HttpAccess {
+    pub fn direct(url: String) -> Self {
+        Self { url, _guard: None }
+    }
+
+    pub fn guarded(url: String, guard: impl std::any::Any + Send) -> Self {
+        Self {
+            url,
+            _guard: Some(Box::new(guard)),
+        }
+    }
+}
+
+impl fmt::Debug for HttpAccess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpAccess")
+            .field("url", &self.url)
+            .finish()
+    }
+}
+
+/// What `weir gc` did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct GcReport {
+    /// Instances whose owner died: their processes were stopped.
+    pub orphans_stopped: Vec<String>,
+    /// Instances whose process was already gone: only their records and files were left.
+    pub stale_removed: Vec<String>,
+    /// Instance directories with no record.
+    pub directories_removed: Vec<String>,
+    /// Runs whose `weir` process died, now marked failed.
+    pub runs_failed: Vec<String>,
+    /// Namespaces deleted, with the reason.
+    pub namespaces_deleted: BTreeMap<String, String>,
+    /// Namespaces left alone (another host's runs), with the reason.
+    pub namespaces_kept: BTreeMap<String, String>,
+}
+
+impl GcReport {
+    pub fn is_empty(&self) -> bool {
+        *self == GcReport::default()
+    }
+}
+
+/// The seam between Weir and a backend. Everything the engine, the CLI and the web API do
+/// with services goes through it.
+#[async_trait::async_trait]
+pub trait Runtime: Send + Sync + fmt::Debug {
+    fn backend(&self) -> Backend;
+
+    /// Prepares the place a run's instances go (a namespace on Kubernetes, labelled with the
+    /// run and annotated with this process as its owner). Called once before the first task.
+    async fn open_run(&self, run_id: &str, workflow: &str) -> Result<(), RuntimeError>;
+
+    /// Starts an instance and, first, the dependencies it lacks, and waits until each is
+    /// ready; or reuses a running instance of the same name and service in the scope. On
+    /// failure everything this call started is removed again.
+    async fn provision(&self, request: ProvisionRequest) -> Result<Provisioned, RuntimeError>;
+
+    /// Stops one instance (and the dependencies it started itself). Returns the names stopped.
+    async fn stop(&self, scope: &Scope, name: &str) -> Result<Vec<String>, RuntimeError>;
+
+    /// Stops everything of the scope, users before what they use, and waits until it is
+    /// gone — even after an interrupt. For a run this is its teardown.
+    async fn teardown(&self, scope: &Scope) -> Result<Vec<String>, RuntimeError>;
+
+    /// The instances of a scope, or every instance this runtime can see.
+    async fn instances(&self, scope: Option<&Scope>) -> Result<Vec<Instance>, RuntimeError>;
+
+    /// Removes what crashed `weir` processes left behind.
+    async fn gc(&self) -> Result<GcReport, RuntimeError>;
+
+    /// The log of an instance.
+    async fn logs(&self, scope: &Scope, name: &str) -> Result<String, RuntimeError>;
+
+    /// Runs a data-path step against a Kafka instance of the scope, within `timeout`.
+    async fn data_step(
+        &self,
+        scope: &Scope,
+        label: &str,
+        step: &DataStep,
+        timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<StepOutcome, RuntimeError>;
+
+    /// Reaches an instance's HTTP interface (chart snapshots, runner status).
+    async fn http(&self, scope: &Scope, name: &str) -> Result<HttpAccess, RuntimeError>;
+}
+
+/// Errors starting, stopping or reaching service instances.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     #[error(transparent)]
@@ -36,6 +298,8 @@ pub enum RuntimeError {
     DependencyDown(String),
     #[error("no instance named `{0}`; `weir instances` lists them")]
     NoSuchInstance(String),
+    #[error("an instance named `{name}` exists but is {what}; choose another name or `weir down {name}`")]
+    NameInUse { name: String, what: String },
     #[error("`{name}` is used by {users}; stop those first, or use `weir down --all`")]
     InUse { name: String, users: String },
     #[error(transparent)]
@@ -55,6 +319,26 @@ pub enum RuntimeError {
     },
     #[error(transparent)]
     NotReady(Box<NotReady>),
+    /// A data-path step against Kafka failed.
+    #[error("{0}")]
+    Kafka(String),
+    #[error("instance `{name}` ({service}) has no HTTP interface")]
+    NoHttp { name: String, service: String },
+    #[error(transparent)]
+    Kubernetes(#[from] kubernetes::KubeError),
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl RuntimeError {
+    /// The wait was given up because the caller cancelled it.
+    pub fn is_interrupted(&self) -> bool {
+        matches!(
+            self,
+            RuntimeError::Interrupted
+                | RuntimeError::Kubernetes(kubernetes::KubeError::Interrupted)
+        )
+    }
 }
 
 /// A service that did not become ready, with the end of its log to say why.
@@ -67,4 +351,32 @@ pub struct NotReady {
     pub reason: String,
     pub log: String,
     pub tail: String,
+}
+
+/// Progress lines, on standard error (so `--json` output stays clean), with the time of day.
+pub fn progress(message: impl AsRef<str>) {
+    let now = crate::time::rfc3339(crate::time::now_unix());
+    eprintln!("[{}] {}", &now[11..19], message.as_ref());
+}
+
+/// What it takes to reach either backend; [`connect`] picks one.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    pub backend: Backend,
+    pub home: crate::home::WeirHome,
+    /// The `weir` executable local services run.
+    pub weir_exe: PathBuf,
+    pub kubernetes: kubernetes::KubeOptions,
+}
+
+/// The runtime of the configured backend: the only place that chooses one.
+pub async fn connect(config: RuntimeConfig) -> Result<std::sync::Arc<dyn Runtime>, RuntimeError> {
+    Ok(match config.backend {
+        Backend::Local => {
+            std::sync::Arc::new(local::LocalRuntime::new(config.home, config.weir_exe))
+        }
+        Backend::Kubernetes => std::sync::Arc::new(
+            kubernetes::KubernetesRuntime::connect(config.kubernetes, config.home).await?,
+        ),
+    })
 }

@@ -11,6 +11,7 @@ use weir_topology::template::value_text;
 use super::launch::spawn_detached;
 use crate::home::WeirHome;
 use crate::runs::{Answer, RunState};
+use crate::runtime::Backend;
 use crate::store::Store;
 use crate::time::now_unix;
 use crate::workflow;
@@ -98,7 +99,8 @@ pub fn catalog(context: &Context) -> Reply {
 }
 
 pub fn instances(context: &Context) -> Reply {
-    let runtime = try_reply!(crate::runtime::local::LocalRuntime::new(
+    // The web UI lists the instances recorded in this machine's store.
+    let runtime = try_reply!(crate::runtime::local::processes::LocalProcesses::new(
         context.home.clone(),
         context.weir_exe.clone()
     )
@@ -257,7 +259,7 @@ pub struct LaunchRun {
     pub variables: std::collections::BTreeMap<String, Value>,
     /// `local` (default) or `kubernetes` (the cluster of `weir serve`'s kubeconfig).
     #[serde(default)]
-    pub backend: Option<String>,
+    pub backend: Backend,
 }
 
 /// Validates the workflow with the variables, then starts `weir run` in the background.
@@ -270,13 +272,6 @@ pub fn launch_run(context: &Context, request: LaunchRun) -> Reply {
         return error(
             StatusCode::BAD_REQUEST,
             "`workflow` names a shipped workflow, e.g. `ci-smoke`",
-        );
-    }
-    let backend = request.backend.as_deref().unwrap_or("local");
-    if !matches!(backend, "local" | "kubernetes") {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("`backend` is `local` or `kubernetes`, not `{backend}`"),
         );
     }
     let file = context.workflows.join(format!("{}.yaml", request.workflow));
@@ -309,7 +304,7 @@ pub fn launch_run(context: &Context, request: LaunchRun) -> Reply {
         "--run-id".into(),
         id.clone(),
         "--backend".into(),
-        backend.into(),
+        request.backend.as_str().into(),
     ];
     for (k, v) in overrides {
         args.extend(["--set".into(), format!("{k}={v}")]);

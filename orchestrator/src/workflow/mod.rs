@@ -7,6 +7,7 @@ pub mod variables;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use weir_topology::template;
@@ -57,8 +58,8 @@ pub struct Workflow {
     #[serde(default)]
     pub variables: BTreeMap<String, VariableDef>,
     /// Time limit of the whole run; on expiry the run fails and is torn down.
-    #[serde(default)]
-    pub timeout: Option<String>,
+    #[serde(default, with = "duration_text")]
+    pub timeout: Option<Duration>,
     pub tasks: Vec<Task>,
 }
 
@@ -71,17 +72,17 @@ pub struct Task {
     pub depends: Vec<String>,
     /// Run the task only when this is `true` after interpolation (`!` negates), e.g.
     /// `when: "!${automatic_kill}"`.
-    #[serde(default)]
-    pub when: Option<String>,
+    #[serde(default, with = "condition_text")]
+    pub when: Option<bool>,
     /// Attempts after the first failure.
     #[serde(default)]
     pub retries: u32,
     /// Pause before the first retry; doubled for each further one.
-    #[serde(default)]
-    pub retry_delay: Option<String>,
+    #[serde(default, with = "duration_text")]
+    pub retry_delay: Option<Duration>,
     /// Time limit of one attempt.
-    #[serde(default)]
-    pub timeout: Option<String>,
+    #[serde(default, with = "duration_text")]
+    pub timeout: Option<Duration>,
     #[serde(default)]
     pub on_failure: OnFailure,
 
@@ -172,8 +173,8 @@ pub struct SubmitTopology {
 #[serde(deny_unknown_fields)]
 pub struct Wait {
     /// Wait this long.
-    #[serde(default)]
-    pub duration: Option<String>,
+    #[serde(default, with = "duration_text")]
+    pub duration: Option<Duration>,
     /// Or wait until a condition holds (bounded by the task's `timeout`).
     #[serde(default)]
     pub until: Option<Until>,
@@ -193,8 +194,8 @@ pub struct Until {
 pub struct Approval {
     pub message: String,
     /// Without a timeout the run waits until someone answers.
-    #[serde(default)]
-    pub timeout: Option<String>,
+    #[serde(default, with = "duration_text")]
+    pub timeout: Option<Duration>,
     /// What an expired approval means.
     #[serde(default)]
     pub on_timeout: Decision,
@@ -206,6 +207,15 @@ pub enum Decision {
     Approve,
     #[default]
     Reject,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Approve => "approve",
+            Decision::Reject => "reject",
+        }
+    }
 }
 
 /// Stop the run's sources, let its topologies finish what they consumed, then count the
@@ -234,6 +244,21 @@ pub enum TaskKind {
     Approval,
     Collect,
     Teardown,
+}
+
+impl TaskKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskKind::Provision => "provision",
+            TaskKind::CreateTopics => "create-topics",
+            TaskKind::StartSource => "start-source",
+            TaskKind::SubmitTopology => "submit-topology",
+            TaskKind::Wait => "wait",
+            TaskKind::Approval => "approval",
+            TaskKind::Collect => "collect",
+            TaskKind::Teardown => "teardown",
+        }
+    }
 }
 
 impl Task {
@@ -445,16 +470,6 @@ fn check_graph(text: &str, workflow: &Workflow) -> Vec<Problem> {
             ),
             _ => at(&task.name, format!("task `{}` has more than one kind: {:?}", task.name, task.kinds())),
         }
-        for duration in [&task.timeout, &task.retry_delay]
-            .into_iter()
-            .flatten()
-            .chain(task.wait.as_ref().and_then(|w| w.duration.as_ref()))
-            .chain(task.approval.as_ref().and_then(|a| a.timeout.as_ref()))
-        {
-            if let Err(e) = weir_topology::duration::parse_duration(duration) {
-                at(&task.name, format!("task `{}`: {e}", task.name));
-            }
-        }
         if let Some(wait) = &task.wait {
             if wait.duration.is_some() == wait.until.is_some() {
                 at(
@@ -473,11 +488,6 @@ fn check_graph(text: &str, workflow: &Workflow) -> Vec<Problem> {
                         task.name
                     ),
                 );
-            }
-        }
-        if let Some(when) = &task.when {
-            if parse_condition(when).is_none() {
-                at(&task.name, format!("task `{}`: `when: {when}` must be true, false, !true or !false after interpolation", task.name));
             }
         }
         if let Some(source) = &task.start_source {
@@ -528,6 +538,69 @@ fn check_graph(text: &str, workflow: &Workflow) -> Vec<Problem> {
         );
     }
     problems
+}
+
+/// Durations written as text (`30s`, `1m30s`) or a number of seconds, parsed at load so that
+/// a bad one is a located error of the file.
+mod duration_text {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        Seconds(u64),
+        Text(String),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        match Option::<Text>::deserialize(d)? {
+            None => Ok(None),
+            Some(Text::Seconds(seconds)) => Ok(Some(Duration::from_secs(seconds))),
+            Some(Text::Text(text)) => weir_topology::duration::parse_duration(&text)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+
+    pub fn serialize<S: Serializer>(value: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(duration) => s.serialize_str(&format!("{}ms", duration.as_millis())),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+/// `when:` conditions: `true`, `false`, `!true` or `!false` once variables are substituted.
+mod condition_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        Bool(bool),
+        Text(String),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+        match Option::<Text>::deserialize(d)? {
+            None => Ok(None),
+            Some(Text::Bool(value)) => Ok(Some(value)),
+            Some(Text::Text(text)) => super::parse_condition(&text).map(Some).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "`when: {text}` must be true, false, !true or !false after interpolation"
+                ))
+            }),
+        }
+    }
+
+    pub fn serialize<S: Serializer>(value: &Option<bool>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(value) => s.serialize_bool(*value),
+            None => s.serialize_none(),
+        }
+    }
 }
 
 /// `true`/`false` with an optional leading `!`.
@@ -620,10 +693,7 @@ tasks:
         let loaded = load(WORKFLOW, &[("kill", "false"), ("kafka_name", "k2")]).unwrap();
         let tasks = &loaded.workflow.tasks;
         assert_eq!(tasks[0].provision.as_ref().unwrap().instance, "k2");
-        assert_eq!(
-            parse_condition(tasks[2].when.as_deref().unwrap()),
-            Some(true)
-        );
+        assert_eq!(tasks[2].when, Some(true));
         assert_eq!(
             tasks[2].approval.as_ref().unwrap().on_timeout,
             Decision::Approve

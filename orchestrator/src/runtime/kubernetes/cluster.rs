@@ -23,14 +23,14 @@ const SERVICE_LABEL: &str = "app.kubernetes.io/name";
 
 /// A connection to the cluster, working in one namespace.
 #[derive(Clone)]
-pub struct KubeRuntime {
+pub struct ClusterNamespace {
     client: Client,
     namespace: String,
 }
 
-impl std::fmt::Debug for KubeRuntime {
+impl std::fmt::Debug for ClusterNamespace {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KubeRuntime")
+        f.debug_struct("ClusterNamespace")
             .field("namespace", &self.namespace)
             .finish_non_exhaustive()
     }
@@ -44,7 +44,7 @@ pub struct JobOutcome {
     pub report: Option<String>,
 }
 
-impl KubeRuntime {
+impl ClusterNamespace {
     /// Connects with the usual discovery: `KUBECONFIG`, `~/.kube/config`, in-cluster.
     pub async fn connect(namespace: &str) -> Result<Self, KubeError> {
         let client = Client::try_default()

@@ -14,10 +14,10 @@ use crate::runtime::kubernetes::plan::{plan, Request as PlanRequest};
 
 type ApiServer = Handle<Request<Body>, Response<Body>>;
 
-fn mocked(namespace: &str) -> (KubeRuntime, ApiServer) {
+fn mocked(namespace: &str) -> (ClusterNamespace, ApiServer) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     (
-        KubeRuntime::new(Client::new(service, "default"), namespace),
+        ClusterNamespace::new(Client::new(service, "default"), namespace),
         handle,
     )
 }

@@ -4,6 +4,7 @@
 //! this store does not know, owned by another host, are left alone and reported.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
@@ -15,6 +16,7 @@ use weir_catalog::local::process::{is_same_process, start_time};
 use super::cluster::delete_namespace;
 use super::{KubeError, RUN_LABEL};
 use crate::runs::{RunRecord, RunState};
+use crate::runtime::RuntimeError;
 use crate::store::Store;
 
 pub const HOST_ANNOTATION: &str = "weir.dev/host";
@@ -98,11 +100,13 @@ pub struct NamespaceReport {
 }
 
 /// Deletes the namespaces of runs that no longer exist and waits until they are gone.
+/// The store is opened for each read and write: a SQLite connection cannot be held across
+/// the waits.
 pub async fn collect_namespaces(
     client: &Client,
-    store: &Store,
+    database: &Path,
     timeout: Duration,
-) -> Result<NamespaceReport, KubeError> {
+) -> Result<NamespaceReport, RuntimeError> {
     let api: Api<Namespace> = Api::all(client.clone());
     let namespaces = api
         .list(
@@ -120,7 +124,7 @@ pub async fn collect_namespaces(
         let Some(run_id) = labels.get(RUN_LABEL) else {
             continue;
         };
-        let run = store.run(run_id).ok().flatten();
+        let run = Store::open(database)?.run(run_id)?;
         match verdict(
             run_id,
             &annotations,
@@ -131,11 +135,11 @@ pub async fn collect_namespaces(
             Verdict::Delete(reason) => {
                 delete_namespace(client, &name, timeout).await?;
                 if run.as_ref().is_some_and(|r| !r.state.is_final()) {
-                    let _ = store.set_run_state(
+                    Store::open(database)?.set_run_state(
                         run_id,
                         RunState::Failed,
                         Some("the weir process running it died; `weir gc` deleted its namespace"),
-                    );
+                    )?;
                     report.runs_failed.push(run_id.clone());
                 }
                 report.deleted.insert(name, reason);

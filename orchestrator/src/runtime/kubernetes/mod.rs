@@ -4,7 +4,8 @@
 //! namespace. The cluster is the record: every object carries the `app.kubernetes.io/*`
 //! labels and, for runs, `weir.dev/run`, so `weir gc` can find what a dead run left.
 //!
-//! IO lives in [`cluster`]; what to create ([`plan`]), the data-path Jobs ([`jobs`]) and
+//! [`KubernetesRuntime`] is the [`crate::runtime::Runtime`] seam on a cluster. IO lives in
+//! [`cluster`]; what to create ([`plan`]), the data-path Jobs ([`jobs`]) and
 //! the reading of pod state ([`diagnose`]) are pure and tested without a cluster.
 
 pub mod cluster;
@@ -13,12 +14,14 @@ pub mod forward;
 pub mod gc;
 pub mod jobs;
 pub mod plan;
+mod runtime;
 
 use std::time::Duration;
 
 use weir_catalog::service::ParamError;
 
-pub use cluster::KubeRuntime;
+pub use cluster::ClusterNamespace;
+pub use runtime::{KubeOptions, KubernetesRuntime};
 
 pub use weir_catalog::kubernetes::{ownership_labels, RUN_LABEL};
 /// The field manager of Weir's server-side applies.

@@ -1,4 +1,4 @@
-//! The local runtime: catalog services as processes on this machine, on free loopback ports,
+//! Catalog services as processes on this machine, on free loopback ports,
 //! recorded in the store so that any later `weir` command — or `weir gc` after a crash — can
 //! find and stop them.
 
@@ -17,19 +17,10 @@ use weir_catalog::local::readiness;
 use weir_catalog::local::render::{self, extra_local_ports, LocalContext};
 use weir_catalog::service::{is_valid_name, Protocol, ServiceDefinition};
 
-use super::{NotReady, RuntimeError};
 use crate::home::WeirHome;
+use crate::runtime::{GcReport, NotReady, RuntimeError, Scope};
 use crate::store::{InstanceRecord, InstanceState, Store};
 use crate::time::now_unix;
-
-/// Who is responsible for an instance.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ownership {
-    /// Started with `weir up`: runs until `weir down`.
-    Standalone,
-    /// Belongs to a workflow run; torn down with it, or by `weir gc` if the run's process dies.
-    Run(String),
-}
 
 /// A request to start one service instance.
 #[derive(Debug, Clone)]
@@ -38,27 +29,14 @@ pub struct UpRequest {
     /// Instance name; `<service>-N` when not given.
     pub name: Option<String>,
     pub params: Vec<(String, String)>,
-    pub ownership: Ownership,
+    pub scope: Scope,
     /// How long to wait for each instance to become ready.
     pub ready_timeout: Duration,
 }
 
-/// What `weir gc` did.
-#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct GcReport {
-    /// Instances whose owner died: their processes were stopped.
-    pub orphans_stopped: Vec<String>,
-    /// Instances whose process was already gone: only their records and files were left.
-    pub stale_removed: Vec<String>,
-    /// Instance directories with no record.
-    pub directories_removed: Vec<String>,
-    /// Runs whose `weir` process died, now marked failed.
-    pub runs_failed: Vec<String>,
-}
-
-/// The runtime.
+/// Processes on this machine, recorded in the store: the synchronous core of [`LocalRuntime`].
 #[derive(Debug)]
-pub struct LocalRuntime {
+pub struct LocalProcesses {
     home: WeirHome,
     store: Store,
     weir_exe: PathBuf,
@@ -71,7 +49,7 @@ fn progress(message: impl AsRef<str>) {
     eprintln!("{}", message.as_ref());
 }
 
-impl LocalRuntime {
+impl LocalProcesses {
     pub fn new(home: WeirHome, weir_exe: PathBuf) -> Result<Self, RuntimeError> {
         let store = Store::open(&home.database())?;
         Ok(Self {
@@ -101,7 +79,7 @@ impl LocalRuntime {
                 // Until the whole request succeeded, every instance it started belonged to
                 // this process (so a crash leaves orphans `weir gc` removes). A standalone
                 // instance then lives on its own until `weir down`.
-                if request.ownership == Ownership::Standalone {
+                if request.scope == Scope::Standalone {
                     for record in &mut started {
                         record.owner_pid = None;
                         record.owner_start_time = None;
@@ -164,7 +142,7 @@ impl LocalRuntime {
                                 service: need.service.into(),
                                 name: Some(auto_name.clone()),
                                 params: vec![],
-                                ownership: request.ownership.clone(),
+                                scope: request.scope.clone(),
                                 ready_timeout: request.ready_timeout,
                             };
                             self.up_inner(&dependency_request, Some(&name), started)?
@@ -192,9 +170,9 @@ impl LocalRuntime {
             auto_started_by: auto_started_by.map(str::to_string),
             owner_pid: Some(owner_pid),
             owner_start_time,
-            run_id: match &request.ownership {
-                Ownership::Run(id) => Some(id.clone()),
-                Ownership::Standalone => None,
+            run_id: match &request.scope {
+                Scope::Run(id) => Some(id.clone()),
+                Scope::Standalone => None,
             },
             backend: "local".into(),
             created_at: now_unix(),

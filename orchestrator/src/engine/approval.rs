@@ -1,0 +1,76 @@
+//! Asking a person: the run goes to `awaiting-approval` and waits for `weir approve` /
+//! `weir reject` or the web UI — other processes, which answer through the store — or for
+//! the approval's timeout and its declared outcome. The run's own timeout and interrupts
+//! still hold while it waits.
+
+use std::time::Duration;
+
+use super::{progress, RunContext, TaskError};
+use crate::runs::Answer;
+use crate::workflow::Decision;
+
+/// How often the store is read for an answer. Answers come from other processes, through
+/// SQLite, which has no cross-process notification.
+const ANSWER_POLL: Duration = Duration::from_millis(250);
+
+fn failed(error: impl std::fmt::Display) -> TaskError {
+    TaskError::Failed(error.to_string())
+}
+
+/// Waits for a person's answer to `message`, or for `timeout` and its declared outcome.
+pub(super) async fn ask_person(
+    context: &RunContext,
+    message: &str,
+    timeout: Option<(Duration, Decision)>,
+) -> Result<Answer, TaskError> {
+    let store = context.store()?;
+    store
+        .request_approval(&context.id, message)
+        .map_err(failed)?;
+    progress(format!(
+        "⏸ awaiting approval: {message}\n           approve: weir approve {id}   reject: weir reject {id}",
+        id = context.id
+    ));
+    let expiry = async {
+        match timeout {
+            Some((limit, outcome)) => {
+                tokio::time::sleep(limit).await;
+                (limit, outcome)
+            }
+            None => std::future::pending().await,
+        }
+    };
+    let mut expiry = std::pin::pin!(expiry);
+    let answer = loop {
+        if let Some(answer) = store.approval_answer(&context.id).map_err(failed)? {
+            break answer;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(ANSWER_POLL) => {}
+            (limit, outcome) = &mut expiry => {
+                progress(format!(
+                    "  approval expired after {limit:?}; declared outcome: {}",
+                    outcome.as_str()
+                ));
+                break match outcome {
+                    Decision::Approve => Answer::Approved,
+                    Decision::Reject => Answer::Rejected,
+                };
+            }
+            _ = context.cancel.cancelled() => {
+                context.record("the approval's end", store.clear_approval(&context.id));
+                return Err(TaskError::Stopped);
+            }
+        }
+    };
+    store.clear_approval(&context.id).map_err(failed)?;
+    progress(format!(
+        "  {}",
+        if answer == Answer::Approved {
+            "approved"
+        } else {
+            "rejected"
+        }
+    ));
+    Ok(answer)
+}

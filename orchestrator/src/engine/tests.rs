@@ -1,0 +1,428 @@
+//! The scheduler against an in-memory runtime: a test double of the runtime seam (not of
+//! Kafka or of processes), so that retries, conditions, failure policies, approvals, the run's
+//! timeout and interruption are checked in milliseconds. What services do is tested against
+//! the real ones in `tests/`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{run, RunOptions, RunOutcome};
+use crate::home::WeirHome;
+use crate::runs::{Answer, RunState};
+use crate::runtime::{
+    Backend, DataStep, GcReport, HttpAccess, Instance, InstanceState, ProvisionRequest,
+    Provisioned, Runtime, RuntimeError, Scope, StepOutcome,
+};
+use crate::store::Store;
+use crate::workflow::load_text;
+
+/// Instances kept in a map; provisioning fails or hangs as told.
+#[derive(Debug, Default)]
+struct MemoryRuntime {
+    instances: Mutex<BTreeMap<String, Instance>>,
+    /// Instance name → how many more provisions of it fail.
+    failures: Mutex<BTreeMap<String, u32>>,
+    /// Instances whose provisioning waits until it is cancelled.
+    hanging: Vec<String>,
+    /// Everything asked of the runtime, in order.
+    calls: Mutex<Vec<String>>,
+}
+
+impl MemoryRuntime {
+    fn failing(name: &str, times: u32) -> Self {
+        let runtime = Self::default();
+        runtime.failures.lock().unwrap().insert(name.into(), times);
+        runtime
+    }
+
+    fn hanging(name: &str) -> Self {
+        Self {
+            hanging: vec![name.into()],
+            ..Self::default()
+        }
+    }
+
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    fn note(&self, call: String) {
+        self.calls.lock().unwrap().push(call);
+    }
+}
+
+#[async_trait::async_trait]
+impl Runtime for MemoryRuntime {
+    fn backend(&self) -> Backend {
+        Backend::Local
+    }
+
+    async fn open_run(&self, run_id: &str, _workflow: &str) -> Result<(), RuntimeError> {
+        self.note(format!("open {run_id}"));
+        Ok(())
+    }
+
+    async fn provision(&self, request: ProvisionRequest) -> Result<Provisioned, RuntimeError> {
+        let name = request
+            .name
+            .clone()
+            .expect("workflows name their instances");
+        self.note(format!("provision {name}"));
+        if self.hanging.contains(&name) {
+            request.cancel.cancelled().await;
+            return Err(RuntimeError::Interrupted);
+        }
+        if let Some(left) = self.failures.lock().unwrap().get_mut(&name) {
+            if *left > 0 {
+                *left -= 1;
+                return Err(RuntimeError::DependencyDown(name));
+            }
+        }
+        let instance = Instance {
+            name: name.clone(),
+            service: request.service,
+            state: InstanceState::Running,
+            endpoint: format!("memory:{name}"),
+            backend: Backend::Local,
+            run: match request.scope {
+                Scope::Run(id) => Some(id),
+                Scope::Standalone => None,
+            },
+            namespace: None,
+            pid: None,
+            log: String::new(),
+            started: None,
+            uses: Vec::new(),
+        };
+        self.instances
+            .lock()
+            .unwrap()
+            .insert(name, instance.clone());
+        Ok(Provisioned::Started(vec![instance]))
+    }
+
+    async fn stop(&self, _scope: &Scope, name: &str) -> Result<Vec<String>, RuntimeError> {
+        self.note(format!("stop {name}"));
+        self.instances.lock().unwrap().remove(name);
+        Ok(vec![name.into()])
+    }
+
+    async fn teardown(&self, _scope: &Scope) -> Result<Vec<String>, RuntimeError> {
+        self.note("teardown".into());
+        let mut instances = self.instances.lock().unwrap();
+        let names = instances.keys().cloned().collect();
+        instances.clear();
+        Ok(names)
+    }
+
+    async fn instances(&self, _scope: Option<&Scope>) -> Result<Vec<Instance>, RuntimeError> {
+        Ok(self.instances.lock().unwrap().values().cloned().collect())
+    }
+
+    async fn gc(&self) -> Result<GcReport, RuntimeError> {
+        Ok(GcReport::default())
+    }
+
+    async fn logs(&self, _scope: &Scope, name: &str) -> Result<String, RuntimeError> {
+        Ok(format!("log of {name}\n"))
+    }
+
+    async fn data_step(
+        &self,
+        _scope: &Scope,
+        label: &str,
+        step: &DataStep,
+        _timeout: Duration,
+        _cancel: &CancellationToken,
+    ) -> Result<StepOutcome, RuntimeError> {
+        self.note(format!("step {label}"));
+        Ok(StepOutcome::Seen(match step {
+            DataStep::Count { topics, .. } => serde_json::json!({
+                "counts": topics.iter().map(|t| (t.clone(), 7.into())).collect::<serde_json::Map<_, _>>()
+            }),
+            DataStep::Wait { messages, .. } => serde_json::json!({ "count": messages }),
+            DataStep::CreateTopics { topics, .. } => serde_json::json!({ "created": topics }),
+        }))
+    }
+
+    async fn http(&self, _scope: &Scope, name: &str) -> Result<HttpAccess, RuntimeError> {
+        Err(RuntimeError::NoSuchInstance(name.into()))
+    }
+}
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    home: WeirHome,
+    runtime: Arc<MemoryRuntime>,
+    interrupt: CancellationToken,
+}
+
+impl Harness {
+    fn new(runtime: MemoryRuntime) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self {
+            home: WeirHome::at(dir.path()),
+            _dir: dir,
+            runtime: Arc::new(runtime),
+            interrupt: CancellationToken::new(),
+        }
+    }
+
+    async fn run(&self, workflow: &str) -> RunOutcome {
+        let loaded = load_text(Path::new("test.yaml"), workflow, &[]).expect("a valid workflow");
+        let options = RunOptions {
+            home: self.home.clone(),
+            interrupt: self.interrupt.clone(),
+            id: Some("rtest".into()),
+        };
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            run(loaded, self.runtime.clone(), options),
+        )
+        .await
+        .expect("the run ends")
+        .expect("the run is recorded")
+    }
+
+    /// Each task's state and attempts, as recorded.
+    fn tasks(&self) -> BTreeMap<String, (String, u32)> {
+        Store::open(&self.home.database())
+            .unwrap()
+            .tasks("rtest")
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.name, (t.state, t.attempts)))
+            .collect()
+    }
+
+    fn state_of(&self, task: &str) -> String {
+        self.tasks()[task].0.clone()
+    }
+
+    /// Answers the run's approvals as they come, `answers` in order.
+    fn answer(&self, answers: Vec<Answer>) -> tokio::task::JoinHandle<()> {
+        let database = self.home.database();
+        tokio::spawn(async move {
+            for answer in answers {
+                loop {
+                    let store = Store::open(&database).unwrap();
+                    if store.run("rtest").unwrap().is_some_and(|r| {
+                        r.state == RunState::AwaitingApproval && r.approval_message.is_some()
+                    }) && store.answer_approval("rtest", answer).unwrap()
+                    {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                // Let the run take the answer before the next one is given.
+                tokio::time::sleep(Duration::from_millis(400)).await;
+            }
+        })
+    }
+}
+
+const HEADER: &str = "name: t\nvariables:\n  kill: { type: bool, default: false }\ntasks:\n";
+
+fn workflow(tasks: &str) -> String {
+    format!("{HEADER}{tasks}")
+}
+
+#[tokio::test]
+async fn a_task_is_retried_until_it_succeeds() {
+    let harness = Harness::new(MemoryRuntime::failing("kafka", 2));
+    let outcome = harness
+        .run(&workflow(
+            "  - name: kafka\n    retries: 2\n    retry-delay: 10ms\n    provision: { service: kafka, instance: kafka }\n",
+        ))
+        .await;
+    assert_eq!(outcome.state, RunState::Succeeded, "{outcome:?}");
+    assert_eq!(harness.tasks()["kafka"], ("succeeded".into(), 3));
+    assert_eq!(
+        harness.runtime.calls(),
+        [
+            "open rtest",
+            "provision kafka",
+            "provision kafka",
+            "provision kafka",
+            "teardown"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_task_that_fails_after_its_retries_fails_the_run_and_cancels_its_dependants() {
+    let harness = Harness::new(MemoryRuntime::failing("kafka", 5));
+    let outcome = harness
+        .run(&workflow(
+            "  - name: kafka\n    retries: 1\n    retry-delay: 10ms\n    provision: { service: kafka, instance: kafka }\n  - name: after\n    depends: [kafka]\n    wait: { duration: 10ms }\n",
+        ))
+        .await;
+    assert_eq!(outcome.state, RunState::Failed);
+    assert!(
+        outcome
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("task `kafka` failed"),
+        "{outcome:?}"
+    );
+    assert_eq!(harness.tasks()["kafka"], ("failed".into(), 2));
+    assert_eq!(harness.state_of("after"), "cancelled");
+    assert_eq!(harness.runtime.calls().last().unwrap(), "teardown");
+}
+
+#[tokio::test]
+async fn when_false_skips_a_task_and_its_dependants_still_run() {
+    let harness = Harness::new(MemoryRuntime::default());
+    let outcome = harness
+        .run(&workflow(
+            "  - name: approve\n    when: \"${kill}\"\n    approval: { message: stop? }\n  - name: after\n    depends: [approve]\n    wait: { duration: 10ms }\n",
+        ))
+        .await;
+    assert_eq!(outcome.state, RunState::Succeeded);
+    assert_eq!(harness.state_of("approve"), "skipped");
+    assert_eq!(harness.state_of("after"), "succeeded");
+}
+
+#[tokio::test]
+async fn on_failure_continue_lets_dependants_run_and_the_run_succeed() {
+    let harness = Harness::new(MemoryRuntime::failing("flaky", 1));
+    let outcome = harness
+        .run(&workflow(
+            "  - name: flaky\n    on-failure: continue\n    provision: { service: kafka, instance: flaky }\n  - name: after\n    depends: [flaky]\n    wait: { duration: 10ms }\n",
+        ))
+        .await;
+    assert_eq!(outcome.state, RunState::Succeeded);
+    assert_eq!(harness.state_of("flaky"), "failed");
+    assert_eq!(harness.state_of("after"), "succeeded");
+}
+
+#[tokio::test]
+async fn on_failure_pause_continues_when_approved_and_fails_when_rejected() {
+    let tasks = "  - name: flaky\n    on-failure: pause\n    provision: { service: kafka, instance: flaky }\n  - name: after\n    depends: [flaky]\n    wait: { duration: 10ms }\n";
+
+    let harness = Harness::new(MemoryRuntime::failing("flaky", 1));
+    let answers = harness.answer(vec![Answer::Approved]);
+    let outcome = harness.run(&workflow(tasks)).await;
+    answers.await.unwrap();
+    assert_eq!(outcome.state, RunState::Succeeded, "{outcome:?}");
+    assert_eq!(harness.state_of("flaky"), "failed");
+    assert_eq!(harness.state_of("after"), "succeeded");
+
+    let harness = Harness::new(MemoryRuntime::failing("flaky", 1));
+    let answers = harness.answer(vec![Answer::Rejected]);
+    let outcome = harness.run(&workflow(tasks)).await;
+    answers.await.unwrap();
+    assert_eq!(outcome.state, RunState::Failed, "{outcome:?}");
+    assert_eq!(harness.state_of("after"), "cancelled");
+}
+
+#[tokio::test]
+async fn the_run_timeout_holds_while_an_approval_waits() {
+    let harness = Harness::new(MemoryRuntime::default());
+    let outcome = harness
+        .run(&format!(
+            "name: t\ntimeout: 300ms\ntasks:\n  - name: approve\n    approval: {{ message: stop? }}\n"
+        ))
+        .await;
+    assert_eq!(outcome.state, RunState::Failed);
+    assert!(
+        outcome
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("timeout of 300ms"),
+        "{outcome:?}"
+    );
+    assert_eq!(harness.state_of("approve"), "cancelled");
+    let run = Store::open(&harness.home.database())
+        .unwrap()
+        .run("rtest")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        run.approval_message, None,
+        "the approval request is withdrawn"
+    );
+    assert_eq!(harness.runtime.calls().last().unwrap(), "teardown");
+}
+
+#[tokio::test]
+async fn an_expired_approval_takes_its_declared_outcome() {
+    let harness = Harness::new(MemoryRuntime::default());
+    let outcome = harness
+        .run(&workflow(
+            "  - name: approve\n    approval: { message: stop?, timeout: 50ms, on-timeout: reject }\n",
+        ))
+        .await;
+    assert_eq!(outcome.state, RunState::Cancelled);
+    assert_eq!(
+        outcome.error.as_deref(),
+        Some("approval `approve` was rejected")
+    );
+}
+
+#[tokio::test]
+async fn an_interrupt_while_provisioning_cancels_the_run_and_tears_down() {
+    let harness = Harness::new(MemoryRuntime::hanging("kafka"));
+    let interrupt = harness.interrupt.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        interrupt.cancel();
+    });
+    let outcome = harness
+        .run(&workflow(
+            "  - name: zk\n    provision: { service: zookeeper, instance: zk }\n  - name: kafka\n    depends: [zk]\n    provision: { service: kafka, instance: kafka }\n  - name: after\n    depends: [kafka]\n    wait: { duration: 1s }\n",
+        ))
+        .await;
+    assert_eq!(outcome.state, RunState::Cancelled);
+    assert_eq!(harness.state_of("zk"), "succeeded");
+    assert_eq!(harness.state_of("kafka"), "cancelled");
+    assert_eq!(harness.state_of("after"), "cancelled");
+    assert_eq!(
+        harness.runtime.calls(),
+        ["open rtest", "provision zk", "provision kafka", "teardown"]
+    );
+}
+
+#[tokio::test]
+async fn an_interrupt_during_a_wait_or_an_approval_cancels_the_run() {
+    for task in [
+        "  - name: block\n    wait: { duration: 1h }\n",
+        "  - name: block\n    approval: { message: stop? }\n",
+    ] {
+        let harness = Harness::new(MemoryRuntime::default());
+        let interrupt = harness.interrupt.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            interrupt.cancel();
+        });
+        let outcome = harness.run(&workflow(task)).await;
+        assert_eq!(outcome.state, RunState::Cancelled, "{task}");
+        assert_eq!(harness.state_of("block"), "cancelled", "{task}");
+    }
+}
+
+#[tokio::test]
+async fn collect_counts_the_run_topics_through_the_runtime_and_keeps_logs() {
+    let harness = Harness::new(MemoryRuntime::default());
+    let outcome = harness
+        .run(&workflow(
+            "  - name: kafka\n    provision: { service: kafka, instance: kafka }\n  - name: topics\n    depends: [kafka]\n    create-topics: { kafka: kafka, topics: [a, b] }\n  - name: results\n    depends: [topics]\n    collect: { kafka: kafka }\n",
+        ))
+        .await;
+    assert_eq!(outcome.state, RunState::Succeeded);
+    let run = Store::open(&harness.home.database())
+        .unwrap()
+        .run("rtest")
+        .unwrap()
+        .unwrap();
+    assert_eq!(run.topics, serde_json::json!({ "a": 7, "b": 7 }));
+    assert_eq!(run.unavailable, serde_json::json!({}));
+    let log = harness.home.run_dir("rtest").join("logs/kafka.log");
+    assert_eq!(std::fs::read_to_string(log).unwrap(), "log of kafka\n");
+}

@@ -1,0 +1,357 @@
+//! [`KubernetesRuntime`]: the [`Runtime`] seam on a cluster. A run's instances live in a
+//! namespace of its own (`weir-<run id>`), standalone ones in one shared namespace; the
+//! cluster's labels are the record of what exists. Data-path steps run as Jobs next to Kafka,
+//! HTTP interfaces are reached through the API server's port-forward.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use kube::Client;
+use tokio_util::sync::CancellationToken;
+use weir_catalog::catalog::{self, WEIR_IMAGE};
+use weir_catalog::kubernetes::in_cluster_endpoint;
+
+use super::cluster::ClusterNamespace;
+use super::forward::forward;
+use super::gc::{collect_namespaces, owner_annotations};
+use super::jobs::{self, Step, NO_REPORT};
+use super::plan::{plan, Request};
+use super::{ownership_labels, run_namespace, KubeError};
+use crate::home::WeirHome;
+use crate::runtime::{
+    progress, Backend, DataStep, GcReport, HttpAccess, Instance, InstanceState, ProvisionRequest,
+    Provisioned, Runtime, RuntimeError, Scope, StepOutcome,
+};
+
+/// How long deleting a namespace may take.
+const NAMESPACE_DELETE_TIMEOUT: Duration = Duration::from_secs(180);
+/// Scheduling and image start-up a Job may take on top of its own deadline.
+const JOB_SLACK: Duration = Duration::from_secs(60);
+
+/// What the Kubernetes backend needs besides the kubeconfig.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeOptions {
+    /// The image carrying `weir`, for Jobs and for services that run `weir` and were not
+    /// given an image of their own.
+    pub weir_image: String,
+    /// Where standalone instances (`weir up`) live.
+    pub standalone_namespace: String,
+}
+
+/// A cluster, reached with the usual kubeconfig discovery.
+#[derive(Clone)]
+pub struct KubernetesRuntime {
+    client: Client,
+    options: KubeOptions,
+    home: WeirHome,
+}
+
+impl std::fmt::Debug for KubernetesRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubernetesRuntime")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KubernetesRuntime {
+    /// Connects with `KUBECONFIG`, `~/.kube/config` or the in-cluster service account.
+    pub async fn connect(options: KubeOptions, home: WeirHome) -> Result<Self, KubeError> {
+        let client = Client::try_default()
+            .await
+            .map_err(|e| KubeError::NoCluster(e.to_string()))?;
+        Ok(Self {
+            client,
+            options,
+            home,
+        })
+    }
+
+    fn namespace_of(&self, scope: &Scope) -> String {
+        match scope {
+            Scope::Standalone => self.options.standalone_namespace.clone(),
+            Scope::Run(id) => run_namespace(id),
+        }
+    }
+
+    fn cluster(&self, scope: &Scope) -> ClusterNamespace {
+        ClusterNamespace::new(self.client.clone(), &self.namespace_of(scope))
+    }
+
+    fn run_label(scope: &Scope) -> Option<&str> {
+        match scope {
+            Scope::Standalone => None,
+            Scope::Run(id) => Some(id),
+        }
+    }
+
+    /// Instances of the scope's namespace, from their labels.
+    async fn existing(&self, scope: &Scope) -> Result<BTreeMap<String, String>, KubeError> {
+        self.cluster(scope).instances().await
+    }
+
+    /// The in-cluster `host:port` of a Kafka instance of the scope.
+    async fn kafka_endpoint(&self, scope: &Scope, name: &str) -> Result<String, RuntimeError> {
+        let existing = self.existing(scope).await?;
+        match existing.get(name).map(String::as_str) {
+            Some("kafka") => catalog::find("kafka")
+                .and_then(|kafka| in_cluster_endpoint(name, &kafka))
+                .ok_or_else(|| RuntimeError::Kafka(format!("Kafka `{name}` has no port"))),
+            Some(other) => Err(RuntimeError::WrongDependency {
+                name: name.into(),
+                expected: "kafka".into(),
+                actual: other.into(),
+            }),
+            None => Err(RuntimeError::MissingDependency {
+                name: name.into(),
+                service: "kafka".into(),
+            }),
+        }
+    }
+
+    fn instance(&self, scope: &Scope, name: &str, service: &str) -> Instance {
+        Instance {
+            name: name.into(),
+            service: service.into(),
+            state: InstanceState::Running,
+            endpoint: catalog::find(service)
+                .and_then(|d| in_cluster_endpoint(name, &d))
+                .unwrap_or_default(),
+            backend: Backend::Kubernetes,
+            run: Self::run_label(scope).map(str::to_string),
+            namespace: Some(self.namespace_of(scope)),
+            pid: None,
+            log: String::new(),
+            started: None,
+            uses: Vec::new(),
+        }
+    }
+
+    /// Runs `future` unless `cancel` fires first.
+    async fn cancellable<T>(
+        cancel: &CancellationToken,
+        future: impl std::future::Future<Output = Result<T, KubeError>>,
+    ) -> Result<T, KubeError> {
+        tokio::select! {
+            result = future => result,
+            _ = cancel.cancelled() => Err(KubeError::Interrupted),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Runtime for KubernetesRuntime {
+    fn backend(&self) -> Backend {
+        Backend::Kubernetes
+    }
+
+    async fn open_run(&self, run_id: &str, workflow: &str) -> Result<(), RuntimeError> {
+        let scope = Scope::Run(run_id.into());
+        let mut annotations = owner_annotations();
+        annotations.insert("weir.dev/workflow".into(), workflow.into());
+        self.cluster(&scope)
+            .ensure_namespace(ownership_labels(Some(run_id)), annotations)
+            .await?;
+        progress(format!(
+            "  namespace `{}` created",
+            self.namespace_of(&scope)
+        ));
+        Ok(())
+    }
+
+    async fn provision(&self, request: ProvisionRequest) -> Result<Provisioned, RuntimeError> {
+        let scope = &request.scope;
+        let cluster = self.cluster(scope);
+        if scope == &Scope::Standalone {
+            // The standalone namespace is created on first use.
+            cluster
+                .ensure_namespace(ownership_labels(None), BTreeMap::new())
+                .await?;
+        }
+        let existing = self.existing(scope).await?;
+        let name = request.name.clone().unwrap_or_else(|| {
+            (1..)
+                .map(|n| format!("{}-{n}", request.service))
+                .find(|candidate| !existing.contains_key(candidate))
+                .expect("an unused name")
+        });
+        if let Some(service) = existing.get(&name) {
+            if scope != &Scope::Standalone && service == &request.service {
+                progress(format!("  reusing `{name}` of this run"));
+                return Ok(Provisioned::Reused(self.instance(scope, &name, service)));
+            }
+            return Err(RuntimeError::NameInUse {
+                what: format!("a {service} in namespace `{}`", self.namespace_of(scope)),
+                name,
+            });
+        }
+        let mut params = request.params.clone();
+        let carries_weir = catalog::find(&request.service).and_then(|d| {
+            d.params
+                .iter()
+                .find(|p| p.name == "image")
+                .and_then(|p| p.default)
+        }) == Some(WEIR_IMAGE);
+        if carries_weir && !params.iter().any(|(k, _)| k == "image") {
+            params.push(("image".into(), self.options.weir_image.clone()));
+        }
+        let planned = plan(
+            &Request {
+                service: request.service.clone(),
+                name,
+                params,
+            },
+            &existing,
+        )?;
+        let mut started = Vec::new();
+        for item in planned {
+            progress(format!(
+                "  applying {} `{}` in `{}` and waiting up to {:?} until it is ready",
+                item.definition.name,
+                item.name,
+                cluster.namespace(),
+                request.ready_timeout
+            ));
+            Self::cancellable(
+                &request.cancel,
+                cluster.create(&item, Self::run_label(scope), request.ready_timeout),
+            )
+            .await?;
+            progress(format!(
+                "  {} `{}` is ready",
+                item.definition.name, item.name
+            ));
+            started.push(self.instance(scope, &item.name, item.definition.name));
+        }
+        Ok(Provisioned::Started(started))
+    }
+
+    async fn stop(&self, scope: &Scope, name: &str) -> Result<Vec<String>, RuntimeError> {
+        let cluster = self.cluster(scope);
+        if !cluster.instances().await?.contains_key(name) {
+            return Err(RuntimeError::NoSuchInstance(name.into()));
+        }
+        cluster.delete_instance(name).await?;
+        Ok(vec![name.into()])
+    }
+
+    async fn teardown(&self, scope: &Scope) -> Result<Vec<String>, RuntimeError> {
+        let cluster = self.cluster(scope);
+        match scope {
+            Scope::Run(_) => {
+                progress(format!(
+                    "  deleting namespace `{}` and waiting until it is gone",
+                    cluster.namespace()
+                ));
+                cluster.delete_namespace(NAMESPACE_DELETE_TIMEOUT).await?;
+                progress(format!("  namespace `{}` is gone", cluster.namespace()));
+                Ok(vec![cluster.namespace().to_string()])
+            }
+            Scope::Standalone => {
+                let names: Vec<String> = cluster.instances().await?.into_keys().collect();
+                for name in &names {
+                    cluster.delete_instance(name).await?;
+                }
+                Ok(names)
+            }
+        }
+    }
+
+    async fn instances(&self, scope: Option<&Scope>) -> Result<Vec<Instance>, RuntimeError> {
+        let scope = scope.cloned().unwrap_or(Scope::Standalone);
+        Ok(self
+            .existing(&scope)
+            .await?
+            .iter()
+            .map(|(name, service)| self.instance(&scope, name, service))
+            .collect())
+    }
+
+    async fn gc(&self) -> Result<GcReport, RuntimeError> {
+        let found = collect_namespaces(
+            &self.client,
+            &self.home.database(),
+            NAMESPACE_DELETE_TIMEOUT,
+        )
+        .await?;
+        Ok(GcReport {
+            namespaces_deleted: found.deleted,
+            namespaces_kept: found.kept,
+            runs_failed: found.runs_failed,
+            ..GcReport::default()
+        })
+    }
+
+    async fn logs(&self, scope: &Scope, name: &str) -> Result<String, RuntimeError> {
+        Ok(self.cluster(scope).logs(name).await?)
+    }
+
+    async fn data_step(
+        &self,
+        scope: &Scope,
+        label: &str,
+        step: &DataStep,
+        timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<StepOutcome, RuntimeError> {
+        let brokers = self.kafka_endpoint(scope, step.kafka()).await?;
+        let step = match step.clone() {
+            DataStep::CreateTopics {
+                topics, partitions, ..
+            } => Step::CreateTopics {
+                brokers,
+                topics,
+                partitions,
+            },
+            DataStep::Wait {
+                topic, messages, ..
+            } => Step::Wait {
+                brokers,
+                topic,
+                messages,
+                timeout,
+            },
+            DataStep::Count { topics, .. } => Step::Count { brokers, topics },
+        };
+        let job = jobs::render(
+            &step,
+            label,
+            &self.options.weir_image,
+            Self::run_label(scope),
+            timeout,
+        );
+        // The Job's own deadline ends it; the wait allows for scheduling on top.
+        let outcome = Self::cancellable(
+            cancel,
+            self.cluster(scope).run_job(&job, timeout + JOB_SLACK),
+        )
+        .await?;
+        Ok(match outcome.report {
+            Some(text) => StepOutcome::Seen(
+                serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+            ),
+            None => StepOutcome::Unseen(NO_REPORT.into()),
+        })
+    }
+
+    async fn http(&self, scope: &Scope, name: &str) -> Result<HttpAccess, RuntimeError> {
+        let cluster = self.cluster(scope);
+        let service = cluster
+            .instances()
+            .await?
+            .remove(name)
+            .ok_or_else(|| RuntimeError::NoSuchInstance(name.into()))?;
+        let port = catalog::find(&service)
+            .and_then(|d| d.ports.first().cloned())
+            .ok_or_else(|| RuntimeError::NoHttp {
+                name: name.into(),
+                service: service.clone(),
+            })?;
+        let pod = cluster.pod_of(name).await?;
+        let forwarded = forward(cluster.pods(), &pod, port.container_port).await?;
+        Ok(HttpAccess::guarded(
+            format!("http://{}", forwarded.local),
+            forwarded,
+        ))
+    }
+}

@@ -1,0 +1,300 @@
+//! The local runtime: catalog services as processes on this machine, on free loopback ports,
+//! recorded in the store ([`processes`]) so that any later `weir` command — or `weir gc`
+//! after a crash — can find and stop them. The data-path steps talk to the brokers directly.
+
+pub mod processes;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use self::processes::{LocalProcesses, UpRequest};
+use super::{
+    progress, Backend, DataStep, GcReport, HttpAccess, Instance, InstanceState, ProvisionRequest,
+    Provisioned, Runtime, RuntimeError, Scope, StepOutcome,
+};
+use crate::home::WeirHome;
+use crate::store::{self, InstanceRecord};
+use crate::time::rfc3339;
+
+/// How often a wait for messages reads the topic's offsets.
+const WAIT_POLL: Duration = Duration::from_millis(500);
+
+/// Processes on this machine.
+#[derive(Debug, Clone)]
+pub struct LocalRuntime {
+    home: WeirHome,
+    weir_exe: PathBuf,
+}
+
+impl LocalRuntime {
+    pub fn new(home: WeirHome, weir_exe: PathBuf) -> Self {
+        Self { home, weir_exe }
+    }
+
+    /// The store-backed process manager, opened for the calling thread.
+    pub fn processes(&self) -> Result<LocalProcesses, RuntimeError> {
+        LocalProcesses::new(self.home.clone(), self.weir_exe.clone())
+    }
+
+    /// Runs blocking process management on a thread of its own.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(LocalProcesses) -> Result<T, RuntimeError> + Send + 'static,
+    ) -> Result<T, RuntimeError> {
+        let processes = self.processes()?;
+        tokio::task::spawn_blocking(move || work(processes))
+            .await
+            .expect("process management does not panic")
+    }
+
+    async fn record(&self, name: &str) -> Result<InstanceRecord, RuntimeError> {
+        let store = store::Store::open(&self.home.database())?;
+        store
+            .instance(name)?
+            .ok_or_else(|| RuntimeError::NoSuchInstance(name.into()))
+    }
+
+    /// The endpoint of a running Kafka instance.
+    async fn kafka_endpoint(&self, name: &str) -> Result<String, RuntimeError> {
+        let instance = self
+            .instances(None)
+            .await?
+            .into_iter()
+            .find(|i| i.name == name)
+            .ok_or_else(|| RuntimeError::MissingDependency {
+                name: name.into(),
+                service: "kafka".into(),
+            })?;
+        if instance.service != "kafka" {
+            return Err(RuntimeError::WrongDependency {
+                name: name.into(),
+                expected: "kafka".into(),
+                actual: instance.service,
+            });
+        }
+        if instance.state != InstanceState::Running {
+            return Err(RuntimeError::DependencyDown(name.into()));
+        }
+        Ok(instance.endpoint)
+    }
+}
+
+fn instance_of(record: InstanceRecord, alive: bool) -> Instance {
+    let state = match record.state {
+        _ if !alive && record.pid.is_some() => InstanceState::Dead,
+        store::InstanceState::Starting => InstanceState::Starting,
+        store::InstanceState::Running => InstanceState::Running,
+        store::InstanceState::Stopping => InstanceState::Stopping,
+    };
+    Instance {
+        name: record.name,
+        service: record.service,
+        state,
+        endpoint: record.endpoint,
+        backend: Backend::Local,
+        run: record.run_id,
+        namespace: None,
+        pid: record.pid,
+        log: record.log_path,
+        started: Some(rfc3339(record.created_at)),
+        uses: record.uses,
+    }
+}
+
+fn in_scope(instance: &Instance, scope: &Scope) -> bool {
+    match scope {
+        Scope::Standalone => instance.run.is_none(),
+        Scope::Run(id) => instance.run.as_deref() == Some(id),
+    }
+}
+
+#[async_trait::async_trait]
+impl Runtime for LocalRuntime {
+    fn backend(&self) -> Backend {
+        Backend::Local
+    }
+
+    async fn open_run(&self, _run_id: &str, _workflow: &str) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+
+    async fn provision(&self, request: ProvisionRequest) -> Result<Provisioned, RuntimeError> {
+        if let (Scope::Run(_), Some(name)) = (&request.scope, &request.name) {
+            if let Some(existing) = self
+                .instances(None)
+                .await?
+                .into_iter()
+                .find(|i| &i.name == name)
+            {
+                if existing.service == request.service && existing.state == InstanceState::Running {
+                    progress(format!(
+                        "  reusing running {} instance `{name}`",
+                        request.service
+                    ));
+                    return Ok(Provisioned::Reused(existing));
+                }
+                return Err(RuntimeError::NameInUse {
+                    name: name.clone(),
+                    what: format!("a {} {}", existing.state.as_str(), existing.service),
+                });
+            }
+        }
+        // Readiness waits run on a blocking thread; the flag tells it to give up (it then
+        // stops what it started before returning).
+        let interrupt = Arc::new(AtomicBool::new(false));
+        let up = UpRequest {
+            service: request.service,
+            name: request.name,
+            params: request.params,
+            scope: request.scope,
+            ready_timeout: request.ready_timeout,
+        };
+        let flag = interrupt.clone();
+        let mut work = std::pin::pin!(
+            self.blocking(move |processes| { processes.with_interrupt(flag).up(&up) })
+        );
+        let started = tokio::select! {
+            result = &mut work => result,
+            _ = request.cancel.cancelled() => {
+                interrupt.store(true, Ordering::SeqCst);
+                work.await
+            }
+        };
+        match started {
+            Ok(records) => Ok(Provisioned::Started(
+                records.into_iter().map(|r| instance_of(r, true)).collect(),
+            )),
+            Err(_) if interrupt.load(Ordering::SeqCst) => Err(RuntimeError::Interrupted),
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn stop(&self, _scope: &Scope, name: &str) -> Result<Vec<String>, RuntimeError> {
+        let name = name.to_string();
+        self.blocking(move |processes| processes.down(&name)).await
+    }
+
+    async fn teardown(&self, scope: &Scope) -> Result<Vec<String>, RuntimeError> {
+        let run = match scope {
+            Scope::Run(id) => Some(id.clone()),
+            Scope::Standalone => None,
+        };
+        self.blocking(move |processes| processes.down_all(run.as_deref()))
+            .await
+    }
+
+    async fn instances(&self, scope: Option<&Scope>) -> Result<Vec<Instance>, RuntimeError> {
+        let all = self
+            .blocking(|processes| processes.instances())
+            .await?
+            .into_iter()
+            .map(|(record, alive)| instance_of(record, alive));
+        Ok(match scope {
+            Some(scope) => all.filter(|i| in_scope(i, scope)).collect(),
+            None => all.collect(),
+        })
+    }
+
+    async fn gc(&self) -> Result<GcReport, RuntimeError> {
+        self.blocking(|processes| processes.gc()).await
+    }
+
+    async fn logs(&self, _scope: &Scope, name: &str) -> Result<String, RuntimeError> {
+        let record = self.record(name).await?;
+        let bytes = tokio::fs::read(&record.log_path)
+            .await
+            .map_err(|source| RuntimeError::Io {
+                path: record.log_path.clone().into(),
+                source,
+            })?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    async fn data_step(
+        &self,
+        _scope: &Scope,
+        label: &str,
+        step: &DataStep,
+        timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<StepOutcome, RuntimeError> {
+        let brokers = self.kafka_endpoint(step.kafka()).await?;
+        match step.clone() {
+            DataStep::CreateTopics {
+                topics, partitions, ..
+            } => {
+                let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+                tokio::time::timeout(
+                    timeout,
+                    weir_topology::kafka::ensure_topics(&brokers, &names, partitions),
+                )
+                .await
+                .map_err(|_| RuntimeError::Kafka(format!("creating topics took over {timeout:?}")))?
+                .map_err(|e| RuntimeError::Kafka(e.to_string()))?;
+                Ok(StepOutcome::Seen(serde_json::json!({ "created": topics })))
+            }
+            DataStep::Count { topics, .. } => {
+                let counts = tokio::task::spawn_blocking(move || {
+                    weir_topology::kafka::count_messages(&brokers, &topics)
+                })
+                .await
+                .expect("counting does not panic")
+                .map_err(RuntimeError::Kafka)?;
+                let counts: serde_json::Map<String, serde_json::Value> =
+                    counts.into_iter().map(|(t, n)| (t, n.into())).collect();
+                Ok(StepOutcome::Seen(serde_json::json!({ "counts": counts })))
+            }
+            DataStep::Wait {
+                topic, messages, ..
+            } => {
+                let started = Instant::now();
+                let mut last_report = Instant::now();
+                loop {
+                    let (b, t) = (brokers.clone(), topic.clone());
+                    let count = tokio::task::spawn_blocking(move || {
+                        weir_topology::kafka::count_topic(&b, &t)
+                    })
+                    .await
+                    .expect("counting does not panic")
+                    .map_err(RuntimeError::Kafka)?;
+                    if count >= messages {
+                        return Ok(StepOutcome::Seen(
+                            serde_json::json!({ "topic": topic, "count": count, "wanted": messages, "reached": true }),
+                        ));
+                    }
+                    if started.elapsed() >= timeout {
+                        return Err(RuntimeError::Kafka(format!(
+                            "`{topic}` held {count} of the {messages} messages waited for when the time limit passed"
+                        )));
+                    }
+                    if last_report.elapsed() >= Duration::from_secs(10) {
+                        progress(format!(
+                            "  {label}: `{topic}` holds {count} of {messages} messages"
+                        ));
+                        last_report = Instant::now();
+                    }
+                    // Kafka has no notification for "a topic grew": its offsets are read.
+                    tokio::select! {
+                        _ = tokio::time::sleep(WAIT_POLL) => {}
+                        _ = cancel.cancelled() => return Err(RuntimeError::Interrupted),
+                    }
+                }
+            }
+        }
+    }
+
+    async fn http(&self, _scope: &Scope, name: &str) -> Result<HttpAccess, RuntimeError> {
+        let record = self.record(name).await?;
+        if !record.endpoint.starts_with("http://") {
+            return Err(RuntimeError::NoHttp {
+                name: name.into(),
+                service: record.service,
+            });
+        }
+        Ok(HttpAccess::direct(record.endpoint))
+    }
+}
