@@ -86,39 +86,6 @@ pub struct TaskRecord {
     pub depends: Vec<String>,
 }
 
-pub const RUNS_SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY,
-    workflow TEXT NOT NULL,
-    file TEXT NOT NULL,
-    state TEXT NOT NULL,
-    variables TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    finished_at INTEGER,
-    error TEXT,
-    topics TEXT NOT NULL DEFAULT '{}',
-    unavailable TEXT NOT NULL DEFAULT '{}',
-    approval_message TEXT,
-    decision TEXT,
-    artifacts TEXT NOT NULL,
-    owner_pid INTEGER,
-    owner_start_time INTEGER
-);
-CREATE TABLE IF NOT EXISTS tasks (
-    run_id TEXT NOT NULL,
-    position INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    state TEXT NOT NULL,
-    started_at INTEGER,
-    finished_at INTEGER,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    error TEXT,
-    depends TEXT NOT NULL,
-    PRIMARY KEY (run_id, name)
-);
-";
-
 fn run_from_row(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
     let json = |column: &str| -> rusqlite::Result<serde_json::Value> {
         let text: String = row.get(column)?;

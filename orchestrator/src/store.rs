@@ -108,6 +108,43 @@ CREATE TABLE IF NOT EXISTS instances (
 );
 ";
 
+/// The schema's version, kept in SQLite's `user_version`.
+const SCHEMA_VERSION: i64 = 1;
+
+/// Runs and their tasks (read and written by [`crate::runs`]).
+const RUNS_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    workflow TEXT NOT NULL,
+    file TEXT NOT NULL,
+    state TEXT NOT NULL,
+    variables TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    finished_at INTEGER,
+    error TEXT,
+    topics TEXT NOT NULL DEFAULT '{}',
+    unavailable TEXT NOT NULL DEFAULT '{}',
+    approval_message TEXT,
+    decision TEXT,
+    artifacts TEXT NOT NULL,
+    owner_pid INTEGER,
+    owner_start_time INTEGER
+);
+CREATE TABLE IF NOT EXISTS tasks (
+    run_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL,
+    started_at INTEGER,
+    finished_at INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    depends TEXT NOT NULL,
+    PRIMARY KEY (run_id, name)
+);
+";
+
 impl Store {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let open_error = |source| StoreError::Open {
@@ -125,11 +162,25 @@ impl Store {
         let conn = Connection::open(path).map_err(open_error)?;
         conn.busy_timeout(Duration::from_secs(10))
             .map_err(open_error)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
+        // Opening must stay cheap and lock-free when the database is set up: several `weir`
+        // processes open it many times a second. Changing the journal mode or the schema takes
+        // a write lock, so each is done only when needed.
+        let journal: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
             .map_err(open_error)?;
-        conn.execute_batch(SCHEMA).map_err(open_error)?;
-        conn.execute_batch(crate::runs::RUNS_SCHEMA)
+        if !journal.eq_ignore_ascii_case("wal") {
+            conn.pragma_update(None, "journal_mode", "WAL")
+                .map_err(open_error)?;
+        }
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(open_error)?;
+        if version < SCHEMA_VERSION {
+            conn.execute_batch(&format!(
+                "BEGIN IMMEDIATE; {SCHEMA} {RUNS_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            ))
+            .map_err(open_error)?;
+        }
         Ok(Self { conn })
     }
 

@@ -38,6 +38,16 @@ pub enum SpecError {
         name: String,
         declared: String,
     },
+    /// A parameter's value cannot stand where it is referenced without changing the file's
+    /// structure.
+    #[error("{path}:{line}:{column}: the value of parameter `{name}` {reason}")]
+    UnsafeParam {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        name: String,
+        reason: String,
+    },
     /// `--set NAME=VALUE` names a parameter the topology does not declare.
     #[error("{path}: cannot set `{name}`: the topology declares no such parameter (declared: {declared})")]
     UnknownOverride {
@@ -383,12 +393,21 @@ fn substitute(
     text: &str,
     values: &BTreeMap<String, String>,
 ) -> Result<String, SpecError> {
-    template::substitute(text, values).map_err(|reference| SpecError::UnknownParam {
-        path: path.to_owned(),
-        line: reference.line,
-        column: reference.column,
-        name: reference.name,
-        declared: declared_list(values),
+    template::substitute(text, values).map_err(|error| match error {
+        template::SubstituteError::Unknown(reference) => SpecError::UnknownParam {
+            path: path.to_owned(),
+            line: reference.line,
+            column: reference.column,
+            name: reference.name,
+            declared: declared_list(values),
+        },
+        template::SubstituteError::Unsafe { reference, reason } => SpecError::UnsafeParam {
+            path: path.to_owned(),
+            line: reference.line,
+            column: reference.column,
+            name: reference.name,
+            reason,
+        },
     })
 }
 

@@ -128,17 +128,14 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&started)?);
     } else {
         for instance in &started {
-            println!(
-                "{} {} running {}{}",
-                instance.name,
-                instance.service,
-                display_endpoint(&instance.endpoint),
-                instance
-                    .namespace
-                    .as_ref()
-                    .map(|ns| format!(" in namespace {ns}"))
-                    .unwrap_or_default()
-            );
+            let endpoint = display_endpoint(&instance.endpoint);
+            match &instance.namespace {
+                Some(namespace) => println!(
+                    "{} {} ready in namespace {namespace} ({endpoint})",
+                    instance.name, instance.service
+                ),
+                None => println!("{} {} running {endpoint}", instance.name, instance.service),
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

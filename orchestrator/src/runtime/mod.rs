@@ -298,6 +298,9 @@ pub enum RuntimeError {
     DependencyDown(String),
     #[error("no instance named `{0}`; `weir instances` lists them")]
     NoSuchInstance(String),
+    /// A data-path step names a Kafka instance the scope does not have.
+    #[error("no Kafka instance named `{0}`; provision it in an earlier task")]
+    NoKafka(String),
     #[error("an instance named `{name}` exists but is {what}; choose another name or `weir down {name}`")]
     NameInUse { name: String, what: String },
     #[error("`{name}` is used by {users}; stop those first, or use `weir down --all`")]

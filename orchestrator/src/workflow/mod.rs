@@ -378,11 +378,17 @@ pub fn load_text(
     if !problems.is_empty() {
         return Err(fail(problems));
     }
-    let expanded = template::substitute(text, &values).map_err(|r| {
+    let expanded = template::substitute(text, &values).map_err(|error| {
+        let reference = error.reference();
         fail(vec![Problem {
-            line: r.line,
-            column: r.column,
-            message: format!("unknown variable `{}`", r.name),
+            line: reference.line,
+            column: reference.column,
+            message: match &error {
+                template::SubstituteError::Unknown(r) => format!("unknown variable `{}`", r.name),
+                template::SubstituteError::Unsafe { reference, reason } => {
+                    format!("variable `{}`: its value {reason}", reference.name)
+                }
+            },
         }])
     })?;
     let workflow: Workflow =
@@ -710,6 +716,57 @@ tasks:
             err,
             "w.yaml:11:24: unknown variable `duraton` (declared: duration, kafka_name, kill)\n\
              w.yaml:5:3: variable `kafka_name` (--set): `Kafka 1`: does not match the pattern `[a-z][a-z0-9-]*`"
+        );
+    }
+
+    #[test]
+    fn a_variable_value_is_one_value_or_a_located_refusal() {
+        let text = "\
+name: t
+variables:
+  topic: { type: string, default: plain }
+  kafka_name: { type: string, default: kafka-1, pattern: '[a-z][a-z0-9-]*' }
+tasks:
+  - name: kafka
+    provision: { service: kafka, instance: \"${kafka_name}\" }
+  - name: topics
+    depends: [kafka]
+    create-topics: { kafka: \"${kafka_name}\", topics: [\"${topic}\", ${topic}] }
+";
+        for hostile in [
+            "a\"b",
+            "x: y",
+            "{ evil: 1 }",
+            "line\nbreak",
+            "a', b: 'c",
+            "- [1]",
+        ] {
+            let loaded = load(text, &[("topic", hostile)]).unwrap();
+            let topics = &loaded.workflow.tasks[1]
+                .create_topics
+                .as_ref()
+                .unwrap()
+                .topics;
+            assert_eq!(topics, &[hostile, hostile], "{hostile:?}");
+            assert_eq!(loaded.workflow.tasks.len(), 2, "{hostile:?}");
+        }
+        // A value its declared pattern refuses names the variable and its declaration.
+        let err = load(text, &[("kafka_name", "k: {x}")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("w.yaml:4:3: variable `kafka_name` (--set): `k: {x}`: does not match"),
+            "{err}"
+        );
+        // Where a value cannot stand without changing the structure, it is refused at the
+        // reference.
+        let partial = text.replace("[\"${topic}\", ${topic}]", "[pre-${topic}]");
+        let err = load(&partial, &[("topic", "a: b")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("w.yaml:10:59: variable `topic`: its value"),
+            "{err}"
         );
     }
 

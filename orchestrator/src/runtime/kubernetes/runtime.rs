@@ -102,10 +102,7 @@ impl KubernetesRuntime {
                 expected: "kafka".into(),
                 actual: other.into(),
             }),
-            None => Err(RuntimeError::MissingDependency {
-                name: name.into(),
-                service: "kafka".into(),
-            }),
+            None => Err(RuntimeError::NoKafka(name.into())),
         }
     }
 

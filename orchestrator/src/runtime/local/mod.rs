@@ -65,10 +65,7 @@ impl LocalRuntime {
             .await?
             .into_iter()
             .find(|i| i.name == name)
-            .ok_or_else(|| RuntimeError::MissingDependency {
-                name: name.into(),
-                service: "kafka".into(),
-            })?;
+            .ok_or_else(|| RuntimeError::NoKafka(name.into()))?;
         if instance.service != "kafka" {
             return Err(RuntimeError::WrongDependency {
                 name: name.into(),
