@@ -325,9 +325,7 @@ async fn on_failure_pause_continues_when_approved_and_fails_when_rejected() {
 async fn the_run_timeout_holds_while_an_approval_waits() {
     let harness = Harness::new(MemoryRuntime::default());
     let outcome = harness
-        .run(&format!(
-            "name: t\ntimeout: 300ms\ntasks:\n  - name: approve\n    approval: {{ message: stop? }}\n"
-        ))
+        .run("name: t\ntimeout: 300ms\ntasks:\n  - name: approve\n    approval: { message: stop? }\n")
         .await;
     assert_eq!(outcome.state, RunState::Failed);
     assert!(
