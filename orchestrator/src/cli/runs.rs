@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
-use tokio_util::sync::CancellationToken;
 use weir::engine::{self, RunOptions};
 use weir::home::WeirHome;
 use weir::runs::{Answer, RunState};
@@ -79,12 +78,7 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let loaded = workflow::load(&args.file, &args.set)?;
     let outcome = runtime()?.block_on(async move {
-        let interrupt = CancellationToken::new();
-        let on_signal = interrupt.clone();
-        tokio::spawn(async move {
-            signals::shutdown_requested().await;
-            on_signal.cancel();
-        });
+        let interrupt = signals::cancelled_on_shutdown();
         let runtime = args.backend.connect().await?;
         let options = RunOptions {
             home: WeirHome::from_env(),

@@ -4,7 +4,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use tokio_util::sync::CancellationToken;
 use weir::runtime::{Backend, ProvisionRequest, Provisioned, Scope};
 use weir_catalog::catalog;
 use weir_catalog::service::ParamKind;
@@ -102,12 +101,7 @@ pub fn catalog(args: CatalogArgs) -> anyhow::Result<ExitCode> {
 
 pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let started = runtime()?.block_on(async {
-        let cancel = CancellationToken::new();
-        let on_signal = cancel.clone();
-        tokio::spawn(async move {
-            signals::shutdown_requested().await;
-            on_signal.cancel();
-        });
+        let cancel = signals::cancelled_on_shutdown();
         let runtime = args.backend.connect().await?;
         let provisioned = runtime
             .provision(ProvisionRequest {

@@ -11,3 +11,14 @@ pub async fn shutdown_requested() {
         _ = terminate.recv() => tracing::info!("SIGTERM received, stopping"),
     }
 }
+
+/// A token cancelled by the first SIGINT or SIGTERM (call inside a tokio runtime).
+pub fn cancelled_on_shutdown() -> tokio_util::sync::CancellationToken {
+    let token = tokio_util::sync::CancellationToken::new();
+    let on_signal = token.clone();
+    tokio::spawn(async move {
+        shutdown_requested().await;
+        on_signal.cancel();
+    });
+    token
+}
