@@ -1,0 +1,30 @@
+//! Durations written as text (`30s`, `1m30s`) or a number of seconds, parsed at load so that
+//! a bad one is a located error of the file.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serializer};
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Text {
+    Seconds(u64),
+    Text(String),
+}
+
+pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    match Option::<Text>::deserialize(d)? {
+        None => Ok(None),
+        Some(Text::Seconds(seconds)) => Ok(Some(Duration::from_secs(seconds))),
+        Some(Text::Text(text)) => weir_topology::duration::parse_duration(&text)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+    }
+}
+
+pub fn serialize<S: Serializer>(value: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(duration) => s.serialize_str(&format!("{}ms", duration.as_millis())),
+        None => s.serialize_none(),
+    }
+}

@@ -1,0 +1,145 @@
+//! Loading workflows: interpolation, located errors, graph checks, hostile values.
+use super::*;
+
+const WORKFLOW: &str = "\
+name: t
+variables:
+  duration: { type: duration, default: 2s }
+  kill: { type: bool, default: true }
+  kafka_name: { type: string, default: kafka-1, pattern: '[a-z][a-z0-9-]*' }
+tasks:
+  - name: kafka
+provision: { service: kafka, instance: \"${kafka_name}\" }
+  - name: run
+depends: [kafka]
+wait: { duration: \"${duration}\" }
+  - name: approve
+depends: [run]
+when: \"!${kill}\"
+approval: { message: stop?, timeout: 1m, on-timeout: approve }
+";
+
+fn load(text: &str, overrides: &[(&str, &str)]) -> Result<LoadedWorkflow, WorkflowError> {
+    let overrides: Vec<(String, String)> = overrides
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    load_text(Path::new("w.yaml"), text, &overrides)
+}
+
+#[test]
+fn variables_are_interpolated() {
+    let loaded = load(WORKFLOW, &[("kill", "false"), ("kafka_name", "k2")]).unwrap();
+    let tasks = &loaded.workflow.tasks;
+    assert_eq!(tasks[0].provision.as_ref().unwrap().instance, "k2");
+    assert_eq!(tasks[2].when, Some(true));
+    assert_eq!(
+        tasks[2].approval.as_ref().unwrap().on_timeout,
+        Decision::Approve
+    );
+}
+
+#[test]
+fn unknown_variables_and_bad_values_name_line_and_column() {
+    let text = WORKFLOW.replace("\"${duration}\"", "\"${duraton}\"");
+    let err = load(&text, &[("kafka_name", "Kafka 1")])
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "w.yaml:11:24: unknown variable `duraton` (declared: duration, kafka_name, kill)\n\
+         w.yaml:5:3: variable `kafka_name` (--set): `Kafka 1`: does not match the pattern `[a-z][a-z0-9-]*`"
+    );
+}
+
+#[test]
+fn a_variable_value_is_one_value_or_a_located_refusal() {
+    let text = "\
+name: t
+variables:
+  topic: { type: string, default: plain }
+  kafka_name: { type: string, default: kafka-1, pattern: '[a-z][a-z0-9-]*' }
+tasks:
+  - name: kafka
+provision: { service: kafka, instance: \"${kafka_name}\" }
+  - name: topics
+depends: [kafka]
+create-topics: { kafka: \"${kafka_name}\", topics: [\"${topic}\", ${topic}] }
+";
+    for hostile in [
+        "a\"b",
+        "x: y",
+        "{ evil: 1 }",
+        "line\nbreak",
+        "a', b: 'c",
+        "- [1]",
+    ] {
+        let loaded = load(text, &[("topic", hostile)]).unwrap();
+        let topics = &loaded.workflow.tasks[1]
+            .create_topics
+            .as_ref()
+            .unwrap()
+            .topics;
+        assert_eq!(topics, &[hostile, hostile], "{hostile:?}");
+        assert_eq!(loaded.workflow.tasks.len(), 2, "{hostile:?}");
+    }
+    // A value its declared pattern refuses names the variable and its declaration.
+    let err = load(text, &[("kafka_name", "k: {x}")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("w.yaml:4:3: variable `kafka_name` (--set): `k: {x}`: does not match"),
+        "{err}"
+    );
+    // Where a value cannot stand without changing the structure, it is refused at the
+    // reference.
+    let partial = text.replace("[\"${topic}\", ${topic}]", "[pre-${topic}]");
+    let err = load(&partial, &[("topic", "a: b")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("w.yaml:10:59: variable `topic`: its value"),
+        "{err}"
+    );
+}
+
+#[test]
+fn schema_errors_have_positions() {
+    let text = WORKFLOW.replace("wait: {", "wiat: {");
+    let err = load(&text, &[]).unwrap_err();
+    assert_eq!(err.problems[0].line, 11);
+    assert!(err.problems[0].message.contains("wiat"), "{err}");
+}
+
+#[test]
+fn waiting_for_a_condition_needs_a_time_limit() {
+    let text = WORKFLOW.replace(
+        "wait: { duration: \"${duration}\" }",
+        "wait: { until: { kafka: k, topic: t, messages: 3 } }",
+    );
+    let err = load(&text, &[]).unwrap_err().to_string();
+    assert!(
+        err.contains("waiting `until` a condition needs a `timeout`"),
+        "{err}"
+    );
+    let both = WORKFLOW.replace(
+        "\"${duration}\" }",
+        "\"${duration}\", until: { kafka: k, topic: t, messages: 3 } }",
+    );
+    let err = load(&both, &[]).unwrap_err().to_string();
+    assert!(err.contains("takes either `duration` or `until`"), "{err}");
+}
+
+#[test]
+fn graph_problems_are_reported() {
+    let text = WORKFLOW
+        .replace("depends: [kafka]", "depends: [approve]")
+        .replace("service: kafka,", "service: kafak,");
+    let err = load(&text, &[]).unwrap_err().to_string();
+    assert!(err.contains("the catalog has no service `kafak`"), "{err}");
+    assert!(
+        err.contains("cycle: run → approve → run")
+            || err.contains("cycle: approve → run → approve"),
+        "{err}"
+    );
+}
