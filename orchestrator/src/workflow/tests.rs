@@ -1,4 +1,5 @@
 //! Loading workflows: interpolation, located errors, graph checks, hostile values.
+
 use super::*;
 
 const WORKFLOW: &str = "\
@@ -9,14 +10,14 @@ variables:
   kafka_name: { type: string, default: kafka-1, pattern: '[a-z][a-z0-9-]*' }
 tasks:
   - name: kafka
-provision: { service: kafka, instance: \"${kafka_name}\" }
+    provision: { service: kafka, instance: \"${kafka_name}\" }
   - name: run
-depends: [kafka]
-wait: { duration: \"${duration}\" }
+    depends: [kafka]
+    wait: { duration: \"${duration}\" }
   - name: approve
-depends: [run]
-when: \"!${kill}\"
-approval: { message: stop?, timeout: 1m, on-timeout: approve }
+    depends: [run]
+    when: \"!${kill}\"
+    approval: { message: stop?, timeout: 1m, on-timeout: approve }
 ";
 
 fn load(text: &str, overrides: &[(&str, &str)]) -> Result<LoadedWorkflow, WorkflowError> {
@@ -46,10 +47,10 @@ fn unknown_variables_and_bad_values_name_line_and_column() {
         .unwrap_err()
         .to_string();
     assert_eq!(
-        err,
-        "w.yaml:11:24: unknown variable `duraton` (declared: duration, kafka_name, kill)\n\
-         w.yaml:5:3: variable `kafka_name` (--set): `Kafka 1`: does not match the pattern `[a-z][a-z0-9-]*`"
-    );
+            err,
+            "w.yaml:11:24: unknown variable `duraton` (declared: duration, kafka_name, kill)\n\
+             w.yaml:5:3: variable `kafka_name` (--set): `Kafka 1`: does not match the pattern `[a-z][a-z0-9-]*`"
+        );
 }
 
 #[test]
@@ -61,10 +62,10 @@ variables:
   kafka_name: { type: string, default: kafka-1, pattern: '[a-z][a-z0-9-]*' }
 tasks:
   - name: kafka
-provision: { service: kafka, instance: \"${kafka_name}\" }
+    provision: { service: kafka, instance: \"${kafka_name}\" }
   - name: topics
-depends: [kafka]
-create-topics: { kafka: \"${kafka_name}\", topics: [\"${topic}\", ${topic}] }
+    depends: [kafka]
+    create-topics: { kafka: \"${kafka_name}\", topics: [\"${topic}\", ${topic}] }
 ";
     for hostile in [
         "a\"b",
