@@ -61,7 +61,11 @@ fn rendered(service_name: &str) -> Vec<KubeObject> {
 
 #[test]
 fn rendered_objects_match_golden_files() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    // At run time: clones share the target directory (see tests/src/lib.rs `repo_root`).
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    let dir = manifest_dir.join("tests/golden");
     let mut mismatched = Vec::new();
     for service in services() {
         let objects = rendered(service.name);

@@ -145,6 +145,16 @@ CREATE TABLE IF NOT EXISTS tasks (
 );
 ";
 
+/// How long opening waits for another process holding the database.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn is_busy(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
 impl Store {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let open_error = |source| StoreError::Open {
@@ -160,28 +170,40 @@ impl Store {
             })?;
         }
         let conn = Connection::open(path).map_err(open_error)?;
-        conn.busy_timeout(Duration::from_secs(10))
-            .map_err(open_error)?;
-        // Opening must stay cheap and lock-free when the database is set up: several `weir`
-        // processes open it many times a second. Changing the journal mode or the schema takes
-        // a write lock, so each is done only when needed.
-        let journal: String = conn
-            .pragma_query_value(None, "journal_mode", |r| r.get(0))
-            .map_err(open_error)?;
-        if !journal.eq_ignore_ascii_case("wal") {
-            conn.pragma_update(None, "journal_mode", "WAL")
-                .map_err(open_error)?;
-        }
-        let version: i64 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(open_error)?;
-        if version < SCHEMA_VERSION {
-            conn.execute_batch(&format!(
-                "BEGIN IMMEDIATE; {SCHEMA} {RUNS_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-            ))
-            .map_err(open_error)?;
+        conn.busy_timeout(OPEN_TIMEOUT).map_err(open_error)?;
+        // SQLite answers "locked" without waiting when two processes set up a new database
+        // at once (switching to WAL bypasses the busy handler), so setup is retried.
+        let deadline = std::time::Instant::now() + OPEN_TIMEOUT;
+        loop {
+            match Self::set_up(&conn) {
+                Err(error) if is_busy(&error) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                outcome => break outcome.map_err(open_error)?,
+            }
         }
         Ok(Self { conn })
+    }
+
+    /// Puts the database in WAL mode and applies the schema, each only when needed: opening
+    /// must stay cheap and lock-free once the database is set up, as several `weir` processes
+    /// open it many times a second.
+    fn set_up(conn: &Connection) -> rusqlite::Result<()> {
+        let journal: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
+        if !journal.eq_ignore_ascii_case("wal") {
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+        }
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version < SCHEMA_VERSION {
+            let applied = conn.execute_batch(&format!(
+                "BEGIN IMMEDIATE; {SCHEMA} {RUNS_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            ));
+            if applied.is_err() && !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            applied?;
+        }
+        Ok(())
     }
 
     pub(crate) fn conn(&self) -> &Connection {
@@ -296,6 +318,23 @@ fn instance_from_row(row: &Row<'_>) -> rusqlite::Result<InstanceRecord> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn many_connections_set_up_a_new_database_at_once() {
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("weir.db");
+            let openers: Vec<_> = (0..8)
+                .map(|_| {
+                    let path = path.clone();
+                    std::thread::spawn(move || Store::open(&path).map(|_| ()))
+                })
+                .collect();
+            for opener in openers {
+                opener.join().unwrap().unwrap();
+            }
+        }
+    }
 
     fn record(name: &str) -> InstanceRecord {
         InstanceRecord {

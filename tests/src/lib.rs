@@ -104,8 +104,15 @@ pub fn weir_bin() -> PathBuf {
 }
 
 /// The repository root, for shipped workflows and topologies.
+///
+/// Read when the test runs (cargo sets `CARGO_MANIFEST_DIR` for it), not when it was built:
+/// clones share one target directory, and a binary built in another clone that cargo did not
+/// rebuild would otherwise test that clone's files.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest_dir
         .parent()
         .expect("tests/ is inside the repository")
         .to_path_buf()

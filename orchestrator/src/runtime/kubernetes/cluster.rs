@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Pod, Service, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
@@ -20,6 +20,8 @@ use super::{diagnose, whole_seconds, KubeError, FIELD_MANAGER};
 
 const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
 const SERVICE_LABEL: &str = "app.kubernetes.io/name";
+/// How long a new namespace may take to get its `default` ServiceAccount.
+const SERVICE_ACCOUNT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A connection to the cluster, working in one namespace.
 #[derive(Clone)]
@@ -97,7 +99,36 @@ impl ClusterNamespace {
             .map_err(KubeError::api(format!(
                 "creating namespace `{}`",
                 self.namespace
-            )))
+            )))?;
+        self.await_default_service_account().await
+    }
+
+    /// Pods are refused until the namespace's `default` ServiceAccount exists; the
+    /// controller manager creates it shortly after the namespace. Waiting here keeps a
+    /// workload's controller from backing off on refused pods.
+    async fn await_default_service_account(&self) -> Result<(), KubeError> {
+        let exists = await_condition(
+            self.api::<ServiceAccount>(),
+            "default",
+            |account: Option<&ServiceAccount>| account.is_some(),
+        );
+        match tokio::time::timeout(SERVICE_ACCOUNT_TIMEOUT, exists).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => Err(KubeError::Timeout {
+                what: format!(
+                    "the `default` ServiceAccount of `{}` (watch failed: {error})",
+                    self.namespace
+                ),
+                timeout: SERVICE_ACCOUNT_TIMEOUT,
+            }),
+            Err(_) => Err(KubeError::Timeout {
+                what: format!(
+                    "the `default` ServiceAccount of `{}` (is kube-controller-manager running?)",
+                    self.namespace
+                ),
+                timeout: SERVICE_ACCOUNT_TIMEOUT,
+            }),
+        }
     }
 
     /// Applies one rendered object with server-side apply.
@@ -183,15 +214,26 @@ impl ClusterNamespace {
                 name: name.into(),
                 namespace: self.namespace.clone(),
                 timeout,
-                why: self.why_not_ready(name).await,
+                why: self.why_not_ready(kind, name).await,
             }),
         }
     }
 
     /// Each pod of the instance that is not ready, with its conditions, containers and events.
-    pub async fn why_not_ready(&self, instance: &str) -> String {
-        self.describe_pods(&format!("{INSTANCE_LABEL}={instance}"))
-            .await
+    /// With no pod at all, the workload's own events say why its controller made none.
+    pub async fn why_not_ready(&self, kind: &str, instance: &str) -> String {
+        let why = self
+            .describe_pods(&format!("{INSTANCE_LABEL}={instance}"))
+            .await;
+        if !why.starts_with(diagnose::NO_POD) {
+            return why;
+        }
+        let events = diagnose::summarize_events(&self.events_of(kind, instance).await, 3);
+        if events.is_empty() {
+            why
+        } else {
+            format!("{why} [events: {}]", events.join(" | "))
+        }
     }
 
     async fn describe_pods(&self, selector: &str) -> String {

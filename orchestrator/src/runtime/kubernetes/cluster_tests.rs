@@ -180,7 +180,7 @@ async fn a_job_the_api_server_refuses_fails_with_its_reason() {
 #[tokio::test]
 async fn the_diagnosis_lists_the_instances_pods_and_their_events() {
     let (kube, mut server) = mocked("weir-r5");
-    let why = tokio::spawn(async move { kube.why_not_ready("zk").await });
+    let why = tokio::spawn(async move { kube.why_not_ready("StatefulSet", "zk").await });
     let pods = expect(
         &mut server,
         Method::GET,
@@ -222,5 +222,42 @@ async fn the_diagnosis_lists_the_instances_pods_and_their_events() {
     assert_eq!(
         why.await.unwrap(),
         "pod `zk-0` is not ready: container `zookeeper` waiting: CrashLoopBackOff (back-off 40s restarting failed container) [events: BackOff: Back-off restarting failed container zookeeper]"
+    );
+}
+
+#[tokio::test]
+async fn without_pods_the_diagnosis_gives_the_controllers_events() {
+    let (kube, mut server) = mocked("weir-r6");
+    let why = tokio::spawn(async move { kube.why_not_ready("StatefulSet", "big-zk").await });
+    expect(
+        &mut server,
+        Method::GET,
+        "/api/v1/namespaces/weir-r6/pods",
+        respond(
+            StatusCode::OK,
+            json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": []}),
+        ),
+    )
+    .await;
+    let events = expect(
+        &mut server,
+        Method::GET,
+        "/api/v1/namespaces/weir-r6/events",
+        respond(
+            StatusCode::OK,
+            json!({"apiVersion": "v1", "kind": "EventList", "metadata": {}, "items": [{
+                "metadata": {"name": "big-zk.1"}, "involvedObject": {"kind": "StatefulSet", "name": "big-zk"},
+                "reason": "FailedCreate",
+                "message": "create Pod big-zk-0 in StatefulSet big-zk failed error: pods \"big-zk-0\" is forbidden: exceeded quota"
+            }]}),
+        ),
+    )
+    .await;
+    assert!(events.uri().query().unwrap_or_default().contains(
+        "fieldSelector=involvedObject.kind%3DStatefulSet%2CinvolvedObject.name%3Dbig-zk"
+    ));
+    assert_eq!(
+        why.await.unwrap(),
+        "no pod of it exists (its controller could not create one) [events: FailedCreate: create Pod big-zk-0 in StatefulSet big-zk failed error: pods \"big-zk-0\" is forbidden: exceeded quota]"
     );
 }

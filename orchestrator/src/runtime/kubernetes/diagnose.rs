@@ -113,6 +113,9 @@ pub fn summarize_events(events: &[Event], limit: usize) -> Vec<String> {
     lines.split_off(skip)
 }
 
+/// What `describe` says of a workload without pods.
+pub const NO_POD: &str = "no pod of it exists (its controller could not create one)";
+
 /// One line per pod that is not ready, with its events.
 pub fn describe(pods: &[(Pod, Vec<Event>)]) -> String {
     let lines: Vec<String> = pods
@@ -137,8 +140,7 @@ pub fn describe(pods: &[(Pod, Vec<Event>)]) -> String {
         })
         .collect();
     if pods.is_empty() {
-        "no pod of it exists (its controller could not create one; `kubectl get events` says why)"
-            .into()
+        NO_POD.into()
     } else if lines.is_empty() {
         "its pods are ready but its controller has not counted them yet".into()
     } else {
