@@ -6,6 +6,7 @@ pub mod engine;
 pub mod home;
 pub mod runs;
 pub mod runtime;
+pub mod schema;
 pub mod store;
 pub mod time;
 pub mod web;

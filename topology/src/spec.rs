@@ -61,7 +61,7 @@ pub enum SpecError {
 }
 
 /// A whole topology file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TopologySpec {
     /// Name shown in logs and metrics.
@@ -77,7 +77,7 @@ pub struct TopologySpec {
 }
 
 /// The topic a topology consumes.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InputSpec {
     pub topic: String,
@@ -88,7 +88,7 @@ pub struct InputSpec {
     pub start: StartPosition,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum StartPosition {
     #[default]
@@ -97,7 +97,7 @@ pub enum StartPosition {
 }
 
 /// One operator of the chain. Exactly one key per list item, e.g. `- parse: {}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub enum OperatorSpec {
     /// Parse the payload as JSON.
@@ -112,11 +112,11 @@ pub enum OperatorSpec {
     Emit(EmitSpec),
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ParseSpec {}
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExtractSpec {
     /// Field name → where to find it.
@@ -124,14 +124,14 @@ pub struct ExtractSpec {
 }
 
 /// Where an extracted field comes from: a bare JSON pointer, or a pointer with a type.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum FieldSource {
     Pointer(String),
     Typed(TypedField),
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TypedField {
     pub pointer: String,
@@ -140,7 +140,7 @@ pub struct TypedField {
 }
 
 /// The type an extracted value must have.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum FieldKind {
     /// Any JSON value, taken as it is.
@@ -152,7 +152,7 @@ pub enum FieldKind {
     String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DiffSpec {
     /// Numeric field whose variation is computed.
@@ -176,7 +176,7 @@ fn default_previous_field() -> String {
     "previous".into()
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ThresholdSpec {
     pub field: String,
@@ -191,7 +191,7 @@ pub struct ThresholdSpec {
     pub absolute: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmitSpec {
     pub topic: String,
@@ -222,13 +222,23 @@ impl TopologySpec {
         text: &str,
         overrides: &[(String, String)],
     ) -> Result<Self, SpecError> {
-        let params = declared_params(path, text)?;
-        let values = resolve_params(path, params, overrides)?;
-        let expanded = substitute(path, text, &values)?;
+        let expanded = Self::expand(path, text, overrides)?;
         let spec: TopologySpec =
             serde_saphyr::from_str(&expanded).map_err(|e| yaml_error(path, &e))?;
         spec.check_rules(path)?;
         Ok(spec)
+    }
+
+    /// The text with every `${param}` replaced by its value: what [`TopologySpec::parse`]
+    /// reads, and what the published JSON Schema describes.
+    pub fn expand(
+        path: &Path,
+        text: &str,
+        overrides: &[(String, String)],
+    ) -> Result<String, SpecError> {
+        let params = declared_params(path, text)?;
+        let values = resolve_params(path, params, overrides)?;
+        substitute(path, text, &values)
     }
 
     /// Every topic the topology writes to, error topic included, without duplicates.
@@ -345,7 +355,7 @@ fn declared_params(
     path: &Path,
     text: &str,
 ) -> Result<BTreeMap<String, serde_json::Value>, SpecError> {
-    #[derive(Deserialize)]
+    #[derive(Deserialize, schemars::JsonSchema)]
     struct ParamsOnly {
         #[serde(default)]
         params: BTreeMap<String, serde_json::Value>,

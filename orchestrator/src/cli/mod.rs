@@ -4,6 +4,7 @@ mod backend;
 mod bench;
 mod charts;
 mod runs;
+mod schema;
 mod serve;
 mod services;
 mod signals;
@@ -35,6 +36,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Check a workflow file without starting anything.
     Validate(runs::ValidateArgs),
+    /// The JSON Schema of workflow or topology files, for editors (e.g. yaml-language-server).
+    Schema(schema::SchemaArgs),
     /// Run a workflow to its end.
     Run(runs::RunArgs),
     /// Runs with their state; `weir runs show ID` for one.
@@ -89,6 +92,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Validate(args) => runs::validate(args),
+        Command::Schema(args) => schema::run(args),
         Command::Run(args) => runs::run(args),
         Command::Runs(args) => runs::runs(args),
         Command::Approve(args) => runs::answer(args, weir::runs::Answer::Approved),

@@ -188,7 +188,7 @@ pub async fn run(
         .workflow
         .tasks
         .iter()
-        .map(|t| (t.name.clone(), t.kind().as_str().into(), t.depends.clone()))
+        .map(|t| (t.name.clone(), t.action.kind().into(), t.depends.clone()))
         .collect();
     store.insert_run(
         &id,

@@ -218,7 +218,7 @@ async fn run_task(context: &RunContext, task: &Task) -> (u32, Ending) {
         progress(format!(
             "▶ {} ({}){}",
             task.name,
-            task.kind().as_str(),
+            task.action.kind(),
             if attempt > 1 {
                 format!(", attempt {attempt}")
             } else {

@@ -9,7 +9,7 @@ use weir_topology::template::value_text;
 use super::{approval, collect, progress, RunContext, TaskError};
 use crate::runs::Answer;
 use crate::runtime::{DataStep, ProvisionRequest, RuntimeError, StepOutcome};
-use crate::workflow::{SourceKind, Task, Until};
+use crate::workflow::{Action, SourceKind, Task, Until};
 
 /// How long a provisioned instance may take to become ready, unless the task says otherwise.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -37,124 +37,124 @@ pub(super) async fn execute(
     task: &Task,
     deadline: Option<Instant>,
 ) -> Result<(), TaskError> {
-    if let Some(p) = &task.provision {
-        let params = p
-            .params
-            .iter()
-            .map(|(k, v)| (k.clone(), value_text(v)))
-            .collect();
-        return provision(context, &p.service, &p.instance, params, deadline).await;
-    }
-    if let Some(c) = &task.create_topics {
-        let step = DataStep::CreateTopics {
-            kafka: c.kafka.clone(),
-            topics: c.topics.clone(),
-            partitions: c.partitions,
-        };
-        let outcome = data_step(context, task, &step, deadline).await?;
-        context.note_topics(c.topics.iter().cloned());
-        match outcome {
-            StepOutcome::Seen(_) => progress(format!(
-                "  created topics {} on {}",
-                c.topics.join(", "),
-                c.kafka
-            )),
-            StepOutcome::Unseen(reason) => context.unavailable(
-                format!("create-topics:{}", task.name),
-                format!("{reason}: the topics were not seen to be created"),
-            ),
+    match &task.action {
+        Action::Provision(p) => {
+            let params = p
+                .params
+                .iter()
+                .map(|(k, v)| (k.clone(), value_text(v)))
+                .collect();
+            provision(context, &p.service, &p.instance, params, deadline).await
         }
-        return Ok(());
-    }
-    if let Some(s) = &task.start_source {
-        let mut params = vec![
-            ("kafka".to_string(), s.kafka.clone()),
-            ("topic".to_string(), s.topic.clone()),
-        ];
-        if let Some(interval) = &s.interval {
-            params.push(("interval".into(), interval.clone()));
-        }
-        let service = match s.kind {
-            SourceKind::Http => {
-                params.push(("url".into(), s.url.clone().unwrap_or_default()));
-                "http-source"
+        Action::CreateTopics(c) => {
+            let step = DataStep::CreateTopics {
+                kafka: c.kafka.clone(),
+                topics: c.topics.clone(),
+                partitions: c.partitions,
+            };
+            let outcome = data_step(context, task, &step, deadline).await?;
+            context.note_topics(c.topics.iter().cloned());
+            match outcome {
+                StepOutcome::Seen(_) => progress(format!(
+                    "  created topics {} on {}",
+                    c.topics.join(", "),
+                    c.kafka
+                )),
+                StepOutcome::Unseen(reason) => context.unavailable(
+                    format!("create-topics:{}", task.name),
+                    format!("{reason}: the topics were not seen to be created"),
+                ),
             }
-            SourceKind::Replay => {
-                let file = context
-                    .loaded
-                    .resolve_path(s.file.as_deref().unwrap_or_default());
-                if !file.is_file() {
-                    return Err(failed(format!(
-                        "recording {} does not exist",
-                        file.display()
-                    )));
+            Ok(())
+        }
+        Action::StartSource(s) => {
+            let mut params = vec![
+                ("kafka".to_string(), s.kafka.clone()),
+                ("topic".to_string(), s.topic.clone()),
+            ];
+            if let Some(interval) = &s.interval {
+                params.push(("interval".into(), interval.clone()));
+            }
+            let service = match s.kind {
+                SourceKind::Http => {
+                    params.push(("url".into(), s.url.clone().unwrap_or_default()));
+                    "http-source"
                 }
-                params.push(("file".into(), file.display().to_string()));
-                params.push(("repeat".into(), s.repeat.to_string()));
-                progress(format!(
-                    "  REPLAY: publishing recorded documents from {} (not live data)",
-                    file.display()
-                ));
-                "replay-source"
-            }
-        };
-        context.note_topics([s.topic.clone()]);
-        return provision(context, service, &s.instance, params, deadline).await;
-    }
-    if let Some(t) = &task.submit_topology {
-        let file = context.loaded.resolve_path(&t.file);
-        let sets: Vec<(String, String)> = t
-            .params
-            .iter()
-            .map(|(k, v)| (k.clone(), value_text(v)))
-            .collect();
-        let spec = TopologySpec::load(&file, &sets).map_err(failed)?;
-        context.note_topics(std::iter::once(spec.input.topic.clone()).chain(spec.output_topics()));
-        let set = sets
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(";");
-        let mut params = vec![
-            ("file".to_string(), file.display().to_string()),
-            ("kafka".to_string(), t.kafka.clone()),
-        ];
-        if !set.is_empty() {
-            params.push(("set".into(), set));
+                SourceKind::Replay => {
+                    let file = context
+                        .loaded
+                        .resolve_path(s.file.as_deref().unwrap_or_default());
+                    if !file.is_file() {
+                        return Err(failed(format!(
+                            "recording {} does not exist",
+                            file.display()
+                        )));
+                    }
+                    params.push(("file".into(), file.display().to_string()));
+                    params.push(("repeat".into(), s.repeat.to_string()));
+                    progress(format!(
+                        "  REPLAY: publishing recorded documents from {} (not live data)",
+                        file.display()
+                    ));
+                    "replay-source"
+                }
+            };
+            context.note_topics([s.topic.clone()]);
+            provision(context, service, &s.instance, params, deadline).await
         }
-        provision(context, "topology-runner", &t.instance, params, deadline).await?;
-        context.note_topology(&t.instance);
-        return Ok(());
-    }
-    if let Some(w) = &task.wait {
-        return match (&w.duration, &w.until) {
+        Action::SubmitTopology(t) => {
+            let file = context.loaded.resolve_path(&t.file);
+            let sets: Vec<(String, String)> = t
+                .params
+                .iter()
+                .map(|(k, v)| (k.clone(), value_text(v)))
+                .collect();
+            let spec = TopologySpec::load(&file, &sets).map_err(failed)?;
+            context
+                .note_topics(std::iter::once(spec.input.topic.clone()).chain(spec.output_topics()));
+            let set = sets
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(";");
+            let mut params = vec![
+                ("file".to_string(), file.display().to_string()),
+                ("kafka".to_string(), t.kafka.clone()),
+            ];
+            if !set.is_empty() {
+                params.push(("set".into(), set));
+            }
+            provision(context, "topology-runner", &t.instance, params, deadline).await?;
+            context.note_topology(&t.instance);
+            Ok(())
+        }
+        Action::Wait(w) => match (&w.duration, &w.until) {
             (Some(duration), _) => wait_for(context, task, *duration, deadline).await,
             (None, Some(until)) => wait_until(context, task, until, deadline).await,
             (None, None) => Err(failed("`wait` needs `duration` or `until`")),
-        };
-    }
-    if let Some(a) = &task.approval {
-        let timeout = a.timeout.map(|t| (t, a.on_timeout));
-        return match approval::ask_person(context, &a.message, timeout).await? {
-            Answer::Approved => Ok(()),
-            Answer::Rejected => Err(TaskError::Rejected(format!(
-                "approval `{}` was rejected",
-                task.name
-            ))),
-        };
-    }
-    if let Some(c) = &task.collect {
-        collect::collect(context, Some(&c.kafka), true).await;
-        return Ok(());
-    }
-    if task.teardown.is_some() {
-        if !context.collected.load(Ordering::SeqCst) {
-            collect::collect(context, None, false).await;
+        },
+        Action::Approval(a) => {
+            let timeout = a.timeout.map(|t| (t, a.on_timeout));
+            match approval::ask_person(context, &a.message, timeout).await? {
+                Answer::Approved => Ok(()),
+                Answer::Rejected => Err(TaskError::Rejected(format!(
+                    "approval `{}` was rejected",
+                    task.name
+                ))),
+            }
         }
-        teardown(context).await;
-        return Ok(());
+        Action::Collect(c) => {
+            collect::collect(context, Some(&c.kafka), true).await;
+            Ok(())
+        }
+        Action::Teardown(_) => {
+            if !context.collected.load(Ordering::SeqCst) {
+                collect::collect(context, None, false).await;
+            }
+            teardown(context).await;
+            Ok(())
+        }
     }
-    Err(failed(format!("task `{}` has no kind", task.name)))
 }
 
 /// Waits a duration, reporting progress every 10 s.

@@ -4,13 +4,17 @@
 
 mod condition_text;
 mod duration_text;
+mod task;
 pub mod variables;
+
+pub use task::{Action, Task};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use weir_topology::template;
 
@@ -51,7 +55,7 @@ impl fmt::Display for WorkflowError {
 }
 
 /// A workflow file as written.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Workflow {
     pub name: String,
@@ -61,45 +65,13 @@ pub struct Workflow {
     pub variables: BTreeMap<String, VariableDef>,
     /// Time limit of the whole run; on expiry the run fails and is torn down.
     #[serde(default, with = "duration_text")]
+    #[schemars(with = "Option<task::DurationText>")]
     pub timeout: Option<Duration>,
     pub tasks: Vec<Task>,
 }
 
-/// One task of the graph. Exactly one of the kind fields is set.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct Task {
-    pub name: String,
-    #[serde(default)]
-    pub depends: Vec<String>,
-    /// Run the task only when this is `true` after interpolation (`!` negates), e.g.
-    /// `when: "!${automatic_kill}"`.
-    #[serde(default, with = "condition_text")]
-    pub when: Option<bool>,
-    /// Attempts after the first failure.
-    #[serde(default)]
-    pub retries: u32,
-    /// Pause before the first retry; doubled for each further one.
-    #[serde(default, with = "duration_text")]
-    pub retry_delay: Option<Duration>,
-    /// Time limit of one attempt.
-    #[serde(default, with = "duration_text")]
-    pub timeout: Option<Duration>,
-    #[serde(default)]
-    pub on_failure: OnFailure,
-
-    pub provision: Option<Provision>,
-    pub create_topics: Option<CreateTopics>,
-    pub start_source: Option<StartSource>,
-    pub submit_topology: Option<SubmitTopology>,
-    pub wait: Option<Wait>,
-    pub approval: Option<Approval>,
-    pub collect: Option<Collect>,
-    pub teardown: Option<Teardown>,
-}
-
 /// What a failed task (after its retries) does to the run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnFailure {
     /// The run fails (and is torn down).
@@ -112,7 +84,7 @@ pub enum OnFailure {
 }
 
 /// Start a catalog service instance, or reuse a running one of the same name.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Provision {
     pub service: String,
@@ -121,7 +93,7 @@ pub struct Provision {
     pub params: BTreeMap<String, serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTopics {
     /// The Kafka instance.
@@ -136,7 +108,7 @@ fn one() -> i32 {
 }
 
 /// Feed a topic: `http` polls `url`, `replay` publishes the recording `file`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartSource {
     pub instance: String,
@@ -153,14 +125,14 @@ pub struct StartSource {
     pub repeat: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum SourceKind {
     Http,
     Replay,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitTopology {
     pub instance: String,
@@ -171,11 +143,12 @@ pub struct SubmitTopology {
     pub params: BTreeMap<String, serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Wait {
     /// Wait this long.
     #[serde(default, with = "duration_text")]
+    #[schemars(with = "Option<task::DurationText>")]
     pub duration: Option<Duration>,
     /// Or wait until a condition holds (bounded by the task's `timeout`).
     #[serde(default)]
@@ -183,7 +156,7 @@ pub struct Wait {
 }
 
 /// A condition to wait for: a topic holds at least `messages` messages.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Until {
     pub kafka: String,
@@ -191,19 +164,20 @@ pub struct Until {
     pub messages: i64,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Approval {
     pub message: String,
     /// Without a timeout the run waits until someone answers.
     #[serde(default, with = "duration_text")]
+    #[schemars(with = "Option<task::DurationText>")]
     pub timeout: Option<Duration>,
     /// What an expired approval means.
     #[serde(default)]
     pub on_timeout: Decision,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Decision {
     Approve,
@@ -222,7 +196,7 @@ impl Decision {
 
 /// Stop the run's sources, let its topologies finish what they consumed, then count the
 /// messages of every topic the run created and keep the service logs.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Collect {
     /// The Kafka instance whose topics are counted.
@@ -230,63 +204,9 @@ pub struct Collect {
 }
 
 /// Remove everything the run started (also done at the end of every run regardless).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Teardown {}
-
-/// The kinds, for messages and the UI.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TaskKind {
-    Provision,
-    CreateTopics,
-    StartSource,
-    SubmitTopology,
-    Wait,
-    Approval,
-    Collect,
-    Teardown,
-}
-
-impl TaskKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskKind::Provision => "provision",
-            TaskKind::CreateTopics => "create-topics",
-            TaskKind::StartSource => "start-source",
-            TaskKind::SubmitTopology => "submit-topology",
-            TaskKind::Wait => "wait",
-            TaskKind::Approval => "approval",
-            TaskKind::Collect => "collect",
-            TaskKind::Teardown => "teardown",
-        }
-    }
-}
-
-impl Task {
-    /// The kinds set on this task (exactly one when valid).
-    pub fn kinds(&self) -> Vec<TaskKind> {
-        let mut kinds = Vec::new();
-        let mut add = |set: bool, kind| {
-            if set {
-                kinds.push(kind)
-            }
-        };
-        add(self.provision.is_some(), TaskKind::Provision);
-        add(self.create_topics.is_some(), TaskKind::CreateTopics);
-        add(self.start_source.is_some(), TaskKind::StartSource);
-        add(self.submit_topology.is_some(), TaskKind::SubmitTopology);
-        add(self.wait.is_some(), TaskKind::Wait);
-        add(self.approval.is_some(), TaskKind::Approval);
-        add(self.collect.is_some(), TaskKind::Collect);
-        add(self.teardown.is_some(), TaskKind::Teardown);
-        kinds
-    }
-
-    pub fn kind(&self) -> TaskKind {
-        self.kinds()[0]
-    }
-}
 
 /// A loaded workflow: the file's variables resolved and interpolated into its tasks.
 #[derive(Debug, Clone)]
@@ -330,6 +250,32 @@ pub fn load_text(
     text: &str,
     overrides: &[(String, String)],
 ) -> Result<LoadedWorkflow, WorkflowError> {
+    let (expanded, values) = expand(path, text, overrides)?;
+    let workflow: Workflow = serde_saphyr::from_str(&expanded).map_err(|e| WorkflowError {
+        path: path.to_owned(),
+        problems: vec![yaml_problem(&e)],
+    })?;
+    let problems = check_graph(text, &workflow);
+    if !problems.is_empty() {
+        return Err(WorkflowError {
+            path: path.to_owned(),
+            problems,
+        });
+    }
+    Ok(LoadedWorkflow {
+        path: path.to_owned(),
+        workflow,
+        values,
+    })
+}
+
+/// The text with every `${variable}` replaced by its checked value (what [`load_text`] reads
+/// and the published JSON Schema describes), and the values.
+pub fn expand(
+    path: &Path,
+    text: &str,
+    overrides: &[(String, String)],
+) -> Result<(String, BTreeMap<String, String>), WorkflowError> {
     let fail = |problems: Vec<Problem>| WorkflowError {
         path: path.to_owned(),
         problems,
@@ -393,17 +339,7 @@ pub fn load_text(
             },
         }])
     })?;
-    let workflow: Workflow =
-        serde_saphyr::from_str(&expanded).map_err(|e| fail(vec![yaml_problem(&e)]))?;
-    let problems = check_graph(text, &workflow);
-    if !problems.is_empty() {
-        return Err(fail(problems));
-    }
-    Ok(LoadedWorkflow {
-        path: path.to_owned(),
-        workflow,
-        values,
-    })
+    Ok((expanded, values))
 }
 
 fn yaml_problem(error: &serde_saphyr::Error) -> Problem {
@@ -444,7 +380,7 @@ fn task_position(text: &str, name: &str) -> (usize, usize) {
     (1, 1)
 }
 
-/// Task names unique, dependencies known and acyclic, one kind per task, typed fields valid.
+/// Task names unique, dependencies known and acyclic, each kind's fields consistent.
 fn check_graph(text: &str, workflow: &Workflow) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut at = |task: &str, message: String| {
@@ -466,19 +402,7 @@ fn check_graph(text: &str, workflow: &Workflow) -> Vec<Problem> {
                 format!("task name `{}` is used twice", task.name),
             );
         }
-        match task.kinds().len() {
-            1 => {}
-            0 => at(
-                &task.name,
-                format!(
-                    "task `{}` does nothing: give it one of provision, create-topics, start-source, \
-                     submit-topology, wait, approval, collect, teardown",
-                    task.name
-                ),
-            ),
-            _ => at(&task.name, format!("task `{}` has more than one kind: {:?}", task.name, task.kinds())),
-        }
-        if let Some(wait) = &task.wait {
+        if let Action::Wait(wait) = &task.action {
             if wait.duration.is_some() == wait.until.is_some() {
                 at(
                     &task.name,
@@ -498,7 +422,7 @@ fn check_graph(text: &str, workflow: &Workflow) -> Vec<Problem> {
                 );
             }
         }
-        if let Some(source) = &task.start_source {
+        if let Action::StartSource(source) = &task.action {
             match source.kind {
                 SourceKind::Http if source.url.is_none() => at(
                     &task.name,
@@ -511,7 +435,7 @@ fn check_graph(text: &str, workflow: &Workflow) -> Vec<Problem> {
                 _ => {}
             }
         }
-        if let Some(provision) = &task.provision {
+        if let Action::Provision(provision) = &task.action {
             if weir_catalog::catalog::find(&provision.service).is_none() {
                 at(
                     &task.name,

@@ -32,11 +32,41 @@ fn load(text: &str, overrides: &[(&str, &str)]) -> Result<LoadedWorkflow, Workfl
 fn variables_are_interpolated() {
     let loaded = load(WORKFLOW, &[("kill", "false"), ("kafka_name", "k2")]).unwrap();
     let tasks = &loaded.workflow.tasks;
-    assert_eq!(tasks[0].provision.as_ref().unwrap().instance, "k2");
+    let Action::Provision(provision) = &tasks[0].action else {
+        panic!("{:?}", tasks[0].action)
+    };
+    assert_eq!(provision.instance, "k2");
     assert_eq!(tasks[2].when, Some(true));
-    assert_eq!(
-        tasks[2].approval.as_ref().unwrap().on_timeout,
-        Decision::Approve
+    let Action::Approval(approval) = &tasks[2].action else {
+        panic!("{:?}", tasks[2].action)
+    };
+    assert_eq!(approval.on_timeout, Decision::Approve);
+}
+
+#[test]
+fn a_task_holds_exactly_one_kind() {
+    let none = load_text(
+        Path::new("w.yaml"),
+        "name: w\ntasks:\n  - name: idle\n",
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(none.starts_with("w.yaml:3:"), "{none}");
+    assert!(
+        none.contains("task `idle` does nothing: give it one of provision"),
+        "{none}"
+    );
+    let two = load_text(
+        Path::new("w.yaml"),
+        "name: w\ntasks:\n  - name: both\n    wait: { duration: 1s }\n    teardown: {}\n",
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        two.contains("task `both` has more than one kind (wait, teardown)"),
+        "{two}"
     );
 }
 
@@ -76,12 +106,10 @@ tasks:
         "- [1]",
     ] {
         let loaded = load(text, &[("topic", hostile)]).unwrap();
-        let topics = &loaded.workflow.tasks[1]
-            .create_topics
-            .as_ref()
-            .unwrap()
-            .topics;
-        assert_eq!(topics, &[hostile, hostile], "{hostile:?}");
+        let Action::CreateTopics(create) = &loaded.workflow.tasks[1].action else {
+            panic!("{:?}", loaded.workflow.tasks[1].action)
+        };
+        assert_eq!(create.topics, [hostile, hostile], "{hostile:?}");
         assert_eq!(loaded.workflow.tasks.len(), 2, "{hostile:?}");
     }
     // A value its declared pattern refuses names the variable and its declaration.
