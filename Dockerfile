@@ -6,7 +6,7 @@
 # and point a run at another tag with `weir run --backend kubernetes --weir-image IMAGE`
 # (or WEIR_IMAGE); each service's image is also its `image` parameter.
 
-FROM rust:1.89-bookworm AS build
+FROM rust:1.95-bookworm AS build
 RUN apt-get update -q \
  && apt-get install -y -q --no-install-recommends cmake pkg-config libssl-dev \
       libcurl4-openssl-dev zlib1g-dev libfontconfig1-dev \

@@ -3,7 +3,7 @@
 use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 
-use crate::store::{Store, StoreError};
+use crate::store::{parsed_column, Store, StoreError, UnknownState};
 use crate::time::{now_unix, rfc3339};
 
 /// The states of a run, as shown to users.
@@ -30,22 +30,78 @@ impl RunState {
         }
     }
 
-    pub fn parse(text: &str) -> Self {
-        match text {
-            "running" => RunState::Running,
-            "awaiting-approval" => RunState::AwaitingApproval,
-            "succeeded" => RunState::Succeeded,
-            "failed" => RunState::Failed,
-            "cancelled" => RunState::Cancelled,
-            _ => RunState::Pending,
-        }
-    }
-
     pub fn is_final(self) -> bool {
         matches!(
             self,
             RunState::Succeeded | RunState::Failed | RunState::Cancelled
         )
+    }
+
+    const ALL: [RunState; 6] = [
+        RunState::Pending,
+        RunState::Running,
+        RunState::AwaitingApproval,
+        RunState::Succeeded,
+        RunState::Failed,
+        RunState::Cancelled,
+    ];
+}
+
+impl std::str::FromStr for RunState {
+    type Err = UnknownState;
+
+    fn from_str(text: &str) -> Result<Self, UnknownState> {
+        Self::ALL
+            .into_iter()
+            .find(|state| state.as_str() == text)
+            .ok_or_else(|| UnknownState::new("run", text))
+    }
+}
+
+/// The states of a task of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TaskState {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    /// Its `when` was false.
+    Skipped,
+    /// The run stopped before it ran or while it ran.
+    Cancelled,
+}
+
+impl TaskState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Pending => "pending",
+            TaskState::Running => "running",
+            TaskState::Succeeded => "succeeded",
+            TaskState::Failed => "failed",
+            TaskState::Skipped => "skipped",
+            TaskState::Cancelled => "cancelled",
+        }
+    }
+
+    const ALL: [TaskState; 6] = [
+        TaskState::Pending,
+        TaskState::Running,
+        TaskState::Succeeded,
+        TaskState::Failed,
+        TaskState::Skipped,
+        TaskState::Cancelled,
+    ];
+}
+
+impl std::str::FromStr for TaskState {
+    type Err = UnknownState;
+
+    fn from_str(text: &str) -> Result<Self, UnknownState> {
+        Self::ALL
+            .into_iter()
+            .find(|state| state.as_str() == text)
+            .ok_or_else(|| UnknownState::new("task", text))
     }
 }
 
@@ -64,7 +120,14 @@ pub struct RunRecord {
     pub topics: serde_json::Value,
     /// Results that could not be gathered, with the reason.
     pub unavailable: serde_json::Value,
+    /// The question of the oldest unanswered approval (see `approvals` for all of them).
     pub approval_message: Option<String>,
+    /// Every unanswered approval: two parallel branches may each wait for one.
+    pub approvals: Vec<PendingApproval>,
+    /// Where it ran: `local` or `kubernetes`.
+    pub backend: String,
+    /// Its Kubernetes namespace.
+    pub namespace: Option<String>,
     pub artifacts: String,
     #[serde(skip)]
     pub owner_pid: Option<i32>,
@@ -77,14 +140,22 @@ pub struct RunRecord {
 pub struct TaskRecord {
     pub name: String,
     pub kind: String,
-    /// `pending`, `running`, `succeeded`, `failed`, `skipped`, `cancelled`.
-    pub state: String,
+    pub state: TaskState,
     pub started: Option<String>,
     pub finished: Option<String>,
     pub attempts: u32,
     pub error: Option<String>,
     pub depends: Vec<String>,
 }
+
+/// A run's columns with its unanswered approvals.
+const RUN_COLUMNS: &str = "SELECT runs.*,
+    (SELECT message FROM approvals a WHERE a.run_id = runs.id AND a.decision IS NULL
+       ORDER BY requested_at, rowid LIMIT 1) AS approval_message,
+    (SELECT json_group_array(json_object('task', task, 'message', message)) FROM
+       (SELECT task, message FROM approvals a WHERE a.run_id = runs.id AND a.decision IS NULL
+          ORDER BY requested_at, rowid)) AS approvals
+    FROM runs";
 
 fn run_from_row(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
     let json = |column: &str| -> rusqlite::Result<serde_json::Value> {
@@ -95,7 +166,7 @@ fn run_from_row(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
         id: row.get("id")?,
         workflow: row.get("workflow")?,
         file: row.get("file")?,
-        state: RunState::parse(&row.get::<_, String>("state")?),
+        state: parsed_column(row, "state")?,
         variables: json("variables")?,
         created: rfc3339(row.get("created_at")?),
         finished: row.get::<_, Option<i64>>("finished_at")?.map(rfc3339),
@@ -103,6 +174,11 @@ fn run_from_row(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
         topics: json("topics")?,
         unavailable: json("unavailable")?,
         approval_message: row.get("approval_message")?,
+        approvals: serde_json::from_str(&row.get::<_, String>("approvals")?).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })?,
+        backend: row.get("backend")?,
+        namespace: row.get("namespace")?,
         artifacts: row.get("artifacts")?,
         owner_pid: row.get("owner_pid")?,
         owner_start_time: row
@@ -116,13 +192,28 @@ fn task_from_row(row: &Row<'_>) -> rusqlite::Result<TaskRecord> {
     Ok(TaskRecord {
         name: row.get("name")?,
         kind: row.get("kind")?,
-        state: row.get("state")?,
+        state: parsed_column(row, "state")?,
         started: row.get::<_, Option<i64>>("started_at")?.map(rfc3339),
         finished: row.get::<_, Option<i64>>("finished_at")?.map(rfc3339),
         attempts: row.get("attempts")?,
         error: row.get("error")?,
         depends: serde_json::from_str(&depends).unwrap_or_default(),
     })
+}
+
+/// A run about to start.
+#[derive(Debug)]
+pub struct NewRun<'a> {
+    pub id: &'a str,
+    pub workflow: &'a str,
+    pub file: &'a str,
+    pub variables: &'a serde_json::Value,
+    pub artifacts: &'a str,
+    /// The `weir` process running it: pid and start time.
+    pub owner: (i32, Option<u64>),
+    pub backend: &'a str,
+    pub namespace: Option<&'a str>,
+    pub tasks: &'a [crate::workflow::Task],
 }
 
 /// What a person answered to a pending approval.
@@ -132,27 +223,57 @@ pub enum Answer {
     Rejected,
 }
 
+impl Answer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Answer::Approved => "approved",
+            Answer::Rejected => "rejected",
+        }
+    }
+}
+
+/// An approval a run waits for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct PendingApproval {
+    pub task: String,
+    pub message: String,
+}
+
+/// What answering an approval did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answered {
+    /// The answer to this task's approval was recorded.
+    Recorded(String),
+    /// Nothing (or not that task) awaits an answer; these do.
+    NotAwaiting(Vec<String>),
+    /// Several approvals wait; say which task.
+    Ambiguous(Vec<String>),
+}
+
 impl Store {
-    #[allow(clippy::too_many_arguments)]
-    pub fn insert_run(
-        &self,
-        id: &str,
-        workflow: &str,
-        file: &str,
-        variables: &serde_json::Value,
-        artifacts: &str,
-        owner: (i32, Option<u64>),
-        tasks: &[(String, String, Vec<String>)],
-    ) -> Result<(), StoreError> {
+    /// Records a new run, `pending`, with its tasks.
+    pub fn insert_run(&self, run: &NewRun<'_>) -> Result<(), StoreError> {
         self.conn().execute(
-            "INSERT INTO runs (id, workflow, file, state, variables, created_at, artifacts, owner_pid, owner_start_time)
-             VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?8)",
-            params![id, workflow, file, variables.to_string(), now_unix(), artifacts, owner.0, owner.1.map(|t| t as i64)],
+            "INSERT INTO runs (id, workflow, file, state, variables, created_at, artifacts,
+                owner_pid, owner_start_time, backend, namespace)
+             VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                run.id,
+                run.workflow,
+                run.file,
+                run.variables.to_string(),
+                now_unix(),
+                run.artifacts,
+                run.owner.0,
+                run.owner.1.map(|t| t as i64),
+                run.backend,
+                run.namespace
+            ],
         )?;
-        for (position, (name, kind, depends)) in tasks.iter().enumerate() {
+        for (position, task) in run.tasks.iter().enumerate() {
             self.conn().execute(
                 "INSERT INTO tasks (run_id, position, name, kind, state, depends) VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
-                params![id, position as i64, name, kind, serde_json::to_string(depends).expect("names serialize")],
+                params![run.id, position as i64, task.name, task.action.kind(), serde_json::to_string(&task.depends).expect("names serialize")],
             )?;
         }
         Ok(())
@@ -185,35 +306,73 @@ impl Store {
         Ok(())
     }
 
-    /// Puts the run in `awaiting-approval` with a message, clearing any earlier answer.
-    pub fn request_approval(&self, id: &str, message: &str) -> Result<(), StoreError> {
+    /// Asks for a person's answer to `task`'s question; the run is `awaiting-approval` while
+    /// any of its approvals is unanswered.
+    pub fn request_approval(&self, id: &str, task: &str, message: &str) -> Result<(), StoreError> {
         self.conn().execute(
-            "UPDATE runs SET state = 'awaiting-approval', approval_message = ?2, decision = NULL WHERE id = ?1",
-            params![id, message],
+            "INSERT OR REPLACE INTO approvals (run_id, task, message, requested_at, decision)
+             VALUES (?1, ?2, ?3, ?4, NULL)",
+            params![id, task, message, now_unix()],
+        )?;
+        self.conn().execute(
+            "UPDATE runs SET state = 'awaiting-approval' WHERE id = ?1",
+            params![id],
         )?;
         Ok(())
     }
 
-    /// Records a person's answer; `Ok(false)` when the run is not awaiting approval.
-    pub fn answer_approval(&self, id: &str, answer: Answer) -> Result<bool, StoreError> {
-        let decision = match answer {
-            Answer::Approved => "approved",
-            Answer::Rejected => "rejected",
-        };
-        let changed = self.conn().execute(
-            "UPDATE runs SET decision = ?2 WHERE id = ?1 AND state = 'awaiting-approval' AND decision IS NULL",
-            params![id, decision],
+    /// The run's unanswered approvals, oldest first.
+    pub fn pending_approvals(&self, id: &str) -> Result<Vec<PendingApproval>, StoreError> {
+        let mut statement = self.conn().prepare(
+            "SELECT task, message FROM approvals WHERE run_id = ?1 AND decision IS NULL
+             ORDER BY requested_at, rowid",
         )?;
-        Ok(changed == 1)
+        let rows = statement.query_map(params![id], |row| {
+            Ok(PendingApproval {
+                task: row.get(0)?,
+                message: row.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The answer given to the pending approval, if any.
-    pub fn approval_answer(&self, id: &str) -> Result<Option<Answer>, StoreError> {
+    /// Records a person's answer to the approval of `task`, or to the run's only pending
+    /// approval when `task` is `None`.
+    pub fn answer_approval(
+        &self,
+        id: &str,
+        task: Option<&str>,
+        answer: Answer,
+    ) -> Result<Answered, StoreError> {
+        let pending: Vec<String> = self
+            .pending_approvals(id)?
+            .into_iter()
+            .map(|p| p.task)
+            .collect();
+        let target = match (task, pending.as_slice()) {
+            (Some(task), _) if pending.iter().any(|p| p == task) => task.to_string(),
+            (Some(_), _) | (None, []) => return Ok(Answered::NotAwaiting(pending)),
+            (None, [only]) => only.clone(),
+            (None, _) => return Ok(Answered::Ambiguous(pending)),
+        };
+        let changed = self.conn().execute(
+            "UPDATE approvals SET decision = ?3 WHERE run_id = ?1 AND task = ?2 AND decision IS NULL",
+            params![id, target, answer.as_str()],
+        )?;
+        Ok(if changed == 1 {
+            Answered::Recorded(target)
+        } else {
+            Answered::NotAwaiting(pending)
+        })
+    }
+
+    /// The answer given to `task`'s approval, if any.
+    pub fn approval_answer(&self, id: &str, task: &str) -> Result<Option<Answer>, StoreError> {
         let decision: Option<String> = self
             .conn()
             .query_row(
-                "SELECT decision FROM runs WHERE id = ?1",
-                params![id],
+                "SELECT decision FROM approvals WHERE run_id = ?1 AND task = ?2",
+                params![id, task],
                 |r| r.get(0),
             )
             .optional()?
@@ -225,9 +384,15 @@ impl Store {
         })
     }
 
-    pub fn clear_approval(&self, id: &str) -> Result<(), StoreError> {
+    /// Ends `task`'s approval; the run is `running` again once none is left.
+    pub fn clear_approval(&self, id: &str, task: &str) -> Result<(), StoreError> {
         self.conn().execute(
-            "UPDATE runs SET state = 'running', approval_message = NULL, decision = NULL WHERE id = ?1",
+            "DELETE FROM approvals WHERE run_id = ?1 AND task = ?2",
+            params![id, task],
+        )?;
+        self.conn().execute(
+            "UPDATE runs SET state = 'running' WHERE id = ?1 AND state = 'awaiting-approval'
+               AND NOT EXISTS (SELECT 1 FROM approvals WHERE run_id = ?1 AND decision IS NULL)",
             params![id],
         )?;
         Ok(())
@@ -237,7 +402,7 @@ impl Store {
         &self,
         run_id: &str,
         name: &str,
-        state: &str,
+        state: TaskState,
         attempts: u32,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
@@ -247,7 +412,7 @@ impl Store {
                 started_at = CASE WHEN ?3 = 'running' AND started_at IS NULL THEN ?6 ELSE started_at END,
                 finished_at = CASE WHEN ?3 IN ('succeeded', 'failed', 'skipped', 'cancelled') THEN ?6 ELSE finished_at END
              WHERE run_id = ?1 AND name = ?2",
-            params![run_id, name, state, attempts, error, now],
+            params![run_id, name, state.as_str(), attempts, error, now],
         )?;
         Ok(())
     }
@@ -256,7 +421,7 @@ impl Store {
         Ok(self
             .conn()
             .query_row(
-                "SELECT * FROM runs WHERE id = ?1",
+                &format!("{RUN_COLUMNS} WHERE id = ?1"),
                 params![id],
                 run_from_row,
             )
@@ -265,9 +430,9 @@ impl Store {
 
     /// All runs, newest first.
     pub fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
-        let mut statement = self
-            .conn()
-            .prepare("SELECT * FROM runs ORDER BY created_at DESC, rowid DESC")?;
+        let mut statement = self.conn().prepare(&format!(
+            "{RUN_COLUMNS} ORDER BY created_at DESC, rowid DESC"
+        ))?;
         let rows = statement.query_map([], run_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }

@@ -31,16 +31,16 @@ const { chromium } = require("playwright-core");
     // Progress: the task table updates live until the approval shows up.
     await page.waitForSelector("#tasks");
     seen.tasksWhileRunning = await page.evaluate(() => document.querySelectorAll("#tasks tr[data-task]").length);
-    await page.waitForSelector("#approval", { timeout: 120000 });
+    await page.waitForSelector(".approval", { timeout: 120000 });
     await page.screenshot({ path: `${dir}/ui-awaiting-approval.png` });
-    seen.approvalText = await page.textContent("#approval");
+    seen.approvalText = await page.textContent(".approval");
     await page.goto(url + "#/");
     await page.waitForSelector(".counter");
     seen.waiting = await counters();
 
     await page.goto(url + "#/runs/" + seen.run);
-    await page.waitForSelector("#approve");
-    await page.click("#approve");
+    await page.waitForSelector(".approval .approve");
+    await page.click(".approval .approve");
     await page.waitForFunction(() => (document.querySelector("h2") || {}).textContent?.includes("succeeded"), null, { timeout: 120000 });
     await page.screenshot({ path: `${dir}/ui-run-succeeded.png` });
     seen.taskStates = await page.evaluate(() => [...document.querySelectorAll("#tasks tr[data-task]")].map(r => r.children[3].textContent));

@@ -171,6 +171,8 @@ fn demo_workflow_on_kubernetes_runs_and_tears_down() {
     assert!(status.success(), "{log}");
     let run = run_record(&home, &id);
     assert_eq!(run["state"], "succeeded");
+    assert_eq!(run["backend"], "kubernetes", "{run}");
+    assert_eq!(run["namespace"], namespace.as_str(), "{run}");
     assert!(run["unavailable"]["topics"].is_string(), "{run}");
     let deployments_seen = log.contains("topology-runner `bitcoin-topology-1` is ready")
         && log.contains("zookeeper `zookeeper-server-1` is ready");

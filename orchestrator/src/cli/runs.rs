@@ -7,7 +7,7 @@ use anyhow::bail;
 use clap::{Args, Subcommand};
 use weir::engine::{self, RunOptions};
 use weir::home::WeirHome;
-use weir::runs::{Answer, RunState};
+use weir::runs::{Answer, Answered, RunState};
 use weir::store::Store;
 use weir::workflow;
 
@@ -57,6 +57,9 @@ enum RunsCommand {
 pub struct AnswerArgs {
     /// The run awaiting approval.
     id: String,
+    /// The task whose approval this answers; needed when several wait at once.
+    #[arg(long)]
+    task: Option<String>,
 }
 
 fn store() -> anyhow::Result<Store> {
@@ -110,10 +113,15 @@ pub fn runs(args: RunsArgs) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             println!(
-                "run {}  workflow {}  state {}",
+                "run {}  workflow {}  state {}  backend {}{}",
                 run.id,
                 run.workflow,
-                run.state.as_str()
+                run.state.as_str(),
+                run.backend,
+                run.namespace
+                    .as_deref()
+                    .map(|ns| format!("  namespace {ns}"))
+                    .unwrap_or_default()
             );
             println!(
                 "created {}  finished {}",
@@ -123,8 +131,12 @@ pub fn runs(args: RunsArgs) -> anyhow::Result<ExitCode> {
             if let Some(error) = &run.error {
                 println!("error: {error}");
             }
-            if let Some(message) = &run.approval_message {
-                println!("awaiting approval: {message}  (weir approve {id} / weir reject {id})");
+            for pending in &run.approvals {
+                println!(
+                    "awaiting approval of `{task}`: {message}  (weir approve {id} --task {task} / weir reject {id} --task {task})",
+                    task = pending.task,
+                    message = pending.message
+                );
             }
             println!(
                 "\n{:<20} {:<16} {:<10} {:<22} ERROR",
@@ -135,7 +147,7 @@ pub fn runs(args: RunsArgs) -> anyhow::Result<ExitCode> {
                     "{:<20} {:<16} {:<10} {:<22} {}",
                     t.name,
                     t.kind,
-                    t.state,
+                    t.state.as_str(),
                     t.started.as_deref().unwrap_or("-"),
                     t.error.as_deref().unwrap_or("")
                 );
@@ -162,13 +174,19 @@ pub fn runs(args: RunsArgs) -> anyhow::Result<ExitCode> {
             }
             if runs.is_empty() {
                 println!("no runs yet (start one with `weir run workflows/bitcoin-yuan.yaml`)");
+            } else {
+                println!(
+                    "{:<16} {:<22} {:<18} {:<11} CREATED",
+                    "ID", "WORKFLOW", "STATE", "BACKEND"
+                );
             }
             for run in runs {
                 println!(
-                    "{:<16} {:<22} {:<18} {}",
+                    "{:<16} {:<22} {:<18} {:<11} {}",
                     run.id,
                     run.workflow,
                     run.state.as_str(),
+                    run.backend,
                     run.created
                 );
             }
@@ -182,21 +200,25 @@ pub fn answer(args: AnswerArgs, answer: Answer) -> anyhow::Result<ExitCode> {
     let Some(run) = store.run(&args.id)? else {
         bail!("no run `{}`; `weir runs` lists them", args.id);
     };
-    if !store.answer_approval(&args.id, answer)? {
-        bail!(
+    let task = match store.answer_approval(&args.id, args.task.as_deref(), answer)? {
+        Answered::Recorded(task) => task,
+        Answered::Ambiguous(pending) => bail!(
+            "run {} awaits several approvals; say which with --task ({})",
+            args.id,
+            pending.join(", ")
+        ),
+        Answered::NotAwaiting(pending) if pending.is_empty() => bail!(
             "run {} is {}, not awaiting approval (or was already answered)",
             args.id,
             run.state.as_str()
-        );
-    }
-    println!(
-        "{} run {}",
-        if answer == Answer::Approved {
-            "approved"
-        } else {
-            "rejected"
-        },
-        args.id
-    );
+        ),
+        Answered::NotAwaiting(pending) => bail!(
+            "task `{}` of run {} awaits no approval; these do: {}",
+            args.task.as_deref().unwrap_or_default(),
+            args.id,
+            pending.join(", ")
+        ),
+    };
+    println!("{} `{task}` of run {}", answer.as_str(), args.id);
     Ok(ExitCode::SUCCESS)
 }

@@ -17,18 +17,20 @@ fn failed(error: impl std::fmt::Display) -> TaskError {
     TaskError::Failed(error.to_string())
 }
 
-/// Waits for a person's answer to `message`, or for `timeout` and its declared outcome.
+/// Waits for a person's answer to `task`'s question `message`, or for `timeout` and its
+/// declared outcome. Each task has its own approval, so parallel ones do not interfere.
 pub(super) async fn ask_person(
     context: &RunContext,
+    task: &str,
     message: &str,
     timeout: Option<(Duration, Decision)>,
 ) -> Result<Answer, TaskError> {
     let store = context.store()?;
     store
-        .request_approval(&context.id, message)
+        .request_approval(&context.id, task, message)
         .map_err(failed)?;
     progress(format!(
-        "⏸ awaiting approval: {message}\n           approve: weir approve {id}   reject: weir reject {id}",
+        "⏸ awaiting approval of `{task}`: {message}\n           approve: weir approve {id} --task {task}   reject: weir reject {id} --task {task}",
         id = context.id
     ));
     let expiry = async {
@@ -42,7 +44,7 @@ pub(super) async fn ask_person(
     };
     let mut expiry = std::pin::pin!(expiry);
     let answer = loop {
-        if let Some(answer) = store.approval_answer(&context.id).map_err(failed)? {
+        if let Some(answer) = store.approval_answer(&context.id, task).map_err(failed)? {
             break answer;
         }
         tokio::select! {
@@ -58,19 +60,12 @@ pub(super) async fn ask_person(
                 };
             }
             _ = context.cancel.cancelled() => {
-                context.record("the approval's end", store.clear_approval(&context.id));
+                context.record("the approval's end", store.clear_approval(&context.id, task));
                 return Err(TaskError::Stopped);
             }
         }
     };
-    store.clear_approval(&context.id).map_err(failed)?;
-    progress(format!(
-        "  {}",
-        if answer == Answer::Approved {
-            "approved"
-        } else {
-            "rejected"
-        }
-    ));
+    store.clear_approval(&context.id, task).map_err(failed)?;
+    progress(format!("  `{task}` {}", answer.as_str()));
     Ok(answer)
 }

@@ -23,7 +23,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::home::WeirHome;
-use crate::runs::RunState;
+use crate::runs::{NewRun, RunState};
 pub use crate::runtime::progress;
 use crate::runtime::{Runtime, Scope};
 use crate::store::{Store, StoreError};
@@ -184,21 +184,18 @@ pub async fn run(
         source,
     })?;
     let pid = std::process::id() as i32;
-    let task_rows: Vec<(String, String, Vec<String>)> = loaded
-        .workflow
-        .tasks
-        .iter()
-        .map(|t| (t.name.clone(), t.action.kind().into(), t.depends.clone()))
-        .collect();
-    store.insert_run(
-        &id,
-        &loaded.workflow.name,
-        &loaded.path.display().to_string(),
-        &serde_json::to_value(&loaded.values).unwrap_or_default(),
-        &artifacts.display().to_string(),
-        (pid, weir_catalog::local::process::start_time(pid)),
-        &task_rows,
-    )?;
+    let namespace = runtime.namespace(&Scope::Run(id.clone()));
+    store.insert_run(&NewRun {
+        id: &id,
+        workflow: &loaded.workflow.name,
+        file: &loaded.path.display().to_string(),
+        variables: &serde_json::to_value(&loaded.values).unwrap_or_default(),
+        artifacts: &artifacts.display().to_string(),
+        owner: (pid, weir_catalog::local::process::start_time(pid)),
+        backend: runtime.backend().as_str(),
+        namespace: namespace.as_deref(),
+        tasks: &loaded.workflow.tasks,
+    })?;
     store.set_run_state(&id, RunState::Running, None)?;
     progress(format!(
         "run {id} of workflow `{}` started on {} (weir runs show {id})",

@@ -11,7 +11,7 @@ use futures::FutureExt;
 use tokio::task::JoinSet;
 
 use super::{approval, progress, tasks, RunContext, TaskError};
-use crate::runs::Answer;
+use crate::runs::{Answer, TaskState};
 use crate::workflow::{OnFailure, Task};
 
 /// What ended the run badly, if anything.
@@ -77,7 +77,7 @@ pub(super) async fn schedule(context: &Arc<RunContext>, timeout: Option<Duration
             let deps: Vec<Status> = task.depends.iter().map(|d| status[d.as_str()]).collect();
             if stopping || deps.iter().any(|s| s.blocks_dependants()) {
                 status.insert(&task.name, Status::Cancelled);
-                set_task(context, &task.name, "cancelled", 0, None);
+                set_task(context, &task.name, TaskState::Cancelled, 0, None);
                 continue;
             }
             if !deps.iter().all(|s| s.lets_dependants_run()) {
@@ -85,12 +85,12 @@ pub(super) async fn schedule(context: &Arc<RunContext>, timeout: Option<Duration
             }
             if task.when == Some(false) {
                 status.insert(&task.name, Status::Skipped);
-                set_task(context, &task.name, "skipped", 0, None);
+                set_task(context, &task.name, TaskState::Skipped, 0, None);
                 progress(format!("- {} skipped (its `when` is false)", task.name));
                 continue;
             }
             status.insert(&task.name, Status::Running);
-            set_task(context, &task.name, "running", 1, None);
+            set_task(context, &task.name, TaskState::Running, 1, None);
             let (context, task) = (context.clone(), task.clone());
             running.spawn(async move {
                 let (attempts, ending) = AssertUnwindSafe(run_task(&context, &task))
@@ -149,31 +149,31 @@ fn finish(
     let name = &task.name;
     match ending {
         Ending::Succeeded => {
-            set_task(context, name, "succeeded", attempts, None);
+            set_task(context, name, TaskState::Succeeded, attempts, None);
             Status::Succeeded
         }
         Ending::ContinuedAfterPause(error) => {
-            set_task(context, name, "failed", attempts, Some(&error));
+            set_task(context, name, TaskState::Failed, attempts, Some(&error));
             Status::FailedContinue
         }
         Ending::Error(TaskError::Stopped) => {
             set_task(
                 context,
                 name,
-                "cancelled",
+                TaskState::Cancelled,
                 attempts,
                 Some("the run stopped"),
             );
             Status::Cancelled
         }
         Ending::Error(TaskError::Rejected(reason)) => {
-            set_task(context, name, "failed", attempts, Some(&reason));
+            set_task(context, name, TaskState::Failed, attempts, Some(&reason));
             verdict.rejected.get_or_insert(reason);
             context.cancel.cancel();
             Status::Failed
         }
         Ending::Error(TaskError::Failed(error)) => {
-            set_task(context, name, "failed", attempts, Some(&error));
+            set_task(context, name, TaskState::Failed, attempts, Some(&error));
             progress(format!(
                 "✘ {name} failed after {attempts} attempt(s): {error}"
             ));
@@ -189,7 +189,13 @@ fn finish(
     }
 }
 
-fn set_task(context: &RunContext, name: &str, state: &str, attempts: u32, error: Option<&str>) {
+fn set_task(
+    context: &RunContext,
+    name: &str,
+    state: TaskState,
+    attempts: u32,
+    error: Option<&str>,
+) {
     let result = context
         .store()
         .map_err(|e| match e {
@@ -203,7 +209,8 @@ fn set_task(context: &RunContext, name: &str, state: &str, attempts: u32, error:
         });
     if let Err(error) = result {
         progress(format!(
-            "  WARNING: cannot record task `{name}` as {state}: {error}"
+            "  WARNING: cannot record task `{name}` as {}: {error}",
+            state.as_str()
         ));
     }
 }
@@ -257,7 +264,7 @@ async fn run_task(context: &RunContext, task: &Task) -> (u32, Ending) {
                     "task `{}` failed: {error}. Approve to continue the run, reject to fail it.",
                     task.name
                 );
-                return match approval::ask_person(context, &question, None).await {
+                return match approval::ask_person(context, &task.name, &question, None).await {
                     Ok(Answer::Approved) => (attempt, Ending::ContinuedAfterPause(error)),
                     Ok(Answer::Rejected) => (attempt, Ending::Error(TaskError::Failed(error))),
                     Err(stopped) => (attempt, Ending::Error(stopped)),

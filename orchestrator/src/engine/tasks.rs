@@ -135,7 +135,7 @@ pub(super) async fn execute(
         },
         Action::Approval(a) => {
             let timeout = a.timeout.map(|t| (t, a.on_timeout));
-            match approval::ask_person(context, &a.message, timeout).await? {
+            match approval::ask_person(context, &task.name, &a.message, timeout).await? {
                 Answer::Approved => Ok(()),
                 Answer::Rejected => Err(TaskError::Rejected(format!(
                     "approval `{}` was rejected",

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{run, RunOptions, RunOutcome};
 use crate::home::WeirHome;
-use crate::runs::{Answer, RunState};
+use crate::runs::{Answer, Answered, RunState};
 use crate::runtime::{
     Backend, DataStep, GcReport, HttpAccess, Instance, InstanceState, ProvisionRequest,
     Provisioned, Runtime, RuntimeError, Scope, StepOutcome,
@@ -195,7 +195,7 @@ impl Harness {
             .tasks("rtest")
             .unwrap()
             .into_iter()
-            .map(|t| (t.name, (t.state, t.attempts)))
+            .map(|t| (t.name, (t.state.as_str().to_string(), t.attempts)))
             .collect()
     }
 
@@ -212,8 +212,10 @@ impl Harness {
                     let store = Store::open(&database).unwrap();
                     if store.run("rtest").unwrap().is_some_and(|r| {
                         r.state == RunState::AwaitingApproval && r.approval_message.is_some()
-                    }) && store.answer_approval("rtest", answer).unwrap()
-                    {
+                    }) && matches!(
+                        store.answer_approval("rtest", None, answer).unwrap(),
+                        Answered::Recorded(_)
+                    ) {
                         break;
                     }
                     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -347,6 +349,62 @@ async fn the_run_timeout_holds_while_an_approval_waits() {
         "the approval request is withdrawn"
     );
     assert_eq!(harness.runtime.calls().last().unwrap(), "teardown");
+}
+
+#[tokio::test]
+async fn two_parallel_approvals_are_answered_each_on_its_own() {
+    let harness = Harness::new(MemoryRuntime::default());
+    let database = harness.home.database();
+    let answering = tokio::spawn(async move {
+        let pending = |count: usize| {
+            let store = Store::open(&database).unwrap();
+            let run = store.run("rtest").unwrap()?;
+            (run.approvals.len() == count).then_some((store, run))
+        };
+        let (store, run) = loop {
+            match pending(2) {
+                Some(found) => break found,
+                None => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        };
+        assert_eq!(run.state, RunState::AwaitingApproval);
+        assert_eq!(
+            store
+                .answer_approval("rtest", None, Answer::Approved)
+                .unwrap(),
+            Answered::Ambiguous(vec!["left".into(), "right".into()])
+        );
+        assert_eq!(
+            store
+                .answer_approval("rtest", Some("left"), Answer::Approved)
+                .unwrap(),
+            Answered::Recorded("left".into())
+        );
+        let (store, run) = loop {
+            match pending(1) {
+                Some(found) => break found,
+                None => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        };
+        assert_eq!(run.approvals[0].task, "right", "{run:?}");
+        assert_eq!(run.state, RunState::AwaitingApproval, "right still waits");
+        assert_eq!(
+            store
+                .answer_approval("rtest", Some("right"), Answer::Approved)
+                .unwrap(),
+            Answered::Recorded("right".into())
+        );
+    });
+    let outcome = harness
+        .run(&workflow(
+            "  - name: left\n    approval: { message: left? }\n  - name: right\n    approval: { message: right? }\n  - name: after\n    depends: [left, right]\n    wait: { duration: 1ms }\n",
+        ))
+        .await;
+    answering.await.unwrap();
+    assert_eq!(outcome.state, RunState::Succeeded, "{outcome:?}");
+    for task in ["left", "right", "after"] {
+        assert_eq!(harness.state_of(task), "succeeded", "{task}");
+    }
 }
 
 #[tokio::test]

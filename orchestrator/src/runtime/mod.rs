@@ -236,6 +236,11 @@ impl GcReport {
 pub trait Runtime: Send + Sync + fmt::Debug {
     fn backend(&self) -> Backend;
 
+    /// The Kubernetes namespace a scope's instances live in; `None` where there are none.
+    fn namespace(&self, _scope: &Scope) -> Option<String> {
+        None
+    }
+
     /// Prepares the place a run's instances go (a namespace on Kubernetes, labelled with the
     /// run and annotated with this process as its owner). Called once before the first task.
     async fn open_run(&self, run_id: &str, workflow: &str) -> Result<(), RuntimeError>;

@@ -10,7 +10,7 @@ use weir_topology::template::value_text;
 
 use super::launch::spawn_detached;
 use crate::home::WeirHome;
-use crate::runs::{Answer, RunState};
+use crate::runs::{Answer, Answered, RunState};
 use crate::runtime::Backend;
 use crate::store::Store;
 use crate::time::now_unix;
@@ -316,19 +316,35 @@ pub fn launch_run(context: &Context, request: LaunchRun) -> Reply {
     }
 }
 
-pub fn answer(context: &Context, id: &str, answer: Answer) -> Reply {
+/// Answers `task`'s approval, or the run's only pending one when no task is named.
+pub fn answer(context: &Context, id: &str, task: Option<&str>, answer: Answer) -> Reply {
     let store = try_reply!(store(context));
     let Some(run) = try_reply!(store.run(id).map_err(internal)) else {
         return error(StatusCode::NOT_FOUND, format!("no run `{id}`"));
     };
-    match store.answer_approval(id, answer) {
-        Ok(true) => (
+    match store.answer_approval(id, task, answer) {
+        Ok(Answered::Recorded(task)) => (
             StatusCode::OK,
-            json!({ "id": id, "answer": if answer == Answer::Approved { "approved" } else { "rejected" } }),
+            json!({ "id": id, "task": task, "answer": answer.as_str() }),
         ),
-        Ok(false) => error(
+        Ok(Answered::Ambiguous(pending)) => error(
+            StatusCode::CONFLICT,
+            format!(
+                "run {id} awaits several approvals; name one with ?task= ({})",
+                pending.join(", ")
+            ),
+        ),
+        Ok(Answered::NotAwaiting(pending)) if pending.is_empty() => error(
             StatusCode::CONFLICT,
             format!("run {id} is {}, not awaiting approval", run.state.as_str()),
+        ),
+        Ok(Answered::NotAwaiting(pending)) => error(
+            StatusCode::CONFLICT,
+            format!(
+                "task `{}` of run {id} awaits no approval; these do: {}",
+                task.unwrap_or_default(),
+                pending.join(", ")
+            ),
         ),
         Err(e) => internal(e),
     }

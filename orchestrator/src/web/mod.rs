@@ -256,12 +256,14 @@ pub fn routes(
         );
     let answer = warp::post()
         .and(warp::path!("api" / "runs" / String / String))
+        .and(warp::query::<std::collections::HashMap<String, String>>())
         .and(state.clone())
         .and(caller())
-        .and_then(|id: String, verb: String, (context, access): (Context, Arc<Access>), caller: Caller| {
+        .and_then(|id: String, verb: String, query: std::collections::HashMap<String, String>, (context, access): (Context, Arc<Access>), caller: Caller| {
+            let task = query.get("task").cloned();
             guarded(access, caller, Role::Operator, move || match verb.as_str() {
-                "approve" => json_reply(api::answer(&context, &id, Answer::Approved)),
-                "reject" => json_reply(api::answer(&context, &id, Answer::Rejected)),
+                "approve" => json_reply(api::answer(&context, &id, task.as_deref(), Answer::Approved)),
+                "reject" => json_reply(api::answer(&context, &id, task.as_deref(), Answer::Rejected)),
                 other => json_reply((StatusCode::NOT_FOUND, serde_json::json!({ "error": format!("no action `{other}`; use approve or reject") }))),
             })
         });

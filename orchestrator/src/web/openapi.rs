@@ -32,6 +32,14 @@ fn path_param(name: &str) -> Value {
     json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } })
 }
 
+/// `?task=`: which approval, when a run awaits several.
+fn task_param() -> Value {
+    json!({
+        "name": "task", "in": "query", "required": false, "schema": { "type": "string" },
+        "description": "The task whose approval is answered; needed when several wait at once"
+    })
+}
+
 pub fn document() -> Value {
     let launch_service = json!({
         "type": "object", "required": ["service"], "additionalProperties": false,
@@ -78,12 +86,12 @@ pub fn document() -> Value {
                 "get": op("A run with its tasks and topic counts", false, None),
             },
             "/api/runs/{id}/approve": {
-                "parameters": [path_param("id")],
-                "post": op("Approve the pending approval (operator)", true, None),
+                "parameters": [path_param("id"), task_param()],
+                "post": op("Approve a pending approval (operator)", true, None),
             },
             "/api/runs/{id}/reject": {
-                "parameters": [path_param("id")],
-                "post": op("Reject the pending approval (operator)", true, None),
+                "parameters": [path_param("id"), task_param()],
+                "post": op("Reject a pending approval (operator)", true, None),
             },
             "/api/runs/{id}/artifacts/{path}": {
                 "parameters": [path_param("id"), path_param("path")],

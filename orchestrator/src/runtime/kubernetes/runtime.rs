@@ -142,6 +142,10 @@ impl Runtime for KubernetesRuntime {
         Backend::Kubernetes
     }
 
+    fn namespace(&self, scope: &Scope) -> Option<String> {
+        Some(self.namespace_of(scope))
+    }
+
     async fn open_run(&self, run_id: &str, workflow: &str) -> Result<(), RuntimeError> {
         let scope = Scope::Run(run_id.into());
         let mut annotations = owner_annotations();

@@ -138,8 +138,8 @@ async function run(id) {
   const missing = Object.entries(r.unavailable || {});
   view.innerHTML = `<h2>Run ${esc(r.id)} — ${esc(r.workflow)} ${stateCell(r.state)}</h2>
     ${r.error ? `<p class="error">${esc(r.error)}</p>` : ""}
-    ${r.state === "awaiting-approval" ? `<div class="approval" id="approval"><b>Approval needed:</b> ${esc(r.approval_message)}<br><br>
-      <button class="primary" id="approve">Approve</button> <button class="danger" id="reject">Reject</button></div>` : ""}
+    ${(r.approvals || []).map(a => `<div class="approval" data-task="${esc(a.task)}"><b>Approval needed</b> (task <code>${esc(a.task)}</code>): ${esc(a.message)}<br><br>
+      <button class="primary approve">Approve</button> <button class="danger reject">Reject</button></div>`).join("")}
     <table id="tasks"><tr><th>Task</th><th>Kind</th><th>Depends on</th><th>State</th><th>Started</th><th>Finished</th><th>Attempts</th><th>Error</th></tr>
     ${r.tasks.map(t => `<tr data-task="${esc(t.name)}"><td>${esc(t.name)}</td><td>${esc(t.kind)}</td><td>${esc(t.depends.join(", "))}</td><td>${stateCell(t.state)}</td>
       <td>${esc(t.started || "")}</td><td>${esc(t.finished || "")}</td><td>${t.attempts}</td><td class="error">${esc(t.error || "")}</td></tr>`).join("")}</table>
@@ -148,11 +148,13 @@ async function run(id) {
     ${(r.charts || []).length ? `<h3>Charts</h3><div class="cards">${r.charts.map(c =>
       `<a href="/api/runs/${esc(r.id)}/artifacts/${esc(c)}" target="_blank"><img src="/api/runs/${esc(r.id)}/artifacts/${esc(c)}" style="width:100%" alt="${esc(c)}"></a>`).join("")}</div>` : ""}
     <p>Artifacts: <code>${esc(r.artifacts)}</code></p>`;
-  const answer = verb => async () => { try { await api("POST", `/api/runs/${id}/${verb}`); } catch (e) { alert(e.message); } };
-  if (document.getElementById("approve")) {
-    document.getElementById("approve").onclick = answer("approve");
-    document.getElementById("reject").onclick = answer("reject");
-  }
+  const answer = (verb, task) => async () => {
+    try { await api("POST", `/api/runs/${id}/${verb}?task=${encodeURIComponent(task)}`); } catch (e) { alert(e.message); }
+  };
+  document.querySelectorAll(".approval").forEach(box => {
+    box.querySelector(".approve").onclick = answer("approve", box.dataset.task);
+    box.querySelector(".reject").onclick = answer("reject", box.dataset.task);
+  });
 }
 
 async function render() {

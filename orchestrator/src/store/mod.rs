@@ -8,6 +8,8 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
+mod migrations;
+
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -16,10 +18,50 @@ pub enum StoreError {
         path: PathBuf,
         source: rusqlite::Error,
     },
+    #[error("cannot bring the Weir database {path} to this version's schema: {source}")]
+    Migrate {
+        path: PathBuf,
+        source: rusqlite_migration::Error,
+    },
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
     #[error("an instance named `{0}` already exists; choose another name with --name or stop it with `weir down {0}`")]
     NameTaken(String),
+}
+
+/// A state the store holds that this version of Weir does not know (a newer `weir` wrote
+/// it, or the database was edited by hand).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} state `{text}`")]
+pub struct UnknownState {
+    what: &'static str,
+    text: String,
+}
+
+impl UnknownState {
+    pub fn new(what: &'static str, text: &str) -> Self {
+        Self {
+            what,
+            text: text.into(),
+        }
+    }
+}
+
+/// A text column read into a type that parses it, failing on text it does not accept.
+pub(crate) fn parsed_column<T>(row: &Row<'_>, column: &str) -> rusqlite::Result<T>
+where
+    T: std::str::FromStr,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    let text: String = row.get(column)?;
+    text.parse().map_err(|error| {
+        let index = row.as_ref().column_index(column).unwrap_or(0);
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            rusqlite::types::Type::Text,
+            Box::new(error),
+        )
+    })
 }
 
 /// The life of an instance.
@@ -41,13 +83,20 @@ impl InstanceState {
             InstanceState::Stopping => "stopping",
         }
     }
+}
 
-    fn parse(text: &str) -> Self {
-        match text {
-            "running" => InstanceState::Running,
-            "stopping" => InstanceState::Stopping,
-            _ => InstanceState::Starting,
-        }
+impl std::str::FromStr for InstanceState {
+    type Err = UnknownState;
+
+    fn from_str(text: &str) -> Result<Self, UnknownState> {
+        [
+            InstanceState::Starting,
+            InstanceState::Running,
+            InstanceState::Stopping,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == text)
+        .ok_or_else(|| UnknownState::new("instance", text))
     }
 }
 
@@ -87,70 +136,15 @@ pub struct Store {
     conn: Connection,
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS instances (
-    name TEXT PRIMARY KEY,
-    service TEXT NOT NULL,
-    state TEXT NOT NULL,
-    endpoint TEXT NOT NULL DEFAULT '',
-    pid INTEGER,
-    pid_start_time INTEGER,
-    log_path TEXT NOT NULL DEFAULT '',
-    dir TEXT NOT NULL,
-    params TEXT NOT NULL,
-    uses TEXT NOT NULL,
-    auto_started_by TEXT,
-    owner_pid INTEGER,
-    owner_start_time INTEGER,
-    run_id TEXT,
-    backend TEXT NOT NULL DEFAULT 'local',
-    created_at INTEGER NOT NULL
-);
-";
-
-/// The schema's version, kept in SQLite's `user_version`.
-const SCHEMA_VERSION: i64 = 1;
-
-/// Runs and their tasks (read and written by [`crate::runs`]).
-const RUNS_SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY,
-    workflow TEXT NOT NULL,
-    file TEXT NOT NULL,
-    state TEXT NOT NULL,
-    variables TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    finished_at INTEGER,
-    error TEXT,
-    topics TEXT NOT NULL DEFAULT '{}',
-    unavailable TEXT NOT NULL DEFAULT '{}',
-    approval_message TEXT,
-    decision TEXT,
-    artifacts TEXT NOT NULL,
-    owner_pid INTEGER,
-    owner_start_time INTEGER
-);
-CREATE TABLE IF NOT EXISTS tasks (
-    run_id TEXT NOT NULL,
-    position INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    state TEXT NOT NULL,
-    started_at INTEGER,
-    finished_at INTEGER,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    error TEXT,
-    depends TEXT NOT NULL,
-    PRIMARY KEY (run_id, name)
-);
-";
-
 /// How long opening waits for another process holding the database.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 
-fn is_busy(error: &rusqlite::Error) -> bool {
+fn is_busy(error: &rusqlite_migration::Error) -> bool {
+    let rusqlite_migration::Error::RusqliteError { err, .. } = error else {
+        return false;
+    };
     matches!(
-        error.sqlite_error_code(),
+        err.sqlite_error_code(),
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
     )
 }
@@ -169,39 +163,37 @@ impl Store {
                 ))))
             })?;
         }
-        let conn = Connection::open(path).map_err(open_error)?;
+        let mut conn = Connection::open(path).map_err(open_error)?;
         conn.busy_timeout(OPEN_TIMEOUT).map_err(open_error)?;
         // SQLite answers "locked" without waiting when two processes set up a new database
         // at once (switching to WAL bypasses the busy handler), so setup is retried.
         let deadline = std::time::Instant::now() + OPEN_TIMEOUT;
         loop {
-            match Self::set_up(&conn) {
+            match Self::set_up(&mut conn) {
                 Err(error) if is_busy(&error) && std::time::Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(50));
                 }
-                outcome => break outcome.map_err(open_error)?,
+                outcome => {
+                    break outcome.map_err(|source| StoreError::Migrate {
+                        path: path.to_owned(),
+                        source,
+                    })?
+                }
             }
         }
         Ok(Self { conn })
     }
 
-    /// Puts the database in WAL mode and applies the schema, each only when needed: opening
-    /// must stay cheap and lock-free once the database is set up, as several `weir` processes
-    /// open it many times a second.
-    fn set_up(conn: &Connection) -> rusqlite::Result<()> {
+    /// Puts the database in WAL mode and migrates it to the latest schema, each only when
+    /// needed: opening must stay cheap and lock-free once the database is up to date, as
+    /// several `weir` processes open it many times a second.
+    fn set_up(conn: &mut Connection) -> Result<(), rusqlite_migration::Error> {
         let journal: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
         if !journal.eq_ignore_ascii_case("wal") {
             conn.pragma_update(None, "journal_mode", "WAL")?;
         }
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if version < SCHEMA_VERSION {
-            let applied = conn.execute_batch(&format!(
-                "BEGIN IMMEDIATE; {SCHEMA} {RUNS_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-            ));
-            if applied.is_err() && !conn.is_autocommit() {
-                let _ = conn.execute_batch("ROLLBACK");
-            }
-            applied?;
+        if migrations::version(conn)? < migrations::LATEST {
+            migrations::to_latest(conn)?;
         }
         Ok(())
     }
@@ -294,7 +286,7 @@ fn instance_from_row(row: &Row<'_>) -> rusqlite::Result<InstanceRecord> {
     Ok(InstanceRecord {
         name: row.get("name")?,
         service: row.get("service")?,
-        state: InstanceState::parse(&row.get::<_, String>("state")?),
+        state: parsed_column(row, "state")?,
         endpoint: row.get("endpoint")?,
         pid: row.get("pid")?,
         pid_start_time: row
