@@ -219,6 +219,7 @@ pub fn answer(args: AnswerArgs, answer: Answer) -> anyhow::Result<ExitCode> {
             pending.join(", ")
         ),
     };
-    println!("{} `{task}` of run {}", answer.as_str(), args.id);
+    println!("{} run {}", answer.as_str(), args.id);
+    eprintln!("(the approval of task `{task}`)");
     Ok(ExitCode::SUCCESS)
 }
