@@ -51,10 +51,7 @@ impl std::str::FromStr for RunState {
     type Err = UnknownState;
 
     fn from_str(text: &str) -> Result<Self, UnknownState> {
-        Self::ALL
-            .into_iter()
-            .find(|state| state.as_str() == text)
-            .ok_or_else(|| UnknownState::new("run", text))
+        UnknownState::parse("run", &Self::ALL, Self::as_str, text)
     }
 }
 
@@ -98,10 +95,7 @@ impl std::str::FromStr for TaskState {
     type Err = UnknownState;
 
     fn from_str(text: &str) -> Result<Self, UnknownState> {
-        Self::ALL
-            .into_iter()
-            .find(|state| state.as_str() == text)
-            .ok_or_else(|| UnknownState::new("task", text))
+        UnknownState::parse("task", &Self::ALL, Self::as_str, text)
     }
 }
 

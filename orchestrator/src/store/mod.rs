@@ -39,11 +39,20 @@ pub struct UnknownState {
 }
 
 impl UnknownState {
-    pub fn new(what: &'static str, text: &str) -> Self {
-        Self {
-            what,
-            text: text.into(),
-        }
+    /// The state among `all` whose name (`as_str`) is `text`.
+    pub fn parse<T: Copy>(
+        what: &'static str,
+        all: &[T],
+        as_str: fn(T) -> &'static str,
+        text: &str,
+    ) -> Result<T, Self> {
+        all.iter()
+            .copied()
+            .find(|state| as_str(*state) == text)
+            .ok_or_else(|| Self {
+                what,
+                text: text.into(),
+            })
     }
 }
 
@@ -89,14 +98,13 @@ impl std::str::FromStr for InstanceState {
     type Err = UnknownState;
 
     fn from_str(text: &str) -> Result<Self, UnknownState> {
-        [
-            InstanceState::Starting,
-            InstanceState::Running,
-            InstanceState::Stopping,
-        ]
-        .into_iter()
-        .find(|state| state.as_str() == text)
-        .ok_or_else(|| UnknownState::new("instance", text))
+        use InstanceState::*;
+        UnknownState::parse(
+            "instance",
+            &[Starting, Running, Stopping],
+            Self::as_str,
+            text,
+        )
     }
 }
 
