@@ -161,9 +161,9 @@ fn topology_runner() -> ServiceDefinition {
         params: vec![
             required("file", "Topology file (YAML)", ParamKind::Path),
             param(
-                "set",
-                "Topology parameters, `NAME=VALUE` pairs separated by `;`",
-                ParamKind::String,
+                "params",
+                "Topology parameters, a YAML mapping such as `{threshold: 60, rate_topic: rates}`",
+                ParamKind::Mapping,
                 None,
             ),
             kafka_need(),
@@ -171,7 +171,7 @@ fn topology_runner() -> ServiceDefinition {
             image(WEIR_IMAGE),
         ],
         ports: vec![PortDef {
-            name: "metrics",
+            name: "http",
             container_port: 9464,
             protocol: Protocol::Http,
         }],
@@ -180,7 +180,7 @@ fn topology_runner() -> ServiceDefinition {
             service: "kafka",
             when: None,
         }],
-        readiness: Readiness::Http { path: "/metrics" },
+        readiness: Readiness::Http { path: "/status" },
     }
 }
 
@@ -191,8 +191,8 @@ fn chart_server() -> ServiceDefinition {
         params: vec![
             param(
                 "windows",
-                "Windows fed from Kafka, separated by `|`: `topic=T,y=FIELD[,x=FIELD][,title=…]`",
-                ParamKind::String,
+                "Windows fed from Kafka, a YAML list of `{topic, y, x, title, kind: line|markers, x_label, y_label}`",
+                ParamKind::Windows,
                 None,
             ),
             param(
@@ -241,13 +241,13 @@ fn http_source() -> ServiceDefinition {
             cpu("50m"),
             image(WEIR_IMAGE),
         ],
-        ports: vec![],
+        ports: vec![status_port()],
         needs: vec![Need {
             param: "kafka",
             service: "kafka",
             when: None,
         }],
-        readiness: Readiness::Running { seconds: 1 },
+        readiness: Readiness::Http { path: "/status" },
     }
 }
 
@@ -274,13 +274,22 @@ fn replay_source() -> ServiceDefinition {
             cpu("50m"),
             image(WEIR_IMAGE),
         ],
-        ports: vec![],
+        ports: vec![status_port()],
         needs: vec![Need {
             param: "kafka",
             service: "kafka",
             when: None,
         }],
-        readiness: Readiness::Running { seconds: 1 },
+        readiness: Readiness::Http { path: "/status" },
+    }
+}
+
+/// A source's `/status` (JSON: state, published, failed attempts, last error).
+fn status_port() -> PortDef {
+    PortDef {
+        name: "http",
+        container_port: 8080,
+        protocol: Protocol::Http,
     }
 }
 

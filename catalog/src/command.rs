@@ -1,92 +1,99 @@
-//! The `weir` command line of each service the `weir` binary carries (runner, chart server,
-//! sources). The local and Kubernetes realizations differ only in where things are: the
-//! address to listen on, the Kafka endpoint, and where input files are.
+//! The `weir` command of each service the `weir` binary carries (runner, chart server,
+//! sources), built as the typed arguments the binary parses. The local and Kubernetes
+//! realizations differ only in where things are: the address to listen on, the Kafka
+//! endpoint, and where input files are.
+
+use std::net::SocketAddr;
+
+use weir_charts::args::ChartServerArgs;
+use weir_topology::args::{
+    CommandLine, HttpSourceArgs, PublishArgs, ReplaySourceArgs, RunTopologyArgs,
+};
 
 use crate::service::Params;
 
 /// Where a service finds what it needs, as seen from where it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Placement {
-    /// `host:port` to listen on, for services with a port.
-    pub listen: String,
+    /// Address to listen on, for services with a port.
+    pub listen: Option<SocketAddr>,
     /// Kafka bootstrap servers, when the service uses Kafka.
     pub kafka: Option<String>,
     /// The input file (topology or recording) as the service sees it.
     pub file: Option<String>,
 }
 
-/// Arguments after `weir`, or `None` for a service `weir` does not carry.
-pub fn weir_args(service: &str, params: &Params, placement: &Placement) -> Option<Vec<String>> {
-    let kafka = || placement.kafka.clone().unwrap_or_default();
-    let file = || placement.file.clone().unwrap_or_default();
-    let interval = || {
-        format!(
-            "{}ms",
-            params.duration("interval").unwrap_or_default().as_millis()
-        )
-    };
-    let owned = |words: &[&str]| words.iter().map(|w| w.to_string()).collect::<Vec<String>>();
-    let mut args = match service {
-        "topology-runner" => {
-            let mut args = owned(&["topology", "run"]);
-            args.extend([
-                file(),
-                "--brokers".into(),
-                kafka(),
-                "--addr".into(),
-                placement.listen.clone(),
-            ]);
-            for pair in params
-                .str("set")
-                .unwrap_or_default()
-                .split(';')
-                .map(str::trim)
-            {
-                if !pair.is_empty() {
-                    args.extend(["--set".into(), pair.into()]);
-                }
+/// A `weir` subcommand with its typed arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WeirCommand {
+    /// `weir topology run`
+    RunTopology(RunTopologyArgs),
+    /// `weir charts serve`
+    ServeCharts(ChartServerArgs),
+    /// `weir source http`
+    HttpSource(HttpSourceArgs),
+    /// `weir source replay`
+    ReplaySource(ReplaySourceArgs),
+}
+
+impl WeirCommand {
+    /// The command of `service`, or `None` for a service `weir` does not carry.
+    pub fn of(service: &str, params: &Params, placement: &Placement) -> Option<WeirCommand> {
+        let kafka = || placement.kafka.clone().unwrap_or_default();
+        let file = || placement.file.clone().unwrap_or_default();
+        let interval = || params.duration("interval").unwrap_or_default();
+        let publish = || PublishArgs {
+            topic: params.str("topic").unwrap_or_default().into(),
+            brokers: kafka(),
+            count: None,
+            key: None,
+            addr: placement.listen,
+        };
+        Some(match service {
+            "topology-runner" => WeirCommand::RunTopology(RunTopologyArgs {
+                file: file().into(),
+                brokers: kafka(),
+                set: params
+                    .mapping("params")
+                    .map(|map| map.clone().into_iter().collect())
+                    .unwrap_or_default(),
+                addr: placement.listen,
+                log_interval: std::time::Duration::from_secs(10),
+            }),
+            "chart-server" => {
+                let windows = params.windows("windows").unwrap_or_default().to_vec();
+                WeirCommand::ServeCharts(ChartServerArgs {
+                    addr: placement.listen?,
+                    brokers: (!windows.is_empty()).then(kafka),
+                    windows,
+                    retention: params.int("retention").unwrap_or(10_000) as usize,
+                })
             }
-            args
-        }
-        "chart-server" => {
-            let mut args = owned(&["charts", "serve", "--addr"]);
-            args.extend([
-                placement.listen.clone(),
-                "--retention".into(),
-                params.int("retention").unwrap_or(10_000).to_string(),
-            ]);
-            if let Some(windows) = params.str("windows") {
-                args.extend(["--brokers".into(), kafka()]);
-                for window in windows.split('|').map(str::trim).filter(|w| !w.is_empty()) {
-                    args.extend(["--window".into(), window.into()]);
-                }
-            }
-            args
-        }
-        "http-source" => {
-            let mut args = owned(&["source", "http", "--url"]);
-            args.push(params.str("url").unwrap_or_default().into());
-            args
-        }
-        "replay-source" => {
-            let mut args = owned(&["source", "replay"]);
-            args.push(file());
-            args
-        }
-        _ => return None,
-    };
-    if service.ends_with("-source") {
-        args.extend([
-            "--topic".into(),
-            params.str("topic").unwrap_or_default().into(),
-            "--brokers".into(),
-            kafka(),
-            "--interval".into(),
-            interval(),
-        ]);
-        if params.bool("repeat") == Some(true) {
-            args.push("--repeat".into());
-        }
+            "http-source" => WeirCommand::HttpSource(HttpSourceArgs {
+                url: params.str("url").unwrap_or_default().into(),
+                interval: interval(),
+                timeout: std::time::Duration::from_secs(10),
+                max_backoff: std::time::Duration::from_secs(60),
+                publish: publish(),
+            }),
+            "replay-source" => WeirCommand::ReplaySource(ReplaySourceArgs {
+                file: file().into(),
+                interval: interval(),
+                repeat: params.bool("repeat") == Some(true),
+                publish: publish(),
+            }),
+            _ => return None,
+        })
     }
-    Some(args)
+
+    /// The arguments after `weir`.
+    pub fn args(&self) -> Vec<String> {
+        let (words, rest) = match self {
+            WeirCommand::RunTopology(args) => (["topology", "run"], args.to_args()),
+            WeirCommand::ServeCharts(args) => (["charts", "serve"], args.to_args()),
+            WeirCommand::HttpSource(args) => (["source", "http"], args.to_args()),
+            WeirCommand::ReplaySource(args) => (["source", "replay"], args.to_args()),
+        };
+        words.iter().map(|w| w.to_string()).chain(rest).collect()
+    }
 }

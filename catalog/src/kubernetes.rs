@@ -18,7 +18,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Serialize;
 
-use crate::command::{weir_args, Placement};
+use crate::command::{Placement, WeirCommand};
 use crate::service::{Params, Readiness, ServiceDefinition};
 
 /// What the Kubernetes realization of one instance is made from.
@@ -409,15 +409,16 @@ fn container(instance: &KubeInstance<'_>) -> Container {
                 .iter()
                 .any(|n| n.service == "kafka" && n.applies(p));
             let placement = Placement {
-                listen: port
-                    .map(|p| format!("0.0.0.0:{}", p.container_port))
-                    .unwrap_or_default(),
+                listen: port.map(|p| {
+                    std::net::SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, p.container_port))
+                }),
                 kafka: needs_kafka.then(|| dependency(instance, "kafka")),
                 file,
             };
-            let Some(args) = weir_args(weir_service, p, &placement) else {
+            let Some(command) = WeirCommand::of(weir_service, p, &placement) else {
                 return base;
             };
+            let args = command.args();
             let readiness_probe = match (instance.service.readiness, port) {
                 (Readiness::Http { path }, Some(port)) => Some(Probe {
                     http_get: Some(HTTPGetAction {

@@ -7,6 +7,7 @@ use std::fmt;
 use std::time::Duration;
 
 use serde::Serialize;
+use weir_charts::feed::TopicWindow;
 use weir_topology::duration::parse_duration;
 
 /// A service on offer.
@@ -54,6 +55,11 @@ pub enum ParamKind {
     Instance {
         service: &'static str,
     },
+    /// A mapping of names to scalar values, written as YAML (`{threshold: 60, topic: rates}`);
+    /// each value is kept verbatim as one value, whatever characters it holds.
+    Mapping,
+    /// Chart windows fed from Kafka topics, a YAML list of `{topic, y, x, title, kind}`.
+    Windows,
 }
 
 /// A port a service listens on.
@@ -111,8 +117,6 @@ pub enum Readiness {
     KafkaMetadata,
     /// `GET path` answers 200.
     Http { path: &'static str },
-    /// The process is still running after a grace period (services with no port).
-    Running { seconds: u64 },
 }
 
 /// A parameter value checked against its definition.
@@ -123,6 +127,8 @@ pub enum ParamValue {
     Int(i64),
     Bool(bool),
     Duration(#[serde(serialize_with = "serialize_duration")] Duration),
+    Mapping(BTreeMap<String, String>),
+    Windows(Vec<TopicWindow>),
 }
 
 fn serialize_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -136,6 +142,12 @@ impl fmt::Display for ParamValue {
             ParamValue::Int(i) => write!(f, "{i}"),
             ParamValue::Bool(b) => write!(f, "{b}"),
             ParamValue::Duration(d) => write!(f, "{}ms", d.as_millis()),
+            ParamValue::Mapping(map) => {
+                f.write_str(&serde_json::to_string(map).expect("strings serialize"))
+            }
+            ParamValue::Windows(windows) => {
+                f.write_str(&serde_json::to_string(windows).expect("windows serialize"))
+            }
         }
     }
 }
@@ -173,6 +185,20 @@ impl Params {
     pub fn duration(&self, name: &str) -> Option<Duration> {
         match self.0.get(name) {
             Some(ParamValue::Duration(d)) => Some(*d),
+            _ => None,
+        }
+    }
+
+    pub fn mapping(&self, name: &str) -> Option<&BTreeMap<String, String>> {
+        match self.0.get(name) {
+            Some(ParamValue::Mapping(map)) => Some(map),
+            _ => None,
+        }
+    }
+
+    pub fn windows(&self, name: &str) -> Option<&[TopicWindow]> {
+        match self.0.get(name) {
+            Some(ParamValue::Windows(windows)) => Some(windows),
             _ => None,
         }
     }
@@ -327,8 +353,38 @@ impl ParamKind {
                     Err(format!("expected the name of a {service} instance"))
                 }
             }
+            ParamKind::Mapping => parse_mapping(raw).map(ParamValue::Mapping),
+            ParamKind::Windows => {
+                let windows: Vec<TopicWindow> = serde_saphyr::from_str(raw).map_err(|e| {
+                    format!("expected a YAML list of windows `[{{topic: T, y: FIELD}}, …]`: {e}")
+                })?;
+                if windows.is_empty() {
+                    return Err("expected at least one window".into());
+                }
+                Ok(ParamValue::Windows(windows))
+            }
         }
     }
+}
+
+/// A YAML mapping of names to scalars; numbers and booleans are kept as written.
+fn parse_mapping(raw: &str) -> Result<BTreeMap<String, String>, String> {
+    let expected = "expected a YAML mapping of names to values, e.g. `{threshold: 60}`";
+    let value: serde_json::Value =
+        serde_saphyr::from_str(raw).map_err(|e| format!("{expected}: {e}"))?;
+    let serde_json::Value::Object(object) = value else {
+        return Err(expected.into());
+    };
+    object
+        .into_iter()
+        .map(|(name, value)| match value {
+            serde_json::Value::String(text) => Ok((name, text)),
+            serde_json::Value::Number(_) | serde_json::Value::Bool(_) => {
+                Ok((name, value.to_string()))
+            }
+            other => Err(format!("`{name}` must be one value, not {other}")),
+        })
+        .collect()
 }
 
 /// Instance names: lowercase letters, digits and dashes, starting with a letter, at most 40
@@ -417,6 +473,34 @@ mod tests {
         assert!(ParamKind::Instance { service: "kafka" }
             .parse("Kafka_1")
             .is_err());
+    }
+
+    #[test]
+    fn structured_values_keep_each_value_whole() {
+        let mapping = ParamKind::Mapping
+            .parse(r#"{"pointer": "/data/amount", "quote": "a\"b: {c}\nd", "threshold": 60}"#)
+            .unwrap();
+        let expected = BTreeMap::from([
+            ("pointer".to_string(), "/data/amount".to_string()),
+            ("quote".to_string(), "a\"b: {c}\nd".to_string()),
+            ("threshold".to_string(), "60".to_string()),
+        ]);
+        assert_eq!(mapping, ParamValue::Mapping(expected));
+        assert!(ParamKind::Mapping
+            .parse("{a: [1, 2]}")
+            .unwrap_err()
+            .contains("must be one value"));
+        let windows = ParamKind::Windows
+            .parse("[{topic: rates, y: rate, title: 'Close (USD, replayed)', kind: markers}]")
+            .unwrap();
+        let ParamValue::Windows(windows) = windows else {
+            panic!("not windows: {windows:?}")
+        };
+        assert_eq!(windows[0].title, "Close (USD, replayed)");
+        assert!(ParamKind::Windows
+            .parse("[{topic: rates}]")
+            .unwrap_err()
+            .contains("missing field `y`"));
     }
 
     #[test]

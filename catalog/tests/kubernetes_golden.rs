@@ -9,7 +9,14 @@ use weir_catalog::kubernetes::{render, KubeInstance, KubeObject};
 
 fn sample_params(service: &str) -> Vec<(String, String)> {
     let pairs: &[(&str, &str)] = match service {
-        "topology-runner" => &[("file", "bitcoin-yuan.yaml"), ("set", "threshold=50")],
+        "topology-runner" => &[("file", "bitcoin-yuan.yaml"), ("params", "{threshold: 50}")],
+        "chart-server" => &[
+            ("kafka", "kafka-server-1"),
+            (
+                "windows",
+                "[{topic: rates, y: rate, title: 'BTC rate, CNY'}]",
+            ),
+        ],
         "http-source" => &[
             ("url", "https://api.coinbase.com/v2/prices/BTC-CNY/spot"),
             ("topic", "BitCoinExchangeTopic"),

@@ -88,10 +88,14 @@ function draw(entry) {
     ctx.fillText(Number(y.toPrecision(6)).toString(), 4, sy(y) + 4);
   }
   entry.view.series.forEach((s, i) => {
-    ctx.strokeStyle = colors[i % colors.length]; ctx.lineWidth = 1.5; ctx.beginPath();
-    s.points.forEach(([x, y], j) => j === 0 ? ctx.moveTo(sx(x), sy(y)) : ctx.lineTo(sx(x), sy(y)));
-    ctx.stroke();
-    ctx.fillStyle = colors[i % colors.length];
+    ctx.strokeStyle = colors[i % colors.length]; ctx.fillStyle = colors[i % colors.length];
+    if (entry.view.kind === "markers") {
+      for (const [x, y] of s.points) { ctx.beginPath(); ctx.arc(sx(x), sy(y), 3, 0, 2 * Math.PI); ctx.fill(); }
+    } else {
+      ctx.lineWidth = 1.5; ctx.beginPath();
+      s.points.forEach(([x, y], j) => j === 0 ? ctx.moveTo(sx(x), sy(y)) : ctx.lineTo(sx(x), sy(y)));
+      ctx.stroke();
+    }
     ctx.fillText(`${s.name} (${s.appended})`, left + 6 + i * 120, height - 6);
   });
 }

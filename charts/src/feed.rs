@@ -8,74 +8,108 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{ClientConfig, Message};
 use weir_topology::operators::as_number;
 
-use crate::store::{Charts, WindowOptions};
+use serde::{Deserialize, Serialize};
 
-/// A window fed from a topic, e.g. `topic=rates,y=rate,x=timestamp,title=BTC rate (CNY)`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+use crate::store::{Charts, WindowKind, WindowOptions};
+
+/// A window fed from a topic. Written in a workflow as a YAML mapping
+/// (`{topic: rates, y: rate, x: timestamp, title: BTC rate, kind: line}`); on the command
+/// line as the same mapping in JSON, or briefly as `topic=rates,y=rate,title=BTC rate`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "TopicWindowFile")]
 pub struct TopicWindow {
     pub topic: String,
     /// Field holding y.
     pub y: String,
     /// Field holding x; the message timestamp (ms) when not given.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub x: Option<String>,
     pub title: String,
     pub env: String,
     pub win: String,
     pub series: String,
+    pub kind: WindowKind,
+    /// Axis labels; the field names (or "time (ms)") when not given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x_label: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub y_label: Option<String>,
+}
+
+/// A window as written, before defaults.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TopicWindowFile {
+    topic: String,
+    y: String,
+    x: Option<String>,
+    title: Option<String>,
+    env: Option<String>,
+    win: Option<String>,
+    series: Option<String>,
+    #[serde(default)]
+    kind: WindowKind,
+    x_label: Option<String>,
+    y_label: Option<String>,
+}
+
+impl From<TopicWindowFile> for TopicWindow {
+    fn from(file: TopicWindowFile) -> Self {
+        TopicWindow {
+            x: file.x,
+            title: file.title.unwrap_or_else(|| file.topic.clone()),
+            env: file.env.unwrap_or_else(|| "main".into()),
+            win: file.win.unwrap_or_else(|| file.topic.clone()),
+            series: file.series.unwrap_or_else(|| file.y.clone()),
+            kind: file.kind,
+            x_label: file.x_label,
+            y_label: file.y_label,
+            topic: file.topic,
+            y: file.y,
+        }
+    }
+}
+
+impl TopicWindow {
+    /// The window as one command-line argument (JSON), read back by [`FromStr`].
+    pub fn to_arg(&self) -> String {
+        serde_json::to_string(self).expect("a window serializes")
+    }
 }
 
 impl std::str::FromStr for TopicWindow {
     type Err = String;
 
+    /// JSON (`{"topic": …}`), or the short form `topic=T,y=FIELD[,x=…][,title=…][,env=…]
+    /// [,win=…][,series=…][,kind=line|markers]` for people typing it.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        const KEYS: [&str; 7] = ["topic", "y", "x", "title", "env", "win", "series"];
-        let mut fields: std::collections::BTreeMap<String, String> =
-            std::collections::BTreeMap::new();
-        let mut last: Option<String> = None;
+        if text.trim_start().starts_with('{') {
+            return serde_json::from_str(text).map_err(|e| format!("not a window: {e}"));
+        }
+        const KEYS: &str = "topic, y, x, title, env, win, series, kind, x_label, y_label";
+        let mut fields = serde_json::Map::new();
         for part in text.split(',') {
             match part.split_once('=') {
-                Some((key, value)) if KEYS.contains(&key.trim()) => {
-                    fields.insert(key.trim().to_string(), value.trim().to_string());
-                    last = Some(key.trim().to_string());
+                Some((key, value)) if KEYS.split(", ").any(|k| k == key.trim()) => {
+                    fields.insert(key.trim().to_string(), value.trim().into());
                 }
                 Some((key, _)) => {
+                    return Err(format!("unknown key `{}` (keys: {KEYS})", key.trim()))
+                }
+                None => {
                     return Err(format!(
-                        "unknown key `{}` (keys: topic, y, x, title, env, win, series)",
-                        key.trim()
+                        "`{part}` is not KEY=VALUE (keys: {KEYS}); for a value with a comma \
+                         write the window as JSON"
                     ))
                 }
-                // A comma inside a value (a title such as "Close (USD, replayed)").
-                None => match last.as_ref().and_then(|key| fields.get_mut(key)) {
-                    Some(value) => {
-                        value.push(',');
-                        value.push_str(part);
-                    }
-                    None => {
-                        return Err(format!(
-                            "`{part}` is not KEY=VALUE (keys: topic, y, x, title, env, win, series)"
-                        ))
-                    }
-                },
             }
         }
-        let mut take = |key: &str| fields.remove(key);
-        let topic = take("topic").ok_or("a window needs `topic=`")?;
-        let y = take("y").ok_or("a window needs `y=` (the JSON field to chart)")?;
-        let window = TopicWindow {
-            x: take("x"),
-            title: take("title").unwrap_or_else(|| topic.clone()),
-            env: take("env").unwrap_or_else(|| "main".into()),
-            win: take("win").unwrap_or_else(|| topic.clone()),
-            series: take("series").unwrap_or_else(|| y.clone()),
-            topic,
-            y,
-        };
-        match fields.keys().next() {
-            Some(unknown) => Err(format!(
-                "unknown key `{unknown}` (keys: topic, y, x, title, env, win, series)"
-            )),
-            None => Ok(window),
+        for required in ["topic", "y"] {
+            if !fields.contains_key(required) {
+                return Err(format!("a window needs `{required}=`"));
+            }
         }
+        serde_json::from_value(fields.into()).map_err(|e| format!("not a window: {e}"))
     }
 }
 
@@ -118,8 +152,11 @@ pub async fn feed(
         if !charts.exists(&window.env, &window.win) {
             let options = WindowOptions {
                 title: window.title.clone(),
-                x_label: window.x.clone().unwrap_or_else(|| "time (ms)".into()),
-                y_label: window.y.clone(),
+                x_label: (window.x_label.clone())
+                    .or_else(|| window.x.clone())
+                    .unwrap_or_else(|| "time (ms)".into()),
+                y_label: window.y_label.clone().unwrap_or_else(|| window.y.clone()),
+                kind: window.kind,
             };
             charts.create(
                 &window.env,
@@ -185,13 +222,23 @@ mod tests {
             .parse::<TopicWindow>()
             .unwrap_err()
             .contains("unknown key `colour`"));
-        let titled: TopicWindow = "topic=r,y=v,title=Close (USD, replayed),env=e"
-            .parse()
-            .unwrap();
+        assert!("topic=r,y=v,title=Close (USD, replayed)"
+            .parse::<TopicWindow>()
+            .unwrap_err()
+            .contains("write the window as JSON"));
+        let titled: TopicWindow =
+            r#"{"topic": "r", "y": "v", "title": "Close (USD, replayed)", "kind": "markers"}"#
+                .parse()
+                .unwrap();
         assert_eq!(
-            (titled.title.as_str(), titled.env.as_str()),
-            ("Close (USD, replayed)", "e")
+            (titled.title.as_str(), titled.kind),
+            ("Close (USD, replayed)", WindowKind::Markers)
         );
+        assert_eq!(titled.to_arg().parse::<TopicWindow>(), Ok(titled));
+        assert!(r#"{"topic": "r", "y": "v", "kind": "pie"}"#
+            .parse::<TopicWindow>()
+            .unwrap_err()
+            .contains("unknown variant `pie`"));
         assert!("y=v"
             .parse::<TopicWindow>()
             .unwrap_err()

@@ -2,6 +2,7 @@
 //! Visdom's protocol ([`visdom`]), kept in bounded rings ([`ring`], [`store`]), pushed live to
 //! browsers and drawn as PNG/SVG snapshots ([`snapshot`]) by the HTTP server ([`server`]).
 
+pub mod args;
 pub mod feed;
 pub mod ring;
 pub mod server;

@@ -3,7 +3,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::store::WindowView;
+use crate::store::{WindowKind, WindowView};
 
 /// Errors drawing a snapshot.
 #[derive(Debug, thiserror::Error)]
@@ -115,11 +115,14 @@ fn draw<DB: DrawingBackend>(
         .map_err(e)?;
     for (index, series) in view.series.iter().enumerate() {
         let color = PALETTE[index % PALETTE.len()];
-        chart
-            .draw_series(LineSeries::new(
-                series.points.iter().copied(),
-                color.stroke_width(2),
-            ))
+        let points = series.points.iter().copied();
+        let drawn = match view.kind {
+            WindowKind::Line => chart.draw_series(LineSeries::new(points, color.stroke_width(2))),
+            WindowKind::Markers => {
+                chart.draw_series(points.map(|point| Circle::new(point, 3, color.filled())))
+            }
+        };
+        drawn
             .map_err(e)?
             .label(series.name.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
@@ -147,6 +150,7 @@ mod tests {
             title: "BTC rate".into(),
             x_label: "time".into(),
             y_label: "CNY".into(),
+            kind: WindowKind::Line,
             series: vec![SeriesView {
                 name: "rate".into(),
                 appended: 3,
@@ -161,6 +165,23 @@ mod tests {
         assert!(svg.starts_with("<svg"), "{}", &svg[..40]);
         assert!(svg.contains("BTC rate"));
         assert!(svg.contains("<polyline"));
+    }
+
+    #[test]
+    fn markers_are_drawn_apart() {
+        let markers = WindowView {
+            kind: WindowKind::Markers,
+            ..view()
+        };
+        let drawn = svg(&markers, 400, 300).unwrap();
+        let line = svg(&view(), 400, 300).unwrap();
+        assert_eq!(drawn.matches("<circle").count(), 3, "one marker per point");
+        assert_eq!(line.matches("<circle").count(), 0);
+        assert_eq!(
+            drawn.matches("<polyline").count() + 1,
+            line.matches("<polyline").count(),
+            "markers are not joined by a line"
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use crate::ring::Ring;
@@ -44,6 +44,7 @@ pub struct Window {
     pub title: String,
     pub x_label: String,
     pub y_label: String,
+    pub kind: WindowKind,
     pub series: Vec<(String, Ring)>,
 }
 
@@ -55,6 +56,8 @@ pub struct WindowView {
     pub title: String,
     pub x_label: String,
     pub y_label: String,
+    /// `line` or `markers`.
+    pub kind: WindowKind,
     pub series: Vec<SeriesView>,
 }
 
@@ -66,12 +69,33 @@ pub struct SeriesView {
     pub points: Vec<(f64, f64)>,
 }
 
+/// How a window's points are drawn.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WindowKind {
+    /// Points joined in x order: a quantity that moves continuously (rates, variations).
+    #[default]
+    Line,
+    /// Points drawn apart: events that happen now and then (notifications).
+    Markers,
+}
+
+impl WindowKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WindowKind::Line => "line",
+            WindowKind::Markers => "markers",
+        }
+    }
+}
+
 /// Options of a new window.
 #[derive(Debug, Clone, Default)]
 pub struct WindowOptions {
     pub title: String,
     pub x_label: String,
     pub y_label: String,
+    pub kind: WindowKind,
 }
 
 /// All chart state. Cheap to clone (shared).
@@ -165,6 +189,7 @@ impl Charts {
             title: options.title,
             x_label: options.x_label,
             y_label: options.y_label,
+            kind: options.kind,
             series: series
                 .into_iter()
                 .map(|(name, points)| {
@@ -203,6 +228,7 @@ impl Charts {
                 title: win.to_string(),
                 x_label: String::new(),
                 y_label: String::new(),
+                kind: WindowKind::Line,
                 series: Vec::new(),
             });
         let index = match window.series.iter().position(|(name, _)| name == series) {
@@ -325,6 +351,7 @@ impl Charts {
             title: window.title.clone(),
             x_label: window.x_label.clone(),
             y_label: window.y_label.clone(),
+            kind: window.kind,
             series: window
                 .series
                 .iter()

@@ -9,7 +9,7 @@ use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 use warp::Filter;
 
-use crate::store::{Charts, WindowOptions};
+use crate::store::{Charts, WindowKind, WindowOptions};
 
 /// Every Visdom endpoint, under the server root.
 pub fn routes(
@@ -73,6 +73,11 @@ pub fn handle(charts: &Charts, endpoint: &str, message: &Value) -> Response {
                 title,
                 x_label: opts["xlabel"].as_str().unwrap_or_default().to_string(),
                 y_label: opts["ylabel"].as_str().unwrap_or_default().to_string(),
+                // Visdom's scatter plots draw markers; its line plots, lines.
+                kind: match message["data"][0]["mode"].as_str() {
+                    Some("markers") => WindowKind::Markers,
+                    _ => WindowKind::Line,
+                },
             };
             charts.create(&env, win, options, traces);
             text(StatusCode::OK, win)

@@ -87,7 +87,9 @@ print(json.dumps(dict(closed=vis.win_exists("variations"))))
 #[test]
 fn windows_fed_from_a_kafka_topic_hold_the_topic_values() {
     let topic = unique("chart-rates");
-    let spec = format!("topic={topic},y=rate,x=timestamp,title=BTC rate,win=rates");
+    // As the catalog writes it: JSON, so a title may hold commas.
+    let spec = json!({"topic": topic, "y": "rate", "x": "timestamp", "title": "BTC rate (CNY, live)", "win": "rates"})
+        .to_string();
     let server = ChartServer::start(&["--brokers", kafka(), "--window", &spec]);
     let documents: Vec<String> = (0..5)
         .map(|i| json!({"rate": format!("{}", 478000 + i * 10), "timestamp": 1000 + i}).to_string())
@@ -110,7 +112,7 @@ fn windows_fed_from_a_kafka_topic_hold_the_topic_values() {
             (1004.0, 478040.0)
         ]
     );
-    assert_eq!(window["title"], "BTC rate");
+    assert_eq!(window["title"], "BTC rate (CNY, live)");
 }
 
 #[test]

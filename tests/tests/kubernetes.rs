@@ -16,6 +16,13 @@ fn weir(home: &WeirHomeDir, args: &[&str]) -> Command {
     command
 }
 
+/// `weir instances --json`, which asks the sandbox about the instances recorded there.
+fn instances(home: &WeirHomeDir) -> Vec<serde_json::Value> {
+    let output = weir(home, &["instances", "--json"]).output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    serde_json::from_slice(&output.stdout).expect("instances JSON")
+}
+
 fn start_run(home: &WeirHomeDir, args: &[&str]) -> Child {
     home.spawn_logged(weir(
         home,
@@ -267,6 +274,16 @@ fn up_and_down_manage_standalone_instances_in_their_namespace() {
         .expect("the broker's StatefulSet");
     assert_eq!(set["status"]["readyReplicas"], 1);
     assert_eq!(set["metadata"]["labels"]["app.kubernetes.io/name"], "kafka");
+    // Recorded like a local instance: `weir instances` lists it, checked against the cluster.
+    let listed = instances(&home);
+    let k1 = listed
+        .iter()
+        .find(|i| i["name"] == "k1")
+        .unwrap_or_else(|| panic!("k1 is not listed: {listed:?}"));
+    assert_eq!(k1["backend"], "kubernetes");
+    assert_eq!(k1["namespace"], namespace.as_str());
+    assert_eq!(k1["state"], "running");
+    assert_eq!(k1["endpoint"], "k1:9092");
 
     let down = weir(
         &home,
@@ -289,6 +306,10 @@ fn up_and_down_manage_standalone_instances_in_their_namespace() {
     assert!(sandbox
         .kubectl_json(&["get", "statefulset", "k1", "-n", &namespace])
         .is_none());
+    assert!(
+        instances(&home).iter().all(|i| i["name"] != "k1"),
+        "a stopped instance is no longer listed"
+    );
     sandbox.kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
 }
 

@@ -3,7 +3,8 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use weir_tests::{kafka, read_topic, ticker_server, unique, WeirProcess};
+use weir_tests::{eventually, kafka, read_topic, ticker_server, unique, WeirProcess};
+use weir_topology::status::{SourceState, SourceStatus};
 
 #[test]
 fn http_poller_publishes_each_response_body() {
@@ -59,6 +60,10 @@ fn unreachable_source_is_retried_reported_and_publishes_nothing() {
     // A port with nothing listening.
     let port = weir_catalog::local::ports::free_port().unwrap();
     let url = format!("http://127.0.0.1:{port}/ticker");
+    let status_addr = format!(
+        "127.0.0.1:{}",
+        weir_catalog::local::ports::free_port().unwrap()
+    );
     let mut poller = WeirProcess::start(
         dir.path(),
         "poller.log",
@@ -75,9 +80,26 @@ fn unreachable_source_is_retried_reported_and_publishes_nothing() {
             "100ms",
             "--max-backoff",
             "400ms",
+            "--addr",
+            &status_addr,
         ],
     );
-    std::thread::sleep(Duration::from_secs(3));
+    // Its `/status` says what the orchestrator reports: retrying, nothing published, why.
+    let status_url = format!("http://{status_addr}/status");
+    let reported: SourceStatus = eventually(Duration::from_secs(30), || {
+        let status: SourceStatus = reqwest::blocking::get(&status_url).ok()?.json().ok()?;
+        (status.failed_attempts >= 3).then_some(status)
+    })
+    .unwrap_or_else(|| panic!("no failing status:\n{}", poller.log_text()));
+    assert_eq!(reported.state, SourceState::Retrying);
+    assert_eq!((reported.published, reported.live), (0, true));
+    assert!(
+        reported
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains(&port.to_string())),
+        "{reported:?}"
+    );
     let status = poller.signal_and_wait(libc::SIGTERM, Duration::from_secs(30));
     let log = poller.log_text();
     assert!(

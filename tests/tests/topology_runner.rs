@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use weir_tests::{
     eventually, kafka, produce, produce_paced, read_topic, repo_root, unique, WeirProcess,
 };
+use weir_topology::status::{RunnerState, RunnerStatus};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -338,6 +339,19 @@ async fn metrics_endpoint_counts_records_and_latency() {
         "{text}"
     );
     assert!(text.contains("weir_latency_seconds_count"), "{text}");
+    // `/status` carries the same counts, typed, with the input's lag.
+    let status: RunnerStatus = eventually(WAIT, || {
+        let status: RunnerStatus = reqwest::blocking::get(format!("http://{addr}/status"))
+            .ok()?
+            .json()
+            .ok()?;
+        (status.lag == Some(0)).then_some(status)
+    })
+    .unwrap_or_else(|| panic!("the lag never reached 0:\n{}", runner.log_text()));
+    assert_eq!(status.state, RunnerState::Running);
+    assert_eq!((status.consumed, status.processed), (50, 50));
+    assert_eq!(status.messages_out, 148);
+    assert!(status.is_drained());
     assert!(runner
         .signal_and_wait(libc::SIGTERM, Duration::from_secs(30))
         .success());

@@ -5,8 +5,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::Offset;
+
+use crate::spec::StartPosition;
 
 /// A consumer that commits only what the caller tells it to.
 pub fn consumer_config(brokers: &str, group: &str) -> ClientConfig {
@@ -101,3 +104,49 @@ pub fn count_topic(bootstrap: &str, topic: &str) -> Result<i64, String> {
         .first()
         .map_or(0, |(_, n)| *n))
 }
+
+/// A consumer's assignment, seen while measuring its lag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Assigned {
+    /// Records not yet read over the assigned partitions of the topic; `None` when a
+    /// partition's end or the consumer's position in it is not known.
+    pub lag: Option<u64>,
+}
+
+/// How far `consumer` is behind the end of `topic`, or `None` while it has no assignment.
+/// Blocking: asks the partitions' leaders for their end offsets.
+pub fn input_lag(consumer: &StreamConsumer, topic: &str, start: StartPosition) -> Option<Assigned> {
+    let assignment = consumer.assignment().ok()?;
+    let partitions: Vec<i32> = assignment
+        .elements_for_topic(topic)
+        .iter()
+        .map(|e| e.partition())
+        .collect();
+    if partitions.is_empty() {
+        return None;
+    }
+    let positions = consumer.position().ok();
+    let mut total = 0u64;
+    for partition in partitions {
+        let Ok((low, high)) = consumer.fetch_watermarks(topic, partition, LAG_QUERY_TIMEOUT) else {
+            return Some(Assigned { lag: None });
+        };
+        let position = positions
+            .as_ref()
+            .and_then(|p| p.find_partition(topic, partition))
+            .map(|e| e.offset());
+        let next = match (position, start) {
+            (Some(Offset::Offset(next)), _) => next,
+            // Nothing read from it yet: an empty partition has nothing to read, a new one read
+            // from its end has nothing either; otherwise where it resumes is not known here.
+            (_, _) if low == high => high,
+            (_, StartPosition::Latest) => high,
+            _ => return Some(Assigned { lag: None }),
+        };
+        total += u64::try_from(high - next).unwrap_or(0);
+    }
+    Some(Assigned { lag: Some(total) })
+}
+
+/// Time limit of one end-offset query while measuring lag.
+const LAG_QUERY_TIMEOUT: Duration = Duration::from_secs(2);

@@ -5,6 +5,7 @@
 //! ([`runner`], [`checkpoint`]) and Prometheus metrics ([`metrics`]). Sources ([`source`])
 //! feed topics from a live HTTP endpoint or from a recording.
 
+pub mod args;
 pub mod checkpoint;
 pub mod duration;
 pub mod kafka;
@@ -13,4 +14,5 @@ pub mod operators;
 pub mod runner;
 pub mod source;
 pub mod spec;
+pub mod status;
 pub mod template;

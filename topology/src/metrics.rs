@@ -1,14 +1,14 @@
 //! Throughput and end-to-end latency of a running topology, as Prometheus text on `/metrics`
 //! and as a periodic log line.
 
-use std::convert::Infallible;
-use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
-use warp::Filter;
+use warp::{Filter, Reply};
+
+use crate::status::Route;
 
 /// Counters shared between the runner and the metrics endpoint.
 #[derive(Debug)]
@@ -140,26 +140,20 @@ impl Snapshot {
     }
 }
 
-/// Serves `/metrics` on an already bound listener until `shutdown` resolves.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    metrics: Arc<Metrics>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) {
-    let route = warp::path("metrics").and(warp::get()).and_then(move || {
-        let metrics = metrics.clone();
-        async move {
-            Ok::<_, Infallible>(warp::reply::with_header(
+/// `GET /metrics`: the Prometheus text of `metrics`.
+pub fn route(metrics: Arc<Metrics>) -> Route {
+    warp::path("metrics")
+        .and(warp::path::end())
+        .and(warp::get())
+        .map(move || {
+            warp::reply::with_header(
                 metrics.prometheus(),
                 "content-type",
                 "text/plain; version=0.0.4",
-            ))
-        }
-    });
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    warp::serve(route)
-        .serve_incoming_with_graceful_shutdown(incoming, shutdown)
-        .await;
+            )
+            .into_response()
+        })
+        .boxed()
 }
 
 #[cfg(test)]

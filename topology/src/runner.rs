@@ -20,12 +20,14 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::watch;
 
 use crate::checkpoint::{decode_state, Checkpoint};
-use crate::kafka;
+use crate::kafka::{self, Assigned};
 use crate::metrics::Metrics;
 use crate::operators::{OutputMessage, Pipeline, Record, RecordError, StateUpdate};
 use crate::spec::{StartPosition, TopologySpec};
+use crate::status::{RunnerState, RunnerStatus};
 
 /// Errors that stop the runner. Bad records never do: they go to the error topic.
 #[derive(Debug, thiserror::Error)]
@@ -84,18 +86,45 @@ struct InFlight {
 
 type Acked = Pin<Box<dyn Future<Output = Result<InFlight, RunnerError>> + Send>>;
 
-/// Runs `spec` until `shutdown` resolves, then drains in-flight records and commits.
+/// How often `/status` is brought up to date (its lag costs a watermark query per partition).
+const STATUS_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Runs `spec` until `shutdown` resolves, then drains in-flight records and commits. `status`
+/// follows it throughout and says how it ended.
 pub async fn run(
     spec: &TopologySpec,
     config: &RunnerConfig,
     metrics: Arc<Metrics>,
+    status: &watch::Sender<RunnerStatus>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunnerError> {
+    let outcome = consume_and_process(spec, config, metrics.clone(), status, shutdown).await;
+    let now = metrics.snapshot();
+    status.send_modify(|s| {
+        s.update_counts(&now);
+        match &outcome {
+            Ok(()) => s.state = RunnerState::Stopped,
+            Err(error) => {
+                s.state = RunnerState::Failed;
+                s.last_error = Some(error.to_string());
+            }
+        }
+    });
+    outcome
+}
+
+async fn consume_and_process(
+    spec: &TopologySpec,
+    config: &RunnerConfig,
+    metrics: Arc<Metrics>,
+    status: &watch::Sender<RunnerStatus>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunnerError> {
     let setup_error = |source| RunnerError::Setup {
         brokers: config.brokers.clone(),
         source,
     };
-    let consumer: StreamConsumer = kafka::consumer_config(&config.brokers, &spec.input.group)
+    let consumer: Arc<StreamConsumer> = kafka::consumer_config(&config.brokers, &spec.input.group)
         .set(
             "auto.offset.reset",
             match spec.input.start {
@@ -104,6 +133,7 @@ pub async fn run(
             },
         )
         .create()
+        .map(Arc::new)
         .map_err(setup_error)?;
     consumer
         .subscribe(&[spec.input.topic.as_str()])
@@ -118,6 +148,8 @@ pub async fn run(
     let mut in_flight: FuturesOrdered<Acked> = FuturesOrdered::new();
     let mut commit_tick = tokio::time::interval(config.commit_interval);
     let mut log_tick = tokio::time::interval(config.log_interval);
+    let mut status_tick = tokio::time::interval(STATUS_INTERVAL);
+    let mut lag = None;
     let mut last_logged = metrics.snapshot();
     tokio::pin!(shutdown);
 
@@ -143,6 +175,24 @@ pub async fn run(
                 tracing::info!(topology = %spec.name, "{}", now.log_line(&last_logged));
                 last_logged = now;
             }
+            _ = status_tick.tick(), if lag.is_none() => {
+                let (consumer, topic, start) = (consumer.clone(), spec.input.topic.clone(), spec.input.start);
+                lag = Some(tokio::task::spawn_blocking(move || kafka::input_lag(&consumer, &topic, start)));
+            }
+            measured = async { lag.as_mut().expect("guarded").await }, if lag.is_some() => {
+                lag = None;
+                let now = metrics.snapshot();
+                status.send_modify(|s| {
+                    s.update_counts(&now);
+                    match measured.ok().flatten() {
+                        Some(Assigned { lag }) => {
+                            s.state = RunnerState::Running;
+                            s.lag = lag;
+                        }
+                        None => s.lag = None,
+                    }
+                });
+            }
             message = consumer.recv(), if has_room => {
                 let message = match message {
                     Ok(message) => message,
@@ -160,6 +210,7 @@ pub async fn run(
         }
     };
 
+    status.send_modify(|s| s.state = RunnerState::Stopping);
     // Whatever was sent is awaited so that its offset can be committed before leaving.
     let drained = tokio::time::timeout(config.drain_timeout, async {
         while let Some(acked) = in_flight.next().await {

@@ -8,7 +8,7 @@ use super::{kafka, zookeeper};
 use crate::service::Readiness;
 
 /// Checks once; `Err` says what is not ready yet.
-pub fn check(readiness: Readiness, port: Option<u16>, running_for: Duration) -> Result<(), String> {
+pub fn check(readiness: Readiness, port: Option<u16>) -> Result<(), String> {
     let need_port = || port.ok_or_else(|| "the service has no port to check".to_string());
     match readiness {
         Readiness::ZooKeeperRuok => {
@@ -24,13 +24,6 @@ pub fn check(readiness: Readiness, port: Option<u16>, running_for: Duration) -> 
         )
         .map(|_| ()),
         Readiness::Http { path } => http_ok(need_port()?, path),
-        Readiness::Running { seconds } => {
-            if running_for >= Duration::from_secs(seconds) {
-                Ok(())
-            } else {
-                Err(format!("running for less than {seconds}s"))
-            }
-        }
     }
 }
 

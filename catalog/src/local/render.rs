@@ -1,6 +1,7 @@
 //! Renders any catalog service as a local process.
 
 use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use super::distribution::{DistributionError, KafkaDistribution};
@@ -8,7 +9,7 @@ use super::kafka::{BrokerSettings, KraftSettings};
 use super::process::ProcessSpec;
 use super::zookeeper::ZooKeeperSettings;
 use super::LocalService;
-use crate::command::{weir_args, Placement};
+use crate::command::{Placement, WeirCommand};
 use crate::service::Params;
 
 /// What an instance is given to start with.
@@ -115,8 +116,11 @@ pub fn render(service: &str, ctx: &LocalContext) -> Result<LocalService, RenderE
             let definition = crate::catalog::find(weir_service)
                 .ok_or_else(|| RenderError::Unknown(weir_service.into()))?;
             let listen = match definition.ports.first() {
-                Some(port) => format!("127.0.0.1:{}", ctx.port(service, port.name)?),
-                None => String::new(),
+                Some(port) => Some(SocketAddr::from((
+                    Ipv4Addr::LOCALHOST,
+                    ctx.port(service, port.name)?,
+                ))),
+                None => None,
             };
             let needs_kafka = definition
                 .needs
@@ -131,8 +135,9 @@ pub fn render(service: &str, ctx: &LocalContext) -> Result<LocalService, RenderE
                 },
                 file: ctx.params.str("file").map(str::to_string),
             };
-            let args = weir_args(weir_service, &ctx.params, &placement)
-                .ok_or_else(|| RenderError::Unknown(weir_service.into()))?;
+            let args = WeirCommand::of(weir_service, &ctx.params, &placement)
+                .ok_or_else(|| RenderError::Unknown(weir_service.into()))?
+                .args();
             Ok(LocalService {
                 files: vec![],
                 pre_start: vec![],
@@ -200,7 +205,7 @@ mod tests {
         LocalContext {
             instance: "inst".into(),
             dir: "/w/inst".into(),
-            ports: BTreeMap::from([("metrics".into(), 9464), ("broker".into(), 9092)]),
+            ports: BTreeMap::from([("http".into(), 9464), ("broker".into(), 9092)]),
             params: find(service).unwrap().validate(&given).unwrap(),
             dependencies: BTreeMap::from([("kafka".into(), "127.0.0.1:9092".into())]),
             weir_exe: "/bin/weir".into(),
@@ -211,13 +216,29 @@ mod tests {
     fn runner_command_line_carries_brokers_metrics_and_parameters() {
         let ctx = context(
             "topology-runner",
-            &[("file", "/w/t.yaml"), ("set", "threshold=60; rate_topic=r")],
+            &[
+                ("file", "/w/t.yaml"),
+                ("params", "{threshold: 60, rate_topic: 'r; s=t'}"),
+            ],
         );
         let service = render("topology-runner", &ctx).unwrap();
         assert_eq!(
-            service.process.args.join(" "),
-            "topology run /w/t.yaml --brokers 127.0.0.1:9092 --addr 127.0.0.1:9464 \
-             --set threshold=60 --set rate_topic=r"
+            service.process.args,
+            [
+                "topology",
+                "run",
+                "/w/t.yaml",
+                "--brokers",
+                "127.0.0.1:9092",
+                "--set",
+                "rate_topic=r; s=t",
+                "--set",
+                "threshold=60",
+                "--addr",
+                "127.0.0.1:9464",
+                "--log-interval",
+                "10000ms"
+            ]
         );
     }
 
@@ -239,7 +260,8 @@ mod tests {
             .join(" ");
         assert_eq!(
             args,
-            "source replay /w/r.csv --topic raw --brokers 127.0.0.1:9092 --interval 250ms --repeat"
+            "source replay /w/r.csv --interval 250ms --repeat --topic raw --brokers 127.0.0.1:9092 \
+             --addr 127.0.0.1:9464"
         );
     }
 

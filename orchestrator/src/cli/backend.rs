@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use clap::Args;
+use clap::{Args, FromArgMatches};
 use weir::home::WeirHome;
 use weir::runtime::kubernetes::KubeOptions;
 use weir::runtime::{self, Backend, Runtime, RuntimeConfig};
@@ -22,9 +22,22 @@ pub struct BackendArgs {
     pub weir_image: String,
 }
 
+impl Default for BackendArgs {
+    /// What the flags say when none is given.
+    fn default() -> Self {
+        let command = BackendArgs::augment_args(clap::Command::new("weir"));
+        BackendArgs::from_arg_matches(&command.get_matches_from(["weir"]))
+            .expect("the defaults parse")
+    }
+}
+
 impl BackendArgs {
     pub async fn connect(&self) -> anyhow::Result<Arc<dyn Runtime>> {
-        Ok(runtime::connect(RuntimeConfig {
+        Ok(runtime::connect(self.config()?).await?)
+    }
+
+    pub fn config(&self) -> anyhow::Result<RuntimeConfig> {
+        Ok(RuntimeConfig {
             backend: self.backend,
             home: WeirHome::from_env(),
             weir_exe: std::env::current_exe()?,
@@ -33,6 +46,5 @@ impl BackendArgs {
                 standalone_namespace: self.namespace.clone(),
             },
         })
-        .await?)
     }
 }

@@ -1,11 +1,11 @@
 //! `weir charts serve`: the chart server.
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
-use weir_charts::feed::{self, TopicWindow};
+use weir_charts::args::ChartServerArgs;
+use weir_charts::feed;
 use weir_charts::server;
 use weir_charts::store::Charts;
 
@@ -14,32 +14,16 @@ use super::{runtime, signals};
 #[derive(Debug, Subcommand)]
 pub enum ChartsCommand {
     /// Serve live charts: a page, a JSON API, PNG/SVG snapshots and Visdom's HTTP protocol.
-    Serve {
-        #[arg(
-            long = "addr",
-            value_name = "HOST:PORT",
-            default_value = "127.0.0.1:8097"
-        )]
-        addr: SocketAddr,
-        /// Kafka bootstrap servers, for windows fed from topics.
-        #[arg(long, env = "WEIR_BROKERS")]
-        brokers: Option<String>,
-        /// A window fed from a topic: `topic=T,y=FIELD[,x=FIELD][,title=…][,env=…][,win=…][,series=…]`.
-        #[arg(long = "window", value_name = "SPEC")]
-        windows: Vec<TopicWindow>,
-        /// Points kept per series (older ones are dropped).
-        #[arg(long, default_value_t = 10_000)]
-        retention: usize,
-    },
+    Serve(ChartServerArgs),
 }
 
 pub fn run(command: ChartsCommand) -> anyhow::Result<ExitCode> {
-    let ChartsCommand::Serve {
+    let ChartsCommand::Serve(ChartServerArgs {
         addr,
         brokers,
         windows,
         retention,
-    } = command;
+    }) = command;
     if !windows.is_empty() && brokers.is_none() {
         anyhow::bail!("--window needs --brokers (or WEIR_BROKERS) to read its topic");
     }

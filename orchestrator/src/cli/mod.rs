@@ -111,14 +111,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Parses `NAME=VALUE` for `--set`.
-pub fn parse_assignment(text: &str) -> Result<(String, String), String> {
-    match text.split_once('=') {
-        Some((name, value)) if !name.trim().is_empty() => {
-            Ok((name.trim().to_string(), value.to_string()))
-        }
-        _ => Err(format!("expected NAME=VALUE, got `{text}`")),
-    }
-}
+pub use weir_topology::args::parse_assignment;
 
 /// Parses a duration argument such as `5s` or `250ms`.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
@@ -130,4 +123,186 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::net::SocketAddr;
+
+    use weir_catalog::command::{Placement, WeirCommand};
+    use weir_catalog::kubernetes::{self, KubeInstance, KubeObject};
+    use weir_catalog::local::render::{render, LocalContext};
+
+    use super::*;
+
+    /// Parameters with values that broke the old string contracts: commas, semicolons, equals
+    /// signs, quotes and braces.
+    fn sample(service: &str) -> Vec<(String, String)> {
+        let pairs: &[(&str, &str)] = match service {
+            "topology-runner" => &[
+                ("file", "/w/t.yaml"),
+                (
+                    "params",
+                    r#"{threshold: 60, rate_topic: "r; s=t", label: "a, \"b\" {c}"}"#,
+                ),
+            ],
+            "chart-server" => &[
+                ("kafka", "kafka-1"),
+                (
+                    "windows",
+                    "[{topic: rates, y: rate, title: 'Close (USD, replayed) | x=1'}, \
+                      {topic: alerts, y: variation, kind: markers}]",
+                ),
+            ],
+            "http-source" => &[
+                ("url", "https://example.com/spot?a=1,2"),
+                ("topic", "raw"),
+                ("interval", "250ms"),
+            ],
+            "replay-source" => &[("file", "/w/r.csv"), ("topic", "raw"), ("repeat", "true")],
+            _ => &[],
+        };
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// The typed command a parsed `weir` command line holds, when it is a catalog service's.
+    fn carried(command: Command) -> Option<WeirCommand> {
+        match command {
+            Command::Topology(topology::TopologyCommand::Run(args)) => {
+                Some(WeirCommand::RunTopology(args))
+            }
+            Command::Charts(charts::ChartsCommand::Serve(args)) => {
+                Some(WeirCommand::ServeCharts(args))
+            }
+            Command::Source(source::SourceCommand::Http(args)) => {
+                Some(WeirCommand::HttpSource(args))
+            }
+            Command::Source(source::SourceCommand::Replay(args)) => {
+                Some(WeirCommand::ReplaySource(args))
+            }
+            _ => None,
+        }
+    }
+
+    fn parsed(args: &[String]) -> WeirCommand {
+        let cli = Cli::try_parse_from(std::iter::once("weir".to_string()).chain(args.to_vec()))
+            .unwrap_or_else(|e| panic!("`weir {}` does not parse: {e}", args.join(" ")));
+        carried(cli.command).expect("a service command")
+    }
+
+    fn kubernetes_args(instance: &KubeInstance<'_>) -> Vec<String> {
+        kubernetes::render(instance)
+            .into_iter()
+            .find_map(|object| match object {
+                KubeObject::Deployment(d) => d.spec?.template.spec?.containers[0].args.clone(),
+                KubeObject::StatefulSet(s) => s.spec?.template.spec?.containers[0].args.clone(),
+                _ => None,
+            })
+            .expect("a workload with arguments")
+    }
+
+    #[test]
+    fn every_rendered_service_command_line_parses_back_to_its_typed_command() {
+        let mut checked = Vec::new();
+        for service in weir_catalog::catalog::services() {
+            let params = service.validate(&sample(service.name)).unwrap();
+            let local_placement = Placement {
+                listen: service
+                    .ports
+                    .first()
+                    .map(|_| SocketAddr::from(([127, 0, 0, 1], 9000))),
+                kafka: Some("127.0.0.1:9092".into()),
+                file: params.str("file").map(str::to_string),
+            };
+            let Some(local_expected) = WeirCommand::of(service.name, &params, &local_placement)
+            else {
+                continue;
+            };
+            let ports = service
+                .ports
+                .iter()
+                .map(|p| (p.name.to_string(), 9000))
+                .collect();
+            let local = render(
+                service.name,
+                &LocalContext {
+                    instance: "inst".into(),
+                    dir: "/w/inst".into(),
+                    ports,
+                    params: params.clone(),
+                    dependencies: BTreeMap::from([("kafka".into(), "127.0.0.1:9092".into())]),
+                    weir_exe: "/bin/weir".into(),
+                },
+            )
+            .unwrap();
+            assert_eq!(
+                parsed(&local.process.args),
+                local_expected,
+                "{}",
+                service.name
+            );
+
+            let files = match service.name {
+                "replay-source" => BTreeMap::from([("r.csv".into(), "a\n1\n".into())]),
+                _ => BTreeMap::new(),
+            };
+            let cluster_args = kubernetes_args(&KubeInstance {
+                name: "inst",
+                service: &service,
+                params: &params,
+                dependencies: BTreeMap::from([("kafka".into(), "kafka-1:9092".into())]),
+                files,
+                run_id: None,
+            });
+            let cluster_placement = Placement {
+                listen: service
+                    .ports
+                    .first()
+                    .map(|p| SocketAddr::from(([0, 0, 0, 0], p.container_port))),
+                kafka: Some("kafka-1:9092".into()),
+                file: match service.name {
+                    "topology-runner" => Some("/etc/weir/topology.yaml".into()),
+                    "replay-source" => Some("/etc/weir/r.csv".into()),
+                    _ => None,
+                },
+            };
+            let cluster_expected =
+                WeirCommand::of(service.name, &params, &cluster_placement).unwrap();
+            assert_eq!(parsed(&cluster_args), cluster_expected, "{}", service.name);
+            checked.push(service.name);
+        }
+        assert_eq!(
+            checked,
+            [
+                "topology-runner",
+                "chart-server",
+                "http-source",
+                "replay-source"
+            ]
+        );
+    }
+
+    #[test]
+    fn values_survive_the_command_line_whole() {
+        let service = weir_catalog::catalog::find("topology-runner").unwrap();
+        let params = service.validate(&sample("topology-runner")).unwrap();
+        let placement = Placement {
+            listen: None,
+            kafka: Some("k:9092".into()),
+            file: Some("/t.yaml".into()),
+        };
+        let WeirCommand::RunTopology(args) = parsed(
+            &WeirCommand::of("topology-runner", &params, &placement)
+                .unwrap()
+                .args(),
+        ) else {
+            panic!("not a topology command")
+        };
+        assert!(args.set.contains(&("label".into(), r#"a, "b" {c}"#.into())));
+        assert!(args.set.contains(&("rate_topic".into(), "r; s=t".into())));
+    }
 }

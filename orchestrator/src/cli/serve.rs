@@ -10,6 +10,7 @@ use weir::home::WeirHome;
 use weir::runtime::local::processes::LocalProcesses;
 use weir::web::{self, api::Context, auth::Access};
 
+use super::backend::BackendArgs;
 use super::{runtime, signals};
 
 #[derive(Debug, Args)]
@@ -39,6 +40,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         home,
         weir_exe,
         workflows,
+        kubernetes: BackendArgs::default().config()?.kubernetes,
     };
     runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.addr)

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use weir::runtime::{Backend, ProvisionRequest, Provisioned, Scope};
+use weir::runtime::{inventory, Backend, ProvisionRequest, Provisioned, Scope};
 use weir_catalog::catalog;
 use weir_catalog::service::ParamKind;
 
@@ -52,8 +52,10 @@ pub struct DownArgs {
 pub struct InstancesArgs {
     #[arg(long)]
     json: bool,
-    #[command(flatten)]
-    backend: BackendArgs,
+    /// Only the instances of this backend (default: every backend this machine started
+    /// instances on).
+    #[arg(long, value_enum)]
+    backend: Option<Backend>,
 }
 
 /// On `kubernetes`, gc deletes the namespaces of runs that ended or lost their process.
@@ -83,6 +85,8 @@ pub fn catalog(args: CatalogArgs) -> anyhow::Result<ExitCode> {
                 ParamKind::Path => "path".into(),
                 ParamKind::Enum { values } => values.join("|"),
                 ParamKind::Instance { service } => format!("{service} instance"),
+                ParamKind::Mapping => "mapping".into(),
+                ParamKind::Windows => "windows".into(),
             };
             let default = match (param.default, param.required) {
                 (Some(d), _) => format!(" = {d}"),
@@ -153,10 +157,13 @@ pub fn down(args: DownArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn instances(args: InstancesArgs) -> anyhow::Result<ExitCode> {
-    let instances = runtime()?.block_on(async {
-        let runtime = args.backend.connect().await?;
-        anyhow::Ok(runtime.instances(None).await?)
-    })?;
+    let config = BackendArgs::default().config()?;
+    let inventory =
+        runtime()?.block_on(async { inventory::instances(&config, args.backend).await })?;
+    for warning in &inventory.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let instances = inventory.instances;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&instances)?);
         return Ok(ExitCode::SUCCESS);
@@ -164,9 +171,9 @@ pub fn instances(args: InstancesArgs) -> anyhow::Result<ExitCode> {
     if instances.is_empty() {
         println!(
             "no service instances (start one with `weir up SERVICE{}`)",
-            match args.backend.backend {
-                Backend::Local => String::new(),
-                other => format!(" --backend {other}"),
+            match args.backend {
+                Some(Backend::Kubernetes) => " --backend kubernetes",
+                _ => "",
             }
         );
         return Ok(ExitCode::SUCCESS);
@@ -176,12 +183,16 @@ pub fn instances(args: InstancesArgs) -> anyhow::Result<ExitCode> {
         "NAME", "SERVICE", "STATE", "BACKEND", "ENDPOINT"
     );
     for instance in instances {
+        let backend = match &instance.namespace {
+            Some(namespace) => format!("{}/{namespace}", instance.backend.as_str()),
+            None => instance.backend.as_str().to_string(),
+        };
         println!(
             "{:<24} {:<16} {:<9} {:<11} {:<28} {}",
             instance.name,
             instance.service,
             instance.state.as_str(),
-            instance.backend.as_str(),
+            backend,
             display_endpoint(&instance.endpoint),
             instance.started.as_deref().unwrap_or("-")
         );

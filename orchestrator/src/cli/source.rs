@@ -1,141 +1,143 @@
 //! `weir source http|replay`.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
+use anyhow::Context;
 use clap::Subcommand;
+use tokio::sync::watch;
+use weir_topology::args::{HttpSourceArgs, PublishArgs, ReplaySourceArgs};
 use weir_topology::source::http::{poll, PollConfig};
 use weir_topology::source::replay::{load_recording, replay, ReplayConfig};
-use weir_topology::source::Publisher;
+use weir_topology::source::{Publisher, SourceError};
+use weir_topology::status::{self, SourceState, SourceStatus};
 
-use super::{parse_duration, runtime, signals};
+use super::{runtime, signals};
 
 #[derive(Debug, Subcommand)]
 pub enum SourceCommand {
     /// Poll a URL every interval and publish each response body to a topic.
-    Http {
-        /// The URL to poll (e.g. a public BTC→CNY price endpoint).
-        #[arg(long)]
-        url: String,
-        #[arg(long)]
-        topic: String,
-        #[arg(long, env = "WEIR_BROKERS")]
-        brokers: String,
-        #[arg(long, default_value = "5s", value_parser = parse_duration)]
-        interval: Duration,
-        /// Time limit of one request.
-        #[arg(long, default_value = "10s", value_parser = parse_duration)]
-        timeout: Duration,
-        /// Longest wait between retries while the URL fails.
-        #[arg(long, default_value = "60s", value_parser = parse_duration)]
-        max_backoff: Duration,
-        /// Stop after this many documents.
-        #[arg(long)]
-        count: Option<u64>,
-        /// Message key of every document.
-        #[arg(long)]
-        key: Option<String>,
-    },
+    Http(HttpSourceArgs),
     /// Publish recorded documents (JSON Lines, or CSV with a header) at a chosen pace.
-    Replay {
-        /// The recording.
-        file: PathBuf,
-        #[arg(long)]
-        topic: String,
-        #[arg(long, env = "WEIR_BROKERS")]
-        brokers: String,
-        /// Pause between documents.
-        #[arg(long, default_value = "1s", value_parser = parse_duration)]
-        interval: Duration,
-        /// Start over after the last document.
-        #[arg(long)]
-        repeat: bool,
-        #[arg(long)]
-        count: Option<u64>,
-        #[arg(long)]
-        key: Option<String>,
-    },
+    Replay(ReplaySourceArgs),
 }
 
 pub fn run(command: SourceCommand) -> anyhow::Result<ExitCode> {
     match command {
-        SourceCommand::Http {
-            url,
-            topic,
-            brokers,
-            interval,
-            timeout,
-            max_backoff,
-            count,
-            key,
-        } => {
+        SourceCommand::Http(args) => {
             let config = PollConfig {
-                url: url.clone(),
-                interval,
-                timeout,
-                max_backoff,
-                max_documents: count,
-                key,
+                url: args.url.clone(),
+                interval: args.interval,
+                timeout: args.timeout,
+                max_backoff: args.max_backoff,
+                max_documents: args.publish.count,
+                key: args.publish.key.clone(),
             };
-            let report = runtime()?.block_on(async {
-                let publisher = Publisher::new(&brokers, &topic, ("weir-source", url.clone()))?;
-                tracing::info!(%url, %topic, ?interval, "polling live source");
-                poll(&config, &publisher, signals::shutdown_requested()).await
+            let (status, status_rx) =
+                watch::channel(SourceStatus::new(true, &args.url, &args.publish.topic));
+            runtime()?.block_on(async {
+                let server = serve_status(&args.publish, status_rx).await?;
+                let publisher = Publisher::new(
+                    &args.publish.brokers,
+                    &args.publish.topic,
+                    ("weir-source", args.url.clone()),
+                )?;
+                tracing::info!(url = %args.url, topic = %args.publish.topic, interval = ?args.interval, "polling live source");
+                let polled = poll(&config, &publisher, &status, signals::shutdown_requested()).await;
+                ended(&status, polled, server).await
             })?;
+            let ended = status.borrow().clone();
             println!(
-                "published {} documents from {url} to `{topic}` ({} failed attempts{})",
-                report.published,
-                report.failed_attempts,
-                report
+                "published {} documents from {} to `{}` ({} failed attempts{})",
+                ended.published,
+                ended.origin,
+                ended.topic,
+                ended.failed_attempts,
+                ended
                     .last_error
                     .as_deref()
                     .map(|e| format!(", last error: {e}"))
                     .unwrap_or_default()
             );
             // A source that never delivered anything did not do its job.
-            Ok(if report.published == 0 && report.failed_attempts > 0 {
+            Ok(if ended.published == 0 && ended.failed_attempts > 0 {
                 ExitCode::FAILURE
             } else {
                 ExitCode::SUCCESS
             })
         }
-        SourceCommand::Replay {
-            file,
-            topic,
-            brokers,
-            interval,
-            repeat,
-            count,
-            key,
-        } => {
-            let documents = load_recording(&file)?;
+        SourceCommand::Replay(args) => {
+            let documents = load_recording(&args.file)?;
             let config = ReplayConfig {
-                interval,
-                repeat,
-                max_documents: count,
-                key,
+                interval: args.interval,
+                repeat: args.repeat,
+                max_documents: args.publish.count,
+                key: args.publish.key.clone(),
             };
-            let label = file.display().to_string();
-            let published = runtime()?.block_on(async {
-                let publisher = Publisher::new(&brokers, &topic, ("weir-replay", label.clone()))?;
+            let label = args.file.display().to_string();
+            let (status, status_rx) =
+                watch::channel(SourceStatus::new(false, &label, &args.publish.topic));
+            runtime()?.block_on(async {
+                let server = serve_status(&args.publish, status_rx).await?;
+                let publisher = Publisher::new(
+                    &args.publish.brokers,
+                    &args.publish.topic,
+                    ("weir-replay", label.clone()),
+                )?;
                 tracing::warn!(
                     recording = %label,
                     documents = documents.len(),
                     "REPLAY: publishing recorded documents, not live data"
                 );
-                replay(
+                let replayed = replay(
                     &documents,
                     &config,
                     &publisher,
+                    &status,
                     signals::shutdown_requested(),
                 )
-                .await
+                .await;
+                ended(&status, replayed, server).await
             })?;
             println!(
-                "replayed {published} recorded documents from {label} to `{topic}` (not live data)"
+                "replayed {} recorded documents from {label} to `{}` (not live data)",
+                status.borrow().published,
+                args.publish.topic
             );
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Serves the source's `/status` when `--addr` is given.
+async fn serve_status(
+    publish: &PublishArgs,
+    status: watch::Receiver<SourceStatus>,
+) -> anyhow::Result<Option<status::Server>> {
+    let Some(addr) = publish.addr else {
+        return Ok(None);
+    };
+    let server = status::Server::start(addr, status::route(status))
+        .await
+        .with_context(|| format!("cannot listen on {addr} for the source's status"))?;
+    // Printed on stdout so that a supervisor can find a port chosen with :0.
+    println!("status: http://{}/status", server.addr);
+    Ok(Some(server))
+}
+
+/// Records how the source ended and stops serving its status.
+async fn ended(
+    status: &watch::Sender<SourceStatus>,
+    result: Result<(), SourceError>,
+    server: Option<status::Server>,
+) -> anyhow::Result<()> {
+    if let Err(error) = &result {
+        status.send_modify(|s| {
+            s.state = SourceState::Failed;
+            s.last_error = Some(error.to_string());
+        });
+    }
+    if let Some(server) = server {
+        server.stop().await;
+    }
+    Ok(result?)
 }

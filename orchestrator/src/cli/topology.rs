@@ -4,35 +4,24 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::Subcommand;
+use tokio::sync::watch;
+use warp::Filter;
 use weir_topology::metrics::{self, Metrics};
 use weir_topology::runner::{self, RunnerConfig};
 use weir_topology::spec::TopologySpec;
+use weir_topology::status::{self, RunnerStatus};
 
-use super::{parse_assignment, parse_duration, runtime, signals};
+use weir_topology::args::{parse_assignment, RunTopologyArgs};
+
+use super::{runtime, signals};
 
 #[derive(Debug, Subcommand)]
 pub enum TopologyCommand {
     /// Run a topology until SIGINT/SIGTERM.
-    Run {
-        /// The topology file (YAML).
-        file: PathBuf,
-        /// Kafka bootstrap servers.
-        #[arg(long, env = "WEIR_BROKERS")]
-        brokers: String,
-        /// Override a parameter declared under `params`.
-        #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_assignment)]
-        set: Vec<(String, String)>,
-        /// Serve Prometheus metrics on `/metrics` at this address (port 0 picks one).
-        #[arg(long = "addr", value_name = "HOST:PORT")]
-        addr: Option<SocketAddr>,
-        /// How often to log progress.
-        #[arg(long, default_value = "10s", value_parser = parse_duration)]
-        log_interval: Duration,
-    },
+    Run(RunTopologyArgs),
     /// Check a topology file without connecting to Kafka.
     Check {
         file: PathBuf,
@@ -55,13 +44,13 @@ pub fn run(command: TopologyCommand) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        TopologyCommand::Run {
+        TopologyCommand::Run(RunTopologyArgs {
             file,
             brokers,
             set,
             addr,
             log_interval,
-        } => {
+        }) => {
             let spec = TopologySpec::load(&file, &set)?;
             let mut config = RunnerConfig::new(brokers);
             config.log_interval = log_interval;
@@ -77,30 +66,33 @@ async fn run_topology(
     addr: Option<SocketAddr>,
 ) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new(&spec.name));
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let metrics_server = match addr {
+    let (status_tx, status_rx) = watch::channel(RunnerStatus::new(&spec.name));
+    let server = match addr {
         Some(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr)
+            let routes = status::route(status_rx)
+                .or(metrics::route(metrics.clone()))
+                .unify()
+                .boxed();
+            let server = status::Server::start(addr, routes)
                 .await
-                .with_context(|| format!("cannot listen on {addr} for metrics"))?;
-            let bound = listener.local_addr()?;
+                .with_context(|| format!("cannot listen on {addr} for status and metrics"))?;
             // Printed on stdout so that a supervisor can find a port chosen with :0.
-            println!("metrics: http://{bound}/metrics");
-            let mut stop = stop_rx.clone();
-            Some(tokio::spawn(metrics::serve(
-                listener,
-                metrics.clone(),
-                async move {
-                    let _ = stop.changed().await;
-                },
-            )))
+            println!("status: http://{}/status", server.addr);
+            println!("metrics: http://{}/metrics", server.addr);
+            Some(server)
         }
         None => None,
     };
-    let result = runner::run(&spec, &config, metrics, signals::shutdown_requested()).await;
-    let _ = stop_tx.send(true);
-    if let Some(server) = metrics_server {
-        let _ = server.await;
+    let result = runner::run(
+        &spec,
+        &config,
+        metrics,
+        &status_tx,
+        signals::shutdown_requested(),
+    )
+    .await;
+    if let Some(server) = server {
+        server.stop().await;
     }
     result.with_context(|| format!("topology `{}` stopped with an error", spec.name))
 }

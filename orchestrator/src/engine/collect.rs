@@ -8,11 +8,15 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use weir_topology::status::{RunnerState, RunnerStatus, SourceState, SourceStatus};
+
 use super::{progress, RunContext};
 use crate::runtime::{DataStep, Instance, StepOutcome};
 
 /// How long the runners may take to finish what they consumed.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a drained runner must stay unchanged before it counts as done.
+const DRAIN_SETTLE: Duration = Duration::from_secs(2);
 /// How long counting the topics may take.
 const COUNT_TIMEOUT: Duration = Duration::from_secs(120);
 /// One HTTP request to a service.
@@ -54,19 +58,22 @@ pub(super) async fn collect(context: &RunContext, kafka: Option<&str>, drain: bo
         ));
     }
 
-    // Sources' logs first: stopping a source removes its log with it.
+    // Sources first: stopping a source removes its log and its status with it.
     for source in instances.iter().filter(|i| is_source(i)) {
-        if let Some(log) = save_log(context, source, &logs_dir, &mut unavailable).await {
+        save_log(context, source, &logs_dir, &mut unavailable).await;
+        match status_of::<SourceStatus>(context, &source.name).await {
             // A live source that could not reach its URL published nothing meanwhile.
-            if source.service == "http-source" {
-                if let Some(problem) = unreachable_report(&log) {
-                    progress(format!(
-                        "  source `{}` could not reach its URL: {problem}",
-                        source.name
-                    ));
+            Ok(status) => {
+                if let Some(problem) = source_problem(&status) {
+                    progress(format!("  source `{}` {problem}", source.name));
                     unavailable.insert(format!("source:{}", source.name), problem.into());
                 }
             }
+            Err(reason) => missing(
+                &mut unavailable,
+                format!("source:{}", source.name),
+                format!("its status could not be read: {reason}"),
+            ),
         }
     }
 
@@ -81,10 +88,7 @@ pub(super) async fn collect(context: &RunContext, kafka: Option<&str>, drain: bo
             }
         }
         for name in context.topology_list() {
-            let drained = match context.runtime.http(&context.scope, &name).await {
-                Ok(access) => drain_topology(&access.url).await,
-                Err(error) => Err(error.to_string()),
-            };
+            let drained = drain_topology(context, &name).await;
             if let Err(reason) = drained {
                 progress(format!("  topology `{name}` did not finish: {reason}"));
                 missing(&mut unavailable, format!("drain:{name}"), reason);
@@ -278,60 +282,80 @@ async fn save_chart_snapshots(endpoint: &str, dir: &Path) -> Result<usize, Strin
     Ok(list.len())
 }
 
-/// The last "source unreachable" report in a source's log, if it failed since it started.
-fn unreachable_report(tail: &str) -> Option<String> {
-    let failures = tail
-        .lines()
-        .filter(|l| l.contains("source unreachable"))
-        .count();
-    let last = tail
-        .lines()
-        .rev()
-        .find(|l| l.contains("source unreachable"))?;
-    let reason = last.split("source unreachable: ").nth(1).unwrap_or(last);
-    Some(format!(
-        "source unreachable ({failures} failed attempts); last: {reason}"
-    ))
+/// What the status of a source says went wrong, if anything.
+fn source_problem(status: &SourceStatus) -> Option<String> {
+    match (status.state, status.failed_attempts, &status.last_error) {
+        (SourceState::Failed, _, error) => Some(format!(
+            "failed: {}",
+            error.as_deref().unwrap_or("no reason given")
+        )),
+        (_, 0, _) => None,
+        (_, failures, error) => Some(format!(
+            "could not reach its URL: source unreachable ({failures} failed attempts); last: {}",
+            error.as_deref().unwrap_or("no reason given")
+        )),
+    }
+}
+
+/// `GET /status` of an instance, in the type the instance serves.
+async fn status_of<T: serde::de::DeserializeOwned>(
+    context: &RunContext,
+    instance: &str,
+) -> Result<T, String> {
+    let access = context
+        .runtime
+        .http(&context.scope, instance)
+        .await
+        .map_err(|e| e.to_string())?;
+    let url = format!("{}/status", access.url);
+    let response = http_client()?
+        .get(&url)
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(|e| format!("GET {url}: {e}"))?;
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| format!("GET {url}: {e}"))?;
+    serde_json::from_slice(&body).map_err(|e| format!("GET {url}: not a status: {e}"))
 }
 
 /// Waits until the runner has finished every record it consumed and its input has nothing
-/// left for it (the sources are stopped by then).
-async fn drain_topology(endpoint: &str) -> Result<(), String> {
-    let url = format!("{endpoint}/metrics");
-    let client = http_client()?;
+/// left for it (the sources are stopped by then), as its `/status` says.
+async fn drain_topology(context: &RunContext, instance: &str) -> Result<(), String> {
     let started = Instant::now();
-    let mut last = (f64::NAN, f64::NAN);
+    let mut last: Option<RunnerStatus> = None;
     let mut stable_since = Instant::now();
     while started.elapsed() < DRAIN_TIMEOUT {
-        let text = client
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .text()
-            .await
-            .map_err(|e| e.to_string())?;
-        let read = |metric: &str| {
-            text.lines()
-                .find(|l| l.starts_with(&format!("{metric}{{")))
-                .and_then(|l| l.rsplit(' ').next())
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        let now = (
-            read("weir_records_in_total"),
-            read("weir_records_done_total"),
-        );
-        if now != last {
-            last = now;
+        let now: RunnerStatus = status_of(context, instance).await?;
+        if now.state == RunnerState::Failed {
+            return Err(format!(
+                "the runner failed: {}",
+                now.last_error.as_deref().unwrap_or("no reason given")
+            ));
+        }
+        let changed = last.as_ref().is_none_or(|l| {
+            (l.consumed, l.processed, l.lag) != (now.consumed, now.processed, now.lag)
+        });
+        if changed {
             stable_since = Instant::now();
-        } else if now.0 == now.1 && stable_since.elapsed() >= Duration::from_secs(2) {
+        } else if now.is_drained() && stable_since.elapsed() >= DRAIN_SETTLE {
             return Ok(());
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        last = Some(now);
+        context
+            .sleep(Duration::from_millis(250))
+            .await
+            .map_err(|_| "interrupted".to_string())?;
     }
-    Err(format!(
-        "still busy after {DRAIN_TIMEOUT:?} ({} in, {} done)",
-        last.0, last.1
-    ))
+    Err(match last {
+        Some(l) => format!(
+            "still busy after {DRAIN_TIMEOUT:?} ({} consumed, {} processed, lag {})",
+            l.consumed,
+            l.processed,
+            l.lag.map_or("unknown".into(), |lag| lag.to_string())
+        ),
+        None => format!("no status within {DRAIN_TIMEOUT:?}"),
+    })
 }

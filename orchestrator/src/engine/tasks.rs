@@ -1,5 +1,6 @@
 //! What each task kind does, through the run's runtime.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -112,17 +113,15 @@ pub(super) async fn execute(
             let spec = TopologySpec::load(&file, &sets).map_err(failed)?;
             context
                 .note_topics(std::iter::once(spec.input.topic.clone()).chain(spec.output_topics()));
-            let set = sets
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(";");
             let mut params = vec![
                 ("file".to_string(), file.display().to_string()),
                 ("kafka".to_string(), t.kafka.clone()),
             ];
-            if !set.is_empty() {
-                params.push(("set".into(), set));
+            if !sets.is_empty() {
+                let mapping: BTreeMap<&str, &str> =
+                    sets.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                let text = serde_json::to_string(&mapping).expect("strings serialize");
+                params.push(("params".into(), text));
             }
             provision(context, "topology-runner", &t.instance, params, deadline).await?;
             context.note_topology(&t.instance);

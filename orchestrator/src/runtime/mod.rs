@@ -3,6 +3,7 @@
 //! name a backend. [`local`] runs services as processes on this machine, [`kubernetes`] as
 //! objects in a cluster.
 
+pub mod inventory;
 pub mod kubernetes;
 pub mod local;
 
@@ -101,6 +102,8 @@ pub enum InstanceState {
     Stopping,
     /// Recorded as running, but its process or pod is gone.
     Dead,
+    /// Its backend could not be asked (a cluster that does not answer).
+    Unknown,
 }
 
 impl InstanceState {
@@ -110,6 +113,7 @@ impl InstanceState {
             InstanceState::Running => "running",
             InstanceState::Stopping => "stopping",
             InstanceState::Dead => "dead",
+            InstanceState::Unknown => "unknown",
         }
     }
 }

@@ -11,11 +11,12 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
     Migrations::new(vec![
         M::up(include_str!("v1.sql")),
         M::up(include_str!("v2.sql")),
+        M::up(include_str!("v3.sql")),
     ])
 });
 
 /// The schema version a database has once migrated.
-pub const LATEST: i64 = 2;
+pub const LATEST: i64 = 3;
 
 /// Migrates in write transactions taken up front: another process migrating at the same
 /// moment waits (busy timeout). One that read the old version before waiting finds the work

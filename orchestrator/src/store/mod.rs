@@ -288,6 +288,72 @@ impl Store {
     }
 }
 
+/// An instance Weir started on a Kubernetes cluster.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClusterInstanceRecord {
+    pub namespace: String,
+    pub name: String,
+    pub service: String,
+    /// The address pods of its namespace use.
+    pub endpoint: String,
+    pub run_id: Option<String>,
+    pub created_at: i64,
+}
+
+impl Store {
+    /// Records an instance started on the cluster (replacing a record of the same place).
+    pub fn record_cluster_instance(
+        &self,
+        record: &ClusterInstanceRecord,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO cluster_instances
+                (namespace, name, service, endpoint, run_id, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                record.namespace,
+                record.name,
+                record.service,
+                record.endpoint,
+                record.run_id,
+                record.created_at,
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets one cluster instance, or all of a namespace when `name` is `None`.
+    pub fn forget_cluster_instances(
+        &self,
+        namespace: &str,
+        name: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "DELETE FROM cluster_instances WHERE namespace = ?1 AND (?2 IS NULL OR name = ?2)",
+            params![namespace, name],
+        )?;
+        Ok(())
+    }
+
+    /// Every recorded cluster instance, oldest first.
+    pub fn cluster_instances(&self) -> Result<Vec<ClusterInstanceRecord>, StoreError> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT * FROM cluster_instances ORDER BY created_at, rowid")?;
+        let rows = statement.query_map([], |row| {
+            Ok(ClusterInstanceRecord {
+                namespace: row.get("namespace")?,
+                name: row.get("name")?,
+                service: row.get("service")?,
+                endpoint: row.get("endpoint")?,
+                run_id: row.get("run_id")?,
+                created_at: row.get("created_at")?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
 fn instance_from_row(row: &Row<'_>) -> rusqlite::Result<InstanceRecord> {
     let params: String = row.get("params")?;
     let uses: String = row.get("uses")?;
@@ -374,5 +440,29 @@ mod tests {
         assert_eq!(store.instances().unwrap().len(), 1);
         store.delete_instance("kafka-1").unwrap();
         assert_eq!(store.instance("kafka-1").unwrap(), None);
+    }
+
+    #[test]
+    fn cluster_instances_are_recorded_and_forgotten_by_name_or_namespace() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("weir.db")).unwrap();
+        let record = |namespace: &str, name: &str| ClusterInstanceRecord {
+            namespace: namespace.into(),
+            name: name.into(),
+            service: "kafka".into(),
+            endpoint: format!("{name}:9092"),
+            run_id: None,
+            created_at: 1,
+        };
+        for (namespace, name) in [("weir-r1", "k1"), ("weir-r1", "z1"), ("weir", "k1")] {
+            store
+                .record_cluster_instance(&record(namespace, name))
+                .unwrap();
+        }
+        assert_eq!(store.cluster_instances().unwrap().len(), 3);
+        store.forget_cluster_instances("weir", Some("k1")).unwrap();
+        assert_eq!(store.cluster_instances().unwrap().len(), 2);
+        store.forget_cluster_instances("weir-r1", None).unwrap();
+        assert!(store.cluster_instances().unwrap().is_empty());
     }
 }

@@ -11,7 +11,8 @@ use weir_topology::template::value_text;
 use super::launch::spawn_detached;
 use crate::home::WeirHome;
 use crate::runs::{Answer, Answered, RunState};
-use crate::runtime::Backend;
+use crate::runtime::kubernetes::KubeOptions;
+use crate::runtime::{inventory, Backend, RuntimeConfig};
 use crate::store::Store;
 use crate::time::now_unix;
 use crate::workflow;
@@ -23,6 +24,8 @@ pub struct Context {
     pub weir_exe: PathBuf,
     /// Directory of the shipped workflows offered in the catalog.
     pub workflows: PathBuf,
+    /// How to reach the cluster holding instances this machine started there.
+    pub kubernetes: KubeOptions,
 }
 
 pub type Reply = (StatusCode, Value);
@@ -52,7 +55,8 @@ fn internal(e: impl std::fmt::Display) -> Reply {
 /// The five counters of the seed's portal, and the recent runs.
 pub fn dashboard(context: &Context) -> Reply {
     let store = try_reply!(store(context));
-    let instances = try_reply!(store.instances().map_err(internal));
+    let instances = try_reply!(store.instances().map_err(internal)).len()
+        + try_reply!(store.cluster_instances().map_err(internal)).len();
     let runs = try_reply!(store.runs().map_err(internal));
     let today = now_unix() - now_unix().rem_euclid(86_400);
     let today_prefix = crate::time::rfc3339(today)[..10].to_string();
@@ -60,7 +64,7 @@ pub fn dashboard(context: &Context) -> Reply {
     (
         StatusCode::OK,
         json!({
-            "service_instances": instances.len(),
+            "service_instances": instances,
             "running_processes": runs.iter().filter(|r| matches!(r.state, RunState::Running | RunState::Pending)).count(),
             "pending_requests": runs.iter().filter(|r| r.state == RunState::AwaitingApproval).count(),
             "services_in_catalog": weir_catalog::catalog::services().len(),
@@ -98,23 +102,29 @@ pub fn catalog(context: &Context) -> Reply {
     )
 }
 
+/// Every instance this machine started, on every backend (called on a blocking thread).
 pub fn instances(context: &Context) -> Reply {
-    // The web UI lists the instances recorded in this machine's store.
-    let runtime = try_reply!(crate::runtime::local::processes::LocalProcesses::new(
-        context.home.clone(),
-        context.weir_exe.clone()
-    )
-    .map_err(internal));
-    let rows: Vec<Value> = try_reply!(runtime.instances().map_err(internal))
+    let config = RuntimeConfig {
+        backend: Backend::Local,
+        home: context.home.clone(),
+        weir_exe: context.weir_exe.clone(),
+        kubernetes: context.kubernetes.clone(),
+    };
+    let listed = tokio::runtime::Handle::current().block_on(inventory::instances(&config, None));
+    let inventory = try_reply!(listed.map_err(internal));
+    let rows: Vec<Value> = inventory
+        .instances
         .into_iter()
-        .map(|(record, alive)| {
+        .map(|instance| {
             json!({
-                "name": record.name,
-                "service": record.service,
-                "state": if alive || record.pid.is_none() { record.state.as_str() } else { "dead" },
-                "endpoint": record.endpoint,
-                "started": crate::time::rfc3339(record.created_at),
-                "run": record.run_id,
+                "name": instance.name,
+                "service": instance.service,
+                "state": instance.state.as_str(),
+                "backend": instance.backend,
+                "namespace": instance.namespace,
+                "endpoint": instance.endpoint,
+                "started": instance.started,
+                "run": instance.run,
             })
         })
         .collect();

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use weir_topology::template;
+use weir_topology::template::{self, value_text};
 
 use self::variables::VariableDef;
 
@@ -436,14 +436,24 @@ fn check_graph(text: &str, workflow: &Workflow) -> Vec<Problem> {
             }
         }
         if let Action::Provision(provision) = &task.action {
-            if weir_catalog::catalog::find(&provision.service).is_none() {
-                at(
+            match weir_catalog::catalog::find(&provision.service) {
+                None => at(
                     &task.name,
                     format!(
                         "task `{}`: the catalog has no service `{}`",
                         task.name, provision.service
                     ),
-                );
+                ),
+                Some(service) => {
+                    let given: Vec<(String, String)> = provision
+                        .params
+                        .iter()
+                        .map(|(name, value)| (name.clone(), value_text(value)))
+                        .collect();
+                    for problem in service.validate(&given).err().unwrap_or_default() {
+                        at(&task.name, format!("task `{}`: {problem}", task.name));
+                    }
+                }
             }
         }
     }

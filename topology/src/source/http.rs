@@ -3,7 +3,10 @@
 use std::future::Future;
 use std::time::Duration;
 
+use tokio::sync::watch;
+
 use super::{Publisher, SourceError};
+use crate::status::{SourceState, SourceStatus};
 
 /// How to poll.
 #[derive(Debug, Clone)]
@@ -20,60 +23,58 @@ pub struct PollConfig {
     pub key: Option<String>,
 }
 
-/// What a poller did, reported when it stops.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PollReport {
-    pub published: u64,
-    pub failed_attempts: u64,
-    /// The last failure, if the source failed at least once.
-    pub last_error: Option<String>,
-}
-
-/// Polls until `shutdown` resolves or `max_documents` are published.
+/// Polls until `shutdown` resolves or `max_documents` are published; `status` follows what
+/// it does.
 pub async fn poll(
     config: &PollConfig,
     publisher: &Publisher,
+    status: &watch::Sender<SourceStatus>,
     shutdown: impl Future<Output = ()>,
-) -> Result<PollReport, SourceError> {
+) -> Result<(), SourceError> {
     let client = reqwest::Client::builder()
         .timeout(config.timeout)
         .user_agent(concat!("weir/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(SourceError::Client)?;
-    let mut report = PollReport::default();
+    let mut published = 0u64;
     let mut backoff = Backoff::new(config.interval, config.max_backoff);
     tokio::pin!(shutdown);
     loop {
-        if config
-            .max_documents
-            .is_some_and(|max| report.published >= max)
-        {
-            return Ok(report);
+        if config.max_documents.is_some_and(|max| published >= max) {
+            status.send_modify(|s| s.state = SourceState::Finished);
+            return Ok(());
         }
         let wait = match fetch(&client, &config.url).await {
             Ok(body) => {
                 publisher.publish(config.key.as_deref(), &body).await?;
-                report.published += 1;
-                if report.failed_attempts > 0 && backoff.failing() {
+                published += 1;
+                if backoff.failing() {
                     tracing::info!(url = %config.url, "source reachable again");
                 }
-                tracing::debug!(url = %config.url, bytes = body.len(), published = report.published, "document published");
+                status.send_modify(|s| {
+                    s.published = published;
+                    s.state = SourceState::Publishing;
+                });
+                tracing::debug!(url = %config.url, bytes = body.len(), published, "document published");
                 backoff.succeeded()
             }
             Err(reason) => {
-                report.failed_attempts += 1;
                 let wait = backoff.failed();
                 tracing::warn!(
                     url = %config.url,
                     attempt = backoff.consecutive_failures(),
                     "source unreachable: {reason}; retrying in {wait:?} (no data is published meanwhile)"
                 );
-                report.last_error = Some(reason);
+                status.send_modify(|s| {
+                    s.failed_attempts += 1;
+                    s.state = SourceState::Retrying;
+                    s.last_error = Some(reason);
+                });
                 wait
             }
         };
         tokio::select! {
-            _ = &mut shutdown => return Ok(report),
+            _ = &mut shutdown => return Ok(()),
             _ = tokio::time::sleep(wait) => {}
         }
     }

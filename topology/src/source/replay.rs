@@ -9,7 +9,10 @@ use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 
+use tokio::sync::watch;
+
 use super::{Publisher, SourceError};
+use crate::status::{SourceState, SourceStatus};
 
 /// How to replay.
 #[derive(Debug, Clone)]
@@ -88,14 +91,15 @@ fn csv_documents(text: &str) -> Result<Vec<String>, String> {
         .collect()
 }
 
-/// Publishes `documents` in order until done, `max_documents` is reached or `shutdown`.
-/// Returns how many were published.
+/// Publishes `documents` in order until done, `max_documents` is reached or `shutdown`;
+/// `status` counts what was published.
 pub async fn replay(
     documents: &[String],
     config: &ReplayConfig,
     publisher: &Publisher,
+    status: &watch::Sender<SourceStatus>,
     shutdown: impl Future<Output = ()>,
-) -> Result<u64, SourceError> {
+) -> Result<(), SourceError> {
     tokio::pin!(shutdown);
     let mut published = 0u64;
     'outer: loop {
@@ -107,11 +111,12 @@ pub async fn replay(
                 .publish(config.key.as_deref(), document.as_bytes())
                 .await?;
             published += 1;
+            status.send_modify(|s| s.published = published);
             if published.is_multiple_of(100) {
                 tracing::info!("replayed {published} recorded documents");
             }
             tokio::select! {
-                _ = &mut shutdown => break 'outer,
+                _ = &mut shutdown => return Ok(()),
                 _ = tokio::time::sleep(config.interval) => {}
             }
         }
@@ -119,7 +124,8 @@ pub async fn replay(
             break;
         }
     }
-    Ok(published)
+    status.send_modify(|s| s.state = SourceState::Finished);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -22,6 +22,8 @@ use crate::runtime::{
     progress, Backend, DataStep, GcReport, HttpAccess, Instance, InstanceState, ProvisionRequest,
     Provisioned, Runtime, RuntimeError, Scope, StepOutcome,
 };
+use crate::store::{ClusterInstanceRecord, Store};
+use crate::time::now_unix;
 
 /// How long deleting a namespace may take.
 const NAMESPACE_DELETE_TIMEOUT: Duration = Duration::from_secs(180);
@@ -124,6 +126,34 @@ impl KubernetesRuntime {
         }
     }
 
+    /// Instance name → service of the Weir instances in `namespace`.
+    pub async fn instances_in(
+        &self,
+        namespace: &str,
+    ) -> Result<BTreeMap<String, String>, KubeError> {
+        ClusterNamespace::new(self.client.clone(), namespace)
+            .instances()
+            .await
+    }
+
+    /// The store of this machine, where the instances it starts on the cluster are recorded.
+    fn store(&self) -> Result<Store, RuntimeError> {
+        Ok(Store::open(&self.home.database())?)
+    }
+
+    fn record(&self, instance: &Instance) -> Result<(), RuntimeError> {
+        self.store()?
+            .record_cluster_instance(&ClusterInstanceRecord {
+                namespace: instance.namespace.clone().unwrap_or_default(),
+                name: instance.name.clone(),
+                service: instance.service.clone(),
+                endpoint: instance.endpoint.clone(),
+                run_id: instance.run.clone(),
+                created_at: now_unix(),
+            })
+            .map_err(RuntimeError::from)
+    }
+
     /// Runs `future` unless `cancel` fires first.
     async fn cancellable<T>(
         cancel: &CancellationToken,
@@ -222,7 +252,9 @@ impl Runtime for KubernetesRuntime {
                 "  {} `{}` is ready",
                 item.definition.name, item.name
             ));
-            started.push(self.instance(scope, &item.name, item.definition.name));
+            let instance = self.instance(scope, &item.name, item.definition.name);
+            self.record(&instance)?;
+            started.push(instance);
         }
         Ok(Provisioned::Started(started))
     }
@@ -233,6 +265,8 @@ impl Runtime for KubernetesRuntime {
             return Err(RuntimeError::NoSuchInstance(name.into()));
         }
         cluster.delete_instance(name).await?;
+        self.store()?
+            .forget_cluster_instances(cluster.namespace(), Some(name))?;
         Ok(vec![name.into()])
     }
 
@@ -246,12 +280,16 @@ impl Runtime for KubernetesRuntime {
                 ));
                 cluster.delete_namespace(NAMESPACE_DELETE_TIMEOUT).await?;
                 progress(format!("  namespace `{}` is gone", cluster.namespace()));
+                self.store()?
+                    .forget_cluster_instances(cluster.namespace(), None)?;
                 Ok(vec![cluster.namespace().to_string()])
             }
             Scope::Standalone => {
                 let names: Vec<String> = cluster.instances().await?.into_keys().collect();
+                let store = self.store()?;
                 for name in &names {
                     cluster.delete_instance(name).await?;
+                    store.forget_cluster_instances(cluster.namespace(), Some(name))?;
                 }
                 Ok(names)
             }
@@ -275,6 +313,10 @@ impl Runtime for KubernetesRuntime {
             NAMESPACE_DELETE_TIMEOUT,
         )
         .await?;
+        let store = self.store()?;
+        for namespace in found.deleted.keys() {
+            store.forget_cluster_instances(namespace, None)?;
+        }
         Ok(GcReport {
             namespaces_deleted: found.deleted,
             namespaces_kept: found.kept,

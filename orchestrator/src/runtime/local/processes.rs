@@ -573,7 +573,7 @@ fn wait_ready(
         if !process.is_running() {
             return Err("the process exited".into());
         }
-        match readiness::check(definition.readiness, port, started.elapsed()) {
+        match readiness::check(definition.readiness, port) {
             Ok(()) => return Ok(()),
             Err(reason) if started.elapsed() >= timeout => return Err(reason),
             Err(_) => std::thread::sleep(Duration::from_millis(200)),

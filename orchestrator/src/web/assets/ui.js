@@ -116,11 +116,15 @@ function openForm(kind, id) {
 
 async function instances() {
   const rows = await api("GET", "/api/instances");
-  view.innerHTML = rows.length ? `<table><tr><th>Name</th><th>Service</th><th>State</th><th>Endpoint</th><th>Started</th><th>Run</th><th></th></tr>${rows.map(i => `<tr>
+  // Logs and Stop act on this machine's processes; cluster instances go with their run
+  // (or `weir down --backend kubernetes`).
+  const local = i => i.backend === "local";
+  view.innerHTML = rows.length ? `<table><tr><th>Name</th><th>Service</th><th>State</th><th>Backend</th><th>Endpoint</th><th>Started</th><th>Run</th><th></th></tr>${rows.map(i => `<tr data-backend="${esc(i.backend)}">
       <td>${esc(i.name)}</td><td>${esc(i.service)}</td><td>${stateCell(i.state)}</td>
+      <td>${esc(i.namespace ? `${i.backend}/${i.namespace}` : i.backend)}</td>
       <td>${i.endpoint.startsWith("http") ? `<a href="${esc(i.endpoint)}" target="_blank">${esc(i.endpoint)}</a>` : esc(i.endpoint || "-")}</td>
       <td>${esc(i.started)}</td><td>${i.run ? `<a href="#/runs/${esc(i.run)}">${esc(i.run)}</a>` : ""}</td>
-      <td><button data-log="${esc(i.name)}">Logs</button> <button class="danger" data-stop="${esc(i.name)}">Stop</button></td></tr>`).join("")}</table>`
+      <td>${local(i) ? `<button data-log="${esc(i.name)}">Logs</button> <button class="danger" data-stop="${esc(i.name)}">Stop</button>` : ""}</td></tr>`).join("")}</table>`
     : "<p>No service instances. Start one from the catalog.</p>";
   view.querySelectorAll("[data-stop]").forEach(b => b.onclick = async () => { await api("DELETE", `/api/instances/${b.dataset.stop}`); });
   view.querySelectorAll("[data-log]").forEach(b => b.onclick = async () => {

@@ -1,0 +1,106 @@
+//! Every instance this machine started, whatever runs it: what `weir instances` and the web
+//! UI list. Local instances are checked against their processes; instances on a cluster are
+//! the ones recorded in the store, checked against the cluster when it answers — and marked
+//! `unknown` when it does not, never assumed running.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::kubernetes::KubernetesRuntime;
+use super::local::LocalRuntime;
+use super::{Backend, Instance, InstanceState, Runtime, RuntimeConfig, RuntimeError};
+use crate::store::{ClusterInstanceRecord, Store};
+
+/// How long asking the cluster may take before its instances are listed as `unknown`.
+const CLUSTER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The instances of every backend, and what could not be checked.
+#[derive(Debug, Default)]
+pub struct Inventory {
+    pub instances: Vec<Instance>,
+    /// Why some states are `unknown` (e.g. the cluster could not be reached).
+    pub warnings: Vec<String>,
+}
+
+/// Lists the instances of `backend`, or of every backend.
+pub async fn instances(
+    config: &RuntimeConfig,
+    backend: Option<Backend>,
+) -> Result<Inventory, RuntimeError> {
+    let mut inventory = Inventory::default();
+    if backend.is_none_or(|b| b == Backend::Local) {
+        let local = LocalRuntime::new(config.home.clone(), config.weir_exe.clone());
+        inventory.instances = local.instances(None).await?;
+    }
+    if backend.is_none_or(|b| b == Backend::Kubernetes) {
+        let recorded = Store::open(&config.home.database())?.cluster_instances()?;
+        if !recorded.is_empty() {
+            let live = tokio::time::timeout(CLUSTER_TIMEOUT, live_in_cluster(config, &recorded))
+                .await
+                .unwrap_or_else(|_| Err(format!("no answer within {CLUSTER_TIMEOUT:?}")));
+            if let Err(reason) = &live {
+                inventory.warnings.push(format!(
+                    "the cluster could not be asked ({reason}); the state of its instances is unknown"
+                ));
+            }
+            inventory.instances.extend(
+                recorded
+                    .into_iter()
+                    .map(|record| cluster_instance(record, live.as_ref().ok())),
+            );
+        }
+    }
+    Ok(inventory)
+}
+
+/// Namespace → instance name → service, for the namespaces holding recorded instances.
+type Live = BTreeMap<String, BTreeMap<String, String>>;
+
+async fn live_in_cluster(
+    config: &RuntimeConfig,
+    recorded: &[ClusterInstanceRecord],
+) -> Result<Live, String> {
+    let cluster = KubernetesRuntime::connect(config.kubernetes.clone(), config.home.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut live = Live::new();
+    for record in recorded {
+        if !live.contains_key(&record.namespace) {
+            let found = cluster
+                .instances_in(&record.namespace)
+                .await
+                .map_err(|e| e.to_string())?;
+            live.insert(record.namespace.clone(), found);
+        }
+    }
+    Ok(live)
+}
+
+fn cluster_instance(record: ClusterInstanceRecord, live: Option<&Live>) -> Instance {
+    let state = match live {
+        None => InstanceState::Unknown,
+        Some(live) => {
+            let found = live
+                .get(&record.namespace)
+                .and_then(|names| names.get(&record.name));
+            if found == Some(&record.service) {
+                InstanceState::Running
+            } else {
+                InstanceState::Dead
+            }
+        }
+    };
+    Instance {
+        name: record.name,
+        service: record.service,
+        state,
+        endpoint: record.endpoint,
+        backend: Backend::Kubernetes,
+        run: record.run_id,
+        namespace: Some(record.namespace),
+        pid: None,
+        log: String::new(),
+        started: Some(crate::time::rfc3339(record.created_at)),
+        uses: Vec::new(),
+    }
+}
