@@ -360,3 +360,69 @@ async fn metrics_endpoint_counts_records_and_latency() {
         "periodic progress line is logged"
     );
 }
+
+/// A replay that starts its recording over marks the seam, and the topology's `diff` begins
+/// again there: no variation or notification joins the recording's last value to its first.
+#[test]
+fn a_replay_starting_over_invents_no_move_across_the_seam() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = Names::new();
+    // Rising closes: the jump from the last back to the first is the only large fall.
+    let closes = [100.0, 160.0, 230.0, 310.0];
+    let recording = dir.path().join("closes.jsonl");
+    let lines: Vec<String> = closes.iter().map(|&c| ticker(c)).collect();
+    std::fs::write(&recording, lines.join("\n")).unwrap();
+    let published = 2 * closes.len() + 2; // two passes and the start of a third
+    let mut replay = WeirProcess::start(
+        dir.path(),
+        "replay.log",
+        &[
+            "source",
+            "replay",
+            recording.to_str().unwrap(),
+            "--topic",
+            &names.input,
+            "--brokers",
+            kafka(),
+            "--interval",
+            "0s",
+            "--repeat",
+            "--count",
+            &published.to_string(),
+        ],
+    );
+    assert!(replay.wait(WAIT).success(), "{}", replay.log_text());
+    let mut runner = names.start_runner(dir.path(), "runner.log", &["--set", "threshold=50"]);
+    // Each pass's first record has no previous value: 3 + 3 + 1 variations.
+    let variations: Vec<(f64, f64)> = read_topic(
+        kafka(),
+        &names.variations,
+        published,
+        WAIT,
+        Duration::from_secs(3),
+    )
+    .iter()
+    .map(|m| (field(&m.json(), "previous"), field(&m.json(), "rate")))
+    .collect();
+    let within_passes: Vec<(f64, f64)> = closes.windows(2).map(|w| (w[0], w[1])).collect();
+    let expected: Vec<(f64, f64)> =
+        [&within_passes[..], &within_passes[..], &within_passes[..1]].concat();
+    assert_eq!(variations, expected, "log:\n{}", runner.log_text());
+    let notifications = read_topic(
+        kafka(),
+        &names.notifications,
+        published,
+        Duration::from_secs(10),
+        Duration::from_secs(2),
+    );
+    assert!(
+        notifications
+            .iter()
+            .all(|m| field(&m.json(), "variation") > 0.0),
+        "a notification crossed the seam: {notifications:?}"
+    );
+    assert_eq!(notifications.len(), expected.len());
+    assert!(runner
+        .signal_and_wait(libc::SIGTERM, Duration::from_secs(30))
+        .success());
+}

@@ -38,9 +38,18 @@ pub struct PartitionCommit {
 impl Checkpoint {
     /// Records that the record at `offset` and everything before it is fully processed.
     /// Acknowledgements must arrive in consumption order.
-    pub fn acknowledge(&mut self, partition: i32, offset: i64, updates: Vec<StateUpdate>) {
+    pub fn acknowledge(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        resets: &[usize],
+        updates: Vec<StateUpdate>,
+    ) {
         let entry = self.partitions.entry(partition).or_default();
         entry.next_offset = offset + 1;
+        entry
+            .state
+            .retain(|(operator, _), _| !resets.contains(operator));
         for update in updates {
             entry
                 .state
@@ -115,9 +124,9 @@ mod tests {
     fn commits_follow_acknowledgements_and_carry_state() {
         let mut c = Checkpoint::default();
         assert!(c.take_dirty().is_empty());
-        c.acknowledge(0, 41, vec![update("", 1.5)]);
-        c.acknowledge(0, 42, vec![update("", 2.5)]);
-        c.acknowledge(1, 7, vec![]);
+        c.acknowledge(0, 41, &[], vec![update("", 1.5)]);
+        c.acknowledge(0, 42, &[], vec![update("", 2.5)]);
+        c.acknowledge(1, 7, &[], vec![]);
         let commits = c.take_dirty();
         assert_eq!(commits.len(), 2);
         assert_eq!(commits[0].next_offset, 43);
@@ -133,7 +142,7 @@ mod tests {
     fn oversized_state_is_not_put_in_metadata() {
         let mut c = Checkpoint::default();
         let many = (0..500).map(|i| update(&format!("key-{i}"), 1.0)).collect();
-        c.acknowledge(0, 1, many);
+        c.acknowledge(0, 1, &[], many);
         assert_eq!(c.take_dirty()[0].metadata, None);
     }
 

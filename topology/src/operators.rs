@@ -21,6 +21,9 @@ pub struct Record {
     pub document: Value,
     /// Named fields produced by the operators.
     pub fields: Map<String, Value>,
+    /// The record starts its series over (a replay's recording begins again): no value
+    /// before it is its previous one.
+    pub restarts_series: bool,
 }
 
 impl Record {
@@ -30,7 +33,14 @@ impl Record {
             timestamp_ms,
             document: Value::Null,
             fields: Map::new(),
+            restarts_series: false,
         }
+    }
+
+    /// Marks the record as the first of a series that starts over.
+    pub fn restarting_series(mut self) -> Self {
+        self.restarts_series = true;
+        self
     }
 }
 
@@ -64,6 +74,8 @@ pub struct StateUpdate {
 #[derive(Debug, Default)]
 pub struct Processed {
     pub outputs: Vec<OutputMessage>,
+    /// Diff operators whose state this record cleared (before `updates` apply).
+    pub resets: Vec<usize>,
     pub updates: Vec<StateUpdate>,
     /// Set when the record was refused; the outputs emitted before the refusal are kept.
     pub error: Option<RecordError>,
@@ -205,6 +217,11 @@ impl Operator {
             } => {
                 let value = number_field(record, field, "diff")?;
                 let group = group_key(record, key.as_deref())?;
+                if record.restarts_series {
+                    // No variation spans the seam: every series begins again from here.
+                    last.clear();
+                    processed.resets.push(index);
+                }
                 processed.updates.push(StateUpdate {
                     operator_index: index,
                     key: group.clone(),
@@ -463,6 +480,34 @@ mod tests {
         assert_eq!(
             text.reason,
             "field `rate`: expected a number, found \"n/a\""
+        );
+    }
+
+    #[test]
+    fn no_variation_spans_a_series_restart() {
+        let mut pipeline = pipeline(
+            "  - parse: {}
+  - extract: { fields: { rate: { pointer: /r, type: number } } }
+  - diff: { field: rate }
+  - emit: { topic: variations, fields: [variation] }
+",
+        );
+        let run = |p: &mut Pipeline, rate: f64, restart: bool| {
+            let mut record = Record::new(None, 1);
+            if restart {
+                record = record.restarting_series();
+            }
+            p.process(json!({ "r": rate }).to_string().as_bytes(), record)
+        };
+        assert!(run(&mut pipeline, 100.0, false).outputs.is_empty());
+        assert_eq!(run(&mut pipeline, 90_000.0, false).outputs.len(), 1);
+        let seam = run(&mut pipeline, 100.0, true);
+        assert!(seam.outputs.is_empty(), "no move from 90000 back to 100");
+        assert_eq!(seam.resets, vec![2]);
+        let after = run(&mut pipeline, 110.0, false);
+        assert_eq!(
+            serde_json::from_slice::<Value>(&after.outputs[0].payload).unwrap()["variation"],
+            10.0
         );
     }
 

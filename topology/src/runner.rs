@@ -17,7 +17,7 @@ use futures::stream::FuturesOrdered;
 use futures::StreamExt;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
@@ -26,6 +26,7 @@ use crate::checkpoint::{decode_state, Checkpoint};
 use crate::kafka::{self, Assigned};
 use crate::metrics::Metrics;
 use crate::operators::{OutputMessage, Pipeline, Record, RecordError, StateUpdate};
+use crate::source::REPLAY_RESTART_HEADER;
 use crate::spec::{StartPosition, TopologySpec};
 use crate::status::{RunnerState, RunnerStatus};
 
@@ -79,6 +80,7 @@ struct InFlight {
     partition: i32,
     offset: i64,
     timestamp_ms: i64,
+    resets: Vec<usize>,
     updates: Vec<StateUpdate>,
     outputs: u64,
     failed: bool,
@@ -248,7 +250,11 @@ async fn process(
         .timestamp()
         .to_millis()
         .unwrap_or_else(kafka::now_ms);
-    let processed = pipeline.process(payload, Record::new(key, timestamp_ms));
+    let mut record = Record::new(key, timestamp_ms);
+    if starts_over(message) {
+        record = record.restarting_series();
+    }
+    let processed = pipeline.process(payload, record);
     let mut outputs = processed.outputs;
     let produced = outputs.len() as u64;
     let failed = processed.error.is_some();
@@ -263,6 +269,7 @@ async fn process(
         partition: message.partition(),
         offset: message.offset(),
         timestamp_ms,
+        resets: processed.resets,
         updates: processed.updates,
         outputs: produced,
         failed,
@@ -279,6 +286,13 @@ async fn process(
         }
         Ok(record)
     }))
+}
+
+/// The message begins its series again (a replay starting its recording over).
+fn starts_over(message: &BorrowedMessage<'_>) -> bool {
+    message
+        .headers()
+        .is_some_and(|headers| headers.iter().any(|h| h.key == REPLAY_RESTART_HEADER))
 }
 
 /// Queues one message, waiting while librdkafka's local queue is full.
@@ -348,7 +362,12 @@ fn acknowledge(
         metrics.records_failed.fetch_add(1, Ordering::Relaxed);
     }
     metrics.records_done.fetch_add(1, Ordering::Relaxed);
-    checkpoint.acknowledge(record.partition, record.offset, record.updates);
+    checkpoint.acknowledge(
+        record.partition,
+        record.offset,
+        &record.resets,
+        record.updates,
+    );
     Ok(())
 }
 

@@ -21,8 +21,8 @@ pub struct ServeArgs {
         default_value = "127.0.0.1:8080"
     )]
     addr: SocketAddr,
-    /// Directory of the workflows offered in the catalog.
-    #[arg(long, default_value = "workflows")]
+    /// Directory of the workflows offered in the catalog (the repository's `workflows/`).
+    #[arg(long, env = "WEIR_WORKFLOWS", default_value = "workflows")]
     workflows: PathBuf,
 }
 
@@ -36,6 +36,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         eprintln!("run {id} had lost its process; marked failed and cleaned up");
     }
     let workflows = std::path::absolute(&args.workflows)?;
+    let offered = std::fs::read_dir(&workflows)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "yaml"))
+                .count()
+        })
+        .unwrap_or(0);
+    if offered == 0 {
+        eprintln!(
+            "warning: no workflows in {}: the catalog offers services only; pass --workflows DIR \
+             (or set WEIR_WORKFLOWS) to the repository's workflows/ directory",
+            workflows.display()
+        );
+    }
     let context = Context {
         home,
         weir_exe,

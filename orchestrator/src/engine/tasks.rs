@@ -9,7 +9,7 @@ use weir_topology::template::value_text;
 
 use super::{approval, collect, progress, RunContext, TaskError};
 use crate::runs::Answer;
-use crate::runtime::{DataStep, ProvisionRequest, RuntimeError, StepOutcome};
+use crate::runtime::{DataStep, ProvisionRequest, Provisioned, RuntimeError, StepOutcome};
 use crate::workflow::{Action, SourceKind, Task, Until};
 
 /// How long a provisioned instance may take to become ready, unless the task says otherwise.
@@ -242,7 +242,7 @@ async fn provision(
     params: Vec<(String, String)>,
     deadline: Option<Instant>,
 ) -> Result<(), TaskError> {
-    context
+    let provisioned = context
         .runtime
         .provision(ProvisionRequest {
             service: service.into(),
@@ -254,6 +254,23 @@ async fn provision(
         })
         .await
         .map_err(|e| runtime_failed(context, e))?;
+    let instances = match &provisioned {
+        Provisioned::Started(started) => started.clone(),
+        Provisioned::Reused(instance) => vec![instance.clone()],
+    };
+    for charts in instances.iter().filter(|i| i.service == "chart-server") {
+        progress(match &charts.namespace {
+            None => format!(
+                "  LIVE CHARTS: open {}/ in a browser while the run lasts",
+                charts.endpoint
+            ),
+            Some(namespace) => format!(
+                "  LIVE CHARTS: `kubectl port-forward -n {namespace} deploy/{} 8097`, then open \
+                 http://127.0.0.1:8097/",
+                charts.name
+            ),
+        });
+    }
     Ok(())
 }
 

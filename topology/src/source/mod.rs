@@ -13,6 +13,11 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::kafka;
 
+/// The header of the first document of each pass after the first when a replay starts its
+/// recording over (its value is the pass number): the topology's `diff` begins again there
+/// instead of inventing a move from the recording's last value back to its first.
+pub const REPLAY_RESTART_HEADER: &str = "weir-replay-restart";
+
 /// Errors that stop a source.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -66,10 +71,26 @@ impl Publisher {
     }
 
     pub async fn publish(&self, key: Option<&str>, payload: &[u8]) -> Result<(), SourceError> {
-        let headers = OwnedHeaders::new().insert(Header {
+        self.publish_marked(key, payload, None).await
+    }
+
+    /// Publishes with one more header, e.g. [`REPLAY_RESTART_HEADER`].
+    pub async fn publish_marked(
+        &self,
+        key: Option<&str>,
+        payload: &[u8],
+        mark: Option<(&str, &str)>,
+    ) -> Result<(), SourceError> {
+        let mut headers = OwnedHeaders::new().insert(Header {
             key: self.origin.0,
             value: Some(self.origin.1.as_str()),
         });
+        if let Some((key, value)) = mark {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value),
+            });
+        }
         let mut record = FutureRecord::<str, [u8]>::to(&self.topic)
             .payload(payload)
             .headers(headers);

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{Publisher, SourceError};
+use super::{Publisher, SourceError, REPLAY_RESTART_HEADER};
 use crate::status::{SourceState, SourceStatus};
 
 /// How to replay.
@@ -102,13 +102,24 @@ pub async fn replay(
 ) -> Result<(), SourceError> {
     tokio::pin!(shutdown);
     let mut published = 0u64;
-    'outer: loop {
-        for document in documents {
+    let passes = if config.repeat && !documents.is_empty() {
+        u64::MAX
+    } else {
+        1
+    };
+    for pass in 1..=passes {
+        let pass_text = pass.to_string();
+        for (index, document) in documents.iter().enumerate() {
             if config.max_documents.is_some_and(|max| published >= max) {
-                break 'outer;
+                status.send_modify(|s| s.state = SourceState::Finished);
+                return Ok(());
             }
+            // Every document of a replay has the same key, so the first of a pass is the
+            // first of its series.
+            let mark =
+                (pass > 1 && index == 0).then_some((REPLAY_RESTART_HEADER, pass_text.as_str()));
             publisher
-                .publish(config.key.as_deref(), document.as_bytes())
+                .publish_marked(config.key.as_deref(), document.as_bytes(), mark)
                 .await?;
             published += 1;
             status.send_modify(|s| s.published = published);
@@ -119,9 +130,6 @@ pub async fn replay(
                 _ = &mut shutdown => return Ok(()),
                 _ = tokio::time::sleep(config.interval) => {}
             }
-        }
-        if !config.repeat {
-            break;
         }
     }
     status.send_modify(|s| s.state = SourceState::Finished);
