@@ -114,6 +114,58 @@ fn mutating_endpoints_refuse_missing_or_insufficient_tokens() {
 }
 
 #[test]
+fn a_page_reaching_the_loopback_server_under_another_name_gets_nothing() {
+    let home = WeirHomeDir::new();
+    // No tokens: the server makes an admin token and embeds it in its own page.
+    let server = serve(&home, None);
+    let port = server.url.rsplit(':').next().unwrap().to_string();
+    let get = |host: &str, path: &str| {
+        reqwest::blocking::Client::new()
+            .get(format!("{}{path}", server.url))
+            .header("host", host)
+            .send()
+            .unwrap()
+    };
+    // A DNS-rebinding page: its own name, resolving to 127.0.0.1, with same-origin headers.
+    let rebound = format!("rebind.example:{port}");
+    for path in ["/", "/api/dashboard", "/api/instances"] {
+        let response = get(&rebound, path);
+        assert_eq!(response.status().as_u16(), 421, "{path}");
+        let text = response.text().unwrap();
+        assert!(
+            !text.contains("weir-page-token"),
+            "the token page leaked: {text}"
+        );
+        assert!(text.contains("answers only to localhost"), "{text}");
+    }
+    let response = reqwest::blocking::Client::new()
+        .post(format!("{}/api/runs", server.url))
+        .header("host", &rebound)
+        .header("origin", format!("http://{rebound}"))
+        .body(r#"{"workflow": "ci-smoke"}"#)
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 421);
+    assert_eq!(
+        home.ok(&["runs", "--json"]).trim(),
+        "[]",
+        "nothing was started"
+    );
+    // Under its own names it answers.
+    assert_eq!(
+        get(&format!("localhost:{port}"), "/").status().as_u16(),
+        200
+    );
+    assert_eq!(
+        get(&format!("127.0.0.1:{port}"), "/api/dashboard")
+            .status()
+            .as_u16(),
+        200
+    );
+    drop(server);
+}
+
+#[test]
 fn malformed_bodies_get_a_reason_and_change_nothing() {
     let home = WeirHomeDir::new();
     let server = serve(&home, Some(TOKENS));

@@ -41,6 +41,8 @@ pub enum AuthError {
         addr: SocketAddr,
         tokens_file: String,
     },
+    #[error("cannot make a token for the page: reading /dev/urandom failed ({0}); configure tokens in {1} or WEIR_TOKENS")]
+    NoRandomness(std::io::Error, String),
 }
 
 /// The access rules of one server.
@@ -51,6 +53,8 @@ pub struct Access {
     open_reads: bool,
     /// The token the server made for its own page, when none were configured.
     pub page_token: Option<String>,
+    /// The server listens on loopback: only loopback names in `Host` are answered.
+    loopback_only: bool,
 }
 
 /// Why a request is refused.
@@ -100,7 +104,8 @@ impl Access {
                     tokens_file: file.display().to_string(),
                 });
             }
-            let token = random_token();
+            let token = random_token()
+                .map_err(|e| AuthError::NoRandomness(e, file.display().to_string()))?;
             tokens.insert(token.clone(), Role::Admin);
             page_token = Some(token);
         }
@@ -108,7 +113,22 @@ impl Access {
             tokens,
             open_reads: loopback,
             page_token,
+            loopback_only: loopback,
         })
+    }
+
+    /// On loopback, requests must name the server by a loopback name: a page on another site
+    /// whose name resolves to 127.0.0.1 (DNS rebinding) is refused, with the reason.
+    pub fn host_allowed(&self, host: Option<&str>) -> Result<(), String> {
+        match host {
+            _ if !self.loopback_only => Ok(()),
+            Some(host) if is_loopback_host(host) => Ok(()),
+            Some(host) => Err(format!(
+                "this server listens on loopback and answers only to localhost or 127.0.0.1, \
+                 not `{host}`"
+            )),
+            None => Err("a request without `Host` is refused on loopback".into()),
+        }
     }
 
     /// Checks a request's `Authorization` header against the role it needs.
@@ -128,14 +148,26 @@ impl Access {
     }
 }
 
-/// 32 hex characters from the kernel's random source.
-fn random_token() -> String {
+/// 32 hex characters from the kernel's random source; an error when it cannot be read (a
+/// guessable token is never made).
+fn random_token() -> std::io::Result<String> {
     use std::io::Read;
     let mut bytes = [0u8; 16];
-    if let Ok(mut random) = std::fs::File::open("/dev/urandom") {
-        let _ = random.read_exact(&mut bytes);
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The names a loopback server answers to: `localhost` and loopback addresses, any port.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        // `[::1]:8080`
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Cross-site request check for mutating calls: a browser sends `Origin`; it must be this
@@ -162,7 +194,35 @@ mod tests {
             tokens: tokens.iter().map(|(t, r)| (t.to_string(), *r)).collect(),
             open_reads,
             page_token: None,
+            loopback_only: open_reads,
         }
+    }
+
+    #[test]
+    fn a_loopback_server_answers_only_to_loopback_names() {
+        let local = access(&[], true);
+        for host in [
+            "127.0.0.1:8080",
+            "localhost:8080",
+            "LOCALHOST",
+            "[::1]:8080",
+            "127.0.0.2",
+        ] {
+            assert_eq!(local.host_allowed(Some(host)), Ok(()), "{host}");
+        }
+        for host in [
+            "rebind.example:8080",
+            "127.0.0.1.nip.io:8080",
+            "10.0.0.1:8080",
+        ] {
+            assert!(
+                local.host_allowed(Some(host)).unwrap_err().contains(host),
+                "{host}"
+            );
+        }
+        assert!(local.host_allowed(None).is_err());
+        let exposed = access(&[("t", Role::Operator)], false);
+        assert_eq!(exposed.host_allowed(Some("weir.example.com")), Ok(()));
     }
 
     #[test]

@@ -287,7 +287,27 @@ pub fn routes(
             },
         );
 
-    index
+    // A page on another site whose name resolves to 127.0.0.1 (DNS rebinding) reaches a
+    // loopback server with its own name in `Host`: such requests get nothing, not even the page
+    // that carries the admin token.
+    let host_check = {
+        let access = access.clone();
+        warp::header::optional::<String>("host").and_then(move |host: Option<String>| {
+            let access = access.clone();
+            async move {
+                match access.host_allowed(host.as_deref()) {
+                    Ok(()) => Err(warp::reject::not_found()),
+                    Err(refused) => Ok::<_, warp::Rejection>(json_reply((
+                        StatusCode::MISDIRECTED_REQUEST,
+                        serde_json::json!({ "error": refused }),
+                    ))),
+                }
+            }
+        })
+    };
+    host_check
+        .or(index)
+        .unify()
         .or(script)
         .unify()
         .or(openapi)
