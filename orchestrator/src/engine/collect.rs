@@ -61,7 +61,11 @@ pub(super) async fn collect(context: &RunContext, kafka: Option<&str>, drain: bo
     // Sources first: stopping a source removes its log and its status with it.
     for source in instances.iter().filter(|i| is_source(i)) {
         save_log(context, source, &logs_dir, &mut unavailable).await;
-        match status_of::<SourceStatus>(context, &source.name).await {
+        let status = match http_client() {
+            Ok(client) => status_of::<SourceStatus>(context, &client, &source.name).await,
+            Err(reason) => Err(reason),
+        };
+        match status {
             // A live source that could not reach its URL published nothing meanwhile.
             Ok(status) => {
                 if let Some(problem) = source_problem(&status) {
@@ -300,6 +304,7 @@ fn source_problem(status: &SourceStatus) -> Option<String> {
 /// `GET /status` of an instance, in the type the instance serves.
 async fn status_of<T: serde::de::DeserializeOwned>(
     context: &RunContext,
+    client: &reqwest::Client,
     instance: &str,
 ) -> Result<T, String> {
     let access = context
@@ -308,7 +313,7 @@ async fn status_of<T: serde::de::DeserializeOwned>(
         .await
         .map_err(|e| e.to_string())?;
     let url = format!("{}/status", access.url);
-    let response = http_client()?
+    let response = client
         .get(&url)
         .send()
         .await
@@ -324,11 +329,12 @@ async fn status_of<T: serde::de::DeserializeOwned>(
 /// Waits until the runner has finished every record it consumed and its input has nothing
 /// left for it (the sources are stopped by then), as its `/status` says.
 async fn drain_topology(context: &RunContext, instance: &str) -> Result<(), String> {
+    let client = http_client()?;
     let started = Instant::now();
     let mut last: Option<RunnerStatus> = None;
     let mut stable_since = Instant::now();
     while started.elapsed() < DRAIN_TIMEOUT {
-        let now: RunnerStatus = status_of(context, instance).await?;
+        let now: RunnerStatus = status_of(context, &client, instance).await?;
         if now.state == RunnerState::Failed {
             return Err(format!(
                 "the runner failed: {}",
