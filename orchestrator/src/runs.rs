@@ -118,6 +118,11 @@ pub struct RunRecord {
     pub approval_message: Option<String>,
     /// Every unanswered approval: two parallel branches may each wait for one.
     pub approvals: Vec<PendingApproval>,
+    /// Why its backend could not show what the workloads did (kwok nodes); such a run may
+    /// succeed with results unavailable.
+    pub simulated: Option<String>,
+    /// What supervision saw happen to the run's instances, oldest first.
+    pub events: Vec<RunEvent>,
     /// Where it ran: `local` or `kubernetes`.
     pub backend: String,
     /// Its Kubernetes namespace.
@@ -127,6 +132,16 @@ pub struct RunRecord {
     pub owner_pid: Option<i32>,
     #[serde(skip)]
     pub owner_start_time: Option<u64>,
+}
+
+/// Something that happened to one of a run's instances while it ran (it died, it was
+/// restarted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunEvent {
+    /// RFC 3339.
+    pub at: String,
+    pub instance: String,
+    pub what: String,
 }
 
 /// A task of a run.
@@ -148,7 +163,10 @@ const RUN_COLUMNS: &str = "SELECT runs.*,
        ORDER BY requested_at, rowid LIMIT 1) AS approval_message,
     (SELECT json_group_array(json_object('task', task, 'message', message)) FROM
        (SELECT task, message FROM approvals a WHERE a.run_id = runs.id AND a.decision IS NULL
-          ORDER BY requested_at, rowid)) AS approvals
+          ORDER BY requested_at, rowid)) AS approvals,
+    (SELECT json_group_array(json_object('at', at, 'instance', instance, 'what', what)) FROM
+       (SELECT at, instance, what FROM run_events e WHERE e.run_id = runs.id
+          ORDER BY at, rowid)) AS events
     FROM runs";
 
 fn run_from_row(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
@@ -168,9 +186,16 @@ fn run_from_row(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
         topics: json("topics")?,
         unavailable: json("unavailable")?,
         approval_message: row.get("approval_message")?,
-        approvals: serde_json::from_str(&row.get::<_, String>("approvals")?).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-        })?,
+        approvals: json_list(row, "approvals")?,
+        simulated: row.get("simulated")?,
+        events: json_list::<StoredEvent>(row, "events")?
+            .into_iter()
+            .map(|e| RunEvent {
+                at: rfc3339(e.at),
+                instance: e.instance,
+                what: e.what,
+            })
+            .collect(),
         backend: row.get("backend")?,
         namespace: row.get("namespace")?,
         artifacts: row.get("artifacts")?,
@@ -179,6 +204,24 @@ fn run_from_row(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
             .get::<_, Option<i64>>("owner_start_time")?
             .map(|t| t as u64),
     })
+}
+
+/// A column holding a JSON list of `T`.
+fn json_list<T: serde::de::DeserializeOwned>(
+    row: &Row<'_>,
+    column: &str,
+) -> rusqlite::Result<Vec<T>> {
+    serde_json::from_str(&row.get::<_, String>(column)?).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+/// A row of `run_events` as the query returns it.
+#[derive(serde::Deserialize)]
+struct StoredEvent {
+    at: i64,
+    instance: String,
+    what: String,
 }
 
 fn task_from_row(row: &Row<'_>) -> rusqlite::Result<TaskRecord> {
@@ -296,6 +339,24 @@ impl Store {
         self.conn().execute(
             "UPDATE runs SET topics = ?2, unavailable = ?3 WHERE id = ?1",
             params![id, topics.to_string(), unavailable.to_string()],
+        )?;
+        Ok(())
+    }
+
+    /// Records that the run's backend only simulates its workloads, and why.
+    pub fn set_run_simulated(&self, id: &str, reason: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE runs SET simulated = ?2 WHERE id = ?1",
+            params![id, reason],
+        )?;
+        Ok(())
+    }
+
+    /// Records what happened to one of the run's instances.
+    pub fn add_run_event(&self, id: &str, instance: &str, what: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO run_events (run_id, at, instance, what) VALUES (?1, ?2, ?3, ?4)",
+            params![id, now_unix(), instance, what],
         )?;
         Ok(())
     }

@@ -414,7 +414,15 @@ fn an_unreachable_source_is_reported_not_replaced() {
     let report = run["unavailable"]["source:bitcoin-source-1"]
         .as_str()
         .unwrap_or_else(|| panic!("{run}"));
-    assert!(report.contains("source unreachable"), "{report}");
-    assert!(stderr.contains("could not reach its URL"), "{stderr}");
+    assert!(report.contains("published nothing: source unreachable"), "{report}");
+    // Nothing of what the source was to bring was seen: the run does not pass for success.
+    assert!(!output.status.success(), "{stderr}");
+    assert_eq!(run["state"], "failed", "{run}");
+    let error = run["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("not observed") && error.contains("source:bitcoin-source-1"),
+        "{error}"
+    );
+    assert!(stderr.contains("UNAVAILABLE source:bitcoin-source-1"), "{stderr}");
     assert_nothing_left(&home);
 }

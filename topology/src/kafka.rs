@@ -70,9 +70,19 @@ pub async fn ensure_topics(
     Ok(())
 }
 
-/// Messages per topic: the sum over partitions of high minus low watermark. A topic that
-/// does not exist counts 0.
-pub fn count_messages(bootstrap: &str, topics: &[String]) -> Result<Vec<(String, i64)>, String> {
+/// How many messages the topics hold: what `weir topics count` reports and the orchestrator
+/// reads back (a Job's termination message on Kubernetes).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TopicCounts {
+    /// Messages per existing topic: the sum over its partitions of high minus low watermark.
+    pub counts: std::collections::BTreeMap<String, i64>,
+    /// Topics asked for that the cluster does not have: they hold no count at all, not 0.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<String>,
+}
+
+/// Counts the messages of `topics`; a topic the cluster does not have is listed as missing.
+pub fn count_messages(bootstrap: &str, topics: &[String]) -> Result<TopicCounts, String> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
@@ -80,10 +90,10 @@ pub fn count_messages(bootstrap: &str, topics: &[String]) -> Result<Vec<(String,
     let metadata = consumer
         .fetch_metadata(None, Duration::from_secs(10))
         .map_err(|e| e.to_string())?;
-    let mut counts = Vec::new();
+    let mut result = TopicCounts::default();
     for topic in topics {
         let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
-            counts.push((topic.clone(), 0));
+            result.missing.push(topic.clone());
             continue;
         };
         let mut total = 0;
@@ -93,16 +103,17 @@ pub fn count_messages(bootstrap: &str, topics: &[String]) -> Result<Vec<(String,
                 .map_err(|e| format!("{topic}: {e}"))?;
             total += high - low;
         }
-        counts.push((topic.clone(), total));
+        result.counts.insert(topic.clone(), total);
     }
-    Ok(counts)
+    Ok(result)
 }
 
-/// Messages in one topic (0 when it does not exist).
-pub fn count_topic(bootstrap: &str, topic: &str) -> Result<i64, String> {
+/// Messages in one topic, `None` when the cluster does not have it (yet).
+pub fn count_topic(bootstrap: &str, topic: &str) -> Result<Option<i64>, String> {
     Ok(count_messages(bootstrap, &[topic.to_string()])?
-        .first()
-        .map_or(0, |(_, n)| *n))
+        .counts
+        .get(topic)
+        .copied())
 }
 
 /// A consumer's assignment, seen while measuring its lag.

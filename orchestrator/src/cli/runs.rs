@@ -164,6 +164,15 @@ pub fn runs(args: RunsArgs) -> anyhow::Result<ExitCode> {
                     println!("  {what}: {}", why.as_str().unwrap_or_default());
                 }
             }
+            if let Some(reason) = &run.simulated {
+                println!("\nSIMULATED: {reason}");
+            }
+            if !run.events.is_empty() {
+                println!("\nwhat happened to its instances:");
+                for event in &run.events {
+                    println!("  {}  {}: {}", event.at, event.instance, event.what);
+                }
+            }
             println!("\nartifacts: {}", run.artifacts);
         }
         None => {

@@ -6,12 +6,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
+use weir::runtime::topics::wait_for_messages;
 use super::{parse_duration, runtime};
 
 #[derive(Debug, Subcommand)]
@@ -76,11 +77,14 @@ pub fn run(command: TopicsCommand) -> anyhow::Result<ExitCode> {
         TopicsCommand::Count { common, topics } => {
             let counts = weir_topology::kafka::count_messages(&common.brokers, &topics)
                 .map_err(|e| anyhow::anyhow!("counting messages on {}: {e}", common.brokers))?;
-            let counts: serde_json::Map<String, serde_json::Value> = counts
-                .into_iter()
-                .map(|(topic, n)| (topic, n.into()))
-                .collect();
-            report(&common, &json!({ "counts": counts }))?;
+            report(&common, &serde_json::to_value(&counts)?)?;
+            if !counts.missing.is_empty() {
+                eprintln!(
+                    "{} has no topic {}",
+                    common.brokers,
+                    counts.missing.join(", ")
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         TopicsCommand::Wait {
@@ -89,27 +93,22 @@ pub fn run(command: TopicsCommand) -> anyhow::Result<ExitCode> {
             messages,
             timeout,
         } => {
-            let started = Instant::now();
-            loop {
-                let count = weir_topology::kafka::count_topic(&common.brokers, &topic)
-                    .map_err(|e| anyhow::anyhow!("counting `{topic}`: {e}"))?;
-                let reached = count >= messages;
-                if reached || started.elapsed() >= timeout {
-                    report(
-                        &common,
-                        &json!({ "topic": topic, "count": count, "wanted": messages, "reached": reached }),
-                    )?;
-                    return Ok(if reached {
-                        ExitCode::SUCCESS
-                    } else {
-                        eprintln!(
-                            "`{topic}` held {count} of {messages} messages after {timeout:?}"
-                        );
-                        ExitCode::FAILURE
-                    });
-                }
-                std::thread::sleep(Duration::from_millis(500));
-            }
+            let never = tokio_util::sync::CancellationToken::new();
+            let waited = runtime()?.block_on(wait_for_messages(
+                &common.brokers,
+                &topic,
+                messages,
+                timeout,
+                &never,
+                |now| eprintln!("{}", now.held()),
+            ))?;
+            report(&common, &serde_json::to_value(&waited)?)?;
+            Ok(if waited.reached {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("{} after {timeout:?}", waited.held());
+                ExitCode::FAILURE
+            })
         }
     }
 }

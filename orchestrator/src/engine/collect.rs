@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use weir_topology::status::{RunnerState, RunnerStatus, SourceState, SourceStatus};
 
 use super::{progress, RunContext};
+use weir_topology::kafka::TopicCounts;
+
 use crate::runtime::{DataStep, Instance, StepOutcome};
 
 /// How long the runners may take to finish what they consumed.
@@ -67,12 +69,15 @@ pub(super) async fn collect(context: &RunContext, kafka: Option<&str>, drain: bo
         };
         match status {
             // A live source that could not reach its URL published nothing meanwhile.
-            Ok(status) => {
-                if let Some(problem) = source_problem(&status) {
-                    progress(format!("  source `{}` {problem}", source.name));
-                    unavailable.insert(format!("source:{}", source.name), problem.into());
-                }
-            }
+            Ok(status) => match source_health(&status) {
+                SourceHealth::Published => {}
+                SourceHealth::PublishedDespite(trouble) => context.event(&source.name, &trouble),
+                SourceHealth::Failed(problem) => missing(
+                    &mut unavailable,
+                    format!("source:{}", source.name),
+                    problem,
+                ),
+            },
             Err(reason) => missing(
                 &mut unavailable,
                 format!("source:{}", source.name),
@@ -171,9 +176,21 @@ async fn count_topics(
         )
         .await;
     let reason = match outcome {
-        Ok(StepOutcome::Seen(report)) => match report.get("counts").and_then(|c| c.as_object()) {
-            Some(counts) => return counts.clone(),
-            None => format!("counting reported {report}"),
+        Ok(StepOutcome::Seen(report)) => match serde_json::from_value::<TopicCounts>(report.clone())
+        {
+            Ok(counted) => {
+                for topic in counted.missing {
+                    let reason = format!("the topic does not exist on `{}`", step.kafka());
+                    progress(format!("  UNAVAILABLE topic:{topic}: {reason}"));
+                    unavailable.insert(format!("topic:{topic}"), reason.into());
+                }
+                return counted
+                    .counts
+                    .into_iter()
+                    .map(|(topic, n)| (topic, n.into()))
+                    .collect();
+            }
+            Err(_) => format!("counting reported {report}"),
         },
         Ok(StepOutcome::Unseen(reason)) => format!("{reason}: no topic was counted"),
         Err(error) => format!("cannot read topic offsets: {error}"),
@@ -286,17 +303,30 @@ async fn save_chart_snapshots(endpoint: &str, dir: &Path) -> Result<usize, Strin
     Ok(list.len())
 }
 
-/// What the status of a source says went wrong, if anything.
-fn source_problem(status: &SourceStatus) -> Option<String> {
-    match (status.state, status.failed_attempts, &status.last_error) {
-        (SourceState::Failed, _, error) => Some(format!(
-            "failed: {}",
-            error.as_deref().unwrap_or("no reason given")
+/// What a source's status says about the data it was to publish.
+#[derive(Debug, PartialEq, Eq)]
+enum SourceHealth {
+    Published,
+    /// It published, with failed attempts along the way (a live URL that did not always
+    /// answer): worth recording, yet what it published was seen.
+    PublishedDespite(String),
+    /// It failed, or published nothing: what it was to bring was not seen.
+    Failed(String),
+}
+
+fn source_health(status: &SourceStatus) -> SourceHealth {
+    let last = || status.last_error.as_deref().unwrap_or("no reason given");
+    match (status.state, status.published, status.failed_attempts) {
+        (SourceState::Failed, _, _) => SourceHealth::Failed(format!("failed: {}", last())),
+        (_, 0, 0) => SourceHealth::Failed("published nothing".into()),
+        (_, 0, failures) => SourceHealth::Failed(format!(
+            "published nothing: source unreachable ({failures} failed attempts); last: {}",
+            last()
         )),
-        (_, 0, _) => None,
-        (_, failures, error) => Some(format!(
-            "could not reach its URL: source unreachable ({failures} failed attempts); last: {}",
-            error.as_deref().unwrap_or("no reason given")
+        (_, _, 0) => SourceHealth::Published,
+        (_, published, failures) => SourceHealth::PublishedDespite(format!(
+            "published {published} documents; {failures} attempts failed, last: {}",
+            last()
         )),
     }
 }

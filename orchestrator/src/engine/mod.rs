@@ -91,6 +91,9 @@ pub struct RunContext {
     torn_down: AtomicBool,
     /// Results the run could not see, with the reason; stored with the topic counts.
     unavailable: Mutex<BTreeMap<String, serde_json::Value>>,
+    /// Why the backend cannot show what workloads do (kwok nodes): only then may results be
+    /// unavailable in a run that succeeds.
+    pub simulation: Option<String>,
 }
 
 impl RunContext {
@@ -143,6 +146,26 @@ impl RunContext {
             .lock()
             .expect("unavailable lock")
             .insert(key, reason.into());
+    }
+
+    /// A result a step did not see: on a simulated backend it is listed as unavailable; on a
+    /// real one nothing may pass unseen, so the task fails with the reason.
+    pub fn unseen(&self, key: String, reason: String) -> Result<(), TaskError> {
+        match &self.simulation {
+            Some(_) => {
+                self.unavailable(key, reason);
+                Ok(())
+            }
+            None => Err(TaskError::Failed(format!("{key} was not observed: {reason}"))),
+        }
+    }
+
+    /// Records what happened to an instance of the run, and says so.
+    pub fn event(&self, instance: &str, what: &str) {
+        progress(format!("  {instance}: {what}"));
+        if let Ok(store) = self.store() {
+            self.record("a supervision event", store.add_run_event(&self.id, instance, what));
+        }
     }
 
     fn unavailable_list(&self) -> BTreeMap<String, serde_json::Value> {
@@ -215,6 +238,24 @@ pub async fn run(
         });
     }
 
+    let simulation = match runtime.simulation().await {
+        Ok(simulation) => simulation,
+        Err(error) => {
+            progress(format!(
+                "  WARNING: cannot tell whether {} only simulates workloads ({error}); every \
+                 result must be observed",
+                runtime.backend()
+            ));
+            None
+        }
+    };
+    if let Some(reason) = &simulation {
+        progress(format!(
+            "  SIMULATED: {reason}; results that cannot be seen are listed as unavailable"
+        ));
+        store.set_run_simulated(&id, reason)?;
+    }
+
     let timeout = loaded.workflow.timeout;
     let context = Arc::new(RunContext {
         scope: Scope::Run(id.clone()),
@@ -229,6 +270,7 @@ pub async fn run(
         collected: AtomicBool::new(false),
         torn_down: AtomicBool::new(false),
         unavailable: Mutex::new(BTreeMap::new()),
+        simulation,
     });
     let verdict = schedule::schedule(&context, timeout).await;
 
@@ -238,6 +280,12 @@ pub async fn run(
     }
     tasks::teardown(&context).await;
 
+    // Results are kept by now; what could not be seen fails the run unless the backend
+    // only simulates workloads.
+    let unavailable: Vec<String> = store
+        .run(&id)?
+        .and_then(|r| r.unavailable.as_object().map(|u| u.keys().cloned().collect()))
+        .unwrap_or_default();
     let (state, error) = match (verdict.failure, verdict.rejected) {
         (_, Some(reason)) => (RunState::Cancelled, Some(reason)),
         (Some(error), _) => (RunState::Failed, Some(error)),
@@ -245,26 +293,30 @@ pub async fn run(
             RunState::Cancelled,
             Some("interrupted (SIGINT/SIGTERM)".to_string()),
         ),
+        (None, None) if !unavailable.is_empty() && context.simulation.is_none() => (
+            RunState::Failed,
+            Some(format!(
+                "{} results were not observed: {}",
+                unavailable.len(),
+                unavailable.join(", ")
+            )),
+        ),
         (None, None) => (RunState::Succeeded, None),
     };
     store.set_run_state(&id, state, error.as_deref())?;
     write_summary(&store, &id, &artifacts);
-    let unavailable = store
-        .run(&id)?
-        .and_then(|r| r.unavailable.as_object().map(|u| u.len()))
-        .unwrap_or(0);
+    let simulated = match (&context.simulation, unavailable.len()) {
+        (Some(reason), 0) => format!(" — SIMULATED ({reason})"),
+        (Some(reason), n) => format!(" — SIMULATED ({reason}): {n} results unavailable"),
+        (None, _) => String::new(),
+    };
     progress(format!(
-        "run {id} {}{}{}",
+        "run {id} {}{}{simulated} (weir runs show {id})",
         state.as_str(),
         error
             .as_deref()
             .map(|e| format!(": {e}"))
             .unwrap_or_default(),
-        if unavailable > 0 {
-            format!(" — {unavailable} results unavailable (weir runs show {id})")
-        } else {
-            String::new()
-        }
     ));
     Ok(RunOutcome { id, state, error })
 }

@@ -9,6 +9,7 @@ use weir_topology::template::value_text;
 
 use super::{approval, collect, progress, RunContext, TaskError};
 use crate::runs::Answer;
+use crate::runtime::topics::WaitReport;
 use crate::runtime::{DataStep, ProvisionRequest, Provisioned, RuntimeError, StepOutcome};
 use crate::workflow::{Action, SourceKind, Task, Until};
 
@@ -61,10 +62,10 @@ pub(super) async fn execute(
                     c.topics.join(", "),
                     c.kafka
                 )),
-                StepOutcome::Unseen(reason) => context.unavailable(
+                StepOutcome::Unseen(reason) => context.unseen(
                     format!("create-topics:{}", task.name),
                     format!("{reason}: the topics were not seen to be created"),
-                ),
+                )?,
             }
             Ok(())
         }
@@ -200,17 +201,20 @@ async fn wait_until(
         until.messages
     ));
     match data_step(context, task, &step, deadline).await? {
-        StepOutcome::Seen(report) => progress(format!(
-            "  {}: `{}` holds {} messages",
-            task.name, until.topic, report["count"]
-        )),
-        StepOutcome::Unseen(reason) => context.unavailable(
+        StepOutcome::Seen(report) => match serde_json::from_value::<WaitReport>(report.clone()) {
+            Ok(report) if report.reached => {
+                progress(format!("  {}: {}", task.name, report.held()))
+            }
+            Ok(report) => return Err(failed(report.held())),
+            Err(_) => return Err(failed(format!("the wait reported {report}"))),
+        },
+        StepOutcome::Unseen(reason) => context.unseen(
             format!("wait:{}", task.name),
             format!(
                 "{reason}: `{}` was not seen to hold {} messages",
                 until.topic, until.messages
             ),
-        ),
+        )?,
     }
     Ok(())
 }

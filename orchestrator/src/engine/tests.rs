@@ -30,6 +30,12 @@ struct MemoryRuntime {
     hanging: Vec<String>,
     /// Everything asked of the runtime, in order.
     calls: Mutex<Vec<String>>,
+    /// What it says when asked whether it only simulates workloads.
+    simulation: Option<String>,
+    /// Data-path steps finish without showing anything (as Jobs on kwok nodes do).
+    steps_unseen: bool,
+    /// Topics a count does not find.
+    missing_topics: Vec<String>,
 }
 
 impl MemoryRuntime {
@@ -42,6 +48,16 @@ impl MemoryRuntime {
     fn hanging(name: &str) -> Self {
         Self {
             hanging: vec![name.into()],
+            ..Self::default()
+        }
+    }
+
+    /// Data steps that show nothing, on a backend that does (`simulation`) or does not
+    /// admit to simulating.
+    fn unseen(simulation: Option<&str>) -> Self {
+        Self {
+            simulation: simulation.map(str::to_string),
+            steps_unseen: true,
             ..Self::default()
         }
     }
@@ -59,6 +75,10 @@ impl MemoryRuntime {
 impl Runtime for MemoryRuntime {
     fn backend(&self) -> Backend {
         Backend::Local
+    }
+
+    async fn simulation(&self) -> Result<Option<String>, RuntimeError> {
+        Ok(self.simulation.clone())
     }
 
     async fn open_run(&self, run_id: &str, _workflow: &str) -> Result<(), RuntimeError> {
@@ -140,11 +160,23 @@ impl Runtime for MemoryRuntime {
         _cancel: &CancellationToken,
     ) -> Result<StepOutcome, RuntimeError> {
         self.note(format!("step {label}"));
+        if self.steps_unseen {
+            return Ok(StepOutcome::Unseen("no container ran it".into()));
+        }
         Ok(StepOutcome::Seen(match step {
             DataStep::Count { topics, .. } => serde_json::json!({
-                "counts": topics.iter().map(|t| (t.clone(), 7.into())).collect::<serde_json::Map<_, _>>()
+                "counts": topics
+                    .iter()
+                    .filter(|t| !self.missing_topics.contains(t))
+                    .map(|t| (t.clone(), 7.into()))
+                    .collect::<serde_json::Map<_, _>>(),
+                "missing": self.missing_topics,
             }),
-            DataStep::Wait { messages, .. } => serde_json::json!({ "count": messages }),
+            DataStep::Wait {
+                topic, messages, ..
+            } => serde_json::json!({
+                "topic": topic, "count": messages, "wanted": messages, "reached": true
+            }),
             DataStep::CreateTopics { topics, .. } => serde_json::json!({ "created": topics }),
         }))
     }
@@ -481,4 +513,56 @@ async fn collect_counts_the_run_topics_through_the_runtime_and_keeps_logs() {
     assert_eq!(run.unavailable, serde_json::json!({}));
     let log = harness.home.run_dir("rtest").join("logs/kafka.log");
     assert_eq!(std::fs::read_to_string(log).unwrap(), "log of kafka\n");
+}
+
+const TOPICS_AND_RESULTS: &str = "  - name: kafka\n    provision: { service: kafka, instance: kafka }\n  - name: topics\n    depends: [kafka]\n    create-topics: { kafka: kafka, topics: [a, b] }\n  - name: results\n    depends: [topics]\n    collect: { kafka: kafka }\n";
+
+fn recorded_run(harness: &Harness) -> crate::runs::RunRecord {
+    Store::open(&harness.home.database())
+        .unwrap()
+        .run("rtest")
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_step_that_shows_nothing_fails_its_task_on_a_backend_that_really_runs_workloads() {
+    let harness = Harness::new(MemoryRuntime::unseen(None));
+    let outcome = harness.run(&workflow(TOPICS_AND_RESULTS)).await;
+    assert_eq!(outcome.state, RunState::Failed, "{outcome:?}");
+    assert_eq!(harness.state_of("topics"), "failed");
+    let error = outcome.error.unwrap();
+    assert!(error.contains("no container ran it"), "{error}");
+    assert_eq!(recorded_run(&harness).simulated, None);
+}
+
+#[tokio::test]
+async fn a_simulated_backend_may_leave_results_unavailable_and_the_run_says_it_was_simulated() {
+    let harness = Harness::new(MemoryRuntime::unseen(Some("kwok nodes")));
+    let outcome = harness.run(&workflow(TOPICS_AND_RESULTS)).await;
+    assert_eq!(outcome.state, RunState::Succeeded, "{outcome:?}");
+    let run = recorded_run(&harness);
+    assert_eq!(run.simulated.as_deref(), Some("kwok nodes"));
+    let unavailable = run.unavailable.as_object().unwrap();
+    assert!(unavailable.contains_key("create-topics:topics"), "{unavailable:?}");
+    assert!(unavailable.contains_key("topics"), "{unavailable:?}");
+    assert_eq!(run.topics, serde_json::json!({}));
+}
+
+#[tokio::test]
+async fn a_topic_that_does_not_exist_is_not_counted_as_empty_and_fails_the_run() {
+    let harness = Harness::new(MemoryRuntime {
+        missing_topics: vec!["b".into()],
+        ..MemoryRuntime::default()
+    });
+    let outcome = harness.run(&workflow(TOPICS_AND_RESULTS)).await;
+    assert_eq!(outcome.state, RunState::Failed, "{outcome:?}");
+    let error = outcome.error.unwrap();
+    assert!(error.contains("not observed: topic:b"), "{error}");
+    let run = recorded_run(&harness);
+    assert_eq!(run.topics, serde_json::json!({ "a": 7 }));
+    assert!(run.unavailable["topic:b"]
+        .as_str()
+        .unwrap()
+        .contains("does not exist"));
 }

@@ -6,6 +6,7 @@
 pub mod inventory;
 pub mod kubernetes;
 pub mod local;
+pub mod topics;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -243,6 +244,13 @@ pub trait Runtime: Send + Sync + fmt::Debug {
     /// The Kubernetes namespace a scope's instances live in; `None` where there are none.
     fn namespace(&self, _scope: &Scope) -> Option<String> {
         None
+    }
+
+    /// Why this backend cannot show what its workloads do (nodes that run no container,
+    /// such as kwok's), or `None` where every result comes from something that really ran.
+    /// A run on a simulated backend may end with results unavailable, and says so.
+    async fn simulation(&self) -> Result<Option<String>, RuntimeError> {
+        Ok(None)
     }
 
     /// Prepares the place a run's instances go (a namespace on Kubernetes, labelled with the

@@ -170,6 +170,8 @@ mod tests {
             unavailable: serde_json::json!({}),
             approval_message: None,
             approvals: Vec::new(),
+            simulated: None,
+            events: Vec::new(),
             backend: "kubernetes".into(),
             namespace: Some("weir-r1".into()),
             artifacts: String::new(),

@@ -30,6 +30,22 @@ const NAMESPACE_DELETE_TIMEOUT: Duration = Duration::from_secs(180);
 /// Scheduling and image start-up a Job may take on top of its own deadline.
 const JOB_SLACK: Duration = Duration::from_secs(60);
 
+/// A node whose pods kwok only pretends to run.
+fn is_simulated(node: &k8s_openapi::api::core::v1::Node) -> bool {
+    let annotated = node
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("kwok.x-k8s.io/node"))
+        .is_some_and(|v| v == "fake");
+    let fake_kubelet = node
+        .status
+        .as_ref()
+        .and_then(|s| s.node_info.as_ref())
+        .is_some_and(|info| info.kubelet_version == "fake");
+    annotated || fake_kubelet
+}
+
 /// What the Kubernetes backend needs besides the kubeconfig.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KubeOptions {
@@ -174,6 +190,23 @@ impl Runtime for KubernetesRuntime {
 
     fn namespace(&self, scope: &Scope) -> Option<String> {
         Some(self.namespace_of(scope))
+    }
+
+    async fn simulation(&self) -> Result<Option<String>, RuntimeError> {
+        let nodes = kube::Api::<k8s_openapi::api::core::v1::Node>::all(self.client.clone())
+            .list(&Default::default())
+            .await
+            .map_err(KubeError::api("listing nodes"))?;
+        let (simulated, real): (Vec<_>, Vec<_>) =
+            nodes.items.iter().partition(|node| is_simulated(node));
+        Ok(match (simulated.len(), real.len()) {
+            (_, 0) => Some(format!(
+                "every node of the cluster ({}) is simulated by kwok: no container runs, so \
+                 what the workloads do cannot be seen",
+                simulated.len()
+            )),
+            _ => None,
+        })
     }
 
     async fn open_run(&self, run_id: &str, workflow: &str) -> Result<(), RuntimeError> {

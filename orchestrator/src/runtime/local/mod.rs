@@ -7,7 +7,7 @@ pub mod processes;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
@@ -16,12 +16,10 @@ use super::{
     progress, Backend, DataStep, GcReport, HttpAccess, Instance, InstanceState, ProvisionRequest,
     Provisioned, Runtime, RuntimeError, Scope, StepOutcome,
 };
+use super::topics::{wait_for_messages, WaitError};
 use crate::home::WeirHome;
 use crate::store::{self, InstanceRecord};
 use crate::time::rfc3339;
-
-/// How often a wait for messages reads the topic's offsets.
-const WAIT_POLL: Duration = Duration::from_millis(500);
 
 /// Processes on this machine.
 #[derive(Debug, Clone)]
@@ -241,45 +239,31 @@ impl Runtime for LocalRuntime {
                 .await
                 .expect("counting does not panic")
                 .map_err(RuntimeError::Kafka)?;
-                let counts: serde_json::Map<String, serde_json::Value> =
-                    counts.into_iter().map(|(t, n)| (t, n.into())).collect();
-                Ok(StepOutcome::Seen(serde_json::json!({ "counts": counts })))
+                Ok(StepOutcome::Seen(
+                    serde_json::to_value(counts).expect("counts serialize"),
+                ))
             }
             DataStep::Wait {
                 topic, messages, ..
             } => {
-                let started = Instant::now();
-                let mut last_report = Instant::now();
-                loop {
-                    let (b, t) = (brokers.clone(), topic.clone());
-                    let count = tokio::task::spawn_blocking(move || {
-                        weir_topology::kafka::count_topic(&b, &t)
+                let report =
+                    wait_for_messages(&brokers, &topic, messages, timeout, cancel, |now| {
+                        progress(format!("  {label}: {}", now.held()))
                     })
                     .await
-                    .expect("counting does not panic")
-                    .map_err(RuntimeError::Kafka)?;
-                    if count >= messages {
-                        return Ok(StepOutcome::Seen(
-                            serde_json::json!({ "topic": topic, "count": count, "wanted": messages, "reached": true }),
-                        ));
-                    }
-                    if started.elapsed() >= timeout {
-                        return Err(RuntimeError::Kafka(format!(
-                            "`{topic}` held {count} of the {messages} messages waited for when the time limit passed"
-                        )));
-                    }
-                    if last_report.elapsed() >= Duration::from_secs(10) {
-                        progress(format!(
-                            "  {label}: `{topic}` holds {count} of {messages} messages"
-                        ));
-                        last_report = Instant::now();
-                    }
-                    // Kafka has no notification for "a topic grew": its offsets are read.
-                    tokio::select! {
-                        _ = tokio::time::sleep(WAIT_POLL) => {}
-                        _ = cancel.cancelled() => return Err(RuntimeError::Interrupted),
-                    }
+                    .map_err(|error| match error {
+                        WaitError::Interrupted => RuntimeError::Interrupted,
+                        other => RuntimeError::Kafka(other.to_string()),
+                    })?;
+                if !report.reached {
+                    return Err(RuntimeError::Kafka(format!(
+                        "{} when the time limit passed",
+                        report.held()
+                    )));
                 }
+                Ok(StepOutcome::Seen(
+                    serde_json::to_value(report).expect("reports serialize"),
+                ))
             }
         }
     }
