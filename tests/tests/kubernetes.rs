@@ -149,10 +149,16 @@ fn ci_smoke_on_kubernetes_labels_everything_and_leaves_no_namespace() {
     assert!(log.contains("UNAVAILABLE topics"), "{log}");
     // Only a simulated backend may leave results unseen, and the run says it was one.
     assert!(
-        run["simulated"].as_str().is_some_and(|s| s.contains("kwok")),
+        run["simulated"]
+            .as_str()
+            .is_some_and(|s| s.contains("kwok")),
         "{run}"
     );
-    let last = log.lines().rev().find(|l| l.contains(&format!("run {id} "))).unwrap_or_default();
+    let last = log
+        .lines()
+        .rev()
+        .find(|l| l.contains(&format!("run {id} ")))
+        .unwrap_or_default();
     assert!(last.contains("succeeded — SIMULATED"), "{last}");
     assert_namespace_gone(&namespace, &log);
 }

@@ -306,7 +306,7 @@ tasks:
 }
 
 #[test]
-fn sigint_during_a_run_tears_down() {
+fn sigint_during_a_run_tears_down_and_another_run_cannot_take_its_instances() {
     let home = WeirHomeDir::new();
     let mut run = start_run(
         &home,
@@ -327,12 +327,28 @@ fn sigint_during_a_run_tears_down() {
         .map(|i| i["pid"].as_i64().unwrap() as i32)
         .collect();
     assert_eq!(pids.len(), 5, "zookeeper, kafka, charts, topology, replay");
+    let first = only_run(&home)["id"].as_str().unwrap().to_string();
+
+    // A second run naming the same instances may not use what the first one will tear down.
+    let second = home.run(&["run", &shipped_workflow("ci-smoke.yaml")]);
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("instance `smoke-kafka` belongs to run {first}")),
+        "{stderr}"
+    );
+    assert!(
+        pids.iter().all(|&pid| alive(pid)),
+        "the first run's instances stay"
+    );
+
     // SAFETY: signalling our own child.
     unsafe {
         libc::kill(run.id() as i32, libc::SIGINT);
     }
     assert!(!wait_exit(&mut run, Duration::from_secs(60)).success());
-    let cancelled = only_run(&home);
+    let cancelled: Value =
+        serde_json::from_str(&home.ok(&["runs", "show", &first, "--json"])).unwrap();
     assert_eq!(cancelled["state"], "cancelled");
     assert!(
         cancelled["topics"]["smoke-raw"].as_i64().is_some(),
@@ -414,7 +430,10 @@ fn an_unreachable_source_is_reported_not_replaced() {
     let report = run["unavailable"]["source:bitcoin-source-1"]
         .as_str()
         .unwrap_or_else(|| panic!("{run}"));
-    assert!(report.contains("published nothing: source unreachable"), "{report}");
+    assert!(
+        report.contains("published nothing: source unreachable"),
+        "{report}"
+    );
     // Nothing of what the source was to bring was seen: the run does not pass for success.
     assert!(!output.status.success(), "{stderr}");
     assert_eq!(run["state"], "failed", "{run}");
@@ -423,6 +442,9 @@ fn an_unreachable_source_is_reported_not_replaced() {
         error.contains("not observed") && error.contains("source:bitcoin-source-1"),
         "{error}"
     );
-    assert!(stderr.contains("UNAVAILABLE source:bitcoin-source-1"), "{stderr}");
+    assert!(
+        stderr.contains("UNAVAILABLE source:bitcoin-source-1"),
+        "{stderr}"
+    );
     assert_nothing_left(&home);
 }

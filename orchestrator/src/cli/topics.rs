@@ -12,8 +12,8 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use weir::runtime::topics::wait_for_messages;
 use super::{parse_duration, runtime};
+use weir::runtime::topics::wait_for_messages;
 
 #[derive(Debug, Subcommand)]
 pub enum TopicsCommand {

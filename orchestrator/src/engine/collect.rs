@@ -72,11 +72,9 @@ pub(super) async fn collect(context: &RunContext, kafka: Option<&str>, drain: bo
             Ok(status) => match source_health(&status) {
                 SourceHealth::Published => {}
                 SourceHealth::PublishedDespite(trouble) => context.event(&source.name, &trouble),
-                SourceHealth::Failed(problem) => missing(
-                    &mut unavailable,
-                    format!("source:{}", source.name),
-                    problem,
-                ),
+                SourceHealth::Failed(problem) => {
+                    missing(&mut unavailable, format!("source:{}", source.name), problem)
+                }
             },
             Err(reason) => missing(
                 &mut unavailable,
@@ -176,22 +174,23 @@ async fn count_topics(
         )
         .await;
     let reason = match outcome {
-        Ok(StepOutcome::Seen(report)) => match serde_json::from_value::<TopicCounts>(report.clone())
-        {
-            Ok(counted) => {
-                for topic in counted.missing {
-                    let reason = format!("the topic does not exist on `{}`", step.kafka());
-                    progress(format!("  UNAVAILABLE topic:{topic}: {reason}"));
-                    unavailable.insert(format!("topic:{topic}"), reason.into());
+        Ok(StepOutcome::Seen(report)) => {
+            match serde_json::from_value::<TopicCounts>(report.clone()) {
+                Ok(counted) => {
+                    for topic in counted.missing {
+                        let reason = format!("the topic does not exist on `{}`", step.kafka());
+                        progress(format!("  UNAVAILABLE topic:{topic}: {reason}"));
+                        unavailable.insert(format!("topic:{topic}"), reason.into());
+                    }
+                    return counted
+                        .counts
+                        .into_iter()
+                        .map(|(topic, n)| (topic, n.into()))
+                        .collect();
                 }
-                return counted
-                    .counts
-                    .into_iter()
-                    .map(|(topic, n)| (topic, n.into()))
-                    .collect();
+                Err(_) => format!("counting reported {report}"),
             }
-            Err(_) => format!("counting reported {report}"),
-        },
+        }
         Ok(StepOutcome::Unseen(reason)) => format!("{reason}: no topic was counted"),
         Err(error) => format!("cannot read topic offsets: {error}"),
     };

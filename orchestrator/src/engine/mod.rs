@@ -156,7 +156,9 @@ impl RunContext {
                 self.unavailable(key, reason);
                 Ok(())
             }
-            None => Err(TaskError::Failed(format!("{key} was not observed: {reason}"))),
+            None => Err(TaskError::Failed(format!(
+                "{key} was not observed: {reason}"
+            ))),
         }
     }
 
@@ -164,7 +166,10 @@ impl RunContext {
     pub fn event(&self, instance: &str, what: &str) {
         progress(format!("  {instance}: {what}"));
         if let Ok(store) = self.store() {
-            self.record("a supervision event", store.add_run_event(&self.id, instance, what));
+            self.record(
+                "a supervision event",
+                store.add_run_event(&self.id, instance, what),
+            );
         }
     }
 
@@ -284,7 +289,11 @@ pub async fn run(
     // only simulates workloads.
     let unavailable: Vec<String> = store
         .run(&id)?
-        .and_then(|r| r.unavailable.as_object().map(|u| u.keys().cloned().collect()))
+        .and_then(|r| {
+            r.unavailable
+                .as_object()
+                .map(|u| u.keys().cloned().collect())
+        })
         .unwrap_or_default();
     let (state, error) = match (verdict.failure, verdict.rejected) {
         (_, Some(reason)) => (RunState::Cancelled, Some(reason)),

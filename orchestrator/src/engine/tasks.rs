@@ -202,9 +202,7 @@ async fn wait_until(
     ));
     match data_step(context, task, &step, deadline).await? {
         StepOutcome::Seen(report) => match serde_json::from_value::<WaitReport>(report.clone()) {
-            Ok(report) if report.reached => {
-                progress(format!("  {}: {}", task.name, report.held()))
-            }
+            Ok(report) if report.reached => progress(format!("  {}: {}", task.name, report.held())),
             Ok(report) => return Err(failed(report.held())),
             Err(_) => return Err(failed(format!("the wait reported {report}"))),
         },

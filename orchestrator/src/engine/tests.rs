@@ -544,7 +544,10 @@ async fn a_simulated_backend_may_leave_results_unavailable_and_the_run_says_it_w
     let run = recorded_run(&harness);
     assert_eq!(run.simulated.as_deref(), Some("kwok nodes"));
     let unavailable = run.unavailable.as_object().unwrap();
-    assert!(unavailable.contains_key("create-topics:topics"), "{unavailable:?}");
+    assert!(
+        unavailable.contains_key("create-topics:topics"),
+        "{unavailable:?}"
+    );
     assert!(unavailable.contains_key("topics"), "{unavailable:?}");
     assert_eq!(run.topics, serde_json::json!({}));
 }

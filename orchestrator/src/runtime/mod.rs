@@ -320,6 +320,8 @@ pub enum RuntimeError {
     NoKafka(String),
     #[error("an instance named `{name}` exists but is {what}; choose another name or `weir down {name}`")]
     NameInUse { name: String, what: String },
+    #[error("instance `{name}` belongs to run {run}, which stops it when it ends; a run reuses only instances started with `weir up` and its own. Choose another instance name (e.g. `--set kafka_instance_name=...`), or `weir gc` if run {run} is gone")]
+    OwnedByAnotherRun { name: String, run: String },
     #[error("`{name}` is used by {users}; stop those first, or use `weir down --all`")]
     InUse { name: String, users: String },
     #[error(transparent)]

@@ -12,11 +12,11 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use self::processes::{LocalProcesses, UpRequest};
+use super::topics::{wait_for_messages, WaitError};
 use super::{
     progress, Backend, DataStep, GcReport, HttpAccess, Instance, InstanceState, ProvisionRequest,
     Provisioned, Runtime, RuntimeError, Scope, StepOutcome,
 };
-use super::topics::{wait_for_messages, WaitError};
 use crate::home::WeirHome;
 use crate::store::{self, InstanceRecord};
 use crate::time::rfc3339;
@@ -118,13 +118,20 @@ impl Runtime for LocalRuntime {
     }
 
     async fn provision(&self, request: ProvisionRequest) -> Result<Provisioned, RuntimeError> {
-        if let (Scope::Run(_), Some(name)) = (&request.scope, &request.name) {
+        if let (Scope::Run(run), Some(name)) = (&request.scope, &request.name) {
             if let Some(existing) = self
                 .instances(None)
                 .await?
                 .into_iter()
                 .find(|i| &i.name == name)
             {
+                // Another run tears down what it started, whoever uses it by then.
+                if let Some(owner) = existing.run.as_deref().filter(|owner| owner != run) {
+                    return Err(RuntimeError::OwnedByAnotherRun {
+                        name: name.clone(),
+                        run: owner.into(),
+                    });
+                }
                 if existing.service == request.service && existing.state == InstanceState::Running {
                     progress(format!(
                         "  reusing running {} instance `{name}`",
