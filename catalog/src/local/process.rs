@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// How to start a process.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProcessSpec {
     pub program: PathBuf,
     pub args: Vec<String>,
@@ -227,6 +227,37 @@ pub fn start_time(pid: i32) -> Option<u64> {
 /// True when the process `pid` is alive and is the one that started at `started`.
 pub fn is_same_process(pid: i32, started: Option<u64>) -> bool {
     alive(pid) && (started.is_none() || start_time(pid) == started)
+}
+
+/// How a child of this process that has ended did so ("killed by SIGKILL", "exited with
+/// status 1"), reaping it; `None` while it runs or when it is not a child of this process.
+pub fn reap(pid: i32) -> Option<String> {
+    if pid <= 0 {
+        return None;
+    }
+    let mut status = 0;
+    // SAFETY: waitpid writes only to `status`; WNOHANG never blocks.
+    let reaped = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+    if reaped != pid {
+        return None;
+    }
+    Some(if libc::WIFSIGNALED(status) {
+        let signal = libc::WTERMSIG(status);
+        format!("killed by {}", signal_name(signal))
+    } else {
+        format!("exited with status {}", libc::WEXITSTATUS(status))
+    })
+}
+
+fn signal_name(signal: i32) -> String {
+    match signal {
+        libc::SIGKILL => "SIGKILL".into(),
+        libc::SIGTERM => "SIGTERM".into(),
+        libc::SIGINT => "SIGINT".into(),
+        libc::SIGSEGV => "SIGSEGV".into(),
+        libc::SIGABRT => "SIGABRT".into(),
+        other => format!("signal {other}"),
+    }
 }
 
 /// True when `pid` exists and is not a zombie.

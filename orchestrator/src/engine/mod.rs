@@ -10,6 +10,7 @@
 mod approval;
 mod collect;
 mod schedule;
+mod supervise;
 mod tasks;
 #[cfg(test)]
 mod tests;
@@ -27,7 +28,7 @@ use crate::runs::{NewRun, RunState};
 pub use crate::runtime::progress;
 use crate::runtime::{Runtime, Scope};
 use crate::store::{Store, StoreError};
-use crate::workflow::LoadedWorkflow;
+use crate::workflow::{LoadedWorkflow, RestartPolicy};
 
 /// Errors that keep a run from being recorded at all. Task failures are not errors here:
 /// they end the run as `failed`.
@@ -94,6 +95,10 @@ pub struct RunContext {
     /// Why the backend cannot show what workloads do (kwok nodes): only then may results be
     /// unavailable in a run that succeeds.
     pub simulation: Option<String>,
+    /// Instances the run started and watches, with the policy for their death.
+    supervised: Mutex<BTreeMap<String, supervise::Supervised>>,
+    /// Why supervision failed the run, if it did.
+    supervision_failure: Mutex<Option<String>>,
 }
 
 impl RunContext {
@@ -160,6 +165,35 @@ impl RunContext {
                 "{key} was not observed: {reason}"
             ))),
         }
+    }
+
+    /// Watches an instance the run started; its death is handled by `policy`.
+    pub fn supervise(&self, instance: &str, task: &str, policy: Option<RestartPolicy>) {
+        self.supervised.lock().expect("supervised lock").insert(
+            instance.into(),
+            supervise::Supervised {
+                task: task.into(),
+                policy,
+            },
+        );
+    }
+
+    fn supervised(&self, instance: &str) -> Option<supervise::Supervised> {
+        self.supervised
+            .lock()
+            .expect("supervised lock")
+            .get(instance)
+            .cloned()
+    }
+
+    /// Fails the run from outside its tasks (an instance died), and stops it.
+    fn fail(&self, reason: String) {
+        progress(format!("  RUN FAILS: {reason}"));
+        self.supervision_failure
+            .lock()
+            .expect("supervision lock")
+            .get_or_insert(reason);
+        self.cancel.cancel();
     }
 
     /// Records what happened to an instance of the run, and says so.
@@ -276,8 +310,17 @@ pub async fn run(
         torn_down: AtomicBool::new(false),
         unavailable: Mutex::new(BTreeMap::new()),
         simulation,
+        supervised: Mutex::new(BTreeMap::new()),
+        supervision_failure: Mutex::new(None),
     });
+    let supervisor = tokio::spawn(supervise::supervise(context.clone()));
     let verdict = schedule::schedule(&context, timeout).await;
+    supervisor.abort();
+    let supervision_failure = context
+        .supervision_failure
+        .lock()
+        .expect("supervision lock")
+        .clone();
 
     // Results first, then teardown — whatever happened above.
     if !context.collected.load(Ordering::SeqCst) {
@@ -295,7 +338,7 @@ pub async fn run(
                 .map(|u| u.keys().cloned().collect())
         })
         .unwrap_or_default();
-    let (state, error) = match (verdict.failure, verdict.rejected) {
+    let (state, error) = match (supervision_failure.or(verdict.failure), verdict.rejected) {
         (_, Some(reason)) => (RunState::Cancelled, Some(reason)),
         (Some(error), _) => (RunState::Failed, Some(error)),
         (None, None) if context.interrupt.is_cancelled() => (

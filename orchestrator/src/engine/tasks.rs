@@ -46,7 +46,7 @@ pub(super) async fn execute(
                 .iter()
                 .map(|(k, v)| (k.clone(), value_text(v)))
                 .collect();
-            provision(context, &p.service, &p.instance, params, deadline).await
+            provision(context, task, &p.service, &p.instance, params, deadline).await
         }
         Action::CreateTopics(c) => {
             let step = DataStep::CreateTopics {
@@ -102,7 +102,7 @@ pub(super) async fn execute(
                 }
             };
             context.note_topics([s.topic.clone()]);
-            provision(context, service, &s.instance, params, deadline).await
+            provision(context, task, service, &s.instance, params, deadline).await
         }
         Action::SubmitTopology(t) => {
             let file = context.loaded.resolve_path(&t.file);
@@ -124,7 +124,15 @@ pub(super) async fn execute(
                 let text = serde_json::to_string(&mapping).expect("strings serialize");
                 params.push(("params".into(), text));
             }
-            provision(context, "topology-runner", &t.instance, params, deadline).await?;
+            provision(
+                context,
+                task,
+                "topology-runner",
+                &t.instance,
+                params,
+                deadline,
+            )
+            .await?;
             context.note_topology(&t.instance);
             Ok(())
         }
@@ -239,6 +247,7 @@ async fn data_step(
 /// Starts an instance for the run, or reuses a running one of the same name and service.
 async fn provision(
     context: &RunContext,
+    task: &Task,
     service: &str,
     instance: &str,
     params: Vec<(String, String)>,
@@ -257,7 +266,12 @@ async fn provision(
         .await
         .map_err(|e| runtime_failed(context, e))?;
     let instances = match &provisioned {
-        Provisioned::Started(started) => started.clone(),
+        Provisioned::Started(started) => {
+            for instance in started {
+                context.supervise(&instance.name, &task.name, task.restart);
+            }
+            started.clone()
+        }
         Provisioned::Reused(instance) => vec![instance.clone()],
     };
     for charts in instances.iter().filter(|i| i.service == "chart-server") {

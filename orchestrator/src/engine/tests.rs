@@ -117,12 +117,30 @@ impl Runtime for MemoryRuntime {
             log: String::new(),
             started: None,
             uses: Vec::new(),
+            exit: None,
         };
         self.instances
             .lock()
             .unwrap()
             .insert(name, instance.clone());
         Ok(Provisioned::Started(vec![instance]))
+    }
+
+    async fn restart(
+        &self,
+        _scope: &Scope,
+        name: &str,
+        _ready_timeout: Duration,
+        _cancel: &CancellationToken,
+    ) -> Result<Instance, RuntimeError> {
+        self.note(format!("restart {name}"));
+        let mut instances = self.instances.lock().unwrap();
+        let instance = instances
+            .get_mut(name)
+            .ok_or_else(|| RuntimeError::NoSuchInstance(name.into()))?;
+        instance.state = InstanceState::Running;
+        instance.exit = None;
+        Ok(instance.clone())
     }
 
     async fn stop(&self, _scope: &Scope, name: &str) -> Result<Vec<String>, RuntimeError> {
@@ -568,4 +586,87 @@ async fn a_topic_that_does_not_exist_is_not_counted_as_empty_and_fails_the_run()
         .as_str()
         .unwrap()
         .contains("does not exist"));
+}
+
+impl Harness {
+    /// Kills `name` once it has been provisioned, as a SIGKILL would.
+    fn kill_when_started(&self, name: &'static str) -> tokio::task::JoinHandle<()> {
+        let runtime = self.runtime.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Some(instance) = runtime.instances.lock().unwrap().get_mut(name) {
+                    instance.state = InstanceState::Dead;
+                    instance.exit = Some("killed by SIGKILL".into());
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_dead_instance_whose_task_declares_restart_is_started_again_and_the_run_records_it() {
+    let harness = Harness::new(MemoryRuntime::default());
+    let killer = harness.kill_when_started("kafka");
+    let outcome = harness
+        .run(&workflow(
+            "  - name: kafka\n    restart: { limit: 2, backoff: 10ms }\n    provision: { service: kafka, instance: kafka }\n  - name: run\n    depends: [kafka]\n    wait: { duration: 3s }\n",
+        ))
+        .await;
+    killer.await.unwrap();
+    assert_eq!(outcome.state, RunState::Succeeded, "{outcome:?}");
+    assert!(harness
+        .runtime
+        .calls()
+        .contains(&"restart kafka".to_string()));
+    let events: Vec<String> = recorded_run(&harness)
+        .events
+        .into_iter()
+        .map(|e| format!("{}: {}", e.instance, e.what))
+        .collect();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0], "kafka: died (killed by SIGKILL)");
+    assert!(
+        events[1].starts_with("kafka: restarted (1 of 2 allowed"),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_dead_instance_without_a_restart_policy_fails_the_run_naming_it() {
+    let harness = Harness::new(MemoryRuntime::default());
+    let killer = harness.kill_when_started("kafka");
+    let outcome = harness
+        .run(&workflow(
+            "  - name: kafka\n    provision: { service: kafka, instance: kafka }\n  - name: run\n    depends: [kafka]\n    wait: { duration: 10s }\n",
+        ))
+        .await;
+    killer.await.unwrap();
+    assert_eq!(outcome.state, RunState::Failed, "{outcome:?}");
+    let error = outcome.error.unwrap();
+    assert!(
+        error.starts_with("kafka `kafka` (started by task `kafka`) died (killed by SIGKILL)"),
+        "{error}"
+    );
+    assert!(
+        error.contains("log of kafka"),
+        "the end of its log: {error}"
+    );
+    assert_eq!(harness.state_of("run"), "cancelled");
+    assert!(!harness
+        .runtime
+        .calls()
+        .contains(&"restart kafka".to_string()));
+}
+
+#[test]
+fn restart_backoff_doubles_up_to_thirty_seconds() {
+    let policy = crate::workflow::RestartPolicy {
+        limit: 50,
+        backoff: Duration::from_secs(1),
+    };
+    assert_eq!(policy.pause(0), Duration::from_secs(1));
+    assert_eq!(policy.pause(3), Duration::from_secs(8));
+    assert_eq!(policy.pause(40), Duration::from_secs(30));
 }

@@ -102,5 +102,6 @@ fn cluster_instance(record: ClusterInstanceRecord, live: Option<&Live>) -> Insta
         log: String::new(),
         started: Some(crate::time::rfc3339(record.created_at)),
         uses: Vec::new(),
+        exit: None,
     }
 }

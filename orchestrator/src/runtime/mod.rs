@@ -140,6 +140,9 @@ pub struct Instance {
     /// RFC 3339, when known.
     pub started: Option<String>,
     pub uses: Vec<String>,
+    /// How its process ended ("killed by SIGKILL"), when it is dead and that is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit: Option<String>,
 }
 
 /// A data-path step: what a workflow asks of Kafka. A runtime runs it where it can reach the
@@ -262,6 +265,21 @@ pub trait Runtime: Send + Sync + fmt::Debug {
     /// failure everything this call started is removed again.
     async fn provision(&self, request: ProvisionRequest) -> Result<Provisioned, RuntimeError>;
 
+    /// Starts a dead instance again as it was (same ports and data), and waits until it is
+    /// ready. Backends that restart their workloads themselves refuse.
+    async fn restart(
+        &self,
+        _scope: &Scope,
+        name: &str,
+        _ready_timeout: Duration,
+        _cancel: &CancellationToken,
+    ) -> Result<Instance, RuntimeError> {
+        Err(RuntimeError::CannotRestart {
+            name: name.into(),
+            backend: self.backend(),
+        })
+    }
+
     /// Stops one instance (and the dependencies it started itself). Returns the names stopped.
     async fn stop(&self, scope: &Scope, name: &str) -> Result<Vec<String>, RuntimeError>;
 
@@ -322,6 +340,8 @@ pub enum RuntimeError {
     NameInUse { name: String, what: String },
     #[error("instance `{name}` belongs to run {run}, which stops it when it ends; a run reuses only instances started with `weir up` and its own. Choose another instance name (e.g. `--set kafka_instance_name=...`), or `weir gc` if run {run} is gone")]
     OwnedByAnotherRun { name: String, run: String },
+    #[error("`{name}` cannot be restarted by Weir on {backend}: the backend restarts its workloads itself")]
+    CannotRestart { name: String, backend: Backend },
     #[error("`{name}` is used by {users}; stop those first, or use `weir down --all`")]
     InUse { name: String, users: String },
     #[error(transparent)]

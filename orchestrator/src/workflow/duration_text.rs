@@ -28,3 +28,18 @@ pub fn serialize<S: Serializer>(value: &Option<Duration>, s: S) -> Result<S::Ok,
         None => s.serialize_none(),
     }
 }
+
+/// The same, for a duration that is always present once defaults apply.
+pub mod required {
+    use std::time::Duration;
+
+    use serde::{Deserializer, Serializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        super::deserialize(d)?.ok_or_else(|| serde::de::Error::custom("a duration is needed"))
+    }
+
+    pub fn serialize<S: Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        super::serialize(&Some(*value), s)
+    }
+}

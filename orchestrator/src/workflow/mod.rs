@@ -83,6 +83,41 @@ pub enum OnFailure {
     Pause,
 }
 
+/// What happens when an instance a task started dies while the run goes on: it is started
+/// again as it was (same ports and data), at most `limit` times, after `backoff` (doubled for
+/// each further restart, at most 30 s). Without it a death fails the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestartPolicy {
+    /// Restarts allowed over the run (default 3).
+    #[serde(default = "RestartPolicy::default_limit")]
+    pub limit: u32,
+    /// Pause before the first restart (default `1s`).
+    #[serde(
+        default = "RestartPolicy::default_backoff",
+        with = "duration_text::required"
+    )]
+    #[schemars(with = "task::DurationText")]
+    pub backoff: Duration,
+}
+
+impl RestartPolicy {
+    fn default_limit() -> u32 {
+        3
+    }
+
+    fn default_backoff() -> Duration {
+        Duration::from_secs(1)
+    }
+
+    /// The pause before restart number `n` (from 0): the backoff doubled `n` times, at most 30 s.
+    pub fn pause(&self, n: u32) -> Duration {
+        self.backoff
+            .saturating_mul(1u32.checked_shl(n).unwrap_or(u32::MAX))
+            .min(Duration::from_secs(30))
+    }
+}
+
 /// Start a catalog service instance, or reuse a running one of the same name.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     condition_text, duration_text, Approval, Collect, CreateTopics, OnFailure, Provision,
-    StartSource, SubmitTopology, Teardown, Wait,
+    RestartPolicy, StartSource, SubmitTopology, Teardown, Wait,
 };
 
 /// One task of the graph.
@@ -30,6 +30,8 @@ pub struct Task {
     #[serde(serialize_with = "duration_text::serialize")]
     pub timeout: Option<Duration>,
     pub on_failure: OnFailure,
+    /// What a death of an instance it started does (tasks that start instances only).
+    pub restart: Option<RestartPolicy>,
     #[serde(flatten)]
     pub action: Action,
 }
@@ -97,6 +99,10 @@ struct TaskFile {
     /// What a failure (after the retries) does to the run.
     #[serde(default)]
     on_failure: OnFailure,
+    /// Start an instance this task started again when it dies during the run (e.g.
+    /// `restart: { limit: 3, backoff: 2s }`); without it, its death fails the run.
+    #[serde(default)]
+    restart: Option<RestartPolicy>,
 
     provision: Option<Provision>,
     create_topics: Option<CreateTopics>,
@@ -169,6 +175,17 @@ impl TryFrom<TaskFile> for Task {
                 ));
             }
         };
+        let starts_instances = matches!(
+            action,
+            Action::Provision(_) | Action::StartSource(_) | Action::SubmitTopology(_)
+        );
+        if file.restart.is_some() && !starts_instances {
+            return Err(format!(
+                "task `{}` starts no instance, so it has nothing to restart; `restart` goes on \
+                 provision, start-source and submit-topology tasks",
+                file.name
+            ));
+        }
         Ok(Task {
             name: file.name,
             depends: file.depends,
@@ -177,6 +194,7 @@ impl TryFrom<TaskFile> for Task {
             retry_delay: file.retry_delay,
             timeout: file.timeout,
             on_failure: file.on_failure,
+            restart: file.restart,
             action,
         })
     }

@@ -172,3 +172,34 @@ fn graph_problems_are_reported() {
         "{err}"
     );
 }
+
+#[test]
+fn restart_is_declared_on_tasks_that_start_instances_with_defaults() {
+    let text = "name: w\ntasks:\n  - name: kafka\n    restart: {}\n    provision: { service: kafka, instance: k }\n  - name: runner\n    restart: { limit: 5, backoff: 250ms }\n    provision: { service: kafka, instance: k2 }\n";
+    let loaded = load(text, &[]).unwrap();
+    let tasks = &loaded.workflow.tasks;
+    assert_eq!(
+        tasks[0].restart,
+        Some(RestartPolicy {
+            limit: 3,
+            backoff: Duration::from_secs(1)
+        })
+    );
+    assert_eq!(
+        tasks[1].restart,
+        Some(RestartPolicy {
+            limit: 5,
+            backoff: Duration::from_millis(250)
+        })
+    );
+    let misplaced = load(
+        "name: w\ntasks:\n  - name: idle\n    restart: { limit: 1 }\n    wait: { duration: 1s }\n",
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        misplaced.contains("task `idle` starts no instance, so it has nothing to restart"),
+        "{misplaced}"
+    );
+}

@@ -139,6 +139,7 @@ impl KubernetesRuntime {
             log: String::new(),
             started: None,
             uses: Vec::new(),
+            exit: None,
         }
     }
 

@@ -79,6 +79,11 @@ impl LocalRuntime {
 }
 
 fn instance_of(record: InstanceRecord, alive: bool) -> Instance {
+    // A dead child of this process is reaped here, which tells how it ended.
+    let exit = match (alive, record.pid) {
+        (false, Some(pid)) => weir_catalog::local::process::reap(pid),
+        _ => None,
+    };
     let state = match record.state {
         _ if !alive && record.pid.is_some() => InstanceState::Dead,
         store::InstanceState::Starting => InstanceState::Starting,
@@ -97,6 +102,7 @@ fn instance_of(record: InstanceRecord, alive: bool) -> Instance {
         log: record.log_path,
         started: Some(rfc3339(record.created_at)),
         uses: record.uses,
+        exit,
     }
 }
 
@@ -170,6 +176,32 @@ impl Runtime for LocalRuntime {
             Ok(records) => Ok(Provisioned::Started(
                 records.into_iter().map(|r| instance_of(r, true)).collect(),
             )),
+            Err(_) if interrupt.load(Ordering::SeqCst) => Err(RuntimeError::Interrupted),
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn restart(
+        &self,
+        _scope: &Scope,
+        name: &str,
+        ready_timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<Instance, RuntimeError> {
+        let interrupt = Arc::new(AtomicBool::new(false));
+        let (flag, name) = (interrupt.clone(), name.to_string());
+        let mut work = std::pin::pin!(self.blocking(move |processes| {
+            processes.with_interrupt(flag).restart(&name, ready_timeout)
+        }));
+        let restarted = tokio::select! {
+            result = &mut work => result,
+            _ = cancel.cancelled() => {
+                interrupt.store(true, Ordering::SeqCst);
+                work.await
+            }
+        };
+        match restarted {
+            Ok(record) => Ok(instance_of(record, true)),
             Err(_) if interrupt.load(Ordering::SeqCst) => Err(RuntimeError::Interrupted),
             Err(error) => Err(error),
         }

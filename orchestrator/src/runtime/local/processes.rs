@@ -22,6 +22,9 @@ use crate::runtime::{GcReport, NotReady, RuntimeError, Scope};
 use crate::store::{InstanceRecord, InstanceState, Store};
 use crate::time::now_unix;
 
+/// The file in an instance's directory holding how its process was started.
+const PROCESS_SPEC_FILE: &str = "process.json";
+
 /// A request to start one service instance.
 #[derive(Debug, Clone)]
 pub struct UpRequest {
@@ -252,13 +255,38 @@ impl LocalProcesses {
         for step in &service.pre_start {
             run_to_completion(&record.name, step)?;
         }
+        // Kept so that supervision can start the same process again (same ports, same data).
+        let spec_path = dir.join(PROCESS_SPEC_FILE);
+        let spec_text = serde_json::to_string_pretty(&service.process).expect("specs serialize");
+        std::fs::write(&spec_path, spec_text).map_err(|source| RuntimeError::Io {
+            path: spec_path,
+            source,
+        })?;
         progress(format!("starting {} `{}`...", definition.name, record.name));
+        self.spawn_until_ready(
+            definition,
+            record,
+            &service.process,
+            main_port,
+            ready_timeout,
+        )
+    }
+
+    /// Starts the instance's process and waits until it is ready; the record follows (pid,
+    /// log, state). A process that does not become ready is stopped again.
+    fn spawn_until_ready(
+        &self,
+        definition: &ServiceDefinition,
+        record: &mut InstanceRecord,
+        spec: &process::ProcessSpec,
+        main_port: Option<u16>,
+        ready_timeout: Duration,
+    ) -> Result<(), RuntimeError> {
         let started_at = Instant::now();
-        let mut process =
-            ManagedProcess::spawn(&record.name, &service.process, Lifetime::Detached)?;
+        let mut process = ManagedProcess::spawn(&record.name, spec, Lifetime::Detached)?;
         record.pid = Some(process.pid() as i32);
         record.pid_start_time = start_time(process.pid() as i32);
-        record.log_path = service.process.log_path.display().to_string();
+        record.log_path = spec.log_path.display().to_string();
         self.store.update_instance(record)?;
         let outcome = wait_ready(
             definition,
@@ -296,6 +324,46 @@ impl LocalProcesses {
                 })))
             }
         }
+    }
+
+    /// Starts a dead instance's process again, as it was first started: same command, ports
+    /// and data directory. Returns the record once it is ready again.
+    pub fn restart(
+        &self,
+        name: &str,
+        ready_timeout: Duration,
+    ) -> Result<InstanceRecord, RuntimeError> {
+        let mut record = self
+            .store
+            .instance(name)?
+            .ok_or_else(|| RuntimeError::NoSuchInstance(name.into()))?;
+        let definition = catalog::find(&record.service)
+            .ok_or_else(|| RuntimeError::UnknownService(record.service.clone()))?;
+        if let Some(pid) = record.pid {
+            // What is left of the old process group goes first: it may hold the ports.
+            process::stop_group(pid, Duration::from_secs(5));
+        }
+        let spec_path = Path::new(&record.dir).join(PROCESS_SPEC_FILE);
+        let spec: process::ProcessSpec = std::fs::read_to_string(&spec_path)
+            .map_err(|source| RuntimeError::Io {
+                path: spec_path.clone(),
+                source,
+            })
+            .and_then(|text| {
+                serde_json::from_str(&text).map_err(|e| RuntimeError::Io {
+                    path: spec_path.clone(),
+                    source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+                })
+            })?;
+        let main_port = record
+            .endpoint
+            .rsplit_once(':')
+            .and_then(|(_, port)| port.parse().ok());
+        record.state = InstanceState::Starting;
+        progress(format!("restarting {} `{}`...", record.service, name));
+        self.spawn_until_ready(&definition, &mut record, &spec, main_port, ready_timeout)?;
+        self.store.update_instance(&record)?;
+        Ok(record)
     }
 
     fn free_name(&self, service: &str) -> Result<String, RuntimeError> {

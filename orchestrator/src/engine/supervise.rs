@@ -1,0 +1,132 @@
+//! Supervision: while a run goes on, the instances its tasks started are watched. A death is
+//! noticed within about a second, recorded with how the process ended and the end of its log,
+//! and handled by the policy of the task that started it: started again (bounded, with
+//! backoff), or the run fails naming it. Watching ends when results are being kept, since
+//! sources are then stopped on purpose.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{RunContext, TaskError};
+use crate::runtime::{Instance, InstanceState};
+use crate::workflow::RestartPolicy;
+
+/// How often the run's instances are looked at.
+const WATCH_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a restarted instance may take to be ready again.
+const RESTART_READY_TIMEOUT: Duration = Duration::from_secs(120);
+/// Log lines kept with a death.
+const TAIL_LINES: usize = 15;
+
+/// An instance the run started, with the policy of the task that started it.
+#[derive(Debug, Clone)]
+pub struct Supervised {
+    pub task: String,
+    pub policy: Option<RestartPolicy>,
+}
+
+/// Watches until the run stops or its results are being kept. A death that its policy does
+/// not cover (or whose restarts fail) fails the run and cancels it.
+pub(super) async fn supervise(context: Arc<RunContext>) {
+    let mut restarts: BTreeMap<String, u32> = BTreeMap::new();
+    loop {
+        if context.sleep(WATCH_INTERVAL).await.is_err() || context.collected.load(Ordering::SeqCst)
+        {
+            return;
+        }
+        let Ok(instances) = context.runtime.instances(Some(&context.scope)).await else {
+            continue;
+        };
+        for dead in instances.iter().filter(|i| i.state == InstanceState::Dead) {
+            let Some(watched) = context.supervised(&dead.name) else {
+                continue;
+            };
+            if context.collected.load(Ordering::SeqCst) {
+                return;
+            }
+            let done = restarts.entry(dead.name.clone()).or_default();
+            if let Err(failure) = handle_death(&context, dead, &watched, done).await {
+                if let TaskError::Failed(reason) = failure {
+                    context.fail(reason);
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Records a death and restarts the instance if its policy allows another restart.
+async fn handle_death(
+    context: &RunContext,
+    dead: &Instance,
+    watched: &Supervised,
+    restarts: &mut u32,
+) -> Result<(), TaskError> {
+    let how = dead.exit.as_deref().unwrap_or("its process is gone");
+    context.event(&dead.name, &format!("died ({how})"));
+    let tail = log_tail(context, &dead.name).await;
+    let died = format!(
+        "{} `{}` (started by task `{}`) died ({how})",
+        dead.service, dead.name, watched.task
+    );
+    let policy = match watched.policy {
+        Some(policy) if *restarts < policy.limit => policy,
+        Some(policy) => {
+            return Err(TaskError::Failed(format!(
+                "{died} after {} restarts, its limit\n--- last lines of its log ---\n{tail}",
+                policy.limit
+            )))
+        }
+        None => {
+            return Err(TaskError::Failed(format!(
+                "{died}; its task declares no `restart`\n--- last lines of its log ---\n{tail}"
+            )))
+        }
+    };
+    let pause = policy.pause(*restarts);
+    *restarts += 1;
+    context.sleep(pause).await?;
+    let started = Instant::now();
+    match context
+        .runtime
+        .restart(
+            &context.scope,
+            &dead.name,
+            RESTART_READY_TIMEOUT,
+            &context.cancel,
+        )
+        .await
+    {
+        Ok(_) => {
+            context.event(
+                &dead.name,
+                &format!(
+                    "restarted ({} of {} allowed; waited {pause:?}, ready in {:.1}s)",
+                    restarts,
+                    policy.limit,
+                    started.elapsed().as_secs_f64()
+                ),
+            );
+            Ok(())
+        }
+        Err(error) if error.is_interrupted() || context.stopping() => Err(TaskError::Stopped),
+        Err(error) => {
+            context.event(&dead.name, &format!("restart failed: {error}"));
+            Err(TaskError::Failed(format!(
+                "{died} and could not be restarted: {error}"
+            )))
+        }
+    }
+}
+
+async fn log_tail(context: &RunContext, name: &str) -> String {
+    match context.runtime.logs(&context.scope, name).await {
+        Ok(text) => {
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n")
+        }
+        Err(error) => format!("(its log cannot be read: {error})"),
+    }
+}
