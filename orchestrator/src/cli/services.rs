@@ -119,7 +119,7 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             .await?;
         anyhow::Ok(match provisioned {
             Provisioned::Started(instances) => instances,
-            Provisioned::Reused(instance) => vec![instance],
+            Provisioned::Reused(instance) => vec![*instance],
         })
     })?;
     if args.json {

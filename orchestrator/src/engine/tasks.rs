@@ -272,7 +272,7 @@ async fn provision(
             }
             started.clone()
         }
-        Provisioned::Reused(instance) => vec![instance.clone()],
+        Provisioned::Reused(instance) => vec![(**instance).clone()],
     };
     for charts in instances.iter().filter(|i| i.service == "chart-server") {
         progress(match &charts.namespace {

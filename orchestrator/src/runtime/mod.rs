@@ -91,7 +91,7 @@ pub enum Provisioned {
     Started(Vec<Instance>),
     /// An instance of that name and service was already running in the scope and is used
     /// as it is (and left running by the run's teardown when it belongs to someone else).
-    Reused(Instance),
+    Reused(Box<Instance>),
 }
 
 /// How an instance is doing, as its runtime sees it.

@@ -243,7 +243,9 @@ impl Runtime for KubernetesRuntime {
         if let Some(service) = existing.get(&name) {
             if scope != &Scope::Standalone && service == &request.service {
                 progress(format!("  reusing `{name}` of this run"));
-                return Ok(Provisioned::Reused(self.instance(scope, &name, service)));
+                return Ok(Provisioned::Reused(Box::new(
+                    self.instance(scope, &name, service),
+                )));
             }
             return Err(RuntimeError::NameInUse {
                 what: format!("a {service} in namespace `{}`", self.namespace_of(scope)),

@@ -143,7 +143,7 @@ impl Runtime for LocalRuntime {
                         "  reusing running {} instance `{name}`",
                         request.service
                     ));
-                    return Ok(Provisioned::Reused(existing));
+                    return Ok(Provisioned::Reused(Box::new(existing)));
                 }
                 return Err(RuntimeError::NameInUse {
                     name: name.clone(),
