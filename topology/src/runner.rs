@@ -187,8 +187,11 @@ async fn consume_and_process(
                 status.send_modify(|s| {
                     s.update_counts(&now);
                     match measured.ok().flatten() {
+                        // Only an answer from the brokers ends a wait for them.
                         Some(Assigned { lag }) => {
-                            s.state = RunnerState::Running;
+                            if lag.is_some() || s.state != RunnerState::WaitingForKafka {
+                                s.state = RunnerState::Running;
+                            }
                             s.lag = lag;
                         }
                         None => s.lag = None,
@@ -198,8 +201,20 @@ async fn consume_and_process(
             message = consumer.recv(), if has_room => {
                 let message = match message {
                     Ok(message) => message,
-                    Err(source) => break Err(RunnerError::Consume { topic: spec.input.topic.clone(), source }),
+                    Err(source @ KafkaError::MessageConsumptionFatal(_)) => {
+                        break Err(RunnerError::Consume { topic: spec.input.topic.clone(), source })
+                    }
+                    // librdkafka reconnects by itself; the error only tells what it meets.
+                    Err(transient) => {
+                        waiting_for_kafka(status, &transient);
+                        tokio::time::sleep(KAFKA_RETRY_PAUSE).await;
+                        continue;
+                    }
                 };
+                if status.borrow().state == RunnerState::WaitingForKafka {
+                    tracing::info!("Kafka answers again; consuming");
+                    status.send_modify(|s| s.state = RunnerState::Running);
+                }
                 if restored_partitions.insert(message.partition()) {
                     restore_state(&consumer, spec, message.partition(), &mut pipeline);
                 }
@@ -233,6 +248,23 @@ async fn consume_and_process(
     let summary = metrics.snapshot();
     tracing::info!(topology = %spec.name, "stopped: {}", summary.log_line(&last_logged));
     outcome
+}
+
+/// How long to pause after a transient consumer error before asking again.
+const KAFKA_RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+/// Says (once per outage in the log, always in the status) that Kafka does not answer.
+fn waiting_for_kafka(status: &watch::Sender<RunnerStatus>, error: &KafkaError) {
+    let first = status.borrow().state != RunnerState::WaitingForKafka;
+    if first {
+        tracing::warn!("waiting for Kafka: {error}");
+    }
+    status.send_modify(|s| {
+        if s.state != RunnerState::Stopping {
+            s.state = RunnerState::WaitingForKafka;
+        }
+        s.last_error = Some(format!("waiting for Kafka: {error}"));
+    });
 }
 
 /// Runs one message through the pipeline and sends its outputs.

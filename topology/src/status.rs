@@ -21,6 +21,9 @@ pub enum RunnerState {
     Starting,
     /// Consuming, processing and producing.
     Running,
+    /// Kafka does not answer (a broker down or moving): the clients reconnect on their own
+    /// and the runner goes on where it was once it answers; `last_error` says what was seen.
+    WaitingForKafka,
     /// Asked to stop: finishing what is in flight and committing.
     Stopping,
     Stopped,

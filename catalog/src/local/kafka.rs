@@ -10,6 +10,11 @@ use super::distribution::{java_binary, log4j_properties, KafkaDistribution};
 use super::process::ProcessSpec;
 use super::{ConfigFile, LocalService};
 
+/// A broker that dies loses its registration in ZooKeeper when its session expires; until
+/// then a broker started again in its place cannot register. 6 s (ZooKeeper allows 4 to 40 s
+/// at its 2 s tick) keeps a restart short.
+const ZOOKEEPER_SESSION_TIMEOUT_MS: u32 = 6000;
+
 /// The settings of one broker using ZooKeeper for metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerSettings {
@@ -32,7 +37,9 @@ impl BrokerSettings {
              listeners={listener}\n\
              advertised.listeners={listener}\n\
              zookeeper.connect={zk}\n\
-             zookeeper.connection.timeout.ms=30000\n{common}",
+             zookeeper.connection.timeout.ms=30000\n\
+             zookeeper.session.timeout.ms={session_ms}\n{common}",
+            session_ms = ZOOKEEPER_SESSION_TIMEOUT_MS,
             id = self.broker_id,
             zk = self.zookeeper,
             common = common_properties(&self.dir, self.default_partitions, self.auto_create_topics),

@@ -71,54 +71,68 @@ async fn handle_death(
         "{} `{}` (started by task `{}`) died ({how})",
         dead.service, dead.name, watched.task
     );
-    let policy = match watched.policy {
-        Some(policy) if *restarts < policy.limit => policy,
-        Some(policy) => {
-            return Err(TaskError::Failed(format!(
-                "{died} after {} restarts, its limit\n--- last lines of its log ---\n{tail}",
-                policy.limit
-            )))
-        }
-        None => {
-            return Err(TaskError::Failed(format!(
-                "{died}; its task declares no `restart`\n--- last lines of its log ---\n{tail}"
-            )))
-        }
+    let Some(policy) = watched.policy else {
+        return Err(TaskError::Failed(format!(
+            "{died}; its task declares no `restart`\n--- last lines of its log ---\n{tail}"
+        )));
     };
-    let pause = policy.pause(*restarts);
-    *restarts += 1;
-    context.sleep(pause).await?;
-    let started = Instant::now();
-    match context
-        .runtime
-        .restart(
-            &context.scope,
-            &dead.name,
-            RESTART_READY_TIMEOUT,
-            &context.cancel,
-        )
-        .await
-    {
-        Ok(_) => {
-            context.event(
+    // A restart that does not come up (a broker whose old registration has not expired yet)
+    // counts as one of the allowed restarts; the next waits longer.
+    let mut last_failure = None;
+    while *restarts < policy.limit {
+        let pause = policy.pause(*restarts);
+        *restarts += 1;
+        context.sleep(pause).await?;
+        let started = Instant::now();
+        match context
+            .runtime
+            .restart(
+                &context.scope,
                 &dead.name,
-                &format!(
-                    "restarted ({} of {} allowed; waited {pause:?}, ready in {:.1}s)",
-                    restarts,
-                    policy.limit,
-                    started.elapsed().as_secs_f64()
-                ),
-            );
-            Ok(())
-        }
-        Err(error) if error.is_interrupted() || context.stopping() => Err(TaskError::Stopped),
-        Err(error) => {
-            context.event(&dead.name, &format!("restart failed: {error}"));
-            Err(TaskError::Failed(format!(
-                "{died} and could not be restarted: {error}"
-            )))
+                RESTART_READY_TIMEOUT,
+                &context.cancel,
+            )
+            .await
+        {
+            Ok(_) => {
+                context.event(
+                    &dead.name,
+                    &format!(
+                        "restarted ({} of {} allowed; waited {pause:?}, ready in {:.1}s)",
+                        restarts,
+                        policy.limit,
+                        started.elapsed().as_secs_f64()
+                    ),
+                );
+                return Ok(());
+            }
+            Err(error) if error.is_interrupted() || context.stopping() => {
+                return Err(TaskError::Stopped)
+            }
+            Err(error) => {
+                let reason = error.to_string();
+                let first_line = reason.lines().next().unwrap_or_default().to_string();
+                context.event(
+                    &dead.name,
+                    &format!(
+                        "restart {restarts} of {} failed: {first_line}",
+                        policy.limit
+                    ),
+                );
+                last_failure = Some(reason);
+            }
         }
     }
+    Err(TaskError::Failed(match last_failure {
+        Some(reason) => format!(
+            "{died} and could not be restarted in {} attempts; the last: {reason}",
+            policy.limit
+        ),
+        None => format!(
+            "{died} after {} restarts, its limit\n--- last lines of its log ---\n{tail}",
+            policy.limit
+        ),
+    }))
 }
 
 async fn log_tail(context: &RunContext, name: &str) -> String {
