@@ -149,7 +149,7 @@ fn a_broker_and_a_runner_killed_mid_run_are_restarted_and_every_record_keeps_its
     let recovered = wait_for_event(
         &home,
         &id,
-        "smoke-kafka: restarted (1 of 3",
+        "smoke-kafka: restarted (",
         Duration::from_secs(120),
     );
     eprintln!("broker: death seen in {detected:?}, ready again {recovered:?} after that");
@@ -164,7 +164,7 @@ fn a_broker_and_a_runner_killed_mid_run_are_restarted_and_every_record_keeps_its
     wait_for_event(
         &home,
         &id,
-        "smoke-topology: restarted (1 of 3",
+        "smoke-topology: restarted (",
         Duration::from_secs(60),
     );
 

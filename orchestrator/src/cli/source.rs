@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Subcommand;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use weir_topology::args::{HttpSourceArgs, PublishArgs, ReplaySourceArgs};
 use weir_topology::source::http::{poll, PollConfig};
 use weir_topology::source::replay::{load_recording, replay, ReplayConfig};
@@ -42,8 +43,9 @@ pub fn run(command: SourceCommand) -> anyhow::Result<ExitCode> {
                     ("weir-source", args.url.clone()),
                 )?;
                 tracing::info!(url = %args.url, topic = %args.publish.topic, interval = ?args.interval, "polling live source");
-                let polled = poll(&config, &publisher, &status, signals::shutdown_requested()).await;
-                ended(&status, polled, server).await
+                let shutdown = signals::cancelled_on_shutdown();
+                let polled = poll(&config, &publisher, &status, shutdown.clone().cancelled_owned()).await;
+                ended(&status, polled, server, &shutdown).await
             })?;
             let ended = status.borrow().clone();
             println!(
@@ -88,15 +90,16 @@ pub fn run(command: SourceCommand) -> anyhow::Result<ExitCode> {
                     documents = documents.len(),
                     "REPLAY: publishing recorded documents, not live data"
                 );
+                let shutdown = signals::cancelled_on_shutdown();
                 let replayed = replay(
                     &documents,
                     &config,
                     &publisher,
                     &status,
-                    signals::shutdown_requested(),
+                    shutdown.clone().cancelled_owned(),
                 )
                 .await;
-                ended(&status, replayed, server).await
+                ended(&status, replayed, server, &shutdown).await
             })?;
             println!(
                 "replayed {} recorded documents from {label} to `{}` (not live data)",
@@ -129,6 +132,7 @@ async fn ended(
     status: &watch::Sender<SourceStatus>,
     result: Result<(), SourceError>,
     server: Option<status::Server>,
+    shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     if let Err(error) = &result {
         status.send_modify(|s| {
@@ -137,6 +141,12 @@ async fn ended(
         });
     }
     if let Some(server) = server {
+        // A source that finished its work as a service stays to say what it published, until
+        // it is stopped; one that failed exits (non-zero) so that its death is seen at once.
+        if result.is_ok() && !shutdown.is_cancelled() {
+            tracing::info!("finished; serving the final status until stopped");
+            shutdown.cancelled().await;
+        }
         server.stop().await;
     }
     Ok(result?)
