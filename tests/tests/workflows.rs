@@ -90,7 +90,7 @@ fn validate_reports_file_line_column_and_starts_nothing() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("bad.yaml:59:24: unknown variable `execution_duraton`"),
+        stderr.contains("bad.yaml:62:24: unknown variable `execution_duraton`"),
         "{stderr}"
     );
     assert!(
