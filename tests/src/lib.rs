@@ -375,6 +375,21 @@ impl WeirHomeDir {
     pub fn instances(&self) -> Vec<serde_json::Value> {
         serde_json::from_str(&self.ok(&["instances", "--json"])).expect("instances JSON")
     }
+
+    /// Starts `weir run ARGS...` in the background, its output in `run.log` of this home.
+    pub fn start_run(&self, args: &[&str]) -> std::process::Child {
+        self.spawn_logged(self.command(&[&["run"], args].concat()))
+    }
+
+    /// `weir runs show ID --json`: the run's record with its tasks.
+    pub fn run_record(&self, id: &str) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["runs", "show", id, "--json"])).expect("run JSON")
+    }
+}
+
+/// Waits until `child` exits, at most `timeout`.
+pub fn wait_exit(child: &mut std::process::Child, timeout: Duration) -> std::process::ExitStatus {
+    eventually(timeout, || child.try_wait().unwrap()).expect("weir run exits within its time")
 }
 
 impl Drop for WeirHomeDir {

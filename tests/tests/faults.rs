@@ -4,22 +4,17 @@
 //! died — never "succeeded" with holes.
 
 use std::collections::BTreeSet;
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use weir_tests::{eventually, repo_root, shipped_workflow, WeirHomeDir};
-
-fn start_run(home: &WeirHomeDir, args: &[&str]) -> Child {
-    home.spawn_logged(home.command(&[&["run"], args].concat()))
-}
+use weir_tests::{eventually, repo_root, shipped_workflow, wait_exit, WeirHomeDir};
 
 /// The id of the home's only run, once it is recorded and its `run` task is under way.
 fn running_run(home: &WeirHomeDir) -> String {
     eventually(Duration::from_secs(180), || {
         let runs: Vec<Value> = serde_json::from_str(&home.ok(&["runs", "--json"])).ok()?;
         let id = runs.first()?["id"].as_str()?.to_string();
-        let run = run_record(home, &id);
+        let run = home.run_record(&id);
         let waiting = run["tasks"]
             .as_array()?
             .iter()
@@ -29,13 +24,9 @@ fn running_run(home: &WeirHomeDir) -> String {
     .unwrap_or_else(|| panic!("the run never reached its wait:\n{}", home.log()))
 }
 
-fn run_record(home: &WeirHomeDir, id: &str) -> Value {
-    serde_json::from_str(&home.ok(&["runs", "show", id, "--json"])).expect("run JSON")
-}
-
 /// `instance: what` of each supervision event of the run.
 fn events(home: &WeirHomeDir, id: &str) -> Vec<String> {
-    run_record(home, id)["events"]
+    home.run_record(id)["events"]
         .as_array()
         .map(|events| {
             events
@@ -76,10 +67,6 @@ fn wait_for_event(home: &WeirHomeDir, id: &str, prefix: &str, timeout: Duration)
         )
     });
     started.elapsed()
-}
-
-fn wait_exit(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
-    eventually(timeout, || child.try_wait().unwrap()).expect("weir run exits")
 }
 
 /// The Close column of the recording ci-smoke replays.
@@ -127,16 +114,13 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
 #[test]
 fn a_broker_and_a_runner_killed_mid_run_are_restarted_and_every_record_keeps_its_output() {
     let home = WeirHomeDir::new();
-    let mut child = start_run(
-        &home,
-        &[
-            &shipped_workflow("ci-smoke.yaml"),
-            "--set",
-            "execution_duration=60s",
-            "--set",
-            "replay_interval=50ms",
-        ],
-    );
+    let mut child = home.start_run(&[
+        &shipped_workflow("ci-smoke.yaml"),
+        "--set",
+        "execution_duration=60s",
+        "--set",
+        "replay_interval=50ms",
+    ]);
     let id = running_run(&home);
 
     sigkill(pid_of(&home, "smoke-kafka"));
@@ -171,7 +155,7 @@ fn a_broker_and_a_runner_killed_mid_run_are_restarted_and_every_record_keeps_its
     let status = wait_exit(&mut child, Duration::from_secs(240));
     let log = home.log();
     assert!(status.success(), "{log}");
-    let run = run_record(&home, &id);
+    let run = home.run_record(&id);
     assert_eq!(run["state"], "succeeded", "{log}");
     assert_eq!(run["unavailable"], serde_json::json!({}), "{run}");
     // Every recorded document reached the raw topic once, and every one has its rate
@@ -188,23 +172,20 @@ fn a_broker_and_a_runner_killed_mid_run_are_restarted_and_every_record_keeps_its
 #[test]
 fn a_broker_killed_with_no_restart_left_fails_the_run_naming_it() {
     let home = WeirHomeDir::new();
-    let mut child = start_run(
-        &home,
-        &[
-            &shipped_workflow("ci-smoke.yaml"),
-            "--set",
-            "execution_duration=5m",
-            "--set",
-            "restarts=0",
-        ],
-    );
+    let mut child = home.start_run(&[
+        &shipped_workflow("ci-smoke.yaml"),
+        "--set",
+        "execution_duration=5m",
+        "--set",
+        "restarts=0",
+    ]);
     let id = running_run(&home);
     sigkill(pid_of(&home, "smoke-kafka"));
     // It ends at the death, not at the end of its 5 minutes.
     let status = wait_exit(&mut child, Duration::from_secs(120));
     let log = home.log();
     assert!(!status.success(), "{log}");
-    let run = run_record(&home, &id);
+    let run = home.run_record(&id);
     assert_eq!(run["state"], "failed", "{log}");
     let error = run["error"].as_str().unwrap();
     assert!(

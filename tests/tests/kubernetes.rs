@@ -44,10 +44,6 @@ fn run_id(home: &WeirHomeDir) -> String {
     .unwrap_or_else(|| panic!("no run recorded:\n{}", home.log()))
 }
 
-fn run_record(home: &WeirHomeDir, id: &str) -> Value {
-    serde_json::from_str(&home.ok(&["runs", "show", id, "--json"])).unwrap()
-}
-
 /// Waits until the run's namespace holds ready pods of every service named, and returns them.
 fn ready_pods(namespace: &str, services: &[&str]) -> Vec<Value> {
     let sandbox = KubeSandbox::get();
@@ -130,7 +126,7 @@ fn ci_smoke_on_kubernetes_labels_everything_and_leaves_no_namespace() {
     let status = wait_exit(&home, &mut child);
     let log = home.log();
     assert!(status.success(), "{log}");
-    let run = run_record(&home, &id);
+    let run = home.run_record(&id);
     assert_eq!(run["state"], "succeeded", "{log}");
     // No container ran, so no count was seen: none may be reported, each gap is named.
     assert_eq!(run["topics"], serde_json::json!({}), "{run}");
@@ -189,7 +185,7 @@ fn demo_workflow_on_kubernetes_runs_and_tears_down() {
     let status = wait_exit(&home, &mut child);
     let log = home.log();
     assert!(status.success(), "{log}");
-    let run = run_record(&home, &id);
+    let run = home.run_record(&id);
     assert_eq!(run["state"], "succeeded");
     assert_eq!(run["backend"], "kubernetes", "{run}");
     assert_eq!(run["namespace"], namespace.as_str(), "{run}");
@@ -214,7 +210,7 @@ fn a_pod_that_never_becomes_ready_fails_the_run_naming_it_and_still_tears_down()
     let status = wait_exit(&home, &mut child);
     let log = home.log();
     assert!(!status.success(), "{log}");
-    let run = run_record(&home, &id);
+    let run = home.run_record(&id);
     assert_eq!(run["state"], "failed");
     let error = run["error"].as_str().unwrap_or_default();
     assert!(error.contains("pod `big-zk-0` is not ready"), "{error}");
@@ -251,7 +247,7 @@ fn gc_deletes_the_namespace_of_a_killed_run() {
         "{stdout}"
     );
     assert_namespace_gone(&namespace, &home.log());
-    assert_eq!(run_record(&home, &id)["state"], "failed");
+    assert_eq!(home.run_record(&id)["state"], "failed");
 }
 
 #[test]
@@ -375,7 +371,7 @@ fn snapshots_and_logs_come_through_the_api_servers_port_forward_and_log_endpoint
     let log = home.log();
     assert!(status.success(), "{log}");
 
-    let run = run_record(&home, &id);
+    let run = home.run_record(&id);
     assert_eq!(run["unavailable"], serde_json::json!({}), "{log}");
     let artifacts = home.path().join("runs").join(&id);
     let snapshot = std::fs::read(artifacts.join("charts/c1/main-rates.png")).unwrap();

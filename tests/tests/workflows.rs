@@ -1,17 +1,14 @@
 //! Whole workflows run by the real `weir run`, with real ZooKeeper, Kafka, runner and sources.
 
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use weir_catalog::local::process::alive;
-use weir_tests::{eventually, read_topic, repo_root, shipped_workflow, ticker_server, WeirHomeDir};
-
-/// Starts `weir run` in the background, its output in `run.log` of the home directory.
-fn start_run(home: &WeirHomeDir, args: &[&str]) -> Child {
-    home.spawn_logged(home.command(&[&["run"], args].concat()))
-}
+use weir_tests::{
+    eventually, read_topic, repo_root, shipped_workflow, ticker_server, wait_exit, WeirHomeDir,
+};
 
 fn only_run(home: &WeirHomeDir) -> Value {
     current_run(home).expect("exactly one run is recorded")
@@ -22,7 +19,7 @@ fn current_run(home: &WeirHomeDir) -> Option<Value> {
     let runs: Vec<Value> = serde_json::from_str(&home.ok(&["runs", "--json"])).ok()?;
     let [run] = runs.as_slice() else { return None };
     let id = run["id"].as_str()?.to_string();
-    serde_json::from_str(&home.ok(&["runs", "show", &id, "--json"])).ok()
+    Some(home.run_record(&id))
 }
 
 /// Waits until the run is in `state` and returns it.
@@ -32,10 +29,6 @@ fn wait_for_state(home: &WeirHomeDir, state: &str, timeout: Duration) -> Value {
         runs.into_iter().find(|r| r["state"] == state)
     })
     .unwrap_or_else(|| panic!("no run reached `{state}`:\n{}", home.log()))
-}
-
-fn wait_exit(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
-    eventually(timeout, || child.try_wait().unwrap()).expect("weir run exits")
 }
 
 fn task_state<'a>(run: &'a Value, name: &str) -> &'a str {
@@ -120,24 +113,21 @@ fn demo_workflow_polls_live_source_and_waits_for_approval_before_teardown() {
         })
         .collect();
     let (url, _hits) = ticker_server(bodies);
-    let mut run = start_run(
-        &home,
-        &[
-            &shipped_workflow("bitcoin-yuan.yaml"),
-            "--set",
-            &format!("source_url={url}"),
-            "--set",
-            "poll_interval=200ms",
-            "--set",
-            "execution_duration=4s",
-            "--set",
-            "automatic_kill=false",
-            "--set",
-            "zookeeper_instance_name=demo-zk",
-            "--set",
-            "kafka_instance_name=demo-kafka",
-        ],
-    );
+    let mut run = home.start_run(&[
+        &shipped_workflow("bitcoin-yuan.yaml"),
+        "--set",
+        &format!("source_url={url}"),
+        "--set",
+        "poll_interval=200ms",
+        "--set",
+        "execution_duration=4s",
+        "--set",
+        "automatic_kill=false",
+        "--set",
+        "zookeeper_instance_name=demo-zk",
+        "--set",
+        "kafka_instance_name=demo-kafka",
+    ]);
     let waiting = wait_for_state(&home, "awaiting-approval", Duration::from_secs(120));
     assert!(waiting["approval_message"]
         .as_str()
@@ -208,16 +198,13 @@ fn demo_workflow_polls_live_source_and_waits_for_approval_before_teardown() {
 fn rejection_and_expired_approval_follow_their_declared_outcomes() {
     let home = WeirHomeDir::new();
     let smoke = shipped_workflow("ci-smoke.yaml");
-    let mut run = start_run(
-        &home,
-        &[
-            &smoke,
-            "--set",
-            "automatic_kill=false",
-            "--set",
-            "execution_duration=1s",
-        ],
-    );
+    let mut run = home.start_run(&[
+        &smoke,
+        "--set",
+        "automatic_kill=false",
+        "--set",
+        "execution_duration=1s",
+    ]);
     let waiting = wait_for_state(&home, "awaiting-approval", Duration::from_secs(120));
     assert!(
         !home.instances().is_empty(),
@@ -239,18 +226,15 @@ fn rejection_and_expired_approval_follow_their_declared_outcomes() {
 
     // ci-smoke declares `on-timeout: reject`.
     let home = WeirHomeDir::new();
-    let mut run = start_run(
-        &home,
-        &[
-            &smoke,
-            "--set",
-            "automatic_kill=false",
-            "--set",
-            "execution_duration=1s",
-            "--set",
-            "approval_timeout=1s",
-        ],
-    );
+    let mut run = home.start_run(&[
+        &smoke,
+        "--set",
+        "automatic_kill=false",
+        "--set",
+        "execution_duration=1s",
+        "--set",
+        "approval_timeout=1s",
+    ]);
     assert!(!wait_exit(&mut run, Duration::from_secs(120)).success());
     let expired = only_run(&home);
     assert_eq!(expired["state"], "cancelled", "{expired}");
@@ -308,14 +292,11 @@ tasks:
 #[test]
 fn sigint_during_a_run_tears_down_and_another_run_cannot_take_its_instances() {
     let home = WeirHomeDir::new();
-    let mut run = start_run(
-        &home,
-        &[
-            &shipped_workflow("ci-smoke.yaml"),
-            "--set",
-            "execution_duration=5m",
-        ],
-    );
+    let mut run = home.start_run(&[
+        &shipped_workflow("ci-smoke.yaml"),
+        "--set",
+        "execution_duration=5m",
+    ]);
     eventually(Duration::from_secs(120), || {
         let run = current_run(&home)?;
         (task_state(&run, "run") == "running").then_some(())
