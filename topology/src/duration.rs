@@ -81,4 +81,26 @@ mod tests {
             .unwrap_err()
             .contains("too long"));
     }
+
+    mod hostile_input {
+        use proptest::prelude::*;
+
+        use super::super::parse_duration;
+
+        proptest! {
+            #[test]
+            fn any_text_is_a_duration_or_a_refusal(text in "\\PC{0,40}") {
+                if let Err(reason) = parse_duration(&text) {
+                    prop_assert!(!reason.is_empty());
+                }
+            }
+
+            #[test]
+            fn huge_numbers_and_units_never_overflow(
+                text in "[0-9]{0,40}(ns|us|ms|s|m|h|d)?([0-9]{0,30}(ms|s|m|h))?"
+            ) {
+                let _ = parse_duration(&text);
+            }
+        }
+    }
 }

@@ -513,4 +513,54 @@ operators:
         let out = substitute(Path::new("t"), "a: $${x} ${x}\n", &values).unwrap();
         assert_eq!(out, "a: ${x} 1\n");
     }
+
+    mod hostile_input {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        const SHIPPED: &str = include_str!("../../workflows/topologies/bitcoin-yuan.yaml");
+
+        /// The shipped topology with `removed` bytes cut at `at` and `inserted` put there.
+        fn mutated(at: usize, removed: usize, inserted: &str) -> String {
+            let mut text = SHIPPED.to_string();
+            let mut at = at.min(text.len());
+            while !text.is_char_boundary(at) {
+                at -= 1;
+            }
+            let mut end = (at + removed).min(text.len());
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.replace_range(at..end, inserted);
+            text
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn a_damaged_topology_parses_or_is_refused_with_its_file_named(
+                at in 0usize..4000,
+                removed in 0usize..40,
+                inserted in "\\PC{0,12}",
+            ) {
+                let text = mutated(at, removed, &inserted);
+                if let Err(error) = TopologySpec::parse(Path::new("t.yaml"), &text, &[]) {
+                    prop_assert!(error.to_string().contains("t.yaml"), "{}", error);
+                }
+            }
+
+            #[test]
+            fn any_parameter_value_is_taken_or_refused_with_its_file_named(
+                name in "(threshold|rate_pointer|message_topic|dataflow_name|nope)",
+                value in "\\PC{0,40}",
+            ) {
+                let overrides = [(name, value)];
+                if let Err(error) = TopologySpec::parse(Path::new("t.yaml"), SHIPPED, &overrides) {
+                    prop_assert!(error.to_string().contains("t.yaml"), "{}", error);
+                }
+            }
+        }
+    }
 }

@@ -203,3 +203,60 @@ fn restart_is_declared_on_tasks_that_start_instances_with_defaults() {
         "{misplaced}"
     );
 }
+
+mod hostile_input {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const SHIPPED: &str = include_str!("../../../workflows/ci-smoke.yaml");
+
+    /// The shipped workflow with `removed` bytes cut at `at` and `inserted` put there.
+    fn mutated(at: usize, removed: usize, inserted: &str) -> String {
+        let mut text = SHIPPED.to_string();
+        let mut at = at.min(text.len());
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
+        let mut end = (at + removed).min(text.len());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.replace_range(at..end, inserted);
+        text
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn a_damaged_workflow_loads_or_is_refused_with_its_file_named(
+            at in 0usize..4000,
+            removed in 0usize..40,
+            inserted in "\\PC{0,12}",
+        ) {
+            let text = mutated(at, removed, &inserted);
+            if let Err(error) = load_text(Path::new("w.yaml"), &text, &[]) {
+                prop_assert!(error.to_string().contains("w.yaml"), "{}", error);
+            }
+        }
+
+        #[test]
+        fn any_variable_value_is_taken_or_refused_with_its_file_named(
+            name in "(prefix|execution_duration|automatic_kill|replay_interval|threshold|restarts|nope)",
+            value in "\\PC{0,40}",
+        ) {
+            let overrides = [(name, value)];
+            if let Err(error) = load_text(Path::new("w.yaml"), SHIPPED, &overrides) {
+                prop_assert!(error.to_string().contains("w.yaml"), "{}", error);
+            }
+        }
+
+        #[test]
+        fn any_text_loads_or_is_refused_with_its_file_named(text in "\\PC{0,300}") {
+            if let Err(error) = load_text(Path::new("w.yaml"), &text, &[]) {
+                prop_assert!(error.to_string().contains("w.yaml"), "{}", error);
+            }
+        }
+    }
+}
