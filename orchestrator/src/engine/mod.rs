@@ -199,12 +199,9 @@ impl RunContext {
     /// Records what happened to an instance of the run, and says so.
     pub fn event(&self, instance: &str, what: &str) {
         progress(format!("  {instance}: {what}"));
-        if let Ok(store) = self.store() {
-            self.record(
-                "a supervision event",
-                store.add_run_event(&self.id, instance, what),
-            );
-        }
+        let recorded = Store::open(&self.home.database())
+            .and_then(|store| store.add_run_event(&self.id, instance, what));
+        self.record("a supervision event", recorded);
     }
 
     fn unavailable_list(&self) -> BTreeMap<String, serde_json::Value> {

@@ -387,3 +387,6 @@ fn changes(context: Context) -> impl futures::Stream<Item = Result<warp::sse::Ev
         }
     })
 }
+
+#[cfg(test)]
+mod tests;

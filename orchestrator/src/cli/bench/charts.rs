@@ -189,7 +189,7 @@ async fn measure(server: &Server, levels: &[usize], step: Duration) -> anyhow::R
         steps.push(Step {
             clients,
             appends_per_s: round(done.load(Ordering::Relaxed) as f64 / seconds),
-            rss_mb: round(status_kb(server.child.id(), "VmRSS") as f64 / 1024.0),
+            rss_mb: round(status_kb(server.child.id(), "VmRSS")? as f64 / 1024.0),
         });
     }
     Ok(steps)

@@ -7,6 +7,7 @@ mod topology;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Subcommand;
 
 #[derive(Debug, Subcommand)]
@@ -72,16 +73,15 @@ fn round(value: f64) -> f64 {
     (value * 100.0).round() / 100.0
 }
 
-/// A `/proc/PID/status` field in KiB: `VmRSS` (resident now) or `VmHWM` (peak).
-fn status_kb(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with(&format!("{field}:")))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
+/// A `/proc/PID/status` field in KiB: `VmRSS` (resident now) or `VmHWM` (peak). A figure
+/// that cannot be read fails the benchmark rather than printing 0.
+fn status_kb(pid: u32, field: &str) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("cannot measure the memory of process {pid}"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{field}:")))
+        .and_then(|value| value.split_whitespace().next())
+        .and_then(|value| value.parse().ok())
+        .with_context(|| format!("/proc/{pid}/status has no readable `{field}` line"))
 }

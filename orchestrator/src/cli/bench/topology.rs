@@ -285,7 +285,7 @@ fn measure_runner(
         let seconds = started.elapsed().as_secs_f64();
         Ok(RunnerFigures {
             records_per_s: expected as f64 / seconds,
-            peak_rss_kb: status_kb(child.id(), "VmHWM"),
+            peak_rss_kb: status_kb(child.id(), "VmHWM")?,
             ..figures
         })
     })();
@@ -358,13 +358,18 @@ fn wait_for_done(
     while Instant::now() < deadline {
         ensure_alive(child)?;
         if let Some(text) = scrape(client, url) {
-            let done = sample(&text, "weir_records_done_total", None).unwrap_or(0.0);
-            if done >= count as f64 {
+            let done = sample(&text, "weir_records_done_total", None);
+            if done.is_some_and(|done| done >= count as f64) {
+                let quantile_ms = |q: &str| {
+                    sample(&text, "weir_latency_seconds", Some(q))
+                        .map(|seconds| seconds * 1000.0)
+                        .with_context(|| {
+                            format!("the runner's /metrics has no latency quantile {q}")
+                        })
+                };
                 return Ok(RunnerFigures {
-                    p50_ms: sample(&text, "weir_latency_seconds", Some("0.5")).unwrap_or(0.0)
-                        * 1000.0,
-                    p99_ms: sample(&text, "weir_latency_seconds", Some("0.99")).unwrap_or(0.0)
-                        * 1000.0,
+                    p50_ms: quantile_ms("0.5")?,
+                    p99_ms: quantile_ms("0.99")?,
                     ..RunnerFigures::default()
                 });
             }
