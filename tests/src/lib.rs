@@ -402,6 +402,12 @@ impl Drop for WeirHomeDir {
 /// A tiny HTTP server answering every GET with the next document of `bodies` (repeating the
 /// last one), like a ticker endpoint whose price moves. Returns its URL and a hit counter.
 pub fn ticker_server(bodies: Vec<String>) -> (String, Arc<AtomicU32>) {
+    ticker_server_down_first(bodies, 0)
+}
+
+/// A ticker that is down for its first `down` requests (503 Service Unavailable), then
+/// answers like [`ticker_server`]. The hit counter counts every request.
+pub fn ticker_server_down_first(bodies: Vec<String>, down: u32) -> (String, Arc<AtomicU32>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!(
         "http://{}/v2/prices/BTC-CNY/spot",
@@ -418,7 +424,15 @@ pub fn ticker_server(bodies: Vec<String>) -> (String, Arc<AtomicU32>) {
             while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
                 line.clear();
             }
-            let index = counter.fetch_add(1, Ordering::SeqCst) as usize;
+            let hit = counter.fetch_add(1, Ordering::SeqCst);
+            if hit < down {
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+                continue;
+            }
+            let index = (hit - down) as usize;
             let body = &bodies[index.min(bodies.len() - 1)];
             let _ = write!(
                 stream,

@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use weir_catalog::local::process::alive;
 use weir_tests::{
-    eventually, read_topic, repo_root, shipped_workflow, ticker_server, wait_exit, WeirHomeDir,
+    eventually, read_topic, repo_root, shipped_workflow, ticker_server, ticker_server_down_first,
+    wait_exit, WeirHomeDir,
 };
 
 fn only_run(home: &WeirHomeDir) -> Value {
@@ -427,5 +428,64 @@ fn an_unreachable_source_is_reported_not_replaced() {
         stderr.contains("UNAVAILABLE source:bitcoin-source-1"),
         "{stderr}"
     );
+    assert_nothing_left(&home);
+}
+
+#[test]
+fn a_source_down_at_the_start_is_reported_and_its_data_counted_once_it_is_back() {
+    let home = WeirHomeDir::new();
+    let bodies: Vec<String> = RATES
+        .iter()
+        .map(|r| json!({"data": {"amount": format!("{r:.2}")}}).to_string())
+        .collect();
+    // Down for four polls: with backoff from 200 ms, back about 6 s after the start.
+    let (url, hits) = ticker_server_down_first(bodies, 4);
+    let output = home.run(&[
+        "run",
+        &shipped_workflow("bitcoin-yuan.yaml"),
+        "--set",
+        &format!("source_url={url}"),
+        "--set",
+        "poll_interval=200ms",
+        "--set",
+        "source_grace=2s",
+        "--set",
+        "execution_duration=10s",
+        "--set",
+        "zookeeper_instance_name=flaky-zk",
+        "--set",
+        "kafka_instance_name=flaky-kafka",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(hits.load(std::sync::atomic::Ordering::SeqCst) > 4);
+    let run = only_run(&home);
+    assert_eq!(run["state"], "succeeded", "{run}");
+    let events: Vec<String> = run["events"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{run}"))
+        .iter()
+        .filter(|e| e["instance"] == "bitcoin-source-1")
+        .map(|e| e["what"].as_str().unwrap_or_default().to_string())
+        .collect();
+    // Reported down when its grace period ended, then what it published despite that.
+    assert!(
+        events
+            .iter()
+            .any(|e| e.starts_with("DOWN: published nothing within 2s") && e.contains("503")),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| e.contains("4 attempts failed")),
+        "{events:?}"
+    );
+    let shown = home.ok(&["runs", "show", run["id"].as_str().unwrap()]);
+    assert!(shown.contains("DOWN: published nothing"), "{shown}");
+    // What it brought once back went through: one rate per document, one variation fewer.
+    let topics = &run["topics"];
+    let raw = topics["BitCoinExchangeTopic"].as_i64().unwrap();
+    assert!(raw >= 1, "{topics}");
+    assert_eq!(topics["rates"].as_i64(), Some(raw), "{topics}");
+    assert_eq!(topics["variations"].as_i64(), Some(raw - 1), "{topics}");
     assert_nothing_left(&home);
 }

@@ -87,6 +87,9 @@ pub enum SourceState {
     /// Its live endpoint failed on the last attempt; retrying with backoff, publishing
     /// nothing meanwhile.
     Retrying,
+    /// Kafka has not acknowledged the last document for a while (a broker down or moving);
+    /// the document is kept and sent again, nothing is skipped.
+    WaitingForKafka,
     /// Published all it was asked to (a count, or a recording without repeat).
     Finished,
     /// Stopped by an error (`last_error` says which).

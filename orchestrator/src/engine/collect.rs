@@ -256,7 +256,7 @@ fn save_results(
     }
 }
 
-fn http_client() -> Result<reqwest::Client, String> {
+pub(super) fn http_client() -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .timeout(HTTP_TIMEOUT)
         .build()
@@ -331,7 +331,7 @@ fn source_health(status: &SourceStatus) -> SourceHealth {
 }
 
 /// `GET /status` of an instance, in the type the instance serves.
-async fn status_of<T: serde::de::DeserializeOwned>(
+pub(super) async fn status_of<T: serde::de::DeserializeOwned>(
     context: &RunContext,
     client: &reqwest::Client,
     instance: &str,

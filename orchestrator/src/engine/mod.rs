@@ -9,6 +9,7 @@
 
 mod approval;
 mod collect;
+mod first_publish;
 mod schedule;
 mod supervise;
 mod tasks;

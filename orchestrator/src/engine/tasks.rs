@@ -7,11 +7,12 @@ use std::time::{Duration, Instant};
 use weir_topology::spec::TopologySpec;
 use weir_topology::template::value_text;
 
+use super::first_publish::await_first_publish;
 use super::{approval, collect, progress, RunContext, TaskError};
 use crate::runs::Answer;
 use crate::runtime::topics::WaitReport;
 use crate::runtime::{DataStep, ProvisionRequest, Provisioned, RuntimeError, StepOutcome};
-use crate::workflow::{Action, SourceKind, Task, Until};
+use crate::workflow::{Action, SourceKind, StartSource, Task, Until};
 
 /// How long a provisioned instance may take to become ready, unless the task says otherwise.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -102,7 +103,16 @@ pub(super) async fn execute(
                 }
             };
             context.note_topics([s.topic.clone()]);
-            provision(context, task, service, &s.instance, params, deadline).await
+            provision(context, task, service, &s.instance, params, deadline).await?;
+            let within = s
+                .first_publish_within
+                .unwrap_or(StartSource::DEFAULT_FIRST_PUBLISH_WITHIN);
+            await_first_publish(
+                context,
+                &s.instance,
+                remaining(deadline, within).min(within),
+            )
+            .await
         }
         Action::SubmitTopology(t) => {
             let file = context.loaded.resolve_path(&t.file);

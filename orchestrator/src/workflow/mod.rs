@@ -158,6 +158,16 @@ pub struct StartSource {
     pub interval: Option<String>,
     #[serde(default)]
     pub repeat: bool,
+    /// How long the task waits for the source's first published document (default 60 s). A
+    /// source that has published nothing by then is reported as down and the run goes on
+    /// without waiting further; what it brought is judged when results are kept.
+    #[serde(default, with = "duration_text")]
+    #[schemars(with = "Option<task::DurationText>")]
+    pub first_publish_within: Option<Duration>,
+}
+
+impl StartSource {
+    pub const DEFAULT_FIRST_PUBLISH_WITHIN: Duration = Duration::from_secs(60);
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

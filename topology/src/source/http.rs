@@ -46,7 +46,9 @@ pub async fn poll(
         }
         let wait = match fetch(&client, &config.url).await {
             Ok(body) => {
-                publisher.publish(config.key.as_deref(), &body).await?;
+                publisher
+                    .publish_watched(status, config.key.as_deref(), &body, None)
+                    .await?;
                 published += 1;
                 if backoff.failing() {
                     tracing::info!(url = %config.url, "source reachable again");

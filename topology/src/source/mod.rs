@@ -11,12 +11,18 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
+use tokio::sync::watch;
+
 use crate::kafka;
+use crate::status::{SourceState, SourceStatus};
 
 /// The header of the first document of each pass after the first when a replay starts its
 /// recording over (its value is the pass number): the topology's `diff` begins again there
 /// instead of inventing a move from the recording's last value back to its first.
 pub const REPLAY_RESTART_HEADER: &str = "weir-replay-restart";
+
+/// A delivery not acknowledged within this long makes the source say `waiting-for-kafka`.
+const KAFKA_SLOW: Duration = Duration::from_secs(2);
 
 /// Errors that stop a source.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +78,33 @@ impl Publisher {
 
     pub async fn publish(&self, key: Option<&str>, payload: &[u8]) -> Result<(), SourceError> {
         self.publish_marked(key, payload, None).await
+    }
+
+    /// Publishes like [`Publisher::publish_marked`]; while Kafka takes longer than
+    /// [`KAFKA_SLOW`] to acknowledge, `status` says `waiting-for-kafka`, and once it has, the
+    /// state it had before.
+    pub async fn publish_watched(
+        &self,
+        status: &watch::Sender<SourceStatus>,
+        key: Option<&str>,
+        payload: &[u8],
+        mark: Option<(&str, &str)>,
+    ) -> Result<(), SourceError> {
+        let delivery = self.publish_marked(key, payload, mark);
+        tokio::pin!(delivery);
+        tokio::select! {
+            delivered = &mut delivery => return delivered,
+            _ = tokio::time::sleep(KAFKA_SLOW) => {}
+        }
+        let before = status.borrow().state;
+        tracing::warn!(topic = %self.topic, "Kafka has not acknowledged for {KAFKA_SLOW:?}; waiting for it");
+        status.send_modify(|s| s.state = SourceState::WaitingForKafka);
+        let delivered = delivery.await;
+        if delivered.is_ok() {
+            tracing::info!(topic = %self.topic, "Kafka acknowledges again");
+            status.send_modify(|s| s.state = before);
+        }
+        delivered
     }
 
     /// Publishes with one more header, e.g. [`REPLAY_RESTART_HEADER`].

@@ -119,7 +119,7 @@ pub async fn replay(
             let mark =
                 (pass > 1 && index == 0).then_some((REPLAY_RESTART_HEADER, pass_text.as_str()));
             publisher
-                .publish_marked(config.key.as_deref(), document.as_bytes(), mark)
+                .publish_watched(status, config.key.as_deref(), document.as_bytes(), mark)
                 .await?;
             published += 1;
             status.send_modify(|s| s.published = published);
