@@ -455,3 +455,71 @@ fn the_web_api_launches_a_run_on_kubernetes() {
     assert!(run["unavailable"]["topics"].is_string(), "{run}");
     assert_namespace_gone(&format!("weir-{id}"), &run_log);
 }
+
+#[test]
+fn a_container_restarted_by_kubernetes_counts_against_the_restart_policy() {
+    let home = WeirHomeDir::new();
+    let sandbox = KubeSandbox::get();
+    let mut child = start_run(
+        &home,
+        &[
+            &shipped_workflow("ci-smoke.yaml"),
+            "--set",
+            "execution_duration=60s",
+            "--set",
+            "restarts=0",
+        ],
+    );
+    let id = run_id(&home);
+    let namespace = format!("weir-{id}");
+    let pods = ready_pods(&namespace, &["topology-runner"]);
+    let runner = pods
+        .iter()
+        .find(|p| p["metadata"]["labels"]["app.kubernetes.io/name"] == "topology-runner")
+        .expect("the runner's pod");
+    // What kubelet reports once it has restarted a container that was SIGKILLed: kwok runs
+    // no kubelet, so the status is written as kubelet would write it.
+    let mut containers = runner["status"]["containerStatuses"].clone();
+    containers[0]["restartCount"] = 1.into();
+    containers[0]["lastState"] =
+        serde_json::json!({ "terminated": { "exitCode": 137, "reason": "Error" } });
+    let patch = serde_json::json!({ "status": { "containerStatuses": containers } });
+    let patched = sandbox.kubectl(&[
+        "patch",
+        "pod",
+        runner["metadata"]["name"].as_str().unwrap(),
+        "-n",
+        &namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &patch.to_string(),
+    ]);
+    assert!(patched.status.success(), "{patched:?}");
+    let patched_at = std::time::Instant::now();
+
+    // Noticed within seconds: the run ends long before the 60 s the dataflow was to run.
+    let status = wait_exit(&home, &mut child);
+    let ended_after = patched_at.elapsed();
+    let log = home.log();
+    eprintln!("the run failed and was torn down {ended_after:.1?} after the restart");
+    assert!(
+        ended_after < Duration::from_secs(45),
+        "{ended_after:?}\n{log}"
+    );
+    assert!(!status.success(), "{log}");
+    let run = home.run_record(&id);
+    assert_eq!(run["state"], "failed", "{run}");
+    let error = run["error"].as_str().unwrap_or_default();
+    for expected in [
+        "`smoke-topology`",
+        "exit code 137 (Error)",
+        "restarted by its backend",
+        "more than its limit of 0",
+    ] {
+        assert!(error.contains(expected), "{expected} in {error}");
+    }
+    let events = run["events"].to_string();
+    assert!(events.contains("restarted by its backend"), "{events}");
+    assert_namespace_gone(&namespace, &log);
+}

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::home::WeirHome;
 use crate::runs::{NewRun, RunState};
 pub use crate::runtime::progress;
-use crate::runtime::{Runtime, Scope};
+use crate::runtime::{Instance, Runtime, Scope};
 use crate::store::{Store, StoreError};
 use crate::workflow::{LoadedWorkflow, RestartPolicy};
 
@@ -169,12 +169,13 @@ impl RunContext {
     }
 
     /// Watches an instance the run started; its death is handled by `policy`.
-    pub fn supervise(&self, instance: &str, task: &str, policy: Option<RestartPolicy>) {
+    pub fn supervise(&self, instance: &Instance, task: &str, policy: Option<RestartPolicy>) {
         self.supervised.lock().expect("supervised lock").insert(
-            instance.into(),
+            instance.name.clone(),
             supervise::Supervised {
                 task: task.into(),
                 policy,
+                restarts_when_ready: instance.restarts,
             },
         );
     }

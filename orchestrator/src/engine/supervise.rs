@@ -1,7 +1,8 @@
 //! Supervision: while a run goes on, the instances its tasks started are watched. A death is
 //! noticed within about a second, recorded with how the process ended and the end of its log,
 //! and handled by the policy of the task that started it: started again (bounded, with
-//! backoff), or the run fails naming it. Watching ends when results are being kept, since
+//! backoff), or the run fails naming it. A backend that restarts by itself (kubelet) has its
+//! restarts counted against the same policy. Watching ends when results are being kept, since
 //! sources are then stopped on purpose.
 
 use std::collections::BTreeMap;
@@ -25,12 +26,17 @@ const TAIL_LINES: usize = 15;
 pub struct Supervised {
     pub task: String,
     pub policy: Option<RestartPolicy>,
+    /// The backend's own restart count when it was ready: restarts after it are counted.
+    pub restarts_when_ready: u32,
 }
 
 /// Watches until the run stops or its results are being kept. A death that its policy does
 /// not cover (or whose restarts fail) fails the run and cancels it.
 pub(super) async fn supervise(context: Arc<RunContext>) {
+    // Restarts counted against each instance's policy, whoever made them.
     let mut restarts: BTreeMap<String, u32> = BTreeMap::new();
+    // The backend's own restart count of each instance when last looked at.
+    let mut backend_restarts: BTreeMap<String, u32> = BTreeMap::new();
     loop {
         if context.sleep(WATCH_INTERVAL).await.is_err() || context.collected.load(Ordering::SeqCst)
         {
@@ -39,6 +45,25 @@ pub(super) async fn supervise(context: Arc<RunContext>) {
         let Ok(instances) = context.runtime.instances(Some(&context.scope)).await else {
             continue;
         };
+        for instance in &instances {
+            let Some(watched) = context.supervised(&instance.name) else {
+                continue;
+            };
+            let seen = backend_restarts
+                .entry(instance.name.clone())
+                .or_insert(watched.restarts_when_ready);
+            if instance.restarts > *seen {
+                let new = instance.restarts - *seen;
+                *seen = instance.restarts;
+                let done = restarts.entry(instance.name.clone()).or_default();
+                if let Err(reason) =
+                    backend_restarted(&context, instance, &watched, done, new).await
+                {
+                    context.fail(reason);
+                    return;
+                }
+            }
+        }
         for dead in instances.iter().filter(|i| i.state == InstanceState::Dead) {
             let Some(watched) = context.supervised(&dead.name) else {
                 continue;
@@ -133,6 +158,46 @@ async fn handle_death(
             policy.limit
         ),
     }))
+}
+
+/// Counts restarts the backend made by itself (kubelet restarts a dead container, with its
+/// own backoff) against the policy: within it they are recorded, beyond it, or with no
+/// policy, they fail the run.
+async fn backend_restarted(
+    context: &RunContext,
+    instance: &Instance,
+    watched: &Supervised,
+    restarts: &mut u32,
+    new: u32,
+) -> Result<(), String> {
+    let how = instance
+        .exit
+        .as_deref()
+        .unwrap_or("how it ended is not known");
+    *restarts = restarts.saturating_add(new);
+    let allowed = watched.policy.map_or(0, |policy| policy.limit);
+    context.event(
+        &instance.name,
+        &format!(
+            "ended ({how}) and was restarted by its backend ({restarts} of {allowed} allowed)"
+        ),
+    );
+    if *restarts <= allowed {
+        return Ok(());
+    }
+    let why = match watched.policy {
+        None => "its task declares no `restart`".to_string(),
+        Some(policy) => format!(
+            "{restarts} restarts, more than its limit of {}",
+            policy.limit
+        ),
+    };
+    let tail = log_tail(context, &instance.name).await;
+    Err(format!(
+        "{} `{}` (started by task `{}`) ended ({how}) and was restarted by its backend; {why}\n\
+         --- last lines of its log ---\n{tail}",
+        instance.service, instance.name, watched.task
+    ))
 }
 
 async fn log_tail(context: &RunContext, name: &str) -> String {

@@ -278,7 +278,7 @@ async fn provision(
     let instances = match &provisioned {
         Provisioned::Started(started) => {
             for instance in started {
-                context.supervise(&instance.name, &task.name, task.restart);
+                context.supervise(instance, &task.name, task.restart);
             }
             started.clone()
         }

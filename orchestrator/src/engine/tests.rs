@@ -118,6 +118,7 @@ impl Runtime for MemoryRuntime {
             started: None,
             uses: Vec::new(),
             exit: None,
+            restarts: 0,
         };
         self.instances
             .lock()

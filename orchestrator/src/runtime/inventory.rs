@@ -103,5 +103,6 @@ fn cluster_instance(record: ClusterInstanceRecord, live: Option<&Live>) -> Insta
         started: Some(crate::time::rfc3339(record.created_at)),
         uses: Vec::new(),
         exit: None,
+        restarts: 0,
     }
 }

@@ -140,9 +140,18 @@ pub struct Instance {
     /// RFC 3339, when known.
     pub started: Option<String>,
     pub uses: Vec<String>,
-    /// How its process ended ("killed by SIGKILL"), when it is dead and that is known.
+    /// How its process last ended ("killed by SIGKILL"; on Kubernetes, how its last
+    /// restarted container ended), when that is known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit: Option<String>,
+    /// Times its backend restarted it by itself (kubelet restarting a container). Always 0
+    /// locally, where Weir's supervision does the restarting.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub restarts: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A data-path step: what a workflow asks of Kafka. A runtime runs it where it can reach the

@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use weir_catalog::kubernetes::KubeObject;
 
+use super::health::PodHealth;
 use super::plan::PlannedInstance;
 use super::{diagnose, whole_seconds, KubeError, FIELD_MANAGER};
 
@@ -374,6 +375,23 @@ impl ClusterNamespace {
             found.extend(labels_of(&set.metadata));
         }
         Ok(found)
+    }
+
+    /// Each instance's pods, summed up: readiness, restarts, how the last container ended.
+    pub async fn pod_health(&self) -> Result<BTreeMap<String, PodHealth>, KubeError> {
+        let pods = self
+            .api::<Pod>()
+            .list(&ListParams::default().labels(INSTANCE_LABEL))
+            .await
+            .map_err(KubeError::api("listing the instances' pods"))?;
+        let mut health: BTreeMap<String, PodHealth> = BTreeMap::new();
+        for pod in &pods.items {
+            let labels = pod.metadata.labels.as_ref();
+            if let Some(instance) = labels.and_then(|l| l.get(INSTANCE_LABEL)) {
+                health.entry(instance.clone()).or_default().add(pod);
+            }
+        }
+        Ok(health)
     }
 
     /// Deletes every object of one instance (its workload stops at once; pods follow).

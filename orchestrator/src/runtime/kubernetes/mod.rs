@@ -6,12 +6,13 @@
 //!
 //! [`KubernetesRuntime`] is the [`crate::runtime::Runtime`] seam on a cluster. IO lives in
 //! [`cluster`]; what to create ([`plan`]), the data-path Jobs ([`jobs`]) and
-//! the reading of pod state ([`diagnose`]) are pure and tested without a cluster.
+//! the reading of pod state ([`diagnose`], [`health`]) are pure and tested without a cluster.
 
 pub mod cluster;
 pub mod diagnose;
 pub mod forward;
 pub mod gc;
+pub mod health;
 pub mod jobs;
 pub mod plan;
 mod runtime;

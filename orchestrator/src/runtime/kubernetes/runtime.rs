@@ -140,6 +140,7 @@ impl KubernetesRuntime {
             started: None,
             uses: Vec::new(),
             exit: None,
+            restarts: 0,
         }
     }
 
@@ -288,7 +289,13 @@ impl Runtime for KubernetesRuntime {
                 "  {} `{}` is ready",
                 item.definition.name, item.name
             ));
-            let instance = self.instance(scope, &item.name, item.definition.name);
+            let mut instance = self.instance(scope, &item.name, item.definition.name);
+            // Restarts kubelet made while it came up are not the run's to count.
+            instance.restarts = cluster
+                .pod_health()
+                .await?
+                .remove(&item.name)
+                .map_or(0, |pods| pods.restarts);
             self.record(&instance)?;
             started.push(instance);
         }
@@ -334,11 +341,21 @@ impl Runtime for KubernetesRuntime {
 
     async fn instances(&self, scope: Option<&Scope>) -> Result<Vec<Instance>, RuntimeError> {
         let scope = scope.cloned().unwrap_or(Scope::Standalone);
-        Ok(self
-            .existing(&scope)
+        let cluster = self.cluster(&scope);
+        let mut health = cluster.pod_health().await?;
+        Ok(cluster
+            .instances()
             .await?
             .iter()
-            .map(|(name, service)| self.instance(&scope, name, service))
+            .map(|(name, service)| {
+                let pods = health.remove(name).unwrap_or_default();
+                Instance {
+                    state: pods.state(),
+                    exit: pods.exit().or(pods.last_exit),
+                    restarts: pods.restarts,
+                    ..self.instance(&scope, name, service)
+                }
+            })
             .collect())
     }
 

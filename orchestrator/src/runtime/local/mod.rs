@@ -103,6 +103,7 @@ fn instance_of(record: InstanceRecord, alive: bool) -> Instance {
         started: Some(rfc3339(record.created_at)),
         uses: record.uses,
         exit,
+        restarts: 0,
     }
 }
 
