@@ -2,7 +2,8 @@
 //! points `visdom.Visdom(server=..., port=...)` at Weir and keeps their code.
 //!
 //! The client POSTs a JSON body (with no content type) to `/env/<eid>`, `/events`, `/update`,
-//! `/win_exists`, `/close`, `/delete_env`, `/env_state` and `/win_data`.
+//! `/win_exists`, `/win_hash`, `/close`, `/delete_env`, `/env_state` and `/win_data` (windows
+//! in Visdom's own format, [`crate::visdom_window`]).
 
 use serde_json::Value;
 use warp::http::StatusCode;
@@ -10,6 +11,7 @@ use warp::reply::{Reply, Response};
 use warp::Filter;
 
 use crate::store::{Charts, WindowKind, WindowOptions};
+use crate::visdom_window::{fingerprint, from_visdom, to_visdom, traces, windows_of};
 
 /// Every Visdom endpoint, under the server root.
 pub fn routes(
@@ -46,8 +48,13 @@ fn text(status: StatusCode, body: impl Into<String>) -> Response {
     warp::reply::with_status(body.into(), status).into_response()
 }
 
+/// The environment a message is for: `eid`, or `env` (which `win_hash` sends), else `main`.
 fn env_of(message: &Value) -> String {
-    message["eid"].as_str().unwrap_or("main").to_string()
+    message["eid"]
+        .as_str()
+        .or_else(|| message["env"].as_str())
+        .unwrap_or("main")
+        .to_string()
 }
 
 /// Handles one Visdom request.
@@ -59,7 +66,7 @@ pub fn handle(charts: &Charts, endpoint: &str, message: &Value) -> Response {
             let Some(win) = win else {
                 return text(StatusCode::BAD_REQUEST, "missing `win`");
             };
-            let traces = match traces(message) {
+            let traces = match traces(&message["data"]) {
                 Ok(traces) => traces,
                 Err(reason) => return text(StatusCode::UNPROCESSABLE_ENTITY, reason),
             };
@@ -97,7 +104,7 @@ pub fn handle(charts: &Charts, endpoint: &str, message: &Value) -> Response {
                     }
                 };
             }
-            let traces = match traces(message) {
+            let traces = match traces(&message["data"]) {
                 Ok(traces) => traces,
                 Err(reason) => return text(StatusCode::UNPROCESSABLE_ENTITY, reason),
             };
@@ -121,9 +128,25 @@ pub fn handle(charts: &Charts, endpoint: &str, message: &Value) -> Response {
             text(StatusCode::OK, "")
         }
         "env_state" => warp::reply::json(&charts.envs()).into_response(),
-        "win_data" => match win.and_then(|w| charts.view(&env, w, 0)) {
-            Some(view) => warp::reply::json(&view).into_response(),
-            None => text(StatusCode::NOT_FOUND, "no such window"),
+        "win_data" if message.get("data").is_some() => set_window_data(charts, &env, win, &message["data"]),
+        "win_data" => match win {
+            Some(win) => match charts.view(&env, win, 0) {
+                Some(view) => warp::reply::json(&to_visdom(&view)).into_response(),
+                None => text(StatusCode::NOT_FOUND, format!("no window `{win}` in env `{env}`")),
+            },
+            None => {
+                let windows: serde_json::Map<String, Value> = charts
+                    .windows()
+                    .into_iter()
+                    .filter(|(e, _, _)| *e == env)
+                    .filter_map(|(_, win, _)| Some((win.clone(), to_visdom(&charts.view(&env, &win, 0)?))))
+                    .collect();
+                warp::reply::json(&windows).into_response()
+            }
+        },
+        "win_hash" => match win.and_then(|w| charts.view(&env, w, 0)) {
+            Some(view) => text(StatusCode::OK, fingerprint(&to_visdom(&view))),
+            None => text(StatusCode::OK, "false"),
         },
         other => text(
             StatusCode::NOT_IMPLEMENTED,
@@ -132,38 +155,47 @@ pub fn handle(charts: &Charts, endpoint: &str, message: &Value) -> Response {
     }
 }
 
-/// A series name and its points.
-type NamedSeries = (String, Vec<(f64, f64)>);
-
-/// The line/scatter traces of a message as (name, points); NaN (`null`) points are skipped.
-fn traces(message: &Value) -> Result<Vec<NamedSeries>, String> {
-    let data = message["data"].as_array().ok_or("missing `data`")?;
-    data.iter()
-        .enumerate()
-        .map(|(index, trace)| {
-            let kind = trace["type"].as_str().unwrap_or("scatter");
-            if !matches!(kind, "scatter" | "scattergl") {
-                return Err(format!(
-                    "Weir's chart server draws line and scatter plots; `{kind}` is not supported"
-                ));
+/// `set_window_data`: `data` is what `get_window_data` returned (its JSON text, as the
+/// client sends it, or the object) for one window, or for every window of the environment
+/// when `win` is null. Nothing is changed unless every window is taken.
+fn set_window_data(charts: &Charts, env: &str, win: Option<&str>, data: &Value) -> Response {
+    let parsed;
+    let data = match data.as_str() {
+        Some(json) => match serde_json::from_str::<Value>(json) {
+            Ok(value) => {
+                parsed = value;
+                &parsed
             }
-            let xs = trace["x"].as_array().ok_or("a trace lacks `x`")?;
-            let ys = trace["y"].as_array().ok_or("a trace lacks `y`")?;
-            if xs.len() != ys.len() {
-                return Err(format!("`x` has {} values and `y` {}", xs.len(), ys.len()));
-            }
-            let points = xs
+            Err(e) => return text(StatusCode::BAD_REQUEST, format!("`data` is not JSON: {e}")),
+        },
+        None => data,
+    };
+    let windows: Vec<(String, &Value)> = match win {
+        Some(win) => vec![(win.to_string(), data)],
+        None => match windows_of(data) {
+            Ok(map) => map
                 .iter()
-                .zip(ys)
-                .filter_map(|(x, y)| Some((x.as_f64()?, y.as_f64()?)))
-                .collect();
-            let name = trace["name"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| (index + 1).to_string());
-            Ok((name, points))
-        })
-        .collect()
+                .map(|(win, window)| (win.clone(), window))
+                .collect(),
+            Err(reason) => return text(StatusCode::UNPROCESSABLE_ENTITY, reason),
+        },
+    };
+    let mut taken = Vec::with_capacity(windows.len());
+    for (win, window) in windows {
+        match from_visdom(window) {
+            Ok((options, series)) => taken.push((win, options, series)),
+            Err(reason) => {
+                return text(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("window `{win}`: {reason}"),
+                )
+            }
+        }
+    }
+    for (win, options, series) in taken {
+        charts.create(env, &win, options, series);
+    }
+    text(StatusCode::OK, "")
 }
 
 #[cfg(test)]

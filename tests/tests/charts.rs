@@ -85,6 +85,73 @@ print(json.dumps(dict(closed=vis.win_exists("variations"))))
 }
 
 #[test]
+fn window_data_round_trips_in_visdoms_own_format() {
+    let server = ChartServer::start(&[]);
+    let port = server.url.rsplit(':').next().unwrap();
+    // What a Visdom user writes: read a window's data back, copy it, restore it.
+    let script = format!(
+        r#"
+import json, numpy as np, visdom
+vis = visdom.Visdom(server="http://127.0.0.1", port={port}, env="demo", use_incoming_socket=False, raise_exceptions=True)
+win = vis.line(Y=np.array([478000.0, 478060.5, 477990.25]), X=np.array([1, 2, 3]), opts=dict(title="BTC rate (CNY)", xlabel="tick", ylabel="CNY"))
+data = vis.get_window_data(win)
+window = json.loads(data)
+before = vis.win_hash(win, env="demo")
+vis.set_window_data(data, win="copy")
+copy = json.loads(vis.get_window_data("copy"))
+vis.line(Y=np.array([478100.0]), X=np.array([4]), win=win, update="append")
+after = vis.win_hash(win, env="demo")
+every = json.loads(vis.get_window_data())
+print(json.dumps(dict(win=win, window=window, copy=copy, before=before, after=after,
+                      missing=vis.win_hash("nope", env="demo"), every=sorted(every))))
+"#
+    );
+    let output = std::process::Command::new(visdom_python())
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let got: Value =
+        serde_json::from_str(stdout.lines().rfind(|l| l.starts_with('{')).unwrap()).unwrap();
+    let window = &got["window"];
+    let win = got["win"].as_str().unwrap();
+    assert_eq!(window["command"], "window");
+    assert_eq!(window["id"], win);
+    assert_eq!(window["title"], "BTC rate (CNY)");
+    // The expression from the issue that raised KeyError before.
+    assert_eq!(
+        window["content"]["data"][0]["x"],
+        json!([1.0, 2.0, 3.0]),
+        "{window}"
+    );
+    assert_eq!(
+        window["content"]["data"][0]["y"],
+        json!([478000.0, 478060.5, 477990.25])
+    );
+    assert_eq!(window["content"]["layout"]["xaxis"]["title"], "tick");
+    // The copy holds the same content under its own id.
+    assert_eq!(got["copy"]["content"], window["content"]);
+    assert_eq!(got["copy"]["id"], "copy");
+    let copied = server.get_json("/api/windows/demo/copy?points=0");
+    assert_eq!(copied["title"], "BTC rate (CNY)");
+    assert_eq!(points(&copied, 0)[2], (3.0, 477990.25));
+    // win_hash: an MD5 that changes with the content; none for a missing window.
+    let (before, after) = (
+        got["before"].as_str().unwrap(),
+        got["after"].as_str().unwrap(),
+    );
+    assert_eq!(before.len(), 32);
+    assert_ne!(before, after, "the hash follows the content");
+    assert_eq!(got["missing"], Value::Null);
+    assert_eq!(got["every"], json!(["copy", win]));
+}
+
+#[test]
 fn windows_fed_from_a_kafka_topic_hold_the_topic_values() {
     let topic = unique("chart-rates");
     // As the catalog writes it: JSON, so a title may hold commas.
