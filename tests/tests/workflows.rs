@@ -114,7 +114,8 @@ fn demo_workflow_polls_live_source_and_waits_for_approval_before_teardown() {
         })
         .collect();
     let (url, _hits) = ticker_server(bodies);
-    let mut run = home.start_run(&[
+    let mut command = home.command(&[
+        "run",
         &shipped_workflow("bitcoin-yuan.yaml"),
         "--set",
         &format!("source_url={url}"),
@@ -129,7 +130,25 @@ fn demo_workflow_polls_live_source_and_waits_for_approval_before_teardown() {
         "--set",
         "kafka_instance_name=demo-kafka",
     ]);
+    // As `make demo` does: the web UI showing the run is named where to follow and approve.
+    command.env("WEIR_WEB_UI", "http://127.0.0.1:8080/");
+    let mut run = home.spawn_logged(command);
     let waiting = wait_for_state(&home, "awaiting-approval", Duration::from_secs(120));
+    let page = format!(
+        "http://127.0.0.1:8080/#/runs/{}",
+        waiting["id"].as_str().unwrap()
+    );
+    // The approval line follows the state change by a moment.
+    let log = eventually(Duration::from_secs(10), || {
+        let log = home.log();
+        log.contains(&format!("or in the web UI: {page}"))
+            .then_some(log)
+    })
+    .unwrap_or_else(|| panic!("no web UI link to approve at:\n{}", home.log()));
+    assert!(
+        log.contains(&format!("WEB UI: follow this run at {page}")),
+        "{log}"
+    );
     assert!(waiting["approval_message"]
         .as_str()
         .unwrap()

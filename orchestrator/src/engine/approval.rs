@@ -29,8 +29,11 @@ pub(super) async fn ask_person(
     store
         .request_approval(&context.id, task, message)
         .map_err(failed)?;
+    let in_browser = super::web_ui_page(&context.id)
+        .map(|page| format!("\n           or in the web UI: {page}"))
+        .unwrap_or_default();
     progress(format!(
-        "⏸ awaiting approval of `{task}`: {message}\n           approve: weir approve {id} --task {task}   reject: weir reject {id} --task {task}",
+        "⏸ awaiting approval of `{task}`: {message}\n           approve: weir approve {id} --task {task}   reject: weir reject {id} --task {task}{in_browser}",
         id = context.id
     ));
     let expiry = async {

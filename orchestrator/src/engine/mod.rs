@@ -219,6 +219,14 @@ impl RunContext {
     }
 }
 
+/// The run's page in the web UI, when `WEIR_WEB_UI` names the server showing it (`make demo`
+/// sets it to the server it starts).
+pub fn web_ui_page(id: &str) -> Option<String> {
+    let base = std::env::var("WEIR_WEB_UI").ok()?;
+    let base = base.trim().trim_end_matches('/');
+    (!base.is_empty()).then(|| format!("{base}/#/runs/{id}"))
+}
+
 /// A short unique run id: `r`, the Unix time in hex, and 4 random hex digits.
 pub fn new_run_id() -> String {
     use std::hash::{BuildHasher, Hasher};
@@ -263,6 +271,9 @@ pub async fn run(
         loaded.workflow.name,
         runtime.backend()
     ));
+    if let Some(page) = web_ui_page(&id) {
+        progress(format!("  WEB UI: follow this run at {page}"));
+    }
 
     if let Err(error) = runtime.open_run(&id, &loaded.workflow.name).await {
         let error = format!("cannot start on {}: {error}", runtime.backend());

@@ -60,7 +60,7 @@ impl Server {
                 .header("host", "127.0.0.1:8080")
                 .header("origin", "http://127.0.0.1:8080")
                 .header("authorization", format!("Bearer {token}"))
-                .body(body.to_vec())
+                .body(body)
                 .reply(&filter),
         );
         let answer = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
