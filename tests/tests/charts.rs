@@ -18,6 +18,24 @@ fn points(window: &Value, series: usize) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// Runs a Python script using the real `visdom` client; returns the JSON lines it printed.
+fn visdom_script(script: &str) -> Vec<Value> {
+    let output = std::process::Command::new(visdom_python())
+        .args(["-c", script])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| line.starts_with('{'))
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect()
+}
+
 #[test]
 fn the_visdom_python_client_creates_appends_checks_and_closes() {
     let server = ChartServer::start(&[]);
@@ -35,19 +53,10 @@ vis.close(win="variations")
 print(json.dumps(dict(closed=vis.win_exists("variations"))))
 "#
     );
-    let output = std::process::Command::new(visdom_python())
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let mut lines = stdout.lines().filter(|l| l.starts_with('{'));
-    let first: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
-    let second: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    let printed = visdom_script(&script);
+    let [first, second] = printed.as_slice() else {
+        panic!("two lines expected: {printed:?}")
+    };
     assert_eq!(first["exists"], true);
     assert_eq!(first["missing"], false);
     assert!(first["envs"].as_array().unwrap().contains(&json!("demo")));
@@ -106,18 +115,7 @@ print(json.dumps(dict(win=win, window=window, copy=copy, before=before, after=af
                       missing=vis.win_hash("nope", env="demo"), every=sorted(every))))
 "#
     );
-    let output = std::process::Command::new(visdom_python())
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let got: Value =
-        serde_json::from_str(stdout.lines().rfind(|l| l.starts_with('{')).unwrap()).unwrap();
+    let got = visdom_script(&script).pop().expect("the script's result");
     let window = &got["window"];
     let win = got["win"].as_str().unwrap();
     assert_eq!(window["command"], "window");
