@@ -4,6 +4,7 @@
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 
+use super::diagnose::is_ready;
 use crate::runtime::InstanceState;
 
 /// The pods of one instance, summed up.
@@ -23,13 +24,8 @@ impl PodHealth {
     /// Adds one pod.
     pub fn add(&mut self, pod: &Pod) {
         self.pods += 1;
+        self.ready += usize::from(is_ready(pod));
         let Some(status) = &pod.status else { return };
-        let ready = status
-            .conditions
-            .iter()
-            .flatten()
-            .any(|c| c.type_ == "Ready" && c.status == "True");
-        self.ready += usize::from(ready);
         if status.phase.as_deref() == Some("Failed") {
             self.failed = Some(format!(
                 "pod failed: {}",
