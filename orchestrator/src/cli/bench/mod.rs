@@ -12,27 +12,8 @@ use clap::Subcommand;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
-    /// Topology runner throughput, latency and memory next to a plain pass-through.
-    Topology {
-        /// Print one JSON object instead of a table.
-        #[arg(long)]
-        json: bool,
-        /// Records pre-loaded for the throughput phase.
-        #[arg(long, default_value_t = 200_000)]
-        records: u64,
-        /// Records produced at a steady pace for the latency phase.
-        #[arg(long, default_value_t = 5_000)]
-        live_records: u64,
-        /// Pace of the latency phase, records per second.
-        #[arg(long, default_value_t = 2_000)]
-        live_rate: u64,
-        /// Use this broker instead of starting a private ZooKeeper and Kafka.
-        #[arg(long)]
-        brokers: Option<String>,
-        /// The topology to measure.
-        #[arg(long, default_value = "workflows/topologies/bitcoin-yuan.yaml")]
-        topology: PathBuf,
-    },
+    /// Topology runner steady throughput, latency and memory next to a plain pass-through.
+    Topology(topology::TopologyBenchArgs),
     /// Chart server appends/s and memory next to the real Visdom server under the same load.
     Charts {
         #[arg(long)]
@@ -51,14 +32,7 @@ pub enum BenchCommand {
 
 pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
     match command {
-        BenchCommand::Topology {
-            json,
-            records,
-            live_records,
-            live_rate,
-            brokers,
-            topology,
-        } => topology::run(json, records, live_records, live_rate, brokers, topology),
+        BenchCommand::Topology(args) => topology::run(args),
         BenchCommand::Charts {
             json,
             step_seconds,

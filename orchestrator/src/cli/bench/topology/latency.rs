@@ -1,0 +1,222 @@
+//! End-to-end latency at steady paces: from the moment the benchmark hands an input record to
+//! its producer to the moment the record's variation arrives at a consumer of the output topic.
+//!
+//! Both instants are read from this process's monotonic clock, so no clock sync is involved.
+//! Each input's rate encodes its sequence number ([`load::numbered_document`]); the variation
+//! the topology emits carries that rate back, which identifies the input exactly. The path
+//! measured is the whole chain: producer → broker → runner (parse, extract, emit rate, diff,
+//! emit variation) → broker → consumer.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use hdrhistogram::Histogram;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+use weir_topology::kafka::{consumer_config, producer_config};
+
+use super::load::{self, key, numbered_document, sequence_of_rate};
+use super::runner::RunnerProcess;
+
+/// Latency figures at one pace.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PaceLatency {
+    pub rate_per_s: u64,
+    pub records: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    /// Outputs seen more than once (at-least-once delivery allows it; none are expected here).
+    pub duplicates: u64,
+}
+
+/// An output seen by the measuring consumer: which input it answers and when it arrived.
+struct Arrival {
+    sequence: u64,
+    at: Instant,
+}
+
+/// Measures each pace for `seconds` against the runner already consuming `input`.
+pub fn measure(
+    bootstrap: &str,
+    input: &str,
+    runner: &mut RunnerProcess,
+    keys: u64,
+    paces: &[u64],
+    seconds: u64,
+) -> anyhow::Result<Vec<PaceLatency>> {
+    let producer: ThreadedProducer<DefaultProducerContext> = producer_config(bootstrap)
+        // The benchmark's own producer sends each record at once, so that its batching delay
+        // is not counted against the runner.
+        .set("linger.ms", "0")
+        .create()?;
+    let mut sent_at: Vec<Option<Instant>> = Vec::new();
+    let send = |sequence: u64, sent_at: &mut Vec<Option<Instant>>| {
+        send_numbered(&producer, input, keys, sequence, sent_at)
+    };
+
+    // One record per key first, so that every measured record has a previous value to diff.
+    for sequence in 0..keys {
+        send(sequence, &mut sent_at)?;
+    }
+    producer.flush(Duration::from_secs(30))?;
+    runner.watch(keys, Duration::from_secs(120))?;
+
+    let (arrivals_tx, arrivals) = mpsc::channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let consumer = start_output_consumer(
+        bootstrap,
+        &runner.outputs.variations,
+        arrivals_tx,
+        stop.clone(),
+    )?;
+
+    let mut next = keys;
+    let mut figures = Vec::new();
+    for &pace in paces {
+        let count = pace * seconds;
+        let first = next;
+        eprintln!("  {pace} records/s for {seconds} s...");
+        let started = Instant::now();
+        for index in 0..count {
+            load::wait_until(started + Duration::from_secs_f64(index as f64 / pace as f64));
+            send(first + index, &mut sent_at)?;
+        }
+        next += count;
+        let histogram = collect(&arrivals, &sent_at, first..next, &mut || {
+            runner.counters().map(|_| ())
+        })?;
+        figures.push(summarize(pace, count, &histogram.0, histogram.1));
+    }
+    stop.store(true, Ordering::Relaxed);
+    consumer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the measuring consumer panicked"))??;
+    Ok(figures)
+}
+
+/// Sends numbered record `sequence`, noting when it was handed to the producer.
+fn send_numbered(
+    producer: &ThreadedProducer<DefaultProducerContext>,
+    input: &str,
+    keys: u64,
+    sequence: u64,
+    sent_at: &mut Vec<Option<Instant>>,
+) -> anyhow::Result<()> {
+    let payload = numbered_document(sequence);
+    let key = key(sequence, keys);
+    loop {
+        let now = Instant::now();
+        match producer.send(BaseRecord::to(input).key(&key).payload(&payload)) {
+            Ok(()) => {
+                sent_at.resize(sent_at.len().max(sequence as usize + 1), None);
+                sent_at[sequence as usize] = Some(now);
+                return Ok(());
+            }
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err((error, _)) => return Err(error.into()),
+        }
+    }
+}
+
+/// Waits for one output of every sequence in `range` and returns their latencies in
+/// microseconds, with the number of duplicates seen.
+fn collect(
+    arrivals: &mpsc::Receiver<Arrival>,
+    sent_at: &[Option<Instant>],
+    range: std::ops::Range<u64>,
+    runner_alive: &mut dyn FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<(Histogram<u64>, u64)> {
+    let mut histogram =
+        Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds");
+    let mut seen = vec![false; (range.end - range.start) as usize];
+    let mut missing = seen.len();
+    let mut duplicates = 0;
+    let deadline = Instant::now() + OUTPUT_TIMEOUT;
+    while missing > 0 {
+        if Instant::now() > deadline {
+            bail!(
+                "{missing} of {} variations did not arrive within {OUTPUT_TIMEOUT:?}",
+                seen.len()
+            );
+        }
+        let Ok(arrival) = arrivals.recv_timeout(Duration::from_millis(500)) else {
+            runner_alive()?;
+            continue;
+        };
+        if !range.contains(&arrival.sequence) {
+            continue;
+        }
+        let slot = &mut seen[(arrival.sequence - range.start) as usize];
+        if *slot {
+            duplicates += 1;
+            continue;
+        }
+        *slot = true;
+        missing -= 1;
+        let sent = sent_at[arrival.sequence as usize].context("an output of an unsent record")?;
+        let micros = arrival.at.saturating_duration_since(sent).as_micros() as u64;
+        histogram.saturating_record(micros.max(1));
+    }
+    Ok((histogram, duplicates))
+}
+
+/// How long the outputs of one pace may take to arrive after its last input was sent.
+const OUTPUT_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn summarize(pace: u64, records: u64, histogram: &Histogram<u64>, duplicates: u64) -> PaceLatency {
+    let ms = |micros: u64| micros as f64 / 1000.0;
+    PaceLatency {
+        rate_per_s: pace,
+        records,
+        p50_ms: ms(histogram.value_at_quantile(0.5)),
+        p99_ms: ms(histogram.value_at_quantile(0.99)),
+        p999_ms: ms(histogram.value_at_quantile(0.999)),
+        max_ms: ms(histogram.max()),
+        duplicates,
+    }
+}
+
+/// Reads `topic` from its current end on a thread of its own, sending each output's sequence
+/// and arrival time, until `stop` is set.
+fn start_output_consumer(
+    bootstrap: &str,
+    topic: &str,
+    arrivals: mpsc::Sender<Arrival>,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<()>>> {
+    let consumer: BaseConsumer = consumer_config(bootstrap, &format!("{topic}-latency"))
+        .set("fetch.wait.max.ms", "10")
+        .create()?;
+    let (_, end) = consumer.fetch_watermarks(topic, 0, Duration::from_secs(10))?;
+    let mut assignment = TopicPartitionList::new();
+    assignment.add_partition_offset(topic, 0, Offset::Offset(end))?;
+    consumer.assign(&assignment)?;
+    Ok(std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            let Some(message) = consumer.poll(Duration::from_millis(100)) else {
+                continue;
+            };
+            let at = Instant::now();
+            let message = message?;
+            let rate = message
+                .payload()
+                .and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok())
+                .and_then(|v| v["rate"].as_f64());
+            if let Some(sequence) = rate.and_then(sequence_of_rate) {
+                // The receiver hangs up only when the benchmark has failed already.
+                let _ = arrivals.send(Arrival { sequence, at });
+            }
+        }
+        Ok(())
+    }))
+}

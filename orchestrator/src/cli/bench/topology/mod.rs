@@ -1,0 +1,315 @@
+//! `weir bench topology`: the reference topology against a plain rdkafka pass-through, on the
+//! same broker, in the same run, alternating round by round. The headline is the ratio of
+//! their median steady throughputs; latency is measured at several steady paces.
+
+mod latency;
+mod load;
+mod passthrough;
+mod progress;
+mod runner;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde_json::json;
+use weir_catalog::local::process::Lifetime;
+use weir_catalog::local::stack::KafkaStack;
+use weir_topology::kafka::ensure_topics;
+
+use super::round;
+use crate::cli::runtime;
+use latency::PaceLatency;
+use progress::Spread;
+use runner::{OutputTopics, RunnerProcess};
+
+/// What `weir bench topology` measures and how.
+#[derive(Debug, clap::Args)]
+pub struct TopologyBenchArgs {
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Records pre-loaded for the throughput rounds.
+    #[arg(long, default_value_t = 1_000_000)]
+    records: u64,
+    /// Distinct message keys the records go round-robin over.
+    #[arg(long, default_value_t = 8)]
+    keys: u64,
+    /// Throughput rounds; each runs the runner and the pass-through once.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
+    /// Paces of the latency phase, records per second.
+    #[arg(long, value_delimiter = ',', default_value = "1000,2000,10000,50000")]
+    paces: Vec<u64>,
+    /// Seconds each latency pace lasts.
+    #[arg(long, default_value_t = 5)]
+    pace_seconds: u64,
+    /// Use this broker instead of starting a private ZooKeeper and Kafka.
+    #[arg(long)]
+    brokers: Option<String>,
+    /// The topology to measure.
+    #[arg(long, default_value = "workflows/topologies/bitcoin-yuan.yaml")]
+    topology: PathBuf,
+}
+
+/// Throughput of the runner relative to the pass-through's, median over median.
+const TARGET_RATIO: f64 = 0.9;
+/// Peak resident memory of the runner, MiB.
+const TARGET_PEAK_RSS_MIB: f64 = 48.0;
+/// Latency targets at 2,000 records/s, ms.
+const TARGET_P50_MS: f64 = 3.0;
+const TARGET_P99_MS: f64 = 10.0;
+const TARGET_PACE: u64 = 2_000;
+/// Longest a throughput round may take.
+const ROUND_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// One throughput round of one contender.
+struct RoundFigures {
+    records_per_s: f64,
+    startup_s: f64,
+}
+
+pub fn run(args: TopologyBenchArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        args.records >= 1_000 && args.keys > 0 && args.rounds > 0 && args.pace_seconds > 0,
+        "--records must be at least 1000, and --keys, --rounds and --pace-seconds positive"
+    );
+    anyhow::ensure!(
+        !args.paces.is_empty() && args.paces.iter().all(|&p| p > 0),
+        "--paces must list positive rates"
+    );
+    let workdir = tempfile::Builder::new().prefix("weir-bench-").tempdir()?;
+    let stack = match &args.brokers {
+        Some(_) => None,
+        None => {
+            eprintln!("starting a private ZooKeeper and Kafka for the benchmark...");
+            Some(KafkaStack::start(
+                workdir.path(),
+                Lifetime::DiesWithParent,
+                Duration::from_secs(120),
+            )?)
+        }
+    };
+    let bootstrap = match (&args.brokers, &stack) {
+        (Some(brokers), _) => brokers.clone(),
+        (None, Some(stack)) => stack.bootstrap().to_string(),
+        (None, None) => unreachable!("a stack is started when no brokers are given"),
+    };
+    let id = std::process::id();
+    let rt = runtime()?;
+
+    let input = format!("bench-in-{id}");
+    let passthrough_out = format!("bench-passthrough-{id}");
+    rt.block_on(ensure_topics(&bootstrap, &[&input, &passthrough_out], 1))?;
+    eprintln!(
+        "loading {} documents over {} keys into `{input}`...",
+        args.records, args.keys
+    );
+    rt.block_on(load::fill(&bootstrap, &input, args.records, args.keys))?;
+
+    let mut runner_rounds = Vec::new();
+    let mut passthrough_rounds = Vec::new();
+    let mut peak_rss_kb = 0;
+    for number in 1..=args.rounds {
+        eprintln!(
+            "round {number}/{}: topology runner over {} records...",
+            args.rounds, args.records
+        );
+        let name = format!("bench-{id}-r{number}");
+        rt.block_on(ensure_topics(
+            &bootstrap,
+            &OutputTopics::named(&name).all(),
+            1,
+        ))?;
+        let mut process =
+            RunnerProcess::start(&bootstrap, &args.topology, &input, &name, workdir.path())?;
+        let watched = process.watch(args.records, ROUND_TIMEOUT)?;
+        peak_rss_kb = peak_rss_kb.max(process.peak_rss_kb()?);
+        drop(process);
+        runner_rounds.push(figures(&watched, args.records)?);
+
+        eprintln!(
+            "round {number}/{}: pass-through over {} records...",
+            args.rounds, args.records
+        );
+        let watched = passthrough::measure(
+            &rt,
+            &bootstrap,
+            &input,
+            &passthrough_out,
+            &format!("bench-{id}-passthrough-{number}"),
+            args.records,
+            ROUND_TIMEOUT,
+        )?;
+        passthrough_rounds.push(figures(&watched, args.records)?);
+    }
+
+    eprintln!("measuring end-to-end latency...");
+    let live = format!("bench-live-{id}");
+    rt.block_on(ensure_topics(&bootstrap, &[&live], 1))?;
+    rt.block_on(ensure_topics(
+        &bootstrap,
+        &OutputTopics::named(&live).all(),
+        1,
+    ))?;
+    let mut process =
+        RunnerProcess::start(&bootstrap, &args.topology, &live, &live, workdir.path())?;
+    let latencies = latency::measure(
+        &bootstrap,
+        &live,
+        &mut process,
+        args.keys,
+        &args.paces,
+        args.pace_seconds,
+    )?;
+    let live_rss_kb = process.rss_kb()?;
+    drop(process);
+
+    let report = Report {
+        runner: Contender::of(&runner_rounds),
+        passthrough: Contender::of(&passthrough_rounds),
+        peak_rss_mib: peak_rss_kb as f64 / 1024.0,
+        live_rss_mib: live_rss_kb as f64 / 1024.0,
+        latencies,
+    };
+    if args.json {
+        println!("{}", report.json(&args));
+    } else {
+        report.print(&args);
+    }
+    if let Some(stack) = stack {
+        stack.stop();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn figures(round: &progress::Round, records: u64) -> anyhow::Result<RoundFigures> {
+    Ok(RoundFigures {
+        records_per_s: round.steady_rate(records)?,
+        startup_s: round
+            .startup_seconds()
+            .ok_or_else(|| anyhow::anyhow!("a round was watched without reading a record"))?,
+    })
+}
+
+/// A contender's rounds, summed up.
+struct Contender {
+    rates: Vec<f64>,
+    throughput: Spread,
+    startup: Spread,
+}
+
+impl Contender {
+    fn of(rounds: &[RoundFigures]) -> Self {
+        let rates: Vec<f64> = rounds.iter().map(|r| r.records_per_s).collect();
+        let startups: Vec<f64> = rounds.iter().map(|r| r.startup_s).collect();
+        Self {
+            throughput: Spread::of(&rates).expect("at least one round"),
+            startup: Spread::of(&startups).expect("at least one round"),
+            rates,
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let spread = |s: &Spread| json!({"median": round(s.median), "min": round(s.min), "max": round(s.max)});
+        json!({
+            "records_per_s": spread(&self.throughput),
+            "rounds_records_per_s": self.rates.iter().map(|r| round(*r)).collect::<Vec<_>>(),
+            "startup_s": spread(&self.startup),
+        })
+    }
+}
+
+struct Report {
+    runner: Contender,
+    passthrough: Contender,
+    peak_rss_mib: f64,
+    live_rss_mib: f64,
+    latencies: Vec<PaceLatency>,
+}
+
+impl Report {
+    fn ratio(&self) -> f64 {
+        self.runner.throughput.median / self.passthrough.throughput.median
+    }
+
+    fn at_target_pace(&self) -> Option<&PaceLatency> {
+        self.latencies.iter().find(|l| l.rate_per_s == TARGET_PACE)
+    }
+
+    fn json(&self, args: &TopologyBenchArgs) -> serde_json::Value {
+        let at_target = self.at_target_pace();
+        json!({
+            "benchmark": "topology",
+            "topology": args.topology.display().to_string(),
+            "records": args.records,
+            "keys": args.keys,
+            "rounds": args.rounds,
+            "window": "steady rate between 10% and 90% of the records done",
+            "runner": self.runner.json(),
+            "passthrough": self.passthrough.json(),
+            "ratio": round(self.ratio()),
+            "peak_rss_mb": round(self.peak_rss_mib),
+            "rss_after_latency_mb": round(self.live_rss_mib),
+            "latency": self.latencies,
+            "targets": {
+                "ratio": {"target": TARGET_RATIO, "met": self.ratio() >= TARGET_RATIO},
+                "peak_rss_mb": {"target": TARGET_PEAK_RSS_MIB, "met": self.peak_rss_mib <= TARGET_PEAK_RSS_MIB},
+                "latency_p50_ms_at_2000": {"target": TARGET_P50_MS, "met": at_target.map(|l| l.p50_ms <= TARGET_P50_MS)},
+                "latency_p99_ms_at_2000": {"target": TARGET_P99_MS, "met": at_target.map(|l| l.p99_ms <= TARGET_P99_MS)},
+            },
+        })
+    }
+
+    fn print(&self, args: &TopologyBenchArgs) {
+        let verdict = |met: bool| if met { "met" } else { "MISSED" };
+        println!(
+            "steady throughput over {} records, {} keys, {} rounds (10%–90% window):",
+            args.records, args.keys, args.rounds
+        );
+        for (name, c) in [
+            ("topology runner", &self.runner),
+            ("pass-through", &self.passthrough),
+        ] {
+            println!(
+                "  {name:<16} median {:>9.0} records/s  (min {:.0}, max {:.0}, spread {:.1}%)  start-up {:.2} s",
+                c.throughput.median,
+                c.throughput.min,
+                c.throughput.max,
+                c.throughput.relative_range() * 100.0,
+                c.startup.median
+            );
+        }
+        println!(
+            "  ratio of medians {:.2}  (target ≥ {TARGET_RATIO}: {})",
+            self.ratio(),
+            verdict(self.ratio() >= TARGET_RATIO)
+        );
+        println!(
+            "runner peak RSS {:.1} MiB (target ≤ {TARGET_PEAK_RSS_MIB}: {}); {:.1} MiB after the latency phase",
+            self.peak_rss_mib,
+            verdict(self.peak_rss_mib <= TARGET_PEAK_RSS_MIB),
+            self.live_rss_mib
+        );
+        println!("end-to-end latency (produce → variation consumed):");
+        for l in &self.latencies {
+            println!(
+                "  {:>6} records/s × {:>6}: p50 {:>6.2} ms  p99 {:>7.2} ms  p99.9 {:>7.2} ms  max {:>7.2} ms{}",
+                l.rate_per_s,
+                l.records,
+                l.p50_ms,
+                l.p99_ms,
+                l.p999_ms,
+                l.max_ms,
+                if l.duplicates > 0 { format!("  ({} duplicates)", l.duplicates) } else { String::new() }
+            );
+        }
+        if let Some(l) = self.at_target_pace() {
+            println!(
+                "  at {TARGET_PACE}/s: p50 target ≤ {TARGET_P50_MS} ms {}, p99 target ≤ {TARGET_P99_MS} ms {}",
+                verdict(l.p50_ms <= TARGET_P50_MS),
+                verdict(l.p99_ms <= TARGET_P99_MS)
+            );
+        }
+    }
+}

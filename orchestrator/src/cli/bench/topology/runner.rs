@@ -1,0 +1,160 @@
+//! The topology runner under test: `weir topology run` in its own process, watched through
+//! its `/metrics`, its memory read from `/proc`.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use weir_catalog::local::ports::free_port;
+
+use super::super::status_kb;
+use super::progress::{self, Round};
+
+/// A running `weir topology run` of the benchmark's topology.
+pub struct RunnerProcess {
+    child: Child,
+    metrics_url: String,
+    client: reqwest::blocking::Client,
+    pub started: Instant,
+    /// The topic names its outputs go to.
+    pub outputs: OutputTopics,
+}
+
+/// Where the reference topology writes.
+#[derive(Debug, Clone)]
+pub struct OutputTopics {
+    pub rates: String,
+    pub variations: String,
+    pub notifications: String,
+    pub errors: String,
+}
+
+impl OutputTopics {
+    pub fn named(name: &str) -> Self {
+        Self {
+            rates: format!("{name}-rates"),
+            variations: format!("{name}-variations"),
+            notifications: format!("{name}-notifications"),
+            errors: format!("{name}-errors"),
+        }
+    }
+
+    pub fn all(&self) -> [&str; 4] {
+        [
+            &self.rates,
+            &self.variations,
+            &self.notifications,
+            &self.errors,
+        ]
+    }
+}
+
+impl RunnerProcess {
+    /// Starts the runner over `input` with its own consumer group and output topics, both
+    /// named after `name`. Its log goes to `workdir/NAME.log`.
+    pub fn start(
+        bootstrap: &str,
+        topology: &Path,
+        input: &str,
+        name: &str,
+        workdir: &Path,
+    ) -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let outputs = OutputTopics::named(name);
+        let log = std::fs::File::create(workdir.join(format!("{name}.log")))?;
+        let started = Instant::now();
+        let child = Command::new(std::env::current_exe()?)
+            .args(["topology", "run"])
+            .arg(topology)
+            .args(["--brokers", bootstrap])
+            .args(["--addr", &format!("127.0.0.1:{port}")])
+            .args(["--set", &format!("message_topic={input}")])
+            .args(["--set", &format!("dataflow_name={name}")])
+            .args(["--set", &format!("rate_topic={}", outputs.rates)])
+            .args(["--set", &format!("variation_topic={}", outputs.variations)])
+            .args([
+                "--set",
+                &format!("notification_topic={}", outputs.notifications),
+            ])
+            .args(["--set", &format!("error_topic={}", outputs.errors)])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("cannot start the topology runner")?;
+        Ok(Self {
+            child,
+            metrics_url: format!("http://127.0.0.1:{port}/metrics"),
+            client: reqwest::blocking::Client::new(),
+            started,
+            outputs,
+        })
+    }
+
+    /// Watches the runner until `total` records are done.
+    pub fn watch(&mut self, total: u64, timeout: Duration) -> anyhow::Result<Round> {
+        let started = self.started;
+        progress::watch(started, total, timeout, || self.counters())
+    }
+
+    /// `(records consumed, records done)` from `/metrics`, `None` while it does not answer.
+    pub fn counters(&mut self) -> anyhow::Result<Option<(u64, u64)>> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!("the topology runner exited early ({status}); see its log in the benchmark directory");
+        }
+        let Some(text) = self
+            .client
+            .get(&self.metrics_url)
+            .timeout(Duration::from_secs(2))
+            .send()
+            .ok()
+            .and_then(|r| r.text().ok())
+        else {
+            return Ok(None);
+        };
+        let read = |metric| sample(&text, metric).map(|v| v as u64);
+        Ok(read("weir_records_in_total").zip(read("weir_records_done_total")))
+    }
+
+    /// Peak resident memory so far, in KiB.
+    pub fn peak_rss_kb(&self) -> anyhow::Result<u64> {
+        status_kb(self.child.id(), "VmHWM")
+    }
+
+    /// Resident memory now, in KiB.
+    pub fn rss_kb(&self) -> anyhow::Result<u64> {
+        status_kb(self.child.id(), "VmRSS")
+    }
+}
+
+impl Drop for RunnerProcess {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child, which has not been reaped yet.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// The value of the first sample of `metric` in Prometheus text (labels ignored).
+fn sample(text: &str, metric: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| l.starts_with(&format!("{metric}{{")) || l.starts_with(&format!("{metric} ")))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_are_read_from_prometheus_text() {
+        let text = "# HELP x\nweir_records_done_total{topology=\"t\"} 42\nweir_up 1\n";
+        assert_eq!(sample(text, "weir_records_done_total"), Some(42.0));
+        assert_eq!(sample(text, "weir_up"), Some(1.0));
+        assert_eq!(sample(text, "weir_missing"), None);
+    }
+}
