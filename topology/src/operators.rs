@@ -222,12 +222,16 @@ impl Operator {
                     last.clear();
                     processed.resets.push(index);
                 }
+                let before = match last.get_mut(&group) {
+                    Some(slot) => Some(std::mem::replace(slot, value)),
+                    None => last.insert(group.clone(), value),
+                };
                 processed.updates.push(StateUpdate {
                     operator_index: index,
-                    key: group.clone(),
+                    key: group,
                     value,
                 });
-                match last.insert(group, value) {
+                match before {
                     // The first value of a key has nothing to compare with.
                     None => Ok(Flow::Stop),
                     Some(before) => {
@@ -259,26 +263,54 @@ impl Operator {
                 fields,
                 timestamp,
             } => {
-                let mut out = Map::new();
-                for name in fields.iter() {
-                    let value = record.fields.get(name).ok_or_else(|| RecordError {
-                        operator: "emit",
-                        reason: format!("field `{name}` is not set on the record"),
-                    })?;
-                    out.insert(name.clone(), value.clone());
-                }
-                if *timestamp {
-                    out.insert("timestamp".into(), Value::from(record.timestamp_ms));
-                }
                 processed.outputs.push(OutputMessage {
                     topic: topic.clone(),
                     key: record.key.clone(),
-                    payload: Value::Object(out).to_string().into_bytes(),
+                    payload: emitted_json(record, fields, *timestamp)?,
                 });
                 Ok(Flow::Continue)
             }
         }
     }
+}
+
+/// The JSON object an `emit` writes: the named fields in their declared order, then the input's
+/// `timestamp` (ms). Written straight into the payload, without building a map first: this
+/// runs for every output of every record.
+fn emitted_json(
+    record: &Record,
+    fields: &[String],
+    timestamp: bool,
+) -> Result<Vec<u8>, RecordError> {
+    let mut json = Vec::with_capacity(24 * (fields.len() + 1));
+    for (index, name) in fields.iter().enumerate() {
+        if fields[..index].contains(name) {
+            continue;
+        }
+        let value = record.fields.get(name).ok_or_else(|| RecordError {
+            operator: "emit",
+            reason: format!("field `{name}` is not set on the record"),
+        })?;
+        write_member(&mut json, name, value);
+    }
+    if timestamp && !fields.iter().any(|name| name == "timestamp") {
+        write_member(&mut json, "timestamp", &record.timestamp_ms);
+    }
+    if json.is_empty() {
+        json.push(b'{');
+    }
+    json.push(b'}');
+    Ok(json)
+}
+
+/// Appends `"name":value` to a JSON object being written, opening it for the first member.
+fn write_member(json: &mut Vec<u8>, name: &str, value: &impl serde::Serialize) {
+    json.push(if json.is_empty() { b'{' } else { b',' });
+    // Writing into memory fails only for values JSON cannot hold; names, `Value`s and
+    // integers are not such.
+    let _ = serde_json::to_writer(&mut *json, name);
+    json.push(b':');
+    let _ = serde_json::to_writer(&mut *json, value);
 }
 
 /// Rounds to 8 decimal places, the precision of Bitcoin amounts, so that `126.24 → 203.74`
@@ -532,5 +564,25 @@ mod tests {
         }]);
         let b = run(&mut restarted, r#"{"p": "b", "v": 7}"#);
         assert_eq!(payloads(&b)[0].1, json!({"pair": "b", "variation": -3.0}));
+    }
+
+    #[test]
+    fn emit_writes_fields_in_declared_order_then_the_timestamp() {
+        let mut record = Record::new(None, 1_700_000_000_123);
+        record.fields.insert("rate".into(), Value::from(2.5));
+        record.fields.insert("previous".into(), Value::from(2));
+        let json = emitted_json(
+            &record,
+            &["rate".into(), "previous".into(), "rate".into()],
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(json).unwrap(),
+            r#"{"rate":2.5,"previous":2,"timestamp":1700000000123}"#
+        );
+        assert_eq!(emitted_json(&record, &[], false).unwrap(), b"{}");
+        let missing = emitted_json(&record, &["variation".into()], false).unwrap_err();
+        assert_eq!(missing.operator, "emit");
     }
 }

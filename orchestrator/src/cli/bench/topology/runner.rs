@@ -1,7 +1,7 @@
 //! The topology runner under test: `weir topology run` in its own process, watched through
 //! its `/metrics`, its memory read from `/proc`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,7 @@ pub struct RunnerProcess {
     child: Child,
     metrics_url: String,
     client: reqwest::blocking::Client,
+    log: PathBuf,
     pub started: Instant,
     /// The topic names its outputs go to.
     pub outputs: OutputTopics,
@@ -62,7 +63,8 @@ impl RunnerProcess {
     ) -> anyhow::Result<Self> {
         let port = free_port()?;
         let outputs = OutputTopics::named(name);
-        let log = std::fs::File::create(workdir.join(format!("{name}.log")))?;
+        let log_path = workdir.join(format!("{name}.log"));
+        let log = std::fs::File::create(&log_path)?;
         let started = Instant::now();
         let child = Command::new(std::env::current_exe()?)
             .args(["topology", "run"])
@@ -86,6 +88,7 @@ impl RunnerProcess {
             child,
             metrics_url: format!("http://127.0.0.1:{port}/metrics"),
             client: reqwest::blocking::Client::new(),
+            log: log_path,
             started,
             outputs,
         })
@@ -100,7 +103,13 @@ impl RunnerProcess {
     /// `(records consumed, records done)` from `/metrics`, `None` while it does not answer.
     pub fn counters(&mut self) -> anyhow::Result<Option<(u64, u64)>> {
         if let Some(status) = self.child.try_wait()? {
-            bail!("the topology runner exited early ({status}); see its log in the benchmark directory");
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(10).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            bail!(
+                "the topology runner exited early ({status}); the end of its log:\n{}",
+                tail.join("\n")
+            );
         }
         let Some(text) = self
             .client
