@@ -5,7 +5,8 @@
 //! Each input's rate encodes its sequence number ([`load::numbered_document`]); the variation
 //! the topology emits carries that rate back, which identifies the input exactly. The path
 //! measured is the whole chain: producer → broker → runner (parse, extract, emit rate, diff,
-//! emit variation) → broker → consumer.
+//! emit variation) → broker → consumer. The pass-through, measured the same way, shows what
+//! the broker and clients alone cost on this machine.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -43,11 +44,36 @@ struct Arrival {
     at: Instant,
 }
 
-/// Measures each pace for `seconds` against the runner already consuming `input`.
+/// What carries the benchmark's records from the input to the output the latency is read on:
+/// the runner, or the pass-through as the reference.
+pub trait Forwarder {
+    /// The topic whose messages answer the inputs.
+    fn output(&self) -> &str;
+    /// Waits until the first `count` records are done.
+    fn wait_done(&mut self, count: u64) -> anyhow::Result<()>;
+    /// Fails when the forwarder has stopped.
+    fn check_alive(&mut self) -> anyhow::Result<()>;
+}
+
+impl Forwarder for RunnerProcess {
+    fn output(&self) -> &str {
+        &self.outputs.variations
+    }
+
+    fn wait_done(&mut self, count: u64) -> anyhow::Result<()> {
+        self.watch(count, Duration::from_secs(120)).map(|_| ())
+    }
+
+    fn check_alive(&mut self) -> anyhow::Result<()> {
+        self.counters().map(|_| ())
+    }
+}
+
+/// Measures each pace for `seconds` against `forwarder`, already consuming `input`.
 pub fn measure(
     bootstrap: &str,
     input: &str,
-    runner: &mut RunnerProcess,
+    forwarder: &mut dyn Forwarder,
     keys: u64,
     paces: &[u64],
     seconds: u64,
@@ -67,16 +93,11 @@ pub fn measure(
         send(sequence, &mut sent_at)?;
     }
     producer.flush(Duration::from_secs(30))?;
-    runner.watch(keys, Duration::from_secs(120))?;
+    forwarder.wait_done(keys)?;
 
     let (arrivals_tx, arrivals) = mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
-    let consumer = start_output_consumer(
-        bootstrap,
-        &runner.outputs.variations,
-        arrivals_tx,
-        stop.clone(),
-    )?;
+    let consumer = start_output_consumer(bootstrap, forwarder.output(), arrivals_tx, stop.clone())?;
 
     let mut next = keys;
     let mut figures = Vec::new();
@@ -91,7 +112,7 @@ pub fn measure(
         }
         next += count;
         let histogram = collect(&arrivals, &sent_at, first..next, &mut || {
-            runner.counters().map(|_| ())
+            forwarder.check_alive()
         })?;
         figures.push(summarize(pace, count, &histogram.0, histogram.1));
     }
@@ -208,10 +229,15 @@ fn start_output_consumer(
             };
             let at = Instant::now();
             let message = message?;
+            // The runner's variations carry `rate`; the pass-through forwards the document.
             let rate = message
                 .payload()
                 .and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok())
-                .and_then(|v| v["rate"].as_f64());
+                .and_then(|v| {
+                    v["rate"]
+                        .as_f64()
+                        .or_else(|| v["data"]["amount"].as_str()?.parse().ok())
+                });
             if let Some(sequence) = rate.and_then(sequence_of_rate) {
                 // The receiver hangs up only when the benchmark has failed already.
                 let _ = arrivals.send(Arrival { sequence, at });

@@ -20,6 +20,7 @@ use weir_topology::kafka::ensure_topics;
 use super::round;
 use crate::cli::runtime;
 use latency::PaceLatency;
+use passthrough::PassThrough;
 use progress::Spread;
 use runner::{OutputTopics, RunnerProcess};
 
@@ -132,15 +133,15 @@ pub fn run(args: TopologyBenchArgs) -> anyhow::Result<ExitCode> {
             "round {number}/{}: pass-through over {} records...",
             args.rounds, args.records
         );
-        let watched = passthrough::measure(
+        let mut forwarder = PassThrough::start(
             &rt,
             &bootstrap,
             &input,
             &passthrough_out,
             &format!("bench-{id}-passthrough-{number}"),
-            args.records,
-            ROUND_TIMEOUT,
-        )?;
+        );
+        let watched = forwarder.watch(args.records, ROUND_TIMEOUT)?;
+        forwarder.stop_and_report()?;
         passthrough_rounds.push(figures(&watched, args.records)?);
     }
 
@@ -165,12 +166,28 @@ pub fn run(args: TopologyBenchArgs) -> anyhow::Result<ExitCode> {
     let live_rss_kb = process.rss_kb()?;
     drop(process);
 
+    eprintln!("measuring the pass-through's latency the same way, as the reference...");
+    let reference = format!("bench-live-passthrough-{id}");
+    let reference_out = format!("{reference}-out");
+    rt.block_on(ensure_topics(&bootstrap, &[&reference, &reference_out], 1))?;
+    let mut forwarder = PassThrough::start(&rt, &bootstrap, &reference, &reference_out, &reference);
+    let reference_latencies = latency::measure(
+        &bootstrap,
+        &reference,
+        &mut forwarder,
+        args.keys,
+        &args.paces,
+        args.pace_seconds,
+    )?;
+    forwarder.stop_and_report()?;
+
     let report = Report {
         runner: Contender::of(&runner_rounds),
         passthrough: Contender::of(&passthrough_rounds),
         peak_rss_mib: peak_rss_kb as f64 / 1024.0,
         live_rss_mib: live_rss_kb as f64 / 1024.0,
         latencies,
+        reference_latencies,
     };
     if args.json {
         println!("{}", report.json(&args));
@@ -226,6 +243,7 @@ struct Report {
     peak_rss_mib: f64,
     live_rss_mib: f64,
     latencies: Vec<PaceLatency>,
+    reference_latencies: Vec<PaceLatency>,
 }
 
 impl Report {
@@ -252,6 +270,7 @@ impl Report {
             "peak_rss_mb": round(self.peak_rss_mib),
             "rss_after_latency_mb": round(self.live_rss_mib),
             "latency": self.latencies,
+            "passthrough_latency": self.reference_latencies,
             "targets": {
                 "ratio": {"target": TARGET_RATIO, "met": self.ratio() >= TARGET_RATIO},
                 "peak_rss_mb": {"target": TARGET_PEAK_RSS_MIB, "met": self.peak_rss_mib <= TARGET_PEAK_RSS_MIB},
@@ -291,18 +310,27 @@ impl Report {
             verdict(self.peak_rss_mib <= TARGET_PEAK_RSS_MIB),
             self.live_rss_mib
         );
-        println!("end-to-end latency (produce → variation consumed):");
-        for l in &self.latencies {
-            println!(
-                "  {:>6} records/s × {:>6}: p50 {:>6.2} ms  p99 {:>7.2} ms  p99.9 {:>7.2} ms  max {:>7.2} ms{}",
-                l.rate_per_s,
-                l.records,
-                l.p50_ms,
-                l.p99_ms,
-                l.p999_ms,
-                l.max_ms,
-                if l.duplicates > 0 { format!("  ({} duplicates)", l.duplicates) } else { String::new() }
-            );
+        println!("end-to-end latency (produce → output consumed):");
+        for (name, latencies) in [
+            ("runner", &self.latencies),
+            ("pass-through", &self.reference_latencies),
+        ] {
+            for l in latencies {
+                println!(
+                    "  {name:<12} {:>6}/s × {:>6}: p50 {:>6.2} ms  p99 {:>7.2} ms  p99.9 {:>7.2} ms  max {:>7.2} ms{}",
+                    l.rate_per_s,
+                    l.records,
+                    l.p50_ms,
+                    l.p99_ms,
+                    l.p999_ms,
+                    l.max_ms,
+                    if l.duplicates > 0 {
+                        format!("  ({} duplicates)", l.duplicates)
+                    } else {
+                        String::new()
+                    }
+                );
+            }
         }
         if let Some(l) = self.at_target_pace() {
             println!(

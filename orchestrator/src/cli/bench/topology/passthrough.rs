@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use weir_topology::kafka::{consumer_config, producer_config};
 use weir_topology::runner::RunnerConfig;
 
+use super::latency::Forwarder;
 use super::progress::{self, Round};
 
 /// Counters the benchmark watches.
@@ -32,44 +33,95 @@ struct Counters {
     done: AtomicU64,
 }
 
-/// Runs the pass-through from `input` to `output` with consumer group `group` until `total`
-/// records are acknowledged, watching it the same way as the runner.
-pub fn measure(
-    rt: &tokio::runtime::Runtime,
-    bootstrap: &str,
-    input: &str,
-    output: &str,
-    group: &str,
-    total: u64,
-    timeout: Duration,
-) -> anyhow::Result<Round> {
-    let counters = Arc::new(Counters::default());
-    let stop = CancellationToken::new();
-    let started = Instant::now();
-    let task = rt.spawn(forward(
-        bootstrap.to_string(),
-        input.to_string(),
-        output.to_string(),
-        group.to_string(),
-        counters.clone(),
-        stop.clone(),
-    ));
-    let round = progress::watch(started, total, timeout, || {
-        if task.is_finished() {
-            anyhow::bail!("the pass-through stopped before the end of the round");
+/// A pass-through running on the benchmark's Tokio runtime.
+pub struct PassThrough<'rt> {
+    rt: &'rt tokio::runtime::Runtime,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    counters: Arc<Counters>,
+    stop: CancellationToken,
+    output: String,
+    started: Instant,
+}
+
+impl<'rt> PassThrough<'rt> {
+    /// Starts forwarding `input` to `output` with consumer group `group`.
+    pub fn start(
+        rt: &'rt tokio::runtime::Runtime,
+        bootstrap: &str,
+        input: &str,
+        output: &str,
+        group: &str,
+    ) -> Self {
+        let counters = Arc::new(Counters::default());
+        let stop = CancellationToken::new();
+        let started = Instant::now();
+        let task = rt.spawn(forward(
+            bootstrap.to_string(),
+            input.to_string(),
+            output.to_string(),
+            group.to_string(),
+            counters.clone(),
+            stop.clone(),
+        ));
+        Self {
+            rt,
+            task: Some(task),
+            counters,
+            stop,
+            output: output.to_string(),
+            started,
+        }
+    }
+
+    /// Watches it the same way as the runner until `total` records are done.
+    pub fn watch(&mut self, total: u64, timeout: Duration) -> anyhow::Result<Round> {
+        let started = self.started;
+        progress::watch(started, total, timeout, || self.counters())
+    }
+
+    fn counters(&mut self) -> anyhow::Result<Option<(u64, u64)>> {
+        if self.task.as_ref().is_none_or(|task| task.is_finished()) {
+            return Err(self.stop_and_report().err().unwrap_or_else(|| {
+                anyhow::anyhow!("the pass-through stopped before the end of the round")
+            }));
         }
         Ok(Some((
-            counters.consumed.load(Ordering::Relaxed),
-            counters.done.load(Ordering::Relaxed),
+            self.counters.consumed.load(Ordering::Relaxed),
+            self.counters.done.load(Ordering::Relaxed),
         )))
-    });
-    stop.cancel();
-    let ended = rt
-        .block_on(task)
-        .context("the pass-through task panicked")?;
-    let round = round?;
-    ended?;
-    Ok(round)
+    }
+
+    /// Stops it, returning the error that ended it early, if any.
+    pub fn stop_and_report(&mut self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        match self.task.take() {
+            Some(task) => self
+                .rt
+                .block_on(task)
+                .context("the pass-through task panicked")?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for PassThrough<'_> {
+    fn drop(&mut self) {
+        let _ = self.stop_and_report();
+    }
+}
+
+impl Forwarder for PassThrough<'_> {
+    fn output(&self) -> &str {
+        &self.output
+    }
+
+    fn wait_done(&mut self, count: u64) -> anyhow::Result<()> {
+        self.watch(count, Duration::from_secs(120)).map(|_| ())
+    }
+
+    fn check_alive(&mut self) -> anyhow::Result<()> {
+        self.counters().map(|_| ())
+    }
 }
 
 async fn forward(
