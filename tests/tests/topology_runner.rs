@@ -427,3 +427,61 @@ fn a_replay_starting_over_invents_no_move_across_the_seam() {
         .signal_and_wait(libc::SIGTERM, Duration::from_secs(30))
         .success());
 }
+
+/// `weir bench topology` on a small load: every figure it reports was measured (positive, with
+/// its rounds), and the latency of each pace counts every record sent. No timing is asserted.
+#[test]
+fn the_topology_benchmark_reports_every_figure_it_measures() {
+    let topology = repo_root().join("workflows/topologies/bitcoin-yuan.yaml");
+    let output = std::process::Command::new(weir_tests::weir_bin())
+        .args(["bench", "topology", "--json", "--brokers", kafka()])
+        .args(["--records", "100000", "--rounds", "2", "--keys", "4"])
+        .args(["--paces", "500", "--pace-seconds", "1"])
+        .arg("--topology")
+        .arg(&topology)
+        .output()
+        .expect("run weir bench topology");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "bench failed:\n{stderr}");
+    let report: Value = serde_json::from_slice(&output.stdout).expect("one JSON report");
+    for contender in ["runner", "passthrough"] {
+        let rounds = report[contender]["rounds_records_per_s"]
+            .as_array()
+            .unwrap();
+        assert_eq!(rounds.len(), 2, "{report}");
+        assert!(rounds.iter().all(|r| r.as_f64().unwrap() > 0.0), "{report}");
+        assert!(report[contender]["startup_s"]["median"].as_f64().unwrap() > 0.0);
+    }
+    assert!(report["ratio"].as_f64().unwrap() > 0.0, "{report}");
+    assert!(report["peak_rss_mb"].as_f64().unwrap() > 1.0, "{report}");
+    for latency in ["latency", "passthrough_latency"] {
+        let paces = report[latency].as_array().unwrap();
+        assert_eq!(paces.len(), 1, "{report}");
+        assert_eq!(paces[0]["records"], 500);
+        let p50 = paces[0]["p50_ms"].as_f64().unwrap();
+        let p99 = paces[0]["p99_ms"].as_f64().unwrap();
+        assert!(p50 > 0.0 && p99 >= p50, "{report}");
+    }
+    assert!(
+        stderr.contains("loaded 100%"),
+        "no load progress:\n{stderr}"
+    );
+}
+
+/// Started outside the repository with a topology file that does not exist, the benchmark
+/// says so before loading anything.
+#[test]
+fn the_topology_benchmark_refuses_a_missing_topology_at_once() {
+    let output = std::process::Command::new(weir_tests::weir_bin())
+        .args(["bench", "topology", "--brokers", kafka()])
+        .args(["--topology", "/nonexistent/flow.yaml"])
+        .output()
+        .expect("run weir bench topology");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("/nonexistent/flow.yaml"), "{stderr}");
+    assert!(
+        !stderr.contains("loading"),
+        "loaded before checking:\n{stderr}"
+    );
+}

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context;
 use serde_json::json;
 use weir_catalog::local::process::Lifetime;
 use weir_catalog::local::stack::KafkaStack;
@@ -36,7 +37,7 @@ pub struct TopologyBenchArgs {
     /// Distinct message keys the records go round-robin over.
     #[arg(long, default_value_t = 8)]
     keys: u64,
-    /// Throughput rounds; each runs the runner and the pass-through once.
+    /// Throughput rounds counted, after one warm-up round; each runs both contenders once.
     #[arg(long, default_value_t = 3)]
     rounds: u32,
     /// Paces of the latency phase, records per second.
@@ -49,9 +50,11 @@ pub struct TopologyBenchArgs {
     #[arg(long)]
     brokers: Option<String>,
     /// The topology to measure.
-    #[arg(long, default_value = "workflows/topologies/bitcoin-yuan.yaml")]
+    #[arg(long, default_value = DEFAULT_TOPOLOGY)]
     topology: PathBuf,
 }
+
+const DEFAULT_TOPOLOGY: &str = "workflows/topologies/bitcoin-yuan.yaml";
 
 /// Throughput of the runner relative to the pass-through's, median over median.
 const TARGET_RATIO: f64 = 0.9;
@@ -79,6 +82,14 @@ pub fn run(args: TopologyBenchArgs) -> anyhow::Result<ExitCode> {
         !args.paces.is_empty() && args.paces.iter().all(|&p| p > 0),
         "--paces must list positive rates"
     );
+    // A bad topology file is reported before minutes of loading, not after.
+    weir_topology::spec::TopologySpec::load(&args.topology, &[]).with_context(|| {
+        format!(
+            "the benchmark needs a topology: pass --topology FILE (the default, {}, is relative \
+             to the repository's root)",
+            DEFAULT_TOPOLOGY
+        )
+    })?;
     let workdir = tempfile::Builder::new().prefix("weir-bench-").tempdir()?;
     let stack = match &args.brokers {
         Some(_) => None,
@@ -111,11 +122,14 @@ pub fn run(args: TopologyBenchArgs) -> anyhow::Result<ExitCode> {
     let mut runner_rounds = Vec::new();
     let mut passthrough_rounds = Vec::new();
     let mut peak_rss_kb = 0;
-    for number in 1..=args.rounds {
-        eprintln!(
-            "round {number}/{}: topology runner over {} records...",
-            args.rounds, args.records
-        );
+    // Round 0 warms the broker (JIT, page cache, group coordinator) and is not counted: on a
+    // cold broker whichever contender goes first measures the warm-up instead of itself.
+    for number in 0..=args.rounds {
+        let label = match number {
+            0 => "warm-up round (not counted)".to_string(),
+            n => format!("round {n}/{}", args.rounds),
+        };
+        eprintln!("{label}: topology runner over {} records...", args.records);
         let name = format!("bench-{id}-r{number}");
         rt.block_on(ensure_topics(
             &bootstrap,
@@ -127,12 +141,9 @@ pub fn run(args: TopologyBenchArgs) -> anyhow::Result<ExitCode> {
         let watched = process.watch(args.records, ROUND_TIMEOUT)?;
         peak_rss_kb = peak_rss_kb.max(process.peak_rss_kb()?);
         drop(process);
-        runner_rounds.push(figures(&watched, args.records)?);
+        let runner_figures = figures(&watched, args.records)?;
 
-        eprintln!(
-            "round {number}/{}: pass-through over {} records...",
-            args.rounds, args.records
-        );
+        eprintln!("{label}: pass-through over {} records...", args.records);
         let mut forwarder = PassThrough::start(
             &rt,
             &bootstrap,
@@ -142,7 +153,11 @@ pub fn run(args: TopologyBenchArgs) -> anyhow::Result<ExitCode> {
         );
         let watched = forwarder.watch(args.records, ROUND_TIMEOUT)?;
         forwarder.stop_and_report()?;
-        passthrough_rounds.push(figures(&watched, args.records)?);
+        let passthrough_figures = figures(&watched, args.records)?;
+        if number > 0 {
+            runner_rounds.push(runner_figures);
+            passthrough_rounds.push(passthrough_figures);
+        }
     }
 
     eprintln!("measuring end-to-end latency...");
