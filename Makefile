@@ -12,8 +12,9 @@ setup:
 demo: setup
 	scripts/demo
 
-# The Kubernetes tests need a real control plane: etcd, kube-apiserver, controller-manager,
-# scheduler and kwok, built once from the Go module proxy into ~/.cache/weir/kube-sandbox.
+# The Kubernetes tests need a real cluster: etcd, kube-apiserver, controller-manager,
+# scheduler, kwok, and a real node (containerd, kubelet, kube-proxy, CoreDNS) with images
+# built here, all cached in ~/.cache/weir/kube-sandbox. The real node needs root.
 kube-sandbox:
 	scripts/kube-sandbox build >/dev/null
 

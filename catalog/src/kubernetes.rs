@@ -196,6 +196,10 @@ fn service(instance: &KubeInstance<'_>) -> Service {
                     })
                     .collect(),
             ),
+            // A broker reaches itself at its advertised name (ZooKeeper-mode controller,
+            // metadata answers) before it is ready: the name must resolve to it by then.
+            publish_not_ready_addresses: (workload_kind(instance.service) == "StatefulSet")
+                .then_some(true),
             ..ServiceSpec::default()
         }),
         ..Service::default()

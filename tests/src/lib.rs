@@ -408,7 +408,29 @@ pub fn ticker_server(bodies: Vec<String>) -> (String, Arc<AtomicU32>) {
 /// A ticker that is down for its first `down` requests (503 Service Unavailable), then
 /// answers like [`ticker_server`]. The hit counter counts every request.
 pub fn ticker_server_down_first(bodies: Vec<String>, down: u32) -> (String, Arc<AtomicU32>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    ticker_server_on("127.0.0.1", bodies, down)
+}
+
+/// Rates the fake exchange serves in the demo tests, in order; the last one repeats.
+pub const DEMO_RATES: [f64; 6] = [
+    478_000.0, 478_120.0, 478_100.0, 477_990.5, 478_030.0, 478_230.25,
+];
+
+/// [`DEMO_RATES`] as the exchange's JSON documents (`/data/amount`).
+pub fn demo_ticker_bodies() -> Vec<String> {
+    DEMO_RATES
+        .iter()
+        .map(|r| {
+            serde_json::json!({"data": {"amount": format!("{r:.2}"), "base": "BTC", "currency": "CNY"}})
+                .to_string()
+        })
+        .collect()
+}
+
+/// A ticker like [`ticker_server_down_first`] listening on `address` (port chosen by the
+/// system), e.g. the address by which pods reach this machine.
+pub fn ticker_server_on(address: &str, bodies: Vec<String>, down: u32) -> (String, Arc<AtomicU32>) {
+    let listener = TcpListener::bind((address, 0)).unwrap();
     let url = format!(
         "http://{}/v2/prices/BTC-CNY/spot",
         listener.local_addr().unwrap()
@@ -586,6 +608,39 @@ impl KubeSandbox {
             .status
             .success()
             .then(|| serde_json::from_slice(&output.stdout).expect("kubectl JSON"))
+    }
+
+    /// The address by which pods reach this machine: the real node's internal IP (the
+    /// gateway of its pod bridge).
+    pub fn host_address(&self) -> String {
+        let node = self
+            .kubectl_json(&["get", "nodes", "-l", "weir.dev/node=real"])
+            .expect("listing nodes");
+        node["items"][0]["status"]["addresses"]
+            .as_array()
+            .and_then(|addresses| addresses.iter().find(|a| a["type"] == "InternalIP"))
+            .and_then(|a| a["address"].as_str())
+            .expect("the sandbox has a real node with an internal IP")
+            .to_string()
+    }
+
+    /// The containers containerd still holds for pods of `namespace` (its own listing).
+    pub fn containers_of(&self, namespace: &str) -> Vec<String> {
+        let output = std::process::Command::new(repo_root().join("scripts/kube-node"))
+            .args([
+                "ctr",
+                "containers",
+                "ls",
+                "-q",
+                &format!("labels.\"io.kubernetes.pod.namespace\"=={namespace}"),
+            ])
+            .output()
+            .expect("run scripts/kube-node ctr");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 
     /// Whether a namespace exists (in any phase).

@@ -1,8 +1,9 @@
-//! Workflows on the Kubernetes runtime against a real control plane (`scripts/kube-sandbox`:
-//! etcd, kube-apiserver, controller-manager, scheduler, kwok nodes). Pods turn Running and
-//! Ready through kwok but no container runs, so these tests check what the API server sees —
-//! namespaces, objects, labels, readiness, teardown — and that the run reports the data-path
-//! results it could not see as unavailable instead of inventing them.
+//! Workflows on the Kubernetes runtime against the local sandbox (`scripts/kube-sandbox`:
+//! etcd, kube-apiserver, controller-manager, scheduler, and a real node — containerd, kubelet,
+//! kube-proxy, CoreDNS — running images built here). Pods really execute: these tests check
+//! what the API server sees (namespaces, objects, labels, readiness, teardown), what the data
+//! path produced (topic counts from Jobs, chart snapshots through port-forwards, logs), and
+//! that nothing is left behind, in the cluster or in containerd.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -31,7 +32,7 @@ fn start_run(home: &WeirHomeDir, args: &[&str]) -> Child {
 }
 
 fn wait_exit(home: &WeirHomeDir, child: &mut Child) -> std::process::ExitStatus {
-    eventually(Duration::from_secs(300), || child.try_wait().unwrap())
+    eventually(Duration::from_secs(420), || child.try_wait().unwrap())
         .unwrap_or_else(|| panic!("weir run did not finish:\n{}", home.log()))
 }
 
@@ -47,7 +48,8 @@ fn run_id(home: &WeirHomeDir) -> String {
 /// Waits until the run's namespace holds ready pods of every service named, and returns them.
 fn ready_pods(namespace: &str, services: &[&str]) -> Vec<Value> {
     let sandbox = KubeSandbox::get();
-    eventually(Duration::from_secs(120), || {
+    // Real pods: images unpacked, JVMs started, readiness probes passed.
+    eventually(Duration::from_secs(240), || {
         let pods = sandbox.kubectl_json(&["get", "pods", "-n", namespace])?;
         let pods = pods["items"].as_array()?.clone();
         let ready = |pod: &Value| {
@@ -75,8 +77,45 @@ fn assert_namespace_gone(namespace: &str, log: &str) {
     );
 }
 
+/// The Close column of the recording ci-smoke replays, in order.
+fn recorded_closes() -> Vec<f64> {
+    let text = std::fs::read_to_string(repo_root().join("workflows/data/btcusd-monthly.csv"))
+        .expect("the recording");
+    text.lines()
+        .skip(1)
+        .filter_map(|line| line.split(',').nth(4)?.parse().ok())
+        .collect()
+}
+
+/// The variations above `threshold` (absolute) between consecutive values.
+fn notifications_implied(values: &[f64], threshold: f64) -> i64 {
+    values
+        .windows(2)
+        .filter(|w| (w[1] - w[0]).abs() > threshold)
+        .count() as i64
+}
+
+/// The run's last line, `run ID STATE...`.
+fn last_line(log: &str, id: &str) -> String {
+    log.lines()
+        .rev()
+        .find(|l| l.contains(&format!("run {id} ")))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Nothing of the run is left: not its namespace, not a container in containerd.
+fn assert_nothing_left(namespace: &str, log: &str) {
+    assert_namespace_gone(namespace, log);
+    let containers = KubeSandbox::get().containers_of(namespace);
+    assert!(
+        containers.is_empty(),
+        "containerd still holds {containers:?} of {namespace}"
+    );
+}
+
 #[test]
-fn ci_smoke_on_kubernetes_labels_everything_and_leaves_no_namespace() {
+fn ci_smoke_runs_in_real_pods_and_reports_every_result() {
     let home = WeirHomeDir::new();
     let sandbox = KubeSandbox::get();
     let mut child = start_run(
@@ -84,7 +123,7 @@ fn ci_smoke_on_kubernetes_labels_everything_and_leaves_no_namespace() {
         &[
             &shipped_workflow("ci-smoke.yaml"),
             "--set",
-            "execution_duration=8s",
+            "execution_duration=5s",
         ],
     );
     let id = run_id(&home);
@@ -110,12 +149,19 @@ fn ci_smoke_on_kubernetes_labels_everything_and_leaves_no_namespace() {
         assert!(labels["app.kubernetes.io/instance"]
             .as_str()
             .is_some_and(|i| i.starts_with("smoke-")));
+        // Real containers on the real node, not kwok's.
+        assert_eq!(pod["spec"]["nodeName"], "weir-node", "{pod}");
+        assert!(
+            pod["status"]["containerStatuses"][0]["containerID"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("containerd://")),
+            "{pod}"
+        );
     }
     let ns = sandbox
         .kubectl_json(&["get", "namespace", &namespace])
         .expect("the run's namespace exists while it runs");
     assert_eq!(ns["metadata"]["labels"]["weir.dev/run"], id.as_str());
-    // The runner's topology travels in a ConfigMap with the instance's labels.
     let config = sandbox
         .kubectl_json(&["get", "configmap", "smoke-topology-files", "-n", &namespace])
         .expect("the topology ConfigMap exists");
@@ -128,46 +174,59 @@ fn ci_smoke_on_kubernetes_labels_everything_and_leaves_no_namespace() {
     assert!(status.success(), "{log}");
     let run = home.run_record(&id);
     assert_eq!(run["state"], "succeeded", "{log}");
-    // No container ran, so no count was seen: none may be reported, each gap is named.
-    assert_eq!(run["topics"], serde_json::json!({}), "{run}");
-    let unavailable = run["unavailable"].as_object().expect("unavailable results");
-    for key in [
-        "create-topics:topics",
-        "wait:first-rates",
-        "topics",
-        "charts:smoke-charts",
-    ] {
-        assert!(
-            unavailable.contains_key(key),
-            "{key} missing from {unavailable:?}"
-        );
-    }
-    assert!(log.contains("UNAVAILABLE topics"), "{log}");
-    // Only a simulated backend may leave results unseen, and the run says it was one.
-    assert!(
-        run["simulated"]
-            .as_str()
-            .is_some_and(|s| s.contains("kwok")),
-        "{run}"
+    // Every result was seen: counted by Jobs that ran next to Kafka and reported.
+    assert_eq!(run["unavailable"], serde_json::json!({}), "{run}");
+    assert!(run["simulated"].is_null(), "{run}");
+    let topics = &run["topics"];
+    let closes = recorded_closes();
+    let recorded = closes.len() as i64;
+    assert_eq!(topics["smoke-raw"], recorded, "{topics}");
+    assert_eq!(topics["smoke-rates"], recorded, "{topics}");
+    assert_eq!(topics["smoke-variations"], recorded - 1, "{topics}");
+    assert_eq!(
+        topics["smoke-notifications"],
+        notifications_implied(&closes, 50.0),
+        "{topics}"
     );
-    let last = log
-        .lines()
-        .rev()
-        .find(|l| l.contains(&format!("run {id} ")))
-        .unwrap_or_default();
-    assert!(last.contains("succeeded — SIMULATED"), "{last}");
-    assert_namespace_gone(&namespace, &log);
+    assert_eq!(topics["smoke-errors"], 0, "{topics}");
+    // Chart snapshots came through the API server's port-forward, logs through its log API.
+    let artifacts = home.path().join("runs").join(&id);
+    let charts = std::fs::read_dir(artifacts.join("charts/smoke-charts"))
+        .expect("the chart server's snapshots")
+        .flatten()
+        .map(|e| e.path())
+        .collect::<Vec<_>>();
+    let png = charts
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "png"))
+        .unwrap_or_else(|| panic!("no PNG among {charts:?}"));
+    assert!(std::fs::read(png).unwrap().starts_with(b"\x89PNG"));
+    let runner_log = std::fs::read_to_string(artifacts.join("logs/smoke-topology.log"))
+        .expect("the runner's log");
+    assert!(!runner_log.trim().is_empty());
+    let last = last_line(&log, &id);
+    assert!(last.contains("succeeded"), "{last}");
+    assert!(!last.contains("SIMULATED"), "{last}");
+    assert_nothing_left(&namespace, &log);
 }
 
 #[test]
-fn demo_workflow_on_kubernetes_runs_and_tears_down() {
+fn demo_workflow_in_real_pods_polls_this_machine_and_notifies_exactly() {
     let home = WeirHomeDir::new();
+    let sandbox = KubeSandbox::get();
+    let (url, hits) =
+        weir_tests::ticker_server_on(&sandbox.host_address(), weir_tests::demo_ticker_bodies(), 0);
+    let started = std::time::Instant::now();
     let mut child = start_run(
         &home,
         &[
             &shipped_workflow("bitcoin-yuan.yaml"),
             "--set",
-            "execution_duration=3s",
+            &format!("source_url={url}"),
+            "--set",
+            "poll_interval=200ms",
+            "--set",
+            "execution_duration=4s",
         ],
     );
     let id = run_id(&home);
@@ -182,18 +241,67 @@ fn demo_workflow_on_kubernetes_runs_and_tears_down() {
             "http-source",
         ],
     );
+    let all_ready = started.elapsed();
     let status = wait_exit(&home, &mut child);
     let log = home.log();
     assert!(status.success(), "{log}");
     let run = home.run_record(&id);
-    assert_eq!(run["state"], "succeeded");
+    assert_eq!(run["state"], "succeeded", "{log}");
     assert_eq!(run["backend"], "kubernetes", "{run}");
-    assert_eq!(run["namespace"], namespace.as_str(), "{run}");
-    assert!(run["unavailable"]["topics"].is_string(), "{run}");
-    let deployments_seen = log.contains("topology-runner `bitcoin-topology-1` is ready")
-        && log.contains("zookeeper `zookeeper-server-1` is ready");
-    assert!(deployments_seen, "{log}");
-    assert_namespace_gone(&namespace, &log);
+    assert_eq!(run["unavailable"], serde_json::json!({}), "{run}");
+    assert!(hits.load(std::sync::atomic::Ordering::SeqCst) > 0);
+    let topics = &run["topics"];
+    let raw = topics["BitCoinExchangeTopic"].as_i64().unwrap();
+    let rates = &weir_tests::DEMO_RATES;
+    assert!(raw >= rates.len() as i64, "{topics}");
+    assert_eq!(topics["rates"], raw, "{topics}");
+    assert_eq!(topics["variations"], raw - 1, "{topics}");
+    assert_eq!(
+        topics["notifications"],
+        notifications_implied(rates, 50.0),
+        "{topics}"
+    );
+    assert_eq!(topics["errors"], 0, "{topics}");
+    let teardown = log
+        .lines()
+        .find(|l| l.contains("deleting namespace"))
+        .and(log.lines().find(|l| l.contains("is gone")))
+        .is_some();
+    assert!(teardown, "{log}");
+    eprintln!(
+        "real node: all pods of the demo ready {all_ready:.1?} after `weir run`; whole run \
+         {:.1?}",
+        started.elapsed()
+    );
+    assert_nothing_left(&namespace, &log);
+}
+
+#[test]
+fn an_image_the_node_does_not_have_fails_the_run_naming_the_image() {
+    let home = WeirHomeDir::new();
+    let file = home.path().join("missing-image.yaml");
+    std::fs::write(
+        &file,
+        "name: missing-image\ntasks:\n  - name: charts\n    timeout: 40s\n    provision: { service: chart-server, instance: c1, params: { image: \"localhost/weir-sandbox/missing:0\" } }\n",
+    )
+    .unwrap();
+    let mut child = start_run(&home, &[file.to_str().unwrap()]);
+    let id = run_id(&home);
+    let status = wait_exit(&home, &mut child);
+    let log = home.log();
+    assert!(!status.success(), "{log}");
+    let run = home.run_record(&id);
+    assert_eq!(run["state"], "failed");
+    let error = run["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("ErrImagePull") || error.contains("ImagePullBackOff"),
+        "{error}"
+    );
+    assert!(
+        error.contains("localhost/weir-sandbox/missing:0"),
+        "{error}"
+    );
+    assert_nothing_left(&format!("weir-{id}"), &log);
 }
 
 #[test]
@@ -215,7 +323,7 @@ fn a_pod_that_never_becomes_ready_fails_the_run_naming_it_and_still_tears_down()
     let error = run["error"].as_str().unwrap_or_default();
     assert!(error.contains("pod `big-zk-0` is not ready"), "{error}");
     assert!(error.contains("Insufficient cpu"), "{error}");
-    assert_namespace_gone(&format!("weir-{id}"), &log);
+    assert_nothing_left(&format!("weir-{id}"), &log);
 }
 
 #[test]
@@ -246,7 +354,7 @@ fn gc_deletes_the_namespace_of_a_killed_run() {
         stdout.contains(&format!("deleted namespace {namespace}")),
         "{stdout}"
     );
-    assert_namespace_gone(&namespace, &home.log());
+    assert_nothing_left(&namespace, &home.log());
     assert_eq!(home.run_record(&id)["state"], "failed");
 }
 
@@ -322,75 +430,6 @@ fn up_and_down_manage_standalone_instances_in_their_namespace() {
     sandbox.kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
 }
 
-/// kwok's kubelet answers port-forwards and log reads as its ClusterPortForward and
-/// ClusterLogs resources say; pointed at a real chart server and a real file on this machine,
-/// they let a run's snapshots and logs travel the whole way: orchestrator → API server →
-/// kubelet port-forward / log endpoints → the pod's "container".
-#[test]
-fn snapshots_and_logs_come_through_the_api_servers_port_forward_and_log_endpoints() {
-    let home = WeirHomeDir::new();
-    let sandbox = KubeSandbox::get();
-    let charts = weir_tests::ChartServer::start(&[]);
-    let window = serde_json::json!({
-        "cmd": "forward", "win": "rates", "eid": "main", "opts": {}, "layout": {"title": "rates"},
-        "data": [{"x": [1, 2, 3], "y": [7.0, 8.0, 9.0], "type": "scatter", "mode": "lines"}]
-    });
-    assert!(charts.post("/events", &window).status().is_success());
-    let port = charts.url.rsplit(':').next().unwrap().to_string();
-    let id = format!("rpf{}", std::process::id());
-    let namespace = format!("weir-{id}");
-    let log_file = home.path().join("chart-server.log");
-    // The CRI log format, as a container runtime writes it.
-    std::fs::write(
-        &log_file,
-        "2026-11-23T16:00:00.000000000Z stdout F chart server says hello\n",
-    )
-    .unwrap();
-    let rules = format!(
-        "kind: ClusterPortForward\napiVersion: kwok.x-k8s.io/v1alpha1\nmetadata: {{ name: {namespace} }}\nspec:\n  selector: {{ matchNamespaces: [{namespace}] }}\n  forwards:\n  - ports: [8097]\n    target: {{ port: {port}, address: 127.0.0.1 }}\n---\nkind: ClusterLogs\napiVersion: kwok.x-k8s.io/v1alpha1\nmetadata: {{ name: {namespace} }}\nspec:\n  selector: {{ matchNamespaces: [{namespace}] }}\n  logs:\n  - logsFile: {}\n    follow: false\n",
-        log_file.display()
-    );
-    let rules_file = home.path().join("kwok-rules.yaml");
-    std::fs::write(&rules_file, rules).unwrap();
-    let applied = sandbox.kubectl(&["apply", "-f", rules_file.to_str().unwrap()]);
-    assert!(
-        applied.status.success(),
-        "{}",
-        String::from_utf8_lossy(&applied.stderr)
-    );
-
-    let workflow = home.path().join("charts-only.yaml");
-    std::fs::write(
-        &workflow,
-        "name: charts-only\ntasks:\n  - name: charts\n    provision: { service: chart-server, instance: c1 }\n  - name: results\n    depends: [charts]\n    collect: { kafka: none }\n  - name: teardown\n    depends: [results]\n    teardown: {}\n",
-    )
-    .unwrap();
-    let mut child = start_run(&home, &[workflow.to_str().unwrap(), "--run-id", &id]);
-    let status = wait_exit(&home, &mut child);
-    sandbox.kubectl(&["delete", "-f", rules_file.to_str().unwrap()]);
-    let log = home.log();
-    assert!(status.success(), "{log}");
-
-    let run = home.run_record(&id);
-    assert_eq!(run["unavailable"], serde_json::json!({}), "{log}");
-    let artifacts = home.path().join("runs").join(&id);
-    let snapshot = std::fs::read(artifacts.join("charts/c1/main-rates.png")).unwrap();
-    assert!(
-        snapshot.starts_with(b"\x89PNG"),
-        "a PNG came through the port-forward"
-    );
-    let saved: Value = serde_json::from_slice(
-        &std::fs::read(artifacts.join("charts/c1/main-rates.json")).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(saved["title"], "rates", "{saved}");
-    assert_eq!(
-        std::fs::read_to_string(artifacts.join("logs/c1.log")).unwrap(),
-        "chart server says hello\n"
-    );
-    assert_namespace_gone(&namespace, &log);
-}
-
 #[test]
 fn the_web_api_launches_a_run_on_kubernetes() {
     let home = WeirHomeDir::new();
@@ -435,7 +474,7 @@ fn the_web_api_launches_a_run_on_kubernetes() {
     })
     .unwrap_or_else(|| panic!("weir serve refused the launch: {last_answer}"));
     let id = launched["id"].as_str().unwrap().to_string();
-    let run = eventually(Duration::from_secs(180), || {
+    let run = eventually(Duration::from_secs(400), || {
         let run: Value = client
             .get(format!("{url}/api/runs/{id}"))
             .send()
@@ -452,14 +491,17 @@ fn the_web_api_launches_a_run_on_kubernetes() {
         run_log.contains(&format!("namespace `weir-{id}` created")),
         "{run_log}"
     );
-    assert!(run["unavailable"]["topics"].is_string(), "{run}");
-    assert_namespace_gone(&format!("weir-{id}"), &run_log);
+    assert_eq!(run["unavailable"], serde_json::json!({}), "{run}");
+    assert!(
+        run["topics"]["smoke-raw"].as_i64().is_some_and(|n| n > 0),
+        "{run}"
+    );
+    assert_nothing_left(&format!("weir-{id}"), &run_log);
 }
 
 #[test]
 fn a_container_restarted_by_kubernetes_counts_against_the_restart_policy() {
     let home = WeirHomeDir::new();
-    let sandbox = KubeSandbox::get();
     let mut child = start_run(
         &home,
         &[
@@ -477,30 +519,21 @@ fn a_container_restarted_by_kubernetes_counts_against_the_restart_policy() {
         .iter()
         .find(|p| p["metadata"]["labels"]["app.kubernetes.io/name"] == "topology-runner")
         .expect("the runner's pod");
-    // What kubelet reports once it has restarted a container that was SIGKILLed: kwok runs
-    // no kubelet, so the status is written as kubelet would write it.
-    let mut containers = runner["status"]["containerStatuses"].clone();
-    containers[0]["restartCount"] = 1.into();
-    containers[0]["lastState"] =
-        serde_json::json!({ "terminated": { "exitCode": 137, "reason": "Error" } });
-    let patch = serde_json::json!({ "status": { "containerStatuses": containers } });
-    let patched = sandbox.kubectl(&[
-        "patch",
-        "pod",
-        runner["metadata"]["name"].as_str().unwrap(),
-        "-n",
-        &namespace,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        &patch.to_string(),
-    ]);
-    assert!(patched.status.success(), "{patched:?}");
-    let patched_at = std::time::Instant::now();
+    // SIGKILL the runner's process, through containerd as a crash would: kubelet restarts it.
+    let container = runner["status"]["containerStatuses"][0]["containerID"]
+        .as_str()
+        .and_then(|c| c.strip_prefix("containerd://"))
+        .expect("the runner's container id");
+    let killed = Command::new(repo_root().join("scripts/kube-node"))
+        .args(["ctr", "tasks", "kill", "--signal", "SIGKILL", container])
+        .output()
+        .unwrap();
+    assert!(killed.status.success(), "{killed:?}");
+    let killed_at = std::time::Instant::now();
 
     // Noticed within seconds: the run ends long before the 60 s the dataflow was to run.
     let status = wait_exit(&home, &mut child);
-    let ended_after = patched_at.elapsed();
+    let ended_after = killed_at.elapsed();
     let log = home.log();
     eprintln!("the run failed and was torn down {ended_after:.1?} after the restart");
     assert!(

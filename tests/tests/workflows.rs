@@ -98,22 +98,12 @@ fn validate_reports_file_line_column_and_starts_nothing() {
     assert_eq!(home.ok(&["runs", "--json"]).trim(), "[]");
 }
 
-/// Rates served by the fake exchange, in order; the last one repeats.
-const RATES: [f64; 6] = [
-    478_000.0, 478_120.0, 478_100.0, 477_990.5, 478_030.0, 478_230.25,
-];
+use weir_tests::DEMO_RATES as RATES;
 
 #[test]
 fn demo_workflow_polls_live_source_and_waits_for_approval_before_teardown() {
     let home = WeirHomeDir::new();
-    let bodies: Vec<String> = RATES
-        .iter()
-        .map(|r| {
-            json!({"data": {"amount": format!("{r:.2}"), "base": "BTC", "currency": "CNY"}})
-                .to_string()
-        })
-        .collect();
-    let (url, _hits) = ticker_server(bodies);
+    let (url, _hits) = ticker_server(weir_tests::demo_ticker_bodies());
     let mut command = home.command(&[
         "run",
         &shipped_workflow("bitcoin-yuan.yaml"),

@@ -45,6 +45,8 @@ pub struct JobOutcome {
     pub job: String,
     /// What the container wrote to its termination log; `None` when nothing came back.
     pub report: Option<String>,
+    /// The node its pod was scheduled on, when one was.
+    pub node: Option<String>,
 }
 
 impl ClusterNamespace {
@@ -294,7 +296,11 @@ impl ClusterNamespace {
                     })
                 }
             };
-        let report = self.termination_message(&job_name).await;
+        let pods = self.job_pods(&job_name).await;
+        let report = termination_message(&pods);
+        let node = pods
+            .iter()
+            .find_map(|pod| pod.spec.as_ref()?.node_name.clone());
         if job_condition(job.as_ref(), "Failed") {
             let condition = job.as_ref().and_then(|j| {
                 j.status
@@ -325,6 +331,7 @@ impl ClusterNamespace {
         Ok(JobOutcome {
             job: job_name,
             report,
+            node,
         })
     }
 
@@ -334,17 +341,6 @@ impl ClusterNamespace {
             .await
             .map(|list| list.items)
             .unwrap_or_default()
-    }
-
-    /// The termination message of the Job's container, if any pod wrote one.
-    async fn termination_message(&self, job: &str) -> Option<String> {
-        self.job_pods(job)
-            .await
-            .iter()
-            .filter_map(|pod| pod.status.as_ref()?.container_statuses.as_ref())
-            .flatten()
-            .filter_map(|c| c.state.as_ref()?.terminated.as_ref()?.message.clone())
-            .find(|m| !m.trim().is_empty())
     }
 
     /// The instance's workloads: name → service, from their labels.
@@ -543,3 +539,12 @@ where
 #[cfg(test)]
 #[path = "cluster_tests.rs"]
 mod tests;
+
+/// The termination message of a Job's container, if any of its pods wrote one.
+fn termination_message(pods: &[Pod]) -> Option<String> {
+    pods.iter()
+        .filter_map(|pod| pod.status.as_ref()?.container_statuses.as_ref())
+        .flatten()
+        .filter_map(|c| c.state.as_ref()?.terminated.as_ref()?.message.clone())
+        .find(|m| !m.trim().is_empty())
+}

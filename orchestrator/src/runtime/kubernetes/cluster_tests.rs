@@ -55,6 +55,7 @@ async fn a_refused_apply_reports_the_api_servers_words_and_stops() {
             service: "zookeeper".into(),
             name: "zk".into(),
             params: vec![],
+            images: BTreeMap::new(),
         },
         &BTreeMap::new(),
     )

@@ -16,7 +16,7 @@ use super::ownership_labels;
 
 /// Why a finished Job's result is unavailable when it reported nothing.
 pub const NO_REPORT: &str =
-    "the Job finished without reporting (no container ran it, as on a kwok control plane)";
+    "the Job finished on a kwok node without reporting: no container runs there";
 
 /// Where the container writes its result.
 pub const REPORT_PATH: &str = "/dev/termination-log";

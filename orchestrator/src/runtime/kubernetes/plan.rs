@@ -19,6 +19,9 @@ pub struct Request {
     pub service: String,
     pub name: String,
     pub params: Vec<(String, String)>,
+    /// The image of each service not given an `image` parameter (instead of the catalog's
+    /// default), for the instance and the dependencies planned for it.
+    pub images: BTreeMap<String, String>,
 }
 
 /// One instance to create, in order.
@@ -76,13 +79,18 @@ fn plan_into(
 ) -> Result<(), KubeError> {
     let definition = catalog::find(&request.service)
         .ok_or_else(|| KubeError::UnknownService(request.service.clone()))?;
-    let params =
-        definition
-            .validate(&request.params)
-            .map_err(|errors| KubeError::InvalidParams {
-                instance: request.name.clone(),
-                errors,
-            })?;
+    let mut given = request.params.clone();
+    if !given.iter().any(|(key, _)| key == "image") {
+        if let Some(image) = request.images.get(&request.service) {
+            given.push(("image".into(), image.clone()));
+        }
+    }
+    let params = definition
+        .validate(&given)
+        .map_err(|errors| KubeError::InvalidParams {
+            instance: request.name.clone(),
+            errors,
+        })?;
     let mut dependencies = BTreeMap::new();
     for need in definition.needs.iter().filter(|n| n.applies(&params)) {
         let name = params
@@ -103,6 +111,7 @@ fn plan_into(
                     service: need.service.into(),
                     name: name.clone(),
                     params: vec![],
+                    images: request.images.clone(),
                 },
                 known,
                 planned,
@@ -170,7 +179,20 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            images: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn image_defaults_apply_to_dependencies_and_yield_to_a_given_image() {
+        let mut kafka = request("kafka", "k", &[("image", "mine/kafka:1")]);
+        kafka.images = BTreeMap::from([
+            ("zookeeper".to_string(), "local/zookeeper:3.8".to_string()),
+            ("kafka".to_string(), "local/kafka:3.9.1".to_string()),
+        ]);
+        let planned = plan(&kafka, &BTreeMap::new()).unwrap();
+        assert_eq!(planned[0].params.str("image"), Some("local/zookeeper:3.8"));
+        assert_eq!(planned[1].params.str("image"), Some("mine/kafka:1"));
     }
 
     #[test]

@@ -72,7 +72,47 @@ impl std::fmt::Debug for KubernetesRuntime {
     }
 }
 
+/// Where a cluster names the images of its catalog services (`service: image`), such as
+/// the local sandbox's own builds of Kafka and ZooKeeper; `kube-public` is readable by all.
+pub const IMAGE_DEFAULTS: (&str, &str) = ("kube-public", "weir-images");
+
 impl KubernetesRuntime {
+    /// The image of each service not given one: the cluster's [`IMAGE_DEFAULTS`] where it
+    /// has them, and the `weir` image for the services that run `weir`.
+    async fn image_defaults(&self) -> BTreeMap<String, String> {
+        let (namespace, name) = IMAGE_DEFAULTS;
+        let mut images = kube::Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(
+            self.client.clone(),
+            namespace,
+        )
+        .get_opt(name)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|map| map.data)
+        .unwrap_or_default();
+        for definition in catalog::services() {
+            let carries_weir = definition
+                .params
+                .iter()
+                .any(|p| p.name == "image" && p.default == Some(WEIR_IMAGE));
+            if carries_weir {
+                images.insert(definition.name.into(), self.options.weir_image.clone());
+            }
+        }
+        images
+    }
+
+    /// Whether `node` is one whose pods kwok only pretends to run (a node that cannot be
+    /// read counts as real, so a result is never excused by mistake).
+    async fn ran_on_simulated_node(&self, node: Option<&str>) -> bool {
+        let Some(node) = node else { return false };
+        kube::Api::<k8s_openapi::api::core::v1::Node>::all(self.client.clone())
+            .get(node)
+            .await
+            .is_ok_and(|node| is_simulated(&node))
+    }
+
     /// Connects with `KUBECONFIG`, `~/.kube/config` or the in-cluster service account.
     pub async fn connect(options: KubeOptions, home: WeirHome) -> Result<Self, KubeError> {
         let client = Client::try_default()
@@ -253,21 +293,12 @@ impl Runtime for KubernetesRuntime {
                 name,
             });
         }
-        let mut params = request.params.clone();
-        let carries_weir = catalog::find(&request.service).and_then(|d| {
-            d.params
-                .iter()
-                .find(|p| p.name == "image")
-                .and_then(|p| p.default)
-        }) == Some(WEIR_IMAGE);
-        if carries_weir && !params.iter().any(|(k, _)| k == "image") {
-            params.push(("image".into(), self.options.weir_image.clone()));
-        }
         let planned = plan(
             &Request {
                 service: request.service.clone(),
                 name,
-                params,
+                params: request.params.clone(),
+                images: self.image_defaults().await,
             },
             &existing,
         )?;
@@ -422,12 +453,25 @@ impl Runtime for KubernetesRuntime {
             self.cluster(scope).run_job(&job, timeout + JOB_SLACK),
         )
         .await?;
-        Ok(match outcome.report {
-            Some(text) => StepOutcome::Seen(
+        match outcome.report {
+            Some(text) => Ok(StepOutcome::Seen(
                 serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
-            ),
-            None => StepOutcome::Unseen(NO_REPORT.into()),
-        })
+            )),
+            // Only a simulated node may finish a Job without running it.
+            None if self.ran_on_simulated_node(outcome.node.as_deref()).await => {
+                Ok(StepOutcome::Unseen(NO_REPORT.into()))
+            }
+            None => Err(KubeError::JobFailed {
+                job: outcome.job,
+                why: format!(
+                    "it completed on node `{}` without writing its report to {}: its result \
+                     was not seen",
+                    outcome.node.as_deref().unwrap_or("(none)"),
+                    jobs::REPORT_PATH
+                ),
+            }
+            .into()),
+        }
     }
 
     async fn http(&self, scope: &Scope, name: &str) -> Result<HttpAccess, RuntimeError> {
