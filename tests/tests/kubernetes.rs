@@ -104,13 +104,20 @@ fn last_line(log: &str, id: &str) -> String {
         .to_string()
 }
 
-/// Nothing of the run is left: not its namespace, not a container in containerd.
+/// Nothing of the run is left: not its namespace, and — once kubelet has collected the
+/// stopped containers of deleted pods (its garbage collection runs every minute) — not a
+/// container in containerd.
 fn assert_nothing_left(namespace: &str, log: &str) {
     assert_namespace_gone(namespace, log);
-    let containers = KubeSandbox::get().containers_of(namespace);
+    let sandbox = KubeSandbox::get();
+    let mut left = Vec::new();
+    let gone = eventually(Duration::from_secs(150), || {
+        left = sandbox.containers_of(namespace);
+        left.is_empty().then_some(())
+    });
     assert!(
-        containers.is_empty(),
-        "containerd still holds {containers:?} of {namespace}"
+        gone.is_some(),
+        "containerd still holds {left:?} of {namespace}"
     );
 }
 
