@@ -283,15 +283,12 @@ fn demo_workflow_in_real_pods_polls_this_machine_and_notifies_exactly() {
     assert_nothing_left(&namespace, &log);
 }
 
-#[test]
-fn an_image_the_node_does_not_have_fails_the_run_naming_the_image() {
+/// Runs a one-task workflow that must fail; returns the run's error once its namespace and
+/// containers are gone.
+fn failed_run_error(name: &str, task: &str) -> String {
     let home = WeirHomeDir::new();
-    let file = home.path().join("missing-image.yaml");
-    std::fs::write(
-        &file,
-        "name: missing-image\ntasks:\n  - name: charts\n    timeout: 40s\n    provision: { service: chart-server, instance: c1, params: { image: \"localhost/weir-sandbox/missing:0\" } }\n",
-    )
-    .unwrap();
+    let file = home.path().join(format!("{name}.yaml"));
+    std::fs::write(&file, format!("name: {name}\ntasks:\n{task}")).unwrap();
     let mut child = start_run(&home, &[file.to_str().unwrap()]);
     let id = run_id(&home);
     let status = wait_exit(&home, &mut child);
@@ -299,7 +296,16 @@ fn an_image_the_node_does_not_have_fails_the_run_naming_the_image() {
     assert!(!status.success(), "{log}");
     let run = home.run_record(&id);
     assert_eq!(run["state"], "failed");
-    let error = run["error"].as_str().unwrap_or_default();
+    assert_nothing_left(&format!("weir-{id}"), &log);
+    run["error"].as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn an_image_the_node_does_not_have_fails_the_run_naming_the_image() {
+    let error = failed_run_error(
+        "missing-image",
+        "  - name: charts\n    timeout: 40s\n    provision: { service: chart-server, instance: c1, params: { image: \"localhost/weir-sandbox/missing:0\" } }\n",
+    );
     assert!(
         error.contains("ErrImagePull") || error.contains("ImagePullBackOff"),
         "{error}"
@@ -308,29 +314,16 @@ fn an_image_the_node_does_not_have_fails_the_run_naming_the_image() {
         error.contains("localhost/weir-sandbox/missing:0"),
         "{error}"
     );
-    assert_nothing_left(&format!("weir-{id}"), &log);
 }
 
 #[test]
 fn a_pod_that_never_becomes_ready_fails_the_run_naming_it_and_still_tears_down() {
-    let home = WeirHomeDir::new();
-    let file = home.path().join("too-big.yaml");
-    std::fs::write(
-        &file,
-        "name: too-big\ntasks:\n  - name: zk\n    timeout: 10s\n    provision: { service: zookeeper, instance: big-zk, params: { cpu: \"64\" } }\n",
-    )
-    .unwrap();
-    let mut child = start_run(&home, &[file.to_str().unwrap()]);
-    let id = run_id(&home);
-    let status = wait_exit(&home, &mut child);
-    let log = home.log();
-    assert!(!status.success(), "{log}");
-    let run = home.run_record(&id);
-    assert_eq!(run["state"], "failed");
-    let error = run["error"].as_str().unwrap_or_default();
+    let error = failed_run_error(
+        "too-big",
+        "  - name: zk\n    timeout: 10s\n    provision: { service: zookeeper, instance: big-zk, params: { cpu: \"64\" } }\n",
+    );
     assert!(error.contains("pod `big-zk-0` is not ready"), "{error}");
     assert!(error.contains("Insufficient cpu"), "{error}");
-    assert_nothing_left(&format!("weir-{id}"), &log);
 }
 
 #[test]
