@@ -4,12 +4,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Pod, Service, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
+use kube::runtime::{watcher, WatchStreamExt};
 use kube::Client;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -21,6 +23,8 @@ use super::{diagnose, whole_seconds, KubeError, FIELD_MANAGER};
 
 const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
 const SERVICE_LABEL: &str = "app.kubernetes.io/name";
+/// How many lines of a crashed container's log an error quotes.
+const CRASH_LOG_LINES: i64 = 15;
 /// How long a new namespace may take to get its `default` ServiceAccount.
 const SERVICE_ACCOUNT_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -204,7 +208,18 @@ impl ClusterNamespace {
                 .map(|_| ()),
             }
         };
-        let outcome = tokio::time::timeout(timeout, ready).await;
+        let selector = format!("{INSTANCE_LABEL}={name}");
+        let outcome = tokio::select! {
+            outcome = tokio::time::timeout(timeout, ready) => outcome,
+            why = self.first_stuck_pod(&selector) => {
+                return Err(KubeError::CannotStart {
+                    kind,
+                    name: name.into(),
+                    namespace: self.namespace.clone(),
+                    why,
+                })
+            }
+        };
         let timeout = whole_seconds(timeout);
         match outcome {
             Ok(Ok(())) => Ok(()),
@@ -236,6 +251,47 @@ impl ClusterNamespace {
             why
         } else {
             format!("{why} [events: {}]", events.join(" | "))
+        }
+    }
+
+    /// Watches the pods matching `selector` and resolves once one of them is stuck (see
+    /// [`diagnose::stuck`]), saying why; with a crashed container, its last log lines. Never
+    /// resolves while the pods are fine, so it is raced against the wait for readiness.
+    async fn first_stuck_pod(&self, selector: &str) -> String {
+        let pods = watcher(
+            self.api::<Pod>(),
+            watcher::Config::default().labels(selector),
+        )
+        .default_backoff()
+        .applied_objects();
+        let mut stuck = pods
+            .filter_map(|pod| async move { diagnose::stuck(&pod.ok()?) })
+            .boxed();
+        let Some(stuck) = stuck.next().await else {
+            return std::future::pending().await;
+        };
+        let mut why = format!("pod `{}`: {}", stuck.pod, stuck.problem);
+        if stuck.crashed {
+            why.push_str(&self.crash_log(&stuck.pod, &stuck.container).await);
+        }
+        why
+    }
+
+    /// The last lines the crashed container wrote before its latest restart, for an error.
+    async fn crash_log(&self, pod: &str, container: &str) -> String {
+        let params = LogParams {
+            container: Some(container.into()),
+            previous: true,
+            tail_lines: Some(CRASH_LOG_LINES),
+            ..LogParams::default()
+        };
+        match self.api::<Pod>().logs(pod, &params).await {
+            Ok(log) if log.trim().is_empty() => "; it wrote nothing before crashing".into(),
+            Ok(log) => format!(
+                "; its last log lines before crashing:\n    {}",
+                log.trim_end().lines().collect::<Vec<_>>().join("\n    ")
+            ),
+            Err(error) => format!("; its log cannot be read: {error}"),
         }
     }
 
@@ -277,25 +333,31 @@ impl ClusterNamespace {
         let job_name = name(&created.metadata).to_string();
         let finished =
             |job: Option<&Job>| job_condition(job, "Complete") || job_condition(job, "Failed");
-        let job =
-            match tokio::time::timeout(timeout, await_condition(jobs, &job_name, finished)).await {
-                Ok(Ok(job)) => job,
-                Ok(Err(error)) => {
-                    return Err(KubeError::Timeout {
-                        what: format!("Job `{job_name}` (watch failed: {error})"),
-                        timeout,
-                    })
-                }
-                Err(_) => {
-                    return Err(KubeError::JobFailed {
-                        job: job_name.clone(),
-                        why: format!(
-                            "still running after {timeout:?}: {}",
-                            self.describe_pods(&job_selector(&job_name)).await
-                        ),
-                    })
-                }
-            };
+        let selector = job_selector(&job_name);
+        let outcome = tokio::select! {
+            outcome = tokio::time::timeout(timeout, await_condition(jobs, &job_name, finished)) => outcome,
+            why = self.first_stuck_pod(&selector) => {
+                return Err(KubeError::JobFailed { job: job_name, why })
+            }
+        };
+        let job = match outcome {
+            Ok(Ok(job)) => job,
+            Ok(Err(error)) => {
+                return Err(KubeError::Timeout {
+                    what: format!("Job `{job_name}` (watch failed: {error})"),
+                    timeout,
+                })
+            }
+            Err(_) => {
+                return Err(KubeError::JobFailed {
+                    job: job_name.clone(),
+                    why: format!(
+                        "still running after {timeout:?}: {}",
+                        self.describe_pods(&job_selector(&job_name)).await
+                    ),
+                })
+            }
+        };
         let pods = self.job_pods(&job_name).await;
         let report = termination_message(&pods);
         let node = pods

@@ -89,6 +89,59 @@ fn container_problem(container: &ContainerStatus) -> Option<String> {
     ))
 }
 
+/// A container that will not become ready however long Weir waits: its image cannot be had,
+/// or it crashed again after being restarted. Waiting out the ready timeout would only delay
+/// the same error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stuck {
+    pub pod: String,
+    pub container: String,
+    /// The pod's state in one line, as [`pod_problem`] says it.
+    pub problem: String,
+    /// Whether the container ran and crashed, so its previous log says why.
+    pub crashed: bool,
+}
+
+/// Waiting reasons that mean the image cannot be had. `ErrImagePull` alone is not among them:
+/// kubelet retries a failed pull once before it backs off, and a registry may answer the
+/// second time.
+const IMAGE_UNAVAILABLE: [&str; 3] = ["ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName"];
+
+/// How many restarts make a crash loop hopeless: the container crashed, was restarted and
+/// crashed again. One crash may be a dependency that was slow to answer; two in a row are not.
+const CRASHES_BEFORE_GIVING_UP: i32 = 1;
+
+/// The first container of the pod that is stuck, if any.
+pub fn stuck(pod: &Pod) -> Option<Stuck> {
+    let status = pod.status.as_ref()?;
+    let containers = status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(status.container_statuses.iter().flatten());
+    for container in containers {
+        let Some(reason) = container
+            .state
+            .as_ref()
+            .and_then(|state| state.waiting.as_ref())
+            .and_then(|waiting| waiting.reason.as_deref())
+        else {
+            continue;
+        };
+        let crashed =
+            reason == "CrashLoopBackOff" && container.restart_count >= CRASHES_BEFORE_GIVING_UP;
+        if crashed || IMAGE_UNAVAILABLE.contains(&reason) {
+            return Some(Stuck {
+                pod: pod.metadata.name.clone().unwrap_or_default(),
+                container: container.name.clone(),
+                problem: pod_problem(pod),
+                crashed,
+            });
+        }
+    }
+    None
+}
+
 /// The latest events, newest last, as `Reason: message` (at most `limit`).
 pub fn summarize_events(events: &[Event], limit: usize) -> Vec<String> {
     let mut events: Vec<&Event> = events.iter().collect();
@@ -236,6 +289,48 @@ mod tests {
             pod_problem(&pulling),
             "container `chart-server` waiting: ImagePullBackOff (image not found)"
         );
+    }
+
+    fn waiting(name: &str, reason: &str, restarts: i32) -> Pod {
+        pod(
+            name,
+            PodStatus {
+                container_statuses: Some(vec![ContainerStatus {
+                    name: "main".into(),
+                    restart_count: restarts,
+                    state: Some(ContainerState {
+                        waiting: Some(ContainerStateWaiting {
+                            reason: Some(reason.into()),
+                            message: None,
+                        }),
+                        ..ContainerState::default()
+                    }),
+                    ..ContainerStatus::default()
+                }]),
+                ..PodStatus::default()
+            },
+        )
+    }
+
+    #[test]
+    fn an_image_that_cannot_be_pulled_is_stuck_once_kubelet_backs_off() {
+        assert_eq!(stuck(&waiting("p", "ErrImagePull", 0)), None);
+        assert_eq!(stuck(&waiting("p", "ContainerCreating", 0)), None);
+        let stuck_pod = stuck(&waiting("p", "ImagePullBackOff", 0)).unwrap();
+        assert_eq!(stuck_pod.container, "main");
+        assert!(!stuck_pod.crashed);
+        assert_eq!(
+            stuck_pod.problem,
+            "container `main` waiting: ImagePullBackOff"
+        );
+    }
+
+    #[test]
+    fn a_crash_loop_is_stuck_after_the_second_crash() {
+        assert_eq!(stuck(&waiting("p", "CrashLoopBackOff", 0)), None);
+        let crashed = stuck(&waiting("p", "CrashLoopBackOff", 1)).unwrap();
+        assert!(crashed.crashed);
+        assert_eq!(crashed.pod, "p");
     }
 
     #[test]

@@ -69,6 +69,15 @@ pub enum KubeError {
         timeout: Duration,
         why: String,
     },
+    /// A pod of the workload is stuck (its image cannot be had, or it keeps crashing), so
+    /// waiting longer would not help; the message says why, with the crash's last log lines.
+    #[error("{kind} `{name}` in namespace `{namespace}` cannot become ready: {why}")]
+    CannotStart {
+        kind: &'static str,
+        name: String,
+        namespace: String,
+        why: String,
+    },
     #[error("Job `{job}` failed: {why}")]
     JobFailed { job: String, why: String },
     #[error("timed out after {timeout:?} waiting for {what}")]

@@ -309,7 +309,7 @@ impl Runtime for KubernetesRuntime {
                 item.definition.name,
                 item.name,
                 cluster.namespace(),
-                request.ready_timeout
+                super::whole_seconds(request.ready_timeout)
             ));
             Self::cancellable(
                 &request.cancel,
