@@ -5,6 +5,7 @@
 //! path produced (topic counts from Jobs, chart snapshots through port-forwards, logs), and
 //! that nothing is left behind, in the cluster or in containerd.
 
+use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -353,6 +354,34 @@ fn a_pod_that_never_becomes_ready_fails_the_run_naming_it_and_still_tears_down()
 }
 
 #[test]
+fn ctrl_c_cancels_a_run_counts_its_topics_and_leaves_nothing() {
+    let home = WeirHomeDir::new();
+    let mut child = start_run(
+        &home,
+        &[
+            &shipped_workflow("ci-smoke.yaml"),
+            "--set",
+            "execution_duration=5m",
+        ],
+    );
+    let id = run_id(&home);
+    let namespace = format!("weir-{id}");
+    ready_pods(&namespace, &["replay-source"]);
+    // SAFETY: signalling our own child, as a terminal's Ctrl-C does.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let status = wait_exit(&home, &mut child);
+    let log = home.log();
+    assert!(!status.success(), "{log}");
+    let run = home.run_record(&id);
+    assert_eq!(run["state"], "cancelled", "{log}");
+    assert!(
+        run["topics"]["smoke-raw"].as_i64().is_some(),
+        "counted before teardown: {run}"
+    );
+    assert_nothing_left(&namespace, &log);
+}
+
+#[test]
 fn gc_deletes_the_namespace_of_a_killed_run() {
     let home = WeirHomeDir::new();
     let mut child = start_run(
@@ -525,6 +554,99 @@ fn the_web_api_launches_a_run_on_kubernetes() {
     assert_nothing_left(&format!("weir-{id}"), &run_log);
 }
 
+/// SIGKILLs the main process of the service's pod among `pods`, through containerd, as a crash
+/// would: kubelet sees the container die and restarts it.
+fn sigkill_container_of(pods: &[Value], service: &str) {
+    let pod = pods
+        .iter()
+        .find(|p| p["metadata"]["labels"]["app.kubernetes.io/name"] == service)
+        .unwrap_or_else(|| panic!("no pod of {service}"));
+    let container = pod["status"]["containerStatuses"][0]["containerID"]
+        .as_str()
+        .and_then(|c| c.strip_prefix("containerd://"))
+        .unwrap_or_else(|| panic!("no container id in {pod}"));
+    let killed = Command::new(repo_root().join("scripts/kube-node"))
+        .args(["ctr", "tasks", "kill", "--signal", "SIGKILL", container])
+        .output()
+        .unwrap();
+    assert!(killed.status.success(), "{killed:?}");
+}
+
+/// The rates the run's chart server drew, from the snapshot saved with the run.
+fn charted_rates(home: &WeirHomeDir, id: &str) -> Vec<f64> {
+    let file = home
+        .path()
+        .join("runs")
+        .join(id)
+        .join("charts/smoke-charts/main-smoke-rates.json");
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let view: Value = serde_json::from_str(&text).unwrap();
+    view["series"][0]["points"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .filter_map(|point| point[1].as_f64())
+        .collect()
+}
+
+#[test]
+fn a_kafka_pod_killed_mid_run_comes_back_and_every_record_keeps_its_output() {
+    // What the run does: kubelet restarts the broker's container in the same pod, its data
+    // (an emptyDir) survives, the restart counts against the task's policy (ci-smoke allows
+    // 3; ZooKeeper may still hold the dead broker's session, so a second, quick restart can
+    // follow), the source and runner retry until the broker is back, and the run succeeds
+    // with every record processed.
+    let home = WeirHomeDir::new();
+    let mut child = start_run(
+        &home,
+        &[
+            &shipped_workflow("ci-smoke.yaml"),
+            "--set",
+            "execution_duration=60s",
+            "--set",
+            "replay_interval=200ms",
+        ],
+    );
+    let id = run_id(&home);
+    let namespace = format!("weir-{id}");
+    // The recording takes about 31 s at this pace: the broker dies while it streams.
+    let pods = ready_pods(&namespace, &["replay-source"]);
+    sigkill_container_of(&pods, "kafka");
+
+    let status = wait_exit(&home, &mut child);
+    let log = home.log();
+    assert!(status.success(), "{log}");
+    let run = home.run_record(&id);
+    assert_eq!(run["state"], "succeeded", "{log}");
+    assert_eq!(run["unavailable"], serde_json::json!({}), "{run}");
+    let events = run["events"].to_string();
+    assert!(
+        events.contains("smoke-kafka") && events.contains("exit code 137"),
+        "{events}"
+    );
+    // At-least-once: every record has its outputs; a retried one may add a duplicate.
+    let closes = recorded_closes();
+    let recorded = closes.len() as i64;
+    let topics = &run["topics"];
+    assert_eq!(topics["smoke-raw"], recorded, "{topics}");
+    assert!(topics["smoke-rates"].as_i64() >= Some(recorded), "{topics}");
+    assert!(
+        topics["smoke-variations"].as_i64() >= Some(recorded - 1),
+        "{topics}"
+    );
+    assert_eq!(topics["smoke-errors"], 0, "{topics}");
+    let as_set =
+        |values: &[f64]| -> BTreeSet<String> { values.iter().map(|v| v.to_string()).collect() };
+    let charted = charted_rates(&home, &id);
+    assert!(charted.len() >= closes.len(), "{} points", charted.len());
+    assert_eq!(
+        as_set(&charted),
+        as_set(&closes),
+        "the chart holds every rate"
+    );
+    assert_nothing_left(&namespace, &log);
+}
+
 #[test]
 fn a_container_restarted_by_kubernetes_counts_against_the_restart_policy() {
     let home = WeirHomeDir::new();
@@ -541,20 +663,7 @@ fn a_container_restarted_by_kubernetes_counts_against_the_restart_policy() {
     let id = run_id(&home);
     let namespace = format!("weir-{id}");
     let pods = ready_pods(&namespace, &["topology-runner"]);
-    let runner = pods
-        .iter()
-        .find(|p| p["metadata"]["labels"]["app.kubernetes.io/name"] == "topology-runner")
-        .expect("the runner's pod");
-    // SIGKILL the runner's process, through containerd as a crash would: kubelet restarts it.
-    let container = runner["status"]["containerStatuses"][0]["containerID"]
-        .as_str()
-        .and_then(|c| c.strip_prefix("containerd://"))
-        .expect("the runner's container id");
-    let killed = Command::new(repo_root().join("scripts/kube-node"))
-        .args(["ctr", "tasks", "kill", "--signal", "SIGKILL", container])
-        .output()
-        .unwrap();
-    assert!(killed.status.success(), "{killed:?}");
+    sigkill_container_of(&pods, "topology-runner");
     let killed_at = std::time::Instant::now();
 
     // Noticed within seconds: the run ends long before the 60 s the dataflow was to run.

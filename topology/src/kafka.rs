@@ -21,6 +21,11 @@ pub fn consumer_config(brokers: &str, group: &str) -> ClientConfig {
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")
         .set("session.timeout.ms", "10000")
+        // A broker that restarts may answer metadata before it has loaded its topics; the
+        // consumer then sees its input with 0 partitions, rejoins the group with nothing to
+        // read and, by default, looks again only 5 minutes later. Seen when Kafka's pod was
+        // killed mid-run. One metadata request every 5 s bounds that stall.
+        .set("topic.metadata.refresh.interval.ms", "5000")
         // Small requests (fetches, commits) go out at once instead of waiting on Nagle's
         // algorithm for the previous segment's acknowledgement.
         .set("socket.nagle.disable", "true")

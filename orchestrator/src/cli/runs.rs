@@ -81,11 +81,12 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let loaded = workflow::load(&args.file, &args.set)?;
     let outcome = runtime()?.block_on(async move {
-        let interrupt = signals::cancelled_on_shutdown();
+        let interrupts = signals::run_interrupts();
         let runtime = args.backend.connect().await?;
         let options = RunOptions {
             home: WeirHome::from_env(),
-            interrupt,
+            interrupt: interrupts.stop,
+            skip_results: interrupts.skip_results,
             id: args.run_id,
         };
         anyhow::Ok(engine::run(loaded, runtime, options).await?)

@@ -170,7 +170,7 @@ async fn count_topics(
             "results",
             &step,
             COUNT_TIMEOUT,
-            &context.interrupt,
+            &context.skip_results,
         )
         .await;
     let reason = match outcome {

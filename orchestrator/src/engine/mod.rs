@@ -58,8 +58,11 @@ pub enum TaskError {
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub home: WeirHome,
-    /// Cancelled by Ctrl-C / SIGTERM: the run stops and tears down.
+    /// Cancelled by Ctrl-C / SIGTERM: the run stops, counts its results and tears down.
     pub interrupt: CancellationToken,
+    /// Cancelled by a second Ctrl-C: results still being read are given up, so teardown
+    /// starts at once.
+    pub skip_results: CancellationToken,
     /// The run's id, when the caller chose it (the web UI does, to answer at once).
     pub id: Option<String>,
 }
@@ -83,6 +86,9 @@ pub struct RunContext {
     pub scope: Scope,
     /// The caller's interrupt (Ctrl-C).
     pub interrupt: CancellationToken,
+    /// The caller's second interrupt: stop reading results. Reading them must not stop at
+    /// the first, or an interrupted run would keep nothing of what it did.
+    pub skip_results: CancellationToken,
     /// Cancelled when the run must stop: interrupt, timeout or a failed task.
     pub cancel: CancellationToken,
     /// Every topic the run created or wrote to, counted before teardown.
@@ -314,6 +320,7 @@ pub async fn run(
         runtime,
         cancel: options.interrupt.child_token(),
         interrupt: options.interrupt,
+        skip_results: options.skip_results,
         topics: Mutex::new(BTreeSet::new()),
         topologies: Mutex::new(Vec::new()),
         collected: AtomicBool::new(false),

@@ -176,9 +176,12 @@ impl Runtime for MemoryRuntime {
         label: &str,
         step: &DataStep,
         _timeout: Duration,
-        _cancel: &CancellationToken,
+        cancel: &CancellationToken,
     ) -> Result<StepOutcome, RuntimeError> {
         self.note(format!("step {label}"));
+        if cancel.is_cancelled() {
+            return Err(RuntimeError::Interrupted);
+        }
         if self.steps_unseen {
             return Ok(StepOutcome::Unseen("no container ran it".into()));
         }
@@ -228,6 +231,7 @@ impl Harness {
         let options = RunOptions {
             home: self.home.clone(),
             interrupt: self.interrupt.clone(),
+            skip_results: CancellationToken::new(),
             id: Some("rtest".into()),
         };
         tokio::time::timeout(
@@ -512,6 +516,25 @@ async fn an_interrupt_during_a_wait_or_an_approval_cancels_the_run() {
         assert_eq!(outcome.state, RunState::Cancelled, "{task}");
         assert_eq!(harness.state_of("block"), "cancelled", "{task}");
     }
+}
+
+#[tokio::test]
+async fn an_interrupted_run_still_counts_its_topics_before_teardown() {
+    let harness = Harness::new(MemoryRuntime::default());
+    let interrupt = harness.interrupt.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        interrupt.cancel();
+    });
+    let outcome = harness
+        .run(&workflow(
+            "  - name: kafka\n    provision: { service: kafka, instance: kafka }\n  - name: topics\n    depends: [kafka]\n    create-topics: { kafka: kafka, topics: [a, b] }\n  - name: block\n    depends: [topics]\n    wait: { duration: 1h }\n",
+        ))
+        .await;
+    assert_eq!(outcome.state, RunState::Cancelled);
+    let run = recorded_run(&harness);
+    assert_eq!(run.topics, serde_json::json!({ "a": 7, "b": 7 }));
+    assert_eq!(run.unavailable, serde_json::json!({}));
 }
 
 #[tokio::test]
