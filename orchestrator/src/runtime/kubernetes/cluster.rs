@@ -598,10 +598,6 @@ where
     .map(|_| ())
 }
 
-#[cfg(test)]
-#[path = "cluster_tests.rs"]
-mod tests;
-
 /// The termination message of a Job's container, if any of its pods wrote one.
 fn termination_message(pods: &[Pod]) -> Option<String> {
     pods.iter()
@@ -610,3 +606,7 @@ fn termination_message(pods: &[Pod]) -> Option<String> {
         .filter_map(|c| c.state.as_ref()?.terminated.as_ref()?.message.clone())
         .find(|m| !m.trim().is_empty())
 }
+
+#[cfg(test)]
+#[path = "cluster_tests.rs"]
+mod tests;

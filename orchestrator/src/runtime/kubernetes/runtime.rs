@@ -62,6 +62,8 @@ pub struct KubernetesRuntime {
     client: Client,
     options: KubeOptions,
     home: WeirHome,
+    /// Read from the cluster once, at the first provision.
+    image_defaults: tokio::sync::OnceCell<BTreeMap<String, String>>,
 }
 
 impl std::fmt::Debug for KubernetesRuntime {
@@ -80,17 +82,29 @@ impl KubernetesRuntime {
     /// The image of each service not given one: the cluster's [`IMAGE_DEFAULTS`] where it
     /// has them, and the `weir` image for the services that run `weir`.
     async fn image_defaults(&self) -> BTreeMap<String, String> {
+        self.image_defaults
+            .get_or_init(|| self.read_image_defaults())
+            .await
+            .clone()
+    }
+
+    async fn read_image_defaults(&self) -> BTreeMap<String, String> {
         let (namespace, name) = IMAGE_DEFAULTS;
-        let mut images = kube::Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(
+        let configured = kube::Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(
             self.client.clone(),
             namespace,
         )
         .get_opt(name)
-        .await
-        .ok()
-        .flatten()
-        .and_then(|map| map.data)
-        .unwrap_or_default();
+        .await;
+        let mut images = match configured {
+            Ok(map) => map.and_then(|map| map.data).unwrap_or_default(),
+            Err(error) => {
+                progress(format!(
+                    "  WARNING: cannot read ConfigMap {namespace}/{name} ({error}); services not given an `image` use the catalog's public images"
+                ));
+                BTreeMap::new()
+            }
+        };
         for definition in catalog::services() {
             let carries_weir = definition
                 .params
@@ -122,6 +136,7 @@ impl KubernetesRuntime {
             client,
             options,
             home,
+            image_defaults: tokio::sync::OnceCell::new(),
         })
     }
 
