@@ -609,8 +609,19 @@ fn a_kafka_pod_killed_mid_run_comes_back_and_every_record_keeps_its_output() {
     );
     let id = run_id(&home);
     let namespace = format!("weir-{id}");
-    // The recording takes about 31 s at this pace: the broker dies while it streams.
-    let pods = ready_pods(&namespace, &["replay-source"]);
+    // The recording takes about 31 s at this pace: the broker dies while it streams, once the
+    // first rates are through and the run's 60 s have begun (so the results are read long
+    // after the broker is back).
+    eventually(Duration::from_secs(240), || {
+        let run = home.run_record(&id);
+        run["tasks"]
+            .as_array()?
+            .iter()
+            .any(|t| t["name"] == "run" && t["state"] == "running")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("the run never reached its wait:\n{}", home.log()));
+    let pods = ready_pods(&namespace, &["kafka"]);
     sigkill_container_of(&pods, "kafka");
 
     let status = wait_exit(&home, &mut child);

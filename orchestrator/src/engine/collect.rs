@@ -13,7 +13,7 @@ use weir_topology::status::{RunnerState, RunnerStatus, SourceState, SourceStatus
 use super::{progress, RunContext};
 use weir_topology::kafka::TopicCounts;
 
-use crate::runtime::{DataStep, Instance, StepOutcome};
+use crate::runtime::{DataStep, Instance, InstanceState, StepOutcome};
 
 /// How long the runners may take to finish what they consumed.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -162,6 +162,14 @@ async fn count_topics(
         );
         return serde_json::Map::new();
     };
+    if let Err(state) = await_kafka_ready(context, instances, &kafka).await {
+        let reason = format!(
+            "Kafka `{kafka}` is {state}: a broker that is not ready may not know its topics yet, so none was counted"
+        );
+        progress(format!("  UNAVAILABLE topics: {reason}"));
+        unavailable.insert("topics".into(), reason.into());
+        return serde_json::Map::new();
+    }
     let step = DataStep::Count { kafka, topics };
     let outcome = context
         .runtime
@@ -197,6 +205,52 @@ async fn count_topics(
     progress(format!("  UNAVAILABLE topics: {reason}"));
     unavailable.insert("topics".into(), reason.into());
     serde_json::Map::new()
+}
+
+/// How long counting waits for the run's Kafka to be ready again (e.g. restarted after a
+/// crash near the end of the run).
+const KAFKA_READY_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Waits until the run's Kafka instance `kafka` is running and ready: a restarted broker
+/// answers metadata before it has loaded its topics, and would have them counted as missing.
+/// A Kafka the run did not start (a standalone one) is not waited for.
+async fn await_kafka_ready(
+    context: &RunContext,
+    instances: &[Instance],
+    kafka: &str,
+) -> Result<(), &'static str> {
+    if !instances.iter().any(|i| i.name == kafka) {
+        return Ok(());
+    }
+    let deadline = Instant::now() + KAFKA_READY_TIMEOUT;
+    let mut announced = false;
+    loop {
+        let state = match context.runtime.instances(Some(&context.scope)).await {
+            Ok(now) => now
+                .into_iter()
+                .find(|i| i.name == kafka)
+                .map_or(InstanceState::Dead, |i| i.state),
+            Err(_) => InstanceState::Unknown,
+        };
+        if state == InstanceState::Running {
+            return Ok(());
+        }
+        let hopeless = state == InstanceState::Dead;
+        if hopeless || Instant::now() >= deadline || context.skip_results.is_cancelled() {
+            return Err(state.as_str());
+        }
+        if !announced {
+            progress(format!(
+                "  waiting up to {KAFKA_READY_TIMEOUT:?} for Kafka `{kafka}` ({}) to be ready before counting",
+                state.as_str()
+            ));
+            announced = true;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = context.skip_results.cancelled() => {}
+        }
+    }
 }
 
 /// Saves an instance's log under the run's artifacts; returns its text.
