@@ -67,6 +67,8 @@ impl WeirCommand {
                     brokers: (!windows.is_empty()).then(kafka),
                     windows,
                     retention: params.int("retention").unwrap_or(10_000) as usize,
+                    // A catalog instance's charts live as long as it: snapshots are what stays.
+                    env_path: None,
                 })
             }
             "http-source" => WeirCommand::HttpSource(HttpSourceArgs {

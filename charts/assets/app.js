@@ -18,17 +18,22 @@ async function fetchWindow(env, win) {
   if (!response.ok) { removeWindow(env, win); return; }
   const view = await response.json();
   let entry = windows.get(key(env, win));
+  const drawn = view.kind === "text" || view.kind === "properties" ? "list" : "canvas";
+  if (entry && entry.drawn !== drawn) { entry.box.remove(); windows.delete(key(env, win)); entry = undefined; }
   if (!entry) {
     const box = document.createElement("div");
     box.className = "window";
     box.dataset.key = key(env, win);
+    box.dataset.kind = view.kind;
     const title = document.createElement("h2");
     const snap = `/api/windows/${encodeURIComponent(env)}/${encodeURIComponent(win)}/snapshot.png`;
     title.innerHTML = `<span></span><a href="${snap}" target="_blank">PNG</a>`;
-    const canvas = document.createElement("canvas");
+    // Plots are drawn on a canvas; text logs and properties are lists of lines.
+    const canvas = document.createElement(drawn === "canvas" ? "canvas" : "div");
+    if (drawn === "list") canvas.className = "lines";
     box.append(title, canvas);
     grid.append(box);
-    entry = { box, title, canvas };
+    entry = { box, title, canvas, drawn };
     windows.set(key(env, win), entry);
   }
   entry.view = view;
@@ -64,7 +69,32 @@ function applyPoints(event) {
   entry.dirty = true;
 }
 
+function applyText(event) {
+  const entry = windows.get(key(event.env, event.win));
+  if (!entry || !entry.view.text) { fetchWindow(event.env, event.win); return; }
+  const text = entry.view.text;
+  text.entries.push(event.text);
+  text.appended += 1;
+  if (text.entries.length > 500) text.entries.splice(0, text.entries.length - 500);
+  document.body.dataset.liveTexts = (Number(document.body.dataset.liveTexts) || 0) + 1;
+  entry.dirty = true;
+}
+
+// Visdom text is HTML: the page shows its words, never its markup or scripts.
+function plainText(html) { return html.replace(/<[^>]*>/g, ""); }
+
+function drawLines(entry) {
+  const view = entry.view;
+  const lines = view.kind === "text"
+    ? view.text.entries.map(plainText)
+    : (view.properties || []).map(p => `${p.name}: ${typeof p.value === "string" ? p.value : JSON.stringify(p.value)}`);
+  const list = entry.canvas;
+  list.replaceChildren(...lines.map(line => { const div = document.createElement("div"); div.textContent = line; return div; }));
+  list.scrollTop = list.scrollHeight;
+}
+
 function draw(entry) {
+  if (entry.drawn === "list") { drawLines(entry); return; }
   const canvas = entry.canvas;
   const ratio = window.devicePixelRatio || 1;
   const width = canvas.clientWidth, height = canvas.clientHeight;
@@ -76,6 +106,15 @@ function draw(entry) {
   if (all.length === 0) { ctx.fillStyle = "#999"; ctx.fillText("waiting for data…", 10, 20); return; }
   let [x0, x1, y0, y1] = [Infinity, -Infinity, Infinity, -Infinity];
   for (const [x, y] of all) { x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y); }
+  const bars = entry.view.kind === "bar";
+  let gap = 1;
+  if (bars) {
+    // Bars stand on zero and are whole at both ends of the axis.
+    const xs = [...new Set(all.map(p => p[0]))].sort((a, b) => a - b);
+    const gaps = xs.slice(1).map((x, i) => x - xs[i]);
+    if (gaps.length) gap = Math.min(...gaps);
+    x0 -= gap / 2; x1 += gap / 2; y0 = Math.min(y0, 0); y1 = Math.max(y1, 0);
+  }
   if (x0 === x1) x1 = x0 + 1;
   if (y0 === y1) { y0 -= 1; y1 += 1; }
   const left = 70, right = 10, top = 10, bottom = 24;
@@ -89,7 +128,14 @@ function draw(entry) {
   }
   entry.view.series.forEach((s, i) => {
     ctx.strokeStyle = colors[i % colors.length]; ctx.fillStyle = colors[i % colors.length];
-    if (entry.view.kind === "markers") {
+    if (bars) {
+      const n = entry.view.series.length, width = (sx(gap) - sx(0)) / n;
+      for (const [x, y] of s.points) {
+        const left = sx(x) + (i - (n - 1) / 2) * width - width * 0.45;
+        ctx.fillRect(left, Math.min(sy(0), sy(y)), width * 0.9, Math.abs(sy(y) - sy(0)));
+      }
+      (entry.view.categories || []).forEach((name, j) => ctx.fillText(name, sx(j + 1) - ctx.measureText(name).width / 2, height - 14));
+    } else if (entry.view.kind === "markers") {
       for (const [x, y] of s.points) { ctx.beginPath(); ctx.arc(sx(x), sy(y), 3, 0, 2 * Math.PI); ctx.fill(); }
     } else {
       ctx.lineWidth = 1.5; ctx.beginPath();
@@ -115,6 +161,7 @@ function connect() {
     statusLine.textContent = "live";
     for (const event of JSON.parse(message.data)) {
       if (event.type === "points") applyPoints(event);
+      else if (event.type === "text") applyText(event);
       else if (event.closed) removeWindow(event.env, event.win);
       else fetchWindow(event.env, event.win);
     }

@@ -2,6 +2,7 @@
 //! `weir` binary and rendered by the catalog from the same type.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use clap::Args;
 use weir_topology::args::CommandLine;
@@ -21,12 +22,16 @@ pub struct ChartServerArgs {
     #[arg(long, env = "WEIR_BROKERS")]
     pub brokers: Option<String>,
     /// A window fed from a topic, as JSON (`{"topic": "rates", "y": "rate", "kind": "line"}`)
-    /// or briefly `topic=T,y=FIELD[,x=FIELD][,title=…][,kind=line|markers]`.
+    /// or briefly `topic=T,y=FIELD[,x=FIELD][,title=…][,kind=line|markers|bar]`.
     #[arg(long = "window", value_name = "WINDOW")]
     pub windows: Vec<TopicWindow>,
-    /// Points kept per series (older ones are dropped).
+    /// Points kept per series, and entries per text window (older ones are dropped).
     #[arg(long, default_value_t = 10_000)]
     pub retention: usize,
+    /// Where Visdom clients' `save` writes environments (one `<env>.json` each, as Visdom's
+    /// `-env_path`), loaded again at start; without it, `save` is refused.
+    #[arg(long, value_name = "DIR")]
+    pub env_path: Option<PathBuf>,
 }
 
 impl CommandLine for ChartServerArgs {
@@ -39,6 +44,9 @@ impl CommandLine for ChartServerArgs {
             args.extend(["--window".into(), window.to_arg()]);
         }
         args.extend(["--retention".into(), self.retention.to_string()]);
+        if let Some(dir) = &self.env_path {
+            args.extend(["--env-path".into(), dir.display().to_string()]);
+        }
         args
     }
 }

@@ -16,7 +16,7 @@ use crate::store::{Charts, WindowKind, WindowOptions};
 /// (`{topic: rates, y: rate, x: timestamp, title: BTC rate, kind: line}`); on the command
 /// line as the same mapping in JSON, or briefly as `topic=rates,y=rate,title=BTC rate`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "TopicWindowFile")]
+#[serde(try_from = "TopicWindowFile")]
 pub struct TopicWindow {
     pub topic: String,
     /// Field holding y.
@@ -53,9 +53,17 @@ struct TopicWindowFile {
     y_label: Option<String>,
 }
 
-impl From<TopicWindowFile> for TopicWindow {
-    fn from(file: TopicWindowFile) -> Self {
-        TopicWindow {
+impl TryFrom<TopicWindowFile> for TopicWindow {
+    type Error = String;
+
+    fn try_from(file: TopicWindowFile) -> Result<Self, String> {
+        if !file.kind.is_plot() {
+            return Err(format!(
+                "a window fed from a topic is a plot: kind `{}` is not one (use line, markers or bar)",
+                file.kind.as_str()
+            ));
+        }
+        Ok(TopicWindow {
             x: file.x,
             title: file.title.unwrap_or_else(|| file.topic.clone()),
             env: file.env.unwrap_or_else(|| "main".into()),
@@ -66,7 +74,7 @@ impl From<TopicWindowFile> for TopicWindow {
             y_label: file.y_label,
             topic: file.topic,
             y: file.y,
-        }
+        })
     }
 }
 
@@ -81,7 +89,7 @@ impl std::str::FromStr for TopicWindow {
     type Err = String;
 
     /// JSON (`{"topic": …}`), or the short form `topic=T,y=FIELD[,x=…][,title=…][,env=…]
-    /// [,win=…][,series=…][,kind=line|markers]` for people typing it.
+    /// [,win=…][,series=…][,kind=line|markers|bar]` for people typing it.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         if text.trim_start().starts_with('{') {
             return serde_json::from_str(text).map_err(|e| format!("not a window: {e}"));
@@ -157,6 +165,7 @@ pub async fn feed(
                     .unwrap_or_else(|| "time (ms)".into()),
                 y_label: window.y_label.clone().unwrap_or_else(|| window.y.clone()),
                 kind: window.kind,
+                categories: Vec::new(),
             };
             charts.create(
                 &window.env,
@@ -187,7 +196,9 @@ pub async fn feed(
                     let payload = message.payload().unwrap_or_default();
                     for window in windows.iter().filter(|w| w.topic == message.topic()) {
                         match point(window, payload, message.timestamp().to_millis()) {
-                            Ok(p) => charts.append(&window.env, &window.win, &window.series, &[p], false),
+                            Ok(p) => if !charts.append(&window.env, &window.win, &window.series, &[p], false) {
+                                tracing::warn!(win = %window.win, "window replaced by one that is not a plot; point dropped");
+                            },
                             Err(reason) => tracing::debug!(topic = %window.topic, "message skipped: {reason}"),
                         }
                     }
@@ -239,6 +250,10 @@ mod tests {
             .parse::<TopicWindow>()
             .unwrap_err()
             .contains("unknown variant `pie`"));
+        assert!("topic=r,y=v,kind=text"
+            .parse::<TopicWindow>()
+            .unwrap_err()
+            .contains("kind `text` is not one"));
         assert!("y=v"
             .parse::<TopicWindow>()
             .unwrap_err()

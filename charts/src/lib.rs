@@ -5,6 +5,7 @@
 pub mod args;
 pub mod feed;
 pub mod ring;
+pub mod saved;
 pub mod server;
 pub mod snapshot;
 pub mod store;

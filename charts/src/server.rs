@@ -14,6 +14,7 @@ use warp::http::StatusCode;
 use warp::reply::Reply;
 use warp::Filter;
 
+use crate::saved::SavedEnvs;
 use crate::snapshot;
 use crate::store::{Charts, Event};
 use crate::visdom;
@@ -45,17 +46,19 @@ struct StreamQuery {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     charts: Charts,
+    saved: Option<SavedEnvs>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    warp::serve(routes(charts))
+    warp::serve(routes(charts, saved))
         .serve_incoming_with_graceful_shutdown(incoming, shutdown)
         .await;
 }
 
-/// Every route of the chart server.
+/// Every route of the chart server; Visdom environments are saved in `saved` when given.
 pub fn routes(
     charts: Charts,
+    saved: Option<SavedEnvs>,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = Infallible> + Clone {
     let with = {
         let charts = charts.clone();
@@ -140,7 +143,7 @@ pub fn routes(
             warp::sse::reply(warp::sse::keep_alive().stream(client_stream(charts, since)))
                 .into_response()
         });
-    let visdom = visdom::routes(charts);
+    let visdom = visdom::routes(charts, saved);
     index
         .or(app)
         .unify()
@@ -287,6 +290,7 @@ fn merge(events: Vec<Arc<Event>>) -> Vec<Event> {
                     }
                 }
             }
+            Event::Text { .. } => merged.push((*event).clone()),
             Event::Window { env, win, .. } => {
                 // Points before a window change are superseded by the refetch it causes.
                 index.retain(|(e, w, _), _| !(e == env && w == win));

@@ -61,6 +61,9 @@ fn draw<DB: DrawingBackend>(
 ) -> Result<(), String> {
     let e = |error: DrawingAreaErrorKind<DB::ErrorType>| error.to_string();
     root.fill(&WHITE).map_err(e)?;
+    if !view.kind.is_plot() {
+        return draw_lines(view, root);
+    }
     let points = view.series.iter().flat_map(|s| s.points.iter());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for &(x, y) in points {
@@ -71,6 +74,11 @@ fn draw<DB: DrawingBackend>(
     }
     if x0 > x1 {
         (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
+    }
+    if view.kind == WindowKind::Bar {
+        // Bars stand on zero and are whole at both ends.
+        let half = bar_width(view) / 2.0;
+        (x0, x1, y0, y1) = (x0 - half, x1 + half, y0.min(0.0), y1.max(0.0));
     }
     if x0 == x1 {
         x1 = x0 + 1.0;
@@ -88,7 +96,16 @@ fn draw<DB: DrawingBackend>(
         .map_err(e)?;
     // Epoch milliseconds (as topic-fed windows use) read better as a time of day.
     let as_time = x0 > 1e12;
+    let categories = &view.categories;
     let format_x = move |x: &f64| {
+        if !categories.is_empty() {
+            // Named bars sit at 1, 2, …; between them there is nothing to name.
+            let index = x.round() as usize;
+            return match categories.get(index.wrapping_sub(1)) {
+                Some(name) if (x - x.round()).abs() < 1e-9 => name.clone(),
+                _ => String::new(),
+            };
+        }
         if as_time {
             let seconds = (*x / 1000.0).rem_euclid(86_400.0) as u64;
             format!(
@@ -117,10 +134,19 @@ fn draw<DB: DrawingBackend>(
         let color = PALETTE[index % PALETTE.len()];
         let points = series.points.iter().copied();
         let drawn = match view.kind {
-            WindowKind::Line => chart.draw_series(LineSeries::new(points, color.stroke_width(2))),
             WindowKind::Markers => {
                 chart.draw_series(points.map(|point| Circle::new(point, 3, color.filled())))
             }
+            WindowKind::Bar => {
+                // Bars of several series share each x, side by side.
+                let width = bar_width(view) / view.series.len() as f64;
+                let offset = (index as f64 - (view.series.len() as f64 - 1.0) / 2.0) * width;
+                chart.draw_series(points.map(|(x, y)| {
+                    let left = x + offset - width * 0.45;
+                    Rectangle::new([(left, 0.0), (left + width * 0.9, y)], color.filled())
+                }))
+            }
+            _ => chart.draw_series(LineSeries::new(points, color.stroke_width(2))),
         };
         drawn
             .map_err(e)?
@@ -138,10 +164,88 @@ fn draw<DB: DrawingBackend>(
     Ok(())
 }
 
+/// The x distance between neighbouring bars (1 when there is a single bar).
+fn bar_width(view: &WindowView) -> f64 {
+    let mut xs: Vec<f64> = view
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.0))
+        .collect();
+    xs.sort_by(f64::total_cmp);
+    xs.dedup();
+    xs.windows(2)
+        .map(|pair| pair[1] - pair[0])
+        .reduce(f64::min)
+        .unwrap_or(1.0)
+}
+
+/// A text or properties window: its title and its latest lines, newest last.
+fn draw_lines<DB: DrawingBackend>(
+    view: &WindowView,
+    root: &DrawingArea<DB, Shift>,
+) -> Result<(), String> {
+    let e = |error: DrawingAreaErrorKind<DB::ErrorType>| error.to_string();
+    let lines: Vec<String> = match view.kind {
+        WindowKind::Text => view
+            .text
+            .iter()
+            .flat_map(|t| t.entries.iter().map(|entry| without_tags(entry)))
+            .collect(),
+        _ => view
+            .properties
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|item| {
+                let value = &item["value"];
+                let value = value
+                    .as_str()
+                    .map_or_else(|| value.to_string(), str::to_string);
+                format!("{}: {value}", item["name"].as_str().unwrap_or_default())
+            })
+            .collect(),
+    };
+    let (_, height) = root.dim_in_pixel();
+    let line_height = 18;
+    root.draw(&Text::new(
+        view.title.clone(),
+        (10, 8),
+        ("sans-serif", 20).into_font(),
+    ))
+    .map_err(e)?;
+    let room = (height.saturating_sub(40) / line_height) as usize;
+    let shown = &lines[lines.len().saturating_sub(room)..];
+    for (row, line) in shown.iter().enumerate() {
+        let y = 40 + row as i32 * line_height as i32;
+        root.draw(&Text::new(
+            line.clone(),
+            (10, y),
+            ("monospace", 14).into_font(),
+        ))
+        .map_err(e)?;
+    }
+    Ok(())
+}
+
+/// Visdom text is HTML; a picture shows its words.
+fn without_tags(html: &str) -> String {
+    let mut text = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => in_tag = false,
+            c if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::SeriesView;
+    use crate::store::{SeriesView, TextView};
 
     fn view() -> WindowView {
         WindowView {
@@ -151,11 +255,14 @@ mod tests {
             x_label: "time".into(),
             y_label: "CNY".into(),
             kind: WindowKind::Line,
+            categories: vec![],
             series: vec![SeriesView {
                 name: "rate".into(),
                 appended: 3,
                 points: vec![(0.0, 1.0), (1.0, 3.0), (2.0, 2.0)],
             }],
+            text: None,
+            properties: serde_json::Value::Null,
         }
     }
 
@@ -190,5 +297,48 @@ mod tests {
         assert_eq!(&png[..8], &[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A]);
         // IHDR: width 320, height 200.
         assert_eq!(&png[16..24], &[0, 0, 1, 64, 0, 0, 0, 200]);
+    }
+
+    #[test]
+    fn named_bars_are_rectangles_labelled_by_name() {
+        let bars = WindowView {
+            kind: WindowKind::Bar,
+            categories: vec!["rates".into(), "variations".into(), "notifications".into()],
+            series: vec![SeriesView {
+                name: "records".into(),
+                appended: 3,
+                points: vec![(1.0, 10.0), (2.0, 9.0), (3.0, 2.0)],
+            }],
+            ..view()
+        };
+        let drawn = svg(&bars, 400, 300).unwrap();
+        let filled_rects = drawn.matches("<rect").count();
+        assert!(filled_rects >= 3, "{drawn}");
+        for name in ["rates", "variations", "notifications"] {
+            assert!(
+                drawn.lines().any(|line| line.trim() == name),
+                "{name} missing: {drawn}"
+            );
+        }
+    }
+
+    #[test]
+    fn text_windows_show_their_latest_entries_without_markup() {
+        let log = WindowView {
+            kind: WindowKind::Text,
+            series: vec![],
+            text: Some(TextView {
+                appended: 2,
+                entries: vec![
+                    "<b>12:00:01</b> variation -61.5".into(),
+                    "12:00:07 variation 80".into(),
+                ],
+            }),
+            ..view()
+        };
+        let drawn = svg(&log, 400, 300).unwrap();
+        assert!(drawn.contains("12:00:01 variation -61.5"), "{drawn}");
+        assert!(drawn.contains("12:00:07 variation 80"));
+        assert!(!drawn.contains("&lt;b&gt;"));
     }
 }

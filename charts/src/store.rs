@@ -21,6 +21,13 @@ pub enum Event {
         series: String,
         points: Vec<(f64, f64)>,
     },
+    /// An entry appended to a text window.
+    Text {
+        seq: u64,
+        env: String,
+        win: String,
+        text: String,
+    },
     /// A window was created, replaced or closed: fetch it (or drop it) again.
     Window {
         seq: u64,
@@ -33,19 +40,43 @@ pub enum Event {
 impl Event {
     pub fn seq(&self) -> u64 {
         match self {
-            Event::Points { seq, .. } | Event::Window { seq, .. } => *seq,
+            Event::Points { seq, .. } | Event::Text { seq, .. } | Event::Window { seq, .. } => *seq,
         }
     }
 }
 
-/// One window.
+/// One window: a plot's series, a text log's entries or a properties list, by `kind`.
 #[derive(Debug, Clone)]
 pub struct Window {
     pub title: String,
     pub x_label: String,
     pub y_label: String,
     pub kind: WindowKind,
+    /// x labels of a bar chart whose bars are named (x is then 1, 2, …).
+    pub categories: Vec<String>,
     pub series: Vec<(String, Ring)>,
+    /// Entries of a text window, oldest dropped past the retention.
+    pub text: VecDeque<String>,
+    /// Entries ever appended to a text window.
+    pub text_appended: u64,
+    /// The items of a properties window, as sent.
+    pub properties: serde_json::Value,
+}
+
+impl Window {
+    fn new(options: WindowOptions) -> Self {
+        Window {
+            title: options.title,
+            x_label: options.x_label,
+            y_label: options.y_label,
+            kind: options.kind,
+            categories: options.categories,
+            series: Vec::new(),
+            text: VecDeque::new(),
+            text_appended: 0,
+            properties: serde_json::Value::Null,
+        }
+    }
 }
 
 /// A window as returned by the API, decimated for display.
@@ -56,9 +87,24 @@ pub struct WindowView {
     pub title: String,
     pub x_label: String,
     pub y_label: String,
-    /// `line` or `markers`.
     pub kind: WindowKind,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub categories: Vec<String>,
+    /// The series of a plot (empty for text and properties).
     pub series: Vec<SeriesView>,
+    /// The retained entries of a text window, oldest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<TextView>,
+    /// The items of a properties window.
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    pub properties: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TextView {
+    /// Entries ever appended (the retained ones are fewer once the log is full).
+    pub appended: u64,
+    pub entries: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -69,7 +115,7 @@ pub struct SeriesView {
     pub points: Vec<(f64, f64)>,
 }
 
-/// How a window's points are drawn.
+/// What a window shows, and how.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WindowKind {
@@ -78,6 +124,12 @@ pub enum WindowKind {
     Line,
     /// Points drawn apart: events that happen now and then (notifications).
     Markers,
+    /// One bar per point.
+    Bar,
+    /// A running log of text entries (Visdom's `text` window).
+    Text,
+    /// A list of named values (Visdom's `properties` window).
+    Properties,
 }
 
 impl WindowKind {
@@ -85,7 +137,18 @@ impl WindowKind {
         match self {
             WindowKind::Line => "line",
             WindowKind::Markers => "markers",
+            WindowKind::Bar => "bar",
+            WindowKind::Text => "text",
+            WindowKind::Properties => "properties",
         }
+    }
+
+    /// Whether the window holds series of points.
+    pub fn is_plot(self) -> bool {
+        matches!(
+            self,
+            WindowKind::Line | WindowKind::Markers | WindowKind::Bar
+        )
     }
 }
 
@@ -96,6 +159,8 @@ pub struct WindowOptions {
     pub x_label: String,
     pub y_label: String,
     pub kind: WindowKind,
+    /// Names of a bar chart's bars, when they are named.
+    pub categories: Vec<String>,
 }
 
 /// All chart state. Cheap to clone (shared).
@@ -184,23 +249,50 @@ impl Charts {
         options: WindowOptions,
         series: Vec<(String, Vec<(f64, f64)>)>,
     ) {
+        let mut window = Window::new(options);
+        window.series = series
+            .into_iter()
+            .map(|(name, points)| {
+                let mut ring = Ring::new(self.retention);
+                for (x, y) in points {
+                    ring.push(x, y);
+                }
+                (name, ring)
+            })
+            .collect();
+        self.put(env, win, window);
+    }
+
+    /// Creates or replaces a text window holding `entries` (the last `retention` of them).
+    pub fn create_text(&self, env: &str, win: &str, options: WindowOptions, entries: Vec<String>) {
+        let mut window = Window::new(WindowOptions {
+            kind: WindowKind::Text,
+            ..options
+        });
+        window.text_appended = entries.len() as u64;
+        let skip = entries.len().saturating_sub(self.retention);
+        window.text = entries.into_iter().skip(skip).collect();
+        self.put(env, win, window);
+    }
+
+    /// Creates or replaces a properties window.
+    pub fn create_properties(
+        &self,
+        env: &str,
+        win: &str,
+        options: WindowOptions,
+        items: serde_json::Value,
+    ) {
+        let mut window = Window::new(WindowOptions {
+            kind: WindowKind::Properties,
+            ..options
+        });
+        window.properties = items;
+        self.put(env, win, window);
+    }
+
+    fn put(&self, env: &str, win: &str, window: Window) {
         let mut inner = self.lock();
-        let window = Window {
-            title: options.title,
-            x_label: options.x_label,
-            y_label: options.y_label,
-            kind: options.kind,
-            series: series
-                .into_iter()
-                .map(|(name, points)| {
-                    let mut ring = Ring::new(self.retention);
-                    for (x, y) in points {
-                        ring.push(x, y);
-                    }
-                    (name, ring)
-                })
-                .collect(),
-        };
         inner
             .envs
             .entry(env.to_string())
@@ -214,9 +306,46 @@ impl Charts {
         });
     }
 
+    /// Appends an entry to a text window; false when there is no such text window.
+    pub fn append_text(&self, env: &str, win: &str, entry: &str) -> bool {
+        let mut inner = self.lock();
+        let Some(window) = inner.envs.get_mut(env).and_then(|e| e.get_mut(win)) else {
+            return false;
+        };
+        if window.kind != WindowKind::Text {
+            return false;
+        }
+        if window.text.len() >= self.retention {
+            window.text.pop_front();
+        }
+        window.text.push_back(entry.to_string());
+        window.text_appended += 1;
+        self.publish(&mut inner, |seq| Event::Text {
+            seq,
+            env: env.into(),
+            win: win.into(),
+            text: entry.into(),
+        });
+        true
+    }
+
+    /// The kind of a window, if it exists.
+    pub fn kind(&self, env: &str, win: &str) -> Option<WindowKind> {
+        self.lock().envs.get(env)?.get(win).map(|w| w.kind)
+    }
+
     /// Appends points to a series (created on first use); with `replace`, the series is
-    /// emptied first. Creates the window if it does not exist.
-    pub fn append(&self, env: &str, win: &str, series: &str, points: &[(f64, f64)], replace: bool) {
+    /// emptied first. Creates the window if it does not exist; false (nothing appended) when
+    /// the window is not a plot.
+    #[must_use]
+    pub fn append(
+        &self,
+        env: &str,
+        win: &str,
+        series: &str,
+        points: &[(f64, f64)],
+        replace: bool,
+    ) -> bool {
         let mut inner = self.lock();
         let created = !inner.envs.get(env).is_some_and(|e| e.contains_key(win));
         let window = inner
@@ -224,13 +353,15 @@ impl Charts {
             .entry(env.to_string())
             .or_default()
             .entry(win.to_string())
-            .or_insert_with(|| Window {
-                title: win.to_string(),
-                x_label: String::new(),
-                y_label: String::new(),
-                kind: WindowKind::Line,
-                series: Vec::new(),
+            .or_insert_with(|| {
+                Window::new(WindowOptions {
+                    title: win.to_string(),
+                    ..WindowOptions::default()
+                })
             });
+        if !window.kind.is_plot() {
+            return false;
+        }
         let index = match window.series.iter().position(|(name, _)| name == series) {
             Some(index) => index,
             None => {
@@ -263,6 +394,7 @@ impl Charts {
                 points: points.to_vec(),
             });
         }
+        true
     }
 
     /// Removes one series of a window; true when it existed.
@@ -352,6 +484,7 @@ impl Charts {
             x_label: window.x_label.clone(),
             y_label: window.y_label.clone(),
             kind: window.kind,
+            categories: window.categories.clone(),
             series: window
                 .series
                 .iter()
@@ -361,6 +494,11 @@ impl Charts {
                     points: ring.decimated(max_points),
                 })
                 .collect(),
+            text: (window.kind == WindowKind::Text).then(|| TextView {
+                appended: window.text_appended,
+                entries: window.text.iter().cloned().collect(),
+            }),
+            properties: window.properties.clone(),
         })
     }
 }
@@ -373,8 +511,8 @@ mod tests {
     fn append_creates_and_extends_series_and_numbers_events() {
         let charts = Charts::new(100);
         let mut events = charts.subscribe();
-        charts.append("main", "rates", "rate", &[(1.0, 10.0)], false);
-        charts.append("main", "rates", "rate", &[(2.0, 11.0), (3.0, 12.0)], false);
+        assert!(charts.append("main", "rates", "rate", &[(1.0, 10.0)], false));
+        assert!(charts.append("main", "rates", "rate", &[(2.0, 11.0), (3.0, 12.0)], false));
         let view = charts.view("main", "rates", 0).unwrap();
         assert_eq!(
             view.series[0].points,
@@ -397,8 +535,8 @@ mod tests {
     #[test]
     fn close_and_delete() {
         let charts = Charts::new(10);
-        charts.append("a", "w1", "s", &[(0.0, 0.0)], false);
-        charts.append("a", "w2", "s", &[(0.0, 0.0)], false);
+        assert!(charts.append("a", "w1", "s", &[(0.0, 0.0)], false));
+        assert!(charts.append("a", "w2", "s", &[(0.0, 0.0)], false));
         charts.close("a", Some("w1"));
         assert!(!charts.exists("a", "w1"));
         assert!(charts.exists("a", "w2"));
@@ -410,9 +548,25 @@ mod tests {
     fn resuming_far_behind_asks_for_a_refetch() {
         let charts = Charts::new(10);
         for i in 0..(RECENT_EVENTS as u64 + 10) {
-            charts.append("e", "w", "s", &[(i as f64, 0.0)], false);
+            assert!(charts.append("e", "w", "s", &[(i as f64, 0.0)], false));
         }
         assert!(charts.events_since(0).is_none());
         assert_eq!(charts.events_since(charts.last_seq() - 3).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_text_window_keeps_its_latest_entries_and_takes_no_points() {
+        let charts = Charts::new(3);
+        charts.create_text("main", "log", WindowOptions::default(), vec!["a".into()]);
+        let mut events = charts.subscribe();
+        for entry in ["b", "c", "d"] {
+            assert!(charts.append_text("main", "log", entry));
+        }
+        let text = charts.view("main", "log", 0).unwrap().text.unwrap();
+        assert_eq!(text.entries, ["b", "c", "d"]);
+        assert_eq!(text.appended, 4);
+        assert!(matches!(&*events.try_recv().unwrap(), Event::Text { text, .. } if text == "b"));
+        assert!(!charts.append("main", "log", "s", &[(1.0, 1.0)], false));
+        assert!(!charts.append_text("main", "missing", "x"));
     }
 }

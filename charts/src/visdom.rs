@@ -10,12 +10,15 @@ use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 use warp::Filter;
 
+use crate::saved::SavedEnvs;
 use crate::store::{Charts, WindowKind, WindowOptions};
-use crate::visdom_window::{fingerprint, from_visdom, to_visdom, traces, windows_of};
+use crate::visdom_window::{fingerprint, from_visdom, plot, store, to_visdom, windows_of, Content};
 
-/// Every Visdom endpoint, under the server root.
+/// Every Visdom endpoint, under the server root; environments are saved in `saved` (Visdom's
+/// env path) when given.
 pub fn routes(
     charts: Charts,
+    saved: Option<SavedEnvs>,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     let body = warp::post()
         .and(warp::body::content_length_limit(64 * 1024 * 1024))
@@ -28,17 +31,19 @@ pub fn routes(
             charts.ensure_env(&eid);
             text(StatusCode::OK, eid)
         });
-    let endpoint =
-        warp::path!(String).and(body).and(with_charts).map(
-            |endpoint: String, body: bytes::Bytes, charts: Charts| match serde_json::from_slice::<
-                Value,
-            >(&body)
-            {
-                Ok(message) => handle(&charts, &endpoint, &message),
-                Err(e) => text(
-                    StatusCode::BAD_REQUEST,
-                    format!("the body is not JSON: {e}"),
-                ),
+    let endpoint = warp::path!(String)
+        .and(body)
+        .and(with_charts)
+        .and(warp::any().map(move || saved.clone()))
+        .map(
+            |endpoint: String, body: bytes::Bytes, charts: Charts, saved: Option<SavedEnvs>| {
+                match serde_json::from_slice::<Value>(&body) {
+                    Ok(message) => handle(&charts, saved.as_ref(), &endpoint, &message),
+                    Err(e) => text(
+                        StatusCode::BAD_REQUEST,
+                        format!("the body is not JSON: {e}"),
+                    ),
+                }
             },
         );
     env.or(endpoint).unify()
@@ -58,7 +63,12 @@ fn env_of(message: &Value) -> String {
 }
 
 /// Handles one Visdom request.
-pub fn handle(charts: &Charts, endpoint: &str, message: &Value) -> Response {
+pub fn handle(
+    charts: &Charts,
+    saved: Option<&SavedEnvs>,
+    endpoint: &str,
+    message: &Value,
+) -> Response {
     let env = env_of(message);
     let win = message["win"].as_str();
     match endpoint {
@@ -66,32 +76,52 @@ pub fn handle(charts: &Charts, endpoint: &str, message: &Value) -> Response {
             let Some(win) = win else {
                 return text(StatusCode::BAD_REQUEST, "missing `win`");
             };
-            let traces = match traces(&message["data"]) {
-                Ok(traces) => traces,
-                Err(reason) => return text(StatusCode::UNPROCESSABLE_ENTITY, reason),
-            };
             let opts = &message["opts"];
-            let title = opts["title"]
-                .as_str()
-                .or_else(|| message["layout"]["title"].as_str())
-                .unwrap_or(win)
-                .to_string();
-            let options = WindowOptions {
-                title,
+            let options = |kind, categories| WindowOptions {
+                title: opts["title"]
+                    .as_str()
+                    .or_else(|| message["layout"]["title"].as_str())
+                    .unwrap_or(win)
+                    .to_string(),
                 x_label: opts["xlabel"].as_str().unwrap_or_default().to_string(),
                 y_label: opts["ylabel"].as_str().unwrap_or_default().to_string(),
-                // Visdom's scatter plots draw markers; its line plots, lines.
-                kind: match message["data"][0]["mode"].as_str() {
-                    Some("markers") => WindowKind::Markers,
-                    _ => WindowKind::Line,
+                kind,
+                categories,
+            };
+            let first = &message["data"][0];
+            let content = match first["type"].as_str() {
+                Some("text") => match first["content"].as_str() {
+                    Some(entry) => {
+                        charts.create_text(&env, win, options(WindowKind::Text, vec![]), vec![entry.into()]);
+                        return text(StatusCode::OK, win);
+                    }
+                    None => return text(StatusCode::UNPROCESSABLE_ENTITY, "a text window's `content` is a string"),
+                },
+                Some("properties") if first["content"].is_array() => Content::Properties(first["content"].clone()),
+                Some("properties") => {
+                    return text(StatusCode::UNPROCESSABLE_ENTITY, "a properties window's `content` is a list of items")
+                }
+                _ => match plot(&message["data"]) {
+                    Ok(plot) => {
+                        store(charts, &env, win, options(plot.kind, plot.categories), Content::Plot(plot.series));
+                        return text(StatusCode::OK, win);
+                    }
+                    Err(reason) => return text(StatusCode::UNPROCESSABLE_ENTITY, reason),
                 },
             };
-            charts.create(&env, win, options, traces);
+            store(charts, &env, win, options(WindowKind::Properties, vec![]), content);
             text(StatusCode::OK, win)
         }
         "update" => {
             let Some(win) = win else {
                 return text(StatusCode::BAD_REQUEST, "missing `win`");
+            };
+            let Some(kind) = charts.kind(&env, win) else {
+                // As Visdom: appending creates the window, anything else needs it to exist.
+                if message["append"].as_bool() == Some(true) {
+                    return handle(charts, saved, "events", message);
+                }
+                return text(StatusCode::OK, "win does not exist");
             };
             let named = message["name"].as_str();
             if message["delete"].as_bool() == Some(true) {
@@ -104,14 +134,30 @@ pub fn handle(charts: &Charts, endpoint: &str, message: &Value) -> Response {
                     }
                 };
             }
-            let traces = match traces(&message["data"]) {
-                Ok(traces) => traces,
+            match kind {
+                WindowKind::Text => {
+                    let Some(entry) = message["data"][0]["content"].as_str() else {
+                        return text(StatusCode::UNPROCESSABLE_ENTITY, "text is appended as `data[0].content`");
+                    };
+                    let _ = charts.append_text(&env, win, entry);
+                    return text(StatusCode::OK, win);
+                }
+                WindowKind::Line | WindowKind::Markers => {}
+                other => {
+                    return text(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        format!("window `{win}` is a {} window: only line, scatter and text windows take updates (as in Visdom); send the whole window again", other.as_str()),
+                    )
+                }
+            }
+            let traces = match plot(&message["data"]) {
+                Ok(plot) => plot.series,
                 Err(reason) => return text(StatusCode::UNPROCESSABLE_ENTITY, reason),
             };
             let append = message["append"].as_bool().unwrap_or(true);
             for (trace_name, points) in traces {
                 let series = named.map(str::to_string).unwrap_or(trace_name);
-                charts.append(&env, win, &series, &points, !append);
+                let _ = charts.append(&env, win, &series, &points, !append);
             }
             text(StatusCode::OK, win)
         }
@@ -125,8 +171,15 @@ pub fn handle(charts: &Charts, endpoint: &str, message: &Value) -> Response {
         }
         "delete_env" => {
             charts.delete_env(&env);
-            text(StatusCode::OK, "")
+            match saved.map(|saved| saved.delete(&env)) {
+                Some(Err(e)) => text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("environment `{env}` closed, but its saved file stays: {e}"),
+                ),
+                _ => text(StatusCode::OK, ""),
+            }
         }
+        "save" => save(charts, saved, &message["data"]),
         "env_state" => warp::reply::json(&charts.envs()).into_response(),
         "win_data" if message.get("data").is_some() => set_window_data(charts, &env, win, &message["data"]),
         "win_data" => match win {
@@ -150,8 +203,33 @@ pub fn handle(charts: &Charts, endpoint: &str, message: &Value) -> Response {
         },
         other => text(
             StatusCode::NOT_IMPLEMENTED,
-            format!("Weir's chart server does not implement Visdom's `{other}` endpoint (line and scatter plots are supported)"),
+            format!("Weir's chart server does not implement Visdom's `{other}` endpoint (line, scatter and bar plots, text and properties windows are supported)"),
         ),
+    }
+}
+
+/// `save`: writes the listed environments to the env path; answers the names saved.
+fn save(charts: &Charts, saved: Option<&SavedEnvs>, envs: &Value) -> Response {
+    let Some(saved) = saved else {
+        return text(
+            StatusCode::CONFLICT,
+            "this chart server saves no environments: start it with --env-path DIR",
+        );
+    };
+    let Some(envs) = envs.as_array() else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "`data` lists the environments to save",
+        );
+    };
+    let envs: Vec<String> = envs
+        .iter()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect();
+    match saved.save(charts, &envs) {
+        Ok(names) => warp::reply::json(&names).into_response(),
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
@@ -183,7 +261,7 @@ fn set_window_data(charts: &Charts, env: &str, win: Option<&str>, data: &Value) 
     let mut taken = Vec::with_capacity(windows.len());
     for (win, window) in windows {
         match from_visdom(window) {
-            Ok((options, series)) => taken.push((win, options, series)),
+            Ok((options, content)) => taken.push((win, options, content)),
             Err(reason) => {
                 return text(
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -192,8 +270,8 @@ fn set_window_data(charts: &Charts, env: &str, win: Option<&str>, data: &Value) 
             }
         }
     }
-    for (win, options, series) in taken {
-        charts.create(env, &win, options, series);
+    for (win, options, content) in taken {
+        store(charts, env, &win, options, content);
     }
     text(StatusCode::OK, "")
 }
@@ -209,10 +287,16 @@ mod tests {
         let charts = Charts::new(100);
         let create = json!({"data": [{"x": [1, 2], "y": [5.0, 6.0], "name": "1", "type": "scatter"}],
                             "win": "w", "eid": "main", "opts": {"title": "Rates"}, "layout": {}});
-        assert_eq!(handle(&charts, "events", &create).status(), StatusCode::OK);
+        assert_eq!(
+            handle(&charts, None, "events", &create).status(),
+            StatusCode::OK
+        );
         let append = json!({"data": [{"x": [3, 4], "y": [7.0, null], "name": "1", "type": "scatter"}],
                             "win": "w", "eid": "main", "name": null, "append": true});
-        assert_eq!(handle(&charts, "update", &append).status(), StatusCode::OK);
+        assert_eq!(
+            handle(&charts, None, "update", &append).status(),
+            StatusCode::OK
+        );
         let view = charts.view("main", "w", 0).unwrap();
         assert_eq!(view.title, "Rates");
         assert_eq!(
@@ -221,7 +305,7 @@ mod tests {
         );
         let heatmap = json!({"data": [{"z": [[1]], "type": "heatmap"}], "win": "h", "eid": "main"});
         assert_eq!(
-            handle(&charts, "events", &heatmap).status(),
+            handle(&charts, None, "events", &heatmap).status(),
             StatusCode::UNPROCESSABLE_ENTITY
         );
         assert!(!charts.exists("main", "h"), "nothing half-created");

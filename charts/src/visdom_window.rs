@@ -1,31 +1,39 @@
 //! Windows in the format Visdom stores and returns them: what `get_window_data` gives a
-//! Visdom user (`{"command": "window", "id", "title", "content": {"data": [traces],
-//! "layout"}, ...}`) and what `set_window_data` sends back.
+//! Visdom user and what `set_window_data` (or a saved environment file) sends back. A plot
+//! is `{"command": "window", "id", "title", "type": "plot", "content": {"data": [traces],
+//! "layout"}, ...}`; a text window's `content` is its entries joined by `<br>` (as Visdom
+//! appends them), a properties window's is its list of items.
 
 use serde_json::{json, Map, Value};
 
-use crate::store::{WindowKind, WindowOptions, WindowView};
+use crate::store::{Charts, WindowKind, WindowOptions, WindowView};
 
 /// A series name and its points.
 pub type NamedSeries = (String, Vec<(f64, f64)>);
 
-/// A window as Visdom stores it. `contentID` is a fingerprint of the content (data and
-/// layout), so it changes exactly when they do (Visdom's own is a random id renewed on every
-/// change).
+/// How Visdom separates the entries appended to a text window.
+const TEXT_SEPARATOR: &str = "<br>";
+
+/// What a window holds, as read from Visdom's format.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Content {
+    Plot(Vec<NamedSeries>),
+    Text(Vec<String>),
+    Properties(Value),
+}
+
+/// Stores a window read from Visdom's format, replacing any window of that id.
+pub fn store(charts: &Charts, env: &str, win: &str, options: WindowOptions, content: Content) {
+    match content {
+        Content::Plot(series) => charts.create(env, win, options, series),
+        Content::Text(entries) => charts.create_text(env, win, options, entries),
+        Content::Properties(items) => charts.create_properties(env, win, options, items),
+    }
+}
+
+/// A window as Visdom stores it. `contentID` is a fingerprint of the content, so it changes
+/// exactly when the content does (Visdom's own is a random id renewed on every change).
 pub fn to_visdom(view: &WindowView) -> Value {
-    let mode = match view.kind {
-        WindowKind::Line => "lines",
-        WindowKind::Markers => "markers",
-    };
-    let data: Vec<Value> = view
-        .series
-        .iter()
-        .map(|series| {
-            let (xs, ys): (Vec<f64>, Vec<f64>) = series.points.iter().copied().unzip();
-            json!({ "x": xs, "y": ys, "name": series.name, "type": "scatter", "mode": mode })
-        })
-        .collect();
-    let legend: Vec<&str> = view.series.iter().map(|s| s.name.as_str()).collect();
     let mut window = json!({
         "command": "window",
         "id": view.win,
@@ -33,20 +41,66 @@ pub fn to_visdom(view: &WindowView) -> Value {
         "inflate": true,
         "width": null,
         "height": null,
-        "type": "plot",
-        "legend": legend,
-        "content": {
-            "data": data,
-            "layout": {
-                "title": view.title,
-                "xaxis": { "title": view.x_label },
-                "yaxis": { "title": view.y_label },
-                "showlegend": view.series.len() > 1,
-            },
-        },
     });
+    match view.kind {
+        WindowKind::Text => {
+            let entries = view
+                .text
+                .as_ref()
+                .map(|t| t.entries.as_slice())
+                .unwrap_or_default();
+            window["type"] = "text".into();
+            window["content"] = entries.join(TEXT_SEPARATOR).into();
+        }
+        WindowKind::Properties => {
+            window["type"] = "properties".into();
+            window["content"] = view.properties.clone();
+        }
+        WindowKind::Line | WindowKind::Markers | WindowKind::Bar => {
+            let legend: Vec<&str> = view.series.iter().map(|s| s.name.as_str()).collect();
+            window["type"] = "plot".into();
+            window["legend"] = json!(legend);
+            window["content"] = json!({
+                "data": view.series.iter().map(|series| trace(view, series)).collect::<Vec<_>>(),
+                "layout": {
+                    "title": view.title,
+                    "xaxis": { "title": view.x_label },
+                    "yaxis": { "title": view.y_label },
+                    "showlegend": view.series.len() > 1,
+                },
+            });
+        }
+    }
     window["contentID"] = Value::String(fingerprint(&window["content"]));
     window
+}
+
+/// One series as a Plotly trace.
+fn trace(view: &WindowView, series: &crate::store::SeriesView) -> Value {
+    let (xs, ys): (Vec<f64>, Vec<f64>) = series.points.iter().copied().unzip();
+    let named_x = |xs: &[f64]| -> Value {
+        if view.categories.is_empty() {
+            return json!(xs);
+        }
+        // Named bars sit at x = 1, 2, …: their names go back in their place.
+        xs.iter()
+            .map(
+                |&x| match view.categories.get((x as usize).wrapping_sub(1)) {
+                    Some(name) => Value::String(name.clone()),
+                    None => json!(x),
+                },
+            )
+            .collect()
+    };
+    match view.kind {
+        WindowKind::Bar => {
+            json!({ "x": named_x(&xs), "y": ys, "name": series.name, "type": "bar" })
+        }
+        WindowKind::Markers => {
+            json!({ "x": xs, "y": ys, "name": series.name, "type": "scatter", "mode": "markers" })
+        }
+        _ => json!({ "x": xs, "y": ys, "name": series.name, "type": "scatter", "mode": "lines" }),
+    }
 }
 
 /// The MD5 of a JSON value: of a whole window, Visdom's `win_hash`.
@@ -54,47 +108,62 @@ pub fn fingerprint(window: &Value) -> String {
     format!("{:x}", md5::compute(window.to_string()))
 }
 
-/// Reads a window sent back by `set_window_data`: its options and series. Only plots of
-/// line and scatter traces are taken; anything else is refused with the reason.
-pub fn from_visdom(window: &Value) -> Result<(WindowOptions, Vec<NamedSeries>), String> {
+/// Reads a window sent back by `set_window_data`: its options and content. Plots of line,
+/// scatter and bar traces, text and properties are taken; anything else is refused with the
+/// reason.
+pub fn from_visdom(window: &Value) -> Result<(WindowOptions, Content), String> {
     let window = window
         .as_object()
         .ok_or("a window is a JSON object, as get_window_data returns it")?;
+    let title = window.get("title").and_then(Value::as_str);
+    let titled = |kind| WindowOptions {
+        title: title.unwrap_or_default().to_string(),
+        kind,
+        ..WindowOptions::default()
+    };
+    let content = window.get("content").unwrap_or(&Value::Null);
     match window.get("type").and_then(Value::as_str) {
+        Some("text") => {
+            let text = content.as_str().ok_or("a text window's `content` is a string")?;
+            let entries = text.split(TEXT_SEPARATOR).map(str::to_string).collect();
+            return Ok((titled(WindowKind::Text), Content::Text(entries)));
+        }
+        Some("properties") => {
+            if !content.is_array() {
+                return Err("a properties window's `content` is a list of items".into());
+            }
+            return Ok((
+                titled(WindowKind::Properties),
+                Content::Properties(content.clone()),
+            ));
+        }
         Some("plot") | None => {}
         Some(other) => {
             return Err(format!(
-                "Weir's chart server stores plots; a window of type `{other}` is not supported"
+                "Weir's chart server stores plots, text and properties; a window of type `{other}` is not supported"
             ))
         }
     }
-    let content = window
-        .get("content")
-        .and_then(Value::as_object)
+    let content = content
+        .as_object()
         .ok_or("the window has no `content` object")?;
     let layout = content.get("layout").cloned().unwrap_or(Value::Null);
-    let series = traces(content.get("data").unwrap_or(&Value::Null))?;
-    let kind = match content["data"][0]["mode"].as_str() {
-        Some("markers") => WindowKind::Markers,
-        _ => WindowKind::Line,
-    };
-    let title = window
-        .get("title")
-        .and_then(Value::as_str)
-        .or_else(|| axis_title(&layout["title"]))
-        .unwrap_or_default()
-        .to_string();
+    let plot = plot(content.get("data").unwrap_or(&Value::Null))?;
     let options = WindowOptions {
-        title,
+        title: title
+            .or_else(|| axis_title(&layout["title"]))
+            .unwrap_or_default()
+            .to_string(),
         x_label: axis_title(&layout["xaxis"]["title"])
             .unwrap_or_default()
             .into(),
         y_label: axis_title(&layout["yaxis"]["title"])
             .unwrap_or_default()
             .into(),
-        kind,
+        kind: plot.kind,
+        categories: plot.categories,
     };
-    Ok((options, series))
+    Ok((options, Content::Plot(plot.series)))
 }
 
 /// Plotly titles are a string or `{"text": ...}`.
@@ -102,17 +171,46 @@ fn axis_title(title: &Value) -> Option<&str> {
     title.as_str().or_else(|| title["text"].as_str())
 }
 
-/// The line/scatter traces of a `data` array as (name, points); NaN (`null`) points are
-/// skipped. Other trace types are refused, naming the type.
-pub fn traces(data: &Value) -> Result<Vec<NamedSeries>, String> {
+/// The traces of a plot, read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plot {
+    pub kind: WindowKind,
+    /// Names of the bars, when a bar chart's x values are names.
+    pub categories: Vec<String>,
+    pub series: Vec<NamedSeries>,
+}
+
+/// The traces of a `data` array: line and scatter traces (drawn as lines, or as markers when
+/// their mode is `markers`), or bar traces whose x are numbers or names. NaN (`null`) points
+/// are skipped. Other trace types, and bars mixed with lines, are refused naming them.
+pub fn plot(data: &Value) -> Result<Plot, String> {
     let data = data.as_array().ok_or("missing `data`")?;
-    data.iter()
+    let trace_type = |trace: &Value| trace["type"].as_str().unwrap_or("scatter").to_string();
+    let first = data
+        .first()
+        .map(trace_type)
+        .unwrap_or_else(|| "scatter".into());
+    let kind = match first.as_str() {
+        "bar" => WindowKind::Bar,
+        "scatter" | "scattergl" if data[0]["mode"].as_str() == Some("markers") => {
+            WindowKind::Markers
+        }
+        "scatter" | "scattergl" => WindowKind::Line,
+        other => {
+            return Err(format!(
+                "Weir's chart server draws line, scatter and bar plots; `{other}` is not supported"
+            ))
+        }
+    };
+    let mut categories = Vec::new();
+    let series = data
+        .iter()
         .enumerate()
         .map(|(index, trace)| {
-            let kind = trace["type"].as_str().unwrap_or("scatter");
-            if !matches!(kind, "scatter" | "scattergl") {
+            let this = trace_type(trace);
+            if (this == "bar") != (kind == WindowKind::Bar) {
                 return Err(format!(
-                    "Weir's chart server draws line and scatter plots; `{kind}` is not supported"
+                    "a window draws one kind of trace: `{this}` cannot join `{first}`"
                 ));
             }
             let xs = trace["x"].as_array().ok_or("a trace lacks `x`")?;
@@ -120,10 +218,26 @@ pub fn traces(data: &Value) -> Result<Vec<NamedSeries>, String> {
             if xs.len() != ys.len() {
                 return Err(format!("`x` has {} values and `y` {}", xs.len(), ys.len()));
             }
+            let named = kind == WindowKind::Bar && xs.iter().any(Value::is_string);
+            if named {
+                let names: Vec<String> = xs
+                    .iter()
+                    .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string))
+                    .collect();
+                if categories.is_empty() {
+                    categories = names;
+                } else if categories != names {
+                    return Err("the bars of every trace must have the same names".into());
+                }
+            }
             let points = xs
                 .iter()
                 .zip(ys)
-                .filter_map(|(x, y)| Some((x.as_f64()?, y.as_f64()?)))
+                .enumerate()
+                .filter_map(|(i, (x, y))| {
+                    let x = if named { (i + 1) as f64 } else { x.as_f64()? };
+                    Some((x, y.as_f64()?))
+                })
                 .collect();
             let name = trace["name"]
                 .as_str()
@@ -131,7 +245,12 @@ pub fn traces(data: &Value) -> Result<Vec<NamedSeries>, String> {
                 .unwrap_or_else(|| (index + 1).to_string());
             Ok((name, points))
         })
-        .collect()
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(Plot {
+        kind,
+        categories,
+        series,
+    })
 }
 
 /// The windows of a `set_window_data` for a whole environment: id → window.
@@ -143,7 +262,6 @@ pub fn windows_of(data: &Value) -> Result<&Map<String, Value>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Charts;
 
     #[test]
     fn a_window_read_back_in_visdoms_format_is_the_same_window() {
@@ -153,6 +271,7 @@ mod tests {
             x_label: "tick".into(),
             y_label: "CNY".into(),
             kind: WindowKind::Markers,
+            categories: Vec::new(),
         };
         let series = vec![("rate".to_string(), vec![(1.0, 478000.0), (2.0, 478060.5)])];
         charts.create("main", "w", options, series.clone());
@@ -162,7 +281,7 @@ mod tests {
         assert_eq!(window["content"]["layout"]["yaxis"]["title"], "CNY");
 
         let (options, read) = from_visdom(&window).unwrap();
-        assert_eq!(read, series);
+        assert_eq!(read, Content::Plot(series));
         assert_eq!(
             (
                 options.title.as_str(),
@@ -171,7 +290,7 @@ mod tests {
             ),
             ("Rates", "tick", WindowKind::Markers)
         );
-        charts.create("main", "copy", options, read);
+        store(&charts, "main", "copy", options, read);
         let copy = to_visdom(&charts.view("main", "copy", 0).unwrap());
         assert_eq!(copy["content"], window["content"]);
         assert_eq!(
@@ -179,18 +298,58 @@ mod tests {
             "same content, same id"
         );
 
-        charts.append("main", "copy", "rate", &[(3.0, 1.0)], false);
+        assert!(charts.append("main", "copy", "rate", &[(3.0, 1.0)], false));
         let changed = to_visdom(&charts.view("main", "copy", 0).unwrap());
         assert_ne!(fingerprint(&changed), fingerprint(&copy));
     }
 
     #[test]
+    fn text_properties_and_named_bars_round_trip() {
+        let charts = Charts::new(100);
+        let windows = [
+            json!({"type": "text", "title": "Notifications", "content": "first<br>second"}),
+            json!({"type": "properties", "title": "Run",
+                   "content": [{"type": "text", "name": "state", "value": "running"}]}),
+            json!({"type": "plot", "title": "Counts", "content": {"data": [
+                {"type": "bar", "x": ["rates", "variations"], "y": [10, 9], "name": "records"}
+            ], "layout": {}}}),
+        ];
+        for (index, window) in windows.iter().enumerate() {
+            let (options, content) = from_visdom(window).unwrap();
+            let win = index.to_string();
+            store(&charts, "main", &win, options, content);
+            let back = to_visdom(&charts.view("main", &win, 0).unwrap());
+            assert_eq!(back["type"], window["type"]);
+            assert_eq!(back["title"], window["title"]);
+            match window["type"].as_str() {
+                Some("plot") => {
+                    assert_eq!(
+                        back["content"]["data"][0]["x"],
+                        json!(["rates", "variations"])
+                    );
+                    assert_eq!(back["content"]["data"][0]["y"], json!([10.0, 9.0]));
+                    assert_eq!(back["content"]["data"][0]["type"], "bar");
+                }
+                _ => assert_eq!(back["content"], window["content"]),
+            }
+        }
+        assert!(charts.append_text("main", "0", "third"));
+        let text = to_visdom(&charts.view("main", "0", 0).unwrap());
+        assert_eq!(text["content"], "first<br>second<br>third");
+    }
+
+    #[test]
     fn other_window_types_and_traces_are_refused_naming_them() {
-        let text = json!({"type": "text", "content": "hello"});
-        assert!(from_visdom(&text).unwrap_err().contains("`text`"));
+        let image = json!({"type": "image", "content": {}});
+        assert!(from_visdom(&image).unwrap_err().contains("`image`"));
         let heatmap =
             json!({"type": "plot", "content": {"data": [{"type": "heatmap", "z": [[1]]}]}});
         assert!(from_visdom(&heatmap).unwrap_err().contains("`heatmap`"));
+        let mixed =
+            json!([{"type": "bar", "x": [1], "y": [1]}, {"type": "scatter", "x": [1], "y": [1]}]);
+        assert!(plot(&mixed)
+            .unwrap_err()
+            .contains("`scatter` cannot join `bar`"));
         assert!(from_visdom(&json!("not a window")).is_err());
     }
 }

@@ -481,6 +481,51 @@ pub fn visdom_python() -> PathBuf {
     python
 }
 
+/// The real Visdom server (`visdom.server` of [`visdom_python`]) on a free port, saving
+/// environments in a temporary env path; stopped when dropped. For comparing answers.
+#[derive(Debug)]
+pub struct RealVisdom {
+    pub port: u16,
+    child: std::process::Child,
+    _env_path: tempfile::TempDir,
+}
+
+impl RealVisdom {
+    pub fn start() -> Self {
+        let env_path = tempfile::tempdir().expect("temp dir");
+        let port = weir_catalog::local::ports::free_port().expect("free port");
+        // `python -m visdom.server` first downloads web assets from a CDN; the HTTP API does
+        // not need them, so the server's entry point is called directly.
+        let launcher = format!(
+            "import sys; from visdom.server.run_server import main; \
+             sys.argv = ['visdom', '-port', '{port}', '-bind_local', '-env_path', '{}']; main()",
+            env_path.path().display()
+        );
+        let child = std::process::Command::new(visdom_python())
+            .args(["-c", &launcher])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the Visdom server");
+        let up = eventually(Duration::from_secs(30), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        assert!(up.is_some(), "the Visdom server did not listen on {port}");
+        Self {
+            port,
+            child,
+            _env_path: env_path,
+        }
+    }
+}
+
+impl Drop for RealVisdom {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// `node_modules` holding `playwright-core` (`scripts/install-test-clients`).
 pub fn playwright_node_path() -> PathBuf {
     let dir = std::env::var_os("PLAYWRIGHT_NODE_PATH")

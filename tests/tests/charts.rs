@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use weir_tests::{
     artifacts_dir, eventually, kafka, playwright_node_path, produce, unique, visdom_python,
-    ChartServer,
+    ChartServer, RealVisdom,
 };
 
 fn points(window: &Value, series: usize) -> Vec<(f64, f64)> {
@@ -147,6 +147,95 @@ print(json.dumps(dict(win=win, window=window, copy=copy, before=before, after=af
     assert_ne!(before, after, "the hash follows the content");
     assert_eq!(got["missing"], Value::Null);
     assert_eq!(got["every"], json!(["copy", win]));
+}
+
+/// What a Visdom user does with text, bar and properties windows and environments; prints
+/// what the server answered, comparable between servers.
+fn text_bar_properties_script(port: u16) -> String {
+    format!(
+        r#"
+import json, numpy as np, visdom
+vis = visdom.Visdom(server="http://127.0.0.1", port={port}, env="demo", use_incoming_socket=False, raise_exceptions=True)
+log = vis.text("12:00:01 rate 478000.0", win="notifications", opts=dict(title="Notifications"))
+vis.text("12:00:07 variation -61.5", win=log, append=True)
+vis.text("12:00:13 variation 80.0", win=log, append=True)
+bars = vis.bar(X=np.array([10, 9, 2]), win="counts", opts=dict(title="Records per topic", rownames=["rates", "variations", "notifications"]))
+props = vis.properties([dict(type="text", name="state", value="running"), dict(type="number", name="threshold", value="50")], win="run", opts=dict(title="Run"))
+vis.line(Y=np.array([1.0, 2.0]), X=np.array([1, 2]), win="scratch", env="scratch")
+envs = sorted(e for e in vis.get_env_list() if e in ("demo", "scratch"))
+saved = json.loads(vis.save(["demo"]))
+vis.delete_env("scratch")
+after_delete = sorted(e for e in vis.get_env_list() if e in ("demo", "scratch"))
+windows = {{w: json.loads(vis.get_window_data(w)) for w in (log, bars, "run")}}
+def essence(w):
+    if w["type"] == "plot":
+        return dict(type=w["type"], title=w["title"], traces=[dict(x=list(t["x"]), y=[float(v) for v in t["y"]], type=t["type"]) for t in w["content"]["data"]])
+    return dict(type=w["type"], title=w["title"], content=w["content"])
+print(json.dumps(dict(envs=envs, saved=saved, after_delete=after_delete, exists=vis.win_exists(log),
+                      windows={{w: essence(window) for w, window in windows.items()}})))
+"#
+    )
+}
+
+#[test]
+fn text_bar_and_properties_windows_and_saved_environments_answer_as_visdom_does() {
+    let env_path = tempfile::tempdir().unwrap();
+    let env_arg = env_path.path().to_str().unwrap();
+    let weir = ChartServer::start(&["--env-path", env_arg]);
+    let weir_port: u16 = weir.url.rsplit(':').next().unwrap().parse().unwrap();
+    let ours = visdom_script(&text_bar_properties_script(weir_port))
+        .pop()
+        .expect("the script's result");
+    let visdom = RealVisdom::start();
+    let theirs = visdom_script(&text_bar_properties_script(visdom.port))
+        .pop()
+        .expect("the script's result against Visdom");
+    assert_eq!(ours, theirs, "Weir and Visdom answer the same script alike");
+
+    // What the answers hold, spelled out.
+    assert_eq!(ours["envs"], json!(["demo", "scratch"]));
+    assert_eq!(ours["saved"], json!(["demo"]));
+    assert_eq!(ours["after_delete"], json!(["demo"]));
+    let windows = &ours["windows"];
+    assert_eq!(
+        windows["notifications"]["content"],
+        "12:00:01 rate 478000.0<br>12:00:07 variation -61.5<br>12:00:13 variation 80.0"
+    );
+    assert_eq!(
+        windows["counts"]["traces"][0]["x"],
+        json!(["rates", "variations", "notifications"])
+    );
+    assert_eq!(windows["counts"]["traces"][0]["y"], json!([10.0, 9.0, 2.0]));
+    assert_eq!(windows["run"]["content"][1]["name"], "threshold");
+
+    // The page's API and pictures show them too.
+    let log = weir.get_json("/api/windows/demo/notifications");
+    assert_eq!(log["kind"], "text");
+    assert_eq!(log["text"]["appended"], 3);
+    let png = reqwest::blocking::get(format!("{}/api/windows/demo/counts/snapshot.png", weir.url))
+        .unwrap()
+        .bytes()
+        .unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+
+    // The saved environment comes back in a new server on the same env path.
+    drop(weir);
+    let restarted = ChartServer::start(&["--env-path", env_arg]);
+    let again = restarted.get_json("/api/windows/demo/notifications");
+    assert_eq!(again["text"]["entries"], log["text"]["entries"]);
+    let counts = restarted.get_json("/api/windows/demo/counts");
+    assert_eq!(
+        counts["categories"],
+        json!(["rates", "variations", "notifications"])
+    );
+    assert!(
+        restarted
+            .post("/win_exists", &json!({"win": "scratch", "eid": "scratch"}))
+            .text()
+            .unwrap()
+            == "false",
+        "a deleted environment is not saved"
+    );
 }
 
 #[test]

@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use weir_charts::args::ChartServerArgs;
 use weir_charts::feed;
+use weir_charts::saved::SavedEnvs;
 use weir_charts::server;
 use weir_charts::store::Charts;
 
@@ -23,11 +24,26 @@ pub fn run(command: ChartsCommand) -> anyhow::Result<ExitCode> {
         brokers,
         windows,
         retention,
+        env_path,
     }) = command;
     if !windows.is_empty() && brokers.is_none() {
         anyhow::bail!("--window needs --brokers (or WEIR_BROKERS) to read its topic");
     }
     let charts = Charts::new(retention);
+    let saved = env_path.map(SavedEnvs::new);
+    if let Some(saved) = &saved {
+        let (loaded, problems) = saved.load(&charts);
+        if !loaded.is_empty() {
+            println!(
+                "charts: loaded environments {} from {}",
+                loaded.join(", "),
+                saved.dir().display()
+            );
+        }
+        for problem in problems {
+            eprintln!("warning: {problem} (skipped)");
+        }
+    }
     runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -40,6 +56,7 @@ pub fn run(command: ChartsCommand) -> anyhow::Result<ExitCode> {
         let http = tokio::spawn(server::serve(
             listener,
             charts.clone(),
+            saved,
             stopped(stop_rx.clone()),
         ));
         let kafka = brokers.map(|brokers| {
