@@ -32,9 +32,12 @@ async function fetchWindow(env, win) {
     const canvas = document.createElement(drawn === "canvas" ? "canvas" : "div");
     if (drawn === "list") canvas.className = "lines";
     box.append(title, canvas);
-    grid.append(box);
+    // In a stable order (the server's), whatever order the fetches complete in.
+    const next = [...grid.children].find(other => other.dataset.key > box.dataset.key);
+    grid.insertBefore(box, next || null);
     entry = { box, title, canvas, drawn };
     windows.set(key(env, win), entry);
+    layout();
   }
   entry.view = view;
   entry.title.querySelector("span").textContent = view.title || win;
@@ -42,9 +45,16 @@ async function fetchWindow(env, win) {
   document.getElementById("empty").hidden = windows.size > 0;
 }
 
+// On a wall screen the windows fill the height: as many rows as the columns leave.
+function layout() {
+  const columns = getComputedStyle(grid).gridTemplateColumns.split(" ").length || 1;
+  grid.style.setProperty("--rows", Math.max(1, Math.ceil(windows.size / columns)));
+  windows.forEach(e => e.dirty = true);
+}
+
 function removeWindow(env, win) {
   const entry = windows.get(key(env, win));
-  if (entry) { entry.box.remove(); windows.delete(key(env, win)); }
+  if (entry) { entry.box.remove(); windows.delete(key(env, win)); layout(); }
   document.getElementById("empty").hidden = windows.size > 0;
 }
 
@@ -94,6 +104,8 @@ function drawLines(entry) {
 }
 
 function draw(entry) {
+  // Points (or entries) the window has received, for tests and the curious.
+  entry.box.dataset.received = entry.view.text ? entry.view.text.appended : entry.view.series.reduce((n, s) => n + s.appended, 0);
   if (entry.drawn === "list") { drawLines(entry); return; }
   const canvas = entry.canvas;
   const ratio = window.devicePixelRatio || 1;
@@ -169,7 +181,7 @@ function connect() {
   source.onerror = () => { statusLine.textContent = "reconnecting…"; };
 }
 
-window.addEventListener("resize", () => windows.forEach(e => e.dirty = true));
+window.addEventListener("resize", layout);
 fetchAll().catch(() => {});
 connect();
 requestAnimationFrame(frame);

@@ -356,3 +356,83 @@ fn a_person_launches_watches_and_approves_a_workflow_in_the_browser() {
     }
     assert_eq!(json!(seen["before"]["c-catalog"]), json!(6));
 }
+
+#[test]
+fn a_demo_run_shows_its_three_charts_live_on_its_page_and_its_wall_screen() {
+    let home = WeirHomeDir::new();
+    let server = serve(&home, Some(TOKENS));
+    let launch = json!({"workflow": "bitcoin-yuan", "variables": {
+        "source_kind": "replay", "rate_pointer": "/Close", "poll_interval": "300ms",
+        "execution_duration": "60s", "threshold": 0.2}});
+    let (status, launched) = call(
+        &server,
+        "POST",
+        "/api/runs",
+        Some("op-token"),
+        Some(&launch.to_string()),
+    );
+    assert_eq!(status, 202, "{launched}");
+    let run = launched["id"].as_str().expect("a run id").to_string();
+
+    let screenshots = artifacts_dir();
+    let output = std::process::Command::new("node")
+        .arg(repo_root().join("tests/browser/run-screen.cjs"))
+        .arg(format!("{}/", server.url))
+        .arg(&run)
+        .arg(&screenshots)
+        .env("NODE_PATH", playwright_node_path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        server.process.log_text()
+    );
+    let seen: Value = serde_json::from_str(String::from_utf8_lossy(&output.stdout).trim()).unwrap();
+
+    // The run page and the wall screen show the demo's rates, variations and notifications,
+    // the notifications as markers.
+    for place in ["runPage", "screen"] {
+        let windows = seen[place]["windows"].as_array().unwrap();
+        let kind_of = |title: &str| {
+            windows
+                .iter()
+                .find(|w| w["title"].as_str().unwrap().starts_with(title))
+                .unwrap_or_else(|| panic!("no `{title}` window on the {place}: {seen}"))["kind"]
+                .clone()
+        };
+        assert_eq!(kind_of("BTC rate"), "line", "{seen}");
+        assert_eq!(kind_of("Variation"), "line", "{seen}");
+        assert_eq!(kind_of("Notifications"), "markers", "{seen}");
+    }
+    let screen = &seen["screen"];
+    assert!(screen["title"].as_str().unwrap().contains(&run), "{screen}");
+    assert_eq!(screen["state"], "running", "{screen}");
+    assert_eq!(
+        screen["headerHidden"], true,
+        "a wall screen has no navigation"
+    );
+    let windows = screen["windows"].as_array().unwrap();
+    assert!(
+        windows.iter().all(|w| w["top"] == windows[0]["top"]),
+        "three windows side by side: {screen}"
+    );
+    assert!(
+        windows.iter().all(|w| w["received"].as_u64() > Some(0)),
+        "every window, notifications included, has data: {screen}"
+    );
+    let points = screen["livePoints"].as_array().unwrap();
+    assert!(points[1].as_u64() > points[0].as_u64(), "{screen}");
+    for shot in ["ui-run-live-charts.png", "ui-run-screen.png"] {
+        assert!(screenshots.join(shot).is_file(), "{shot}");
+    }
+
+    // The run then ends by itself and takes its chart server with it.
+    let finished = eventually(Duration::from_secs(180), || {
+        let (_, run) = call(&server, "GET", &format!("/api/runs/{run}"), None, None);
+        (run["state"] != "running").then_some(run)
+    })
+    .expect("the run ends");
+    assert_eq!(finished["state"], "succeeded", "{finished}");
+}

@@ -136,8 +136,35 @@ async function instances() {
 
 async function runs() { view.innerHTML = `<h2>Runs</h2>${runsTable(await api("GET", "/api/runs"))}`; }
 
+// The chart server of a run that is still up, as the live page's URL; none once it is gone.
+async function liveChartsOf(id) {
+  const instances = await api("GET", "/api/instances");
+  const charts = instances.find(i => i.run === id && i.service === "chart-server" && i.state === "running" && i.endpoint.startsWith("http"));
+  return charts ? `${charts.endpoint.replace(/\/$/, "")}/?kiosk=1` : null;
+}
+
+// Shows the live charts under the page, loading them only when their address changes.
+function showLiveCharts(url) {
+  const section = document.getElementById("live-charts");
+  const frame = section.querySelector("iframe");
+  section.hidden = !url;
+  if (url && frame.getAttribute("src") !== url) frame.setAttribute("src", url);
+  if (!url && frame.hasAttribute("src")) frame.removeAttribute("src");
+}
+
+// A wall screen for a run: its name and state over its live charts, nothing to click.
+async function screen(id) {
+  const r = await api("GET", `/api/runs/${id}`);
+  const live = await liveChartsOf(id);
+  document.getElementById("screen-title").textContent = `${r.workflow} · run ${r.id}`;
+  document.getElementById("screen-state").innerHTML = stateCell(r.state);
+  document.getElementById("screen-note").textContent = live ? "live" : "the run's charts are no longer served; its page keeps their snapshots";
+  showLiveCharts(live);
+}
+
 async function run(id) {
   const r = await api("GET", `/api/runs/${id}`);
+  const live = await liveChartsOf(id);
   const topics = Object.entries(r.topics || {});
   const missing = Object.entries(r.unavailable || {});
   view.innerHTML = `<h2>Run ${esc(r.id)} — ${esc(r.workflow)} ${stateCell(r.state)}</h2>
@@ -151,7 +178,9 @@ async function run(id) {
     ${missing.length ? `<h3>Unavailable results</h3><ul>${missing.map(([k, v]) => `<li>${esc(k)}: ${esc(v)}</li>`).join("")}</ul>` : ""}
     ${(r.charts || []).length ? `<h3>Charts</h3><div class="cards">${r.charts.map(c =>
       `<a href="/api/runs/${esc(r.id)}/artifacts/${esc(c)}" target="_blank"><img src="/api/runs/${esc(r.id)}/artifacts/${esc(c)}" style="width:100%" alt="${esc(c)}"></a>`).join("")}</div>` : ""}
-    <p>Artifacts: <code>${esc(r.artifacts)}</code></p>`;
+    <p>Artifacts: <code>${esc(r.artifacts)}</code></p>
+    ${live ? `<h3>Live charts <small><a href="#/runs/${esc(r.id)}/screen">wall screen</a> · <a href="${esc(live)}" target="_blank">open</a></small></h3>` : ""}`;
+  showLiveCharts(live);
   const answer = (verb, task) => async () => {
     try { await api("POST", `/api/runs/${id}/${verb}?task=${encodeURIComponent(task)}`); } catch (e) { alert(e.message); }
   };
@@ -164,9 +193,13 @@ async function run(id) {
 async function render() {
   const hash = location.hash || "#/";
   document.querySelectorAll("header nav a").forEach(a => a.classList.toggle("active", hash === a.getAttribute("href") || (a.getAttribute("href") !== "#/" && hash.startsWith(a.getAttribute("href")))));
+  const screenMatch = hash.match(/^#\/runs\/([^/]+)\/screen$/);
+  const runMatch = hash.match(/^#\/runs\/([^/]+)$/);
+  document.body.classList.toggle("screen", !!screenMatch);
+  if (!screenMatch && !runMatch) showLiveCharts(null);
   try {
-    const runMatch = hash.match(/^#\/runs\/(.+)$/);
-    if (runMatch) await run(runMatch[1]);
+    if (screenMatch) await screen(screenMatch[1]);
+    else if (runMatch) await run(runMatch[1]);
     else if (hash === "#/catalog") { if (!dialog.open) await catalog(); }
     else if (hash === "#/instances") await instances();
     else if (hash === "#/runs") await runs();

@@ -1,0 +1,54 @@
+// Watches a running demo in Weir's web UI like a person at an office screen: the run page's
+// live charts, then the run's wall screen (name and state over its charts side by side).
+// Usage: node run-screen.cjs URL RUN_ID SCREENSHOT_DIR. Prints one JSON line with what it saw.
+const { chromium } = require("playwright-core");
+
+(async () => {
+  const [url, run, dir] = process.argv.slice(2);
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+  });
+  const seen = {};
+  // The charts page inside the UI's frame, once it has three windows with data.
+  const chartsFrame = async page => {
+    const handle = await page.waitForSelector("#live-charts iframe[src]", { state: "attached", timeout: 120000 });
+    const frame = await handle.contentFrame();
+    await frame.waitForFunction(() => document.querySelectorAll(".window").length >= 3
+      && Number(document.body.dataset.livePoints || 0) > 0, null, { timeout: 120000 });
+    return frame;
+  };
+  const windows = frame => frame.evaluate(() => [...document.querySelectorAll(".window")].map(w => {
+    const box = w.getBoundingClientRect();
+    return { title: w.querySelector("h2 span").textContent, kind: w.dataset.kind, received: Number(w.dataset.received || 0),
+             top: Math.round(box.top), left: Math.round(box.left), width: Math.round(box.width) };
+  }));
+  try {
+    const page = await browser.newPage({ viewport: { width: 1500, height: 850 } });
+    await page.goto(`${url}#/runs/${run}`);
+    let frame = await chartsFrame(page);
+    seen.runPage = { heading: await page.textContent("h2"), windows: await windows(frame) };
+    await page.screenshot({ path: `${dir}/ui-run-live-charts.png`, fullPage: true });
+
+    await page.goto(`${url}#/runs/${run}/screen`);
+    frame = await chartsFrame(page);
+    seen.screen = {
+      title: await page.textContent("#screen-title"),
+      state: await page.textContent("#screen-state"),
+      headerHidden: await page.evaluate(() => getComputedStyle(document.querySelector("header")).display === "none"),
+      windows: await windows(frame),
+    };
+    // The windows keep updating while the person watches.
+    const points = () => frame.evaluate(() => Number(document.body.dataset.livePoints || 0));
+    const before = await points();
+    await frame.waitForFunction(n => Number(document.body.dataset.livePoints || 0) > n, before, { timeout: 60000 });
+    seen.screen.livePoints = [before, await points()];
+    // Every window has data before the picture is taken, notifications included.
+    await frame.waitForFunction(() => [...document.querySelectorAll(".window")].every(w => Number(w.dataset.received || 0) > 0), null, { timeout: 60000 });
+    seen.screen.windows = await windows(frame);
+    await page.screenshot({ path: `${dir}/ui-run-screen.png` });
+    console.log(JSON.stringify(seen));
+  } finally {
+    await browser.close();
+  }
+})().catch(error => { console.error(error); process.exit(1); });
