@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Args;
 use weir::home::WeirHome;
+use weir::offered::{unpack_shipped, yaml_files, OfferedWorkflows};
 use weir::runtime::local::processes::LocalProcesses;
 use weir::web::{self, api::Context, auth::Access};
 
@@ -21,9 +22,10 @@ pub struct ServeArgs {
         default_value = "127.0.0.1:8080"
     )]
     addr: SocketAddr,
-    /// Directory of the workflows offered in the catalog (the repository's `workflows/`).
-    #[arg(long, env = "WEIR_WORKFLOWS", default_value = "workflows")]
-    workflows: PathBuf,
+    /// A directory of workflows offered in the catalog besides the shipped ones (which are
+    /// built into weir); one of its workflows hides a shipped one of the same name.
+    #[arg(long, env = "WEIR_WORKFLOWS", value_name = "DIR")]
+    workflows: Option<PathBuf>,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -35,22 +37,25 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     for id in &report.runs_failed {
         eprintln!("run {id} had lost its process; marked failed and cleaned up");
     }
-    let workflows = std::path::absolute(&args.workflows)?;
-    let offered = std::fs::read_dir(&workflows)
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter(|e| e.path().extension().is_some_and(|x| x == "yaml"))
-                .count()
-        })
-        .unwrap_or(0);
-    if offered == 0 {
-        eprintln!(
-            "warning: no workflows in {}: the catalog offers services only; pass --workflows DIR \
-             (or set WEIR_WORKFLOWS) to the repository's workflows/ directory",
-            workflows.display()
-        );
+    let mut dirs = Vec::new();
+    if let Some(dir) = &args.workflows {
+        let dir = std::path::absolute(dir)?;
+        if yaml_files(&dir).is_empty() {
+            eprintln!(
+                "warning: no workflows (*.yaml) in {}: only the shipped workflows are offered",
+                dir.display()
+            );
+        }
+        dirs.push(dir);
     }
+    let shipped = unpack_shipped(home.root()).with_context(|| {
+        format!(
+            "cannot unpack the shipped workflows under {}",
+            home.root().display()
+        )
+    })?;
+    dirs.push(shipped);
+    let workflows = OfferedWorkflows::new(dirs);
     let context = Context {
         home,
         weir_exe,

@@ -10,6 +10,7 @@ use weir_topology::template::value_text;
 
 use super::launch::spawn_detached;
 use crate::home::WeirHome;
+use crate::offered::OfferedWorkflows;
 use crate::runs::{Answer, Answered, RunState};
 use crate::runtime::kubernetes::KubeOptions;
 use crate::runtime::{inventory, Backend, RuntimeConfig};
@@ -22,8 +23,8 @@ use crate::workflow;
 pub struct Context {
     pub home: WeirHome,
     pub weir_exe: PathBuf,
-    /// Directory of the shipped workflows offered in the catalog.
-    pub workflows: PathBuf,
+    /// The workflows offered in the catalog.
+    pub workflows: OfferedWorkflows,
     /// How to reach the cluster holding instances this machine started there.
     pub kubernetes: KubeOptions,
 }
@@ -77,23 +78,15 @@ pub fn dashboard(context: &Context) -> Reply {
 /// Catalog services and shipped workflows with their typed variables.
 pub fn catalog(context: &Context) -> Reply {
     let mut workflows = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(&context.workflows) {
-        let mut paths: Vec<PathBuf> = entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-            .collect();
-        paths.sort();
-        for path in paths {
-            match workflow::load(&path, &[]) {
-                Ok(loaded) => workflows.push(json!({
-                    "id": path.file_stem().map(|s| s.to_string_lossy().into_owned()),
-                    "name": loaded.workflow.name,
-                    "description": loaded.workflow.description,
-                    "variables": loaded.workflow.variables,
-                })),
-                Err(e) => tracing::warn!("workflow {} is not offered: {e}", path.display()),
-            }
+    for path in context.workflows.files() {
+        match workflow::load(&path, &[]) {
+            Ok(loaded) => workflows.push(json!({
+                "id": path.file_stem().map(|s| s.to_string_lossy().into_owned()),
+                "name": loaded.workflow.name,
+                "description": loaded.workflow.description,
+                "variables": loaded.workflow.variables,
+            })),
+            Err(e) => tracing::warn!("workflow {} is not offered: {e}", path.display()),
         }
     }
     (
@@ -284,13 +277,12 @@ pub fn launch_run(context: &Context, request: LaunchRun) -> Reply {
             "`workflow` names a shipped workflow, e.g. `ci-smoke`",
         );
     }
-    let file = context.workflows.join(format!("{}.yaml", request.workflow));
-    if !file.is_file() {
+    let Some(file) = context.workflows.find(&request.workflow) else {
         return error(
             StatusCode::NOT_FOUND,
             format!("no shipped workflow `{}`", request.workflow),
         );
-    }
+    };
     let overrides: Vec<(String, String)> = request
         .variables
         .iter()

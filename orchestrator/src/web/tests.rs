@@ -12,6 +12,7 @@ use super::api::Context;
 use super::auth::Access;
 use super::routes;
 use crate::home::WeirHome;
+use crate::offered::OfferedWorkflows;
 use crate::runtime::kubernetes::KubeOptions;
 
 /// A server over an empty home whose launches start `/bin/true` instead of `weir`.
@@ -30,7 +31,9 @@ impl Server {
         let context = Context {
             home: WeirHome::at(home.path()),
             weir_exe: "/bin/true".into(),
-            workflows: Path::new(env!("CARGO_MANIFEST_DIR")).join("../workflows"),
+            workflows: OfferedWorkflows::new(vec![
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../workflows")
+            ]),
             kubernetes: KubeOptions {
                 weir_image: "weir:test".into(),
                 standalone_namespace: "weir".into(),
