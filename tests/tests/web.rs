@@ -66,6 +66,24 @@ fn call(
     (status, response.json().unwrap_or(Value::Null))
 }
 
+/// Runs a Playwright script of `tests/browser` in Chromium against `server`; returns the
+/// JSON line it printed of what it saw.
+fn browse(server: &Server, script: &str, args: &[&str]) -> Value {
+    let output = std::process::Command::new("node")
+        .arg(repo_root().join("tests/browser").join(script))
+        .args(args)
+        .env("NODE_PATH", playwright_node_path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        server.process.log_text()
+    );
+    serde_json::from_str(String::from_utf8_lossy(&output.stdout).trim()).unwrap()
+}
+
 const TOKENS: &str = "view-token=viewer,op-token=operator";
 
 #[test]
@@ -299,20 +317,12 @@ fn a_person_launches_watches_and_approves_a_workflow_in_the_browser() {
     let home = WeirHomeDir::new();
     let server = serve(&home, None);
     let screenshots = artifacts_dir();
-    let output = std::process::Command::new("node")
-        .arg(repo_root().join("tests/browser/ui-flow.cjs"))
-        .arg(format!("{}/", server.url))
-        .arg(&screenshots)
-        .env("NODE_PATH", playwright_node_path())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        server.process.log_text()
+    let url = format!("{}/", server.url);
+    let seen = browse(
+        &server,
+        "ui-flow.cjs",
+        &[&url, screenshots.to_str().unwrap()],
     );
-    let seen: Value = serde_json::from_str(String::from_utf8_lossy(&output.stdout).trim()).unwrap();
     assert_eq!(seen["before"]["c-today"], 0, "{seen}");
     assert_eq!(
         seen["waiting"]["c-pending"], 1,
@@ -375,21 +385,12 @@ fn a_demo_run_shows_its_three_charts_live_on_its_page_and_its_wall_screen() {
     let run = launched["id"].as_str().expect("a run id").to_string();
 
     let screenshots = artifacts_dir();
-    let output = std::process::Command::new("node")
-        .arg(repo_root().join("tests/browser/run-screen.cjs"))
-        .arg(format!("{}/", server.url))
-        .arg(&run)
-        .arg(&screenshots)
-        .env("NODE_PATH", playwright_node_path())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        server.process.log_text()
+    let url = format!("{}/", server.url);
+    let seen = browse(
+        &server,
+        "run-screen.cjs",
+        &[&url, &run, screenshots.to_str().unwrap()],
     );
-    let seen: Value = serde_json::from_str(String::from_utf8_lossy(&output.stdout).trim()).unwrap();
 
     // The run page and the wall screen show the demo's rates, variations and notifications,
     // the notifications as markers.
