@@ -125,6 +125,12 @@ fn kafka() -> ServiceDefinition {
                 None,
             ),
             param(
+                "replicas",
+                "Brokers in the cluster; with more than one, topics keep min(3, replicas) copies of each partition and writes need all but one of them",
+                ParamKind::Int { min: 1, max: 9 },
+                Some("1"),
+            ),
+            param(
                 "partitions",
                 "Default number of partitions of new topics",
                 ParamKind::Int { min: 1, max: 1000 },
@@ -160,6 +166,12 @@ fn topology_runner() -> ServiceDefinition {
         description: "Weir's topology runner: Kafka in, operators (parse, extract, diff, threshold, emit), Kafka out",
         params: vec![
             required("file", "Topology file (YAML)", ParamKind::Path),
+            param(
+                "replicas",
+                "Runner processes sharing the input's partitions as one consumer group",
+                ParamKind::Int { min: 1, max: 32 },
+                Some("1"),
+            ),
             param(
                 "params",
                 "Topology parameters, a YAML mapping such as `{threshold: 60, rate_topic: rates}`",

@@ -41,6 +41,8 @@ async function fetchWindow(env, win) {
   }
   entry.view = view;
   entry.title.querySelector("span").textContent = view.title || win;
+  entry.box.dataset.xLabel = view.x_label || "";
+  entry.box.dataset.yLabel = view.y_label || "";
   entry.dirty = true;
   document.getElementById("empty").hidden = windows.size > 0;
 }
@@ -129,14 +131,25 @@ function draw(entry) {
   }
   if (x0 === x1) x1 = x0 + 1;
   if (y0 === y1) { y0 -= 1; y1 += 1; }
-  const left = 70, right = 10, top = 10, bottom = 24;
+  const left = 84, right = 10, top = 10, bottom = 38;
   const sx = x => left + (x - x0) / (x1 - x0) * (width - left - right);
   const sy = y => top + (1 - (y - y0) / (y1 - y0)) * (height - top - bottom);
   ctx.strokeStyle = "#ddd"; ctx.fillStyle = "#555"; ctx.font = "11px sans-serif";
   for (let i = 0; i <= 4; i++) {
     const y = y0 + (y1 - y0) * i / 4;
     ctx.beginPath(); ctx.moveTo(left, sy(y)); ctx.lineTo(width - right, sy(y)); ctx.stroke();
-    ctx.fillText(Number(y.toPrecision(6)).toString(), 4, sy(y) + 4);
+    ctx.fillText(Number(y.toPrecision(6)).toString(), 18, sy(y) + 4);
+  }
+  // Epoch milliseconds read as clock times, anything else as numbers.
+  const asTime = !bars && x0 > 1e12;
+  drawAxisTitles(ctx, entry.view, asTime, { width, height, left, top, bottom });
+  if (!bars) {
+    for (let i = 0; i <= 4; i++) {
+      const x = x0 + (x1 - x0) * i / 4;
+      const label = asTime ? new Date(x).toISOString().slice(11, 19) : Number(x.toPrecision(6)).toString();
+      const w = ctx.measureText(label).width;
+      ctx.fillText(label, Math.min(Math.max(sx(x) - w / 2, left), width - right - w), height - bottom + 14);
+    }
   }
   entry.view.series.forEach((s, i) => {
     ctx.strokeStyle = colors[i % colors.length]; ctx.fillStyle = colors[i % colors.length];
@@ -154,8 +167,23 @@ function draw(entry) {
       s.points.forEach(([x, y], j) => j === 0 ? ctx.moveTo(sx(x), sy(y)) : ctx.lineTo(sx(x), sy(y)));
       ctx.stroke();
     }
-    ctx.fillText(`${s.name} (${s.appended})`, left + 6 + i * 120, height - 6);
+    ctx.fillText(`${s.name} (${s.appended})`, left + 6 + i * 120, height - 4);
   });
+}
+
+// The axes' titles with their units, as the workflow named them: y turned along its axis,
+// x at the right end under the ticks (times are UTC).
+function drawAxisTitles(ctx, view, asTime, { width, height, top, bottom }) {
+  ctx.save();
+  ctx.fillStyle = "#333";
+  const yTitle = view.y_label || "";
+  ctx.translate(11, top + (height - top - bottom) / 2 + ctx.measureText(yTitle).width / 2);
+  ctx.rotate(-Math.PI / 2);
+  ctx.fillText(yTitle, 0, 0);
+  ctx.restore();
+  const xTitle = asTime ? `${view.x_label || "time"} (UTC)` : view.x_label || "";
+  ctx.fillStyle = "#333";
+  ctx.fillText(xTitle, width - 10 - ctx.measureText(xTitle).width, height - 4);
 }
 
 function frame() {

@@ -123,9 +123,9 @@ fn draw<DB: DrawingBackend>(
         .x_labels(6)
         .x_label_formatter(&format_x)
         .x_desc(if as_time {
-            "time (UTC)"
+            format!("{} (UTC)", view.x_label)
         } else {
-            view.x_label.as_str()
+            view.x_label.clone()
         })
         .y_desc(view.y_label.as_str())
         .draw()

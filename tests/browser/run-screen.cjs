@@ -21,6 +21,7 @@ const { chromium } = require("playwright-core");
   const windows = frame => frame.evaluate(() => [...document.querySelectorAll(".window")].map(w => {
     const box = w.getBoundingClientRect();
     return { title: w.querySelector("h2 span").textContent, kind: w.dataset.kind, received: Number(w.dataset.received || 0),
+             yLabel: w.dataset.yLabel, xLabel: w.dataset.xLabel,
              top: Math.round(box.top), left: Math.round(box.left), width: Math.round(box.width) };
   }));
   try {

@@ -372,7 +372,7 @@ fn a_demo_run_shows_its_three_charts_live_on_its_page_and_its_wall_screen() {
     let home = WeirHomeDir::new();
     let server = serve(&home, Some(TOKENS));
     let launch = json!({"workflow": "bitcoin-yuan", "variables": {
-        "source_kind": "replay", "rate_pointer": "/Close", "poll_interval": "300ms",
+        "source_kind": "replay", "rate_pointer": "/Close", "rate_unit": "USD", "poll_interval": "300ms",
         "execution_duration": "60s", "threshold": 0.2}});
     let (status, launched) = call(
         &server,
@@ -396,16 +396,23 @@ fn a_demo_run_shows_its_three_charts_live_on_its_page_and_its_wall_screen() {
     // the notifications as markers.
     for place in ["runPage", "screen"] {
         let windows = seen[place]["windows"].as_array().unwrap();
-        let kind_of = |title: &str| {
+        let window = |title: &str| {
             windows
                 .iter()
                 .find(|w| w["title"].as_str().unwrap().starts_with(title))
-                .unwrap_or_else(|| panic!("no `{title}` window on the {place}: {seen}"))["kind"]
+                .unwrap_or_else(|| panic!("no `{title}` window on the {place}: {seen}"))
                 .clone()
         };
-        assert_eq!(kind_of("BTC rate"), "line", "{seen}");
-        assert_eq!(kind_of("Variation"), "line", "{seen}");
-        assert_eq!(kind_of("Notifications"), "markers", "{seen}");
+        // Kinds that fit the data, axes named with the units the launch gave.
+        for (title, kind, y_label) in [
+            ("BTC rate", "line", "USD per BTC"),
+            ("Variation", "line", "change (USD)"),
+            ("Notifications", "markers", "change (USD)"),
+        ] {
+            assert_eq!(window(title)["kind"], kind, "{seen}");
+            assert_eq!(window(title)["yLabel"], y_label, "{seen}");
+            assert_eq!(window(title)["xLabel"], "time", "{seen}");
+        }
     }
     let screen = &seen["screen"];
     assert!(screen["title"].as_str().unwrap().contains(&run), "{screen}");

@@ -13,9 +13,14 @@ use crate::operators::StateUpdate;
 pub const MAX_METADATA_BYTES: usize = 4096;
 
 /// Committable positions and state, per input partition.
+///
+/// A partition taken away in a rebalance is forgotten, and its generation moves on: records
+/// of it still in flight then acknowledge into nothing, so this runner never commits a
+/// position or state for a partition another runner now owns.
 #[derive(Debug, Default)]
 pub struct Checkpoint {
     partitions: HashMap<i32, PartitionCheckpoint>,
+    generations: HashMap<i32, u64>,
 }
 
 #[derive(Debug, Default)]
@@ -41,10 +46,14 @@ impl Checkpoint {
     pub fn acknowledge(
         &mut self,
         partition: i32,
+        generation: u64,
         offset: i64,
         resets: &[usize],
         updates: Vec<StateUpdate>,
     ) {
+        if generation != self.generation(partition) {
+            return;
+        }
         let entry = self.partitions.entry(partition).or_default();
         entry.next_offset = offset + 1;
         entry
@@ -56,6 +65,17 @@ impl Checkpoint {
                 .insert((update.operator_index, update.key), update.value);
         }
         entry.dirty = true;
+    }
+
+    /// The partition's current generation: records read now carry it.
+    pub fn generation(&self, partition: i32) -> u64 {
+        self.generations.get(&partition).copied().unwrap_or(0)
+    }
+
+    /// Forgets a partition that went to another runner (commit what moved first).
+    pub fn forget(&mut self, partition: i32) {
+        self.partitions.remove(&partition);
+        *self.generations.entry(partition).or_default() += 1;
     }
 
     /// The partitions that moved since the last call, ready to commit.
@@ -124,9 +144,9 @@ mod tests {
     fn commits_follow_acknowledgements_and_carry_state() {
         let mut c = Checkpoint::default();
         assert!(c.take_dirty().is_empty());
-        c.acknowledge(0, 41, &[], vec![update("", 1.5)]);
-        c.acknowledge(0, 42, &[], vec![update("", 2.5)]);
-        c.acknowledge(1, 7, &[], vec![]);
+        c.acknowledge(0, 0, 41, &[], vec![update("", 1.5)]);
+        c.acknowledge(0, 0, 42, &[], vec![update("", 2.5)]);
+        c.acknowledge(1, 0, 7, &[], vec![]);
         let commits = c.take_dirty();
         assert_eq!(commits.len(), 2);
         assert_eq!(commits[0].next_offset, 43);
@@ -142,8 +162,23 @@ mod tests {
     fn oversized_state_is_not_put_in_metadata() {
         let mut c = Checkpoint::default();
         let many = (0..500).map(|i| update(&format!("key-{i}"), 1.0)).collect();
-        c.acknowledge(0, 1, &[], many);
+        c.acknowledge(0, 0, 1, &[], many);
         assert_eq!(c.take_dirty()[0].metadata, None);
+    }
+
+    #[test]
+    fn a_forgotten_partition_ignores_acknowledgements_read_before() {
+        let mut c = Checkpoint::default();
+        let read_before = c.generation(2);
+        c.acknowledge(2, read_before, 9, &[], vec![update("", 1.0)]);
+        c.forget(2);
+        c.acknowledge(2, read_before, 10, &[], vec![update("", 2.0)]);
+        assert!(
+            c.take_dirty().is_empty(),
+            "nothing committed for a partition given away"
+        );
+        c.acknowledge(2, c.generation(2), 30, &[], vec![]);
+        assert_eq!(c.take_dirty()[0].next_offset, 31);
     }
 
     #[test]

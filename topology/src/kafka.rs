@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::Offset;
 
@@ -71,7 +71,8 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Creates topics that do not exist yet; existing ones are left as they are.
+/// Creates topics that do not exist yet, replicated as the cluster's brokers default to
+/// (`default.replication.factor`); existing ones are left as they are.
 pub async fn ensure_topics(
     brokers: &str,
     topics: &[&str],
@@ -82,7 +83,7 @@ pub async fn ensure_topics(
         .create()?;
     let new: Vec<NewTopic> = topics
         .iter()
-        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(-1)))
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     for result in admin.create_topics(&new, &options).await? {
@@ -154,7 +155,11 @@ pub struct Assigned {
 
 /// How far `consumer` is behind the end of `topic`, or `None` while it has no assignment.
 /// Blocking: asks the partitions' leaders for their end offsets.
-pub fn input_lag(consumer: &StreamConsumer, topic: &str, start: StartPosition) -> Option<Assigned> {
+pub fn input_lag<C: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<C>,
+    topic: &str,
+    start: StartPosition,
+) -> Option<Assigned> {
     let assignment = consumer.assignment().ok()?;
     let partitions: Vec<i32> = assignment
         .elements_for_topic(topic)

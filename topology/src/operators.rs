@@ -15,6 +15,9 @@ use crate::spec::{FieldKind, OperatorSpec, TopologySpec};
 pub struct Record {
     /// The Kafka message key, if any.
     pub key: Option<String>,
+    /// The input partition it came from: per-key state is kept per partition, so that no
+    /// key is ever compared with a value from another partition's stream.
+    pub partition: i32,
     /// The input message's timestamp, milliseconds since the epoch.
     pub timestamp_ms: i64,
     /// The parsed document (`Null` until `parse` ran).
@@ -30,11 +33,18 @@ impl Record {
     pub fn new(key: Option<String>, timestamp_ms: i64) -> Self {
         Self {
             key,
+            partition: 0,
             timestamp_ms,
             document: Value::Null,
             fields: Map::new(),
             restarts_series: false,
         }
+    }
+
+    /// The record came from input partition `partition` (0 when not said).
+    pub fn in_partition(mut self, partition: i32) -> Self {
+        self.partition = partition;
+        self
     }
 
     /// Marks the record as the first of a series that starts over.
@@ -96,7 +106,8 @@ enum Operator {
         output: String,
         previous: String,
         key: Option<String>,
-        last: HashMap<String, f64>,
+        /// The last value of each key, per input partition.
+        last: HashMap<(i32, String), f64>,
     },
     Threshold {
         field: String,
@@ -169,12 +180,23 @@ impl Pipeline {
         processed
     }
 
-    /// Restores diff state from a checkpoint, keeping values already set by this process.
-    pub fn restore(&mut self, updates: impl IntoIterator<Item = StateUpdate>) {
+    /// Restores a partition's diff state from its checkpoint, keeping values already set by
+    /// this process.
+    pub fn restore(&mut self, partition: i32, updates: impl IntoIterator<Item = StateUpdate>) {
         for update in updates {
             if let Some(Operator::Diff { last, .. }) = self.operators.get_mut(update.operator_index)
             {
-                last.entry(update.key).or_insert(update.value);
+                last.entry((partition, update.key)).or_insert(update.value);
+            }
+        }
+    }
+
+    /// Drops a partition's state: the partition went to another runner, and when it comes
+    /// back its state is restored from what that runner committed.
+    pub fn forget(&mut self, partition: i32) {
+        for operator in &mut self.operators {
+            if let Operator::Diff { last, .. } = operator {
+                last.retain(|(owner, _), _| *owner != partition);
             }
         }
     }
@@ -217,14 +239,16 @@ impl Operator {
             } => {
                 let value = number_field(record, field, "diff")?;
                 let group = group_key(record, key.as_deref())?;
+                let partition = record.partition;
                 if record.restarts_series {
-                    // No variation spans the seam: every series begins again from here.
-                    last.clear();
+                    // No variation spans the seam: every series of the partition begins
+                    // again from here.
+                    last.retain(|(owner, _), _| *owner != partition);
                     processed.resets.push(index);
                 }
-                let before = match last.get_mut(&group) {
+                let before = match last.get_mut(&(partition, group.clone())) {
                     Some(slot) => Some(std::mem::replace(slot, value)),
-                    None => last.insert(group.clone(), value),
+                    None => last.insert((partition, group.clone()), value),
                 };
                 processed.updates.push(StateUpdate {
                     operator_index: index,
@@ -557,13 +581,57 @@ mod tests {
         assert_eq!(payloads(&a)[0].1, json!({"pair": "a", "variation": 3.0}));
 
         let mut restarted = pipeline(ops);
-        restarted.restore([StateUpdate {
-            operator_index: 2,
-            key: "b".into(),
-            value: 10.0,
-        }]);
+        restarted.restore(
+            0,
+            [StateUpdate {
+                operator_index: 2,
+                key: "b".into(),
+                value: 10.0,
+            }],
+        );
         let b = run(&mut restarted, r#"{"p": "b", "v": 7}"#);
         assert_eq!(payloads(&b)[0].1, json!({"pair": "b", "variation": -3.0}));
+    }
+
+    #[test]
+    fn a_key_is_never_diffed_against_another_partitions_value() {
+        let ops = "  - parse: {}
+  - extract: { fields: { v: { pointer: /v, type: number } } }
+  - diff: { field: v }
+  - emit: { topic: out, fields: [variation], timestamp: false }
+";
+        let mut p = pipeline(ops);
+        let in_partition = |p: &mut Pipeline, partition: i32, v: f64| {
+            let record = Record::new(Some("k".into()), 1).in_partition(partition);
+            let processed = p.process(json!({ "v": v }).to_string().as_bytes(), record);
+            payloads(&processed)
+                .first()
+                .map(|(_, body)| body["variation"].clone())
+        };
+        assert_eq!(in_partition(&mut p, 0, 1.0), None);
+        assert_eq!(
+            in_partition(&mut p, 1, 50.0),
+            None,
+            "a first value in partition 1"
+        );
+        assert_eq!(in_partition(&mut p, 0, 3.0), Some(json!(2.0)));
+        assert_eq!(in_partition(&mut p, 1, 55.0), Some(json!(5.0)));
+        // Partition 1 moves away and comes back with what its other runner committed.
+        p.forget(1);
+        assert_eq!(
+            in_partition(&mut p, 0, 4.0),
+            Some(json!(1.0)),
+            "partition 0 kept"
+        );
+        p.restore(
+            1,
+            [StateUpdate {
+                operator_index: 2,
+                key: "k".into(),
+                value: 60.0,
+            }],
+        );
+        assert_eq!(in_partition(&mut p, 1, 61.0), Some(json!(1.0)));
     }
 
     #[test]

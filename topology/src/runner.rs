@@ -10,16 +10,18 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::stream::FuturesOrdered;
 use futures::StreamExt;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::watch;
 
 use crate::checkpoint::{decode_state, Checkpoint};
@@ -78,6 +80,8 @@ impl RunnerConfig {
 /// A record whose outputs were sent, waiting for their acknowledgements.
 struct InFlight {
     partition: i32,
+    /// The partition's checkpoint generation when the record was read.
+    generation: u64,
     offset: i64,
     timestamp_ms: i64,
     resets: Vec<usize>,
@@ -126,7 +130,13 @@ async fn consume_and_process(
         brokers: config.brokers.clone(),
         source,
     };
-    let consumer: Arc<StreamConsumer> = kafka::consumer_config(&config.brokers, &spec.input.group)
+    let checkpoint = Arc::new(Mutex::new(Checkpoint::default()));
+    let rebalancing = Rebalancing {
+        topic: spec.input.topic.clone(),
+        checkpoint: checkpoint.clone(),
+        revoked: Mutex::default(),
+    };
+    let consumer: Arc<RunnerConsumer> = kafka::consumer_config(&config.brokers, &spec.input.group)
         .set(
             "auto.offset.reset",
             match spec.input.start {
@@ -134,7 +144,7 @@ async fn consume_and_process(
                 StartPosition::Latest => "latest",
             },
         )
-        .create()
+        .create_with_context(rebalancing)
         .map(Arc::new)
         .map_err(setup_error)?;
     consumer
@@ -145,7 +155,6 @@ async fn consume_and_process(
         .map_err(setup_error)?;
 
     let mut pipeline = Pipeline::new(spec);
-    let mut checkpoint = Checkpoint::default();
     let mut restored_partitions = HashSet::new();
     let mut in_flight: FuturesOrdered<Acked> = FuturesOrdered::new();
     let mut commit_tick = tokio::time::interval(config.commit_interval);
@@ -167,11 +176,14 @@ async fn consume_and_process(
             biased;
             _ = &mut shutdown => break Ok(()),
             Some(acked) = in_flight.next(), if !in_flight.is_empty() => {
-                if let Err(error) = acknowledge(acked, &mut checkpoint, &metrics) {
+                if let Err(error) = acknowledge(acked, &checkpoint, &metrics) {
                     break Err(error);
                 }
             }
-            _ = commit_tick.tick() => commit(&consumer, spec, &mut checkpoint, CommitMode::Async),
+            _ = commit_tick.tick() => {
+                let mut checkpoint = checkpoint.lock().expect("checkpoint lock");
+                commit(&*consumer, &spec.input.topic, &mut checkpoint, CommitMode::Async);
+            }
             _ = log_tick.tick() => {
                 let now = metrics.snapshot();
                 tracing::info!(topology = %spec.name, "{}", now.log_line(&last_logged));
@@ -215,11 +227,17 @@ async fn consume_and_process(
                     tracing::info!("Kafka answers again; consuming");
                     status.send_modify(|s| s.state = RunnerState::Running);
                 }
+                // Partitions that went to another runner take their state with them.
+                for partition in consumer.context().take_revoked() {
+                    pipeline.forget(partition);
+                    restored_partitions.remove(&partition);
+                }
                 if restored_partitions.insert(message.partition()) {
                     restore_state(&consumer, spec, message.partition(), &mut pipeline);
                 }
                 metrics.records_in.fetch_add(1, Ordering::Relaxed);
-                match process(&message, spec, &mut pipeline, &producer).await {
+                let generation = checkpoint.lock().expect("checkpoint lock").generation(message.partition());
+                match process(&message, generation, spec, &mut pipeline, &producer).await {
                     Ok(acked) => in_flight.push_back(acked),
                     Err(error) => break Err(error),
                 }
@@ -231,7 +249,7 @@ async fn consume_and_process(
     // Whatever was sent is awaited so that its offset can be committed before leaving.
     let drained = tokio::time::timeout(config.drain_timeout, async {
         while let Some(acked) = in_flight.next().await {
-            acknowledge(acked, &mut checkpoint, &metrics)?;
+            acknowledge(acked, &checkpoint, &metrics)?;
         }
         Ok::<(), RunnerError>(())
     })
@@ -244,7 +262,12 @@ async fn consume_and_process(
             config.drain_timeout
         );
     }
-    commit(&consumer, spec, &mut checkpoint, CommitMode::Sync);
+    commit(
+        &*consumer,
+        &spec.input.topic,
+        &mut checkpoint.lock().expect("checkpoint lock"),
+        CommitMode::Sync,
+    );
     let summary = metrics.snapshot();
     tracing::info!(topology = %spec.name, "stopped: {}", summary.log_line(&last_logged));
     outcome
@@ -270,6 +293,7 @@ fn waiting_for_kafka(status: &watch::Sender<RunnerStatus>, error: &KafkaError) {
 /// Runs one message through the pipeline and sends its outputs.
 async fn process(
     message: &BorrowedMessage<'_>,
+    generation: u64,
     spec: &TopologySpec,
     pipeline: &mut Pipeline,
     producer: &FutureProducer,
@@ -282,7 +306,7 @@ async fn process(
         .timestamp()
         .to_millis()
         .unwrap_or_else(kafka::now_ms);
-    let mut record = Record::new(key, timestamp_ms);
+    let mut record = Record::new(key, timestamp_ms).in_partition(message.partition());
     if starts_over(message) {
         record = record.restarting_series();
     }
@@ -299,6 +323,7 @@ async fn process(
     }
     let record = InFlight {
         partition: message.partition(),
+        generation,
         offset: message.offset(),
         timestamp_ms,
         resets: processed.resets,
@@ -380,7 +405,7 @@ fn error_message(
 
 fn acknowledge(
     acked: Result<InFlight, RunnerError>,
-    checkpoint: &mut Checkpoint,
+    checkpoint: &Mutex<Checkpoint>,
     metrics: &Metrics,
 ) -> Result<(), RunnerError> {
     let record = acked?;
@@ -394,8 +419,9 @@ fn acknowledge(
         metrics.records_failed.fetch_add(1, Ordering::Relaxed);
     }
     metrics.records_done.fetch_add(1, Ordering::Relaxed);
-    checkpoint.acknowledge(
+    checkpoint.lock().expect("checkpoint lock").acknowledge(
         record.partition,
+        record.generation,
         record.offset,
         &record.resets,
         record.updates,
@@ -403,9 +429,10 @@ fn acknowledge(
     Ok(())
 }
 
-fn commit(
-    consumer: &StreamConsumer,
-    spec: &TopologySpec,
+/// Commits the partitions that moved, each with its operator state in the offset's metadata.
+fn commit<C: ConsumerContext>(
+    consumer: &impl Consumer<C>,
+    topic: &str,
     checkpoint: &mut Checkpoint,
     mode: CommitMode,
 ) {
@@ -413,7 +440,6 @@ fn commit(
     if commits.is_empty() {
         return;
     }
-    let topic = spec.input.topic.as_str();
     let mut list = TopicPartitionList::new();
     for c in &commits {
         if let Err(error) =
@@ -443,7 +469,7 @@ fn commit(
 
 /// Loads the operator state checkpointed with the partition's committed offset.
 fn restore_state(
-    consumer: &StreamConsumer,
+    consumer: &RunnerConsumer,
     spec: &TopologySpec,
     partition: i32,
     pipeline: &mut Pipeline,
@@ -463,9 +489,66 @@ fn restore_state(
                         "restored operator state from the committed offset"
                     );
                 }
-                pipeline.restore(updates);
+                pipeline.restore(partition, updates);
             }
         }
         Err(error) => tracing::warn!(partition, "cannot read committed operator state: {error}"),
+    }
+}
+
+type RunnerConsumer = StreamConsumer<Rebalancing>;
+
+/// The runner's side of consumer-group rebalances. Before partitions go to another replica,
+/// what this one has acknowledged is committed (offsets with their operator state) and the
+/// partitions are forgotten; their new owner resumes each where this one stopped, with the
+/// same per-key state. Records of theirs still in flight here are replayed by the new owner
+/// (at-least-once: they may be written twice, never lost).
+struct Rebalancing {
+    topic: String,
+    checkpoint: Arc<Mutex<Checkpoint>>,
+    /// Partitions taken away since the main loop last looked: their operator state goes.
+    revoked: Mutex<Vec<i32>>,
+}
+
+impl Rebalancing {
+    fn take_revoked(&self) -> Vec<i32> {
+        std::mem::take(&mut *self.revoked.lock().expect("revoked lock"))
+    }
+
+    fn partitions(&self, list: &TopicPartitionList) -> Vec<i32> {
+        (list.elements_for_topic(&self.topic).iter())
+            .map(|e| e.partition())
+            .collect()
+    }
+}
+
+impl ClientContext for Rebalancing {}
+
+impl ConsumerContext for Rebalancing {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(list) = rebalance else {
+            return;
+        };
+        let partitions = self.partitions(list);
+        let mut checkpoint = self.checkpoint.lock().expect("checkpoint lock");
+        // Synchronously, while the partitions are still this runner's to commit.
+        commit(consumer, &self.topic, &mut checkpoint, CommitMode::Sync);
+        for &partition in &partitions {
+            checkpoint.forget(partition);
+        }
+        tracing::info!(
+            ?partitions,
+            "partitions revoked; what was acknowledged is committed"
+        );
+        self.revoked
+            .lock()
+            .expect("revoked lock")
+            .extend(partitions);
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(list) = rebalance {
+            tracing::info!(partitions = ?self.partitions(list), "partitions assigned");
+        }
     }
 }

@@ -72,6 +72,27 @@ impl RunnerStatus {
         self.messages_out = counts.messages_out;
     }
 
+    /// The replicas of one topology seen as one runner: counts and lag summed (the lag is
+    /// known only when every replica's is), running only when every replica runs.
+    pub fn combined(replicas: Vec<RunnerStatus>) -> RunnerStatus {
+        let mut replicas = replicas.into_iter();
+        let Some(mut all) = replicas.next() else {
+            return RunnerStatus::new("");
+        };
+        for replica in replicas {
+            all.consumed += replica.consumed;
+            all.processed += replica.processed;
+            all.failed_records += replica.failed_records;
+            all.messages_out += replica.messages_out;
+            all.lag = all.lag.zip(replica.lag).map(|(a, b)| a + b);
+            if all.state == RunnerState::Running {
+                all.state = replica.state;
+            }
+            all.last_error = all.last_error.or(replica.last_error);
+        }
+        all
+    }
+
     /// Everything read has been processed and nothing is left to read.
     pub fn is_drained(&self) -> bool {
         self.state == RunnerState::Running && self.consumed == self.processed && self.lag == Some(0)

@@ -27,6 +27,8 @@ pub struct BrokerSettings {
     pub heap_mb: u32,
     pub default_partitions: u32,
     pub auto_create_topics: bool,
+    /// Brokers in the cluster this one belongs to (1 for a lone broker).
+    pub cluster_size: u32,
 }
 
 impl BrokerSettings {
@@ -42,19 +44,27 @@ impl BrokerSettings {
             session_ms = ZOOKEEPER_SESSION_TIMEOUT_MS,
             id = self.broker_id,
             zk = self.zookeeper,
-            common = common_properties(&self.dir, self.default_partitions, self.auto_create_topics),
+            common = common_properties(
+                &self.dir,
+                self.default_partitions,
+                self.auto_create_topics,
+                self.cluster_size
+            ),
         )
     }
 
     /// Files and command line of the broker.
     pub fn render(&self, distribution: &KafkaDistribution) -> LocalService {
-        broker_service(
-            &self.dir,
-            self.heap_mb,
-            self.server_properties(),
-            distribution,
-            None,
-        )
+        LocalService {
+            endpoint: Some(self.endpoint()),
+            ..broker_service(
+                &self.dir,
+                self.heap_mb,
+                self.server_properties(),
+                distribution,
+                None,
+            )
+        }
     }
 
     /// `127.0.0.1:port`, the bootstrap address clients use.
@@ -67,7 +77,10 @@ impl BrokerSettings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KraftSettings {
     pub port: u16,
-    pub controller_port: u16,
+    /// This node's id: 1, 2, … (its controller listens on `quorum_ports[node_id - 1]`).
+    pub node_id: u32,
+    /// The controller ports of every node of the cluster, in node id order.
+    pub quorum_ports: Vec<u16>,
     pub dir: PathBuf,
     pub heap_mb: u32,
     pub default_partitions: u32,
@@ -78,49 +91,75 @@ pub struct KraftSettings {
 
 impl KraftSettings {
     pub fn server_properties(&self) -> String {
+        let voters: Vec<String> = (self.quorum_ports.iter().enumerate())
+            .map(|(index, port)| format!("{}@127.0.0.1:{port}", index + 1))
+            .collect();
         format!(
             "process.roles=broker,controller\n\
-             node.id=1\n\
-             controller.quorum.voters=1@127.0.0.1:{controller}\n\
+             node.id={node_id}\n\
+             controller.quorum.voters={voters}\n\
              listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}\n\
              advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n\
              controller.listener.names=CONTROLLER\n\
              inter.broker.listener.name=PLAINTEXT\n\
              listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT\n{common}",
             port = self.port,
-            controller = self.controller_port,
-            common = common_properties(&self.dir, self.default_partitions, self.auto_create_topics),
+            node_id = self.node_id,
+            voters = voters.join(","),
+            controller = self.quorum_ports[self.node_id as usize - 1],
+            common = common_properties(
+                &self.dir,
+                self.default_partitions,
+                self.auto_create_topics,
+                self.quorum_ports.len() as u32
+            ),
         )
     }
 
     /// Files, the storage format step, and the command line of the broker.
     pub fn render(&self, distribution: &KafkaDistribution) -> LocalService {
-        broker_service(
-            &self.dir,
-            self.heap_mb,
-            self.server_properties(),
-            distribution,
-            Some(&self.cluster_id),
-        )
+        LocalService {
+            endpoint: Some(format!("127.0.0.1:{}", self.port)),
+            ..broker_service(
+                &self.dir,
+                self.heap_mb,
+                self.server_properties(),
+                distribution,
+                Some(&self.cluster_id),
+            )
+        }
     }
 }
 
-/// Settings every single-broker sandbox wants: replication factor 1 for internal topics and
-/// no rebalance delay, so that consumers start at once.
-fn common_properties(dir: &Path, partitions: u32, auto_create: bool) -> String {
+/// Settings every sandbox broker wants: no rebalance delay, so that consumers start at once,
+/// and replication that fits the cluster. A lone broker replicates nothing; a cluster keeps
+/// `min(3, brokers)` copies of every partition, internal topics included, and acknowledges a
+/// write (`acks=all`) once all but one of them have it; a replica that fell behind never
+/// becomes leader (no unclean election), so an acknowledged record is never lost.
+fn common_properties(dir: &Path, partitions: u32, auto_create: bool, brokers: u32) -> String {
+    let replication = replication_factor(brokers);
+    let min_in_sync = replication.saturating_sub(1).max(1);
     format!(
         "log.dirs={logs}\n\
          num.partitions={partitions}\n\
          auto.create.topics.enable={auto_create}\n\
-         offsets.topic.replication.factor=1\n\
+         default.replication.factor={replication}\n\
+         min.insync.replicas={min_in_sync}\n\
+         unclean.leader.election.enable=false\n\
+         offsets.topic.replication.factor={replication}\n\
          offsets.topic.num.partitions=1\n\
-         transaction.state.log.replication.factor=1\n\
-         transaction.state.log.min.isr=1\n\
+         transaction.state.log.replication.factor={replication}\n\
+         transaction.state.log.min.isr={min_in_sync}\n\
          transaction.state.log.num.partitions=1\n\
          group.initial.rebalance.delay.ms=0\n\
          delete.topic.enable=true\n",
         logs = dir.join("data").display(),
     )
+}
+
+/// Copies of each partition a cluster of `brokers` keeps by default.
+pub fn replication_factor(brokers: u32) -> u32 {
+    brokers.clamp(1, 3)
 }
 
 fn broker_service(
@@ -167,6 +206,7 @@ fn broker_service(
         })
         .unwrap_or_default();
     LocalService {
+        endpoint: None,
         files: vec![
             ConfigFile {
                 path: properties.clone(),
@@ -182,8 +222,14 @@ fn broker_service(
     }
 }
 
-/// Ready when the broker answers a metadata request listing at least one broker.
-pub fn answers_metadata(bootstrap: &str, timeout: Duration) -> Result<usize, String> {
+/// Ready when the broker answers a metadata request listing all `brokers` brokers of its
+/// cluster. The broker list comes from the metadata the controller sends every broker, so a
+/// complete list also says that the cluster has a controller.
+pub fn answers_metadata(
+    bootstrap: &str,
+    brokers: usize,
+    timeout: Duration,
+) -> Result<usize, String> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("log_level", "0")
@@ -194,7 +240,10 @@ pub fn answers_metadata(bootstrap: &str, timeout: Duration) -> Result<usize, Str
         .map_err(|e| e.to_string())?;
     match metadata.brokers().len() {
         0 => Err("the metadata lists no broker yet".into()),
-        brokers => Ok(brokers),
+        listed if listed < brokers => Err(format!(
+            "{listed} of the cluster's {brokers} brokers have registered"
+        )),
+        listed => Ok(listed),
     }
 }
 
@@ -212,6 +261,7 @@ mod tests {
             heap_mb: 512,
             default_partitions: 1,
             auto_create_topics: true,
+            cluster_size: 1,
         };
         let text = settings.server_properties();
         for line in [
@@ -220,6 +270,8 @@ mod tests {
             "zookeeper.connect=127.0.0.1:2181",
             "log.dirs=/w/kafka/data",
             "offsets.topic.replication.factor=1",
+            "default.replication.factor=1",
+            "min.insync.replicas=1",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
@@ -234,5 +286,39 @@ mod tests {
             "/w/kafka/server.properties"
         );
         assert_eq!(service.files.len(), 2);
+    }
+
+    #[test]
+    fn a_cluster_replicates_three_times_and_acknowledges_on_two() {
+        let kraft = |node_id| KraftSettings {
+            port: 9092,
+            node_id,
+            quorum_ports: vec![9093, 9095, 9097],
+            dir: "/w/kafka".into(),
+            heap_mb: 512,
+            default_partitions: 6,
+            auto_create_topics: false,
+            cluster_id: "abc".into(),
+        };
+        let text = kraft(2).server_properties();
+        for line in [
+            "node.id=2",
+            "controller.quorum.voters=1@127.0.0.1:9093,2@127.0.0.1:9095,3@127.0.0.1:9097",
+            "listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9095",
+            "default.replication.factor=3",
+            "offsets.topic.replication.factor=3",
+            "min.insync.replicas=2",
+            "transaction.state.log.min.isr=2",
+            "unclean.leader.election.enable=false",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing `{line}` in\n{text}"
+            );
+        }
+        assert_eq!(
+            (1..=7).map(replication_factor).collect::<Vec<_>>(),
+            [1, 2, 3, 3, 3, 3, 3]
+        );
     }
 }

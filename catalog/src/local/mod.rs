@@ -2,6 +2,7 @@
 
 pub mod distribution;
 pub mod kafka;
+pub mod members;
 pub mod ports;
 pub mod process;
 pub mod readiness;
@@ -21,6 +22,8 @@ pub struct ConfigFile {
 /// Everything needed to start one local service: files to write, then a process to run.
 #[derive(Debug, Clone)]
 pub struct LocalService {
+    /// The address clients use, when it is not the main port's (a cluster's bootstrap list).
+    pub endpoint: Option<String>,
     pub files: Vec<ConfigFile>,
     /// Commands run to completion, in order, before the process starts (e.g. formatting
     /// KRaft storage).

@@ -44,6 +44,10 @@ pub enum ProcessError {
 pub enum Lifetime {
     DiesWithParent,
     Detached,
+    /// One of several processes making one service (a cluster's brokers): it stays in its
+    /// parent's process group, so that stopping the parent's group stops every member at once,
+    /// and dies with its parent.
+    Member,
 }
 
 /// A running (or finished) service process.
@@ -77,11 +81,12 @@ impl ManagedProcess {
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err);
-        let die_with_parent = lifetime == Lifetime::DiesWithParent;
+        let die_with_parent = lifetime != Lifetime::Detached;
+        let own_group = lifetime != Lifetime::Member;
         // SAFETY: only async-signal-safe calls (setpgid, prctl) run between fork and exec.
         unsafe {
             command.pre_exec(move || {
-                if libc::setpgid(0, 0) != 0 {
+                if own_group && libc::setpgid(0, 0) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 if die_with_parent && libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
@@ -120,12 +125,24 @@ impl ManagedProcess {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// How the process ended ("killed by SIGKILL", "exited with status 1"); `None` while it
+    /// runs.
+    pub fn exit_description(&mut self) -> Option<String> {
+        use std::os::unix::process::ExitStatusExt;
+        let status = self.child.try_wait().ok()??;
+        Some(match status.signal() {
+            Some(signal) => format!("killed by {}", signal_name(signal)),
+            None => format!("exited with status {}", status.code().unwrap_or(-1)),
+        })
+    }
+
     /// The last `lines` lines of the process's log, for error messages.
     pub fn log_tail(&self, lines: usize) -> String {
         log_tail(&self.log_path, lines)
     }
 
-    /// Stops the whole process group: SIGTERM, then SIGKILL after `grace`.
+    /// Stops the whole process group (a member: the process alone): SIGTERM, then SIGKILL
+    /// after `grace`.
     pub fn stop(&mut self, grace: Duration) {
         if self.stopped {
             return;

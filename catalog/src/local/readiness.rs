@@ -7,23 +7,28 @@ use std::time::Duration;
 use super::{kafka, zookeeper};
 use crate::service::Readiness;
 
-/// Checks once; `Err` says what is not ready yet.
-pub fn check(readiness: Readiness, port: Option<u16>) -> Result<(), String> {
-    let need_port = || port.ok_or_else(|| "the service has no port to check".to_string());
+/// Checks once; `Err` says what is not ready yet. `ports` are the main ports of the
+/// processes making the service (one, or a cluster's members): every member must serve, and
+/// a Kafka cluster must list all of its brokers.
+pub fn check(readiness: Readiness, ports: &[u16]) -> Result<(), String> {
+    let Some(&first) = ports.first() else {
+        return Err("the service has no port to check".into());
+    };
     match readiness {
-        Readiness::ZooKeeperRuok => {
-            if zookeeper::is_ready(need_port()?) {
+        Readiness::KafkaMetadata => kafka::answers_metadata(
+            &format!("127.0.0.1:{first}"),
+            ports.len(),
+            Duration::from_secs(2),
+        )
+        .map(|_| ()),
+        Readiness::ZooKeeperRuok => ports.iter().try_for_each(|&port| {
+            if zookeeper::is_ready(port) {
                 Ok(())
             } else {
                 Err("ZooKeeper does not answer `ruok` with `imok` yet".into())
             }
-        }
-        Readiness::KafkaMetadata => kafka::answers_metadata(
-            &format!("127.0.0.1:{}", need_port()?),
-            Duration::from_secs(2),
-        )
-        .map(|_| ()),
-        Readiness::Http { path } => http_ok(need_port()?, path),
+        }),
+        Readiness::Http { path } => ports.iter().try_for_each(|&port| http_ok(port, path)),
     }
 }
 

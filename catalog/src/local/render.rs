@@ -6,11 +6,12 @@ use std::path::PathBuf;
 
 use super::distribution::{DistributionError, KafkaDistribution};
 use super::kafka::{BrokerSettings, KraftSettings};
+use super::members;
 use super::process::ProcessSpec;
 use super::zookeeper::ZooKeeperSettings;
 use super::LocalService;
 use crate::command::{Placement, WeirCommand};
-use crate::service::Params;
+use crate::service::{Params, ServiceDefinition};
 
 /// What an instance is given to start with.
 #[derive(Debug, Clone)]
@@ -84,75 +85,209 @@ pub fn render(service: &str, ctx: &LocalContext) -> Result<LocalService, RenderE
         }
         .render(&KafkaDistribution::locate()?)),
         "kafka" => {
-            let port = ctx.port(service, "broker")?;
-            let partitions = ctx.params.int("partitions").unwrap_or(1) as u32;
-            let auto_create = ctx.params.bool("auto_create_topics").unwrap_or(true);
+            let brokers = replicas(&ctx.params);
             let distribution = KafkaDistribution::locate()?;
-            if ctx.params.str("mode") == Some("kraft") {
-                Ok(KraftSettings {
-                    port,
-                    controller_port: ctx.port(service, "controller")?,
-                    dir: ctx.dir.clone(),
-                    heap_mb: ctx.heap(),
-                    default_partitions: partitions,
-                    auto_create_topics: auto_create,
-                    cluster_id: cluster_id(&ctx.instance),
-                }
-                .render(&distribution))
-            } else {
-                Ok(BrokerSettings {
-                    port,
-                    broker_id: 0,
-                    zookeeper: ctx.dependency(service, "zookeeper")?.to_string(),
-                    dir: ctx.dir.clone(),
-                    heap_mb: ctx.heap(),
-                    default_partitions: partitions,
-                    auto_create_topics: auto_create,
-                }
-                .render(&distribution))
+            // KRaft nodes of one cluster share its id.
+            let cluster_id = cluster_id(&ctx.instance);
+            let mut members = (0..brokers)
+                .map(|index| {
+                    let service = broker(ctx, index, brokers, &cluster_id, &distribution)?;
+                    Ok((format!("broker-{index}"), service))
+                })
+                .collect::<Result<Vec<_>, RenderError>>()?;
+            if brokers == 1 {
+                return Ok(members.remove(0).1);
             }
+            let bootstrap = (0..brokers)
+                .map(|index| {
+                    let port = ctx.port(service, &member_name("broker", index))?;
+                    Ok(format!("127.0.0.1:{port}"))
+                })
+                .collect::<Result<Vec<_>, RenderError>>()?
+                .join(",");
+            let spec = ctx.dir.join("members-spec.json");
+            let supervisor = ctx.weir(vec![
+                "members".into(),
+                "run".into(),
+                spec.display().to_string(),
+            ]);
+            Ok(members::as_one_service(
+                members,
+                spec,
+                supervisor,
+                Some(bootstrap),
+            ))
         }
         weir_service => {
             let definition = crate::catalog::find(weir_service)
                 .ok_or_else(|| RenderError::Unknown(weir_service.into()))?;
-            let listen = match definition.ports.first() {
-                Some(port) => Some(SocketAddr::from((
-                    Ipv4Addr::LOCALHOST,
-                    ctx.port(service, port.name)?,
-                ))),
-                None => None,
-            };
-            let needs_kafka = definition
-                .needs
-                .iter()
-                .any(|n| n.service == "kafka" && n.applies(&ctx.params));
-            let placement = Placement {
-                listen,
-                kafka: if needs_kafka {
-                    Some(ctx.dependency(service, "kafka")?.to_string())
-                } else {
-                    None
-                },
-                file: ctx.params.str("file").map(str::to_string),
-            };
-            let args = WeirCommand::of(weir_service, &ctx.params, &placement)
-                .ok_or_else(|| RenderError::Unknown(weir_service.into()))?
-                .args();
-            Ok(LocalService {
-                files: vec![],
-                pre_start: vec![],
-                process: ctx.weir(args),
-            })
+            let replicas = replicas(&ctx.params);
+            let mut members = (0..replicas)
+                .map(|index| {
+                    let mut process = weir_process(ctx, &definition, index)?;
+                    if replicas > 1 {
+                        process.log_path = ctx.dir.join(format!("replica-{index}.log"));
+                    }
+                    Ok((format!("replica-{index}"), process))
+                })
+                .collect::<Result<Vec<_>, RenderError>>()?;
+            if replicas == 1 {
+                return Ok(LocalService {
+                    endpoint: None,
+                    files: vec![],
+                    pre_start: vec![],
+                    process: members.remove(0).1,
+                });
+            }
+            let spec = ctx.dir.join("members-spec.json");
+            let supervisor = ctx.weir(vec![
+                "members".into(),
+                "run".into(),
+                spec.display().to_string(),
+            ]);
+            let first_port = definition.ports.first().map(|p| p.name);
+            let members = (members.into_iter().enumerate())
+                .map(|(index, (name, process))| {
+                    let endpoint = first_port
+                        .and_then(|port| ctx.ports.get(&member_name(port, index as u32)))
+                        .map(|port| format!("http://127.0.0.1:{port}"));
+                    let service = LocalService {
+                        endpoint,
+                        files: vec![],
+                        pre_start: vec![],
+                        process,
+                    };
+                    (name, service)
+                })
+                .collect();
+            Ok(members::as_one_service(members, spec, supervisor, None))
         }
     }
 }
 
-/// Extra local ports a service needs beyond its catalog ports (KRaft's controller listener).
-pub fn extra_local_ports(service: &str, params: &Params) -> Vec<&'static str> {
-    match (service, params.str("mode")) {
-        ("kafka", Some("kraft")) => vec!["controller"],
-        _ => vec![],
+/// The `weir` process of replica `index` of a service Weir carries (runner, sources, chart
+/// server): its command line, listening on that replica's port.
+fn weir_process(
+    ctx: &LocalContext,
+    definition: &ServiceDefinition,
+    index: u32,
+) -> Result<ProcessSpec, RenderError> {
+    let service = definition.name;
+    let listen = match definition.ports.first() {
+        Some(port) => Some(SocketAddr::from((
+            Ipv4Addr::LOCALHOST,
+            ctx.port(service, &member_name(port.name, index))?,
+        ))),
+        None => None,
+    };
+    let needs_kafka = definition
+        .needs
+        .iter()
+        .any(|n| n.service == "kafka" && n.applies(&ctx.params));
+    let placement = Placement {
+        listen,
+        kafka: if needs_kafka {
+            Some(ctx.dependency(service, "kafka")?.to_string())
+        } else {
+            None
+        },
+        file: ctx.params.str("file").map(str::to_string),
+    };
+    let args = WeirCommand::of(service, &ctx.params, &placement)
+        .ok_or_else(|| RenderError::Unknown(service.into()))?
+        .args();
+    Ok(ctx.weir(args))
+}
+
+/// Broker `index` of a Kafka cluster of `brokers` (a lone broker when `brokers` is 1: it
+/// lives in the instance's own directory).
+fn broker(
+    ctx: &LocalContext,
+    index: u32,
+    brokers: u32,
+    cluster_id: &str,
+    distribution: &KafkaDistribution,
+) -> Result<LocalService, RenderError> {
+    let service = "kafka";
+    let port = ctx.port(service, &member_name("broker", index))?;
+    let dir = if brokers == 1 {
+        ctx.dir.clone()
+    } else {
+        ctx.dir.join(format!("broker-{index}"))
+    };
+    let default_partitions = ctx.params.int("partitions").unwrap_or(1) as u32;
+    let auto_create_topics = ctx.params.bool("auto_create_topics").unwrap_or(true);
+    if ctx.params.str("mode") == Some("kraft") {
+        let quorum_ports = (0..brokers)
+            .map(|i| ctx.port(service, &member_name("controller", i)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(KraftSettings {
+            port,
+            node_id: index + 1,
+            quorum_ports,
+            dir,
+            heap_mb: ctx.heap(),
+            default_partitions,
+            auto_create_topics,
+            cluster_id: cluster_id.into(),
+        }
+        .render(distribution))
+    } else {
+        Ok(BrokerSettings {
+            port,
+            broker_id: index,
+            zookeeper: ctx.dependency(service, "zookeeper")?.to_string(),
+            dir,
+            heap_mb: ctx.heap(),
+            default_partitions,
+            auto_create_topics,
+            cluster_size: brokers,
+        }
+        .render(distribution))
     }
+}
+
+/// How many processes make an instance with these parameters: a Kafka cluster's brokers,
+/// a topology's replicas; one for everything else.
+pub fn replicas(params: &Params) -> u32 {
+    params.int("replicas").unwrap_or(1).max(1) as u32
+}
+
+/// The name of member `index` of a set: `broker` for the first (the name a lone broker's
+/// port has always had), then `broker-1`, `broker-2`, …
+fn member_name(base: &str, index: u32) -> String {
+    match index {
+        0 => base.into(),
+        _ => format!("{base}-{index}"),
+    }
+}
+
+/// Extra local ports a service needs beyond its catalog ports: the main port of each member
+/// after the first (a cluster's brokers, a topology's replicas), KRaft's controller listeners.
+pub fn extra_local_ports(definition: &ServiceDefinition, params: &Params) -> Vec<String> {
+    let members = replicas(params);
+    let mut ports: Vec<String> = match definition.ports.first() {
+        Some(port) => (1..members).map(|i| member_name(port.name, i)).collect(),
+        None => vec![],
+    };
+    if definition.name == "kafka" && params.str("mode") == Some("kraft") {
+        ports.extend((0..members).map(|i| member_name("controller", i)));
+    }
+    ports
+}
+
+/// The main port of each process making the instance, given the ports chosen for it.
+pub fn member_ports(
+    definition: &ServiceDefinition,
+    params: &Params,
+    ports: &BTreeMap<String, u16>,
+) -> Vec<u16> {
+    let Some(first) = definition.ports.first() else {
+        return vec![];
+    };
+    (0..replicas(params))
+        .filter_map(|index| ports.get(&member_name(first.name, index)).copied())
+        .collect()
 }
 
 /// A KRaft cluster id: 16 bytes, base64url without padding, derived from the instance name and

@@ -75,6 +75,7 @@ impl KafkaStack {
             heap_mb: 768,
             default_partitions: 1,
             auto_create_topics: true,
+            cluster_size: 1,
         };
         let kafka_service = broker.render(&distribution);
         kafka_service
@@ -83,7 +84,7 @@ impl KafkaStack {
         let mut kafka = ManagedProcess::spawn("kafka", &kafka_service.process, lifetime)?;
         let bootstrap = broker.endpoint();
         wait_until("kafka", &mut kafka, timeout, || {
-            answers_metadata(&bootstrap, Duration::from_secs(2)).map(|_| ())
+            answers_metadata(&bootstrap, 1, Duration::from_secs(2)).map(|_| ())
         })?;
         Ok(Self {
             kafka,

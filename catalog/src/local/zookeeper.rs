@@ -38,6 +38,7 @@ impl ZooKeeperSettings {
         let config = self.dir.join("zoo.cfg");
         let log4j = self.dir.join("log4j.properties");
         LocalService {
+            endpoint: None,
             files: vec![
                 ConfigFile {
                     path: config.clone(),

@@ -3,6 +3,7 @@
 mod backend;
 mod bench;
 mod charts;
+mod members;
 mod runs;
 mod schema;
 mod serve;
@@ -71,6 +72,9 @@ enum Command {
     /// Benchmarks that print ratios against a reference measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// The supervisor of a multi-process local instance (started by `weir up`).
+    #[command(subcommand, hide = true)]
+    Members(members::MembersCommand),
 }
 
 pub fn init_logging(verbose: u8) {
@@ -107,6 +111,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Topics(command) => topics::run(command),
         Command::Charts(command) => charts::run(command),
         Command::Bench(command) => bench::run(command),
+        Command::Members(command) => members::run(command),
     }
 }
 

@@ -196,6 +196,26 @@ pub fn instances(args: InstancesArgs) -> anyhow::Result<ExitCode> {
             display_endpoint(&instance.endpoint),
             instance.started.as_deref().unwrap_or("-")
         );
+        // The processes of a cluster or of a topology's replicas, one line each.
+        for member in &instance.members {
+            let process = match member.pid {
+                Some(pid) => format!("pid {pid}"),
+                None => "restarting".into(),
+            };
+            let last_exit = match &member.last_exit {
+                Some(how) => format!(", last {how}"),
+                None => String::new(),
+            };
+            println!(
+                "  {:<22} {:<16} {:<9} {:<11} {:<28} {} restarts{last_exit}",
+                member.name,
+                "",
+                process,
+                "",
+                member.endpoint.as_deref().unwrap_or("-"),
+                member.restarts
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

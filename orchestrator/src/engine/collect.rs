@@ -395,9 +395,16 @@ pub(super) async fn status_of<T: serde::de::DeserializeOwned>(
         .http(&context.scope, instance)
         .await
         .map_err(|e| e.to_string())?;
-    let url = format!("{}/status", access.url);
+    get_status(client, &format!("{}/status", access.url)).await
+}
+
+/// `GET url`, read as the status type the instance serves.
+async fn get_status<T: serde::de::DeserializeOwned>(
+    client: &reqwest::Client,
+    url: &str,
+) -> Result<T, String> {
     let response = client
-        .get(&url)
+        .get(url)
         .send()
         .await
         .and_then(|r| r.error_for_status())
@@ -409,21 +416,47 @@ pub(super) async fn status_of<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(&body).map_err(|e| format!("GET {url}: not a status: {e}"))
 }
 
+/// The `/status` URL of each process of a topology instance: every replica's, or the
+/// instance's own when it is one process.
+async fn replica_status_urls(context: &RunContext, instance: &str) -> Result<Vec<String>, String> {
+    let instances =
+        (context.runtime.instances(Some(&context.scope)).await).map_err(|e| e.to_string())?;
+    let replicas: Vec<String> = (instances.iter().find(|i| i.name == instance))
+        .map(|i| {
+            i.members
+                .iter()
+                .filter_map(|m| m.endpoint.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    if !replicas.is_empty() {
+        return Ok(replicas.iter().map(|url| format!("{url}/status")).collect());
+    }
+    let access =
+        (context.runtime.http(&context.scope, instance).await).map_err(|e| e.to_string())?;
+    Ok(vec![format!("{}/status", access.url)])
+}
+
 /// Waits until the runner has finished every record it consumed and its input has nothing
-/// left for it (the sources are stopped by then), as its `/status` says.
+/// left for it (the sources are stopped by then), as its `/status` says — every replica's,
+/// when it runs several.
 async fn drain_topology(context: &RunContext, instance: &str) -> Result<(), String> {
     let client = http_client()?;
     let started = Instant::now();
     let mut last: Option<RunnerStatus> = None;
     let mut stable_since = Instant::now();
     while started.elapsed() < DRAIN_TIMEOUT {
-        let now: RunnerStatus = status_of(context, &client, instance).await?;
-        if now.state == RunnerState::Failed {
+        let mut now = Vec::new();
+        for url in replica_status_urls(context, instance).await? {
+            now.push(get_status::<RunnerStatus>(&client, &url).await?);
+        }
+        if let Some(failed) = now.iter().find(|s| s.state == RunnerState::Failed) {
             return Err(format!(
                 "the runner failed: {}",
-                now.last_error.as_deref().unwrap_or("no reason given")
+                failed.last_error.as_deref().unwrap_or("no reason given")
             ));
         }
+        let now = RunnerStatus::combined(now);
         let changed = last.as_ref().is_none_or(|l| {
             (l.consumed, l.processed, l.lag) != (now.consumed, now.processed, now.lag)
         });

@@ -128,6 +128,9 @@ pub(super) async fn execute(
                 ("file".to_string(), file.display().to_string()),
                 ("kafka".to_string(), t.kafka.clone()),
             ];
+            if let Some(replicas) = t.replicas {
+                params.push(("replicas".into(), replicas.to_string()));
+            }
             if !sets.is_empty() {
                 let mapping: BTreeMap<&str, &str> =
                     sets.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();

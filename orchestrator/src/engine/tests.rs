@@ -119,6 +119,7 @@ impl Runtime for MemoryRuntime {
             uses: Vec::new(),
             exit: None,
             restarts: 0,
+            members: Vec::new(),
         };
         self.instances
             .lock()

@@ -104,5 +104,6 @@ fn cluster_instance(record: ClusterInstanceRecord, live: Option<&Live>) -> Insta
         uses: Vec::new(),
         exit: None,
         restarts: 0,
+        members: Vec::new(),
     }
 }

@@ -144,10 +144,15 @@ pub struct Instance {
     /// restarted container ended), when that is known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit: Option<String>,
-    /// Times its backend restarted it by itself (kubelet restarting a container). Always 0
-    /// locally, where Weir's supervision does the restarting.
+    /// Times its backend restarted it by itself (kubelet restarting a container; locally, a
+    /// cluster's supervisor starting a broker again). Weir's own supervision of a run is not
+    /// counted here.
     #[serde(skip_serializing_if = "is_zero")]
     pub restarts: u32,
+    /// The processes making a multi-process local instance (a Kafka cluster's brokers),
+    /// each with its pid and restarts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<weir_catalog::local::members::MemberStatus>,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -186,6 +186,10 @@ pub struct SubmitTopology {
     pub file: String,
     #[serde(default)]
     pub params: BTreeMap<String, serde_json::Value>,
+    /// Runner processes sharing the input's partitions as one consumer group (default 1):
+    /// each partition is read by one of them, with its per-key state.
+    #[serde(default)]
+    pub replicas: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]

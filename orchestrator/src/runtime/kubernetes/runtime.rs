@@ -196,6 +196,7 @@ impl KubernetesRuntime {
             uses: Vec::new(),
             exit: None,
             restarts: 0,
+            members: Vec::new(),
         }
     }
 
@@ -399,6 +400,7 @@ impl Runtime for KubernetesRuntime {
                     state: pods.state(),
                     exit: pods.exit().or(pods.last_exit),
                     restarts: pods.restarts,
+                    members: Vec::new(),
                     ..self.instance(&scope, name, service)
                 }
             })

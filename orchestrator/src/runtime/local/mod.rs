@@ -4,7 +4,7 @@
 
 pub mod processes;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,7 +90,12 @@ fn instance_of(record: InstanceRecord, alive: bool) -> Instance {
         store::InstanceState::Running => InstanceState::Running,
         store::InstanceState::Stopping => InstanceState::Stopping,
     };
+    // A multi-process instance's supervisor says how its members are doing.
+    let members =
+        weir_catalog::local::members::read_status(Path::new(&record.dir)).unwrap_or_default();
     Instance {
+        restarts: members.iter().map(|m| m.restarts).sum(),
+        members,
         name: record.name,
         service: record.service,
         state,
@@ -103,7 +108,6 @@ fn instance_of(record: InstanceRecord, alive: bool) -> Instance {
         started: Some(rfc3339(record.created_at)),
         uses: record.uses,
         exit,
-        restarts: 0,
     }
 }
 

@@ -219,14 +219,14 @@ impl LocalProcesses {
         for port in definition
             .ports
             .iter()
-            .map(|p| p.name)
-            .chain(extra_local_ports(definition.name, &params))
+            .map(|p| p.name.to_string())
+            .chain(extra_local_ports(definition, &params))
         {
             let number = free_port().map_err(|source| RuntimeError::Io {
                 path: dir.clone(),
                 source,
             })?;
-            ports.insert(port.to_string(), number);
+            ports.insert(port, number);
         }
         let main_port = definition
             .ports
@@ -247,7 +247,13 @@ impl LocalProcesses {
             dependencies,
             weir_exe: self.weir_exe.clone(),
         };
+        let readiness = Readiness {
+            ports: render::member_ports(definition, &context.params, &context.ports),
+        };
         let service = render::render(definition.name, &context)?;
+        if let Some(endpoint) = &service.endpoint {
+            record.endpoint = endpoint.clone();
+        }
         service.write_files().map_err(|source| RuntimeError::Io {
             path: dir.clone(),
             source,
@@ -267,7 +273,7 @@ impl LocalProcesses {
             definition,
             record,
             &service.process,
-            main_port,
+            readiness,
             ready_timeout,
         )
     }
@@ -279,7 +285,7 @@ impl LocalProcesses {
         definition: &ServiceDefinition,
         record: &mut InstanceRecord,
         spec: &process::ProcessSpec,
-        main_port: Option<u16>,
+        readiness: Readiness,
         ready_timeout: Duration,
     ) -> Result<(), RuntimeError> {
         let started_at = Instant::now();
@@ -291,7 +297,7 @@ impl LocalProcesses {
         let outcome = wait_ready(
             definition,
             &mut process,
-            main_port,
+            readiness,
             ready_timeout,
             &self.interrupt,
         );
@@ -355,13 +361,15 @@ impl LocalProcesses {
                     source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
                 })
             })?;
-        let main_port = record
-            .endpoint
-            .rsplit_once(':')
-            .and_then(|(_, port)| port.parse().ok());
+        // The endpoint's ports (a Kafka cluster's endpoint lists every broker).
+        let readiness = Readiness {
+            ports: (record.endpoint.split(','))
+                .filter_map(|address| address.rsplit_once(':')?.1.parse().ok())
+                .collect(),
+        };
         record.state = InstanceState::Starting;
         progress(format!("restarting {} `{}`...", record.service, name));
-        self.spawn_until_ready(&definition, &mut record, &spec, main_port, ready_timeout)?;
+        self.spawn_until_ready(&definition, &mut record, &spec, readiness, ready_timeout)?;
         self.store.update_instance(&record)?;
         Ok(record)
     }
@@ -626,10 +634,16 @@ fn run_to_completion(instance: &str, spec: &process::ProcessSpec) -> Result<(), 
     }
 }
 
+/// What readiness is checked on: the main port of each process making the instance.
+#[derive(Debug, Clone)]
+struct Readiness {
+    ports: Vec<u16>,
+}
+
 fn wait_ready(
     definition: &ServiceDefinition,
     process: &mut ManagedProcess,
-    port: Option<u16>,
+    readiness: Readiness,
     timeout: Duration,
     interrupt: &AtomicBool,
 ) -> Result<(), String> {
@@ -641,7 +655,7 @@ fn wait_ready(
         if !process.is_running() {
             return Err("the process exited".into());
         }
-        match readiness::check(definition.readiness, port) {
+        match readiness::check(definition.readiness, &readiness.ports) {
             Ok(()) => return Ok(()),
             Err(reason) if started.elapsed() >= timeout => return Err(reason),
             Err(_) => std::thread::sleep(Duration::from_millis(200)),

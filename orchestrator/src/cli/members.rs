@@ -1,0 +1,36 @@
+//! `weir members run SPEC`: the supervisor that keeps the processes of a multi-process local
+//! instance (a Kafka cluster's brokers). Started by the local runtime, not by people.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+use weir_catalog::local::members::{supervise, MemberSet};
+
+#[derive(Debug, Subcommand)]
+pub enum MembersCommand {
+    /// Start every member of SPEC, start a member that dies again, stop them all on
+    /// SIGTERM or SIGINT.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The member spec the local runtime wrote (`members-spec.json` in the instance's
+    /// directory); the status goes to `members.json` beside it.
+    spec: PathBuf,
+}
+
+pub fn run(command: MembersCommand) -> anyhow::Result<ExitCode> {
+    let MembersCommand::Run(args) = command;
+    let set = MemberSet::read(&args.spec).map_err(anyhow::Error::msg)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, stop.clone())?;
+    }
+    let dir = args.spec.parent().unwrap_or(std::path::Path::new("."));
+    supervise(&set, dir, &stop)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,505 @@
+//! Drills on replicated Kafka clusters, as Kafka's own replication system test runs them:
+//! three real brokers, topics replicated three times, a producer with `acks=all` writing
+//! keyed records while the leader of a partition is killed with SIGKILL and started again.
+//! Every acknowledged record must be consumed afterwards; duplicates are counted. The figures
+//! are printed (`cargo test -- --nocapture` shows them) for the README's Reliability table.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientConfig, ClientContext, Message};
+use serde_json::Value;
+use weir_tests::{eventually, unique, WeirHomeDir};
+
+/// Clusters of three brokers are heavy for two cores: one drill at a time.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn kcat_brokers(bootstrap: &str) -> Vec<String> {
+    let output = std::process::Command::new("kcat")
+        .args(["-L", "-b", bootstrap, "-m", "10"])
+        .output()
+        .expect("kcat is installed by make setup");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "kcat -L: {text}");
+    text.lines()
+        .filter(|line| line.trim_start().starts_with("broker ") && line.contains(" at "))
+        .map(|line| line.trim().to_string())
+        .collect()
+}
+
+/// The cluster instance `name` once it runs: its JSON from `weir instances`.
+fn cluster(home: &WeirHomeDir, name: &str) -> Value {
+    home.instances()
+        .into_iter()
+        .find(|i| i["name"] == name)
+        .unwrap_or_else(|| panic!("no instance `{name}`"))
+}
+
+/// Partition → (leader, in-sync replica count, replica count) of `topic`.
+fn partitions(bootstrap: &str, topic: &str) -> BTreeMap<i32, (i32, usize, usize)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("log_level", "0")
+        .create()
+        .expect("metadata client");
+    let Ok(metadata) = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) else {
+        return BTreeMap::new();
+    };
+    metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions())
+        .map(|p| (p.id(), (p.leader(), p.isr().len(), p.replicas().len())))
+        .collect()
+}
+
+#[test]
+fn a_three_broker_cluster_lists_every_broker_and_replicates_topics_three_times() {
+    let _serial = one_at_a_time();
+    for mode in ["zookeeper", "kraft"] {
+        let home = WeirHomeDir::new();
+        let name = format!("cluster-{mode}");
+        home.ok(&[
+            "up",
+            "kafka",
+            "--name",
+            &name,
+            "--set",
+            "replicas=3",
+            "--set",
+            &format!("mode={mode}"),
+        ]);
+        let instance = cluster(&home, &name);
+        let bootstrap = instance["endpoint"].as_str().unwrap().to_string();
+        assert_eq!(bootstrap.split(',').count(), 3, "{instance}");
+        let members: Vec<&str> = (instance["members"].as_array().unwrap().iter())
+            .map(|m| m["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(members, ["broker-0", "broker-1", "broker-2"], "{instance}");
+
+        // A real client sees the three brokers at the addresses Weir reports.
+        let listed = kcat_brokers(&bootstrap);
+        assert_eq!(listed.len(), 3, "{mode}: {listed:?}");
+        for address in bootstrap.split(',') {
+            assert!(
+                listed
+                    .iter()
+                    .any(|line| line.ends_with(address) || line.contains(&format!("at {address}"))),
+                "{mode}: {address} not among {listed:?}"
+            );
+        }
+        // A topic created as a workflow creates it keeps three copies of each partition.
+        home.ok(&[
+            "topics",
+            "create",
+            "--brokers",
+            &bootstrap,
+            "--partitions",
+            "3",
+            "replicated",
+        ]);
+        let layout = eventually(Duration::from_secs(30), || {
+            let layout = partitions(&bootstrap, "replicated");
+            (layout.len() == 3).then_some(layout)
+        })
+        .expect("the topic's partitions");
+        assert!(
+            layout.values().all(|&(_, _, replicas)| replicas == 3),
+            "{mode}: {layout:?}"
+        );
+        home.ok(&["down", "--all"]);
+    }
+}
+
+/// Delivery reports: which record numbers the cluster acknowledged, how many it refused.
+struct Acknowledgements {
+    acknowledged: std::sync::Mutex<Vec<u64>>,
+    refused: std::sync::atomic::AtomicU64,
+}
+
+impl ClientContext for Acknowledgements {}
+
+impl ProducerContext for Acknowledgements {
+    type DeliveryOpaque = Box<u64>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, number: Box<u64>) {
+        match result {
+            Ok(_) => self.acknowledged.lock().unwrap().push(*number),
+            Err(_) => {
+                self.refused
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_broker_killed_mid_stream_loses_no_acknowledged_record() {
+    let _serial = one_at_a_time();
+    const RECORDS: u64 = 60_000;
+    const PER_SECOND: u64 = 5_000;
+    const KEYS: u64 = 64;
+    let home = WeirHomeDir::new();
+    home.ok(&["up", "kafka", "--name", "drill", "--set", "replicas=3"]);
+    let bootstrap = cluster(&home, "drill")["endpoint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let topic = unique("drill");
+    home.ok(&[
+        "topics",
+        "create",
+        "--brokers",
+        &bootstrap,
+        "--partitions",
+        "6",
+        &topic,
+    ]);
+    eventually(Duration::from_secs(30), || {
+        let layout = partitions(&bootstrap, &topic);
+        (layout.len() == 6
+            && layout
+                .values()
+                .all(|&(leader, isr, _)| leader >= 0 && isr == 3))
+        .then_some(())
+    })
+    .expect("six fully replicated partitions");
+
+    let context = Acknowledgements {
+        acknowledged: Default::default(),
+        refused: Default::default(),
+    };
+    let producer: ThreadedProducer<Acknowledgements> = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("acks", "all")
+        // Retried sends may be written twice: the drill counts duplicates rather than hide
+        // them behind idempotence.
+        .set("enable.idempotence", "false")
+        .set("message.timeout.ms", "60000")
+        .set("linger.ms", "5")
+        .create_with_context(context)
+        .expect("producer");
+
+    let started = Instant::now();
+    let mut killed: Option<(String, Instant)> = None;
+    for number in 0..RECORDS {
+        // Paced, so that the kill lands with most of the records still to come.
+        let due = started + Duration::from_micros(number * 1_000_000 / PER_SECOND);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        if number == RECORDS / 4 {
+            killed = Some(kill_leader_of_partition_0(&home, &bootstrap, &topic));
+        }
+        let key = format!("key-{}", number % KEYS);
+        let payload = number.to_string();
+        let mut record = BaseRecord::with_opaque_to(&topic, Box::new(number))
+            .key(&key)
+            .payload(&payload);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, unsent)) => {
+                    // The local queue is full while a leader moves: wait for room.
+                    record = unsent;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+    producer
+        .flush(Duration::from_secs(90))
+        .expect("every record acknowledged or refused");
+    let (member, killed_at) = killed.expect("a broker was killed");
+
+    // Recovered once the killed broker is back in every partition's in-sync replicas.
+    let recovered_in = eventually(Duration::from_secs(180), || {
+        let layout = partitions(&bootstrap, &topic);
+        (layout.len() == 6 && layout.values().all(|&(_, isr, _)| isr == 3))
+            .then(|| killed_at.elapsed())
+    })
+    .expect("the killed broker caught up again");
+    let acknowledged: BTreeSet<u64> = producer
+        .context()
+        .acknowledged
+        .lock()
+        .unwrap()
+        .iter()
+        .copied()
+        .collect();
+    let refused = producer
+        .context()
+        .refused
+        .load(std::sync::atomic::Ordering::SeqCst);
+
+    let consumed = consume_all(&bootstrap, &topic, acknowledged.len());
+    let distinct: BTreeSet<u64> = consumed.iter().copied().collect();
+    let lost: Vec<u64> = acknowledged.difference(&distinct).copied().collect();
+    let duplicated = consumed.len() - distinct.len();
+    let instance = cluster(&home, "drill");
+    println!(
+        "Reliability drill (3 brokers, replication 3, min.insync.replicas 2, acks=all): \
+         {RECORDS} records written over {KEYS} keys, {} acknowledged, {refused} refused; \
+         {member} SIGKILLed after {} records and restarted by the cluster; \
+         lost {}, duplicated {duplicated}; back in sync after {:.1}s",
+        acknowledged.len(),
+        RECORDS / 4,
+        lost.len(),
+        recovered_in.as_secs_f64()
+    );
+    assert!(lost.is_empty(), "acknowledged but never consumed: {lost:?}");
+    assert!(
+        acknowledged.len() as u64 + refused == RECORDS,
+        "every record has a delivery report"
+    );
+    let restarted = (instance["members"].as_array().unwrap().iter())
+        .find(|m| m["name"] == member.as_str())
+        .unwrap_or_else(|| panic!("no member {member}: {instance}"));
+    assert!(
+        restarted["restarts"].as_u64().unwrap() >= 1,
+        "the killed broker was started again: {instance}"
+    );
+    assert_eq!(restarted["last_exit"], "killed by SIGKILL", "{instance}");
+}
+
+/// SIGKILLs the broker leading partition 0 of `topic`; returns its member name and when.
+fn kill_leader_of_partition_0(
+    home: &WeirHomeDir,
+    bootstrap: &str,
+    topic: &str,
+) -> (String, Instant) {
+    let leader = partitions(bootstrap, topic)
+        .get(&0)
+        .map(|&(leader, _, _)| leader)
+        .expect("partition 0 has a leader");
+    // ZooKeeper-mode broker ids are the member numbers: broker-0 is id 0.
+    let member = format!("broker-{leader}");
+    let instance = cluster(home, "drill");
+    let pid = (instance["members"].as_array().unwrap().iter())
+        .find(|m| m["name"] == member.as_str())
+        .and_then(|m| m["pid"].as_i64())
+        .unwrap_or_else(|| panic!("{member} has no pid: {instance}")) as i32;
+    // SAFETY: a plain syscall on a broker this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    (member, Instant::now())
+}
+
+/// Every record number in `topic`, in the order read, until `expected` arrived and nothing
+/// more came for a few seconds (so that duplicates beyond `expected` are seen too).
+fn consume_all(bootstrap: &str, topic: &str, expected: usize) -> Vec<u64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique("drill-reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let mut numbers = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut last_arrival = Instant::now();
+    while Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => {
+                let text = String::from_utf8_lossy(message.payload().unwrap_or_default());
+                numbers.push(text.parse().expect("record numbers"));
+                last_arrival = Instant::now();
+            }
+            _ if numbers.len() >= expected && last_arrival.elapsed() > Duration::from_secs(5) => {
+                break
+            }
+            _ => {}
+        }
+    }
+    numbers
+}
+
+/// The drill's input: `KEYS` series of `PER_KEY` integer rates, each series on its own key.
+const KEYS: u64 = 24;
+const PER_KEY: u64 = 2_500;
+
+fn rate(key: u64, seq: u64) -> i64 {
+    ((key * 7_919 + seq * seq * 31) % 10_007) as i64
+}
+
+const DRILL_TOPOLOGY: &str = "name: drill
+input: { topic: drill-in, group: drill-runners }
+error_topic: drill-errors
+operators:
+  - parse: {}
+  - extract: { fields: { seq: { pointer: /seq, type: number }, rate: { pointer: /rate, type: number } } }
+  - diff: { field: rate, output: variation, previous: previous }
+  - emit: { topic: drill-out, fields: [seq, rate, variation], timestamp: false }
+";
+
+#[test]
+fn a_runner_replica_killed_three_times_loses_no_record_and_diffs_every_key_correctly() {
+    let _serial = one_at_a_time();
+    const PER_SECOND: u64 = 2_000;
+    let total = KEYS * PER_KEY;
+    let home = WeirHomeDir::new();
+    home.ok(&["up", "kafka", "--name", "drill-kafka"]);
+    let bootstrap = cluster(&home, "drill-kafka")["endpoint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (topic, partitions) in [("drill-in", "6"), ("drill-out", "6"), ("drill-errors", "1")] {
+        home.ok(&[
+            "topics",
+            "create",
+            "--brokers",
+            &bootstrap,
+            "--partitions",
+            partitions,
+            topic,
+        ]);
+    }
+    let topology = home.path().join("drill.yaml");
+    std::fs::write(&topology, DRILL_TOPOLOGY).unwrap();
+    home.ok(&[
+        "up",
+        "topology-runner",
+        "--name",
+        "drill-runner",
+        "--set",
+        &format!("file={}", topology.display()),
+        "--set",
+        "kafka=drill-kafka",
+        "--set",
+        "replicas=3",
+    ]);
+    let runner = cluster(&home, "drill-runner");
+    assert_eq!(runner["members"].as_array().unwrap().len(), 3, "{runner}");
+
+    let producer: ThreadedProducer<rdkafka::producer::DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer");
+    let started = Instant::now();
+    let mut kills = Vec::new();
+    for number in 0..total {
+        let due = started + Duration::from_micros(number * 1_000_000 / PER_SECOND);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        // At 25, 50 and 75 % of the input the same replica dies again.
+        if number > 0 && number % (total / 4) == 0 && kills.len() < 3 {
+            kill_member(&home, "drill-runner", "replica-1");
+            kills.push(number);
+        }
+        let (seq, key) = (number / KEYS, number % KEYS);
+        let payload = format!(r#"{{"seq": {seq}, "rate": {}}}"#, rate(key, seq));
+        let key = format!("series-{key}");
+        let mut record = BaseRecord::to("drill-in").key(&key).payload(&payload);
+        while let Err((_, unsent)) = producer.send(record) {
+            record = unsent;
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    producer
+        .flush(Duration::from_secs(60))
+        .expect("the input is written");
+
+    // Every record but the first of each series has one variation.
+    let expected = (total - KEYS) as usize;
+    let outputs = consume_outputs(&bootstrap, "drill-out", expected);
+    let caught_up = started.elapsed();
+    let mut distinct = BTreeMap::new();
+    let mut wrong = Vec::new();
+    for (key, body) in &outputs {
+        let series: u64 = key.trim_start_matches("series-").parse().unwrap();
+        let seq = body["seq"].as_f64().unwrap() as u64;
+        let variation = body["variation"].as_f64().unwrap() as i64;
+        if seq == 0 || variation != rate(series, seq) - rate(series, seq - 1) {
+            wrong.push(format!("{key} seq {seq}: {variation}"));
+        }
+        distinct.insert((series, seq), variation);
+    }
+    let lost = expected - distinct.len().min(expected);
+    let duplicated = outputs.len() - distinct.len();
+    let instance = cluster(&home, "drill-runner");
+    let replica = (instance["members"].as_array().unwrap().iter())
+        .find(|m| m["name"] == "replica-1")
+        .cloned()
+        .unwrap();
+    println!(
+        "Reliability drill (3 runner replicas over 6 partitions): {total} records over {KEYS} \
+         keys; replica-1 SIGKILLed 3 times (after {:?} records) and restarted; lost {lost}, \
+         wrong variations {}, duplicated {duplicated}; every output seen {:.1}s after the \
+         input began",
+        kills,
+        wrong.len(),
+        caught_up.as_secs_f64()
+    );
+    assert!(
+        wrong.is_empty(),
+        "variations across records that are not consecutive: {:?}",
+        &wrong[..wrong.len().min(10)]
+    );
+    assert_eq!(lost, 0, "records without their variation");
+    assert!(
+        replica["restarts"].as_u64().unwrap() >= 3,
+        "replica-1 was started again after each kill: {instance}"
+    );
+}
+
+/// SIGKILLs member `member` of instance `instance` once it runs, and waits until its
+/// supervisor has seen it die.
+fn kill_member(home: &WeirHomeDir, instance: &str, member: &str) {
+    let pid = eventually(Duration::from_secs(60), || {
+        let status = cluster(home, instance);
+        (status["members"].as_array()?.iter()).find(|m| m["name"] == member)?["pid"].as_i64()
+    })
+    .unwrap_or_else(|| panic!("{member} of {instance} never ran again")) as i32;
+    // SAFETY: a plain syscall on a process this test's instance started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    // Until the supervisor saw it die, the status still names the dead pid.
+    eventually(Duration::from_secs(10), || {
+        let status = cluster(home, instance);
+        let now =
+            (status["members"].as_array()?.iter()).find(|m| m["name"] == member)?["pid"].as_i64();
+        (now != Some(i64::from(pid))).then_some(())
+    })
+    .expect("the supervisor saw the kill");
+}
+
+/// Every output (key, JSON body) of `topic` until `expected` distinct ones could have
+/// arrived and nothing more came for a few seconds.
+fn consume_outputs(bootstrap: &str, topic: &str, expected: usize) -> Vec<(String, Value)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique("drill-reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let mut outputs = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let mut last_arrival = Instant::now();
+    while Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => {
+                let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
+                let body = serde_json::from_slice(message.payload().unwrap_or_default())
+                    .expect("JSON outputs");
+                outputs.push((key, body));
+                last_arrival = Instant::now();
+            }
+            _ if outputs.len() >= expected && last_arrival.elapsed() > Duration::from_secs(5) => {
+                break
+            }
+            _ => {}
+        }
+    }
+    outputs
+}
