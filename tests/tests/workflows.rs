@@ -79,12 +79,17 @@ fn validate_reports_file_line_column_and_starts_nothing() {
         .unwrap()
         .replace("\"${execution_duration}\"", "\"${execution_duraton}\"");
     let bad = dir.path().join("bad.yaml");
-    std::fs::write(&bad, text).unwrap();
+    std::fs::write(&bad, &text).unwrap();
     let output = home.run(&["validate", bad.to_str().unwrap(), "--set", "threshold=-3"]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
+    let (line, column) = (text.lines().enumerate())
+        .find_map(|(n, l)| Some((n + 1, l.find("${execution_duraton}")? + 1)))
+        .expect("the misspelt reference");
     assert!(
-        stderr.contains("bad.yaml:62:24: unknown variable `execution_duraton`"),
+        stderr.contains(&format!(
+            "bad.yaml:{line}:{column}: unknown variable `execution_duraton`"
+        )),
         "{stderr}"
     );
     assert!(
