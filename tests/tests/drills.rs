@@ -42,6 +42,28 @@ fn cluster(home: &WeirHomeDir, name: &str) -> Value {
         .unwrap_or_else(|| panic!("no instance `{name}`"))
 }
 
+/// The endpoint `weir instances` gives instance `name` (a cluster's bootstrap list).
+fn endpoint_of(home: &WeirHomeDir, name: &str) -> String {
+    cluster(home, name)["endpoint"]
+        .as_str()
+        .unwrap_or_else(|| panic!("`{name}` has no endpoint"))
+        .to_string()
+}
+
+/// Creates `topic` as a workflow's `create-topics` task does.
+fn create_topic(home: &WeirHomeDir, bootstrap: &str, topic: &str, partitions: u32) {
+    let partitions = partitions.to_string();
+    home.ok(&[
+        "topics",
+        "create",
+        "--brokers",
+        bootstrap,
+        "--partitions",
+        &partitions,
+        topic,
+    ]);
+}
+
 /// Partition → (leader, in-sync replica count, replica count) of `topic`.
 fn partitions(bootstrap: &str, topic: &str) -> BTreeMap<i32, (i32, usize, usize)> {
     let consumer: BaseConsumer = ClientConfig::new()
@@ -96,15 +118,7 @@ fn a_three_broker_cluster_lists_every_broker_and_replicates_topics_three_times()
             );
         }
         // A topic created as a workflow creates it keeps three copies of each partition.
-        home.ok(&[
-            "topics",
-            "create",
-            "--brokers",
-            &bootstrap,
-            "--partitions",
-            "3",
-            "replicated",
-        ]);
+        create_topic(&home, &bootstrap, "replicated", 3);
         let layout = eventually(Duration::from_secs(30), || {
             let layout = partitions(&bootstrap, "replicated");
             (layout.len() == 3).then_some(layout)
@@ -148,20 +162,9 @@ fn a_broker_killed_mid_stream_loses_no_acknowledged_record() {
     const KEYS: u64 = 64;
     let home = WeirHomeDir::new();
     home.ok(&["up", "kafka", "--name", "drill", "--set", "replicas=3"]);
-    let bootstrap = cluster(&home, "drill")["endpoint"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let bootstrap = endpoint_of(&home, "drill");
     let topic = unique("drill");
-    home.ok(&[
-        "topics",
-        "create",
-        "--brokers",
-        &bootstrap,
-        "--partitions",
-        "6",
-        &topic,
-    ]);
+    create_topic(&home, &bootstrap, &topic, 6);
     eventually(Duration::from_secs(30), || {
         let layout = partitions(&bootstrap, &topic);
         (layout.len() == 6
@@ -239,7 +242,14 @@ fn a_broker_killed_mid_stream_loses_no_acknowledged_record() {
         .refused
         .load(std::sync::atomic::Ordering::SeqCst);
 
-    let consumed = consume_all(&bootstrap, &topic, acknowledged.len());
+    let consumed: Vec<u64> = consume_all(&bootstrap, &topic, acknowledged.len())
+        .iter()
+        .map(|(_, payload)| {
+            String::from_utf8_lossy(payload)
+                .parse()
+                .expect("record numbers")
+        })
+        .collect();
     let distinct: BTreeSet<u64> = consumed.iter().copied().collect();
     let lost: Vec<u64> = acknowledged.difference(&distinct).copied().collect();
     let duplicated = consumed.len() - distinct.len();
@@ -266,7 +276,12 @@ fn a_broker_killed_mid_stream_loses_no_acknowledged_record() {
         restarted["restarts"].as_u64().unwrap() >= 1,
         "the killed broker was started again: {instance}"
     );
-    assert_eq!(restarted["last_exit"], "killed by SIGKILL", "{instance}");
+    // Its first restarts may exit at once while ZooKeeper still holds the dead broker's
+    // registration; by now one of them runs.
+    assert!(
+        restarted["pid"].is_i64(),
+        "the killed broker runs again: {instance}"
+    );
 }
 
 /// SIGKILLs the broker leading partition 0 of `topic`; returns its member name and when.
@@ -291,9 +306,10 @@ fn kill_leader_of_partition_0(
     (member, Instant::now())
 }
 
-/// Every record number in `topic`, in the order read, until `expected` arrived and nothing
-/// more came for a few seconds (so that duplicates beyond `expected` are seen too).
-fn consume_all(bootstrap: &str, topic: &str, expected: usize) -> Vec<u64> {
+/// Every message of `topic` as (key, payload), in the order read, until `expected` could have
+/// arrived and nothing more came for a few seconds (so that duplicates beyond `expected` are
+/// seen too).
+fn consume_all(bootstrap: &str, topic: &str, expected: usize) -> Vec<(String, Vec<u8>)> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", unique("drill-reader"))
@@ -302,23 +318,23 @@ fn consume_all(bootstrap: &str, topic: &str, expected: usize) -> Vec<u64> {
         .create()
         .expect("consumer");
     consumer.subscribe(&[topic]).expect("subscribe");
-    let mut numbers = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut messages = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(240);
     let mut last_arrival = Instant::now();
     while Instant::now() < deadline {
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(message)) => {
-                let text = String::from_utf8_lossy(message.payload().unwrap_or_default());
-                numbers.push(text.parse().expect("record numbers"));
+                let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
+                messages.push((key, message.payload().unwrap_or_default().to_vec()));
                 last_arrival = Instant::now();
             }
-            _ if numbers.len() >= expected && last_arrival.elapsed() > Duration::from_secs(5) => {
+            _ if messages.len() >= expected && last_arrival.elapsed() > Duration::from_secs(5) => {
                 break
             }
             _ => {}
         }
     }
-    numbers
+    messages
 }
 
 /// The drill's input: `KEYS` series of `PER_KEY` integer rates, each series on its own key.
@@ -346,20 +362,9 @@ fn a_runner_replica_killed_three_times_loses_no_record_and_diffs_every_key_corre
     let total = KEYS * PER_KEY;
     let home = WeirHomeDir::new();
     home.ok(&["up", "kafka", "--name", "drill-kafka"]);
-    let bootstrap = cluster(&home, "drill-kafka")["endpoint"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    for (topic, partitions) in [("drill-in", "6"), ("drill-out", "6"), ("drill-errors", "1")] {
-        home.ok(&[
-            "topics",
-            "create",
-            "--brokers",
-            &bootstrap,
-            "--partitions",
-            partitions,
-            topic,
-        ]);
+    let bootstrap = endpoint_of(&home, "drill-kafka");
+    for (topic, partitions) in [("drill-in", 6), ("drill-out", 6), ("drill-errors", 1)] {
+        create_topic(&home, &bootstrap, topic, partitions);
     }
     let topology = home.path().join("drill.yaml");
     std::fs::write(&topology, DRILL_TOPOLOGY).unwrap();
@@ -411,7 +416,10 @@ fn a_runner_replica_killed_three_times_loses_no_record_and_diffs_every_key_corre
 
     // Every record but the first of each series has one variation.
     let expected = (total - KEYS) as usize;
-    let outputs = consume_outputs(&bootstrap, "drill-out", expected);
+    let outputs: Vec<(String, Value)> = consume_all(&bootstrap, "drill-out", expected)
+        .into_iter()
+        .map(|(key, payload)| (key, serde_json::from_slice(&payload).expect("JSON outputs")))
+        .collect();
     let caught_up = started.elapsed();
     let mut distinct = BTreeMap::new();
     let mut wrong = Vec::new();
@@ -470,36 +478,4 @@ fn kill_member(home: &WeirHomeDir, instance: &str, member: &str) {
         (now != Some(i64::from(pid))).then_some(())
     })
     .expect("the supervisor saw the kill");
-}
-
-/// Every output (key, JSON body) of `topic` until `expected` distinct ones could have
-/// arrived and nothing more came for a few seconds.
-fn consume_outputs(bootstrap: &str, topic: &str, expected: usize) -> Vec<(String, Value)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", unique("drill-reader"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    consumer.subscribe(&[topic]).expect("subscribe");
-    let mut outputs = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(240);
-    let mut last_arrival = Instant::now();
-    while Instant::now() < deadline {
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(message)) => {
-                let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
-                let body = serde_json::from_slice(message.payload().unwrap_or_default())
-                    .expect("JSON outputs");
-                outputs.push((key, body));
-                last_arrival = Instant::now();
-            }
-            _ if outputs.len() >= expected && last_arrival.elapsed() > Duration::from_secs(5) => {
-                break
-            }
-            _ => {}
-        }
-    }
-    outputs
 }
