@@ -416,25 +416,19 @@ async fn get_status<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(&body).map_err(|e| format!("GET {url}: not a status: {e}"))
 }
 
-/// The `/status` URL of each process of a topology instance: every replica's, or the
-/// instance's own when it is one process.
-async fn replica_status_urls(context: &RunContext, instance: &str) -> Result<Vec<String>, String> {
+/// The addresses of a topology instance's replicas when it runs several; empty when it is one
+/// process (whose status is read through the runtime, on Kubernetes by a port-forward).
+async fn replica_endpoints(context: &RunContext, instance: &str) -> Result<Vec<String>, String> {
     let instances =
         (context.runtime.instances(Some(&context.scope)).await).map_err(|e| e.to_string())?;
-    let replicas: Vec<String> = (instances.iter().find(|i| i.name == instance))
+    Ok((instances.iter().find(|i| i.name == instance))
         .map(|i| {
             i.members
                 .iter()
                 .filter_map(|m| m.endpoint.clone())
                 .collect()
         })
-        .unwrap_or_default();
-    if !replicas.is_empty() {
-        return Ok(replicas.iter().map(|url| format!("{url}/status")).collect());
-    }
-    let access =
-        (context.runtime.http(&context.scope, instance).await).map_err(|e| e.to_string())?;
-    Ok(vec![format!("{}/status", access.url)])
+        .unwrap_or_default())
 }
 
 /// Waits until the runner has finished every record it consumed and its input has nothing
@@ -442,13 +436,17 @@ async fn replica_status_urls(context: &RunContext, instance: &str) -> Result<Vec
 /// when it runs several.
 async fn drain_topology(context: &RunContext, instance: &str) -> Result<(), String> {
     let client = http_client()?;
+    let replicas = replica_endpoints(context, instance).await?;
     let started = Instant::now();
     let mut last: Option<RunnerStatus> = None;
     let mut stable_since = Instant::now();
     while started.elapsed() < DRAIN_TIMEOUT {
         let mut now = Vec::new();
-        for url in replica_status_urls(context, instance).await? {
-            now.push(get_status::<RunnerStatus>(&client, &url).await?);
+        if replicas.is_empty() {
+            now.push(status_of::<RunnerStatus>(context, &client, instance).await?);
+        }
+        for replica in &replicas {
+            now.push(get_status(&client, &format!("{replica}/status")).await?);
         }
         if let Some(failed) = now.iter().find(|s| s.state == RunnerState::Failed) {
             return Err(format!(
