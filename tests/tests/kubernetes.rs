@@ -666,7 +666,7 @@ fn a_container_restarted_by_kubernetes_counts_against_the_restart_policy() {
         &[
             &shipped_workflow("ci-smoke.yaml"),
             "--set",
-            "execution_duration=60s",
+            "execution_duration=240s",
             "--set",
             "restarts=0",
         ],
@@ -677,13 +677,14 @@ fn a_container_restarted_by_kubernetes_counts_against_the_restart_policy() {
     sigkill_container_of(&pods, "topology-runner");
     let killed_at = std::time::Instant::now();
 
-    // Noticed within seconds: the run ends long before the 60 s the dataflow was to run.
+    // Noticed while the dataflow runs: the run ends, torn down, long before the 240 s the
+    // dataflow was to run (how long after is printed, not asserted: this machine is shared).
     let status = wait_exit(&home, &mut child);
     let ended_after = killed_at.elapsed();
     let log = home.log();
     eprintln!("the run failed and was torn down {ended_after:.1?} after the restart");
     assert!(
-        ended_after < Duration::from_secs(45),
+        ended_after < Duration::from_secs(150),
         "{ended_after:?}\n{log}"
     );
     assert!(!status.success(), "{log}");

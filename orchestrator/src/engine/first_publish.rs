@@ -9,7 +9,7 @@ use weir_topology::status::{SourceState, SourceStatus};
 
 use super::collect::{http_client, status_of};
 use super::{RunContext, TaskError};
-use crate::runtime::progress;
+use crate::runtime::{progress, whole_seconds};
 
 /// How often the source's `/status` is read while waiting.
 const POLL: Duration = Duration::from_millis(250);
@@ -39,7 +39,8 @@ pub(super) async fn await_first_publish(
         );
     }
     progress(format!(
-        "  waiting up to {within:?} for `{instance}` to publish its first document"
+        "  waiting up to {:?} for `{instance}` to publish its first document",
+        whole_seconds(within)
     ));
     let client = http_client().map_err(TaskError::Failed)?;
     let started = Instant::now();

@@ -11,7 +11,9 @@ use super::first_publish::await_first_publish;
 use super::{approval, collect, progress, RunContext, TaskError};
 use crate::runs::Answer;
 use crate::runtime::topics::WaitReport;
-use crate::runtime::{DataStep, ProvisionRequest, Provisioned, RuntimeError, StepOutcome};
+use crate::runtime::{
+    whole_seconds, DataStep, ProvisionRequest, Provisioned, RuntimeError, StepOutcome,
+};
 use crate::workflow::{Action, SourceKind, StartSource, Task, Until};
 
 /// How long a provisioned instance may take to become ready, unless the task says otherwise.
@@ -217,7 +219,7 @@ async fn wait_until(
     progress(format!(
         "  {}: waiting up to {:?} for `{}` to hold {} messages",
         task.name,
-        remaining(deadline, STEP_TIMEOUT),
+        whole_seconds(remaining(deadline, STEP_TIMEOUT)),
         until.topic,
         until.messages
     ));

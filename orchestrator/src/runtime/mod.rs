@@ -436,3 +436,8 @@ pub async fn connect(config: RuntimeConfig) -> Result<std::sync::Arc<dyn Runtime
         ),
     })
 }
+
+/// A duration rounded to whole seconds, for messages (`120s`, not `119.999998787s`).
+pub(crate) fn whole_seconds(duration: std::time::Duration) -> std::time::Duration {
+    std::time::Duration::from_secs(duration.as_secs_f64().round() as u64)
+}

@@ -106,11 +106,6 @@ impl KubeError {
 }
 
 /// The namespace of a run: `weir-` and the run id, which is already DNS-safe.
-/// A duration rounded to whole seconds, for messages.
-pub(crate) fn whole_seconds(duration: Duration) -> Duration {
-    Duration::from_secs(duration.as_secs_f64().round() as u64)
-}
-
 pub fn run_namespace(run_id: &str) -> String {
     format!("weir-{}", run_id.to_ascii_lowercase())
 }

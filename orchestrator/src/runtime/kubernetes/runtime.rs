@@ -325,7 +325,7 @@ impl Runtime for KubernetesRuntime {
                 item.definition.name,
                 item.name,
                 cluster.namespace(),
-                super::whole_seconds(request.ready_timeout)
+                crate::runtime::whole_seconds(request.ready_timeout)
             ));
             Self::cancellable(
                 &request.cancel,
