@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
-    ExecAction, HTTPGetAction, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, Service,
-    ServicePort, ServiceSpec, Volume, VolumeMount,
+    EnvVarSource, ExecAction, HTTPGetAction, ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -19,6 +19,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Serialize;
 
 use crate::command::{Placement, WeirCommand};
+use crate::kafka_settings::{self, env_name, replication_settings, ZOOKEEPER_SESSION_TIMEOUT_MS};
 use crate::service::{Params, Readiness, ServiceDefinition};
 
 /// What the Kubernetes realization of one instance is made from.
@@ -135,20 +136,27 @@ pub fn render(instance: &KubeInstance<'_>) -> Vec<KubeObject> {
             ..ConfigMap::default()
         }));
     }
+    let stateful = workload_kind(instance.service) == "StatefulSet";
     if !instance.service.ports.is_empty() {
         objects.push(KubeObject::Service(service(instance)));
+        if stateful {
+            objects.push(KubeObject::Service(headless_service(instance)));
+        }
     }
     let pod = pod_template(instance);
     let selector = LabelSelector {
         match_labels: Some(selector_labels(instance)),
         ..LabelSelector::default()
     };
-    if workload_kind(instance.service) == "StatefulSet" {
+    if stateful {
         objects.push(KubeObject::StatefulSet(StatefulSet {
             metadata: metadata(instance, instance.name),
             spec: Some(StatefulSetSpec {
-                replicas: Some(1),
-                service_name: Some(instance.name.into()),
+                replicas: Some(replicas(instance.params)),
+                service_name: Some(headless_name(instance.name)),
+                // The members of a KRaft quorum need each other to become ready: started one
+                // after another, the first would wait forever for the second.
+                pod_management_policy: Some("Parallel".into()),
                 selector,
                 template: pod,
                 ..StatefulSetSpec::default()
@@ -159,7 +167,7 @@ pub fn render(instance: &KubeInstance<'_>) -> Vec<KubeObject> {
         objects.push(KubeObject::Deployment(Deployment {
             metadata: metadata(instance, instance.name),
             spec: Some(DeploymentSpec {
-                replicas: Some(1),
+                replicas: Some(replicas(instance.params)),
                 selector,
                 template: pod,
                 ..DeploymentSpec::default()
@@ -206,6 +214,27 @@ fn service(instance: &KubeInstance<'_>) -> Service {
     }
 }
 
+/// Pods of the instance (brokers, runner replicas): its `replicas` parameter, 1 when it has
+/// none.
+fn replicas(params: &Params) -> i32 {
+    params.int("replicas").unwrap_or(1).max(1) as i32
+}
+
+/// The headless Service that gives each pod of a StatefulSet its own DNS name,
+/// `<instance>-<ordinal>.<instance>-headless`.
+pub fn headless_name(instance: &str) -> String {
+    format!("{instance}-headless")
+}
+
+fn headless_service(instance: &KubeInstance<'_>) -> Service {
+    let mut service = service(instance);
+    service.metadata.name = Some(headless_name(instance.name));
+    if let Some(spec) = service.spec.as_mut() {
+        spec.cluster_ip = Some("None".into());
+    }
+    service
+}
+
 fn pod_template(instance: &KubeInstance<'_>) -> PodTemplateSpec {
     let mut container = container(instance);
     let mut volumes = vec![Volume {
@@ -249,16 +278,49 @@ fn pod_template(instance: &KubeInstance<'_>) -> PodTemplateSpec {
 }
 
 fn env(pairs: &[(&str, String)]) -> Option<Vec<EnvVar>> {
-    Some(
+    Some(env_pairs(
         pairs
             .iter()
-            .map(|(name, value)| EnvVar {
-                name: (*name).into(),
-                value: Some(value.clone()),
-                ..EnvVar::default()
-            })
-            .collect(),
-    )
+            .map(|(name, value)| (name.to_string(), value.clone())),
+    ))
+}
+
+fn env_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Vec<EnvVar> {
+    pairs
+        .into_iter()
+        .map(|(name, value)| EnvVar {
+            name,
+            value: Some(value),
+            ..EnvVar::default()
+        })
+        .collect()
+}
+
+/// What a pod knows of itself, from the downward API: its name, its address and, in a
+/// StatefulSet, its ordinal (the `apps.kubernetes.io/pod-index` label, Kubernetes 1.28 on).
+/// Variables listed after these can use them as `$(WEIR_POD_INDEX)`.
+fn pod_identity() -> Vec<EnvVar> {
+    [
+        ("WEIR_POD_NAME", "metadata.name"),
+        ("WEIR_POD_IP", "status.podIP"),
+        (
+            "WEIR_POD_INDEX",
+            "metadata.labels['apps.kubernetes.io/pod-index']",
+        ),
+    ]
+    .into_iter()
+    .map(|(name, field)| EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: field.into(),
+                ..ObjectFieldSelector::default()
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    })
+    .collect()
 }
 
 fn resources(cpu: &str, memory_mb: i64) -> ResourceRequirements {
@@ -336,51 +398,86 @@ fn container(instance: &KubeInstance<'_>) -> Container {
             ..base
         },
         "kafka" => {
-            let advertised = format!("PLAINTEXT://{}:9092", instance.name);
+            let brokers = replicas(p);
+            // Clients are sent to each broker's pod address: reachable from every pod, and
+            // from the machine of a cluster whose pod network it routes (the local sandbox).
             let mut vars = vec![
-                ("KAFKA_ADVERTISED_LISTENERS", advertised),
-                ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "1".into()),
-                ("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1".into()),
-                ("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1".into()),
-                ("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0".into()),
                 (
-                    "KAFKA_NUM_PARTITIONS",
+                    "KAFKA_ADVERTISED_LISTENERS".to_string(),
+                    "PLAINTEXT://$(WEIR_POD_IP):9092".to_string(),
+                ),
+                ("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS".into(), "0".into()),
+                (
+                    "KAFKA_NUM_PARTITIONS".into(),
                     p.int("partitions").unwrap_or(1).to_string(),
                 ),
                 (
-                    "KAFKA_AUTO_CREATE_TOPICS_ENABLE",
+                    "KAFKA_AUTO_CREATE_TOPICS_ENABLE".into(),
                     p.bool("auto_create_topics").unwrap_or(true).to_string(),
                 ),
-                ("KAFKA_LOG_DIRS", "/var/lib/weir/kafka".into()),
+                ("KAFKA_LOG_DIRS".into(), "/var/lib/weir/kafka".into()),
                 (
-                    "KAFKA_HEAP_OPTS",
+                    "KAFKA_HEAP_OPTS".into(),
                     format!("-Xmx{heap}m -Xms{}m", (heap / 4).max(64)),
                 ),
             ];
+            vars.extend(
+                replication_settings(brokers as u32)
+                    .into_iter()
+                    .map(|(property, value)| (env_name(property), value)),
+            );
             if p.str("mode") == Some("kraft") {
+                // Every broker is also a voter of the quorum, reached at its own DNS name.
+                let voters = (0..brokers)
+                    .map(|i| {
+                        format!(
+                            "{i}@{}-{i}.{}:9093",
+                            instance.name,
+                            headless_name(instance.name)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",");
                 vars.extend([
-                    ("KAFKA_NODE_ID", "1".to_string()),
-                    ("KAFKA_PROCESS_ROLES", "broker,controller".into()),
+                    ("KAFKA_NODE_ID".into(), "$(WEIR_POD_INDEX)".into()),
+                    ("KAFKA_PROCESS_ROLES".into(), "broker,controller".into()),
                     (
-                        "KAFKA_LISTENERS",
+                        "KAFKA_LISTENERS".into(),
                         "PLAINTEXT://:9092,CONTROLLER://:9093".into(),
                     ),
-                    ("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER".into()),
-                    ("KAFKA_CONTROLLER_QUORUM_VOTERS", "1@localhost:9093".into()),
                     (
-                        "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP",
+                        "KAFKA_CONTROLLER_LISTENER_NAMES".into(),
+                        "CONTROLLER".into(),
+                    ),
+                    ("KAFKA_CONTROLLER_QUORUM_VOTERS".into(), voters),
+                    (
+                        "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP".into(),
                         "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT".into(),
+                    ),
+                    // One id for every member of the cluster, the same for every render.
+                    (
+                        "CLUSTER_ID".into(),
+                        kafka_settings::cluster_id(&(instance.run_id, instance.name)),
                     ),
                 ]);
             } else {
                 vars.extend([
-                    ("KAFKA_BROKER_ID", "0".to_string()),
-                    ("KAFKA_LISTENERS", "PLAINTEXT://:9092".into()),
-                    ("KAFKA_ZOOKEEPER_CONNECT", dependency(instance, "zookeeper")),
+                    ("KAFKA_BROKER_ID".into(), "$(WEIR_POD_INDEX)".into()),
+                    ("KAFKA_LISTENERS".into(), "PLAINTEXT://:9092".into()),
+                    (
+                        "KAFKA_ZOOKEEPER_CONNECT".into(),
+                        dependency(instance, "zookeeper"),
+                    ),
+                    (
+                        "KAFKA_ZOOKEEPER_SESSION_TIMEOUT_MS".into(),
+                        ZOOKEEPER_SESSION_TIMEOUT_MS.to_string(),
+                    ),
                 ]);
             }
+            let mut env = pod_identity();
+            env.extend(env_pairs(vars));
             Container {
-                env: env(&vars),
+                env: Some(env),
                 readiness_probe: Some(exec_probe(&[
                     "sh",
                     "-c",

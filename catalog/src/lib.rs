@@ -6,6 +6,7 @@
 
 pub mod catalog;
 pub mod command;
+pub mod kafka_settings;
 pub mod kubernetes;
 pub mod local;
 pub mod service;

@@ -161,3 +161,82 @@ fn kraft_mode_has_no_zookeeper() {
     assert!(text.contains("KAFKA_PROCESS_ROLES"));
     assert!(!text.contains("KAFKA_ZOOKEEPER_CONNECT"));
 }
+
+/// The variables of the Kafka container of a rendered cluster, and its StatefulSet.
+fn kafka_cluster(params: &[(&str, &str)]) -> (Vec<(String, String)>, serde_json::Value) {
+    let service = find("kafka").unwrap();
+    let given: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let params = service.validate(&given).unwrap();
+    let objects = render(&KubeInstance {
+        name: "k",
+        service: &service,
+        params: &params,
+        dependencies: BTreeMap::from([("zookeeper".to_string(), "zk:2181".to_string())]),
+        files: BTreeMap::new(),
+        run_id: Some("run-42"),
+    });
+    let set = objects
+        .iter()
+        .find(|o| o.kind() == "StatefulSet")
+        .map(|o| serde_json::to_value(o).unwrap())
+        .expect("a StatefulSet");
+    let env = set["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|var| {
+            let value = var["value"].as_str().map(str::to_string);
+            let field = var["valueFrom"]["fieldRef"]["fieldPath"].as_str();
+            let value = value.or_else(|| field.map(|f| format!("field {f}")));
+            (var["name"].as_str().unwrap().to_string(), value.unwrap())
+        })
+        .collect();
+    (env, set)
+}
+
+#[test]
+fn a_kraft_cluster_of_three_is_three_voters_sharing_one_cluster_id() {
+    let (env, set) = kafka_cluster(&[("replicas", "3"), ("mode", "kraft")]);
+    let env: BTreeMap<_, _> = env.into_iter().collect();
+    assert_eq!(set["spec"]["replicas"], 3);
+    assert_eq!(set["spec"]["podManagementPolicy"], "Parallel");
+    assert_eq!(set["spec"]["serviceName"], "k-headless");
+    assert_eq!(
+        env["KAFKA_CONTROLLER_QUORUM_VOTERS"],
+        "0@k-0.k-headless:9093,1@k-1.k-headless:9093,2@k-2.k-headless:9093"
+    );
+    assert_eq!(env["KAFKA_NODE_ID"], "$(WEIR_POD_INDEX)");
+    assert_eq!(
+        env["WEIR_POD_INDEX"],
+        "field metadata.labels['apps.kubernetes.io/pod-index']"
+    );
+    assert_eq!(env["CLUSTER_ID"].len(), 22);
+    assert_eq!(env["KAFKA_DEFAULT_REPLICATION_FACTOR"], "3");
+    assert_eq!(env["KAFKA_MIN_INSYNC_REPLICAS"], "2");
+    assert_eq!(env["KAFKA_UNCLEAN_LEADER_ELECTION_ENABLE"], "false");
+    assert!(!env.contains_key("KAFKA_ZOOKEEPER_CONNECT"));
+}
+
+#[test]
+fn a_zookeeper_mode_cluster_takes_broker_ids_from_pod_ordinals() {
+    let (ordered, set) = kafka_cluster(&[("replicas", "3")]);
+    // Kubernetes expands `$(VAR)` only for variables defined before the one using it.
+    let position = |name: &str| ordered.iter().position(|(n, _)| n == name).unwrap();
+    assert!(position("WEIR_POD_INDEX") < position("KAFKA_BROKER_ID"));
+    assert!(position("WEIR_POD_IP") < position("KAFKA_ADVERTISED_LISTENERS"));
+    let env: BTreeMap<_, _> = ordered.into_iter().collect();
+    assert_eq!(set["spec"]["replicas"], 3);
+    assert_eq!(env["KAFKA_BROKER_ID"], "$(WEIR_POD_INDEX)");
+    assert_eq!(env["KAFKA_ZOOKEEPER_CONNECT"], "zk:2181");
+    assert_eq!(
+        env["KAFKA_ADVERTISED_LISTENERS"],
+        "PLAINTEXT://$(WEIR_POD_IP):9092"
+    );
+    let (single, _) = kafka_cluster(&[]);
+    let single: BTreeMap<_, _> = single.into_iter().collect();
+    assert_eq!(single["KAFKA_DEFAULT_REPLICATION_FACTOR"], "1");
+    assert_eq!(single["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"], "1");
+}

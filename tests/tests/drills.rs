@@ -11,7 +11,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientConfig, ClientContext, Message};
 use serde_json::Value;
-use weir_tests::{eventually, unique, WeirHomeDir};
+use weir_tests::{eventually, repo_root, unique, KubeSandbox, WeirHomeDir};
 
 /// Clusters of three brokers are heavy for two cores: one drill at a time.
 fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
@@ -154,19 +154,36 @@ impl ProducerContext for Acknowledgements {
     }
 }
 
-#[test]
-fn a_broker_killed_mid_stream_loses_no_acknowledged_record() {
-    let _serial = one_at_a_time();
-    const RECORDS: u64 = 60_000;
-    const PER_SECOND: u64 = 5_000;
-    const KEYS: u64 = 64;
-    let home = WeirHomeDir::new();
-    home.ok(&["up", "kafka", "--name", "drill", "--set", "replicas=3"]);
-    let bootstrap = endpoint_of(&home, "drill");
+/// What a broker drill saw.
+struct BrokerDrill {
+    acknowledged: usize,
+    refused: u64,
+    /// Acknowledged record numbers never consumed.
+    lost: Vec<u64>,
+    duplicated: usize,
+    /// What was killed, as the kill said it.
+    killed: String,
+    /// From the kill until the killed broker was back in every partition's in-sync replicas.
+    recovered_in: Duration,
+}
+
+const DRILL_RECORDS: u64 = 60_000;
+const DRILL_PER_SECOND: u64 = 5_000;
+const DRILL_KEYS: u64 = 64;
+
+/// Kafka's replication drill on the cluster at `bootstrap`: a producer with `acks=all` writes
+/// [`DRILL_RECORDS`] keyed records to a new six-partition topic; after a quarter of them
+/// `kill` SIGKILLs the broker with the id it is given (the leader of partition 0) and says
+/// what it killed. Then every acknowledged record is read back.
+fn broker_drill(
+    home: &WeirHomeDir,
+    bootstrap: &str,
+    kill: impl FnOnce(i32) -> String,
+) -> BrokerDrill {
     let topic = unique("drill");
-    create_topic(&home, &bootstrap, &topic, 6);
-    eventually(Duration::from_secs(30), || {
-        let layout = partitions(&bootstrap, &topic);
+    create_topic(home, bootstrap, &topic, 6);
+    eventually(Duration::from_secs(60), || {
+        let layout = partitions(bootstrap, &topic);
         (layout.len() == 6
             && layout
                 .values()
@@ -180,7 +197,7 @@ fn a_broker_killed_mid_stream_loses_no_acknowledged_record() {
         refused: Default::default(),
     };
     let producer: ThreadedProducer<Acknowledgements> = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
+        .set("bootstrap.servers", bootstrap)
         .set("acks", "all")
         // Retried sends may be written twice: the drill counts duplicates rather than hide
         // them behind idempotence.
@@ -192,16 +209,22 @@ fn a_broker_killed_mid_stream_loses_no_acknowledged_record() {
 
     let started = Instant::now();
     let mut killed: Option<(String, Instant)> = None;
-    for number in 0..RECORDS {
+    let mut kill = Some(kill);
+    for number in 0..DRILL_RECORDS {
         // Paced, so that the kill lands with most of the records still to come.
-        let due = started + Duration::from_micros(number * 1_000_000 / PER_SECOND);
+        let due = started + Duration::from_micros(number * 1_000_000 / DRILL_PER_SECOND);
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
-        if number == RECORDS / 4 {
-            killed = Some(kill_leader_of_partition_0(&home, &bootstrap, &topic));
+        if number == DRILL_RECORDS / 4 {
+            let leader = partitions(bootstrap, &topic)
+                .get(&0)
+                .map(|&(leader, _, _)| leader)
+                .expect("partition 0 has a leader");
+            let kill = kill.take().expect("one kill");
+            killed = Some((kill(leader), Instant::now()));
         }
-        let key = format!("key-{}", number % KEYS);
+        let key = format!("key-{}", number % DRILL_KEYS);
         let payload = number.to_string();
         let mut record = BaseRecord::with_opaque_to(&topic, Box::new(number))
             .key(&key)
@@ -220,11 +243,10 @@ fn a_broker_killed_mid_stream_loses_no_acknowledged_record() {
     producer
         .flush(Duration::from_secs(90))
         .expect("every record acknowledged or refused");
-    let (member, killed_at) = killed.expect("a broker was killed");
+    let (killed, killed_at) = killed.expect("a broker was killed");
 
-    // Recovered once the killed broker is back in every partition's in-sync replicas.
-    let recovered_in = eventually(Duration::from_secs(180), || {
-        let layout = partitions(&bootstrap, &topic);
+    let recovered_in = eventually(Duration::from_secs(240), || {
+        let layout = partitions(bootstrap, &topic);
         (layout.len() == 6 && layout.values().all(|&(_, isr, _)| isr == 3))
             .then(|| killed_at.elapsed())
     })
@@ -241,8 +263,7 @@ fn a_broker_killed_mid_stream_loses_no_acknowledged_record() {
         .context()
         .refused
         .load(std::sync::atomic::Ordering::SeqCst);
-
-    let consumed: Vec<u64> = consume_all(&bootstrap, &topic, acknowledged.len())
+    let consumed: Vec<u64> = consume_all(bootstrap, &topic, acknowledged.len())
         .iter()
         .map(|(_, payload)| {
             String::from_utf8_lossy(payload)
@@ -251,27 +272,68 @@ fn a_broker_killed_mid_stream_loses_no_acknowledged_record() {
         })
         .collect();
     let distinct: BTreeSet<u64> = consumed.iter().copied().collect();
-    let lost: Vec<u64> = acknowledged.difference(&distinct).copied().collect();
-    let duplicated = consumed.len() - distinct.len();
+    BrokerDrill {
+        acknowledged: acknowledged.len(),
+        refused,
+        lost: acknowledged.difference(&distinct).copied().collect(),
+        duplicated: consumed.len() - distinct.len(),
+        killed,
+        recovered_in,
+    }
+}
+
+impl BrokerDrill {
+    /// Prints the figures, then checks that nothing acknowledged was lost.
+    fn report_and_check(&self, cluster: &str) {
+        println!(
+            "Reliability drill ({cluster}: 3 brokers, replication 3, min.insync.replicas 2, \
+             acks=all): {DRILL_RECORDS} records written over {DRILL_KEYS} keys, {} acknowledged, \
+             {} refused; {} SIGKILLed after {} records and restarted; lost {}, duplicated {}; \
+             back in sync after {:.1}s",
+            self.acknowledged,
+            self.refused,
+            self.killed,
+            DRILL_RECORDS / 4,
+            self.lost.len(),
+            self.duplicated,
+            self.recovered_in.as_secs_f64()
+        );
+        assert!(
+            self.lost.is_empty(),
+            "acknowledged but never consumed: {:?}",
+            self.lost
+        );
+        assert_eq!(
+            self.acknowledged as u64 + self.refused,
+            DRILL_RECORDS,
+            "every record has a delivery report"
+        );
+    }
+}
+
+#[test]
+fn a_broker_killed_mid_stream_loses_no_acknowledged_record() {
+    let _serial = one_at_a_time();
+    let home = WeirHomeDir::new();
+    home.ok(&["up", "kafka", "--name", "drill", "--set", "replicas=3"]);
+    let bootstrap = endpoint_of(&home, "drill");
+    let drill = broker_drill(&home, &bootstrap, |leader| {
+        // ZooKeeper-mode broker ids are the member numbers: broker-0 is id 0.
+        let member = format!("broker-{leader}");
+        let instance = cluster(&home, "drill");
+        let pid = (instance["members"].as_array().unwrap().iter())
+            .find(|m| m["name"] == member.as_str())
+            .and_then(|m| m["pid"].as_i64())
+            .unwrap_or_else(|| panic!("{member} has no pid: {instance}")) as i32;
+        // SAFETY: a plain syscall on a broker this test started.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+        member
+    });
+    drill.report_and_check("local processes");
     let instance = cluster(&home, "drill");
-    println!(
-        "Reliability drill (3 brokers, replication 3, min.insync.replicas 2, acks=all): \
-         {RECORDS} records written over {KEYS} keys, {} acknowledged, {refused} refused; \
-         {member} SIGKILLed after {} records and restarted by the cluster; \
-         lost {}, duplicated {duplicated}; back in sync after {:.1}s",
-        acknowledged.len(),
-        RECORDS / 4,
-        lost.len(),
-        recovered_in.as_secs_f64()
-    );
-    assert!(lost.is_empty(), "acknowledged but never consumed: {lost:?}");
-    assert!(
-        acknowledged.len() as u64 + refused == RECORDS,
-        "every record has a delivery report"
-    );
     let restarted = (instance["members"].as_array().unwrap().iter())
-        .find(|m| m["name"] == member.as_str())
-        .unwrap_or_else(|| panic!("no member {member}: {instance}"));
+        .find(|m| m["name"] == drill.killed.as_str())
+        .unwrap_or_else(|| panic!("no member {}: {instance}", drill.killed));
     assert!(
         restarted["restarts"].as_u64().unwrap() >= 1,
         "the killed broker was started again: {instance}"
@@ -284,26 +346,78 @@ fn a_broker_killed_mid_stream_loses_no_acknowledged_record() {
     );
 }
 
-/// SIGKILLs the broker leading partition 0 of `topic`; returns its member name and when.
-fn kill_leader_of_partition_0(
-    home: &WeirHomeDir,
-    bootstrap: &str,
-    topic: &str,
-) -> (String, Instant) {
-    let leader = partitions(bootstrap, topic)
-        .get(&0)
-        .map(|&(leader, _, _)| leader)
-        .expect("partition 0 has a leader");
-    // ZooKeeper-mode broker ids are the member numbers: broker-0 is id 0.
-    let member = format!("broker-{leader}");
-    let instance = cluster(home, "drill");
-    let pid = (instance["members"].as_array().unwrap().iter())
-        .find(|m| m["name"] == member.as_str())
-        .and_then(|m| m["pid"].as_i64())
-        .unwrap_or_else(|| panic!("{member} has no pid: {instance}")) as i32;
-    // SAFETY: a plain syscall on a broker this test started.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
-    (member, Instant::now())
+#[test]
+fn a_broker_pod_killed_mid_stream_loses_no_acknowledged_record() {
+    let _serial = one_at_a_time();
+    let sandbox = KubeSandbox::get();
+    let home = WeirHomeDir::new();
+    let namespace = format!("weir-drill-{}", std::process::id());
+    // `weir COMMAND --backend kubernetes --namespace NAMESPACE ARGS...`
+    let on_kubernetes = |command: &str, args: &[&str]| {
+        let backend = [
+            command,
+            "--backend",
+            "kubernetes",
+            "--namespace",
+            &namespace,
+        ];
+        let mut command = home.command(&[&backend[..], args].concat());
+        let output = command
+            .env("KUBECONFIG", &sandbox.kubeconfig)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    on_kubernetes("up", &["kafka", "--name", "drill", "--set", "replicas=3"]);
+    // Brokers advertise their pod addresses, which this machine reaches on the sandbox.
+    let pods = sandbox
+        .kubectl_json(&[
+            "get",
+            "pods",
+            "-n",
+            &namespace,
+            "-l",
+            "app.kubernetes.io/instance=drill",
+        ])
+        .expect("the brokers' pods");
+    let addresses: Vec<String> = (pods["items"].as_array().unwrap().iter())
+        .filter_map(|pod| pod["status"]["podIP"].as_str())
+        .map(|ip| format!("{ip}:9092"))
+        .collect();
+    assert_eq!(addresses.len(), 3, "{pods}");
+    let bootstrap = addresses.join(",");
+    let listed = kcat_brokers(&bootstrap);
+    assert_eq!(listed.len(), 3, "{listed:?}");
+
+    let drill = broker_drill(&home, &bootstrap, |leader| {
+        // Broker ids are the pods' ordinals: drill-0 is id 0.
+        let pod = format!("drill-{leader}");
+        let status = sandbox
+            .kubectl_json(&["get", "pod", &pod, "-n", &namespace])
+            .unwrap_or_else(|| panic!("no pod {pod}"));
+        let container = status["status"]["containerStatuses"][0]["containerID"]
+            .as_str()
+            .and_then(|id| id.strip_prefix("containerd://"))
+            .unwrap_or_else(|| panic!("no container in {status}"))
+            .to_string();
+        let killed = std::process::Command::new(repo_root().join("scripts/kube-node"))
+            .args(["ctr", "tasks", "kill", "--signal", "SIGKILL", &container])
+            .output()
+            .unwrap();
+        assert!(killed.status.success(), "{killed:?}");
+        pod
+    });
+    drill.report_and_check("pods on the sandbox's real node");
+    let pod = sandbox
+        .kubectl_json(&["get", "pod", &drill.killed, "-n", &namespace])
+        .expect("the killed broker's pod");
+    assert!(
+        pod["status"]["containerStatuses"][0]["restartCount"].as_i64() >= Some(1),
+        "kubelet restarted the killed broker: {pod}"
+    );
+    on_kubernetes("down", &["drill"]);
+    sandbox.kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
 }
 
 /// Every message of `topic` as (key, payload), in the order read, until `expected` could have

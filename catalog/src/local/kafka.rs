@@ -9,11 +9,7 @@ use rdkafka::ClientConfig;
 use super::distribution::{java_binary, log4j_properties, KafkaDistribution};
 use super::process::ProcessSpec;
 use super::{ConfigFile, LocalService};
-
-/// A broker that dies loses its registration in ZooKeeper when its session expires; until
-/// then a broker started again in its place cannot register. 6 s (ZooKeeper allows 4 to 40 s
-/// at its 2 s tick) keeps a restart short.
-const ZOOKEEPER_SESSION_TIMEOUT_MS: u32 = 6000;
+use crate::kafka_settings::{replication_settings, ZOOKEEPER_SESSION_TIMEOUT_MS};
 
 /// The settings of one broker using ZooKeeper for metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,29 +133,18 @@ impl KraftSettings {
 /// write (`acks=all`) once all but one of them have it; a replica that fell behind never
 /// becomes leader (no unclean election), so an acknowledged record is never lost.
 fn common_properties(dir: &Path, partitions: u32, auto_create: bool, brokers: u32) -> String {
-    let replication = replication_factor(brokers);
-    let min_in_sync = replication.saturating_sub(1).max(1);
-    format!(
+    let mut text = format!(
         "log.dirs={logs}\n\
          num.partitions={partitions}\n\
          auto.create.topics.enable={auto_create}\n\
-         default.replication.factor={replication}\n\
-         min.insync.replicas={min_in_sync}\n\
-         unclean.leader.election.enable=false\n\
-         offsets.topic.replication.factor={replication}\n\
-         offsets.topic.num.partitions=1\n\
-         transaction.state.log.replication.factor={replication}\n\
-         transaction.state.log.min.isr={min_in_sync}\n\
-         transaction.state.log.num.partitions=1\n\
          group.initial.rebalance.delay.ms=0\n\
          delete.topic.enable=true\n",
         logs = dir.join("data").display(),
-    )
-}
-
-/// Copies of each partition a cluster of `brokers` keeps by default.
-pub fn replication_factor(brokers: u32) -> u32 {
-    brokers.clamp(1, 3)
+    );
+    for (key, value) in replication_settings(brokers) {
+        text.push_str(&format!("{key}={value}\n"));
+    }
+    text
 }
 
 fn broker_service(
@@ -316,9 +301,5 @@ mod tests {
                 "missing `{line}` in\n{text}"
             );
         }
-        assert_eq!(
-            (1..=7).map(replication_factor).collect::<Vec<_>>(),
-            [1, 2, 3, 3, 3, 3, 3]
-        );
     }
 }

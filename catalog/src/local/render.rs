@@ -11,6 +11,7 @@ use super::process::ProcessSpec;
 use super::zookeeper::ZooKeeperSettings;
 use super::LocalService;
 use crate::command::{Placement, WeirCommand};
+use crate::kafka_settings;
 use crate::service::{Params, ServiceDefinition};
 
 /// What an instance is given to start with.
@@ -290,41 +291,10 @@ pub fn member_ports(
         .collect()
 }
 
-/// A KRaft cluster id: 16 bytes, base64url without padding, derived from the instance name and
-/// the current time so that two instances never share one.
+/// A KRaft cluster id that no other instance shares: seeded by the instance name, the time and
+/// this process.
 fn cluster_id(instance: &str) -> String {
-    use std::hash::{Hash, Hasher};
-    let mut bytes = [0u8; 16];
-    for (round, chunk) in bytes.chunks_mut(8).enumerate() {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        (
-            instance,
-            round,
-            std::time::SystemTime::now(),
-            std::process::id(),
-        )
-            .hash(&mut hasher);
-        chunk.copy_from_slice(&hasher.finish().to_le_bytes());
-    }
-    // A leading `-` would be read as an option by Kafka's storage tool: the first character
-    // comes from the first 6 bits, which this keeps below 32 (a letter).
-    bytes[0] &= 0x7f;
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut bits = 0u32;
-    let mut bit_count = 0;
-    let mut out = String::new();
-    for byte in bytes {
-        bits = (bits << 8) | u32::from(byte);
-        bit_count += 8;
-        while bit_count >= 6 {
-            bit_count -= 6;
-            out.push(ALPHABET[((bits >> bit_count) & 63) as usize] as char);
-        }
-    }
-    if bit_count > 0 {
-        out.push(ALPHABET[((bits << (6 - bit_count)) & 63) as usize] as char);
-    }
-    out
+    kafka_settings::cluster_id(&(instance, std::time::SystemTime::now(), std::process::id()))
 }
 
 #[cfg(test)]
@@ -398,18 +368,5 @@ mod tests {
             "source replay /w/r.csv --interval 250ms --repeat --topic raw --brokers 127.0.0.1:9092 \
              --addr 127.0.0.1:9464"
         );
-    }
-
-    #[test]
-    fn cluster_ids_are_22_url_safe_characters() {
-        let id = cluster_id("kafka-1");
-        assert_eq!(id.len(), 22);
-        assert!(id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
-        assert_ne!(cluster_id("a"), cluster_id("b"));
-        for i in 0..200 {
-            assert!(cluster_id(&format!("k{i}")).starts_with(|c: char| c.is_ascii_alphabetic()));
-        }
     }
 }

@@ -416,37 +416,28 @@ async fn get_status<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(&body).map_err(|e| format!("GET {url}: not a status: {e}"))
 }
 
-/// The addresses of a topology instance's replicas when it runs several; empty when it is one
-/// process (whose status is read through the runtime, on Kubernetes by a port-forward).
-async fn replica_endpoints(context: &RunContext, instance: &str) -> Result<Vec<String>, String> {
-    let instances =
-        (context.runtime.instances(Some(&context.scope)).await).map_err(|e| e.to_string())?;
-    Ok((instances.iter().find(|i| i.name == instance))
-        .map(|i| {
-            i.members
-                .iter()
-                .filter_map(|m| m.endpoint.clone())
-                .collect()
-        })
-        .unwrap_or_default())
-}
-
 /// Waits until the runner has finished every record it consumed and its input has nothing
 /// left for it (the sources are stopped by then), as its `/status` says — every replica's,
 /// when it runs several.
 async fn drain_topology(context: &RunContext, instance: &str) -> Result<(), String> {
     let client = http_client()?;
-    let replicas = replica_endpoints(context, instance).await?;
+    // Held until the drain ends: on Kubernetes each is a port-forward to one replica's pod.
+    let access = context
+        .runtime
+        .http_replicas(&context.scope, instance)
+        .await
+        .map_err(|e| e.to_string())?;
+    let replicas: Vec<String> = access.iter().map(|a| format!("{}/status", a.url)).collect();
+    if replicas.is_empty() {
+        return Err(format!("`{instance}` has no running replica to ask"));
+    }
     let started = Instant::now();
     let mut last: Option<RunnerStatus> = None;
     let mut stable_since = Instant::now();
     while started.elapsed() < DRAIN_TIMEOUT {
-        let mut now = Vec::new();
-        if replicas.is_empty() {
-            now.push(status_of::<RunnerStatus>(context, &client, instance).await?);
-        }
+        let mut now: Vec<RunnerStatus> = Vec::new();
         for replica in &replicas {
-            now.push(get_status(&client, &format!("{replica}/status")).await?);
+            now.push(get_status(&client, replica).await?);
         }
         if let Some(failed) = now.iter().find(|s| s.state == RunnerState::Failed) {
             return Err(format!(

@@ -207,6 +207,14 @@ impl Runtime for MemoryRuntime {
     async fn http(&self, _scope: &Scope, name: &str) -> Result<HttpAccess, RuntimeError> {
         Err(RuntimeError::NoSuchInstance(name.into()))
     }
+
+    async fn http_replicas(
+        &self,
+        _scope: &Scope,
+        name: &str,
+    ) -> Result<Vec<HttpAccess>, RuntimeError> {
+        Err(RuntimeError::NoSuchInstance(name.into()))
+    }
 }
 
 struct Harness {

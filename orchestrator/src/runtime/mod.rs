@@ -322,6 +322,14 @@ pub trait Runtime: Send + Sync + fmt::Debug {
 
     /// Reaches an instance's HTTP interface (chart snapshots, runner status).
     async fn http(&self, scope: &Scope, name: &str) -> Result<HttpAccess, RuntimeError>;
+
+    /// Reaches the HTTP interface of each replica of an instance (its processes locally, its
+    /// pods on Kubernetes): one access for an instance that runs once.
+    async fn http_replicas(
+        &self,
+        scope: &Scope,
+        name: &str,
+    ) -> Result<Vec<HttpAccess>, RuntimeError>;
 }
 
 /// Errors starting, stopping or reaching service instances.

@@ -485,16 +485,26 @@ impl ClusterNamespace {
         Ok(())
     }
 
-    /// The first pod of an instance, for logs and port-forwarding.
-    pub async fn pod_of(&self, instance: &str) -> Result<String, KubeError> {
+    /// The pods of an instance, by name.
+    pub async fn pods_of(&self, instance: &str) -> Result<Vec<String>, KubeError> {
         let pods = self
             .api::<Pod>()
             .list(&ListParams::default().labels(&format!("{INSTANCE_LABEL}={instance}")))
             .await
             .map_err(KubeError::api(format!("listing the pods of `{instance}`")))?;
-        pods.items
-            .first()
+        Ok(pods
+            .items
+            .iter()
             .map(|p| name(&p.metadata).to_string())
+            .collect())
+    }
+
+    /// The first pod of an instance, for logs and port-forwarding.
+    pub async fn pod_of(&self, instance: &str) -> Result<String, KubeError> {
+        self.pods_of(instance)
+            .await?
+            .into_iter()
+            .next()
             .ok_or_else(|| KubeError::NotReady {
                 kind: "instance",
                 name: instance.into(),

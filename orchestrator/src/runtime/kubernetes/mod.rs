@@ -44,9 +44,6 @@ pub enum KubeError {
         instance: String,
         errors: Vec<ParamError>,
     },
-    /// Several processes per instance (`replicas` above 1) run locally only, for now.
-    #[error("`{instance}`: replicas={replicas} runs on the local backend only for now (on Kubernetes each instance is one pod); use `--backend local`, or leave replicas at 1")]
-    ReplicasLocalOnly { instance: String, replicas: i64 },
     #[error("`{name}` is a {actual} in this namespace, not a {expected}")]
     WrongDependency {
         name: String,

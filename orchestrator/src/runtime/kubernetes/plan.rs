@@ -91,12 +91,6 @@ fn plan_into(
             instance: request.name.clone(),
             errors,
         })?;
-    if let Some(replicas) = params.int("replicas").filter(|&n| n > 1) {
-        return Err(KubeError::ReplicasLocalOnly {
-            instance: request.name.clone(),
-            replicas,
-        });
-    }
     let mut dependencies = BTreeMap::new();
     for need in definition.needs.iter().filter(|n| n.applies(&params)) {
         let name = params

@@ -151,6 +151,21 @@ impl KubernetesRuntime {
         ClusterNamespace::new(self.client.clone(), &self.namespace_of(scope))
     }
 
+    /// The container port of an instance's HTTP interface (its service's first port).
+    async fn http_port(&self, cluster: &ClusterNamespace, name: &str) -> Result<u16, RuntimeError> {
+        let service = cluster
+            .instances()
+            .await?
+            .remove(name)
+            .ok_or_else(|| RuntimeError::NoSuchInstance(name.into()))?;
+        catalog::find(&service)
+            .and_then(|d| d.ports.first().map(|p| p.container_port))
+            .ok_or(RuntimeError::NoHttp {
+                name: name.into(),
+                service,
+            })
+    }
+
     fn run_label(scope: &Scope) -> Option<&str> {
         match scope {
             Scope::Standalone => None,
@@ -493,22 +508,30 @@ impl Runtime for KubernetesRuntime {
 
     async fn http(&self, scope: &Scope, name: &str) -> Result<HttpAccess, RuntimeError> {
         let cluster = self.cluster(scope);
-        let service = cluster
-            .instances()
-            .await?
-            .remove(name)
-            .ok_or_else(|| RuntimeError::NoSuchInstance(name.into()))?;
-        let port = catalog::find(&service)
-            .and_then(|d| d.ports.first().cloned())
-            .ok_or_else(|| RuntimeError::NoHttp {
-                name: name.into(),
-                service: service.clone(),
-            })?;
+        let port = self.http_port(&cluster, name).await?;
         let pod = cluster.pod_of(name).await?;
-        let forwarded = forward(cluster.pods(), &pod, port.container_port).await?;
+        let forwarded = forward(cluster.pods(), &pod, port).await?;
         Ok(HttpAccess::guarded(
             format!("http://{}", forwarded.local),
             forwarded,
         ))
+    }
+
+    async fn http_replicas(
+        &self,
+        scope: &Scope,
+        name: &str,
+    ) -> Result<Vec<HttpAccess>, RuntimeError> {
+        let cluster = self.cluster(scope);
+        let port = self.http_port(&cluster, name).await?;
+        let mut replicas = Vec::new();
+        for pod in cluster.pods_of(name).await? {
+            let forwarded = forward(cluster.pods(), &pod, port).await?;
+            replicas.push(HttpAccess::guarded(
+                format!("http://{}", forwarded.local),
+                forwarded,
+            ));
+        }
+        Ok(replicas)
     }
 }

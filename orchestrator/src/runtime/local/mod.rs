@@ -322,4 +322,24 @@ impl Runtime for LocalRuntime {
         }
         Ok(HttpAccess::direct(record.endpoint))
     }
+
+    async fn http_replicas(
+        &self,
+        scope: &Scope,
+        name: &str,
+    ) -> Result<Vec<HttpAccess>, RuntimeError> {
+        let record = self.record(name).await?;
+        let members =
+            weir_catalog::local::members::read_status(Path::new(&record.dir)).unwrap_or_default();
+        let replicas: Vec<HttpAccess> = members
+            .into_iter()
+            .filter_map(|member| member.endpoint)
+            .filter(|endpoint| endpoint.starts_with("http://"))
+            .map(HttpAccess::direct)
+            .collect();
+        if replicas.is_empty() {
+            return Ok(vec![self.http(scope, name).await?]);
+        }
+        Ok(replicas)
+    }
 }
