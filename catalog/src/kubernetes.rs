@@ -296,12 +296,11 @@ fn env_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Vec<EnvVar> {
         .collect()
 }
 
-/// What a pod knows of itself, from the downward API: its name, its address and, in a
-/// StatefulSet, its ordinal (the `apps.kubernetes.io/pod-index` label, Kubernetes 1.28 on).
-/// Variables listed after these can use them as `$(WEIR_POD_INDEX)`.
+/// What a pod knows of itself, from the downward API: its address and, in a StatefulSet, its
+/// ordinal (the `apps.kubernetes.io/pod-index` label, Kubernetes 1.28 on). Variables listed
+/// after these can use them as `$(WEIR_POD_INDEX)`.
 fn pod_identity() -> Vec<EnvVar> {
     [
-        ("WEIR_POD_NAME", "metadata.name"),
         ("WEIR_POD_IP", "status.podIP"),
         (
             "WEIR_POD_INDEX",
