@@ -1,8 +1,10 @@
 //! Drills on replicated Kafka clusters, as Kafka's own replication system test runs them:
 //! three real brokers, topics replicated three times, a producer with `acks=all` writing
 //! keyed records while the leader of a partition is killed with SIGKILL and started again.
-//! Every acknowledged record must be consumed afterwards; duplicates are counted. The figures
-//! are printed (`cargo test -- --nocapture` shows them) for the README's Reliability table.
+//! Every acknowledged record must be consumed afterwards; duplicates are counted. The broker
+//! drill runs on local processes and on pods of the Kubernetes sandbox's real node. The
+//! figures are printed (`cargo test -- --nocapture` shows them) for the README's Reliability
+//! table.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
