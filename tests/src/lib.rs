@@ -688,6 +688,20 @@ impl KubeSandbox {
             .collect()
     }
 
+    /// SIGKILLs the (first) container of `pod`, a pod as `kubectl get -o json` shows it,
+    /// through containerd: the process dies as in a crash, and kubelet sees it exit.
+    pub fn sigkill_container(&self, pod: &serde_json::Value) {
+        let container = pod["status"]["containerStatuses"][0]["containerID"]
+            .as_str()
+            .and_then(|id| id.strip_prefix("containerd://"))
+            .unwrap_or_else(|| panic!("no container id in {pod}"));
+        let killed = std::process::Command::new(repo_root().join("scripts/kube-node"))
+            .args(["ctr", "tasks", "kill", "--signal", "SIGKILL", container])
+            .output()
+            .expect("run scripts/kube-node ctr");
+        assert!(killed.status.success(), "{killed:?}");
+    }
+
     /// Whether a namespace exists (in any phase).
     pub fn namespace_exists(&self, namespace: &str) -> bool {
         self.kubectl_json(&["get", "namespace", namespace])

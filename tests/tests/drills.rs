@@ -13,7 +13,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientConfig, ClientContext, Message};
 use serde_json::Value;
-use weir_tests::{eventually, repo_root, unique, KubeSandbox, WeirHomeDir};
+use weir_tests::{eventually, unique, KubeSandbox, WeirHomeDir};
 
 /// Clusters of three brokers are heavy for two cores: one drill at a time.
 fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
@@ -398,16 +398,7 @@ fn a_broker_pod_killed_mid_stream_loses_no_acknowledged_record() {
         let status = sandbox
             .kubectl_json(&["get", "pod", &pod, "-n", &namespace])
             .unwrap_or_else(|| panic!("no pod {pod}"));
-        let container = status["status"]["containerStatuses"][0]["containerID"]
-            .as_str()
-            .and_then(|id| id.strip_prefix("containerd://"))
-            .unwrap_or_else(|| panic!("no container in {status}"))
-            .to_string();
-        let killed = std::process::Command::new(repo_root().join("scripts/kube-node"))
-            .args(["ctr", "tasks", "kill", "--signal", "SIGKILL", &container])
-            .output()
-            .unwrap();
-        assert!(killed.status.success(), "{killed:?}");
+        sandbox.sigkill_container(&status);
         pod
     });
     drill.report_and_check("pods on the sandbox's real node");

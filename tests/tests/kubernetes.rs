@@ -561,15 +561,7 @@ fn sigkill_container_of(pods: &[Value], service: &str) {
         .iter()
         .find(|p| p["metadata"]["labels"]["app.kubernetes.io/name"] == service)
         .unwrap_or_else(|| panic!("no pod of {service}"));
-    let container = pod["status"]["containerStatuses"][0]["containerID"]
-        .as_str()
-        .and_then(|c| c.strip_prefix("containerd://"))
-        .unwrap_or_else(|| panic!("no container id in {pod}"));
-    let killed = Command::new(repo_root().join("scripts/kube-node"))
-        .args(["ctr", "tasks", "kill", "--signal", "SIGKILL", container])
-        .output()
-        .unwrap();
-    assert!(killed.status.success(), "{killed:?}");
+    KubeSandbox::get().sigkill_container(pod);
 }
 
 /// The rates the run's chart server drew, from the snapshot saved with the run.

@@ -510,11 +510,7 @@ impl Runtime for KubernetesRuntime {
         let cluster = self.cluster(scope);
         let port = self.http_port(&cluster, name).await?;
         let pod = cluster.pod_of(name).await?;
-        let forwarded = forward(cluster.pods(), &pod, port).await?;
-        Ok(HttpAccess::guarded(
-            format!("http://{}", forwarded.local),
-            forwarded,
-        ))
+        forwarded_access(&cluster, &pod, port).await
     }
 
     async fn http_replicas(
@@ -526,12 +522,21 @@ impl Runtime for KubernetesRuntime {
         let port = self.http_port(&cluster, name).await?;
         let mut replicas = Vec::new();
         for pod in cluster.pods_of(name).await? {
-            let forwarded = forward(cluster.pods(), &pod, port).await?;
-            replicas.push(HttpAccess::guarded(
-                format!("http://{}", forwarded.local),
-                forwarded,
-            ));
+            replicas.push(forwarded_access(&cluster, &pod, port).await?);
         }
         Ok(replicas)
     }
+}
+
+/// HTTP access to `port` of `pod`, through a port-forward held as long as the access lives.
+async fn forwarded_access(
+    cluster: &ClusterNamespace,
+    pod: &str,
+    port: u16,
+) -> Result<HttpAccess, RuntimeError> {
+    let forwarded = forward(cluster.pods(), pod, port).await?;
+    Ok(HttpAccess::guarded(
+        format!("http://{}", forwarded.local),
+        forwarded,
+    ))
 }
