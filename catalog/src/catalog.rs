@@ -249,6 +249,8 @@ fn http_source() -> ServiceDefinition {
                 ParamKind::Duration,
                 Some("5s"),
             ),
+            fixed_key(),
+            key_pointer(),
             kafka_need(),
             cpu("50m"),
             image(WEIR_IMAGE),
@@ -282,6 +284,8 @@ fn replay_source() -> ServiceDefinition {
                 ParamKind::Bool,
                 Some("false"),
             ),
+            fixed_key(),
+            key_pointer(),
             kafka_need(),
             cpu("50m"),
             image(WEIR_IMAGE),
@@ -294,6 +298,26 @@ fn replay_source() -> ServiceDefinition {
         }],
         readiness: Readiness::Http { path: "/status" },
     }
+}
+
+/// A source's key for every document: all of them go, in order, to one partition.
+fn fixed_key() -> ParamDef {
+    param(
+        "key",
+        "Message key of every document (e.g. `BTC-CNY`); all go, in order, to one partition",
+        ParamKind::String,
+        None,
+    )
+}
+
+/// A source's key taken from each document.
+fn key_pointer() -> ParamDef {
+    param(
+        "key_pointer",
+        "Key each document by the value at this JSON pointer (e.g. `/data/base`): documents of one key go, in order, to one partition; not with `key`",
+        ParamKind::String,
+        None,
+    )
 }
 
 /// A source's `/status` (JSON: state, published, failed attempts, last error).

@@ -46,7 +46,8 @@ impl WeirCommand {
             topic: params.str("topic").unwrap_or_default().into(),
             brokers: kafka(),
             count: None,
-            key: None,
+            key: params.str("key").map(str::to_string),
+            key_pointer: params.str("key_pointer").map(str::to_string),
             addr: placement.listen,
         };
         Some(match service {

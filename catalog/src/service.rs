@@ -229,6 +229,32 @@ pub enum ParamError {
 }
 
 impl ServiceDefinition {
+    /// Whether `weir scale` may give a running instance `replicas` replicas, or why not.
+    /// The replicas of a consumer group (a topology's runners) may come and go: the group
+    /// moves their partitions. A Kafka cluster's brokers hold partitions that would have to
+    /// be reassigned, so a cluster keeps the size it started with.
+    pub fn check_scale(&self, replicas: u32) -> Result<(), String> {
+        let Some(param) = self.params.iter().find(|p| p.name == "replicas") else {
+            return Err(format!(
+                "a {} runs as one process; it has no replicas",
+                self.name
+            ));
+        };
+        if self.name == "kafka" {
+            return Err(
+                "a Kafka cluster keeps the brokers it started with: adding or removing \
+                        one would need its partitions reassigned, which Weir does not do; start \
+                        a cluster of the size you want with `--set replicas=N`"
+                    .into(),
+            );
+        }
+        param
+            .kind
+            .parse(&replicas.to_string())
+            .map(|_| ())
+            .map_err(|reason| format!("replicas = {replicas}: {reason}"))
+    }
+
     /// Checks `given` (`NAME=VALUE` pairs as typed by a user) and applies defaults.
     pub fn validate(&self, given: &[(String, String)]) -> Result<Params, Vec<ParamError>> {
         let mut errors = Vec::new();

@@ -122,6 +122,8 @@ fn assert_nothing_left(namespace: &str, log: &str) {
     );
 }
 
+/// Two runner pods share three partitions; the replay keys every document with one series
+/// key, so the series stays in one partition, in order, and every count is exact.
 #[test]
 fn ci_smoke_runs_in_real_pods_and_reports_every_result() {
     let home = WeirHomeDir::new();
@@ -132,6 +134,10 @@ fn ci_smoke_runs_in_real_pods_and_reports_every_result() {
             &shipped_workflow("ci-smoke.yaml"),
             "--set",
             "execution_duration=5s",
+            "--set",
+            "partitions=3",
+            "--set",
+            "topology_replicas=2",
         ],
     );
     let id = run_id(&home);
@@ -147,6 +153,10 @@ fn ci_smoke_runs_in_real_pods_and_reports_every_result() {
             "replay-source",
         ],
     );
+    let runners = (pods.iter())
+        .filter(|p| p["metadata"]["labels"]["app.kubernetes.io/name"] == "topology-runner")
+        .count();
+    assert_eq!(runners, 2, "one pod per runner replica");
     for pod in pods
         .iter()
         .filter(|p| p["metadata"]["labels"]["app.kubernetes.io/name"] != "weir-job")

@@ -462,6 +462,17 @@ fn the_topology_benchmark_reports_every_figure_it_measures() {
         let p99 = paces[0]["p99_ms"].as_f64().unwrap();
         assert!(p50 > 0.0 && p99 >= p50, "{report}");
     }
+    // The scaling phase: one and two runners over one and two partitions.
+    let scaling = report["scaling"].as_array().unwrap();
+    let counts: Vec<u64> = (scaling.iter())
+        .map(|f| f["replicas"].as_u64().unwrap())
+        .collect();
+    assert_eq!(counts, [1, 2], "{report}");
+    for figures in scaling {
+        for rate in ["runner_records_per_s", "passthrough_records_per_s"] {
+            assert!(figures[rate].as_f64().unwrap() > 0.0, "{report}");
+        }
+    }
     assert!(
         stderr.contains("loaded 100%"),
         "no load progress:\n{stderr}"

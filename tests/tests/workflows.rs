@@ -503,3 +503,42 @@ fn a_source_down_at_the_start_is_reported_and_its_data_counted_once_it_is_back()
     assert_eq!(topics["variations"].as_i64(), Some(raw - 1), "{topics}");
     assert_nothing_left(&home);
 }
+
+/// `weir bench platform` for one round of the demo (replayed): every figure it reports was
+/// measured. No timing is asserted.
+#[test]
+fn the_platform_benchmark_reports_every_figure_it_measures() {
+    let home = WeirHomeDir::new();
+    let output = home
+        .command(&[
+            "bench",
+            "platform",
+            "--json",
+            "--rounds",
+            "1",
+            "--workflow",
+            &shipped_workflow("bitcoin-yuan.yaml"),
+        ])
+        .output()
+        .expect("run weir bench platform");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "bench failed:\n{stderr}");
+    let report: Value = serde_json::from_slice(&output.stdout).expect("one JSON report");
+    assert_eq!(report["backend"], "local", "{report}");
+    for figure in [
+        "bare_pair_start_s",
+        "bare_pair_stop_s",
+        "pair_through_weir_s",
+        "all_ready_s",
+        "teardown_s",
+    ] {
+        assert!(report[figure]["median"].as_f64().unwrap() > 0.0, "{report}");
+    }
+    assert!(report["start_ratio"].as_f64().unwrap() > 0.0, "{report}");
+    assert!(
+        report["all_ready_s"]["median"].as_f64()
+            >= report["pair_through_weir_s"]["median"].as_f64(),
+        "every service is ready only after ZooKeeper and Kafka: {report}"
+    );
+    assert!(stderr.contains("round 1/1"), "no progress:\n{stderr}");
+}

@@ -65,9 +65,14 @@ pub struct PublishArgs {
     /// Stop after this many documents.
     #[arg(long)]
     pub count: Option<u64>,
-    /// Message key of every document.
-    #[arg(long)]
+    /// Message key of every document (all go to one partition, in order).
+    #[arg(long, conflicts_with = "key_pointer")]
     pub key: Option<String>,
+    /// Key each document by the value at this JSON pointer (e.g. `/data/base`): documents
+    /// of one key go, in order, to one partition. One without a value there is published
+    /// without a key, with a warning.
+    #[arg(long, value_name = "POINTER")]
+    pub key_pointer: Option<String>,
     /// Serve `/status` (JSON) at this address (port 0 picks one).
     #[arg(long = "addr", value_name = "HOST:PORT")]
     pub addr: Option<SocketAddr>,
@@ -83,6 +88,7 @@ impl CommandLine for PublishArgs {
         ];
         optional(&mut args, "--count", self.count.as_ref());
         optional(&mut args, "--key", self.key.as_ref());
+        optional(&mut args, "--key-pointer", self.key_pointer.as_ref());
         optional(&mut args, "--addr", self.addr.as_ref());
         args
     }
@@ -198,6 +204,7 @@ mod tests {
                 brokers: "127.0.0.1:9092".into(),
                 count: Some(7),
                 key: None,
+                key_pointer: Some("/data/base".into()),
                 addr: Some("127.0.0.1:0".parse().unwrap()),
             },
         };

@@ -48,7 +48,6 @@ impl Checkpoint {
         partition: i32,
         generation: u64,
         offset: i64,
-        resets: &[usize],
         updates: Vec<StateUpdate>,
     ) {
         if generation != self.generation(partition) {
@@ -56,9 +55,6 @@ impl Checkpoint {
         }
         let entry = self.partitions.entry(partition).or_default();
         entry.next_offset = offset + 1;
-        entry
-            .state
-            .retain(|(operator, _), _| !resets.contains(operator));
         for update in updates {
             entry
                 .state
@@ -144,9 +140,9 @@ mod tests {
     fn commits_follow_acknowledgements_and_carry_state() {
         let mut c = Checkpoint::default();
         assert!(c.take_dirty().is_empty());
-        c.acknowledge(0, 0, 41, &[], vec![update("", 1.5)]);
-        c.acknowledge(0, 0, 42, &[], vec![update("", 2.5)]);
-        c.acknowledge(1, 0, 7, &[], vec![]);
+        c.acknowledge(0, 0, 41, vec![update("", 1.5)]);
+        c.acknowledge(0, 0, 42, vec![update("", 2.5)]);
+        c.acknowledge(1, 0, 7, vec![]);
         let commits = c.take_dirty();
         assert_eq!(commits.len(), 2);
         assert_eq!(commits[0].next_offset, 43);
@@ -162,7 +158,7 @@ mod tests {
     fn oversized_state_is_not_put_in_metadata() {
         let mut c = Checkpoint::default();
         let many = (0..500).map(|i| update(&format!("key-{i}"), 1.0)).collect();
-        c.acknowledge(0, 0, 1, &[], many);
+        c.acknowledge(0, 0, 1, many);
         assert_eq!(c.take_dirty()[0].metadata, None);
     }
 
@@ -170,14 +166,14 @@ mod tests {
     fn a_forgotten_partition_ignores_acknowledgements_read_before() {
         let mut c = Checkpoint::default();
         let read_before = c.generation(2);
-        c.acknowledge(2, read_before, 9, &[], vec![update("", 1.0)]);
+        c.acknowledge(2, read_before, 9, vec![update("", 1.0)]);
         c.forget(2);
-        c.acknowledge(2, read_before, 10, &[], vec![update("", 2.0)]);
+        c.acknowledge(2, read_before, 10, vec![update("", 2.0)]);
         assert!(
             c.take_dirty().is_empty(),
             "nothing committed for a partition given away"
         );
-        c.acknowledge(2, c.generation(2), 30, &[], vec![]);
+        c.acknowledge(2, c.generation(2), 30, vec![]);
         assert_eq!(c.take_dirty()[0].next_offset, 31);
     }
 

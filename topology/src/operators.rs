@@ -84,8 +84,6 @@ pub struct StateUpdate {
 #[derive(Debug, Default)]
 pub struct Processed {
     pub outputs: Vec<OutputMessage>,
-    /// Diff operators whose state this record cleared (before `updates` apply).
-    pub resets: Vec<usize>,
     pub updates: Vec<StateUpdate>,
     /// Set when the record was refused; the outputs emitted before the refusal are kept.
     pub error: Option<RecordError>,
@@ -241,10 +239,9 @@ impl Operator {
                 let group = group_key(record, key.as_deref())?;
                 let partition = record.partition;
                 if record.restarts_series {
-                    // No variation spans the seam: every series of the partition begins
-                    // again from here.
-                    last.retain(|(owner, _), _| *owner != partition);
-                    processed.resets.push(index);
+                    // No variation spans the seam: the record's series begins again here.
+                    // (The update below also replaces the state the checkpoint keeps.)
+                    last.remove(&(partition, group.clone()));
                 }
                 let before = match last.get_mut(&(partition, group.clone())) {
                     Some(slot) => Some(std::mem::replace(slot, value)),
@@ -540,6 +537,34 @@ mod tests {
     }
 
     #[test]
+    fn a_series_restart_begins_only_its_own_key_again() {
+        let mut pipeline = pipeline(
+            "  - parse: {}
+  - extract: { fields: { rate: { pointer: /r, type: number } } }
+  - diff: { field: rate }
+  - emit: { topic: variations, fields: [variation] }
+",
+        );
+        let mut run = |key: &str, rate: f64, restart: bool| {
+            let mut record = Record::new(Some(key.into()), 1);
+            if restart {
+                record = record.restarting_series();
+            }
+            let processed = pipeline.process(json!({ "r": rate }).to_string().as_bytes(), record);
+            processed.outputs.len()
+        };
+        assert_eq!(run("a", 1.0, false), 0);
+        assert_eq!(run("b", 5.0, false), 0);
+        assert_eq!(run("a", 2.0, true), 0, "a begins again");
+        assert_eq!(run("b", 6.0, false), 1, "b goes on");
+        assert_eq!(
+            run("a", 4.0, false),
+            1,
+            "a's new series has its first value"
+        );
+    }
+
+    #[test]
     fn no_variation_spans_a_series_restart() {
         let mut pipeline = pipeline(
             "  - parse: {}
@@ -559,7 +584,6 @@ mod tests {
         assert_eq!(run(&mut pipeline, 90_000.0, false).outputs.len(), 1);
         let seam = run(&mut pipeline, 100.0, true);
         assert!(seam.outputs.is_empty(), "no move from 90000 back to 100");
-        assert_eq!(seam.resets, vec![2]);
         let after = run(&mut pipeline, 110.0, false);
         assert_eq!(
             serde_json::from_slice::<Value>(&after.outputs[0].payload).unwrap()["variation"],

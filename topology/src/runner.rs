@@ -84,7 +84,6 @@ struct InFlight {
     generation: u64,
     offset: i64,
     timestamp_ms: i64,
-    resets: Vec<usize>,
     updates: Vec<StateUpdate>,
     outputs: u64,
     failed: bool,
@@ -326,7 +325,6 @@ async fn process(
         generation,
         offset: message.offset(),
         timestamp_ms,
-        resets: processed.resets,
         updates: processed.updates,
         outputs: produced,
         failed,
@@ -423,7 +421,6 @@ fn acknowledge(
         record.partition,
         record.generation,
         record.offset,
-        &record.resets,
         record.updates,
     );
     Ok(())

@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use super::process::{Lifetime, ManagedProcess, ProcessError, ProcessSpec};
 use super::{ConfigFile, LocalService};
 
+/// The member spec the renderer writes in the instance's directory.
+pub const SPEC_FILE: &str = "members-spec.json";
 /// The status file the supervisor keeps in the spec's directory.
 pub const STATUS_FILE: &str = "members.json";
 
@@ -110,8 +112,8 @@ pub fn read_status(dir: &Path) -> Result<Vec<MemberStatus>, String> {
     serde_json::from_str(&text).map_err(|e| format!("{} is unreadable: {e}", path.display()))
 }
 
-struct Slot<'a> {
-    member: &'a Member,
+struct Slot {
+    member: Member,
     process: Option<ManagedProcess>,
     started_at: Instant,
     restart_at: Option<Instant>,
@@ -120,7 +122,22 @@ struct Slot<'a> {
     last_exit: Option<String>,
 }
 
-impl Slot<'_> {
+impl Slot {
+    /// A member that was just started, or waits for its next attempt when it could not be.
+    fn new(member: Member, process: Option<ManagedProcess>) -> Self {
+        Slot {
+            restart_at: process
+                .is_none()
+                .then(|| Instant::now() + FIRST_BACKOFF * 8),
+            member,
+            process,
+            started_at: Instant::now(),
+            restarts: 0,
+            early_deaths: 0,
+            last_exit: None,
+        }
+    }
+
     fn status(&self) -> MemberStatus {
         MemberStatus {
             name: self.member.name.clone(),
@@ -130,78 +147,100 @@ impl Slot<'_> {
             last_exit: self.last_exit.clone(),
         }
     }
+
+    /// Notices a member that died and schedules its next start. True when it changed.
+    fn notice_exit(&mut self) -> bool {
+        let Some(how) = self
+            .process
+            .as_mut()
+            .and_then(ManagedProcess::exit_description)
+        else {
+            return false;
+        };
+        let lived = self.started_at.elapsed();
+        self.early_deaths = if lived < HEALTHY_AFTER {
+            self.early_deaths + 1
+        } else {
+            0
+        };
+        let backoff = FIRST_BACKOFF
+            * 2u32.pow(
+                self.early_deaths
+                    .saturating_sub(1)
+                    .min(MAX_BACKOFF_DOUBLINGS),
+            );
+        eprintln!(
+            "member {} {how} after {:.1}s; starting it again in {}s",
+            self.member.name,
+            lived.as_secs_f64(),
+            backoff.as_secs()
+        );
+        self.last_exit = Some(how);
+        self.process = None;
+        self.restart_at = Some(Instant::now() + backoff);
+        true
+    }
+
+    /// Starts the member again once its backoff has passed. True when it changed.
+    fn restart_when_due(&mut self) -> bool {
+        if self.restart_at.is_none_or(|at| Instant::now() < at) {
+            return false;
+        }
+        self.restart_at = None;
+        match spawn(&self.member) {
+            Ok(process) => {
+                eprintln!(
+                    "member {} started again (pid {})",
+                    self.member.name,
+                    process.pid()
+                );
+                self.process = Some(process);
+                self.started_at = Instant::now();
+                self.restarts += 1;
+            }
+            Err(error) => {
+                eprintln!("member {} cannot start again: {error}", self.member.name);
+                self.restart_at = Some(Instant::now() + FIRST_BACKOFF * 8);
+            }
+        }
+        true
+    }
 }
 
-/// Runs every member until `stop` is set, then stops them all. Fails only when a member
-/// cannot be started at all (its program is missing, its log cannot be opened).
+/// Runs every member of `set` (read from `spec_path`) until `stop` is set, then stops them
+/// all. When `reload` is set (SIGHUP), the spec is read again: members it no longer names are
+/// stopped, members it adds are started, and members it still names keep running as they
+/// are — the way `weir scale` changes a running instance's replicas. Fails only when a
+/// member cannot be started at all at first (its program is missing, its log cannot be
+/// opened).
 pub fn supervise(
-    set: &MemberSet,
-    status_dir: &Path,
+    set: MemberSet,
+    spec_path: &Path,
     stop: &AtomicBool,
+    reload: &AtomicBool,
 ) -> Result<(), ProcessError> {
-    let status_path = status_dir.join(STATUS_FILE);
+    let status_path = spec_path
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(STATUS_FILE);
     let mut slots = Vec::with_capacity(set.members.len());
-    for member in &set.members {
-        slots.push(Slot {
-            member,
-            process: Some(spawn(member)?),
-            started_at: Instant::now(),
-            restart_at: None,
-            restarts: 0,
-            early_deaths: 0,
-            last_exit: None,
-        });
+    for member in set.members {
+        let process = spawn(&member)?;
+        slots.push(Slot::new(member, Some(process)));
     }
     write_status(&status_path, &slots);
     while !stop.load(Ordering::SeqCst) {
         let mut changed = false;
+        if reload.swap(false, Ordering::SeqCst) {
+            match MemberSet::read(spec_path) {
+                Ok(set) => slots = change_members(slots, set),
+                Err(error) => eprintln!("keeping the members as they are: {error}"),
+            }
+            changed = true;
+        }
         for slot in &mut slots {
-            if let Some(process) = &mut slot.process {
-                if let Some(how) = process.exit_description() {
-                    let lived = slot.started_at.elapsed();
-                    slot.early_deaths = if lived < HEALTHY_AFTER {
-                        slot.early_deaths + 1
-                    } else {
-                        0
-                    };
-                    let backoff = FIRST_BACKOFF
-                        * 2u32.pow(
-                            slot.early_deaths
-                                .saturating_sub(1)
-                                .min(MAX_BACKOFF_DOUBLINGS),
-                        );
-                    eprintln!(
-                        "member {} {how} after {:.1}s; starting it again in {}s",
-                        slot.member.name,
-                        lived.as_secs_f64(),
-                        backoff.as_secs()
-                    );
-                    slot.last_exit = Some(how);
-                    slot.process = None;
-                    slot.restart_at = Some(Instant::now() + backoff);
-                    changed = true;
-                }
-            }
-            if slot.restart_at.is_some_and(|at| Instant::now() >= at) {
-                slot.restart_at = None;
-                match spawn(slot.member) {
-                    Ok(process) => {
-                        eprintln!(
-                            "member {} started again (pid {})",
-                            slot.member.name,
-                            process.pid()
-                        );
-                        slot.process = Some(process);
-                        slot.started_at = Instant::now();
-                        slot.restarts += 1;
-                    }
-                    Err(error) => {
-                        eprintln!("member {} cannot start again: {error}", slot.member.name);
-                        slot.restart_at = Some(Instant::now() + FIRST_BACKOFF * 8);
-                    }
-                }
-                changed = true;
-            }
+            changed |= slot.notice_exit();
+            changed |= slot.restart_when_due();
         }
         if changed {
             write_status(&status_path, &slots);
@@ -209,7 +248,47 @@ pub fn supervise(
         std::thread::sleep(Duration::from_millis(100));
     }
     eprintln!("stopping {} members", slots.len());
-    // All at once: a cluster's brokers shut down together rather than one after another.
+    let stopped = stop_all(slots);
+    write_status(&status_path, &stopped);
+    Ok(())
+}
+
+/// The members of `set`, in its order: those already running kept as they are, new ones
+/// started; those `set` no longer names are stopped first.
+fn change_members(slots: Vec<Slot>, set: MemberSet) -> Vec<Slot> {
+    let (mut kept, removed): (Vec<Slot>, Vec<Slot>) = slots
+        .into_iter()
+        .partition(|slot| set.members.iter().any(|m| m.name == slot.member.name));
+    if !removed.is_empty() {
+        let names: Vec<&str> = removed.iter().map(|s| s.member.name.as_str()).collect();
+        eprintln!("stopping members no longer wanted: {}", names.join(", "));
+        stop_all(removed);
+    }
+    let mut slots = Vec::with_capacity(set.members.len());
+    for member in set.members {
+        match kept.iter().position(|slot| slot.member.name == member.name) {
+            Some(index) => slots.push(kept.swap_remove(index)),
+            None => {
+                let process = match spawn(&member) {
+                    Ok(process) => {
+                        eprintln!("member {} started (pid {})", member.name, process.pid());
+                        Some(process)
+                    }
+                    Err(error) => {
+                        eprintln!("member {} cannot start: {error}", member.name);
+                        None
+                    }
+                };
+                slots.push(Slot::new(member, process));
+            }
+        }
+    }
+    slots
+}
+
+/// Stops the members' processes: all signalled at once (a cluster's brokers shut down
+/// together rather than one after another), then each given the grace to finish.
+fn stop_all(mut slots: Vec<Slot>) -> Vec<Slot> {
     for process in slots.iter().filter_map(|s| s.process.as_ref()) {
         // SAFETY: a plain syscall on our own child.
         unsafe { libc::kill(process.pid() as i32, libc::SIGTERM) };
@@ -218,9 +297,9 @@ pub fn supervise(
         if let Some(mut process) = slot.process.take() {
             process.stop(STOP_GRACE);
         }
+        slot.restart_at = None;
     }
-    write_status(&status_path, &slots);
-    Ok(())
+    slots
 }
 
 fn spawn(member: &Member) -> Result<ManagedProcess, ProcessError> {
@@ -228,7 +307,7 @@ fn spawn(member: &Member) -> Result<ManagedProcess, ProcessError> {
 }
 
 /// Written whole and renamed into place, so a reader never sees half a file.
-fn write_status(path: &Path, slots: &[Slot<'_>]) {
+fn write_status(path: &Path, slots: &[Slot]) {
     let statuses: Vec<MemberStatus> = slots.iter().map(Slot::status).collect();
     let temporary: PathBuf = path.with_extension("json.tmp");
     let text = serde_json::to_string_pretty(&statuses).expect("statuses serialize");
@@ -267,22 +346,47 @@ mod tests {
         }
     }
 
+    /// Writes `set` as the spec in `dir` and supervises it on a thread; returns the spec's
+    /// path, the stop and reload flags and the thread.
+    fn supervising(dir: &Path, set: &MemberSet) -> Supervising {
+        let spec = dir.join(SPEC_FILE);
+        std::fs::write(&spec, serde_json::to_string(set).unwrap()).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let reload = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (set, spec, stop, reload) =
+                (set.clone(), spec.clone(), stop.clone(), reload.clone());
+            std::thread::spawn(move || supervise(set, &spec, &stop, &reload))
+        };
+        Supervising {
+            spec,
+            stop,
+            reload,
+            thread,
+        }
+    }
+
+    struct Supervising {
+        spec: PathBuf,
+        stop: Arc<AtomicBool>,
+        reload: Arc<AtomicBool>,
+        thread: std::thread::JoinHandle<Result<(), ProcessError>>,
+    }
+
+    fn pids(dir: &Path) -> Vec<Option<u32>> {
+        read_status(dir)
+            .map(|s| s.iter().map(|m| m.pid).collect())
+            .unwrap_or_default()
+    }
+
     #[test]
     fn a_killed_member_is_started_again_and_stopping_stops_every_member() {
         let dir = tempfile::tempdir().unwrap();
         let set = MemberSet {
             members: vec![sleeper(dir.path(), "a"), sleeper(dir.path(), "b")],
         };
-        let stop = Arc::new(AtomicBool::new(false));
-        let supervisor = {
-            let (set, dir, stop) = (set.clone(), dir.path().to_path_buf(), stop.clone());
-            std::thread::spawn(move || supervise(&set, &dir, &stop))
-        };
-        let pids = || -> Vec<Option<u32>> {
-            read_status(dir.path())
-                .map(|s| s.iter().map(|m| m.pid).collect())
-                .unwrap_or_default()
-        };
+        let supervisor = supervising(dir.path(), &set);
+        let pids = || pids(dir.path());
         wait_for("both members", || pids().iter().flatten().count() == 2);
         let first = pids();
         let killed = first[1].unwrap() as i32;
@@ -297,12 +401,53 @@ mod tests {
         assert_eq!((status[0].pid, status[0].restarts), (first[0], 0));
 
         let running: Vec<i32> = pids().iter().flatten().map(|&p| p as i32).collect();
-        stop.store(true, Ordering::SeqCst);
-        supervisor.join().unwrap().unwrap();
+        supervisor.stop.store(true, Ordering::SeqCst);
+        supervisor.thread.join().unwrap().unwrap();
         assert!(
             running.iter().all(|&pid| !alive(pid)),
             "members left running"
         );
         assert_eq!(pids(), vec![None, None]);
+    }
+
+    #[test]
+    fn a_reloaded_spec_starts_new_members_stops_dropped_ones_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = MemberSet {
+            members: vec![sleeper(dir.path(), "replica-0")],
+        };
+        let supervisor = supervising(dir.path(), &one);
+        let pids = || pids(dir.path());
+        wait_for("the first member", || pids().iter().flatten().count() == 1);
+        let first = pids()[0].unwrap();
+
+        let three = MemberSet {
+            members: ["replica-0", "replica-1", "replica-2"]
+                .map(|name| sleeper(dir.path(), name))
+                .to_vec(),
+        };
+        std::fs::write(&supervisor.spec, serde_json::to_string(&three).unwrap()).unwrap();
+        supervisor.reload.store(true, Ordering::SeqCst);
+        wait_for("three members", || pids().iter().flatten().count() == 3);
+        let grown = pids();
+        assert_eq!(grown[0], Some(first), "replica-0 kept running as it was");
+        let names: Vec<String> = (read_status(dir.path()).unwrap().into_iter())
+            .map(|m| m.name)
+            .collect();
+        assert_eq!(names, ["replica-0", "replica-1", "replica-2"]);
+
+        std::fs::write(&supervisor.spec, serde_json::to_string(&one).unwrap()).unwrap();
+        supervisor.reload.store(true, Ordering::SeqCst);
+        wait_for("one member again", || pids().len() == 1);
+        assert_eq!(pids(), vec![Some(first)]);
+        let dropped = [grown[1].unwrap() as i32, grown[2].unwrap() as i32];
+        assert!(
+            dropped.iter().all(|&pid| !alive(pid)),
+            "dropped members stopped"
+        );
+
+        supervisor.stop.store(true, Ordering::SeqCst);
+        supervisor.thread.join().unwrap().unwrap();
+        assert!(!alive(first as i32));
     }
 }

@@ -106,64 +106,70 @@ pub fn render(service: &str, ctx: &LocalContext) -> Result<LocalService, RenderE
                 })
                 .collect::<Result<Vec<_>, RenderError>>()?
                 .join(",");
-            let spec = ctx.dir.join("members-spec.json");
-            let supervisor = ctx.weir(vec![
-                "members".into(),
-                "run".into(),
-                spec.display().to_string(),
-            ]);
-            Ok(members::as_one_service(
-                members,
-                spec,
-                supervisor,
-                Some(bootstrap),
-            ))
+            Ok(supervised(ctx, members, Some(bootstrap)))
         }
         weir_service => {
             let definition = crate::catalog::find(weir_service)
                 .ok_or_else(|| RenderError::Unknown(weir_service.into()))?;
-            let replicas = replicas(&ctx.params);
-            let mut members = (0..replicas)
-                .map(|index| {
-                    let mut process = weir_process(ctx, &definition, index)?;
-                    if replicas > 1 {
-                        process.log_path = ctx.dir.join(format!("replica-{index}.log"));
-                    }
-                    Ok((format!("replica-{index}"), process))
-                })
-                .collect::<Result<Vec<_>, RenderError>>()?;
-            if replicas == 1 {
-                return Ok(LocalService {
-                    endpoint: None,
-                    files: vec![],
-                    pre_start: vec![],
-                    process: members.remove(0).1,
-                });
+            let mut replicas = weir_replicas(ctx, &definition)?;
+            if replicas.len() == 1 {
+                return Ok(replicas.remove(0).1);
             }
-            let spec = ctx.dir.join("members-spec.json");
-            let supervisor = ctx.weir(vec![
-                "members".into(),
-                "run".into(),
-                spec.display().to_string(),
-            ]);
-            let first_port = definition.ports.first().map(|p| p.name);
-            let members = (members.into_iter().enumerate())
-                .map(|(index, (name, process))| {
-                    let endpoint = first_port
-                        .and_then(|port| ctx.ports.get(&member_name(port, index as u32)))
-                        .map(|port| format!("http://127.0.0.1:{port}"));
-                    let service = LocalService {
-                        endpoint,
-                        files: vec![],
-                        pre_start: vec![],
-                        process,
-                    };
-                    (name, service)
-                })
-                .collect();
-            Ok(members::as_one_service(members, spec, supervisor, None))
+            Ok(supervised(ctx, replicas, None))
         }
     }
+}
+
+/// A service Weir carries (a topology's runners), its replicas kept by a supervisor even
+/// when there is one: how `weir scale` renders an instance, so that its replicas can change
+/// while it runs.
+pub fn render_supervised(service: &str, ctx: &LocalContext) -> Result<LocalService, RenderError> {
+    let definition =
+        crate::catalog::find(service).ok_or_else(|| RenderError::Unknown(service.into()))?;
+    Ok(supervised(ctx, weir_replicas(ctx, &definition)?, None))
+}
+
+/// Each replica of a service Weir carries, named `replica-N`, with its own port as its
+/// endpoint. A lone replica logs where the instance does.
+fn weir_replicas(
+    ctx: &LocalContext,
+    definition: &ServiceDefinition,
+) -> Result<Vec<(String, LocalService)>, RenderError> {
+    let replicas = replicas(&ctx.params);
+    let first_port = definition.ports.first().map(|p| p.name);
+    (0..replicas)
+        .map(|index| {
+            let mut process = weir_process(ctx, definition, index)?;
+            if replicas > 1 {
+                process.log_path = ctx.dir.join(format!("replica-{index}.log"));
+            }
+            let endpoint = first_port
+                .and_then(|port| ctx.ports.get(&member_name(port, index)))
+                .map(|port| format!("http://127.0.0.1:{port}"));
+            let service = LocalService {
+                endpoint,
+                files: vec![],
+                pre_start: vec![],
+                process,
+            };
+            Ok((format!("replica-{index}"), service))
+        })
+        .collect()
+}
+
+/// Members as one service kept by `weir members run`, reached at `endpoint` as a whole.
+fn supervised(
+    ctx: &LocalContext,
+    parts: Vec<(String, LocalService)>,
+    endpoint: Option<String>,
+) -> LocalService {
+    let spec = ctx.dir.join(members::SPEC_FILE);
+    let supervisor = ctx.weir(vec![
+        "members".into(),
+        "run".into(),
+        spec.display().to_string(),
+    ]);
+    members::as_one_service(parts, spec, supervisor, endpoint)
 }
 
 /// The `weir` process of replica `index` of a service Weir carries (runner, sources, chart
@@ -255,8 +261,9 @@ pub fn replicas(params: &Params) -> u32 {
 }
 
 /// The name of member `index` of a set: `broker` for the first (the name a lone broker's
-/// port has always had), then `broker-1`, `broker-2`, …
-fn member_name(base: &str, index: u32) -> String {
+/// port has always had), then `broker-1`, `broker-2`, …; also the name of each replica's
+/// port.
+pub fn member_name(base: &str, index: u32) -> String {
     match index {
         0 => base.into(),
         _ => format!("{base}-{index}"),

@@ -11,7 +11,8 @@ use weir_catalog::local::members::{supervise, MemberSet};
 
 #[derive(Debug, Subcommand)]
 pub enum MembersCommand {
-    /// Start every member of SPEC, start a member that dies again, stop them all on
+    /// Start every member of SPEC, start a member that dies again, read SPEC again on
+    /// SIGHUP (starting the members it adds, stopping those it drops), stop them all on
     /// SIGTERM or SIGINT.
     Run(RunArgs),
 }
@@ -30,7 +31,8 @@ pub fn run(command: MembersCommand) -> anyhow::Result<ExitCode> {
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, stop.clone())?;
     }
-    let dir = args.spec.parent().unwrap_or(std::path::Path::new("."));
-    supervise(&set, dir, &stop)?;
+    let reload = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())?;
+    supervise(set, &args.spec, &stop, &reload)?;
     Ok(ExitCode::SUCCESS)
 }

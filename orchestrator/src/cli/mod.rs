@@ -53,6 +53,8 @@ enum Command {
     Up(services::UpArgs),
     /// Stop a service instance, or all of them.
     Down(services::DownArgs),
+    /// Change how many replicas of a running instance run (a topology's runners).
+    Scale(services::ScaleArgs),
     /// Service instances with their state and endpoint.
     Instances(services::InstancesArgs),
     /// Remove whatever crashed `weir` processes left behind.
@@ -104,6 +106,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Catalog(args) => services::catalog(args),
         Command::Up(args) => services::up(args),
         Command::Down(args) => services::down(args),
+        Command::Scale(args) => services::scale(args),
         Command::Instances(args) => services::instances(args),
         Command::Gc(args) => services::gc(args),
         Command::Topology(command) => topology::run(command),

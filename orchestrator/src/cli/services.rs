@@ -48,6 +48,28 @@ pub struct DownArgs {
     backend: BackendArgs,
 }
 
+/// Replicas that stay keep running; a runner that goes commits what it acknowledged, and
+/// the consumer group moves its partitions (their `diff` state with them).
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// The instance, e.g. a workflow's topology runner.
+    name: String,
+    /// How many replicas it should have.
+    #[arg(long)]
+    replicas: u32,
+    /// The instance belongs to this run (on Kubernetes it lives in the run's namespace);
+    /// without it, a standalone instance (`weir up`).
+    #[arg(long, value_name = "RUN_ID")]
+    run: Option<String>,
+    #[command(flatten)]
+    backend: BackendArgs,
+    /// How long to wait for the replicas to become ready.
+    #[arg(long, default_value = "120s", value_parser = parse_duration)]
+    timeout: Duration,
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct InstancesArgs {
     #[arg(long)]
@@ -152,6 +174,31 @@ pub fn down(args: DownArgs) -> anyhow::Result<ExitCode> {
     }
     for name in stopped {
         println!("stopped {name}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn scale(args: ScaleArgs) -> anyhow::Result<ExitCode> {
+    let scope = match args.run.clone() {
+        Some(run) => Scope::Run(run),
+        None => Scope::Standalone,
+    };
+    let instance = runtime()?.block_on(async {
+        let cancel = signals::cancelled_on_shutdown();
+        let runtime = args.backend.connect().await?;
+        anyhow::Ok(
+            runtime
+                .scale(&scope, &args.name, args.replicas, args.timeout, &cancel)
+                .await?,
+        )
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&instance)?);
+    } else {
+        println!(
+            "{} {} scaled to {} replicas",
+            instance.name, instance.service, args.replicas
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use weir_topology::args::{HttpSourceArgs, PublishArgs, ReplaySourceArgs};
 use weir_topology::source::http::{poll, PollConfig};
 use weir_topology::source::replay::{load_recording, replay, ReplayConfig};
-use weir_topology::source::{Publisher, SourceError};
+use weir_topology::source::{DocumentKey, Publisher, SourceError};
 use weir_topology::status::{self, SourceState, SourceStatus};
 
 use super::{runtime, signals};
@@ -31,7 +31,7 @@ pub fn run(command: SourceCommand) -> anyhow::Result<ExitCode> {
                 timeout: args.timeout,
                 max_backoff: args.max_backoff,
                 max_documents: args.publish.count,
-                key: args.publish.key.clone(),
+                key: document_key(&args.publish)?,
             };
             let (status, status_rx) =
                 watch::channel(SourceStatus::new(true, &args.url, &args.publish.topic));
@@ -73,7 +73,7 @@ pub fn run(command: SourceCommand) -> anyhow::Result<ExitCode> {
                 interval: args.interval,
                 repeat: args.repeat,
                 max_documents: args.publish.count,
-                key: args.publish.key.clone(),
+                key: document_key(&args.publish)?,
             };
             let label = args.file.display().to_string();
             let (status, status_rx) =
@@ -150,4 +150,10 @@ async fn ended(
         server.stop().await;
     }
     Ok(result?)
+}
+
+/// How `--key` or `--key-pointer` key each document.
+fn document_key(publish: &PublishArgs) -> anyhow::Result<DocumentKey> {
+    DocumentKey::from_args(publish.key.as_deref(), publish.key_pointer.as_deref())
+        .map_err(anyhow::Error::msg)
 }

@@ -80,6 +80,12 @@ pub(super) async fn execute(
             if let Some(interval) = &s.interval {
                 params.push(("interval".into(), interval.clone()));
             }
+            if let Some(key) = &s.key {
+                params.push(("key".into(), key.clone()));
+            }
+            if let Some(pointer) = &s.key_pointer {
+                params.push(("key_pointer".into(), pointer.clone()));
+            }
             let service = match s.kind {
                 SourceKind::Http => {
                     params.push(("url".into(), s.url.clone().unwrap_or_default()));

@@ -145,6 +145,22 @@ impl Runtime for MemoryRuntime {
         Ok(instance.clone())
     }
 
+    async fn scale(
+        &self,
+        _scope: &Scope,
+        name: &str,
+        replicas: u32,
+        _ready_timeout: Duration,
+        _cancel: &CancellationToken,
+    ) -> Result<Instance, RuntimeError> {
+        self.note(format!("scale {name} {replicas}"));
+        let instances = self.instances.lock().unwrap();
+        instances
+            .get(name)
+            .cloned()
+            .ok_or_else(|| RuntimeError::NoSuchInstance(name.into()))
+    }
+
     async fn stop(&self, _scope: &Scope, name: &str) -> Result<Vec<String>, RuntimeError> {
         self.note(format!("stop {name}"));
         self.instances.lock().unwrap().remove(name);

@@ -294,6 +294,17 @@ pub trait Runtime: Send + Sync + fmt::Debug {
         })
     }
 
+    /// Changes how many replicas of a running instance run (a topology's runners), and
+    /// waits until that many are ready. Replicas that stay keep running as they are.
+    async fn scale(
+        &self,
+        scope: &Scope,
+        name: &str,
+        replicas: u32,
+        ready_timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<Instance, RuntimeError>;
+
     /// Stops one instance (and the dependencies it started itself). Returns the names stopped.
     async fn stop(&self, scope: &Scope, name: &str) -> Result<Vec<String>, RuntimeError>;
 
@@ -364,6 +375,8 @@ pub enum RuntimeError {
     OwnedByAnotherRun { name: String, run: String },
     #[error("`{name}` cannot be restarted by Weir on {backend}: the backend restarts its workloads itself")]
     CannotRestart { name: String, backend: Backend },
+    #[error("`{name}` cannot be scaled: {why}")]
+    CannotScale { name: String, why: String },
     #[error("`{name}` is used by {users}; stop those first, or use `weir down --all`")]
     InUse { name: String, users: String },
     #[error(transparent)]

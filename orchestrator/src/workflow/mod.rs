@@ -158,6 +158,14 @@ pub struct StartSource {
     pub interval: Option<String>,
     #[serde(default)]
     pub repeat: bool,
+    /// Message key of every document: all go, in order, to one partition.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Key each document by the value at this JSON pointer (e.g. `/data/base`): documents
+    /// of one key go, in order, to one partition, where one runner diffs them. Not with
+    /// `key`. Without either, documents are unkeyed and spread over the partitions.
+    #[serde(default)]
+    pub key_pointer: Option<String>,
     /// How long the task waits for the source's first published document (default 60 s). A
     /// source that has published nothing by then is reported as down and the run goes on
     /// without waiting further; what it brought is judged when results are kept.

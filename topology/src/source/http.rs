@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{Publisher, SourceError};
+use super::{DocumentKey, Publisher, SourceError};
 use crate::status::{SourceState, SourceStatus};
 
 /// How to poll.
@@ -19,8 +19,8 @@ pub struct PollConfig {
     pub max_backoff: Duration,
     /// Stop after publishing this many documents.
     pub max_documents: Option<u64>,
-    /// Message key for every document (e.g. the currency pair).
-    pub key: Option<String>,
+    /// How each document is keyed.
+    pub key: DocumentKey,
 }
 
 /// Polls until `shutdown` resolves or `max_documents` are published; `status` follows what
@@ -46,8 +46,9 @@ pub async fn poll(
         }
         let wait = match fetch(&client, &config.url).await {
             Ok(body) => {
+                let key = config.key.key_or_warn(&body);
                 publisher
-                    .publish_watched(status, config.key.as_deref(), &body, None)
+                    .publish_watched(status, key.as_deref(), &body, None)
                     .await?;
                 published += 1;
                 if backoff.failing() {

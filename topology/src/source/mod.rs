@@ -37,6 +37,67 @@ pub enum SourceError {
     Client(reqwest::Error),
 }
 
+/// How a source keys the documents it publishes. Keys choose partitions (librdkafka's
+/// default partitioner hashes them), so all documents of one key go, in order, to one
+/// partition, where one runner replica reads them and diffs them with each other.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum DocumentKey {
+    /// No key: the producer spreads documents over the partitions.
+    #[default]
+    Unkeyed,
+    /// The same key for every document (e.g. the currency pair).
+    Fixed(String),
+    /// The value at a JSON pointer of each document (`/data/base`): a string as it is,
+    /// any other value as JSON.
+    Pointer(String),
+}
+
+impl DocumentKey {
+    /// From `--key` and `--key-pointer` (at most one of them).
+    pub fn from_args(key: Option<&str>, pointer: Option<&str>) -> Result<Self, String> {
+        match (key, pointer) {
+            (Some(_), Some(_)) => Err("give either a fixed key or a key pointer, not both".into()),
+            (Some(key), None) => Ok(DocumentKey::Fixed(key.into())),
+            (None, Some(pointer)) if pointer.starts_with('/') => {
+                Ok(DocumentKey::Pointer(pointer.into()))
+            }
+            (None, Some(pointer)) => Err(format!(
+                "the key pointer `{pointer}` is not a JSON pointer: it starts with `/`, e.g. \
+                 `/data/base`"
+            )),
+            (None, None) => Ok(DocumentKey::Unkeyed),
+        }
+    }
+
+    /// The key of `document`, or why it has none: a document that is not JSON, or that has
+    /// nothing at the pointer.
+    pub fn key_of(&self, document: &[u8]) -> Result<Option<String>, String> {
+        let pointer = match self {
+            DocumentKey::Unkeyed => return Ok(None),
+            DocumentKey::Fixed(key) => return Ok(Some(key.clone())),
+            DocumentKey::Pointer(pointer) => pointer,
+        };
+        let value: serde_json::Value = serde_json::from_slice(document)
+            .map_err(|e| format!("the document is not JSON ({e}), so `{pointer}` finds no key"))?;
+        match value.pointer(pointer) {
+            Some(serde_json::Value::String(text)) => Ok(Some(text.clone())),
+            Some(serde_json::Value::Null) | None => {
+                Err(format!("the document has no value at `{pointer}`"))
+            }
+            Some(other) => Ok(Some(other.to_string())),
+        }
+    }
+
+    /// The key of `document`; one that has none is published without a key (nothing is
+    /// dropped), with a warning saying why.
+    pub(crate) fn key_or_warn(&self, document: &[u8]) -> Option<String> {
+        self.key_of(document).unwrap_or_else(|reason| {
+            tracing::warn!("publishing a document without a key: {reason}");
+            None
+        })
+    }
+}
+
 /// Publishes documents to one topic and waits for each acknowledgement, so that a source
 /// that says "published N" really has N messages in the topic.
 #[derive(Clone)]
@@ -138,5 +199,34 @@ impl Publisher {
                 topic: self.topic.clone(),
                 source,
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DocumentKey;
+
+    #[test]
+    fn documents_are_keyed_by_a_fixed_key_or_by_a_pointer_into_them() {
+        let ticker =
+            br#"{"data": {"amount": "512000.5", "base": "BTC", "currency": "CNY"}, "n": 7}"#;
+        let key = |key: Option<&str>, pointer: Option<&str>| {
+            DocumentKey::from_args(key, pointer).unwrap().key_of(ticker)
+        };
+        assert_eq!(key(None, None), Ok(None));
+        assert_eq!(key(Some("BTC-CNY"), None), Ok(Some("BTC-CNY".into())));
+        assert_eq!(key(None, Some("/data/base")), Ok(Some("BTC".into())));
+        assert_eq!(key(None, Some("/n")), Ok(Some("7".into())));
+        let missing = key(None, Some("/data/quote")).unwrap_err();
+        assert!(missing.contains("no value at `/data/quote`"), "{missing}");
+        let not_json = DocumentKey::Pointer("/a".into()).key_of(b"plain text");
+        assert!(not_json.unwrap_err().contains("not JSON"));
+    }
+
+    #[test]
+    fn a_key_pointer_must_be_a_json_pointer_and_excludes_a_fixed_key() {
+        let error = DocumentKey::from_args(None, Some("data.base")).unwrap_err();
+        assert!(error.contains("starts with `/`"), "{error}");
+        assert!(DocumentKey::from_args(Some("k"), Some("/k")).is_err());
     }
 }

@@ -5,13 +5,14 @@
 //! Recordings are JSON Lines (one document per line) or CSV with a header row, each row
 //! becoming a JSON object keyed by column name with the cells as strings.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{Publisher, SourceError, REPLAY_RESTART_HEADER};
+use super::{DocumentKey, Publisher, SourceError, REPLAY_RESTART_HEADER};
 use crate::status::{SourceState, SourceStatus};
 
 /// How to replay.
@@ -23,7 +24,8 @@ pub struct ReplayConfig {
     pub repeat: bool,
     /// Stop after publishing this many documents.
     pub max_documents: Option<u64>,
-    pub key: Option<String>,
+    /// How each document is keyed.
+    pub key: DocumentKey,
 }
 
 /// Reads a recording into documents, refusing a malformed one with the line at fault.
@@ -109,17 +111,20 @@ pub async fn replay(
     };
     for pass in 1..=passes {
         let pass_text = pass.to_string();
-        for (index, document) in documents.iter().enumerate() {
+        // The keys whose series this pass has begun.
+        let mut begun: HashSet<Option<String>> = HashSet::new();
+        for document in documents {
             if config.max_documents.is_some_and(|max| published >= max) {
                 status.send_modify(|s| s.state = SourceState::Finished);
                 return Ok(());
             }
-            // Every document of a replay has the same key, so the first of a pass is the
-            // first of its series.
+            // In a pass after the first, a key's first document begins its series again.
+            let key = config.key.key_or_warn(document.as_bytes());
+            let first_of_key = begun.insert(key.clone());
             let mark =
-                (pass > 1 && index == 0).then_some((REPLAY_RESTART_HEADER, pass_text.as_str()));
+                (pass > 1 && first_of_key).then_some((REPLAY_RESTART_HEADER, pass_text.as_str()));
             publisher
-                .publish_watched(status, config.key.as_deref(), document.as_bytes(), mark)
+                .publish_watched(status, key.as_deref(), document.as_bytes(), mark)
                 .await?;
             published += 1;
             status.send_modify(|s| s.published = published);

@@ -2,6 +2,7 @@
 //! on the same machine, so that a shared and noisy machine still gives comparable figures.
 
 mod charts;
+mod platform;
 mod topology;
 
 use std::path::PathBuf;
@@ -14,6 +15,9 @@ use clap::Subcommand;
 pub enum BenchCommand {
     /// Topology runner steady throughput, latency and memory next to a plain pass-through.
     Topology(topology::TopologyBenchArgs),
+    /// A workflow's launch to every service ready, and its teardown, next to the bare start
+    /// and stop of a ZooKeeper + Kafka pair.
+    Platform(platform::PlatformBenchArgs),
     /// Chart server appends/s and memory next to the real Visdom server under the same load.
     Charts {
         #[arg(long)]
@@ -33,6 +37,7 @@ pub enum BenchCommand {
 pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
     match command {
         BenchCommand::Topology(args) => topology::run(args),
+        BenchCommand::Platform(args) => platform::run(args),
         BenchCommand::Charts {
             json,
             step_seconds,

@@ -453,6 +453,57 @@ impl ClusterNamespace {
         Ok(health)
     }
 
+    /// Sets how many replicas the workload `kind` `name` wants, through its scale
+    /// subresource (what `kubectl scale` does).
+    pub async fn scale(
+        &self,
+        kind: &'static str,
+        name: &str,
+        replicas: u32,
+    ) -> Result<(), KubeError> {
+        let patch = Patch::Merge(serde_json::json!({ "spec": { "replicas": replicas } }));
+        let params = PatchParams::default();
+        let scaled = match kind {
+            "StatefulSet" => {
+                self.api::<StatefulSet>()
+                    .patch_scale(name, &params, &patch)
+                    .await
+            }
+            _ => {
+                self.api::<Deployment>()
+                    .patch_scale(name, &params, &patch)
+                    .await
+            }
+        };
+        scaled.map(|_| ()).map_err(KubeError::api(format!(
+            "scaling {kind} `{name}` to {replicas}"
+        )))
+    }
+
+    /// Waits until the instance has exactly `count` pods: once scaled down, until the pods
+    /// of the replicas it dropped are gone.
+    pub async fn await_pod_count(
+        &self,
+        instance: &str,
+        count: u32,
+        timeout: Duration,
+    ) -> Result<(), KubeError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let pods = self.pods_of(instance).await?;
+            if pods.len() == count as usize {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(KubeError::Timeout {
+                    what: format!("`{instance}` to have {count} pods (it has {})", pods.len()),
+                    timeout: whole_seconds(timeout),
+                });
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
     /// Deletes every object of one instance (its workload stops at once; pods follow).
     pub async fn delete_instance(&self, instance: &str) -> Result<(), KubeError> {
         let selector = ListParams::default().labels(&format!("{INSTANCE_LABEL}={instance}"));

@@ -9,7 +9,7 @@ use std::time::Duration;
 use kube::Client;
 use tokio_util::sync::CancellationToken;
 use weir_catalog::catalog::{self, WEIR_IMAGE};
-use weir_catalog::kubernetes::in_cluster_endpoint;
+use weir_catalog::kubernetes::{in_cluster_endpoint, workload_kind};
 
 use super::cluster::ClusterNamespace;
 use super::forward::forward;
@@ -362,6 +362,46 @@ impl Runtime for KubernetesRuntime {
             started.push(instance);
         }
         Ok(Provisioned::Started(started))
+    }
+
+    async fn scale(
+        &self,
+        scope: &Scope,
+        name: &str,
+        replicas: u32,
+        ready_timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<Instance, RuntimeError> {
+        let cluster = self.cluster(scope);
+        let service = (cluster.instances().await?.remove(name))
+            .ok_or_else(|| RuntimeError::NoSuchInstance(name.into()))?;
+        let definition =
+            catalog::find(&service).ok_or_else(|| RuntimeError::UnknownService(service.clone()))?;
+        definition
+            .check_scale(replicas)
+            .map_err(|why| RuntimeError::CannotScale {
+                name: name.into(),
+                why,
+            })?;
+        let kind = workload_kind(&definition);
+        progress(format!(
+            "  scaling {service} `{name}` in `{}` to {replicas} replicas and waiting up to {:?} \
+             until they are ready",
+            cluster.namespace(),
+            crate::runtime::whole_seconds(ready_timeout)
+        ));
+        cluster.scale(kind, name, replicas).await?;
+        Self::cancellable(cancel, async {
+            cluster.await_ready(kind, name, ready_timeout).await?;
+            cluster.await_pod_count(name, replicas, ready_timeout).await
+        })
+        .await?;
+        progress(format!(
+            "  {service} `{name}` has {replicas} ready replicas"
+        ));
+        (self.instances(Some(scope)).await?.into_iter())
+            .find(|instance| instance.name == name)
+            .ok_or_else(|| RuntimeError::NoSuchInstance(name.into()))
     }
 
     async fn stop(&self, scope: &Scope, name: &str) -> Result<Vec<String>, RuntimeError> {

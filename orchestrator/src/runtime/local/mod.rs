@@ -212,6 +212,35 @@ impl Runtime for LocalRuntime {
         }
     }
 
+    async fn scale(
+        &self,
+        _scope: &Scope,
+        name: &str,
+        replicas: u32,
+        ready_timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<Instance, RuntimeError> {
+        let interrupt = Arc::new(AtomicBool::new(false));
+        let (flag, name) = (interrupt.clone(), name.to_string());
+        let mut work = std::pin::pin!(self.blocking(move |processes| {
+            processes
+                .with_interrupt(flag)
+                .scale(&name, replicas, ready_timeout)
+        }));
+        let scaled = tokio::select! {
+            result = &mut work => result,
+            _ = cancel.cancelled() => {
+                interrupt.store(true, Ordering::SeqCst);
+                work.await
+            }
+        };
+        match scaled {
+            Ok(record) => Ok(instance_of(record, true)),
+            Err(_) if interrupt.load(Ordering::SeqCst) => Err(RuntimeError::Interrupted),
+            Err(error) => Err(error),
+        }
+    }
+
     async fn stop(&self, _scope: &Scope, name: &str) -> Result<Vec<String>, RuntimeError> {
         let name = name.to_string();
         self.blocking(move |processes| processes.down(&name)).await

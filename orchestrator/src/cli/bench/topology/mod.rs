@@ -7,6 +7,7 @@ mod load;
 mod passthrough;
 mod progress;
 mod runner;
+mod scaling;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,8 +23,9 @@ use super::round;
 use crate::cli::runtime;
 use latency::PaceLatency;
 use passthrough::PassThrough;
-use progress::Spread;
+pub(super) use progress::Spread;
 use runner::{OutputTopics, RunnerProcess};
+use scaling::{ScalingFigures, ScalingLoad};
 
 /// What `weir bench topology` measures and how.
 #[derive(Debug, clap::Args)]
@@ -46,6 +48,10 @@ pub struct TopologyBenchArgs {
     /// Seconds each latency pace lasts.
     #[arg(long, default_value_t = 5)]
     pace_seconds: u64,
+    /// Replica counts of the scaling phase: for each N, N runner processes in one consumer
+    /// group over an input of N partitions (one round each). Empty (`--replicas ''`) skips it.
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    replicas: Vec<u32>,
     /// Use this broker instead of starting a private ZooKeeper and Kafka.
     #[arg(long)]
     brokers: Option<String>,
@@ -81,6 +87,10 @@ pub fn run(args: TopologyBenchArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(
         !args.paces.is_empty() && args.paces.iter().all(|&p| p > 0),
         "--paces must list positive rates"
+    );
+    anyhow::ensure!(
+        args.replicas.iter().all(|&n| (1..=32).contains(&n)),
+        "--replicas must list counts from 1 to 32"
     );
     // A bad topology file is reported before minutes of loading, not after.
     weir_topology::spec::TopologySpec::load(&args.topology, &[]).with_context(|| {
@@ -196,6 +206,19 @@ pub fn run(args: TopologyBenchArgs) -> anyhow::Result<ExitCode> {
     )?;
     forwarder.stop_and_report()?;
 
+    let scaling = scaling::measure(
+        &rt,
+        &ScalingLoad {
+            bootstrap: &bootstrap,
+            topology: &args.topology,
+            records: args.records,
+            keys: args.keys,
+            workdir: workdir.path(),
+            id,
+        },
+        &args.replicas,
+    )?;
+
     let report = Report {
         runner: Contender::of(&runner_rounds),
         passthrough: Contender::of(&passthrough_rounds),
@@ -203,6 +226,7 @@ pub fn run(args: TopologyBenchArgs) -> anyhow::Result<ExitCode> {
         live_rss_mib: live_rss_kb as f64 / 1024.0,
         latencies,
         reference_latencies,
+        scaling,
     };
     if args.json {
         println!("{}", report.json(&args));
@@ -259,6 +283,7 @@ struct Report {
     live_rss_mib: f64,
     latencies: Vec<PaceLatency>,
     reference_latencies: Vec<PaceLatency>,
+    scaling: Vec<ScalingFigures>,
 }
 
 impl Report {
@@ -286,6 +311,7 @@ impl Report {
             "rss_after_latency_mb": round(self.live_rss_mib),
             "latency": self.latencies,
             "passthrough_latency": self.reference_latencies,
+            "scaling": self.scaling,
             "targets": {
                 "ratio": {"target": TARGET_RATIO, "met": self.ratio() >= TARGET_RATIO},
                 "peak_rss_mb": {"target": TARGET_PEAK_RSS_MIB, "met": self.peak_rss_mib <= TARGET_PEAK_RSS_MIB},
@@ -352,6 +378,27 @@ impl Report {
                 "  at {TARGET_PACE}/s: p50 target ≤ {TARGET_P50_MS} ms {}, p99 target ≤ {TARGET_P99_MS} ms {}",
                 verdict(l.p50_ms <= TARGET_P50_MS),
                 verdict(l.p99_ms <= TARGET_P99_MS)
+            );
+        }
+        if !self.scaling.is_empty() {
+            println!(
+                "scaling (N runners in one group over N partitions, one round each, {} keys):",
+                args.keys
+            );
+        }
+        let single = (self.scaling.iter())
+            .find(|f| f.replicas == 1)
+            .map(|f| f.runner_records_per_s);
+        for f in &self.scaling {
+            let speedup = match single {
+                Some(one) if f.replicas > 1 => {
+                    format!(" ({:.2}× one replica)", f.runner_records_per_s / one)
+                }
+                _ => String::new(),
+            };
+            println!(
+                "  {:>2} replica(s): runners {:>9.0} records/s{speedup}, pass-through {:>9.0} records/s",
+                f.replicas, f.runner_records_per_s, f.passthrough_records_per_s
             );
         }
     }

@@ -61,9 +61,39 @@ impl RunnerProcess {
         name: &str,
         workdir: &Path,
     ) -> anyhow::Result<Self> {
+        Self::start_with_log(
+            bootstrap,
+            topology,
+            input,
+            name,
+            &workdir.join(format!("{name}.log")),
+        )
+    }
+
+    /// Starts replica `replica` of a group of runners that share the consumer group and
+    /// output topics named after `name`. Its log goes to `workdir/NAME-REPLICA.log`.
+    pub fn start_replica(
+        bootstrap: &str,
+        topology: &Path,
+        input: &str,
+        name: &str,
+        replica: u32,
+        workdir: &Path,
+    ) -> anyhow::Result<Self> {
+        let log = workdir.join(format!("{name}-{replica}.log"));
+        Self::start_with_log(bootstrap, topology, input, name, &log)
+    }
+
+    fn start_with_log(
+        bootstrap: &str,
+        topology: &Path,
+        input: &str,
+        name: &str,
+        log_path: &Path,
+    ) -> anyhow::Result<Self> {
         let port = free_port()?;
         let outputs = OutputTopics::named(name);
-        let log_path = workdir.join(format!("{name}.log"));
+        let log_path = log_path.to_path_buf();
         let log = std::fs::File::create(&log_path)?;
         let started = Instant::now();
         let child = Command::new(std::env::current_exe()?)
