@@ -246,7 +246,7 @@ impl Store {
     pub fn update_instance(&self, record: &InstanceRecord) -> Result<(), StoreError> {
         self.conn.execute(
             "UPDATE instances SET state = ?2, endpoint = ?3, pid = ?4, pid_start_time = ?5,
-                log_path = ?6, owner_pid = ?7, owner_start_time = ?8 WHERE name = ?1",
+                log_path = ?6, owner_pid = ?7, owner_start_time = ?8, params = ?9 WHERE name = ?1",
             params![
                 record.name,
                 record.state.as_str(),
@@ -256,6 +256,7 @@ impl Store {
                 record.log_path,
                 record.owner_pid,
                 record.owner_start_time.map(|t| t as i64),
+                record.params.to_string(),
             ],
         )?;
         Ok(())
