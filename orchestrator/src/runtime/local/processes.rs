@@ -471,7 +471,7 @@ impl LocalProcesses {
         record.params = serde_json::to_value(&context.params).unwrap_or_default();
         self.store.update_instance(&record)?;
         progress(format!(
-            "{} `{name}` has {replicas} ready replicas ({:.1}s)",
+            "{} `{name}`: {replicas} of {replicas} replicas ready ({:.1}s)",
             record.service,
             started.elapsed().as_secs_f64()
         ));
