@@ -397,7 +397,7 @@ impl Runtime for KubernetesRuntime {
         })
         .await?;
         progress(format!(
-            "  {service} `{name}` has {replicas} ready replicas"
+            "  {service} `{name}`: {replicas} of {replicas} replicas ready"
         ));
         (self.instances(Some(scope)).await?.into_iter())
             .find(|instance| instance.name == name)
