@@ -647,7 +647,10 @@ fn scaling_the_runner_from_one_to_three_and_back_mid_stream_loses_no_record() {
         let said = String::from_utf8_lossy(&output.stderr);
         assert!(output.status.success(), "weir scale to {replicas}: {said}");
         // Its last progress line says how long the replicas took to be ready.
-        println!("weir scale to {replicas}: {}", said.lines().last().unwrap_or(""));
+        println!(
+            "weir scale to {replicas}: {}",
+            said.lines().last().unwrap_or("")
+        );
         seen.push(*replicas);
     }
     assert_eq!(seen, [3, 1], "both scalings ran");
