@@ -248,6 +248,10 @@ pub fn is_same_process(pid: i32, started: Option<u64>) -> bool {
 
 /// How a child of this process that has ended did so ("killed by SIGKILL", "exited with
 /// status 1"), reaping it; `None` while it runs or when it is not a child of this process.
+///
+/// Several threads of one process may look at the same dead child (a run's supervision and
+/// a data step both list instances); whichever reaps it first keeps how it ended, and the
+/// others are told the same.
 pub fn reap(pid: i32) -> Option<String> {
     if pid <= 0 {
         return None;
@@ -255,16 +259,26 @@ pub fn reap(pid: i32) -> Option<String> {
     let mut status = 0;
     // SAFETY: waitpid writes only to `status`; WNOHANG never blocks.
     let reaped = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+    let mut ended = REAPED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if reaped != pid {
-        return None;
+        // -1: not a child, or reaped already (by another thread of this process).
+        return (reaped == -1).then(|| ended.get(&pid).cloned()).flatten();
     }
-    Some(if libc::WIFSIGNALED(status) {
+    let how = if libc::WIFSIGNALED(status) {
         let signal = libc::WTERMSIG(status);
         format!("killed by {}", signal_name(signal))
     } else {
         format!("exited with status {}", libc::WEXITSTATUS(status))
-    })
+    };
+    ended.insert(pid, how.clone());
+    Some(how)
 }
+
+/// How the children this process reaped ended, by pid.
+static REAPED: std::sync::Mutex<std::collections::BTreeMap<i32, String>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
 
 fn signal_name(signal: i32) -> String {
     match signal {

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use weir_catalog::local::process::ProcessError;
 use weir_catalog::local::render::RenderError;
-use weir_catalog::service::ParamError;
+use weir_catalog::service::{ParamError, ServiceDefinition};
 
 use crate::store::StoreError;
 
@@ -408,6 +408,21 @@ pub enum RuntimeError {
 }
 
 impl RuntimeError {
+    /// Whether instance `name` of `definition` may be given `replicas` replicas while it
+    /// runs, on any backend (see [`ServiceDefinition::check_scale`]).
+    pub fn check_scale(
+        definition: &ServiceDefinition,
+        name: &str,
+        replicas: u32,
+    ) -> Result<(), RuntimeError> {
+        definition
+            .check_scale(replicas)
+            .map_err(|why| RuntimeError::CannotScale {
+                name: name.into(),
+                why,
+            })
+    }
+
     /// The wait was given up because the caller cancelled it.
     pub fn is_interrupted(&self) -> bool {
         matches!(

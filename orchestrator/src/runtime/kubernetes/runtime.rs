@@ -377,12 +377,7 @@ impl Runtime for KubernetesRuntime {
             .ok_or_else(|| RuntimeError::NoSuchInstance(name.into()))?;
         let definition =
             catalog::find(&service).ok_or_else(|| RuntimeError::UnknownService(service.clone()))?;
-        definition
-            .check_scale(replicas)
-            .map_err(|why| RuntimeError::CannotScale {
-                name: name.into(),
-                why,
-            })?;
+        RuntimeError::check_scale(&definition, name, replicas)?;
         let kind = workload_kind(&definition);
         progress(format!(
             "  scaling {service} `{name}` in `{}` to {replicas} replicas and waiting up to {:?} \

@@ -49,6 +49,31 @@ impl LocalRuntime {
             .expect("process management does not panic")
     }
 
+    /// Runs process management that waits (for readiness) on a thread of its own, and makes
+    /// it give up when `cancel` fires: it then stops what it started, and the answer is
+    /// [`RuntimeError::Interrupted`].
+    async fn interruptible<T: Send + 'static>(
+        &self,
+        cancel: &CancellationToken,
+        work: impl FnOnce(LocalProcesses) -> Result<T, RuntimeError> + Send + 'static,
+    ) -> Result<T, RuntimeError> {
+        let interrupt = Arc::new(AtomicBool::new(false));
+        let flag = interrupt.clone();
+        let mut work =
+            std::pin::pin!(self.blocking(move |processes| work(processes.with_interrupt(flag))));
+        let outcome = tokio::select! {
+            result = &mut work => result,
+            _ = cancel.cancelled() => {
+                interrupt.store(true, Ordering::SeqCst);
+                work.await
+            }
+        };
+        match outcome {
+            Err(_) if interrupt.load(Ordering::SeqCst) => Err(RuntimeError::Interrupted),
+            other => other,
+        }
+    }
+
     async fn record(&self, name: &str) -> Result<InstanceRecord, RuntimeError> {
         let store = store::Store::open(&self.home.database())?;
         store
@@ -156,9 +181,6 @@ impl Runtime for LocalRuntime {
                 });
             }
         }
-        // Readiness waits run on a blocking thread; the flag tells it to give up (it then
-        // stops what it started before returning).
-        let interrupt = Arc::new(AtomicBool::new(false));
         let up = UpRequest {
             service: request.service,
             name: request.name,
@@ -166,24 +188,12 @@ impl Runtime for LocalRuntime {
             scope: request.scope,
             ready_timeout: request.ready_timeout,
         };
-        let flag = interrupt.clone();
-        let mut work = std::pin::pin!(
-            self.blocking(move |processes| { processes.with_interrupt(flag).up(&up) })
-        );
-        let started = tokio::select! {
-            result = &mut work => result,
-            _ = request.cancel.cancelled() => {
-                interrupt.store(true, Ordering::SeqCst);
-                work.await
-            }
-        };
-        match started {
-            Ok(records) => Ok(Provisioned::Started(
-                records.into_iter().map(|r| instance_of(r, true)).collect(),
-            )),
-            Err(_) if interrupt.load(Ordering::SeqCst) => Err(RuntimeError::Interrupted),
-            Err(error) => Err(error),
-        }
+        let records = self
+            .interruptible(&request.cancel, move |processes| processes.up(&up))
+            .await?;
+        Ok(Provisioned::Started(
+            records.into_iter().map(|r| instance_of(r, true)).collect(),
+        ))
     }
 
     async fn restart(
@@ -193,23 +203,13 @@ impl Runtime for LocalRuntime {
         ready_timeout: Duration,
         cancel: &CancellationToken,
     ) -> Result<Instance, RuntimeError> {
-        let interrupt = Arc::new(AtomicBool::new(false));
-        let (flag, name) = (interrupt.clone(), name.to_string());
-        let mut work = std::pin::pin!(self.blocking(move |processes| {
-            processes.with_interrupt(flag).restart(&name, ready_timeout)
-        }));
-        let restarted = tokio::select! {
-            result = &mut work => result,
-            _ = cancel.cancelled() => {
-                interrupt.store(true, Ordering::SeqCst);
-                work.await
-            }
-        };
-        match restarted {
-            Ok(record) => Ok(instance_of(record, true)),
-            Err(_) if interrupt.load(Ordering::SeqCst) => Err(RuntimeError::Interrupted),
-            Err(error) => Err(error),
-        }
+        let name = name.to_string();
+        let record = self
+            .interruptible(cancel, move |processes| {
+                processes.restart(&name, ready_timeout)
+            })
+            .await?;
+        Ok(instance_of(record, true))
     }
 
     async fn scale(
@@ -220,25 +220,13 @@ impl Runtime for LocalRuntime {
         ready_timeout: Duration,
         cancel: &CancellationToken,
     ) -> Result<Instance, RuntimeError> {
-        let interrupt = Arc::new(AtomicBool::new(false));
-        let (flag, name) = (interrupt.clone(), name.to_string());
-        let mut work = std::pin::pin!(self.blocking(move |processes| {
-            processes
-                .with_interrupt(flag)
-                .scale(&name, replicas, ready_timeout)
-        }));
-        let scaled = tokio::select! {
-            result = &mut work => result,
-            _ = cancel.cancelled() => {
-                interrupt.store(true, Ordering::SeqCst);
-                work.await
-            }
-        };
-        match scaled {
-            Ok(record) => Ok(instance_of(record, true)),
-            Err(_) if interrupt.load(Ordering::SeqCst) => Err(RuntimeError::Interrupted),
-            Err(error) => Err(error),
-        }
+        let name = name.to_string();
+        let record = self
+            .interruptible(cancel, move |processes| {
+                processes.scale(&name, replicas, ready_timeout)
+            })
+            .await?;
+        Ok(instance_of(record, true))
     }
 
     async fn stop(&self, _scope: &Scope, name: &str) -> Result<Vec<String>, RuntimeError> {

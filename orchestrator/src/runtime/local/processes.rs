@@ -333,12 +333,7 @@ impl LocalProcesses {
         name: &str,
         ready_timeout: Duration,
     ) -> Result<InstanceRecord, RuntimeError> {
-        let mut record = self
-            .store
-            .instance(name)?
-            .ok_or_else(|| RuntimeError::NoSuchInstance(name.into()))?;
-        let definition = catalog::find(&record.service)
-            .ok_or_else(|| RuntimeError::UnknownService(record.service.clone()))?;
+        let (mut record, definition) = self.recorded(name)?;
         if let Some(pid) = record.pid {
             // What is left of the old process group goes first: it may hold the ports.
             process::stop_group(pid, Duration::from_secs(5));
@@ -382,18 +377,8 @@ impl LocalProcesses {
         replicas: u32,
         ready_timeout: Duration,
     ) -> Result<InstanceRecord, RuntimeError> {
-        let mut record = self
-            .store
-            .instance(name)?
-            .ok_or_else(|| RuntimeError::NoSuchInstance(name.into()))?;
-        let definition = catalog::find(&record.service)
-            .ok_or_else(|| RuntimeError::UnknownService(record.service.clone()))?;
-        definition
-            .check_scale(replicas)
-            .map_err(|why| RuntimeError::CannotScale {
-                name: name.into(),
-                why,
-            })?;
+        let (mut record, definition) = self.recorded(name)?;
+        RuntimeError::check_scale(&definition, name, replicas)?;
         let pid = match record.pid {
             Some(pid) if record.state == InstanceState::Running && self.process_alive(&record) => {
                 pid
@@ -585,6 +570,17 @@ impl LocalProcesses {
                 Err(_) => std::thread::sleep(Duration::from_millis(200)),
             }
         }
+    }
+
+    /// The record of instance `name` and the definition of its service.
+    fn recorded(&self, name: &str) -> Result<(InstanceRecord, ServiceDefinition), RuntimeError> {
+        let record = self
+            .store
+            .instance(name)?
+            .ok_or_else(|| RuntimeError::NoSuchInstance(name.into()))?;
+        let definition = catalog::find(&record.service)
+            .ok_or_else(|| RuntimeError::UnknownService(record.service.clone()))?;
+        Ok((record, definition))
     }
 
     fn free_name(&self, service: &str) -> Result<String, RuntimeError> {
