@@ -663,6 +663,12 @@ fn scaling_the_runner_from_one_to_three_and_back_mid_stream_loses_no_record() {
         "the runner scaled from 1 to 3 replicas at a quarter of the input and back to 1 at \
          three quarters, over 6 partitions",
     );
+    // Replicas that join or leave on request hand their partitions over with everything sent
+    // acknowledged and committed: a planned rebalance replays nothing.
+    assert_eq!(
+        drill.duplicated, 0,
+        "outputs written twice by a planned scaling"
+    );
 }
 
 /// SIGKILLs member `member` of instance `instance` once it runs, and waits until its

@@ -8,6 +8,7 @@
 pub mod args;
 pub mod checkpoint;
 pub mod duration;
+mod in_flight;
 pub mod kafka;
 pub mod metrics;
 pub mod operators;

@@ -8,26 +8,24 @@
 
 use std::collections::HashSet;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::stream::FuturesOrdered;
-use futures::StreamExt;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::watch;
 
 use crate::checkpoint::{decode_state, Checkpoint};
+use crate::in_flight::{Acked, Acknowledgements, InFlight};
 use crate::kafka::{self, Assigned};
 use crate::metrics::Metrics;
-use crate::operators::{OutputMessage, Pipeline, Record, RecordError, StateUpdate};
+use crate::operators::{OutputMessage, Pipeline, Record, RecordError};
 use crate::source::REPLAY_RESTART_HEADER;
 use crate::spec::{StartPosition, TopologySpec};
 use crate::status::{RunnerState, RunnerStatus};
@@ -77,20 +75,6 @@ impl RunnerConfig {
     }
 }
 
-/// A record whose outputs were sent, waiting for their acknowledgements.
-struct InFlight {
-    partition: i32,
-    /// The partition's checkpoint generation when the record was read.
-    generation: u64,
-    offset: i64,
-    timestamp_ms: i64,
-    updates: Vec<StateUpdate>,
-    outputs: u64,
-    failed: bool,
-}
-
-type Acked = Pin<Box<dyn Future<Output = Result<InFlight, RunnerError>> + Send>>;
-
 /// How often `/status` is brought up to date (its lag costs a watermark query per partition).
 const STATUS_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -130,9 +114,16 @@ async fn consume_and_process(
         source,
     };
     let checkpoint = Arc::new(Mutex::new(Checkpoint::default()));
+    let acks = Arc::new(Acknowledgements::new(checkpoint.clone(), metrics.clone()));
+    let producer: FutureProducer = kafka::producer_config(&config.brokers)
+        .create()
+        .map_err(setup_error)?;
     let rebalancing = Rebalancing {
         topic: spec.input.topic.clone(),
         checkpoint: checkpoint.clone(),
+        acks: acks.clone(),
+        producer: producer.clone(),
+        flush_timeout: config.drain_timeout,
         revoked: Mutex::default(),
     };
     let consumer: Arc<RunnerConsumer> = kafka::consumer_config(&config.brokers, &spec.input.group)
@@ -149,13 +140,9 @@ async fn consume_and_process(
     consumer
         .subscribe(&[spec.input.topic.as_str()])
         .map_err(setup_error)?;
-    let producer: FutureProducer = kafka::producer_config(&config.brokers)
-        .create()
-        .map_err(setup_error)?;
 
     let mut pipeline = Pipeline::new(spec);
     let mut restored_partitions = HashSet::new();
-    let mut in_flight: FuturesOrdered<Acked> = FuturesOrdered::new();
     let mut commit_tick = tokio::time::interval(config.commit_interval);
     let mut log_tick = tokio::time::interval(config.log_interval);
     let mut status_tick = tokio::time::interval(STATUS_INTERVAL);
@@ -170,12 +157,12 @@ async fn consume_and_process(
         "topology running"
     );
     let outcome: Result<(), RunnerError> = loop {
-        let has_room = in_flight.len() < config.max_in_flight;
+        let has_room = acks.len() < config.max_in_flight;
         tokio::select! {
             biased;
             _ = &mut shutdown => break Ok(()),
-            Some(acked) = in_flight.next(), if !in_flight.is_empty() => {
-                if let Err(error) = acknowledge(acked, &checkpoint, &metrics) {
+            Some(applied) = acks.next(), if !acks.is_empty() => {
+                if let Err(error) = applied {
                     break Err(error);
                 }
             }
@@ -237,7 +224,7 @@ async fn consume_and_process(
                 metrics.records_in.fetch_add(1, Ordering::Relaxed);
                 let generation = checkpoint.lock().expect("checkpoint lock").generation(message.partition());
                 match process(&message, generation, spec, &mut pipeline, &producer).await {
-                    Ok(acked) => in_flight.push_back(acked),
+                    Ok(acked) => acks.push(acked),
                     Err(error) => break Err(error),
                 }
             }
@@ -247,8 +234,8 @@ async fn consume_and_process(
     status.send_modify(|s| s.state = RunnerState::Stopping);
     // Whatever was sent is awaited so that its offset can be committed before leaving.
     let drained = tokio::time::timeout(config.drain_timeout, async {
-        while let Some(acked) = in_flight.next().await {
-            acknowledge(acked, &checkpoint, &metrics)?;
+        while let Some(applied) = acks.next().await {
+            applied?;
         }
         Ok::<(), RunnerError>(())
     })
@@ -401,31 +388,6 @@ fn error_message(
     }
 }
 
-fn acknowledge(
-    acked: Result<InFlight, RunnerError>,
-    checkpoint: &Mutex<Checkpoint>,
-    metrics: &Metrics,
-) -> Result<(), RunnerError> {
-    let record = acked?;
-    if record.outputs > 0 {
-        metrics.record_latency_ms(kafka::now_ms() - record.timestamp_ms);
-    }
-    metrics
-        .messages_out
-        .fetch_add(record.outputs, Ordering::Relaxed);
-    if record.failed {
-        metrics.records_failed.fetch_add(1, Ordering::Relaxed);
-    }
-    metrics.records_done.fetch_add(1, Ordering::Relaxed);
-    checkpoint.lock().expect("checkpoint lock").acknowledge(
-        record.partition,
-        record.generation,
-        record.offset,
-        record.updates,
-    );
-    Ok(())
-}
-
 /// Commits the partitions that moved, each with its operator state in the offset's metadata.
 fn commit<C: ConsumerContext>(
     consumer: &impl Consumer<C>,
@@ -496,13 +458,18 @@ fn restore_state(
 type RunnerConsumer = StreamConsumer<Rebalancing>;
 
 /// The runner's side of consumer-group rebalances. Before partitions go to another replica,
-/// what this one has acknowledged is committed (offsets with their operator state) and the
-/// partitions are forgotten; their new owner resumes each where this one stopped, with the
-/// same per-key state. Records of theirs still in flight here are replayed by the new owner
-/// (at-least-once: they may be written twice, never lost).
+/// this one waits (up to the drain timeout) for the outputs it has sent, commits what is
+/// acknowledged (offsets with their operator state) and forgets the partitions; their new
+/// owner resumes each where this one stopped, with the same per-key state. A planned
+/// rebalance — a replica joining or leaving — therefore writes no output twice. Only records
+/// whose outputs were still unacknowledged when the wait ran out, or that a crash cut short,
+/// are replayed by the new owner (at-least-once: written twice, never lost).
 struct Rebalancing {
     topic: String,
     checkpoint: Arc<Mutex<Checkpoint>>,
+    acks: Arc<Acknowledgements>,
+    producer: FutureProducer,
+    flush_timeout: Duration,
     /// Partitions taken away since the main loop last looked: their operator state goes.
     revoked: Mutex<Vec<i32>>,
 }
@@ -527,6 +494,18 @@ impl ConsumerContext for Rebalancing {
             return;
         };
         let partitions = self.partitions(list);
+        // Outputs already sent are delivered and acknowledged while the partitions are still
+        // this runner's, so their offsets go with them.
+        if let Err(error) = self.producer.flush(self.flush_timeout) {
+            tracing::warn!("outputs not delivered before the rebalance: {error}");
+        }
+        let unacknowledged = self.acks.apply_arrived();
+        if unacknowledged > 0 {
+            tracing::warn!(
+                unacknowledged,
+                "records still unacknowledged at the rebalance; their new owner replays them"
+            );
+        }
         let mut checkpoint = self.checkpoint.lock().expect("checkpoint lock");
         // Synchronously, while the partitions are still this runner's to commit.
         commit(consumer, &self.topic, &mut checkpoint, CommitMode::Sync);
