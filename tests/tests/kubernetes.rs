@@ -122,8 +122,9 @@ fn assert_nothing_left(namespace: &str, log: &str) {
     );
 }
 
-/// Two runner pods share three partitions; the replay keys every document with one series
-/// key, so the series stays in one partition, in order, and every count is exact.
+/// Two runner pods share three partitions, and `weir scale` makes them three while the
+/// replay flows; the replay keys every document with one series key, so the series stays in
+/// one partition, in order, and every count is exact.
 #[test]
 fn ci_smoke_runs_in_real_pods_and_reports_every_result() {
     let home = WeirHomeDir::new();
@@ -132,8 +133,12 @@ fn ci_smoke_runs_in_real_pods_and_reports_every_result() {
         &home,
         &[
             &shipped_workflow("ci-smoke.yaml"),
+            // 156 documents at 100 ms: the replay flows for about 16 s, and the run counts
+            // its topics after 25 s.
             "--set",
-            "execution_duration=5s",
+            "replay_interval=100ms",
+            "--set",
+            "execution_duration=25s",
             "--set",
             "partitions=3",
             "--set",
@@ -176,6 +181,44 @@ fn ci_smoke_runs_in_real_pods_and_reports_every_result() {
             "{pod}"
         );
     }
+    // A third runner pod joins the consumer group mid-stream.
+    let scale = weir(
+        &home,
+        &[
+            "scale",
+            "smoke-topology",
+            "--replicas",
+            "3",
+            "--run",
+            &id,
+            "--backend",
+            "kubernetes",
+        ],
+    )
+    .output()
+    .unwrap();
+    let said = String::from_utf8_lossy(&scale.stderr);
+    assert!(scale.status.success(), "weir scale: {said}");
+    assert!(said.contains("3 of 3 replicas ready"), "{said}");
+    println!(
+        "weir scale on Kubernetes: {}",
+        said.lines().last().unwrap_or("")
+    );
+    let runners = sandbox
+        .kubectl_json(&[
+            "get",
+            "pods",
+            "-n",
+            &namespace,
+            "-l",
+            "app.kubernetes.io/name=topology-runner",
+        ])
+        .expect("the runner's pods");
+    assert_eq!(
+        runners["items"].as_array().map(Vec::len),
+        Some(3),
+        "three runner pods after scaling: {runners}"
+    );
     let ns = sandbox
         .kubectl_json(&["get", "namespace", &namespace])
         .expect("the run's namespace exists while it runs");

@@ -385,6 +385,7 @@ impl Runtime for KubernetesRuntime {
             cluster.namespace(),
             crate::runtime::whole_seconds(ready_timeout)
         ));
+        let started = std::time::Instant::now();
         cluster.scale(kind, name, replicas).await?;
         Self::cancellable(cancel, async {
             cluster.await_ready(kind, name, ready_timeout).await?;
@@ -392,7 +393,8 @@ impl Runtime for KubernetesRuntime {
         })
         .await?;
         progress(format!(
-            "  {service} `{name}`: {replicas} of {replicas} replicas ready"
+            "  {service} `{name}`: {replicas} of {replicas} replicas ready ({:.1}s)",
+            started.elapsed().as_secs_f64()
         ));
         (self.instances(Some(scope)).await?.into_iter())
             .find(|instance| instance.name == name)
