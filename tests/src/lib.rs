@@ -161,6 +161,8 @@ pub async fn produce_paced(
 /// One consumed message.
 #[derive(Debug, Clone)]
 pub struct Consumed {
+    /// The message key, if it has one (lossily decoded).
+    pub key: Option<String>,
     pub payload: String,
     pub headers: Vec<(String, String)>,
 }
@@ -221,6 +223,7 @@ pub fn read_topic(
                 })
                 .unwrap_or_default();
             messages.push(Consumed {
+                key: (message.key()).map(|k| String::from_utf8_lossy(k).into_owned()),
                 payload: String::from_utf8_lossy(message.payload().unwrap_or_default())
                     .into_owned(),
                 headers,

@@ -31,6 +31,8 @@ fn http_poller_publishes_each_response_body() {
             "100ms",
             "--count",
             "3",
+            "--key-pointer",
+            "/data/base",
         ],
     );
     let status = poller.wait(Duration::from_secs(60));
@@ -51,6 +53,11 @@ fn http_poller_publishes_each_response_body() {
     assert!(messages[0]
         .headers
         .contains(&("weir-source".to_string(), url.clone())));
+    // Keyed by the value at the JSON pointer in each document.
+    assert!(
+        messages.iter().all(|m| m.key.as_deref() == Some("BTC")),
+        "{messages:?}"
+    );
 }
 
 #[test]
@@ -138,6 +145,8 @@ fn replay_publishes_recorded_documents_labelled_as_replay() {
             "0s",
             "--count",
             "12",
+            "--key-pointer",
+            "/column1",
         ],
     );
     assert!(
@@ -163,6 +172,14 @@ fn replay_publishes_recorded_documents_labelled_as_replay() {
     assert_eq!(first["column1"], "2012-01-31");
     assert_eq!(first["Close"], "5.55");
     assert_eq!(messages[11].json()["column1"], "2012-12-31");
+    // Each document keyed by its own date, the value its key pointer names.
+    for message in &messages {
+        assert_eq!(
+            message.key.as_deref(),
+            message.json()["column1"].as_str(),
+            "{message:?}"
+        );
+    }
     assert!(messages.iter().all(|m| m
         .headers
         .iter()
