@@ -50,14 +50,26 @@ pub struct TopologyBenchArgs {
     pace_seconds: u64,
     /// Replica counts of the scaling phase: for each N, N runner processes in one consumer
     /// group over an input of N partitions (one round each). Empty (`--replicas ''`) skips it.
-    #[arg(long, value_delimiter = ',', default_value = "1,2")]
-    replicas: Vec<u32>,
+    // `::std::vec::Vec` keeps clap from taking it as a repeated argument, so that the empty
+    // list can be given.
+    #[arg(long, value_parser = replica_counts, default_value = "1,2")]
+    replicas: ::std::vec::Vec<u32>,
     /// Use this broker instead of starting a private ZooKeeper and Kafka.
     #[arg(long)]
     brokers: Option<String>,
     /// The topology to measure.
     #[arg(long, default_value = DEFAULT_TOPOLOGY)]
     topology: PathBuf,
+}
+
+/// A comma-separated list of replica counts; the empty list is allowed.
+fn replica_counts(list: &str) -> Result<Vec<u32>, String> {
+    (list.split(',').map(str::trim).filter(|n| !n.is_empty()))
+        .map(|n| {
+            n.parse()
+                .map_err(|_| format!("`{n}` is not a replica count (a whole number, 1 to 32)"))
+        })
+        .collect()
 }
 
 const DEFAULT_TOPOLOGY: &str = "workflows/topologies/bitcoin-yuan.yaml";
@@ -401,5 +413,35 @@ impl Report {
                 f.replicas, f.runner_records_per_s, f.passthrough_records_per_s
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::TopologyBenchArgs;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bench: TopologyBenchArgs,
+    }
+
+    fn replicas(args: &[&str]) -> Result<Vec<u32>, String> {
+        let argv = std::iter::once("bench").chain(args.iter().copied());
+        (Cli::try_parse_from(argv).map(|cli| cli.bench.replicas)).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn replica_counts_default_list_and_empty_list() {
+        assert_eq!(replicas(&[]).unwrap(), [1, 2]);
+        assert_eq!(replicas(&["--replicas", "1,2,4"]).unwrap(), [1, 2, 4]);
+        assert_eq!(replicas(&["--replicas", ""]).unwrap(), Vec::<u32>::new());
+        let refused = replicas(&["--replicas", "1,two"]).unwrap_err();
+        assert!(
+            refused.contains("`two` is not a replica count"),
+            "{refused}"
+        );
     }
 }
