@@ -658,6 +658,14 @@ impl KubeSandbox {
             .then(|| serde_json::from_slice(&output.stdout).expect("kubectl JSON"))
     }
 
+    /// The pods of `namespace` that match the label `selector` (`key=value[,...]`).
+    pub fn pods(&self, namespace: &str, selector: &str) -> Vec<serde_json::Value> {
+        let pods = self
+            .kubectl_json(&["get", "pods", "-n", namespace, "-l", selector])
+            .unwrap_or_else(|| panic!("cannot list the pods {selector} in {namespace}"));
+        pods["items"].as_array().cloned().unwrap_or_default()
+    }
+
     /// The address by which pods reach this machine: the real node's internal IP (the
     /// gateway of its pod bridge).
     pub fn host_address(&self) -> String {

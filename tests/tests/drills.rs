@@ -379,21 +379,12 @@ fn a_broker_pod_killed_mid_stream_loses_no_acknowledged_record() {
     };
     on_kubernetes("up", &["kafka", "--name", "drill", "--set", "replicas=3"]);
     // Brokers advertise their pod addresses, which this machine reaches on the sandbox.
-    let pods = sandbox
-        .kubectl_json(&[
-            "get",
-            "pods",
-            "-n",
-            &namespace,
-            "-l",
-            "app.kubernetes.io/instance=drill",
-        ])
-        .expect("the brokers' pods");
-    let addresses: Vec<String> = (pods["items"].as_array().unwrap().iter())
+    let pods = sandbox.pods(&namespace, "app.kubernetes.io/instance=drill");
+    let addresses: Vec<String> = (pods.iter())
         .filter_map(|pod| pod["status"]["podIP"].as_str())
         .map(|ip| format!("{ip}:9092"))
         .collect();
-    assert_eq!(addresses.len(), 3, "{pods}");
+    assert_eq!(addresses.len(), 3, "{pods:?}");
     let bootstrap = addresses.join(",");
     let listed = kcat_brokers(&bootstrap);
     assert_eq!(listed.len(), 3, "{listed:?}");

@@ -204,20 +204,11 @@ fn ci_smoke_runs_in_real_pods_and_reports_every_result() {
         "weir scale on Kubernetes: {}",
         said.lines().last().unwrap_or("")
     );
-    let runners = sandbox
-        .kubectl_json(&[
-            "get",
-            "pods",
-            "-n",
-            &namespace,
-            "-l",
-            "app.kubernetes.io/name=topology-runner",
-        ])
-        .expect("the runner's pods");
+    let runners = sandbox.pods(&namespace, "app.kubernetes.io/name=topology-runner");
     assert_eq!(
-        runners["items"].as_array().map(Vec::len),
-        Some(3),
-        "three runner pods after scaling: {runners}"
+        runners.len(),
+        3,
+        "three runner pods after scaling: {runners:?}"
     );
     let ns = sandbox
         .kubectl_json(&["get", "namespace", &namespace])
