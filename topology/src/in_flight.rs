@@ -36,20 +36,25 @@ pub(crate) struct InFlight {
 /// Resolves once every output of a record is acknowledged, or with the first delivery error.
 pub(crate) type Acked = Pin<Box<dyn Future<Output = Result<InFlight, RunnerError>> + Send>>;
 
-/// The ordered queue of records in flight and where their acknowledgements go.
+/// The ordered queue of records in flight and the checkpoint their acknowledgements move.
 pub(crate) struct Acknowledgements {
     queue: Mutex<FuturesOrdered<Acked>>,
-    checkpoint: Arc<Mutex<Checkpoint>>,
+    checkpoint: Mutex<Checkpoint>,
     metrics: Arc<Metrics>,
 }
 
 impl Acknowledgements {
-    pub fn new(checkpoint: Arc<Mutex<Checkpoint>>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
         Self {
             queue: Mutex::default(),
-            checkpoint,
+            checkpoint: Mutex::default(),
             metrics,
         }
+    }
+
+    /// What may be committed, and each partition's generation.
+    pub fn checkpoint(&self) -> MutexGuard<'_, Checkpoint> {
+        self.checkpoint.lock().expect("checkpoint lock")
     }
 
     fn queue(&self) -> MutexGuard<'_, FuturesOrdered<Acked>> {
@@ -132,7 +137,7 @@ mod tests {
     }
 
     fn acknowledgements() -> Acknowledgements {
-        Acknowledgements::new(Arc::default(), Arc::new(Metrics::new("test")))
+        Acknowledgements::new(Arc::new(Metrics::new("test")))
     }
 
     #[test]
@@ -151,13 +156,13 @@ mod tests {
             2,
             "offset 1 still waits, and 2 behind it"
         );
-        let commits = acks.checkpoint.lock().unwrap().take_dirty();
+        let commits = acks.checkpoint().take_dirty();
         assert_eq!(commits.len(), 1);
         assert_eq!(commits[0].next_offset, 1, "only offset 0 is committable");
 
         send_late.send(()).expect("receiver kept");
         assert_eq!(acks.apply_arrived(), 0);
-        let commits = acks.checkpoint.lock().unwrap().take_dirty();
+        let commits = acks.checkpoint().take_dirty();
         assert_eq!(commits[0].next_offset, 3);
         assert_eq!(acks.metrics.snapshot().records_done, 3);
     }

@@ -118,14 +118,12 @@ async fn consume_and_process(
         brokers: config.brokers.clone(),
         source,
     };
-    let checkpoint = Arc::new(Mutex::new(Checkpoint::default()));
-    let acks = Arc::new(Acknowledgements::new(checkpoint.clone(), metrics.clone()));
+    let acks = Arc::new(Acknowledgements::new(metrics.clone()));
     let producer: FutureProducer = kafka::producer_config(&config.brokers)
         .create()
         .map_err(setup_error)?;
     let rebalancing = Rebalancing {
         topic: spec.input.topic.clone(),
-        checkpoint: checkpoint.clone(),
         acks: acks.clone(),
         producer: producer.clone(),
         flush_timeout: config.drain_timeout,
@@ -150,7 +148,6 @@ async fn consume_and_process(
         spec,
         consumer: &consumer,
         producer: &producer,
-        checkpoint: &checkpoint,
         metrics: &metrics,
         acks: &acks,
         status,
@@ -181,8 +178,7 @@ async fn consume_and_process(
                 }
             }
             _ = commit_tick.tick() => {
-                let mut checkpoint = checkpoint.lock().expect("checkpoint lock");
-                commit(&*consumer, &spec.input.topic, &mut checkpoint, CommitMode::Async);
+                commit(&*consumer, &spec.input.topic, &mut acks.checkpoint(), CommitMode::Async);
             }
             _ = log_tick.tick() => {
                 let now = metrics.snapshot();
@@ -260,7 +256,7 @@ async fn consume_and_process(
     commit(
         &*consumer,
         &spec.input.topic,
-        &mut checkpoint.lock().expect("checkpoint lock"),
+        &mut acks.checkpoint(),
         CommitMode::Sync,
     );
     let summary = metrics.snapshot();
@@ -277,7 +273,6 @@ struct Intake<'a> {
     spec: &'a TopologySpec,
     consumer: &'a RunnerConsumer,
     producer: &'a FutureProducer,
-    checkpoint: &'a Mutex<Checkpoint>,
     metrics: &'a Metrics,
     acks: &'a Acknowledgements,
     status: &'a watch::Sender<RunnerStatus>,
@@ -302,7 +297,7 @@ impl Intake<'_> {
             restore_state(self.consumer, self.spec, partition, &mut self.pipeline);
         }
         self.metrics.records_in.fetch_add(1, Ordering::Relaxed);
-        let generation = (self.checkpoint.lock().expect("checkpoint lock")).generation(partition);
+        let generation = self.acks.checkpoint().generation(partition);
         let acked = process(
             message,
             generation,
@@ -542,7 +537,6 @@ type RunnerConsumer = StreamConsumer<Rebalancing>;
 /// are replayed by the new owner (at-least-once: written twice, never lost).
 struct Rebalancing {
     topic: String,
-    checkpoint: Arc<Mutex<Checkpoint>>,
     acks: Arc<Acknowledgements>,
     producer: FutureProducer,
     flush_timeout: Duration,
@@ -582,7 +576,7 @@ impl ConsumerContext for Rebalancing {
                 "records still unacknowledged at the rebalance; their new owner replays them"
             );
         }
-        let mut checkpoint = self.checkpoint.lock().expect("checkpoint lock");
+        let mut checkpoint = self.acks.checkpoint();
         // Synchronously, while the partitions are still this runner's to commit.
         commit(consumer, &self.topic, &mut checkpoint, CommitMode::Sync);
         for &partition in &partitions {
