@@ -444,7 +444,7 @@ fn the_topology_benchmark_reports_every_figure_it_measures() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "bench failed:\n{stderr}");
     let report: Value = serde_json::from_slice(&output.stdout).expect("one JSON report");
-    for contender in ["runner", "passthrough"] {
+    for contender in ["runner", "passthrough", "passthrough_single_copy"] {
         let rounds = report[contender]["rounds_records_per_s"]
             .as_array()
             .unwrap();
@@ -453,6 +453,14 @@ fn the_topology_benchmark_reports_every_figure_it_measures() {
         assert!(report[contender]["startup_s"]["median"].as_f64().unwrap() > 0.0);
     }
     assert!(report["ratio"].as_f64().unwrap() > 0.0, "{report}");
+    assert!(
+        report["ratio_to_single_copy"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
+    // The reference topology writes a rate for every record, a variation for all but the
+    // first of each key, and a notification for some: between 2 and 3 messages per record.
+    let per_record = report["messages_per_record"].as_f64().unwrap();
+    assert!((2.0..3.0).contains(&per_record), "{report}");
     assert!(report["peak_rss_mb"].as_f64().unwrap() > 1.0, "{report}");
     for latency in ["latency", "passthrough_latency"] {
         let paces = report[latency].as_array().unwrap();

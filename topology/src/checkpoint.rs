@@ -6,6 +6,7 @@
 //! resumes with the same "previous value" it would have had and loses no variation.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use crate::operators::StateUpdate;
 
@@ -27,7 +28,7 @@ pub struct Checkpoint {
 struct PartitionCheckpoint {
     /// The offset of the next record to read after a restart.
     next_offset: i64,
-    state: BTreeMap<(usize, String), f64>,
+    state: BTreeMap<(usize, Arc<str>), f64>,
     dirty: bool,
 }
 
@@ -96,10 +97,10 @@ impl Checkpoint {
 }
 
 /// Encodes state as a compact JSON list of `[operator, key, value]`.
-pub fn encode_state(state: &BTreeMap<(usize, String), f64>) -> String {
+pub fn encode_state(state: &BTreeMap<(usize, Arc<str>), f64>) -> String {
     let entries: Vec<serde_json::Value> = state
         .iter()
-        .map(|((op, key), value)| serde_json::json!([op, key, value]))
+        .map(|((op, key), value)| serde_json::json!([op, key.as_ref(), value]))
         .collect();
     serde_json::Value::Array(entries).to_string()
 }
@@ -117,7 +118,7 @@ pub fn decode_state(metadata: &str) -> Vec<StateUpdate> {
             let value = entry.get(2)?.as_f64()?;
             Some(StateUpdate {
                 operator_index: usize::try_from(op).ok()?,
-                key: key.to_string(),
+                key: key.into(),
                 value,
             })
         })

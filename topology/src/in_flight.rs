@@ -1,19 +1,23 @@
 //! Records whose outputs were sent and await their acknowledgements.
 //!
 //! The queue is ordered: a record's offset becomes committable only once it and every record
-//! read before it have all their outputs acknowledged. It is shared by the runner's main loop,
-//! which applies acknowledgements as they arrive, and by the rebalance callback, which applies
+//! read before it have all their outputs acknowledged. Each record is registered before its
+//! outputs are sent and gets a [`Ticket`], which travels with every one of its messages as the
+//! producer's delivery opaque; the producer's delivery callback counts the record's outputs
+//! down through it. That costs one queue slot per record, where a future per output (rdkafka's
+//! `FutureProducer`) costs a channel and two allocations per message.
+//!
+//! The queue is shared by the runner's main loop, which applies acknowledgements as they
+//! arrive, by the producer's delivery callback, and by the rebalance callback, which applies
 //! every one that has arrived before partitions leave this runner — so that a planned
 //! rebalance (a replica joining or leaving) hands over committed offsets instead of records
 //! the next owner would write a second time.
 
-use std::future::{poll_fn, Future};
-use std::pin::Pin;
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use futures::stream::FuturesOrdered;
-use futures::{FutureExt, StreamExt};
+use tokio::sync::Notify;
 
 use crate::checkpoint::Checkpoint;
 use crate::kafka;
@@ -29,24 +33,59 @@ pub(crate) struct InFlight {
     pub offset: i64,
     pub timestamp_ms: i64,
     pub updates: Vec<StateUpdate>,
+    /// Outputs the operators produced (the error topic's message, if any, not counted).
     pub outputs: u64,
     pub failed: bool,
 }
 
-/// Resolves once every output of a record is acknowledged, or with the first delivery error.
-pub(crate) type Acked = Pin<Box<dyn Future<Output = Result<InFlight, RunnerError>> + Send>>;
+/// Names a registered record; each of its outputs carries it to the delivery callback.
+pub(crate) type Ticket = usize;
 
 /// The ordered queue of records in flight and the checkpoint their acknowledgements move.
 pub(crate) struct Acknowledgements {
-    queue: Mutex<FuturesOrdered<Acked>>,
+    pending: Mutex<Pending>,
+    /// Woken when the oldest record in flight has heard from all its outputs.
+    head_settled: Notify,
     checkpoint: Mutex<Checkpoint>,
     metrics: Arc<Metrics>,
+}
+
+#[derive(Default)]
+struct Pending {
+    /// The ticket of `slots[0]`; tickets are consecutive from there.
+    first: Ticket,
+    slots: VecDeque<Slot>,
+}
+
+struct Slot {
+    record: InFlight,
+    /// Outputs sent whose delivery report has not arrived.
+    awaited: usize,
+    /// The first delivery that failed: nothing from this record on is committed.
+    failure: Option<RunnerError>,
+}
+
+impl Slot {
+    fn settled(&self) -> bool {
+        self.awaited == 0
+    }
+}
+
+/// What the head of the queue holds after applying what has arrived.
+enum Head {
+    /// Nothing is in flight.
+    Empty,
+    /// The oldest record still awaits deliveries.
+    Awaiting,
+    /// The oldest record's delivery failed; it stays at the head.
+    Failed(RunnerError),
 }
 
 impl Acknowledgements {
     pub fn new(metrics: Arc<Metrics>) -> Self {
         Self {
-            queue: Mutex::default(),
+            pending: Mutex::default(),
+            head_settled: Notify::new(),
             checkpoint: Mutex::default(),
             metrics,
         }
@@ -57,45 +96,109 @@ impl Acknowledgements {
         self.checkpoint.lock().expect("checkpoint lock")
     }
 
-    fn queue(&self) -> MutexGuard<'_, FuturesOrdered<Acked>> {
-        self.queue.lock().expect("in-flight queue lock")
+    fn pending(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().expect("in-flight queue lock")
     }
 
     pub fn len(&self) -> usize {
-        self.queue().len()
+        self.pending().slots.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.queue().is_empty()
+        self.pending().slots.is_empty()
     }
 
-    pub fn push(&self, acked: Acked) {
-        self.queue().push_back(acked);
+    /// Registers a record whose `outputs` messages are about to be sent with the ticket
+    /// returned. A record with no outputs is settled at once.
+    pub fn register(&self, record: InFlight, outputs: usize) -> Ticket {
+        let mut pending = self.pending();
+        let ticket = pending.first + pending.slots.len();
+        pending.slots.push_back(Slot {
+            record,
+            awaited: outputs,
+            failure: None,
+        });
+        if outputs == 0 && pending.slots.len() == 1 {
+            self.head_settled.notify_one();
+        }
+        ticket
     }
 
-    /// Waits for the oldest record's acknowledgements and applies them; `None` when nothing
-    /// is in flight. The lock is held only while polling, never across a wait.
+    /// The delivery report of one output of the record `ticket` names.
+    pub fn delivered(&self, ticket: Ticket, result: Result<(), RunnerError>) {
+        self.settle(ticket, 1, result.err());
+    }
+
+    /// `count` outputs of the record could not be sent at all: no report will come for them,
+    /// and the record must never be committed.
+    pub fn unsent(&self, ticket: Ticket, count: usize, error: RunnerError) {
+        self.settle(ticket, count, Some(error));
+    }
+
+    fn settle(&self, ticket: Ticket, count: usize, failure: Option<RunnerError>) {
+        let mut pending = self.pending();
+        let Some(index) = ticket.checked_sub(pending.first) else {
+            return;
+        };
+        let Some(slot) = pending.slots.get_mut(index) else {
+            return;
+        };
+        slot.awaited = slot.awaited.saturating_sub(count);
+        if slot.failure.is_none() {
+            slot.failure = failure;
+        }
+        if index == 0 && (slot.settled() || slot.failure.is_some()) {
+            self.head_settled.notify_one();
+        }
+    }
+
+    /// Waits until the oldest records are acknowledged and applies them; `None` when nothing
+    /// is in flight, the delivery error when the oldest record's failed. The lock is never
+    /// held across the wait.
     pub async fn next(&self) -> Option<Result<(), RunnerError>> {
-        let acked = poll_fn(|cx| self.queue().poll_next_unpin(cx)).await?;
-        Some(self.apply(acked))
+        loop {
+            let (applied, head) = self.apply_settled();
+            match head {
+                Head::Failed(error) => return Some(Err(error)),
+                _ if applied > 0 => return Some(Ok(())),
+                Head::Empty => return None,
+                Head::Awaiting => self.head_settled.notified().await,
+            }
+        }
     }
 
     /// Applies, in order, every acknowledgement that has already arrived, and returns how
-    /// many records are still waiting for theirs. A delivery error is put back at the head of
-    /// the queue for the main loop to stop on: a callback cannot stop the runner itself.
+    /// many records are still waiting for theirs. A failed record stays at the head of the
+    /// queue for the main loop to stop on: a callback cannot stop the runner itself.
     pub fn apply_arrived(&self) -> usize {
-        let mut queue = self.queue();
-        while let Some(Some(acked)) = queue.next().now_or_never() {
-            if let Err(error) = self.apply(acked) {
-                queue.push_front(Box::pin(std::future::ready(Err(error))));
-                break;
-            }
-        }
-        queue.len()
+        self.apply_settled();
+        self.len()
     }
 
-    fn apply(&self, acked: Result<InFlight, RunnerError>) -> Result<(), RunnerError> {
-        let record = acked?;
+    /// Pops and applies the settled records at the head. A failed record is never applied:
+    /// it stays at the head, and so does every record behind it.
+    fn apply_settled(&self) -> (usize, Head) {
+        let mut applied = 0;
+        loop {
+            let mut pending = self.pending();
+            let Some(head) = pending.slots.front_mut() else {
+                return (applied, Head::Empty);
+            };
+            if let Some(failure) = &head.failure {
+                return (applied, Head::Failed(failure.clone()));
+            }
+            if !head.settled() {
+                return (applied, Head::Awaiting);
+            }
+            let slot = pending.slots.pop_front().expect("a head was seen");
+            pending.first += 1;
+            drop(pending);
+            self.apply(slot.record);
+            applied += 1;
+        }
+    }
+
+    fn apply(&self, record: InFlight) {
         let metrics = &self.metrics;
         if record.outputs > 0 {
             metrics.record_latency_ms(kafka::now_ms() - record.timestamp_ms);
@@ -107,16 +210,12 @@ impl Acknowledgements {
             metrics.records_failed.fetch_add(1, Ordering::Relaxed);
         }
         metrics.records_done.fetch_add(1, Ordering::Relaxed);
-        self.checkpoint
-            .lock()
-            .expect("checkpoint lock")
-            .acknowledge(
-                record.partition,
-                record.generation,
-                record.offset,
-                record.updates,
-            );
-        Ok(())
+        self.checkpoint().acknowledge(
+            record.partition,
+            record.generation,
+            record.offset,
+            record.updates,
+        );
     }
 }
 
@@ -124,8 +223,8 @@ impl Acknowledgements {
 mod tests {
     use super::*;
 
-    fn record(offset: i64) -> Result<InFlight, RunnerError> {
-        Ok(InFlight {
+    fn record(offset: i64) -> InFlight {
+        InFlight {
             partition: 0,
             generation: 0,
             offset,
@@ -133,34 +232,40 @@ mod tests {
             updates: Vec::new(),
             outputs: 1,
             failed: false,
-        })
+        }
     }
 
     fn acknowledgements() -> Acknowledgements {
         Acknowledgements::new(Arc::new(Metrics::new("test")))
     }
 
+    fn delivery_failed() -> RunnerError {
+        RunnerError::Delivery {
+            topic: "out".into(),
+            source: rdkafka::error::KafkaError::Canceled,
+        }
+    }
+
     #[test]
     fn arrived_acknowledgements_are_applied_in_order_up_to_the_first_still_waiting() {
         let acks = acknowledgements();
-        let (send_late, late) = futures::channel::oneshot::channel::<()>();
-        acks.push(Box::pin(std::future::ready(record(0))));
-        acks.push(Box::pin(async move {
-            late.await.expect("sender kept");
-            record(1)
-        }));
-        acks.push(Box::pin(std::future::ready(record(2))));
+        let first = acks.register(record(0), 1);
+        let late = acks.register(record(1), 2);
+        let third = acks.register(record(2), 1);
+        acks.delivered(first, Ok(()));
+        acks.delivered(third, Ok(()));
+        acks.delivered(late, Ok(()));
 
         assert_eq!(
             acks.apply_arrived(),
             2,
-            "offset 1 still waits, and 2 behind it"
+            "offset 1 still waits for one output, and 2 behind it"
         );
         let commits = acks.checkpoint().take_dirty();
         assert_eq!(commits.len(), 1);
         assert_eq!(commits[0].next_offset, 1, "only offset 0 is committable");
 
-        send_late.send(()).expect("receiver kept");
+        acks.delivered(late, Ok(()));
         assert_eq!(acks.apply_arrived(), 0);
         let commits = acks.checkpoint().take_dirty();
         assert_eq!(commits[0].next_offset, 3);
@@ -170,14 +275,62 @@ mod tests {
     #[test]
     fn a_delivery_error_stays_at_the_head_for_the_main_loop() {
         let acks = acknowledgements();
-        acks.push(Box::pin(std::future::ready(Err(RunnerError::Delivery {
-            topic: "out".into(),
-            source: rdkafka::error::KafkaError::Canceled,
-        }))));
-        acks.push(Box::pin(std::future::ready(record(1))));
+        let failed = acks.register(record(0), 1);
+        let behind = acks.register(record(1), 1);
+        acks.delivered(behind, Ok(()));
+        acks.delivered(failed, Err(delivery_failed()));
 
         assert_eq!(acks.apply_arrived(), 2, "nothing passes a failed record");
         let first = futures::executor::block_on(acks.next());
         assert!(matches!(first, Some(Err(RunnerError::Delivery { .. }))));
+        let again = futures::executor::block_on(acks.next());
+        assert!(
+            matches!(again, Some(Err(RunnerError::Delivery { .. }))),
+            "a failed record is never applied, however often it is met"
+        );
+        assert!(acks.checkpoint().take_dirty().is_empty());
+    }
+
+    #[test]
+    fn outputs_that_could_not_be_sent_keep_their_record_from_being_committed() {
+        let acks = acknowledgements();
+        let ticket = acks.register(record(0), 3);
+        acks.delivered(ticket, Ok(()));
+        acks.unsent(ticket, 2, delivery_failed());
+        let first = futures::executor::block_on(acks.next());
+        assert!(matches!(first, Some(Err(RunnerError::Delivery { .. }))));
+        assert!(acks.checkpoint().take_dirty().is_empty());
+    }
+
+    #[test]
+    fn next_waits_for_the_delivery_callback_and_ends_when_nothing_is_in_flight() {
+        let acks = Arc::new(acknowledgements());
+        let ticket = acks.register(record(0), 2);
+        let callback = {
+            let acks = acks.clone();
+            std::thread::spawn(move || {
+                acks.delivered(ticket, Ok(()));
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                acks.delivered(ticket, Ok(()));
+            })
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            assert!(matches!(acks.next().await, Some(Ok(()))));
+            assert!(acks.next().await.is_none());
+        });
+        callback.join().unwrap();
+        assert_eq!(acks.checkpoint().take_dirty()[0].next_offset, 1);
+    }
+
+    #[test]
+    fn a_record_without_outputs_is_settled_at_once() {
+        let acks = acknowledgements();
+        acks.register(record(0), 0);
+        assert_eq!(acks.apply_arrived(), 0);
+        assert_eq!(acks.metrics.snapshot().records_done, 1);
     }
 }

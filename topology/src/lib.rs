@@ -12,6 +12,8 @@ mod in_flight;
 pub mod kafka;
 pub mod metrics;
 pub mod operators;
+pub mod pointer;
+pub mod pruned;
 pub mod runner;
 pub mod source;
 pub mod spec;

@@ -5,16 +5,19 @@
 //! runner can checkpoint them together with the consumer offsets.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use crate::pointer::JsonPointer;
+use crate::pruned::Wanted;
 use crate::spec::{FieldKind, OperatorSpec, TopologySpec};
 
 /// One input message on its way through the chain.
 #[derive(Debug, Clone)]
 pub struct Record {
-    /// The Kafka message key, if any.
-    pub key: Option<String>,
+    /// The Kafka message key, if any (shared by the record's outputs without copying).
+    pub key: Option<Arc<str>>,
     /// The input partition it came from: per-key state is kept per partition, so that no
     /// key is ever compared with a value from another partition's stream.
     pub partition: i32,
@@ -23,20 +26,20 @@ pub struct Record {
     /// The parsed document (`Null` until `parse` ran).
     pub document: Value,
     /// Named fields produced by the operators.
-    pub fields: Map<String, Value>,
+    pub fields: Fields,
     /// The record starts its series over (a replay's recording begins again): no value
     /// before it is its previous one.
     pub restarts_series: bool,
 }
 
 impl Record {
-    pub fn new(key: Option<String>, timestamp_ms: i64) -> Self {
+    pub fn new(key: Option<Arc<str>>, timestamp_ms: i64) -> Self {
         Self {
             key,
             partition: 0,
             timestamp_ms,
             document: Value::Null,
-            fields: Map::new(),
+            fields: Fields::default(),
             restarts_series: false,
         }
     }
@@ -54,11 +57,33 @@ impl Record {
     }
 }
 
+/// The named fields of a record. A topology sets a handful, so a list searched in turn
+/// beats a map; names are the compiled chain's, shared rather than copied per record.
+#[derive(Debug, Clone, Default)]
+pub struct Fields(Vec<(Arc<str>, Value)>);
+
+impl Fields {
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        (self.0.iter())
+            .find(|(field, _)| field.as_ref() == name)
+            .map(|(_, value)| value)
+    }
+
+    /// Sets `name`, replacing what it held.
+    pub fn insert(&mut self, name: impl Into<Arc<str>>, value: Value) {
+        let name = name.into();
+        match self.0.iter_mut().find(|(field, _)| *field == name) {
+            Some((_, slot)) => *slot = value,
+            None => self.0.push((name, value)),
+        }
+    }
+}
+
 /// A message an operator wants written.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutputMessage {
-    pub topic: String,
-    pub key: Option<String>,
+    pub topic: Arc<str>,
+    pub key: Option<Arc<str>>,
     pub payload: Vec<u8>,
 }
 
@@ -76,7 +101,7 @@ pub struct RecordError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StateUpdate {
     pub operator_index: usize,
-    pub key: String,
+    pub key: Arc<str>,
     pub value: f64,
 }
 
@@ -97,15 +122,16 @@ pub struct Pipeline {
 
 #[derive(Debug)]
 enum Operator {
-    Parse,
-    Extract(Vec<(String, String, FieldKind)>),
+    /// Parses the payload, keeping only the parts the chain's `extract`s read.
+    Parse(Wanted),
+    Extract(Vec<(Arc<str>, JsonPointer, FieldKind)>),
     Diff {
         field: String,
-        output: String,
-        previous: String,
+        output: Arc<str>,
+        previous: Arc<str>,
         key: Option<String>,
         /// The last value of each key, per input partition.
-        last: HashMap<(i32, String), f64>,
+        last: HashMap<(i32, Arc<str>), f64>,
     },
     Threshold {
         field: String,
@@ -114,10 +140,17 @@ enum Operator {
         absolute: bool,
     },
     Emit {
-        topic: String,
+        topic: Arc<str>,
         fields: Vec<String>,
         timestamp: bool,
     },
+}
+
+/// The pointer of a validated topology (validation refuses anything else).
+fn compiled_pointer(text: &str) -> JsonPointer {
+    JsonPointer::parse(text).unwrap_or_else(|| {
+        unreachable!("topology validation lets only JSON pointers through, not `{text}`")
+    })
 }
 
 enum Flow {
@@ -127,21 +160,35 @@ enum Flow {
 
 impl Pipeline {
     pub fn new(spec: &TopologySpec) -> Self {
+        let mut read = Wanted::nothing();
+        for op in &spec.operators {
+            if let OperatorSpec::Extract(e) = op {
+                for source in e.fields.values() {
+                    read.add_pointer(&compiled_pointer(source.pointer()));
+                }
+            }
+        }
         let operators = spec
             .operators
             .iter()
             .map(|op| match op {
-                OperatorSpec::Parse(_) => Operator::Parse,
+                OperatorSpec::Parse(_) => Operator::Parse(read.clone()),
                 OperatorSpec::Extract(e) => Operator::Extract(
                     e.fields
                         .iter()
-                        .map(|(name, src)| (name.clone(), src.pointer().to_string(), src.kind()))
+                        .map(|(name, src)| {
+                            (
+                                name.as_str().into(),
+                                compiled_pointer(src.pointer()),
+                                src.kind(),
+                            )
+                        })
                         .collect(),
                 ),
                 OperatorSpec::Diff(d) => Operator::Diff {
                     field: d.field.clone(),
-                    output: d.output.clone(),
-                    previous: d.previous.clone(),
+                    output: d.output.as_str().into(),
+                    previous: d.previous.as_str().into(),
                     key: d.key.clone(),
                     last: HashMap::new(),
                 },
@@ -152,7 +199,7 @@ impl Pipeline {
                     absolute: t.absolute,
                 },
                 OperatorSpec::Emit(e) => Operator::Emit {
-                    topic: e.topic.clone(),
+                    topic: e.topic.as_str().into(),
                     fields: e.fields.clone(),
                     timestamp: e.timestamp,
                 },
@@ -209,8 +256,8 @@ impl Operator {
         processed: &mut Processed,
     ) -> Result<Flow, RecordError> {
         match self {
-            Operator::Parse => {
-                record.document = serde_json::from_slice(payload).map_err(|e| RecordError {
+            Operator::Parse(wanted) => {
+                record.document = wanted.parse(payload).map_err(|e| RecordError {
                     operator: "parse",
                     reason: format!("payload is not valid JSON: {e}"),
                 })?;
@@ -218,7 +265,7 @@ impl Operator {
             }
             Operator::Extract(fields) => {
                 for (name, pointer, kind) in fields.iter() {
-                    let value = extract(&record.document, pointer, *kind).map_err(|reason| {
+                    let value = extract_at(&record.document, pointer, *kind).map_err(|reason| {
                         RecordError {
                             operator: "extract",
                             reason: format!("field `{name}`: {reason}"),
@@ -346,12 +393,12 @@ fn number(value: f64) -> Value {
         .unwrap_or(Value::Null)
 }
 
-fn group_key(record: &Record, key_field: Option<&str>) -> Result<String, RecordError> {
+fn group_key(record: &Record, key_field: Option<&str>) -> Result<Arc<str>, RecordError> {
     match key_field {
-        None => Ok(record.key.clone().unwrap_or_default()),
+        None => Ok(record.key.clone().unwrap_or_else(|| Arc::from(""))),
         Some(name) => match record.fields.get(name) {
-            Some(Value::String(s)) => Ok(s.clone()),
-            Some(other) => Ok(other.to_string()),
+            Some(Value::String(s)) => Ok(s.as_str().into()),
+            Some(other) => Ok(other.to_string().into()),
             None => Err(RecordError {
                 operator: "diff",
                 reason: format!("key field `{name}` is not set on the record"),
@@ -373,9 +420,15 @@ fn number_field(record: &Record, name: &str, operator: &'static str) -> Result<f
 
 /// Reads a value at a JSON pointer and checks its type.
 pub fn extract(document: &Value, pointer: &str, kind: FieldKind) -> Result<Value, String> {
-    let value = document
-        .pointer(pointer)
-        .ok_or_else(|| format!("nothing at JSON pointer `{pointer}`"))?;
+    let pointer =
+        JsonPointer::parse(pointer).ok_or_else(|| format!("`{pointer}` is not a JSON pointer"))?;
+    extract_at(document, &pointer, kind)
+}
+
+fn extract_at(document: &Value, pointer: &JsonPointer, kind: FieldKind) -> Result<Value, String> {
+    let value = pointer
+        .lookup(document)
+        .ok_or_else(|| format!("nothing at JSON pointer `{}`", pointer.as_str()))?;
     match kind {
         FieldKind::Any => Ok(value.clone()),
         FieldKind::Number => as_number(value).map(number),
@@ -423,7 +476,12 @@ mod tests {
         processed
             .outputs
             .iter()
-            .map(|o| (o.topic.clone(), serde_json::from_slice(&o.payload).unwrap()))
+            .map(|o| {
+                (
+                    o.topic.to_string(),
+                    serde_json::from_slice(&o.payload).unwrap(),
+                )
+            })
             .collect()
     }
 
@@ -661,8 +719,8 @@ mod tests {
     #[test]
     fn emit_writes_fields_in_declared_order_then_the_timestamp() {
         let mut record = Record::new(None, 1_700_000_000_123);
-        record.fields.insert("rate".into(), Value::from(2.5));
-        record.fields.insert("previous".into(), Value::from(2));
+        record.fields.insert("rate", Value::from(2.5));
+        record.fields.insert("previous", Value::from(2));
         let json = emitted_json(
             &record,
             &["rate".into(), "previous".into(), "rate".into()],

@@ -4,7 +4,8 @@
 //! record joins an ordered in-flight queue; only when the head of that queue has all its
 //! outputs acknowledged does its offset (with the operator state as of that record) become
 //! committable. A crash therefore replays records whose outputs may not have been written,
-//! never skips one.
+//! never skips one. Acknowledgements come from the producer's delivery callback, which finds
+//! each output's record by the ticket it was sent with (see [`crate::in_flight`]).
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -17,13 +18,13 @@ use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Headers, Message};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::message::{BorrowedMessage, DeliveryResult, Headers, Message};
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::watch;
 
 use crate::checkpoint::{decode_state, Checkpoint};
-use crate::in_flight::{Acked, Acknowledgements, InFlight};
+use crate::in_flight::{Acknowledgements, InFlight, Ticket};
 use crate::kafka::{self, Assigned};
 use crate::metrics::Metrics;
 use crate::operators::{OutputMessage, Pipeline, Record, RecordError};
@@ -32,7 +33,7 @@ use crate::spec::{StartPosition, TopologySpec};
 use crate::status::{RunnerState, RunnerStatus};
 
 /// Errors that stop the runner. Bad records never do: they go to the error topic.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum RunnerError {
     /// A Kafka client could not be created or subscribed.
     #[error("cannot set up Kafka clients for {brokers}: {source}")]
@@ -119,8 +120,9 @@ async fn consume_and_process(
         source,
     };
     let acks = Arc::new(Acknowledgements::new(metrics.clone()));
-    let producer: FutureProducer = kafka::producer_config(&config.brokers)
-        .create()
+    let producer: Arc<RunnerProducer> = kafka::producer_config(&config.brokers)
+        .create_with_context(Deliveries { acks: acks.clone() })
+        .map(Arc::new)
         .map_err(setup_error)?;
     let rebalancing = Rebalancing {
         topic: spec.input.topic.clone(),
@@ -272,7 +274,7 @@ const BURST: usize = 256;
 struct Intake<'a> {
     spec: &'a TopologySpec,
     consumer: &'a RunnerConsumer,
-    producer: &'a FutureProducer,
+    producer: &'a RunnerProducer,
     metrics: &'a Metrics,
     acks: &'a Acknowledgements,
     status: &'a watch::Sender<RunnerStatus>,
@@ -298,16 +300,15 @@ impl Intake<'_> {
         }
         self.metrics.records_in.fetch_add(1, Ordering::Relaxed);
         let generation = self.acks.checkpoint().generation(partition);
-        let acked = process(
+        process(
             message,
             generation,
             self.spec,
             &mut self.pipeline,
             self.producer,
+            self.acks,
         )
-        .await?;
-        self.acks.push(acked);
-        Ok(())
+        .await
     }
 }
 
@@ -347,18 +348,17 @@ fn waiting_for_kafka(status: &watch::Sender<RunnerStatus>, error: &KafkaError) {
     });
 }
 
-/// Runs one message through the pipeline and sends its outputs.
+/// Runs one message through the pipeline, registers it in flight and sends its outputs.
 async fn process(
     message: &BorrowedMessage<'_>,
     generation: u64,
     spec: &TopologySpec,
     pipeline: &mut Pipeline,
-    producer: &FutureProducer,
-) -> Result<Acked, RunnerError> {
+    producer: &RunnerProducer,
+    acks: &Acknowledgements,
+) -> Result<(), RunnerError> {
     let payload = message.payload().unwrap_or_default();
-    let key = message
-        .key()
-        .map(|k| String::from_utf8_lossy(k).into_owned());
+    let key = message.key().map(|k| String::from_utf8_lossy(k).into());
     let timestamp_ms = message
         .timestamp()
         .to_millis()
@@ -374,31 +374,26 @@ async fn process(
     if let Some(error) = processed.error {
         outputs.push(error_message(spec, message, payload, &error));
     }
-    let mut deliveries = Vec::with_capacity(outputs.len());
-    for output in outputs {
-        deliveries.push((output.topic.clone(), send(producer, output).await?));
-    }
-    let record = InFlight {
-        partition: message.partition(),
-        generation,
-        offset: message.offset(),
-        timestamp_ms,
-        updates: processed.updates,
-        outputs: produced,
-        failed,
-    };
-    Ok(Box::pin(async move {
-        for (topic, delivery) in deliveries {
-            let result = delivery.await.map_err(|_| RunnerError::Delivery {
-                topic: topic.clone(),
-                source: KafkaError::Canceled,
-            })?;
-            if let Err((source, _)) = result {
-                return Err(RunnerError::Delivery { topic, source });
-            }
+    let ticket = acks.register(
+        InFlight {
+            partition: message.partition(),
+            generation,
+            offset: message.offset(),
+            timestamp_ms,
+            updates: processed.updates,
+            outputs: produced,
+            failed,
+        },
+        outputs.len(),
+    );
+    let count = outputs.len();
+    for (sent, output) in outputs.iter().enumerate() {
+        if let Err(error) = send(producer, output, ticket).await {
+            acks.unsent(ticket, count - sent, error.clone());
+            return Err(error);
         }
-        Ok(record)
-    }))
+    }
+    Ok(())
 }
 
 /// The message begins its series again (a replay starting its recording over).
@@ -410,26 +405,54 @@ fn starts_over(message: &BorrowedMessage<'_>) -> bool {
 
 /// Queues one message, waiting while librdkafka's local queue is full.
 async fn send(
-    producer: &FutureProducer,
-    output: OutputMessage,
-) -> Result<DeliveryFuture, RunnerError> {
+    producer: &RunnerProducer,
+    output: &OutputMessage,
+    ticket: Ticket,
+) -> Result<(), RunnerError> {
     loop {
-        let mut record = FutureRecord::<str, [u8]>::to(&output.topic).payload(&output.payload);
+        let mut record = BaseRecord::<str, [u8], Ticket>::with_opaque_to(&output.topic, ticket)
+            .payload(&output.payload);
         if let Some(key) = &output.key {
-            record = record.key(key.as_str());
+            record = record.key(key.as_ref());
         }
-        match producer.send_result(record) {
-            Ok(delivery) => return Ok(delivery),
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
             Err((source, _)) => {
                 return Err(RunnerError::Delivery {
-                    topic: output.topic.clone(),
+                    topic: output.topic.to_string(),
                     source,
                 })
             }
         }
+    }
+}
+
+/// The runner's producer: its delivery reports go straight to the records in flight.
+type RunnerProducer = ThreadedProducer<Deliveries>;
+
+/// Turns each delivery report into an acknowledgement of the record its ticket names. Runs on
+/// the producer's polling thread (or on whichever thread flushes).
+struct Deliveries {
+    acks: Arc<Acknowledgements>,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = Ticket;
+
+    fn delivery(&self, report: &DeliveryResult<'_>, ticket: Ticket) {
+        let result = match report {
+            Ok(_) => Ok(()),
+            Err((source, message)) => Err(RunnerError::Delivery {
+                topic: message.topic().to_string(),
+                source: source.clone(),
+            }),
+        };
+        self.acks.delivered(ticket, result);
     }
 }
 
@@ -451,10 +474,8 @@ fn error_message(
         "payload_is_utf8": std::str::from_utf8(payload).is_ok(),
     });
     OutputMessage {
-        topic: spec.error_topic.clone(),
-        key: message
-            .key()
-            .map(|k| String::from_utf8_lossy(k).into_owned()),
+        topic: spec.error_topic.as_str().into(),
+        key: message.key().map(|k| String::from_utf8_lossy(k).into()),
         payload: body.to_string().into_bytes(),
     }
 }
@@ -538,7 +559,7 @@ type RunnerConsumer = StreamConsumer<Rebalancing>;
 struct Rebalancing {
     topic: String,
     acks: Arc<Acknowledgements>,
-    producer: FutureProducer,
+    producer: Arc<RunnerProducer>,
     flush_timeout: Duration,
     /// Partitions taken away since the main loop last looked: their operator state goes.
     revoked: Mutex<Vec<i32>>,

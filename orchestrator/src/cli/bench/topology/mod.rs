@@ -1,6 +1,8 @@
 //! `weir bench topology`: the reference topology against a plain rdkafka pass-through, on the
 //! same broker, in the same run, alternating round by round. The headline is the ratio of
-//! their median steady throughputs; latency is measured at several steady paces.
+//! their median steady throughputs, the pass-through writing as many messages as the runner
+//! did (see [`passthrough`]); against a pass-through writing one copy per record it is printed
+//! too. Latency is measured at several steady paces.
 
 mod latency;
 mod load;
@@ -22,7 +24,7 @@ use weir_topology::kafka::ensure_topics;
 use super::round;
 use crate::cli::runtime;
 use latency::PaceLatency;
-use passthrough::PassThrough;
+use passthrough::{FanOut, PassThrough};
 pub(super) use progress::Spread;
 use runner::{OutputTopics, RunnerProcess};
 use scaling::{ScalingFigures, ScalingLoad};
@@ -133,8 +135,10 @@ pub fn run(args: TopologyBenchArgs) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
 
     let input = format!("bench-in-{id}");
-    let passthrough_out = format!("bench-passthrough-{id}");
-    rt.block_on(ensure_topics(&bootstrap, &[&input, &passthrough_out], 1))?;
+    let passthrough_out = OutputTopics::named(&format!("bench-passthrough-{id}"));
+    let single_copy_out = format!("bench-passthrough-{id}-single");
+    rt.block_on(ensure_topics(&bootstrap, &[&input, &single_copy_out], 1))?;
+    rt.block_on(ensure_topics(&bootstrap, &passthrough_out.all(), 1))?;
     eprintln!(
         "loading {} documents over {} keys into `{input}`...",
         args.records, args.keys
@@ -143,7 +147,11 @@ pub fn run(args: TopologyBenchArgs) -> anyhow::Result<ExitCode> {
 
     let mut runner_rounds = Vec::new();
     let mut passthrough_rounds = Vec::new();
+    let mut single_copy_rounds = Vec::new();
     let mut peak_rss_kb = 0;
+    // The runner's messages per record, learnt in the warm-up round: the same input makes the
+    // topology write the same messages in every round.
+    let mut messages_per_record = None;
     // Round 0 warms the broker (JIT, page cache, group coordinator) and is not counted: on a
     // cold broker whichever contender goes first measures the warm-up instead of itself.
     for number in 0..=args.rounds {
@@ -162,25 +170,46 @@ pub fn run(args: TopologyBenchArgs) -> anyhow::Result<ExitCode> {
             RunnerProcess::start(&bootstrap, &args.topology, &input, &name, workdir.path())?;
         let watched = process.watch(args.records, ROUND_TIMEOUT)?;
         peak_rss_kb = peak_rss_kb.max(process.peak_rss_kb()?);
+        let written = process.messages_written()?;
         drop(process);
         let runner_figures = figures(&watched, args.records)?;
+        let per_record = *messages_per_record.get_or_insert(written as f64 / args.records as f64);
 
-        eprintln!("{label}: pass-through over {} records...", args.records);
-        let mut forwarder = PassThrough::start(
+        eprintln!(
+            "{label}: pass-through over {} records, writing as many messages ({per_record:.3} per record)...",
+            args.records
+        );
+        let fan_out = FanOut {
+            topics: passthrough_out.outputs(),
+            per_record,
+        };
+        let same_messages = pass_through_round(
             &rt,
             &bootstrap,
             &input,
-            &passthrough_out,
+            fan_out,
             &format!("bench-{id}-passthrough-{number}"),
+            args.records,
+        )?;
+        eprintln!(
+            "{label}: pass-through over {} records, one copy each...",
+            args.records
         );
-        let watched = forwarder.watch(args.records, ROUND_TIMEOUT)?;
-        forwarder.stop_and_report()?;
-        let passthrough_figures = figures(&watched, args.records)?;
+        let single_copy = pass_through_round(
+            &rt,
+            &bootstrap,
+            &input,
+            FanOut::one(&single_copy_out),
+            &format!("bench-{id}-passthrough-single-{number}"),
+            args.records,
+        )?;
         if number > 0 {
             runner_rounds.push(runner_figures);
-            passthrough_rounds.push(passthrough_figures);
+            passthrough_rounds.push(same_messages);
+            single_copy_rounds.push(single_copy);
         }
     }
+    let messages_per_record = messages_per_record.expect("the warm-up round ran");
 
     eprintln!("measuring end-to-end latency...");
     let live = format!("bench-live-{id}");
@@ -207,7 +236,13 @@ pub fn run(args: TopologyBenchArgs) -> anyhow::Result<ExitCode> {
     let reference = format!("bench-live-passthrough-{id}");
     let reference_out = format!("{reference}-out");
     rt.block_on(ensure_topics(&bootstrap, &[&reference, &reference_out], 1))?;
-    let mut forwarder = PassThrough::start(&rt, &bootstrap, &reference, &reference_out, &reference);
+    let mut forwarder = PassThrough::start(
+        &rt,
+        &bootstrap,
+        &reference,
+        FanOut::one(&reference_out),
+        &reference,
+    );
     let reference_latencies = latency::measure(
         &bootstrap,
         &reference,
@@ -227,6 +262,7 @@ pub fn run(args: TopologyBenchArgs) -> anyhow::Result<ExitCode> {
             keys: args.keys,
             workdir: workdir.path(),
             id,
+            messages_per_record,
         },
         &args.replicas,
     )?;
@@ -234,6 +270,8 @@ pub fn run(args: TopologyBenchArgs) -> anyhow::Result<ExitCode> {
     let report = Report {
         runner: Contender::of(&runner_rounds),
         passthrough: Contender::of(&passthrough_rounds),
+        single_copy: Contender::of(&single_copy_rounds),
+        messages_per_record,
         peak_rss_mib: peak_rss_kb as f64 / 1024.0,
         live_rss_mib: live_rss_kb as f64 / 1024.0,
         latencies,
@@ -249,6 +287,21 @@ pub fn run(args: TopologyBenchArgs) -> anyhow::Result<ExitCode> {
         stack.stop();
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One pass-through round over the whole input, with its own consumer group.
+fn pass_through_round(
+    rt: &tokio::runtime::Runtime,
+    bootstrap: &str,
+    input: &str,
+    fan_out: FanOut,
+    group: &str,
+    records: u64,
+) -> anyhow::Result<RoundFigures> {
+    let mut forwarder = PassThrough::start(rt, bootstrap, input, fan_out, group);
+    let watched = forwarder.watch(records, ROUND_TIMEOUT)?;
+    forwarder.stop_and_report()?;
+    figures(&watched, records)
 }
 
 fn figures(round: &progress::Round, records: u64) -> anyhow::Result<RoundFigures> {
@@ -290,7 +343,11 @@ impl Contender {
 
 struct Report {
     runner: Contender,
+    /// The pass-through writing as many messages as the runner: the headline's reference.
     passthrough: Contender,
+    /// The pass-through writing one copy of each record.
+    single_copy: Contender,
+    messages_per_record: f64,
     peak_rss_mib: f64,
     live_rss_mib: f64,
     latencies: Vec<PaceLatency>,
@@ -301,6 +358,10 @@ struct Report {
 impl Report {
     fn ratio(&self) -> f64 {
         self.runner.throughput.median / self.passthrough.throughput.median
+    }
+
+    fn single_copy_ratio(&self) -> f64 {
+        self.runner.throughput.median / self.single_copy.throughput.median
     }
 
     fn at_target_pace(&self) -> Option<&PaceLatency> {
@@ -317,8 +378,11 @@ impl Report {
             "rounds": args.rounds,
             "window": "steady rate between 10% and 90% of the records done",
             "runner": self.runner.json(),
+            "messages_per_record": round(self.messages_per_record),
             "passthrough": self.passthrough.json(),
+            "passthrough_single_copy": self.single_copy.json(),
             "ratio": round(self.ratio()),
+            "ratio_to_single_copy": round(self.single_copy_ratio()),
             "peak_rss_mb": round(self.peak_rss_mib),
             "rss_after_latency_mb": round(self.live_rss_mib),
             "latency": self.latencies,
@@ -339,9 +403,15 @@ impl Report {
             "steady throughput over {} records, {} keys, {} rounds (10%–90% window):",
             args.records, args.keys, args.rounds
         );
+        println!(
+            "  the runner wrote {:.3} messages per record; the pass-through writes as many, and \
+             one copy each in a third contender",
+            self.messages_per_record
+        );
         for (name, c) in [
             ("topology runner", &self.runner),
             ("pass-through", &self.passthrough),
+            ("one copy each", &self.single_copy),
         ] {
             println!(
                 "  {name:<16} median {:>9.0} records/s  (min {:.0}, max {:.0}, spread {:.1}%)  start-up {:.2} s",
@@ -353,9 +423,10 @@ impl Report {
             );
         }
         println!(
-            "  ratio of medians {:.2}  (target ≥ {TARGET_RATIO}: {})",
+            "  ratio of medians {:.2}  (target ≥ {TARGET_RATIO}: {}); {:.2} of the one-copy pass-through",
             self.ratio(),
-            verdict(self.ratio() >= TARGET_RATIO)
+            verdict(self.ratio() >= TARGET_RATIO),
+            self.single_copy_ratio()
         );
         println!(
             "runner peak RSS {:.1} MiB (target ≤ {TARGET_PEAK_RSS_MIB}: {}); {:.1} MiB after the latency phase",

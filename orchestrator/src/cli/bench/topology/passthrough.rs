@@ -1,11 +1,18 @@
-//! The reference: a plain rdkafka consume→produce loop with the runner's delivery contract and
-//! none of its work.
+//! The reference: a plain rdkafka consume→produce loop (rdkafka's `FutureProducer`, as its
+//! examples write one) with the runner's delivery contract and none of its work.
 //!
 //! It joins a consumer group by subscribing (as the runner does), uses the same client
-//! settings, forwards each record's key and payload unchanged to one output topic, bounds its
-//! unacknowledged records the same way, and commits the offset of acknowledged records every
-//! half second. What it lacks is the runner's job: JSON, operators, two to three outputs per
-//! record, state in the commit metadata.
+//! settings, forwards copies of each record's key and payload unchanged, bounds its
+//! unacknowledged records the same way, and commits the offset of records whose copies are all
+//! acknowledged every half second. What it lacks is the runner's job: JSON, operators, state
+//! in the commit metadata.
+//!
+//! How many copies it writes is its [`FanOut`]. The reference topology writes two to three
+//! messages per input (a rate, a variation, and a notification for most variations), so the
+//! headline reference writes as many messages as the runner did over the same input, spread
+//! evenly over the records and over as many topics: then the broker and the clients do the
+//! same work for both contenders, and the ratio measures the runner's own cost. One copy per
+//! record is measured too, as the bare floor of consume→produce.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -33,32 +40,60 @@ struct Counters {
     done: AtomicU64,
 }
 
+/// How many copies of each input the pass-through writes, and where.
+#[derive(Debug, Clone)]
+pub struct FanOut {
+    /// The topics copies go to, in turn.
+    pub topics: Vec<String>,
+    /// Copies per input record on average (the runner's messages per record, or 1).
+    pub per_record: f64,
+}
+
+impl FanOut {
+    /// One copy of each record to `topic`.
+    pub fn one(topic: &str) -> Self {
+        Self {
+            topics: vec![topic.to_string()],
+            per_record: 1.0,
+        }
+    }
+
+    /// Copies of record number `index` (counted from 0): the running total of copies stays
+    /// within one of `per_record` times the records seen.
+    fn copies_of(&self, index: u64) -> u64 {
+        let upto = |n: u64| (n as f64 * self.per_record).floor() as u64;
+        upto(index + 1) - upto(index)
+    }
+}
+
 /// A pass-through running on the benchmark's Tokio runtime.
 pub struct PassThrough<'rt> {
     rt: &'rt tokio::runtime::Runtime,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     counters: Arc<Counters>,
     stop: CancellationToken,
+    /// The topic the latency phase reads: the first of the fan-out.
     output: String,
     started: Instant,
 }
 
 impl<'rt> PassThrough<'rt> {
-    /// Starts forwarding `input` to `output` with consumer group `group`.
+    /// Starts forwarding `input` as `fan_out` says with consumer group `group`.
     pub fn start(
         rt: &'rt tokio::runtime::Runtime,
         bootstrap: &str,
         input: &str,
-        output: &str,
+        fan_out: FanOut,
         group: &str,
     ) -> Self {
         let counters = Arc::new(Counters::default());
         let stop = CancellationToken::new();
         let started = Instant::now();
+        let output = fan_out.topics.first().cloned().unwrap_or_default();
         let task = rt.spawn(forward(
             bootstrap.to_string(),
             input.to_string(),
-            output.to_string(),
+            fan_out,
             group.to_string(),
             counters.clone(),
             stop.clone(),
@@ -68,7 +103,7 @@ impl<'rt> PassThrough<'rt> {
             task: Some(task),
             counters,
             stop,
-            output: output.to_string(),
+            output,
             started,
         }
     }
@@ -127,7 +162,7 @@ impl Forwarder for PassThrough<'_> {
 async fn forward(
     bootstrap: String,
     input: String,
-    output: String,
+    fan_out: FanOut,
     group: String,
     counters: Arc<Counters>,
     stop: CancellationToken,
@@ -141,6 +176,7 @@ async fn forward(
     let mut in_flight: FuturesOrdered<_> = FuturesOrdered::new();
     let mut commit_tick = tokio::time::interval(limits.commit_interval);
     let mut committable: Option<(i32, i64)> = None;
+    let (mut records, mut copies) = (0u64, 0usize);
     loop {
         tokio::select! {
             biased;
@@ -160,14 +196,23 @@ async fn forward(
             message = consumer.recv(), if in_flight.len() < limits.max_in_flight => {
                 let message = message?;
                 counters.consumed.fetch_add(1, Ordering::Relaxed);
-                let delivery = send(&producer, &output, message.key(), message.payload()).await?;
+                let count = fan_out.copies_of(records);
+                records += 1;
+                let mut deliveries = Vec::with_capacity(count as usize);
+                for _ in 0..count {
+                    let topic = &fan_out.topics[copies % fan_out.topics.len()];
+                    copies += 1;
+                    deliveries.push(send(&producer, topic, message.key(), message.payload()).await?);
+                }
                 let (partition, offset) = (message.partition(), message.offset());
                 in_flight.push_back(async move {
-                    delivery
-                        .await
-                        .context("a pass-through delivery was cancelled")?
-                        .map_err(|(error, _)| error)
-                        .context("a pass-through delivery failed")?;
+                    for delivery in deliveries {
+                        delivery
+                            .await
+                            .context("a pass-through delivery was cancelled")?
+                            .map_err(|(error, _)| error)
+                            .context("a pass-through delivery failed")?;
+                    }
                     anyhow::Ok((partition, offset))
                 });
             }
@@ -196,5 +241,22 @@ async fn send(
             }
             Err((error, _)) => return Err(error.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fan_out_writes_as_many_copies_as_asked_spread_over_the_records() {
+        let fan_out = FanOut {
+            topics: vec!["a".into(), "b".into(), "c".into()],
+            per_record: 2.5625,
+        };
+        let copies: Vec<u64> = (0..16).map(|i| fan_out.copies_of(i)).collect();
+        assert_eq!(copies.iter().sum::<u64>(), 41, "16 × 2.5625");
+        assert!(copies.iter().all(|&c| c == 2 || c == 3), "{copies:?}");
+        assert!((0..1000).all(|i| FanOut::one("a").copies_of(i) == 1));
     }
 }

@@ -41,6 +41,15 @@ impl OutputTopics {
         }
     }
 
+    /// The three topics the topology writes records' results to (not the error topic).
+    pub fn outputs(&self) -> Vec<String> {
+        vec![
+            self.rates.clone(),
+            self.variations.clone(),
+            self.notifications.clone(),
+        ]
+    }
+
     pub fn all(&self) -> [&str; 4] {
         [
             &self.rates,
@@ -132,6 +141,22 @@ impl RunnerProcess {
 
     /// `(records consumed, records done)` from `/metrics`, `None` while it does not answer.
     pub fn counters(&mut self) -> anyhow::Result<Option<(u64, u64)>> {
+        let text = self.metrics()?;
+        let read = |metric| sample(text.as_deref()?, metric).map(|v| v as u64);
+        Ok(read("weir_records_in_total").zip(read("weir_records_done_total")))
+    }
+
+    /// Messages written whose delivery the broker acknowledged, from `/metrics`.
+    pub fn messages_written(&mut self) -> anyhow::Result<u64> {
+        let text = self.metrics()?;
+        (text.as_deref())
+            .and_then(|text| sample(text, "weir_messages_out_total"))
+            .map(|v| v as u64)
+            .context("the topology runner did not say how many messages it wrote")
+    }
+
+    /// Its `/metrics` text, `None` while it does not answer; an error once it has exited.
+    fn metrics(&mut self) -> anyhow::Result<Option<String>> {
         if let Some(status) = self.child.try_wait()? {
             let log = std::fs::read_to_string(&self.log).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(10).collect();
@@ -141,18 +166,13 @@ impl RunnerProcess {
                 tail.join("\n")
             );
         }
-        let Some(text) = self
+        Ok(self
             .client
             .get(&self.metrics_url)
             .timeout(Duration::from_secs(2))
             .send()
             .ok()
-            .and_then(|r| r.text().ok())
-        else {
-            return Ok(None);
-        };
-        let read = |metric| sample(&text, metric).map(|v| v as u64);
-        Ok(read("weir_records_in_total").zip(read("weir_records_done_total")))
+            .and_then(|r| r.text().ok()))
     }
 
     /// Peak resident memory so far, in KiB.

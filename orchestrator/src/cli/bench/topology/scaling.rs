@@ -9,7 +9,7 @@ use std::time::Instant;
 use serde::Serialize;
 use weir_topology::kafka::ensure_topics;
 
-use super::passthrough::PassThrough;
+use super::passthrough::{FanOut, PassThrough};
 use super::runner::{OutputTopics, RunnerProcess};
 use super::{load, progress, ROUND_TIMEOUT};
 
@@ -31,6 +31,8 @@ pub struct ScalingLoad<'a> {
     pub workdir: &'a Path,
     /// Makes topic and group names unique to this benchmark.
     pub id: u32,
+    /// Messages the runner writes per record: the pass-through writes as many.
+    pub messages_per_record: f64,
 }
 
 /// Measures each replica count in `counts`, in order.
@@ -44,7 +46,7 @@ pub fn measure(
         let partitions = i32::try_from(replicas)?;
         let input = format!("bench-scale-{}-p{replicas}", load.id);
         let name = format!("bench-{}-scale{replicas}", load.id);
-        let passthrough_out = format!("{input}-passthrough");
+        let passthrough_out = OutputTopics::named(&format!("{input}-passthrough"));
         rt.block_on(ensure_topics(load.bootstrap, &[&input], partitions))?;
         rt.block_on(ensure_topics(
             load.bootstrap,
@@ -53,7 +55,7 @@ pub fn measure(
         ))?;
         rt.block_on(ensure_topics(
             load.bootstrap,
-            &[&passthrough_out],
+            &passthrough_out.all(),
             partitions,
         ))?;
         eprintln!(
@@ -83,11 +85,15 @@ pub fn measure(
         let runner_records_per_s = round.steady_rate(load.records)?;
 
         eprintln!("scaling, {replicas} replica(s): the pass-through over the same input...");
+        let fan_out = FanOut {
+            topics: passthrough_out.outputs(),
+            per_record: load.messages_per_record,
+        };
         let mut forwarder = PassThrough::start(
             rt,
             load.bootstrap,
             &input,
-            &passthrough_out,
+            fan_out,
             &format!("{name}-passthrough"),
         );
         let round = forwarder.watch(load.records, ROUND_TIMEOUT)?;
