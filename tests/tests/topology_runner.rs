@@ -458,9 +458,10 @@ fn the_topology_benchmark_reports_every_figure_it_measures() {
         "{report}"
     );
     // The reference topology writes a rate for every record, a variation for all but the
-    // first of each key, and a notification for some: between 2 and 3 messages per record.
+    // first of each key, and a notification for some: between 2 and 3 messages per record
+    // (over 4 keys the benchmark's documents make nearly every variation a notification).
     let per_record = report["messages_per_record"].as_f64().unwrap();
-    assert!((2.0..3.0).contains(&per_record), "{report}");
+    assert!((2.0..=3.0).contains(&per_record), "{report}");
     assert!(report["peak_rss_mb"].as_f64().unwrap() > 1.0, "{report}");
     for latency in ["latency", "passthrough_latency"] {
         let paces = report[latency].as_array().unwrap();
