@@ -19,11 +19,12 @@ use rdkafka::consumer::{
 };
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, DeliveryResult, Headers, Message};
-use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::watch;
 
 use crate::checkpoint::{decode_state, Checkpoint};
+use crate::delivery_reports::DeliveryReports;
 use crate::in_flight::{Acknowledgements, InFlight, Ticket};
 use crate::kafka::{self, Assigned};
 use crate::metrics::Metrics;
@@ -146,10 +147,12 @@ async fn consume_and_process(
         .subscribe(&[spec.input.topic.as_str()])
         .map_err(setup_error)?;
 
+    let reports = DeliveryReports::watch(producer);
+
     let mut intake = Intake {
         spec,
         consumer: &consumer,
-        producer: &producer,
+        reports: &reports,
         metrics: &metrics,
         acks: &acks,
         status,
@@ -174,6 +177,8 @@ async fn consume_and_process(
         tokio::select! {
             biased;
             _ = &mut shutdown => break Ok(()),
+            // Delivery callbacks run here, on this thread (see `crate::delivery_reports`).
+            _ = reports.ready() => reports.serve(),
             Some(applied) = acks.next(), if !acks.is_empty() => {
                 if let Err(error) = applied {
                     break Err(error);
@@ -241,10 +246,16 @@ async fn consume_and_process(
     status.send_modify(|s| s.state = RunnerState::Stopping);
     // Whatever was sent is awaited so that its offset can be committed before leaving.
     let drained = tokio::time::timeout(config.drain_timeout, async {
-        while let Some(applied) = acks.next().await {
-            applied?;
+        loop {
+            tokio::select! {
+                biased;
+                _ = reports.ready() => reports.serve(),
+                applied = acks.next() => match applied {
+                    Some(applied) => applied?,
+                    None => return Ok::<(), RunnerError>(()),
+                },
+            }
         }
-        Ok::<(), RunnerError>(())
     })
     .await;
     if let Ok(Err(error)) = &drained {
@@ -274,7 +285,7 @@ const BURST: usize = 256;
 struct Intake<'a> {
     spec: &'a TopologySpec,
     consumer: &'a RunnerConsumer,
-    producer: &'a RunnerProducer,
+    reports: &'a DeliveryReports<Deliveries>,
     metrics: &'a Metrics,
     acks: &'a Acknowledgements,
     status: &'a watch::Sender<RunnerStatus>,
@@ -305,7 +316,7 @@ impl Intake<'_> {
             generation,
             self.spec,
             &mut self.pipeline,
-            self.producer,
+            self.reports,
             self.acks,
         )
         .await
@@ -354,7 +365,7 @@ async fn process(
     generation: u64,
     spec: &TopologySpec,
     pipeline: &mut Pipeline,
-    producer: &RunnerProducer,
+    reports: &DeliveryReports<Deliveries>,
     acks: &Acknowledgements,
 ) -> Result<(), RunnerError> {
     let payload = message.payload().unwrap_or_default();
@@ -388,7 +399,7 @@ async fn process(
     );
     let count = outputs.len();
     for (sent, output) in outputs.iter().enumerate() {
-        if let Err(error) = send(producer, output, ticket).await {
+        if let Err(error) = send(reports, output, ticket).await {
             acks.unsent(ticket, count - sent, error.clone());
             return Err(error);
         }
@@ -403,9 +414,10 @@ fn starts_over(message: &BorrowedMessage<'_>) -> bool {
         .is_some_and(|headers| headers.iter().any(|h| h.key == REPLAY_RESTART_HEADER))
 }
 
-/// Queues one message, waiting while librdkafka's local queue is full.
+/// Queues one message, waiting while librdkafka's local queue is full (its messages leave
+/// that queue when their delivery reports are served, so they are served while waiting).
 async fn send(
-    producer: &RunnerProducer,
+    reports: &DeliveryReports<Deliveries>,
     output: &OutputMessage,
     ticket: Ticket,
 ) -> Result<(), RunnerError> {
@@ -415,9 +427,10 @@ async fn send(
         if let Some(key) = &output.key {
             record = record.key(key.as_ref());
         }
-        match producer.send(record) {
+        match reports.producer().send(record) {
             Ok(()) => return Ok(()),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                reports.serve();
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
             Err((source, _)) => {
@@ -431,10 +444,10 @@ async fn send(
 }
 
 /// The runner's producer: its delivery reports go straight to the records in flight.
-type RunnerProducer = ThreadedProducer<Deliveries>;
+type RunnerProducer = BaseProducer<Deliveries>;
 
 /// Turns each delivery report into an acknowledgement of the record its ticket names. Runs on
-/// the producer's polling thread (or on whichever thread flushes).
+/// the runner's loop (or on whichever thread flushes, the rebalance callback's).
 struct Deliveries {
     acks: Arc<Acknowledgements>,
 }
