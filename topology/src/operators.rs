@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::pointer::JsonPointer;
-use crate::pruned::Wanted;
+use crate::pruned::{Found, Wanted};
 use crate::spec::{FieldKind, OperatorSpec, TopologySpec};
 
 /// One input message on its way through the chain.
@@ -23,8 +23,6 @@ pub struct Record {
     pub partition: i32,
     /// The input message's timestamp, milliseconds since the epoch.
     pub timestamp_ms: i64,
-    /// The parsed document (`Null` until `parse` ran).
-    pub document: Value,
     /// Named fields produced by the operators.
     pub fields: Fields,
     /// The record starts its series over (a replay's recording begins again): no value
@@ -38,7 +36,6 @@ impl Record {
             key,
             partition: 0,
             timestamp_ms,
-            document: Value::Null,
             fields: Fields::default(),
             restarts_series: false,
         }
@@ -118,13 +115,16 @@ pub struct Processed {
 #[derive(Debug)]
 pub struct Pipeline {
     operators: Vec<Operator>,
+    /// What `parse` read of the current record for the `extract`s, reused from record to
+    /// record.
+    found: Found,
 }
 
 #[derive(Debug)]
 enum Operator {
-    /// Parses the payload, keeping only the parts the chain's `extract`s read.
+    /// Parses the payload, reading only the values the chain's `extract`s name.
     Parse(Wanted),
-    Extract(Vec<(Arc<str>, JsonPointer, FieldKind)>),
+    Extract(Vec<Extraction>),
     Diff {
         field: String,
         output: Arc<str>,
@@ -141,9 +141,19 @@ enum Operator {
     },
     Emit {
         topic: Arc<str>,
-        fields: Vec<String>,
-        timestamp: bool,
+        layout: Layout,
     },
+}
+
+/// One field of an `extract`: the value `parse` found for its pointer.
+#[derive(Debug)]
+struct Extraction {
+    name: Arc<str>,
+    /// Where `parse` put the pointer's value in [`Found`].
+    slot: usize,
+    /// The pointer, for the error when it reached nothing.
+    pointer: String,
+    kind: FieldKind,
 }
 
 /// The pointer of a validated topology (validation refuses anything else).
@@ -161,27 +171,20 @@ enum Flow {
 impl Pipeline {
     pub fn new(spec: &TopologySpec) -> Self {
         let mut read = Wanted::nothing();
-        for op in &spec.operators {
-            if let OperatorSpec::Extract(e) = op {
-                for source in e.fields.values() {
-                    read.add_pointer(&compiled_pointer(source.pointer()));
-                }
-            }
-        }
-        let operators = spec
+        let mut operators: Vec<Operator> = spec
             .operators
             .iter()
             .map(|op| match op {
-                OperatorSpec::Parse(_) => Operator::Parse(read.clone()),
+                // Filled in below, once every pointer of the chain is known.
+                OperatorSpec::Parse(_) => Operator::Parse(Wanted::nothing()),
                 OperatorSpec::Extract(e) => Operator::Extract(
                     e.fields
                         .iter()
-                        .map(|(name, src)| {
-                            (
-                                name.as_str().into(),
-                                compiled_pointer(src.pointer()),
-                                src.kind(),
-                            )
+                        .map(|(name, src)| Extraction {
+                            name: name.as_str().into(),
+                            slot: read.add(&compiled_pointer(src.pointer())),
+                            pointer: src.pointer().to_string(),
+                            kind: src.kind(),
                         })
                         .collect(),
                 ),
@@ -200,20 +203,28 @@ impl Pipeline {
                 },
                 OperatorSpec::Emit(e) => Operator::Emit {
                     topic: e.topic.as_str().into(),
-                    fields: e.fields.clone(),
-                    timestamp: e.timestamp,
+                    layout: Layout::new(&e.fields, e.timestamp),
                 },
             })
             .collect();
-        Self { operators }
+        for operator in &mut operators {
+            if let Operator::Parse(wanted) = operator {
+                *wanted = read.clone();
+            }
+        }
+        Self {
+            operators,
+            found: Found::new(),
+        }
     }
 
     /// Runs one payload through the chain.
     pub fn process(&mut self, payload: &[u8], record: Record) -> Processed {
         let mut record = record;
         let mut processed = Processed::default();
+        self.found.clear();
         for (index, operator) in self.operators.iter_mut().enumerate() {
-            match operator.apply(index, payload, &mut record, &mut processed) {
+            match operator.apply(index, payload, &mut record, &mut processed, &mut self.found) {
                 Ok(Flow::Continue) => {}
                 Ok(Flow::Stop) => break,
                 Err(error) => {
@@ -254,24 +265,25 @@ impl Operator {
         payload: &[u8],
         record: &mut Record,
         processed: &mut Processed,
+        found: &mut Found,
     ) -> Result<Flow, RecordError> {
         match self {
             Operator::Parse(wanted) => {
-                record.document = wanted.parse(payload).map_err(|e| RecordError {
+                wanted.parse_into(payload, found).map_err(|e| RecordError {
                     operator: "parse",
                     reason: format!("payload is not valid JSON: {e}"),
                 })?;
                 Ok(Flow::Continue)
             }
             Operator::Extract(fields) => {
-                for (name, pointer, kind) in fields.iter() {
-                    let value = extract_at(&record.document, pointer, *kind).map_err(|reason| {
-                        RecordError {
+                for field in fields.iter() {
+                    let value = found.get(field.slot).and_then(Option::as_ref);
+                    let value =
+                        typed(value, &field.pointer, field.kind).map_err(|reason| RecordError {
                             operator: "extract",
-                            reason: format!("field `{name}`: {reason}"),
-                        }
-                    })?;
-                    record.fields.insert(name.clone(), value);
+                            reason: format!("field `{}`: {reason}", field.name),
+                        })?;
+                    record.fields.insert(field.name.clone(), value);
                 }
                 Ok(Flow::Continue)
             }
@@ -326,15 +338,11 @@ impl Operator {
                 };
                 Ok(if passes { Flow::Continue } else { Flow::Stop })
             }
-            Operator::Emit {
-                topic,
-                fields,
-                timestamp,
-            } => {
+            Operator::Emit { topic, layout } => {
                 processed.outputs.push(OutputMessage {
                     topic: topic.clone(),
                     key: record.key.clone(),
-                    payload: emitted_json(record, fields, *timestamp)?,
+                    payload: layout.write(record)?,
                 });
                 Ok(Flow::Continue)
             }
@@ -342,42 +350,65 @@ impl Operator {
     }
 }
 
-/// The JSON object an `emit` writes: the named fields in their declared order, then the input's
-/// `timestamp` (ms). Written straight into the payload, without building a map first: this
-/// runs for every output of every record.
-fn emitted_json(
-    record: &Record,
-    fields: &[String],
-    timestamp: bool,
-) -> Result<Vec<u8>, RecordError> {
-    let mut json = Vec::with_capacity(24 * (fields.len() + 1));
-    for (index, name) in fields.iter().enumerate() {
-        if fields[..index].contains(name) {
-            continue;
-        }
-        let value = record.fields.get(name).ok_or_else(|| RecordError {
-            operator: "emit",
-            reason: format!("field `{name}` is not set on the record"),
-        })?;
-        write_member(&mut json, name, value);
-    }
-    if timestamp && !fields.iter().any(|name| name == "timestamp") {
-        write_member(&mut json, "timestamp", &record.timestamp_ms);
-    }
-    if json.is_empty() {
-        json.push(b'{');
-    }
-    json.push(b'}');
-    Ok(json)
+/// The JSON object an `emit` writes: the named fields in their declared order, then the
+/// input's `timestamp` (ms). Compiled once, with each member's name already written out as
+/// JSON, and written straight into the payload: this runs for every output of every record.
+#[derive(Debug)]
+struct Layout {
+    /// The fields, each once, with its `"name":` as JSON writes it.
+    members: Vec<(String, Vec<u8>)>,
+    /// `"timestamp":`, when the input's timestamp follows the fields.
+    timestamp: Option<Vec<u8>>,
 }
 
-/// Appends `"name":value` to a JSON object being written, opening it for the first member.
-fn write_member(json: &mut Vec<u8>, name: &str, value: &impl serde::Serialize) {
-    json.push(if json.is_empty() { b'{' } else { b',' });
-    // Writing into memory fails only for values JSON cannot hold; names, `Value`s and
-    // integers are not such.
-    let _ = serde_json::to_writer(&mut *json, name);
+impl Layout {
+    fn new(fields: &[String], timestamp: bool) -> Self {
+        let mut members: Vec<(String, Vec<u8>)> = Vec::new();
+        for name in fields {
+            if !members.iter().any(|(seen, _)| seen == name) {
+                members.push((name.clone(), member_name(name)));
+            }
+        }
+        let timestamp = (timestamp && !members.iter().any(|(name, _)| name == "timestamp"))
+            .then(|| member_name("timestamp"));
+        Self { members, timestamp }
+    }
+
+    fn write(&self, record: &Record) -> Result<Vec<u8>, RecordError> {
+        let names: usize = self.members.iter().map(|(_, json)| json.len()).sum();
+        let mut json = Vec::with_capacity(2 + names + 24 * (self.members.len() + 1));
+        for (name, member) in &self.members {
+            let value = record.fields.get(name).ok_or_else(|| RecordError {
+                operator: "emit",
+                reason: format!("field `{name}` is not set on the record"),
+            })?;
+            write_member(&mut json, member, value);
+        }
+        if let Some(member) = &self.timestamp {
+            write_member(&mut json, member, &record.timestamp_ms);
+        }
+        if json.is_empty() {
+            json.push(b'{');
+        }
+        json.push(b'}');
+        Ok(json)
+    }
+}
+
+/// `"name":`, the name escaped as JSON needs.
+fn member_name(name: &str) -> Vec<u8> {
+    let mut json = serde_json::to_vec(name).expect("a string is always JSON");
     json.push(b':');
+    json
+}
+
+/// Appends a member (its `"name":` and `value`) to a JSON object being written, opening the
+/// object for the first one.
+fn write_member(json: &mut Vec<u8>, member: &[u8], value: &impl serde::Serialize) {
+    json.push(if json.is_empty() { b'{' } else { b',' });
+    json.extend_from_slice(member);
+    // Writing into memory fails only for values JSON cannot hold; `Value`s and integers are
+    // not such.
     let _ = serde_json::to_writer(&mut *json, value);
 }
 
@@ -426,9 +457,12 @@ pub fn extract(document: &Value, pointer: &str, kind: FieldKind) -> Result<Value
 }
 
 fn extract_at(document: &Value, pointer: &JsonPointer, kind: FieldKind) -> Result<Value, String> {
-    let value = pointer
-        .lookup(document)
-        .ok_or_else(|| format!("nothing at JSON pointer `{}`", pointer.as_str()))?;
+    typed(pointer.lookup(document), pointer.as_str(), kind)
+}
+
+/// The value a pointer reached, as the field kind asks for it.
+fn typed(value: Option<&Value>, pointer: &str, kind: FieldKind) -> Result<Value, String> {
+    let value = value.ok_or_else(|| format!("nothing at JSON pointer `{pointer}`"))?;
     match kind {
         FieldKind::Any => Ok(value.clone()),
         FieldKind::Number => as_number(value).map(number),
@@ -721,18 +755,24 @@ mod tests {
         let mut record = Record::new(None, 1_700_000_000_123);
         record.fields.insert("rate", Value::from(2.5));
         record.fields.insert("previous", Value::from(2));
-        let json = emitted_json(
-            &record,
-            &["rate".into(), "previous".into(), "rate".into()],
-            true,
-        )
-        .unwrap();
+        let layout = Layout::new(&["rate".into(), "previous".into(), "rate".into()], true);
+        let json = layout.write(&record).unwrap();
         assert_eq!(
             String::from_utf8(json).unwrap(),
             r#"{"rate":2.5,"previous":2,"timestamp":1700000000123}"#
         );
-        assert_eq!(emitted_json(&record, &[], false).unwrap(), b"{}");
-        let missing = emitted_json(&record, &["variation".into()], false).unwrap_err();
+        assert_eq!(Layout::new(&[], false).write(&record).unwrap(), b"{}");
+        let layout = Layout::new(&["timestamp".into(), "q\"uote".into()], true);
+        record.fields.insert("timestamp", Value::from("given"));
+        record.fields.insert("q\"uote", Value::from(1));
+        assert_eq!(
+            String::from_utf8(layout.write(&record).unwrap()).unwrap(),
+            r#"{"timestamp":"given","q\"uote":1}"#,
+            "a field named timestamp is not written twice; names are escaped"
+        );
+        let missing = Layout::new(&["variation".into()], false)
+            .write(&record)
+            .unwrap_err();
         assert_eq!(missing.operator, "emit");
     }
 }

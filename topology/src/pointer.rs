@@ -39,13 +39,16 @@ impl JsonPointer {
 
     /// The value the pointer reaches in `document`: what `Value::pointer` finds.
     pub fn lookup<'v>(&self, document: &'v Value) -> Option<&'v Value> {
-        self.tokens
-            .iter()
-            .try_fold(document, |value, token| match value {
-                Value::Object(members) => members.get(token),
-                Value::Array(items) => array_index(token).and_then(|i| items.get(i)),
-                _ => None,
-            })
+        self.lookup_below(document, 0)
+    }
+
+    /// The value the pointer reaches in `value`, the value its first `depth` tokens reached.
+    pub fn lookup_below<'v>(&self, value: &'v Value, depth: usize) -> Option<&'v Value> {
+        (self.tokens.iter().skip(depth)).try_fold(value, |value, token| match value {
+            Value::Object(members) => members.get(token),
+            Value::Array(items) => array_index(token).and_then(|i| items.get(i)),
+            _ => None,
+        })
     }
 }
 

@@ -1,142 +1,215 @@
-//! Parsing only the parts of a document that the chain reads.
+//! Reading only the values a topology's `extract`s name, straight out of the payload.
 //!
-//! A topology's `extract`s name the values they read by JSON pointers; everything else in a
-//! document is checked (a payload that is not JSON is still refused as such) but never built.
-//! A ticker API answer with dozens of currencies becomes a tree holding one or two of them,
-//! which saves the allocations of every key and value that no operator looks at. Any pointer
-//! looks up the same value in the pruned tree as in the whole document.
+//! A topology's `extract`s name the values they read by JSON pointers. The parse follows
+//! those pointers while it reads the document and keeps the value each one reaches; every
+//! other part of the document is checked (a payload that is not JSON is still refused as
+//! such) but never built. No tree of the document is made at all: a ticker answer with dozens
+//! of currencies costs the one value the chain reads. Each pointer finds exactly what it
+//! would find in the whole document.
 
 use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::pointer::JsonPointer;
 
-/// Which parts of a document are kept.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Wanted {
-    /// The whole value.
-    All,
-    /// Of an object, only these members (each with what is wanted of it); a value that is
-    /// not an object is kept whole, so that a pointer into it fails or succeeds as before.
-    /// A topology reads a handful of fields: a list searched in turn beats hashing each
-    /// member name of every document.
-    Members(Vec<(String, Wanted)>),
+/// What each wanted pointer reaches in one document, by the slot [`Wanted::add`] gave it:
+/// `None` where it reaches nothing.
+pub type Found = Vec<Option<Value>>;
+
+/// The pointers a chain reads, compiled into the paths the parse follows.
+#[derive(Debug, Clone, Default)]
+pub struct Wanted {
+    pointers: Vec<JsonPointer>,
+    root: Node,
+}
+
+/// A place in the document that some pointers reach or pass through.
+#[derive(Debug, Clone, Default)]
+struct Node {
+    /// How many tokens of a pointer lead here.
+    depth: usize,
+    /// The slots of the pointers that end here: they take the value here, whole.
+    ends: Vec<usize>,
+    /// The slots of the pointers that go on below. When the value here is an object they
+    /// follow `members`; any other value is built whole and they are looked up in it.
+    below: Vec<usize>,
+    /// Where those pointers go next. A topology reads a handful of fields: a list searched
+    /// in turn beats hashing each member name of every document.
+    members: Vec<(String, Node)>,
 }
 
 impl Wanted {
-    /// Nothing but the document's shape: enough to check it is JSON.
+    /// No pointer: the parse only checks that a payload is JSON.
     pub fn nothing() -> Self {
-        Wanted::Members(Vec::new())
+        Self::default()
     }
 
-    /// Also keeps what `pointer` reaches.
-    pub fn add_pointer(&mut self, pointer: &JsonPointer) {
-        let mut node = self;
-        for token in pointer.tokens() {
-            node = match node {
-                Wanted::All => return,
-                Wanted::Members(members) => {
-                    let at = match members.iter().position(|(name, _)| name == token) {
-                        Some(at) => at,
-                        None => {
-                            members.push((token.clone(), Wanted::nothing()));
-                            members.len() - 1
-                        }
+    /// Also reads what `pointer` reaches, and returns the slot of [`Found`] that holds it
+    /// (the same slot for the same pointer).
+    pub fn add(&mut self, pointer: &JsonPointer) -> usize {
+        if let Some(slot) = self.pointers.iter().position(|p| p == pointer) {
+            return slot;
+        }
+        let slot = self.pointers.len();
+        let mut node = &mut self.root;
+        for (depth, token) in pointer.tokens().iter().enumerate() {
+            node.below.push(slot);
+            let at = match node.members.iter().position(|(name, _)| name == token) {
+                Some(at) => at,
+                None => {
+                    let child = Node {
+                        depth: depth + 1,
+                        ..Node::default()
                     };
-                    &mut members[at].1
+                    node.members.push((token.clone(), child));
+                    node.members.len() - 1
                 }
             };
+            node = &mut node.members[at].1;
         }
-        *node = Wanted::All;
+        node.ends.push(slot);
+        self.pointers.push(pointer.clone());
+        slot
     }
 
-    /// Parses `payload`, keeping what is wanted; fails exactly where `serde_json` fails on
-    /// the whole document.
-    pub fn parse(&self, payload: &[u8]) -> Result<Value, serde_json::Error> {
+    /// Parses `payload` into `found`, one entry per pointer; fails exactly where
+    /// `serde_json` fails on the whole document. `found` is reused from record to record.
+    pub fn parse_into(&self, payload: &[u8], found: &mut Found) -> Result<(), serde_json::Error> {
+        found.clear();
+        found.resize(self.pointers.len(), None);
         let mut deserializer = serde_json::Deserializer::from_slice(payload);
-        let value = Pruned(self).deserialize(&mut deserializer)?;
-        deserializer.end()?;
-        Ok(value)
+        Reading {
+            pointers: &self.pointers,
+            node: &self.root,
+            found,
+        }
+        .deserialize(&mut deserializer)?;
+        deserializer.end()
+    }
+
+    /// What each pointer reaches in `payload` (a fresh [`Found`]).
+    pub fn parse(&self, payload: &[u8]) -> Result<Found, serde_json::Error> {
+        let mut found = Found::new();
+        self.parse_into(payload, &mut found)?;
+        Ok(found)
     }
 }
 
-struct Pruned<'w>(&'w Wanted);
+/// Reads the value at one node of the wanted paths into the slots of the pointers there.
+struct Reading<'w, 'f> {
+    pointers: &'w [JsonPointer],
+    node: &'w Node,
+    found: &'f mut Found,
+}
 
-impl<'de> DeserializeSeed<'de> for Pruned<'_> {
-    type Value = Value;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        match self.0 {
-            Wanted::All => Value::deserialize(deserializer),
-            Wanted::Members(members) => deserializer.deserialize_any(Keeping(members)),
+impl Reading<'_, '_> {
+    /// The value here, built whole: the pointers ending here take it, those going on below
+    /// look inside it.
+    fn keep(self, value: Value) {
+        for &slot in &self.node.below {
+            self.found[slot] = self.pointers[slot]
+                .lookup_below(&value, self.node.depth)
+                .cloned();
+        }
+        if let Some((&last, others)) = self.node.ends.split_last() {
+            for &slot in others {
+                self.found[slot] = Some(value.clone());
+            }
+            self.found[last] = Some(value);
         }
     }
 }
 
-/// Builds an object of the wanted members only; any other value whole.
-struct Keeping<'w>(&'w [(String, Wanted)]);
+impl<'de> DeserializeSeed<'de> for Reading<'_, '_> {
+    type Value = ();
 
-impl<'de> Visitor<'de> for Keeping<'_> {
-    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        // A member given twice counts as its last occurrence, as in a whole `Value`: what an
+        // earlier one filled is forgotten.
+        for &slot in self.node.ends.iter().chain(&self.node.below) {
+            self.found[slot] = None;
+        }
+        if !self.node.ends.is_empty() {
+            let value = Value::deserialize(deserializer)?;
+            self.keep(value);
+        } else if self.node.below.is_empty() {
+            IgnoredAny::deserialize(deserializer)?;
+        } else {
+            deserializer.deserialize_any(self)?;
+        }
+        Ok(())
+    }
+}
+
+impl<'de> Visitor<'de> for Reading<'_, '_> {
+    type Value = ();
 
     fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
         formatter.write_str("a JSON value")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut kept = Map::new();
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(Key(name)) = map.next_key()? {
-            match self.0.iter().find(|(wanted, _)| *wanted == name.as_ref()) {
-                Some((_, wanted)) => {
-                    let value = map.next_value_seed(Pruned(wanted))?;
-                    kept.insert(name.into_owned(), value);
-                }
+            match (self.node.members.iter()).find(|(wanted, _)| *wanted == name.as_ref()) {
+                Some((_, node)) => map.next_value_seed(Reading {
+                    pointers: self.pointers,
+                    node,
+                    found: &mut *self.found,
+                })?,
                 None => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
-        Ok(Value::Object(kept))
+        Ok(())
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
         while let Some(item) = seq.next_element::<Value>()? {
             items.push(item);
         }
-        Ok(Value::Array(items))
+        self.keep(Value::Array(items));
+        Ok(())
     }
 
-    fn visit_bool<E>(self, value: bool) -> Result<Value, E> {
-        Ok(Value::Bool(value))
+    fn visit_bool<E>(self, value: bool) -> Result<(), E> {
+        self.keep(Value::Bool(value));
+        Ok(())
     }
 
-    fn visit_i64<E>(self, value: i64) -> Result<Value, E> {
-        Ok(Value::from(value))
+    fn visit_i64<E>(self, value: i64) -> Result<(), E> {
+        self.keep(Value::from(value));
+        Ok(())
     }
 
-    fn visit_u64<E>(self, value: u64) -> Result<Value, E> {
-        Ok(Value::from(value))
+    fn visit_u64<E>(self, value: u64) -> Result<(), E> {
+        self.keep(Value::from(value));
+        Ok(())
     }
 
-    fn visit_f64<E>(self, value: f64) -> Result<Value, E> {
-        Ok(Value::from(value))
+    fn visit_f64<E>(self, value: f64) -> Result<(), E> {
+        self.keep(Value::from(value));
+        Ok(())
     }
 
-    fn visit_str<E>(self, value: &str) -> Result<Value, E> {
-        Ok(Value::String(value.to_owned()))
+    fn visit_str<E>(self, value: &str) -> Result<(), E> {
+        self.keep(Value::String(value.to_owned()));
+        Ok(())
     }
 
-    fn visit_string<E>(self, value: String) -> Result<Value, E> {
-        Ok(Value::String(value))
+    fn visit_string<E>(self, value: String) -> Result<(), E> {
+        self.keep(Value::String(value));
+        Ok(())
     }
 
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
+    fn visit_unit<E>(self) -> Result<(), E> {
+        self.keep(Value::Null);
+        Ok(())
     }
 }
 
@@ -171,29 +244,31 @@ impl<'de> Deserialize<'de> for Key<'de> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
 
-    fn wanting(pointers: &[&str]) -> Wanted {
+    /// Compiles `pointers` and returns each one's slot.
+    fn wanting(pointers: &[&str]) -> (Wanted, Vec<usize>) {
         let mut wanted = Wanted::nothing();
-        for pointer in pointers {
-            wanted.add_pointer(&JsonPointer::parse(pointer).unwrap());
-        }
-        wanted
+        let slots = (pointers.iter())
+            .map(|pointer| wanted.add(&JsonPointer::parse(pointer).unwrap()))
+            .collect();
+        (wanted, slots)
     }
 
     #[test]
-    fn keeps_only_what_the_pointers_reach() {
+    fn reads_only_what_the_pointers_reach() {
         let doc = br#"{"data":{"amount":"478012.35","base":"BTC","currency":"CNY"},"at":[1,2]}"#;
-        let pruned = wanting(&["/data/amount"]).parse(doc).unwrap();
-        assert_eq!(pruned, json!({"data": {"amount": "478012.35"}}));
+        let (wanted, slots) = wanting(&["/data/amount", "/data/base", "/data/amount"]);
+        assert_eq!(slots, [0, 1, 0], "the same pointer shares its slot");
+        let found = wanted.parse(doc).unwrap();
+        assert_eq!(found, [Some("478012.35".into()), Some("BTC".into())]);
     }
 
     #[test]
     fn every_pointer_finds_what_it_finds_in_the_whole_document() {
         let text = r#"{"CNY":{"last":478001.25,"symbol":"¥","15m":1},"list":[{"a":1},{"a":2}],
-            "a/b":{"m~n":3},"esc\"aped":{"x":true},"n":null,"s":"text","num":-7,"big":18446744073709551615}"#;
+            "a/b":{"m~n":3},"esc\"aped":{"x":true},"n":null,"s":"text","num":-7,"big":18446744073709551615,
+            "twice":{"x":1},"twice":{"y":2}}"#;
         let whole: Value = serde_json::from_str(text).unwrap();
         let pointers = [
             "/CNY/last",
@@ -201,6 +276,7 @@ mod tests {
             "/CNY/missing",
             "/list/1/a",
             "/list/7",
+            "/list",
             "/a~1b/m~0n",
             "/esc\"aped/x",
             "/n",
@@ -209,39 +285,64 @@ mod tests {
             "/num",
             "/big",
             "/CNY",
+            "/twice/x",
+            "/twice/y",
+            "",
         ];
         for pointer in pointers {
-            let pruned = wanting(&[pointer]).parse(text.as_bytes()).unwrap();
-            assert_eq!(pruned.pointer(pointer), whole.pointer(pointer), "{pointer}");
+            let (wanted, slots) = wanting(&[pointer]);
+            let found = wanted.parse(text.as_bytes()).unwrap();
+            assert_eq!(
+                found[slots[0]].as_ref(),
+                whole.pointer(pointer),
+                "{pointer}"
+            );
         }
-        let all = wanting(&pointers).parse(text.as_bytes()).unwrap();
-        for pointer in pointers {
-            assert_eq!(all.pointer(pointer), whole.pointer(pointer), "{pointer}");
+        let (wanted, slots) = wanting(&pointers);
+        let found = wanted.parse(text.as_bytes()).unwrap();
+        for (pointer, slot) in pointers.iter().zip(slots) {
+            assert_eq!(
+                found[slot].as_ref(),
+                whole.pointer(pointer),
+                "{pointer} among all"
+            );
         }
-        assert_eq!(wanting(&[""]).parse(text.as_bytes()).unwrap(), whole);
     }
 
     #[test]
     fn a_document_that_is_not_json_is_refused_even_where_nothing_is_wanted() {
-        let wanted = wanting(&["/data/amount"]);
-        for bad in [
-            &br#"{"data":{"amount":"1"},"other":[1,2"#[..],
-            br#"{"data":{"amount":"1"}} trailing"#,
-            br#"{"other": tru}"#,
-            b"not json",
-            b"",
-        ] {
-            let ours = wanted.parse(bad).unwrap_err();
-            let theirs = serde_json::from_slice::<Value>(bad).unwrap_err();
-            assert_eq!(ours.classify(), theirs.classify(), "{bad:?}");
+        for (wanted, _) in [wanting(&["/data/amount"]), wanting(&[])] {
+            for bad in [
+                &br#"{"data":{"amount":"1"},"other":[1,2"#[..],
+                br#"{"data":{"amount":"1"}} trailing"#,
+                br#"{"other": tru}"#,
+                b"not json",
+                b"",
+            ] {
+                let ours = wanted.parse(bad).unwrap_err();
+                let theirs = serde_json::from_slice::<Value>(bad).unwrap_err();
+                assert_eq!(ours.classify(), theirs.classify(), "{bad:?}");
+            }
         }
     }
 
     #[test]
-    fn shapes_other_than_objects_are_kept_whole() {
-        let wanted = wanting(&["/0/rate"]);
-        let pruned = wanted.parse(br#"[{"rate":1,"x":2}]"#).unwrap();
-        assert_eq!(pruned, json!([{"rate": 1, "x": 2}]));
-        assert_eq!(wanted.parse(b"12.5").unwrap(), json!(12.5));
+    fn pointers_into_shapes_other_than_objects_look_inside_them_whole() {
+        let (wanted, slots) = wanting(&["/0/rate", "/1"]);
+        let found = wanted.parse(br#"[{"rate":1,"x":2},"b"]"#).unwrap();
+        assert_eq!(found[slots[0]], Some(1.into()));
+        assert_eq!(found[slots[1]], Some("b".into()));
+        let found = wanted.parse(b"12.5").unwrap();
+        assert_eq!(found, [None, None]);
+    }
+
+    #[test]
+    fn a_reused_buffer_keeps_nothing_from_the_previous_document() {
+        let (wanted, slots) = wanting(&["/a"]);
+        let mut found = Found::new();
+        wanted.parse_into(br#"{"a":1}"#, &mut found).unwrap();
+        assert_eq!(found[slots[0]], Some(1.into()));
+        wanted.parse_into(br#"{"b":1}"#, &mut found).unwrap();
+        assert_eq!(found[slots[0]], None);
     }
 }
