@@ -25,7 +25,7 @@ use tokio::sync::Notify;
 const EVENTS_PER_SERVE: usize = 64;
 
 /// A producer whose delivery reports are served by whoever calls [`DeliveryReports::serve`].
-pub(crate) struct DeliveryReports<C: ProducerContext + 'static> {
+pub struct DeliveryReports<C: ProducerContext + 'static> {
     /// librdkafka's reference to the producer's main event queue, released on drop.
     queue: NonNull<rd_kafka_queue_t>,
     /// Notified from librdkafka's thread; its address is the callback's opaque while the
@@ -33,6 +33,14 @@ pub(crate) struct DeliveryReports<C: ProducerContext + 'static> {
     ready: Arc<Notify>,
     /// Held so that the queue never outlives its client.
     producer: Arc<BaseProducer<C>>,
+}
+
+impl<C: ProducerContext + 'static> std::fmt::Debug for DeliveryReports<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeliveryReports")
+            .field("queued", &self.queued())
+            .finish_non_exhaustive()
+    }
 }
 
 // The queue pointer is used only through librdkafka calls, which are thread-safe.

@@ -7,7 +7,7 @@
 
 pub mod args;
 pub mod checkpoint;
-mod delivery_reports;
+pub mod delivery_reports;
 pub mod duration;
 mod in_flight;
 pub mod kafka;

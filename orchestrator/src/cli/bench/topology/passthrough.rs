@@ -1,5 +1,10 @@
-//! The reference: a plain rdkafka consume→produce loop (rdkafka's `FutureProducer`, as its
-//! examples write one) with the runner's delivery contract and none of its work.
+//! The reference: a plain rdkafka consume→produce loop with the runner's delivery contract
+//! and client machinery, and none of its work.
+//!
+//! Its delivery reports are served on its own loop, as the runner's are (see
+//! `weir_topology::delivery_reports`): rdkafka's `FutureProducer`, as its examples write one,
+//! serves them on a thread of its own whose frees contend for the loop's malloc arena, which
+//! made the reference slower and noisier than the runner on the same broker.
 //!
 //! It joins a consumer group by subscribing (as the runner does), uses the same client
 //! settings, forwards copies of each record's key and payload unchanged, bounds its
@@ -18,15 +23,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
 use anyhow::Context;
-use futures::stream::FuturesOrdered;
-use futures::StreamExt;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::Message;
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::message::{DeliveryResult, Message};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
+use weir_topology::delivery_reports::DeliveryReports;
 use weir_topology::kafka::{consumer_config, producer_config};
 use weir_topology::runner::RunnerConfig;
 
@@ -171,20 +178,22 @@ async fn forward(
         .set("auto.offset.reset", "earliest")
         .create()?;
     consumer.subscribe(&[&input])?;
-    let producer: FutureProducer = producer_config(&bootstrap).create()?;
+    let producer: BaseProducer<Copies> =
+        producer_config(&bootstrap).create_with_context(Copies::default())?;
+    let reports = DeliveryReports::watch(Arc::new(producer));
+    let copies_in_flight = &reports.producer().context().in_flight;
     let limits = RunnerConfig::new(bootstrap.as_str());
-    let mut in_flight: FuturesOrdered<_> = FuturesOrdered::new();
     let mut commit_tick = tokio::time::interval(limits.commit_interval);
     let mut committable: Option<(i32, i64)> = None;
     let (mut records, mut copies) = (0u64, 0usize);
     loop {
+        let has_room = lock(copies_in_flight).records.len() < limits.max_in_flight;
         tokio::select! {
             biased;
             _ = stop.cancelled() => return Ok(()),
-            Some(acked) = in_flight.next(), if !in_flight.is_empty() => {
-                let (partition, offset) = acked?;
-                counters.done.fetch_add(1, Ordering::Relaxed);
-                committable = Some((partition, offset));
+            _ = reports.ready() => {
+                reports.serve();
+                settle(copies_in_flight, &counters, &mut committable)?;
             }
             _ = commit_tick.tick() => {
                 if let Some((partition, offset)) = committable.take() {
@@ -193,50 +202,122 @@ async fn forward(
                     consumer.commit(&list, CommitMode::Async)?;
                 }
             }
-            message = consumer.recv(), if in_flight.len() < limits.max_in_flight => {
+            message = consumer.recv(), if has_room => {
                 let message = message?;
                 counters.consumed.fetch_add(1, Ordering::Relaxed);
                 let count = fan_out.copies_of(records);
                 records += 1;
-                let mut deliveries = Vec::with_capacity(count as usize);
+                let ticket = lock(copies_in_flight).register(message.partition(), message.offset(), count);
                 for _ in 0..count {
                     let topic = &fan_out.topics[copies % fan_out.topics.len()];
                     copies += 1;
-                    deliveries.push(send(&producer, topic, message.key(), message.payload()).await?);
+                    send(&reports, topic, message.key(), message.payload(), ticket).await?;
                 }
-                let (partition, offset) = (message.partition(), message.offset());
-                in_flight.push_back(async move {
-                    for delivery in deliveries {
-                        delivery
-                            .await
-                            .context("a pass-through delivery was cancelled")?
-                            .map_err(|(error, _)| error)
-                            .context("a pass-through delivery failed")?;
-                    }
-                    anyhow::Ok((partition, offset))
-                });
             }
         }
     }
 }
 
+/// Applies, in order, the records whose copies are all delivered.
+fn settle(
+    in_flight: &Mutex<CopiesInFlight>,
+    counters: &Counters,
+    committable: &mut Option<(i32, i64)>,
+) -> anyhow::Result<()> {
+    let mut in_flight = lock(in_flight);
+    while let Some(head) = in_flight.records.front() {
+        if let Some(error) = &head.failure {
+            anyhow::bail!("a pass-through delivery failed: {error}");
+        }
+        if head.awaited > 0 {
+            break;
+        }
+        *committable = Some((head.partition, head.offset));
+        in_flight.records.pop_front();
+        in_flight.first += 1;
+        counters.done.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+fn lock(in_flight: &Mutex<CopiesInFlight>) -> std::sync::MutexGuard<'_, CopiesInFlight> {
+    in_flight.lock().expect("pass-through in-flight lock")
+}
+
+/// The pass-through's records whose copies await their delivery reports, oldest first:
+/// the same bookkeeping class as the runner's, without operator state.
+#[derive(Default)]
+struct CopiesInFlight {
+    /// The ticket of `records[0]`; tickets are consecutive from there.
+    first: usize,
+    records: VecDeque<Awaiting>,
+}
+
+struct Awaiting {
+    partition: i32,
+    offset: i64,
+    awaited: u64,
+    failure: Option<KafkaError>,
+}
+
+impl CopiesInFlight {
+    fn register(&mut self, partition: i32, offset: i64, copies: u64) -> usize {
+        self.records.push_back(Awaiting {
+            partition,
+            offset,
+            awaited: copies,
+            failure: None,
+        });
+        self.first + self.records.len() - 1
+    }
+}
+
+/// The pass-through producer's context: each delivery report counts its record down.
+#[derive(Default)]
+struct Copies {
+    in_flight: Mutex<CopiesInFlight>,
+}
+
+impl ClientContext for Copies {}
+
+impl ProducerContext for Copies {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, report: &DeliveryResult<'_>, ticket: usize) {
+        let mut in_flight = lock(&self.in_flight);
+        let first = in_flight.first;
+        if let Some(record) = ticket
+            .checked_sub(first)
+            .and_then(|i| in_flight.records.get_mut(i))
+        {
+            record.awaited = record.awaited.saturating_sub(1);
+            if let Err((error, _)) = report {
+                record.failure.get_or_insert(error.clone());
+            }
+        }
+    }
+}
+
+/// Queues one copy, serving delivery reports while librdkafka's local queue is full.
 async fn send(
-    producer: &FutureProducer,
+    reports: &DeliveryReports<Copies>,
     topic: &str,
     key: Option<&[u8]>,
     payload: Option<&[u8]>,
-) -> anyhow::Result<DeliveryFuture> {
+    ticket: usize,
+) -> anyhow::Result<()> {
     loop {
-        let mut record = FutureRecord::<[u8], [u8]>::to(topic);
+        let mut record = BaseRecord::<[u8], [u8], usize>::with_opaque_to(topic, ticket);
         if let Some(key) = key {
             record = record.key(key);
         }
         if let Some(payload) = payload {
             record = record.payload(payload);
         }
-        match producer.send_result(record) {
-            Ok(delivery) => return Ok(delivery),
+        match reports.producer().send(record) {
+            Ok(()) => return Ok(()),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                reports.serve();
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
             Err((error, _)) => return Err(error.into()),
