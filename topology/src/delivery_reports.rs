@@ -18,8 +18,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::bindings::{self as rdsys, rd_kafka_queue_t, rd_kafka_t};
-use rdkafka::producer::{BaseProducer, Producer, ProducerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::ToBytes;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use tokio::sync::Notify;
+
+/// How long to wait before queueing again when librdkafka's local queue is full.
+const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(2);
 
 /// Events served in one call of [`DeliveryReports::serve`].
 const EVENTS_PER_SERVE: usize = 64;
@@ -86,6 +91,30 @@ impl<C: ProducerContext + 'static> DeliveryReports<C> {
     /// Resolves when reports may be waiting (at once if some arrived since the last call).
     pub async fn ready(&self) {
         self.ready.notified().await
+    }
+
+    /// Queues `record`, waiting while librdkafka's local queue is full: its messages leave
+    /// that queue when their delivery reports are served, so they are served while waiting.
+    pub async fn send<K, P>(
+        &self,
+        record: BaseRecord<'_, K, P, C::DeliveryOpaque>,
+    ) -> Result<(), KafkaError>
+    where
+        K: ToBytes + ?Sized,
+        P: ToBytes + ?Sized,
+    {
+        let mut record = record;
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                    record = returned;
+                    self.serve();
+                    tokio::time::sleep(QUEUE_FULL_PAUSE).await;
+                }
+                Err((error, _)) => return Err(error),
+            }
+        }
     }
 
     /// Serves the reports queued, running the context's delivery callback for each, here.

@@ -17,7 +17,7 @@ use futures::FutureExt;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, DeliveryResult, Headers, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -414,33 +414,24 @@ fn starts_over(message: &BorrowedMessage<'_>) -> bool {
         .is_some_and(|headers| headers.iter().any(|h| h.key == REPLAY_RESTART_HEADER))
 }
 
-/// Queues one message, waiting while librdkafka's local queue is full (its messages leave
-/// that queue when their delivery reports are served, so they are served while waiting).
+/// Queues one output of the record `ticket` names.
 async fn send(
     reports: &DeliveryReports<Deliveries>,
     output: &OutputMessage,
     ticket: Ticket,
 ) -> Result<(), RunnerError> {
-    loop {
-        let mut record = BaseRecord::<str, [u8], Ticket>::with_opaque_to(&output.topic, ticket)
-            .payload(&output.payload);
-        if let Some(key) = &output.key {
-            record = record.key(key.as_ref());
-        }
-        match reports.producer().send(record) {
-            Ok(()) => return Ok(()),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                reports.serve();
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            Err((source, _)) => {
-                return Err(RunnerError::Delivery {
-                    topic: output.topic.to_string(),
-                    source,
-                })
-            }
-        }
+    let mut record = BaseRecord::<str, [u8], Ticket>::with_opaque_to(&output.topic, ticket)
+        .payload(&output.payload);
+    if let Some(key) = &output.key {
+        record = record.key(key.as_ref());
     }
+    reports
+        .send(record)
+        .await
+        .map_err(|source| RunnerError::Delivery {
+            topic: output.topic.to_string(),
+            source,
+        })
 }
 
 /// The runner's producer: its delivery reports go straight to the records in flight.

@@ -19,16 +19,14 @@
 //! same work for both contenders, and the ratio measures the runner's own cost. One copy per
 //! record is measured too, as the bare floor of consume→produce.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{DeliveryResult, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -298,7 +296,7 @@ impl ProducerContext for Copies {
     }
 }
 
-/// Queues one copy, serving delivery reports while librdkafka's local queue is full.
+/// Queues one copy of a record.
 async fn send(
     reports: &DeliveryReports<Copies>,
     topic: &str,
@@ -306,23 +304,14 @@ async fn send(
     payload: Option<&[u8]>,
     ticket: usize,
 ) -> anyhow::Result<()> {
-    loop {
-        let mut record = BaseRecord::<[u8], [u8], usize>::with_opaque_to(topic, ticket);
-        if let Some(key) = key {
-            record = record.key(key);
-        }
-        if let Some(payload) = payload {
-            record = record.payload(payload);
-        }
-        match reports.producer().send(record) {
-            Ok(()) => return Ok(()),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                reports.serve();
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            Err((error, _)) => return Err(error.into()),
-        }
+    let mut record = BaseRecord::<[u8], [u8], usize>::with_opaque_to(topic, ticket);
+    if let Some(key) = key {
+        record = record.key(key);
     }
+    if let Some(payload) = payload {
+        record = record.payload(payload);
+    }
+    Ok(reports.send(record).await?)
 }
 
 #[cfg(test)]
