@@ -14,7 +14,6 @@
 use std::ffi::c_void;
 use std::ptr::NonNull;
 use std::sync::Arc;
-
 use std::time::Duration;
 
 use rdkafka::bindings::{self as rdsys, rd_kafka_queue_t, rd_kafka_t};

@@ -359,6 +359,8 @@ struct Layout {
     members: Vec<(String, Vec<u8>)>,
     /// `"timestamp":`, when the input's timestamp follows the fields.
     timestamp: Option<Vec<u8>>,
+    /// Room for a typical object: the names, the braces and about 24 bytes per value.
+    capacity: usize,
 }
 
 impl Layout {
@@ -371,12 +373,19 @@ impl Layout {
         }
         let timestamp = (timestamp && !members.iter().any(|(name, _)| name == "timestamp"))
             .then(|| member_name("timestamp"));
-        Self { members, timestamp }
+        let names: usize = (members.iter().map(|(_, json)| json.len()))
+            .chain(timestamp.as_ref().map(Vec::len))
+            .sum();
+        let capacity = 2 + names + 24 * (members.len() + 1);
+        Self {
+            members,
+            timestamp,
+            capacity,
+        }
     }
 
     fn write(&self, record: &Record) -> Result<Vec<u8>, RecordError> {
-        let names: usize = self.members.iter().map(|(_, json)| json.len()).sum();
-        let mut json = Vec::with_capacity(2 + names + 24 * (self.members.len() + 1));
+        let mut json = Vec::with_capacity(self.capacity);
         for (name, member) in &self.members {
             let value = record.fields.get(name).ok_or_else(|| RecordError {
                 operator: "emit",
@@ -453,10 +462,6 @@ fn number_field(record: &Record, name: &str, operator: &'static str) -> Result<f
 pub fn extract(document: &Value, pointer: &str, kind: FieldKind) -> Result<Value, String> {
     let pointer =
         JsonPointer::parse(pointer).ok_or_else(|| format!("`{pointer}` is not a JSON pointer"))?;
-    extract_at(document, &pointer, kind)
-}
-
-fn extract_at(document: &Value, pointer: &JsonPointer, kind: FieldKind) -> Result<Value, String> {
     typed(pointer.lookup(document), pointer.as_str(), kind)
 }
 
