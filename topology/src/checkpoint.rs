@@ -49,7 +49,7 @@ impl Checkpoint {
         partition: i32,
         generation: u64,
         offset: i64,
-        updates: Vec<StateUpdate>,
+        updates: impl IntoIterator<Item = StateUpdate>,
     ) {
         if generation != self.generation(partition) {
             return;
@@ -158,7 +158,7 @@ mod tests {
     #[test]
     fn oversized_state_is_not_put_in_metadata() {
         let mut c = Checkpoint::default();
-        let many = (0..500).map(|i| update(&format!("key-{i}"), 1.0)).collect();
+        let many: Vec<_> = (0..500).map(|i| update(&format!("key-{i}"), 1.0)).collect();
         c.acknowledge(0, 0, 1, many);
         assert_eq!(c.take_dirty()[0].metadata, None);
     }

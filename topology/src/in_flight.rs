@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 use crate::checkpoint::Checkpoint;
 use crate::kafka;
 use crate::metrics::Metrics;
-use crate::operators::StateUpdate;
+use crate::operators::StateUpdates;
 use crate::runner::RunnerError;
 
 /// A record whose outputs were sent, waiting for their acknowledgements.
@@ -32,7 +32,7 @@ pub(crate) struct InFlight {
     pub generation: u64,
     pub offset: i64,
     pub timestamp_ms: i64,
-    pub updates: Vec<StateUpdate>,
+    pub updates: StateUpdates,
     /// Outputs the operators produced (the error topic's message, if any, not counted).
     pub outputs: u64,
     pub failed: bool,
@@ -176,46 +176,72 @@ impl Acknowledgements {
     }
 
     /// Pops and applies the settled records at the head. A failed record is never applied:
-    /// it stays at the head, and so does every record behind it.
+    /// it stays at the head, and so does every record behind it. The queue and the
+    /// checkpoint are each locked once for the whole run of settled records (in that order,
+    /// as everywhere).
     fn apply_settled(&self) -> (usize, Head) {
-        let mut applied = 0;
-        loop {
-            let mut pending = self.pending();
-            let Some(head) = pending.slots.front_mut() else {
-                return (applied, Head::Empty);
+        let mut pending = self.pending();
+        let mut applied = Applied::default();
+        let mut checkpoint = None;
+        let head = loop {
+            let Some(head) = pending.slots.front() else {
+                break Head::Empty;
             };
             if let Some(failure) = &head.failure {
-                return (applied, Head::Failed(failure.clone()));
+                break Head::Failed(failure.clone());
             }
             if !head.settled() {
-                return (applied, Head::Awaiting);
+                break Head::Awaiting;
             }
             let slot = pending.slots.pop_front().expect("a head was seen");
             pending.first += 1;
-            drop(pending);
-            self.apply(slot.record);
-            applied += 1;
-        }
+            let checkpoint = checkpoint.get_or_insert_with(|| self.checkpoint());
+            applied.add(slot.record, checkpoint, &self.metrics);
+        };
+        drop(checkpoint);
+        drop(pending);
+        applied.count_in(&self.metrics);
+        (applied.records as usize, head)
     }
+}
 
-    fn apply(&self, record: InFlight) {
-        let metrics = &self.metrics;
+/// What one run of settled records adds to the metrics, counted as they are applied and
+/// added once.
+#[derive(Default)]
+struct Applied {
+    records: u64,
+    failed: u64,
+    messages: u64,
+    /// When they were applied (read once for the run), for their latencies.
+    now_ms: Option<i64>,
+}
+
+impl Applied {
+    fn add(&mut self, record: InFlight, checkpoint: &mut Checkpoint, metrics: &Metrics) {
         if record.outputs > 0 {
-            metrics.record_latency_ms(kafka::now_ms() - record.timestamp_ms);
+            let now_ms = *self.now_ms.get_or_insert_with(kafka::now_ms);
+            metrics.record_latency_ms(now_ms - record.timestamp_ms);
         }
-        metrics
-            .messages_out
-            .fetch_add(record.outputs, Ordering::Relaxed);
-        if record.failed {
-            metrics.records_failed.fetch_add(1, Ordering::Relaxed);
-        }
-        metrics.records_done.fetch_add(1, Ordering::Relaxed);
-        self.checkpoint().acknowledge(
+        self.records += 1;
+        self.failed += u64::from(record.failed);
+        self.messages += record.outputs;
+        checkpoint.acknowledge(
             record.partition,
             record.generation,
             record.offset,
             record.updates,
         );
+    }
+
+    fn count_in(&self, metrics: &Metrics) {
+        if self.records == 0 {
+            return;
+        }
+        (metrics.messages_out).fetch_add(self.messages, Ordering::Relaxed);
+        if self.failed > 0 {
+            (metrics.records_failed).fetch_add(self.failed, Ordering::Relaxed);
+        }
+        (metrics.records_done).fetch_add(self.records, Ordering::Relaxed);
     }
 }
 
@@ -229,7 +255,7 @@ mod tests {
             generation: 0,
             offset,
             timestamp_ms: kafka::now_ms(),
-            updates: Vec::new(),
+            updates: StateUpdates::new(),
             outputs: 1,
             failed: false,
         }

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::Value;
+use smallvec::SmallVec;
 
 use crate::pointer::JsonPointer;
 use crate::pruned::{Found, Wanted};
@@ -66,6 +67,11 @@ impl Fields {
             .map(|(_, value)| value)
     }
 
+    /// Empties the list, keeping its room for the next record.
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+
     /// Sets `name`, replacing what it held.
     pub fn insert(&mut self, name: impl Into<Arc<str>>, value: Value) {
         let name = name.into();
@@ -102,13 +108,86 @@ pub struct StateUpdate {
     pub value: f64,
 }
 
-/// What processing one record produced.
+/// The state changes of one record. A topology's chain holds a diff or two, so they are
+/// kept inline: a record in flight carries its updates without an allocation of their own.
+pub type StateUpdates = SmallVec<[StateUpdate; 2]>;
+
+/// What processing one record produced. One is reused from record to record
+/// ([`Pipeline::process_into`]), with the buffers of its outputs.
 #[derive(Debug, Default)]
 pub struct Processed {
-    pub outputs: Vec<OutputMessage>,
-    pub updates: Vec<StateUpdate>,
+    pub outputs: Outputs,
+    pub updates: StateUpdates,
     /// Set when the record was refused; the outputs emitted before the refusal are kept.
     pub error: Option<RecordError>,
+}
+
+impl Processed {
+    fn clear(&mut self) {
+        self.outputs.clear();
+        self.updates.clear();
+        self.error = None;
+    }
+}
+
+/// The messages a record produced, in order. Their payload buffers outlive the record and are
+/// written again by the next one, so that an output costs no allocation of its own.
+#[derive(Debug, Default)]
+pub struct Outputs {
+    /// The first `len` are this record's; the rest are buffers kept for reuse.
+    messages: Vec<OutputMessage>,
+    len: usize,
+}
+
+impl Outputs {
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Appends a message whose payload `write` puts into a reused buffer; when `write` fails,
+    /// nothing is appended.
+    pub fn push_with<E>(
+        &mut self,
+        topic: &Arc<str>,
+        key: Option<&Arc<str>>,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        if self.len == self.messages.len() {
+            self.messages.push(OutputMessage {
+                topic: topic.clone(),
+                key: None,
+                payload: Vec::new(),
+            });
+        }
+        let message = &mut self.messages[self.len];
+        message.payload.clear();
+        write(&mut message.payload)?;
+        if !Arc::ptr_eq(&message.topic, topic) {
+            message.topic = topic.clone();
+        }
+        message.key = key.cloned();
+        self.len += 1;
+        Ok(())
+    }
+}
+
+impl Outputs {
+    /// Appends a message built elsewhere (the error topic's).
+    pub fn push(&mut self, message: OutputMessage) {
+        match self.messages.get_mut(self.len) {
+            Some(kept) => *kept = message,
+            None => self.messages.push(message),
+        }
+        self.len += 1;
+    }
+}
+
+impl std::ops::Deref for Outputs {
+    type Target = [OutputMessage];
+
+    fn deref(&self) -> &[OutputMessage] {
+        &self.messages[..self.len]
+    }
 }
 
 /// The compiled operator chain with its state.
@@ -118,6 +197,8 @@ pub struct Pipeline {
     /// What `parse` read of the current record for the `extract`s, reused from record to
     /// record.
     found: Found,
+    /// The room of the last record's fields, for the next record's.
+    spare_fields: Fields,
 }
 
 #[derive(Debug)]
@@ -215,16 +296,28 @@ impl Pipeline {
         Self {
             operators,
             found: Found::new(),
+            spare_fields: Fields::default(),
         }
     }
 
     /// Runs one payload through the chain.
     pub fn process(&mut self, payload: &[u8], record: Record) -> Processed {
-        let mut record = record;
         let mut processed = Processed::default();
+        self.process_into(payload, record, &mut processed);
+        processed
+    }
+
+    /// Runs one payload through the chain into `processed`, replacing what it held and
+    /// reusing its buffers: the runner keeps one for all its records.
+    pub fn process_into(&mut self, payload: &[u8], record: Record, processed: &mut Processed) {
+        let mut record = record;
+        if record.fields.0.is_empty() {
+            std::mem::swap(&mut record.fields, &mut self.spare_fields);
+        }
+        processed.clear();
         self.found.clear();
         for (index, operator) in self.operators.iter_mut().enumerate() {
-            match operator.apply(index, payload, &mut record, &mut processed, &mut self.found) {
+            match operator.apply(index, payload, &mut record, processed, &mut self.found) {
                 Ok(Flow::Continue) => {}
                 Ok(Flow::Stop) => break,
                 Err(error) => {
@@ -233,7 +326,8 @@ impl Pipeline {
                 }
             }
         }
-        processed
+        self.spare_fields = record.fields;
+        self.spare_fields.clear();
     }
 
     /// Restores a partition's diff state from its checkpoint, keeping values already set by
@@ -339,11 +433,9 @@ impl Operator {
                 Ok(if passes { Flow::Continue } else { Flow::Stop })
             }
             Operator::Emit { topic, layout } => {
-                processed.outputs.push(OutputMessage {
-                    topic: topic.clone(),
-                    key: record.key.clone(),
-                    payload: layout.write(record)?,
-                });
+                (processed.outputs).push_with(topic, record.key.as_ref(), |payload| {
+                    layout.write(record, payload)
+                })?;
                 Ok(Flow::Continue)
             }
         }
@@ -384,23 +476,24 @@ impl Layout {
         }
     }
 
-    fn write(&self, record: &Record) -> Result<Vec<u8>, RecordError> {
-        let mut json = Vec::with_capacity(self.capacity);
+    /// Writes the object into `json`, which is empty.
+    fn write(&self, record: &Record, json: &mut Vec<u8>) -> Result<(), RecordError> {
+        json.reserve(self.capacity);
         for (name, member) in &self.members {
             let value = record.fields.get(name).ok_or_else(|| RecordError {
                 operator: "emit",
                 reason: format!("field `{name}` is not set on the record"),
             })?;
-            write_member(&mut json, member, value);
+            write_member(json, member, value);
         }
         if let Some(member) = &self.timestamp {
-            write_member(&mut json, member, &record.timestamp_ms);
+            write_member(json, member, &record.timestamp_ms);
         }
         if json.is_empty() {
             json.push(b'{');
         }
         json.push(b'}');
-        Ok(json)
+        Ok(())
     }
 }
 
@@ -689,6 +782,49 @@ mod tests {
     }
 
     #[test]
+    fn a_reused_processed_holds_only_its_last_records_results() {
+        let mut p = pipeline(
+            "  - parse: {}
+  - extract: { fields: { rate: { pointer: /r, type: number } } }
+  - emit: { topic: rates, fields: [rate], timestamp: false }
+  - diff: { field: rate }
+  - emit: { topic: variations, fields: [variation], timestamp: false }
+",
+        );
+        let mut processed = Processed::default();
+        let mut run = |doc: &str, processed: &mut Processed| {
+            p.process_into(doc.as_bytes(), Record::new(Some("k".into()), 1), processed)
+        };
+        run(r#"{"r": 1}"#, &mut processed);
+        assert_eq!(
+            payloads(&processed),
+            [("rates".into(), json!({"rate": 1.0}))]
+        );
+        assert_eq!(processed.updates.len(), 1);
+        run(r#"{"r": 3}"#, &mut processed);
+        assert_eq!(
+            payloads(&processed),
+            [
+                ("rates".into(), json!({"rate": 3.0})),
+                ("variations".into(), json!({"variation": 2.0}))
+            ]
+        );
+        run("not json", &mut processed);
+        assert!(processed.outputs.is_empty() && processed.updates.is_empty());
+        assert_eq!(processed.error.as_ref().map(|e| e.operator), Some("parse"));
+        run(r#"{"r": 4}"#, &mut processed);
+        assert_eq!(processed.error, None);
+        assert_eq!(
+            payloads(&processed),
+            [
+                ("rates".into(), json!({"rate": 4.0})),
+                ("variations".into(), json!({"variation": 1.0}))
+            ]
+        );
+        assert_eq!(processed.updates[0].value, 4.0);
+    }
+
+    #[test]
     fn diff_groups_by_key_and_restores_state() {
         let ops = "  - parse: {}
   - extract: { fields: { v: { pointer: /v, type: number }, pair: /p } }
@@ -755,29 +891,32 @@ mod tests {
         assert_eq!(in_partition(&mut p, 1, 61.0), Some(json!(1.0)));
     }
 
+    fn written(layout: &Layout, record: &Record) -> Result<Vec<u8>, RecordError> {
+        let mut json = Vec::new();
+        layout.write(record, &mut json).map(|()| json)
+    }
+
     #[test]
     fn emit_writes_fields_in_declared_order_then_the_timestamp() {
         let mut record = Record::new(None, 1_700_000_000_123);
         record.fields.insert("rate", Value::from(2.5));
         record.fields.insert("previous", Value::from(2));
         let layout = Layout::new(&["rate".into(), "previous".into(), "rate".into()], true);
-        let json = layout.write(&record).unwrap();
+        let json = written(&layout, &record).unwrap();
         assert_eq!(
             String::from_utf8(json).unwrap(),
             r#"{"rate":2.5,"previous":2,"timestamp":1700000000123}"#
         );
-        assert_eq!(Layout::new(&[], false).write(&record).unwrap(), b"{}");
+        assert_eq!(written(&Layout::new(&[], false), &record).unwrap(), b"{}");
         let layout = Layout::new(&["timestamp".into(), "q\"uote".into()], true);
         record.fields.insert("timestamp", Value::from("given"));
         record.fields.insert("q\"uote", Value::from(1));
         assert_eq!(
-            String::from_utf8(layout.write(&record).unwrap()).unwrap(),
+            String::from_utf8(written(&layout, &record).unwrap()).unwrap(),
             r#"{"timestamp":"given","q\"uote":1}"#,
             "a field named timestamp is not written twice; names are escaped"
         );
-        let missing = Layout::new(&["variation".into()], false)
-            .write(&record)
-            .unwrap_err();
+        let missing = written(&Layout::new(&["variation".into()], false), &record).unwrap_err();
         assert_eq!(missing.operator, "emit");
     }
 }

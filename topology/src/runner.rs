@@ -28,7 +28,7 @@ use crate::delivery_reports::DeliveryReports;
 use crate::in_flight::{Acknowledgements, InFlight, Ticket};
 use crate::kafka::{self, Assigned};
 use crate::metrics::Metrics;
-use crate::operators::{OutputMessage, Pipeline, Record, RecordError};
+use crate::operators::{OutputMessage, Pipeline, Processed, Record, RecordError};
 use crate::source::REPLAY_RESTART_HEADER;
 use crate::spec::{StartPosition, TopologySpec};
 use crate::status::{RunnerState, RunnerStatus};
@@ -157,6 +157,7 @@ async fn consume_and_process(
         acks: &acks,
         status,
         pipeline: Pipeline::new(spec),
+        processed: Processed::default(),
         restored_partitions: HashSet::new(),
     };
     let mut commit_tick = tokio::time::interval(config.commit_interval);
@@ -290,6 +291,8 @@ struct Intake<'a> {
     acks: &'a Acknowledgements,
     status: &'a watch::Sender<RunnerStatus>,
     pipeline: Pipeline,
+    /// What the pipeline made of the current record; its buffers serve every record.
+    processed: Processed,
     /// Partitions whose operator state was loaded from their committed offset.
     restored_partitions: HashSet<i32>,
 }
@@ -316,6 +319,7 @@ impl Intake<'_> {
             generation,
             self.spec,
             &mut self.pipeline,
+            &mut self.processed,
             self.reports,
             self.acks,
         )
@@ -365,6 +369,7 @@ async fn process(
     generation: u64,
     spec: &TopologySpec,
     pipeline: &mut Pipeline,
+    processed: &mut Processed,
     reports: &DeliveryReports<Deliveries>,
     acks: &Acknowledgements,
 ) -> Result<(), RunnerError> {
@@ -378,20 +383,20 @@ async fn process(
     if starts_over(message) {
         record = record.restarting_series();
     }
-    let processed = pipeline.process(payload, record);
-    let mut outputs = processed.outputs;
-    let produced = outputs.len() as u64;
+    pipeline.process_into(payload, record, processed);
+    let produced = processed.outputs.len() as u64;
     let failed = processed.error.is_some();
-    if let Some(error) = processed.error {
-        outputs.push(error_message(spec, message, payload, &error));
+    if let Some(error) = processed.error.take() {
+        (processed.outputs).push(error_message(spec, message, payload, &error));
     }
+    let outputs = &processed.outputs;
     let ticket = acks.register(
         InFlight {
             partition: message.partition(),
             generation,
             offset: message.offset(),
             timestamp_ms,
-            updates: processed.updates,
+            updates: std::mem::take(&mut processed.updates),
             outputs: produced,
             failed,
         },
