@@ -11,6 +11,7 @@ pub mod delivery_reports;
 pub mod duration;
 mod in_flight;
 pub mod kafka;
+mod key_names;
 pub mod metrics;
 pub mod operators;
 pub mod pointer;

@@ -4,7 +4,7 @@
 //! messages they want written into an [`Outputs`] buffer, and report state changes so that the
 //! runner can checkpoint them together with the consumer offsets.
 
-use std::collections::HashMap;
+use std::collections::hash_map::{Entry, HashMap};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -391,14 +391,18 @@ impl Operator {
                 let value = number_field(record, field, "diff")?;
                 let group = group_key(record, key.as_deref())?;
                 let partition = record.partition;
-                if record.restarts_series {
+                let before = match last.entry((partition, group.clone())) {
                     // No variation spans the seam: the record's series begins again here.
                     // (The update below also replaces the state the checkpoint keeps.)
-                    last.remove(&(partition, group.clone()));
-                }
-                let before = match last.get_mut(&(partition, group.clone())) {
-                    Some(slot) => Some(std::mem::replace(slot, value)),
-                    None => last.insert((partition, group.clone()), value),
+                    Entry::Occupied(mut slot) if record.restarts_series => {
+                        slot.insert(value);
+                        None
+                    }
+                    Entry::Occupied(mut slot) => Some(slot.insert(value)),
+                    Entry::Vacant(slot) => {
+                        slot.insert(value);
+                        None
+                    }
                 };
                 processed.updates.push(StateUpdate {
                     operator_index: index,

@@ -7,7 +7,7 @@
 //! never skips one. Acknowledgements come from the producer's delivery callback, which finds
 //! each output's record by the ticket it was sent with (see [`crate::in_flight`]).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -27,6 +27,7 @@ use crate::checkpoint::{decode_state, Checkpoint};
 use crate::delivery_reports::DeliveryReports;
 use crate::in_flight::{Acknowledgements, InFlight, Ticket};
 use crate::kafka::{self, Assigned};
+use crate::key_names::KeyNames;
 use crate::metrics::Metrics;
 use crate::operators::{OutputMessage, Pipeline, Processed, Record, RecordError};
 use crate::source::REPLAY_RESTART_HEADER;
@@ -158,7 +159,8 @@ async fn consume_and_process(
         status,
         pipeline: Pipeline::new(spec),
         processed: Processed::default(),
-        restored_partitions: HashSet::new(),
+        restored_partitions: HashMap::new(),
+        keys: KeyNames::default(),
     };
     let mut commit_tick = tokio::time::interval(config.commit_interval);
     let mut log_tick = tokio::time::interval(config.log_interval);
@@ -293,8 +295,11 @@ struct Intake<'a> {
     pipeline: Pipeline,
     /// What the pipeline made of the current record; its buffers serve every record.
     processed: Processed,
-    /// Partitions whose operator state was loaded from their committed offset.
-    restored_partitions: HashSet<i32>,
+    /// Partitions whose operator state was loaded from their committed offset, each with the
+    /// checkpoint generation its records carry. Both change only when the partition is
+    /// revoked, and then it leaves this map.
+    restored_partitions: HashMap<i32, u64>,
+    keys: KeyNames,
 }
 
 impl Intake<'_> {
@@ -309,13 +314,20 @@ impl Intake<'_> {
             self.restored_partitions.remove(&partition);
         }
         let partition = message.partition();
-        if self.restored_partitions.insert(partition) {
-            restore_state(self.consumer, self.spec, partition, &mut self.pipeline);
-        }
+        let generation = match self.restored_partitions.get(&partition) {
+            Some(&generation) => generation,
+            None => {
+                restore_state(self.consumer, self.spec, partition, &mut self.pipeline);
+                let generation = self.acks.checkpoint().generation(partition);
+                self.restored_partitions.insert(partition, generation);
+                generation
+            }
+        };
         self.metrics.records_in.fetch_add(1, Ordering::Relaxed);
-        let generation = self.acks.checkpoint().generation(partition);
+        let key = message.key().map(|key| self.keys.name(key));
         process(
             message,
+            key,
             generation,
             self.spec,
             &mut self.pipeline,
@@ -366,6 +378,7 @@ fn waiting_for_kafka(status: &watch::Sender<RunnerStatus>, error: &KafkaError) {
 /// Runs one message through the pipeline, registers it in flight and sends its outputs.
 async fn process(
     message: &BorrowedMessage<'_>,
+    key: Option<Arc<str>>,
     generation: u64,
     spec: &TopologySpec,
     pipeline: &mut Pipeline,
@@ -374,7 +387,6 @@ async fn process(
     acks: &Acknowledgements,
 ) -> Result<(), RunnerError> {
     let payload = message.payload().unwrap_or_default();
-    let key = message.key().map(|k| String::from_utf8_lossy(k).into());
     let timestamp_ms = message
         .timestamp()
         .to_millis()

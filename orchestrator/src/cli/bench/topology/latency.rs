@@ -100,21 +100,31 @@ pub fn measure(
     let consumer = start_output_consumer(bootstrap, forwarder.output(), arrivals_tx, stop.clone())?;
 
     let mut next = keys;
-    let mut figures = Vec::new();
-    for &pace in paces {
+    let mut run_pace = |pace: u64, seconds: u64| -> anyhow::Result<(Histogram<u64>, u64)> {
         let count = pace * seconds;
         let first = next;
-        eprintln!("  {pace} records/s for {seconds} s...");
         let started = Instant::now();
         for index in 0..count {
             load::wait_until(started + Duration::from_secs_f64(index as f64 / pace as f64));
             send(first + index, &mut sent_at)?;
         }
         next += count;
-        let histogram = collect(&arrivals, &sent_at, first..next, &mut || {
+        collect(&arrivals, &sent_at, first..next, &mut || {
             forwarder.check_alive()
-        })?;
-        figures.push(summarize(pace, count, &histogram.0, histogram.1));
+        })
+    };
+    // The first records after the measuring consumer starts meet its connection being set up
+    // and the forwarder's fetches settling; a second at the first pace, not counted, takes
+    // that out of the first pace's tail.
+    if let Some(&first_pace) = paces.first() {
+        eprintln!("  {first_pace} records/s for {WARM_UP_SECONDS} s (warm-up, not counted)...");
+        run_pace(first_pace, WARM_UP_SECONDS)?;
+    }
+    let mut figures = Vec::new();
+    for &pace in paces {
+        eprintln!("  {pace} records/s for {seconds} s...");
+        let (histogram, duplicates) = run_pace(pace, seconds)?;
+        figures.push(summarize(pace, pace * seconds, &histogram, duplicates));
     }
     stop.store(true, Ordering::Relaxed);
     consumer
@@ -190,6 +200,9 @@ fn collect(
     }
     Ok((histogram, duplicates))
 }
+
+/// How long the uncounted warm-up before the first pace lasts.
+const WARM_UP_SECONDS: u64 = 1;
 
 /// How long the outputs of one pace may take to arrive after its last input was sent.
 const OUTPUT_TIMEOUT: Duration = Duration::from_secs(60);
