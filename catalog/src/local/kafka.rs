@@ -161,14 +161,6 @@ fn broker_service(
         args: [
             vec![
                 format!("-Xmx{heap}m"),
-                format!("-Xms{heap}m"),
-                // The collector settings Kafka's own start scripts give the broker: G1 aiming
-                // at 20 ms pauses. The JVM's default aims at 200 ms, and its young
-                // collections then stall every request in flight for 10-20 ms at a time.
-                "-XX:+UseG1GC".into(),
-                "-XX:MaxGCPauseMillis=20".into(),
-                "-XX:InitiatingHeapOccupancyPercent=35".into(),
-                "-XX:+ExplicitGCInvokesConcurrent".into(),
                 "-Djava.awt.headless=true".into(),
                 format!("-Dlog4j.configuration=file:{}", log4j.display()),
                 format!("-Dkafka.logs.dir={}", dir.join("logs").display()),
