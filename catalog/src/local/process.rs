@@ -256,12 +256,15 @@ pub fn reap(pid: i32) -> Option<String> {
     if pid <= 0 {
         return None;
     }
-    let mut status = 0;
-    // SAFETY: waitpid writes only to `status`; WNOHANG never blocks.
-    let reaped = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+    // Held across the reaping, so that a thread that finds the child reaped already always
+    // finds how it ended recorded: between another thread's waitpid and its record it would
+    // find neither.
     let mut ended = REAPED
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut status = 0;
+    // SAFETY: waitpid writes only to `status`; WNOHANG never blocks.
+    let reaped = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
     if reaped != pid {
         // -1: not a child, or reaped already (by another thread of this process).
         return (reaped == -1).then(|| ended.get(&pid).cloned()).flatten();
