@@ -325,17 +325,53 @@ impl Intake<'_> {
         };
         self.metrics.records_in.fetch_add(1, Ordering::Relaxed);
         let key = message.key().map(|key| self.keys.name(key));
-        process(
-            message,
-            key,
-            generation,
-            self.spec,
-            &mut self.pipeline,
-            &mut self.processed,
-            self.reports,
-            self.acks,
-        )
-        .await
+        self.process(message, key, generation).await
+    }
+
+    /// Runs one message through the pipeline, registers it in flight and sends its outputs.
+    async fn process(
+        &mut self,
+        message: &BorrowedMessage<'_>,
+        key: Option<Arc<str>>,
+        generation: u64,
+    ) -> Result<(), RunnerError> {
+        let (processed, acks) = (&mut self.processed, self.acks);
+        let payload = message.payload().unwrap_or_default();
+        let timestamp_ms = message
+            .timestamp()
+            .to_millis()
+            .unwrap_or_else(kafka::now_ms);
+        let mut record = Record::new(key, timestamp_ms).in_partition(message.partition());
+        if starts_over(message) {
+            record = record.restarting_series();
+        }
+        self.pipeline.process_into(payload, record, processed);
+        let produced = processed.outputs.len() as u64;
+        let failed = processed.error.is_some();
+        if let Some(error) = processed.error.take() {
+            (processed.outputs).push(error_message(self.spec, message, payload, &error));
+        }
+        let outputs = &processed.outputs;
+        let ticket = acks.register(
+            InFlight {
+                partition: message.partition(),
+                generation,
+                offset: message.offset(),
+                timestamp_ms,
+                updates: std::mem::take(&mut processed.updates),
+                outputs: produced,
+                failed,
+            },
+            outputs.len(),
+        );
+        let count = outputs.len();
+        for (sent, output) in outputs.iter().enumerate() {
+            if let Err(error) = send(self.reports, output, ticket).await {
+                acks.unsent(ticket, count - sent, error.clone());
+                return Err(error);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -373,55 +409,6 @@ fn waiting_for_kafka(status: &watch::Sender<RunnerStatus>, error: &KafkaError) {
         }
         s.last_error = Some(format!("waiting for Kafka: {error}"));
     });
-}
-
-/// Runs one message through the pipeline, registers it in flight and sends its outputs.
-async fn process(
-    message: &BorrowedMessage<'_>,
-    key: Option<Arc<str>>,
-    generation: u64,
-    spec: &TopologySpec,
-    pipeline: &mut Pipeline,
-    processed: &mut Processed,
-    reports: &DeliveryReports<Deliveries>,
-    acks: &Acknowledgements,
-) -> Result<(), RunnerError> {
-    let payload = message.payload().unwrap_or_default();
-    let timestamp_ms = message
-        .timestamp()
-        .to_millis()
-        .unwrap_or_else(kafka::now_ms);
-    let mut record = Record::new(key, timestamp_ms).in_partition(message.partition());
-    if starts_over(message) {
-        record = record.restarting_series();
-    }
-    pipeline.process_into(payload, record, processed);
-    let produced = processed.outputs.len() as u64;
-    let failed = processed.error.is_some();
-    if let Some(error) = processed.error.take() {
-        (processed.outputs).push(error_message(spec, message, payload, &error));
-    }
-    let outputs = &processed.outputs;
-    let ticket = acks.register(
-        InFlight {
-            partition: message.partition(),
-            generation,
-            offset: message.offset(),
-            timestamp_ms,
-            updates: std::mem::take(&mut processed.updates),
-            outputs: produced,
-            failed,
-        },
-        outputs.len(),
-    );
-    let count = outputs.len();
-    for (sent, output) in outputs.iter().enumerate() {
-        if let Err(error) = send(reports, output, ticket).await {
-            acks.unsent(ticket, count - sent, error.clone());
-            return Err(error);
-        }
-    }
-    Ok(())
 }
 
 /// The message begins its series again (a replay starting its recording over).
