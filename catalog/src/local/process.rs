@@ -263,8 +263,18 @@ pub fn reap(pid: i32) -> Option<String> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut status = 0;
-    // SAFETY: waitpid writes only to `status`; WNOHANG never blocks.
-    let reaped = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+    // A killed process with many threads (a JVM) shows as a zombie as soon as its main
+    // thread has exited, but can be waited for only once every thread has: it is given that
+    // long (milliseconds, bounded here) instead of being reported gone without its exit.
+    let mut reaped = 0;
+    for _ in 0..REAP_TRIES {
+        // SAFETY: waitpid writes only to `status`; WNOHANG never blocks.
+        reaped = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if reaped != 0 {
+            break;
+        }
+        std::thread::sleep(REAP_PAUSE);
+    }
     if reaped != pid {
         // -1: not a child, or reaped already (by another thread of this process).
         return (reaped == -1).then(|| ended.get(&pid).cloned()).flatten();
@@ -278,6 +288,10 @@ pub fn reap(pid: i32) -> Option<String> {
     ended.insert(pid, how.clone());
     Some(how)
 }
+
+/// How often, and how far apart, a dying child's exit is asked for before giving up.
+const REAP_TRIES: u32 = 200;
+const REAP_PAUSE: Duration = Duration::from_millis(5);
 
 /// How the children this process reaped ended, by pid.
 static REAPED: std::sync::Mutex<std::collections::BTreeMap<i32, String>> =
