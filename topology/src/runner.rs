@@ -159,7 +159,7 @@ async fn consume_and_process(
         status,
         pipeline: Pipeline::new(spec),
         processed: Processed::default(),
-        restored_partitions: HashMap::new(),
+        generations: HashMap::new(),
         keys: KeyNames::default(),
     };
     let mut commit_tick = tokio::time::interval(config.commit_interval);
@@ -298,7 +298,7 @@ struct Intake<'a> {
     /// Partitions whose operator state was loaded from their committed offset, each with the
     /// checkpoint generation its records carry. Both change only when the partition is
     /// revoked, and then it leaves this map.
-    restored_partitions: HashMap<i32, u64>,
+    generations: HashMap<i32, u64>,
     keys: KeyNames,
 }
 
@@ -311,15 +311,15 @@ impl Intake<'_> {
         // Partitions that went to another runner take their state with them.
         for partition in self.consumer.context().take_revoked() {
             self.pipeline.forget(partition);
-            self.restored_partitions.remove(&partition);
+            self.generations.remove(&partition);
         }
         let partition = message.partition();
-        let generation = match self.restored_partitions.get(&partition) {
+        let generation = match self.generations.get(&partition) {
             Some(&generation) => generation,
             None => {
                 restore_state(self.consumer, self.spec, partition, &mut self.pipeline);
                 let generation = self.acks.checkpoint().generation(partition);
-                self.restored_partitions.insert(partition, generation);
+                self.generations.insert(partition, generation);
                 generation
             }
         };

@@ -8,87 +8,18 @@ use std::collections::hash_map::{Entry, HashMap};
 use std::sync::Arc;
 
 use serde_json::Value;
-use smallvec::SmallVec;
 
 use crate::pointer::JsonPointer;
 use crate::pruned::{Found, Wanted};
 use crate::spec::{FieldKind, OperatorSpec, TopologySpec};
 
-/// One input message on its way through the chain.
-#[derive(Debug, Clone)]
-pub struct Record {
-    /// The Kafka message key, if any (shared by the record's outputs without copying).
-    pub key: Option<Arc<str>>,
-    /// The input partition it came from: per-key state is kept per partition, so that no
-    /// key is ever compared with a value from another partition's stream.
-    pub partition: i32,
-    /// The input message's timestamp, milliseconds since the epoch.
-    pub timestamp_ms: i64,
-    /// Named fields produced by the operators.
-    pub fields: Fields,
-    /// The record starts its series over (a replay's recording begins again): no value
-    /// before it is its previous one.
-    pub restarts_series: bool,
-}
+mod layout;
+mod outputs;
+mod record;
 
-impl Record {
-    pub fn new(key: Option<Arc<str>>, timestamp_ms: i64) -> Self {
-        Self {
-            key,
-            partition: 0,
-            timestamp_ms,
-            fields: Fields::default(),
-            restarts_series: false,
-        }
-    }
-
-    /// The record came from input partition `partition` (0 when not said).
-    pub fn in_partition(mut self, partition: i32) -> Self {
-        self.partition = partition;
-        self
-    }
-
-    /// Marks the record as the first of a series that starts over.
-    pub fn restarting_series(mut self) -> Self {
-        self.restarts_series = true;
-        self
-    }
-}
-
-/// The named fields of a record. A topology sets a handful, so a list searched in turn
-/// beats a map; names are the compiled chain's, shared rather than copied per record.
-#[derive(Debug, Clone, Default)]
-pub struct Fields(Vec<(Arc<str>, Value)>);
-
-impl Fields {
-    pub fn get(&self, name: &str) -> Option<&Value> {
-        (self.0.iter())
-            .find(|(field, _)| field.as_ref() == name)
-            .map(|(_, value)| value)
-    }
-
-    /// Empties the list, keeping its room for the next record.
-    fn clear(&mut self) {
-        self.0.clear();
-    }
-
-    /// Sets `name`, replacing what it held.
-    pub fn insert(&mut self, name: impl Into<Arc<str>>, value: Value) {
-        let name = name.into();
-        match self.0.iter_mut().find(|(field, _)| *field == name) {
-            Some((_, slot)) => *slot = value,
-            None => self.0.push((name, value)),
-        }
-    }
-}
-
-/// A message an operator wants written.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OutputMessage {
-    pub topic: Arc<str>,
-    pub key: Option<Arc<str>>,
-    pub payload: Vec<u8>,
-}
+use layout::Layout;
+pub use outputs::{OutputMessage, Outputs, Processed, StateUpdate, StateUpdates};
+pub use record::{Fields, Record};
 
 /// Why a record could not be processed. It goes to the error topic with this reason.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -97,97 +28,6 @@ pub struct RecordError {
     /// Which operator refused the record, e.g. `extract`.
     pub operator: &'static str,
     pub reason: String,
-}
-
-/// A change to operator state made by one record, replayed into the checkpoint once the
-/// record's outputs are acknowledged.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StateUpdate {
-    pub operator_index: usize,
-    pub key: Arc<str>,
-    pub value: f64,
-}
-
-/// The state changes of one record. A topology's chain holds a diff or two, so they are
-/// kept inline: a record in flight carries its updates without an allocation of their own.
-pub type StateUpdates = SmallVec<[StateUpdate; 2]>;
-
-/// What processing one record produced. One is reused from record to record
-/// ([`Pipeline::process_into`]), with the buffers of its outputs.
-#[derive(Debug, Default)]
-pub struct Processed {
-    pub outputs: Outputs,
-    pub updates: StateUpdates,
-    /// Set when the record was refused; the outputs emitted before the refusal are kept.
-    pub error: Option<RecordError>,
-}
-
-impl Processed {
-    fn clear(&mut self) {
-        self.outputs.clear();
-        self.updates.clear();
-        self.error = None;
-    }
-}
-
-/// The messages a record produced, in order. Their payload buffers outlive the record and are
-/// written again by the next one, so that an output costs no allocation of its own.
-#[derive(Debug, Default)]
-pub struct Outputs {
-    /// The first `len` are this record's; the rest are buffers kept for reuse.
-    messages: Vec<OutputMessage>,
-    len: usize,
-}
-
-impl Outputs {
-    fn clear(&mut self) {
-        self.len = 0;
-    }
-
-    /// Appends a message whose payload `write` puts into a reused buffer; when `write` fails,
-    /// nothing is appended.
-    pub fn push_with<E>(
-        &mut self,
-        topic: &Arc<str>,
-        key: Option<&Arc<str>>,
-        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
-    ) -> Result<(), E> {
-        if self.len == self.messages.len() {
-            self.messages.push(OutputMessage {
-                topic: topic.clone(),
-                key: None,
-                payload: Vec::new(),
-            });
-        }
-        let message = &mut self.messages[self.len];
-        message.payload.clear();
-        write(&mut message.payload)?;
-        if !Arc::ptr_eq(&message.topic, topic) {
-            message.topic = topic.clone();
-        }
-        message.key = key.cloned();
-        self.len += 1;
-        Ok(())
-    }
-}
-
-impl Outputs {
-    /// Appends a message built elsewhere (the error topic's).
-    pub fn push(&mut self, message: OutputMessage) {
-        match self.messages.get_mut(self.len) {
-            Some(kept) => *kept = message,
-            None => self.messages.push(message),
-        }
-        self.len += 1;
-    }
-}
-
-impl std::ops::Deref for Outputs {
-    type Target = [OutputMessage];
-
-    fn deref(&self) -> &[OutputMessage] {
-        &self.messages[..self.len]
-    }
 }
 
 /// The compiled operator chain with its state.
@@ -311,7 +151,7 @@ impl Pipeline {
     /// reusing its buffers: the runner keeps one for all its records.
     pub fn process_into(&mut self, payload: &[u8], record: Record, processed: &mut Processed) {
         let mut record = record;
-        if record.fields.0.is_empty() {
+        if record.fields.is_empty() {
             std::mem::swap(&mut record.fields, &mut self.spare_fields);
         }
         processed.clear();
@@ -444,78 +284,6 @@ impl Operator {
             }
         }
     }
-}
-
-/// The JSON object an `emit` writes: the named fields in their declared order, then the
-/// input's `timestamp` (ms). Compiled once, with each member's name already written out as
-/// JSON, and written straight into the payload: this runs for every output of every record.
-#[derive(Debug)]
-struct Layout {
-    /// The fields, each once, with its `"name":` as JSON writes it.
-    members: Vec<(String, Vec<u8>)>,
-    /// `"timestamp":`, when the input's timestamp follows the fields.
-    timestamp: Option<Vec<u8>>,
-    /// Room for a typical object: the names, the braces and about 24 bytes per value.
-    capacity: usize,
-}
-
-impl Layout {
-    fn new(fields: &[String], timestamp: bool) -> Self {
-        let mut members: Vec<(String, Vec<u8>)> = Vec::new();
-        for name in fields {
-            if !members.iter().any(|(seen, _)| seen == name) {
-                members.push((name.clone(), member_name(name)));
-            }
-        }
-        let timestamp = (timestamp && !members.iter().any(|(name, _)| name == "timestamp"))
-            .then(|| member_name("timestamp"));
-        let names: usize = (members.iter().map(|(_, json)| json.len()))
-            .chain(timestamp.as_ref().map(Vec::len))
-            .sum();
-        let capacity = 2 + names + 24 * (members.len() + 1);
-        Self {
-            members,
-            timestamp,
-            capacity,
-        }
-    }
-
-    /// Writes the object into `json`, which is empty.
-    fn write(&self, record: &Record, json: &mut Vec<u8>) -> Result<(), RecordError> {
-        json.reserve(self.capacity);
-        for (name, member) in &self.members {
-            let value = record.fields.get(name).ok_or_else(|| RecordError {
-                operator: "emit",
-                reason: format!("field `{name}` is not set on the record"),
-            })?;
-            write_member(json, member, value);
-        }
-        if let Some(member) = &self.timestamp {
-            write_member(json, member, &record.timestamp_ms);
-        }
-        if json.is_empty() {
-            json.push(b'{');
-        }
-        json.push(b'}');
-        Ok(())
-    }
-}
-
-/// `"name":`, the name escaped as JSON needs.
-fn member_name(name: &str) -> Vec<u8> {
-    let mut json = serde_json::to_vec(name).expect("a string is always JSON");
-    json.push(b':');
-    json
-}
-
-/// Appends a member (its `"name":` and `value`) to a JSON object being written, opening the
-/// object for the first one.
-fn write_member(json: &mut Vec<u8>, member: &[u8], value: &impl serde::Serialize) {
-    json.push(if json.is_empty() { b'{' } else { b',' });
-    json.extend_from_slice(member);
-    // Writing into memory fails only for values JSON cannot hold; `Value`s and integers are
-    // not such.
-    let _ = serde_json::to_writer(&mut *json, value);
 }
 
 /// Rounds to 8 decimal places, the precision of Bitcoin amounts, so that `126.24 → 203.74`

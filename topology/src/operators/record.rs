@@ -1,0 +1,78 @@
+//! A record on its way through the chain, with the fields the operators set on it.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+/// One input message on its way through the chain.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// The Kafka message key, if any (shared by the record's outputs without copying).
+    pub key: Option<Arc<str>>,
+    /// The input partition it came from: per-key state is kept per partition, so that no
+    /// key is ever compared with a value from another partition's stream.
+    pub partition: i32,
+    /// The input message's timestamp, milliseconds since the epoch.
+    pub timestamp_ms: i64,
+    /// Named fields produced by the operators.
+    pub fields: Fields,
+    /// The record starts its series over (a replay's recording begins again): no value
+    /// before it is its previous one.
+    pub restarts_series: bool,
+}
+
+impl Record {
+    pub fn new(key: Option<Arc<str>>, timestamp_ms: i64) -> Self {
+        Self {
+            key,
+            partition: 0,
+            timestamp_ms,
+            fields: Fields::default(),
+            restarts_series: false,
+        }
+    }
+
+    /// The record came from input partition `partition` (0 when not said).
+    pub fn in_partition(mut self, partition: i32) -> Self {
+        self.partition = partition;
+        self
+    }
+
+    /// Marks the record as the first of a series that starts over.
+    pub fn restarting_series(mut self) -> Self {
+        self.restarts_series = true;
+        self
+    }
+}
+
+/// The named fields of a record. A topology sets a handful, so a list searched in turn
+/// beats a map; names are the compiled chain's, shared rather than copied per record.
+#[derive(Debug, Clone, Default)]
+pub struct Fields(Vec<(Arc<str>, Value)>);
+
+impl Fields {
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        (self.0.iter())
+            .find(|(field, _)| field.as_ref() == name)
+            .map(|(_, value)| value)
+    }
+
+    /// No field is set.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Empties the list, keeping its room for the next record.
+    pub(super) fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    /// Sets `name`, replacing what it held.
+    pub fn insert(&mut self, name: impl Into<Arc<str>>, value: Value) {
+        let name = name.into();
+        match self.0.iter_mut().find(|(field, _)| *field == name) {
+            Some((_, slot)) => *slot = value,
+            None => self.0.push((name, value)),
+        }
+    }
+}
