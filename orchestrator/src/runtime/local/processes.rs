@@ -25,6 +25,13 @@ use crate::time::now_unix;
 /// The file in an instance's directory holding how its process was started.
 const PROCESS_SPEC_FILE: &str = "process.json";
 
+/// How many times a service is started when each start finds one of its ports taken.
+const PORT_TAKEN_ATTEMPTS: usize = 3;
+
+/// What a service's log says when its port was taken: the operating system's message, which
+/// Java's `BindException`, Rust's `io::Error` and Python all repeat.
+const PORT_TAKEN: &str = "Address already in use";
+
 // `weir scale`: changing a running instance's replicas.
 #[path = "scaling.rs"]
 mod scaling;
@@ -206,7 +213,48 @@ impl LocalProcesses {
         }
     }
 
+    /// Starts the instance's process on free ports and waits until it is ready. Another
+    /// process can take a port between its choice and the service binding it; the service
+    /// then starts again from an empty directory on other ports.
     fn start_process(
+        &self,
+        definition: &ServiceDefinition,
+        record: &mut InstanceRecord,
+        params: weir_catalog::service::Params,
+        dependencies: BTreeMap<String, String>,
+        ready_timeout: Duration,
+    ) -> Result<(), RuntimeError> {
+        let mut attempt = 1;
+        loop {
+            let outcome = self.start_on_free_ports(
+                definition,
+                record,
+                params.clone(),
+                dependencies.clone(),
+                ready_timeout,
+            );
+            match outcome {
+                Err(RuntimeError::NotReady(not_ready))
+                    if attempt < PORT_TAKEN_ATTEMPTS
+                        && port_was_taken(Path::new(&not_ready.log)) =>
+                {
+                    progress(format!(
+                        "{} `{}`: another process took one of its ports as it started \
+                         (its log says `{PORT_TAKEN}`); starting it again on other ports",
+                        definition.name, record.name
+                    ));
+                    std::fs::remove_dir_all(&record.dir).map_err(|source| RuntimeError::Io {
+                        path: PathBuf::from(&record.dir),
+                        source,
+                    })?;
+                    attempt += 1;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    fn start_on_free_ports(
         &self,
         definition: &ServiceDefinition,
         record: &mut InstanceRecord,
@@ -654,6 +702,12 @@ fn run_to_completion(instance: &str, spec: &process::ProcessSpec) -> Result<(), 
     }
 }
 
+/// True when the log at `path` says a port could not be bound. The whole log is read: it
+/// is that of one start, and a Java stack trace and shutdown put the cause far from its end.
+fn port_was_taken(path: &Path) -> bool {
+    std::fs::read(path).is_ok_and(|log| String::from_utf8_lossy(&log).contains(PORT_TAKEN))
+}
+
 /// What readiness is checked on: the main port of each process making the instance.
 #[derive(Debug, Clone)]
 struct Readiness {
@@ -680,5 +734,29 @@ fn wait_ready(
             Err(reason) if started.elapsed() >= timeout => return Err(reason),
             Err(_) => std::thread::sleep(Duration::from_millis(200)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_whose_bind_failed_says_the_port_was_taken_and_others_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("kafka.log");
+        std::fs::write(
+            &log,
+            "[KafkaServer id=0] starting\n\
+             ERROR Exiting Kafka due to fatal exception during startup.\n\
+             org.apache.kafka.common.KafkaException: Socket server failed to bind to \
+             127.0.0.1:21034: Address already in use.\n\
+             \tat kafka.network.Acceptor.openServerSocket(SocketServer.scala:734)\n",
+        )
+        .unwrap();
+        assert!(port_was_taken(&log));
+        std::fs::write(&log, "ERROR the broker ran out of heap\n").unwrap();
+        assert!(!port_was_taken(&log));
+        assert!(!port_was_taken(&dir.path().join("no such log")));
     }
 }
