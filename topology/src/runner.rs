@@ -159,7 +159,7 @@ async fn consume_and_process(
         status,
         pipeline: Pipeline::new(spec),
         processed: Processed::default(),
-        generations: HashMap::new(),
+        generations: HashMap::default(),
         keys: KeyNames::default(),
     };
     let mut commit_tick = tokio::time::interval(config.commit_interval);
@@ -298,7 +298,7 @@ struct Intake<'a> {
     /// Partitions whose operator state was loaded from their committed offset, each with the
     /// checkpoint generation its records carry. Both change only when the partition is
     /// revoked, and then it leaves this map.
-    generations: HashMap<i32, u64>,
+    generations: HashMap<i32, u64, foldhash::fast::RandomState>,
     keys: KeyNames,
 }
 

@@ -7,6 +7,7 @@
 use std::collections::hash_map::{Entry, HashMap};
 use std::sync::Arc;
 
+use foldhash::fast::RandomState;
 use serde_json::Value;
 
 use crate::pointer::JsonPointer;
@@ -51,8 +52,9 @@ enum Operator {
         output: Arc<str>,
         previous: Arc<str>,
         key: Option<String>,
-        /// The last value of each key, per input partition.
-        last: HashMap<(i32, Arc<str>), f64>,
+        /// The last value of each key, per input partition. Every record looks its key up
+        /// here: a fast seeded hash rather than SipHash, which cost more than the lookup.
+        last: HashMap<(i32, Arc<str>), f64, RandomState>,
     },
     Threshold {
         field: String,
@@ -114,7 +116,7 @@ impl Pipeline {
                     output: d.output.as_str().into(),
                     previous: d.previous.as_str().into(),
                     key: d.key.clone(),
-                    last: HashMap::new(),
+                    last: HashMap::default(),
                 },
                 OperatorSpec::Threshold(t) => Operator::Threshold {
                     field: t.field.clone(),
