@@ -28,7 +28,8 @@ const PROBES: u32 = 256;
 /// Finds a loopback port nothing listens on. The port is released before returning, so a
 /// caller that loses the race to another process sees its service fail to bind.
 pub fn free_port() -> std::io::Result<u16> {
-    free_port_in(unassigned_range(), cursor())
+    static RANGE: OnceLock<Range<u16>> = OnceLock::new();
+    free_port_in(RANGE.get_or_init(unassigned_range).clone(), cursor())
 }
 
 /// Probes `range` from `cursor` on, moving the cursor past each port probed.
