@@ -288,9 +288,11 @@ pub enum Answered {
 }
 
 impl Store {
-    /// Records a new run, `pending`, with its tasks.
+    /// Records a new run, `pending`, with its tasks, in one transaction: a reader sees the
+    /// run with all its tasks or not at all.
     pub fn insert_run(&self, run: &NewRun<'_>) -> Result<(), StoreError> {
-        self.conn().execute(
+        let transaction = self.conn().unchecked_transaction()?;
+        transaction.execute(
             "INSERT INTO runs (id, workflow, file, state, variables, created_at, artifacts,
                 owner_pid, owner_start_time, backend, namespace)
              VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -308,11 +310,12 @@ impl Store {
             ],
         )?;
         for (position, task) in run.tasks.iter().enumerate() {
-            self.conn().execute(
+            transaction.execute(
                 "INSERT INTO tasks (run_id, position, name, kind, state, depends) VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
                 params![run.id, position as i64, task.name, task.action.kind(), serde_json::to_string(&task.depends).expect("names serialize")],
             )?;
         }
+        transaction.commit()?;
         Ok(())
     }
 
