@@ -1,5 +1,6 @@
 //! Kafka client settings shared by the runner, the sources and the benchmarks.
 
+use std::ffi::CString;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -154,7 +155,8 @@ pub struct Assigned {
 }
 
 /// How far `consumer` is behind the end of `topic`, or `None` while it has no assignment.
-/// Blocking: asks the partitions' leaders for their end offsets.
+/// A partition's end is the one its last fetch response carried (see [`fetched_watermarks`]);
+/// only a partition not fetched yet is asked of its leader, which blocks.
 pub fn input_lag<C: ConsumerContext + 'static>(
     consumer: &StreamConsumer<C>,
     topic: &str,
@@ -172,7 +174,11 @@ pub fn input_lag<C: ConsumerContext + 'static>(
     let positions = consumer.position().ok();
     let mut total = 0u64;
     for partition in partitions {
-        let Ok((low, high)) = consumer.fetch_watermarks(topic, partition, LAG_QUERY_TIMEOUT) else {
+        let watermarks = fetched_watermarks(consumer, topic, partition).map_or_else(
+            || consumer.fetch_watermarks(topic, partition, LAG_QUERY_TIMEOUT),
+            Ok,
+        );
+        let Ok((low, high)) = watermarks else {
             return Some(Assigned { lag: None });
         };
         let position = positions
@@ -190,6 +196,37 @@ pub fn input_lag<C: ConsumerContext + 'static>(
         total += u64::try_from(high - next).unwrap_or(0);
     }
     Some(Assigned { lag: Some(total) })
+}
+
+/// The low and high watermarks of a partition as the consumer's last fetch of it reported
+/// them, without a request: `None` before its first fetch response.
+///
+/// Asking the leader instead (a ListOffsets request twice a second, as the runner's status
+/// did) queues behind the consumer's fetch on the same connection, and the fetch after it
+/// behind the answer: records arriving then waited for both.
+fn fetched_watermarks<C: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<C>,
+    topic: &str,
+    partition: i32,
+) -> Option<(i64, i64)> {
+    let topic = CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client pointer is alive for as long as `consumer` is; librdkafka only
+    // reads the topic name and writes the two offsets, under its own locks.
+    let error = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    // librdkafka reports an offset it has not learnt yet as -1001 (`RD_KAFKA_OFFSET_INVALID`).
+    let known = error == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+        && low >= 0
+        && high >= 0;
+    known.then_some((low, high))
 }
 
 /// Time limit of one end-offset query while measuring lag.
