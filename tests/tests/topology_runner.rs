@@ -436,7 +436,14 @@ fn the_topology_benchmark_reports_every_figure_it_measures() {
     let output = std::process::Command::new(weir_tests::weir_bin())
         .args(["bench", "topology", "--json", "--brokers", kafka()])
         .args(["--records", "100000", "--rounds", "2", "--keys", "4"])
-        .args(["--paces", "500", "--pace-seconds", "1"])
+        .args([
+            "--paces",
+            "500",
+            "--pace-seconds",
+            "1",
+            "--settle-seconds",
+            "1",
+        ])
         .arg("--topology")
         .arg(&topology)
         .output()
@@ -463,7 +470,11 @@ fn the_topology_benchmark_reports_every_figure_it_measures() {
     let per_record = report["messages_per_record"].as_f64().unwrap();
     assert!((2.0..=3.0).contains(&per_record), "{report}");
     assert!(report["peak_rss_mb"].as_f64().unwrap() > 1.0, "{report}");
-    for latency in ["latency", "passthrough_latency"] {
+    for latency in [
+        "latency",
+        "passthrough_latency",
+        "passthrough_single_copy_latency",
+    ] {
         let paces = report[latency].as_array().unwrap();
         assert_eq!(paces.len(), 1, "{report}");
         assert_eq!(paces[0]["records"], 500);

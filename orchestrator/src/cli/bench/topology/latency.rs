@@ -38,6 +38,35 @@ pub struct PaceLatency {
     pub duplicates: u64,
 }
 
+/// The latencies measured at one pace in one pass, before they are summed up.
+pub struct PaceHistogram {
+    pace: u64,
+    histogram: Histogram<u64>,
+    duplicates: u64,
+}
+
+/// Each pace's figures over every pass of one contender: the passes' histograms are merged,
+/// so a quantile is that of all the records measured at that pace.
+pub fn summarize_passes(passes: &[Vec<PaceHistogram>]) -> Vec<PaceLatency> {
+    let Some(first) = passes.first() else {
+        return Vec::new();
+    };
+    (0..first.len())
+        .map(|index| {
+            let pace = first[index].pace;
+            let mut merged = first[index].histogram.clone();
+            let mut duplicates = first[index].duplicates;
+            for pass in &passes[1..] {
+                merged
+                    .add(&pass[index].histogram)
+                    .expect("histograms of the same bounds merge");
+                duplicates += pass[index].duplicates;
+            }
+            summarize(pace, merged.len(), &merged, duplicates)
+        })
+        .collect()
+}
+
 /// An output seen by the measuring consumer: which input it answers and when it arrived.
 struct Arrival {
     sequence: u64,
@@ -77,7 +106,7 @@ pub fn measure(
     keys: u64,
     paces: &[u64],
     seconds: u64,
-) -> anyhow::Result<Vec<PaceLatency>> {
+) -> anyhow::Result<Vec<PaceHistogram>> {
     let producer: ThreadedProducer<DefaultProducerContext> = producer_config(bootstrap)
         // The benchmark's own producer sends each record at once, so that its batching delay
         // is not counted against the runner.
@@ -124,7 +153,11 @@ pub fn measure(
     for &pace in paces {
         eprintln!("  {pace} records/s for {seconds} s...");
         let (histogram, duplicates) = run_pace(pace, seconds)?;
-        figures.push(summarize(pace, pace * seconds, &histogram, duplicates));
+        figures.push(PaceHistogram {
+            pace,
+            histogram,
+            duplicates,
+        });
     }
     stop.store(true, Ordering::Relaxed);
     consumer
