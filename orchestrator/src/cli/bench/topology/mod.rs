@@ -283,11 +283,12 @@ fn measure_latencies(
     workdir: &std::path::Path,
     messages_per_record: f64,
 ) -> anyhow::Result<Latencies> {
+    /// Each contender's passes go to `passes[contender as usize]`.
     #[derive(Clone, Copy)]
     enum Forwarding {
-        Runner,
-        PassThrough,
-        SingleCopy,
+        Runner = 0,
+        PassThrough = 1,
+        SingleCopy = 2,
     }
     let id = std::process::id();
     let mut passes: [Vec<Vec<latency::PaceHistogram>>; 3] = Default::default();
@@ -299,18 +300,16 @@ fn measure_latencies(
             args.settle_seconds
         );
         let input = format!("bench-settle-{id}");
-        let output = format!("{input}-out");
-        rt.block_on(ensure_topics(bootstrap, &[&input, &output], 1))?;
-        let mut forwarder = PassThrough::start(rt, bootstrap, &input, FanOut::one(&output), &input);
-        latency::measure(
+        let fan_out = FanOut::one(&format!("{input}-out"));
+        pass_through_latencies(
+            rt,
             bootstrap,
             &input,
-            &mut forwarder,
-            args.keys,
+            fan_out,
+            args,
             &[pace],
             args.settle_seconds,
         )?;
-        forwarder.stop_and_report()?;
     }
     let order = [
         Forwarding::Runner,
@@ -323,7 +322,7 @@ fn measure_latencies(
             contenders.reverse();
         }
         for contender in contenders {
-            let (measured, slot) = match contender {
+            let measured = match contender {
                 Forwarding::Runner => {
                     eprintln!(
                         "measuring the runner's end-to-end latency (pass {})...",
@@ -347,7 +346,7 @@ fn measure_latencies(
                         args.pace_seconds,
                     )?;
                     runner_rss_kb = process.rss_kb()?;
-                    (measured, 0)
+                    measured
                 }
                 Forwarding::PassThrough => {
                     let input = format!("bench-live-passthrough-{id}-{pass}");
@@ -355,23 +354,39 @@ fn measure_latencies(
                         topics: OutputTopics::named(&input).outputs(),
                         per_record: messages_per_record,
                     };
-                    let what = "the pass-through writing as many messages";
-                    (
-                        pass_through_latencies(rt, bootstrap, &input, fan_out, args, what, pass)?,
-                        1,
-                    )
+                    eprintln!(
+                        "measuring the end-to-end latency of the pass-through writing as many messages (pass {})...",
+                        pass + 1
+                    );
+                    pass_through_latencies(
+                        rt,
+                        bootstrap,
+                        &input,
+                        fan_out,
+                        args,
+                        &args.paces,
+                        args.pace_seconds,
+                    )?
                 }
                 Forwarding::SingleCopy => {
                     let input = format!("bench-live-passthrough-single-{id}-{pass}");
                     let fan_out = FanOut::one(&format!("{input}-out"));
-                    let what = "the one-copy pass-through";
-                    (
-                        pass_through_latencies(rt, bootstrap, &input, fan_out, args, what, pass)?,
-                        2,
-                    )
+                    eprintln!(
+                        "measuring the end-to-end latency of the one-copy pass-through (pass {})...",
+                        pass + 1
+                    );
+                    pass_through_latencies(
+                        rt,
+                        bootstrap,
+                        &input,
+                        fan_out,
+                        args,
+                        &args.paces,
+                        args.pace_seconds,
+                    )?
                 }
             };
-            passes[slot].push(measured);
+            passes[contender as usize].push(measured);
         }
     }
     let [runner, passthrough, single_copy] = passes.map(|p| latency::summarize_passes(&p));
@@ -384,33 +399,22 @@ fn measure_latencies(
 }
 
 /// The latency of a pass-through writing `fan_out`, measured as the runner's is, reading
-/// `input`.
+/// `input`, at `paces` for `seconds` each.
 fn pass_through_latencies(
     rt: &tokio::runtime::Runtime,
     bootstrap: &str,
     input: &str,
     fan_out: FanOut,
     args: &TopologyBenchArgs,
-    what: &str,
-    pass: usize,
+    paces: &[u64],
+    seconds: u64,
 ) -> anyhow::Result<Vec<latency::PaceHistogram>> {
-    eprintln!(
-        "measuring the end-to-end latency of {what} (pass {})...",
-        pass + 1
-    );
     let topics: Vec<&str> = std::iter::once(input)
         .chain(fan_out.topics.iter().map(String::as_str))
         .collect();
     rt.block_on(ensure_topics(bootstrap, &topics, 1))?;
     let mut forwarder = PassThrough::start(rt, bootstrap, input, fan_out, input);
-    let latencies = latency::measure(
-        bootstrap,
-        input,
-        &mut forwarder,
-        args.keys,
-        &args.paces,
-        args.pace_seconds,
-    )?;
+    let latencies = latency::measure(bootstrap, input, &mut forwarder, args.keys, paces, seconds)?;
     forwarder.stop_and_report()?;
     Ok(latencies)
 }
