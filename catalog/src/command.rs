@@ -5,10 +5,10 @@
 
 use std::net::SocketAddr;
 
-use weir_charts::args::ChartServerArgs;
-use weir_topology::args::{
+use weir_contracts::args::{
     CommandLine, HttpSourceArgs, PublishArgs, ReplaySourceArgs, RunTopologyArgs,
 };
+use weir_contracts::chart_args::ChartServerArgs;
 
 use crate::service::Params;
 

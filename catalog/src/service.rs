@@ -7,8 +7,8 @@ use std::fmt;
 use std::time::Duration;
 
 use serde::Serialize;
-use weir_charts::feed::TopicWindow;
-use weir_topology::duration::parse_duration;
+use weir_contracts::duration::parse_duration;
+use weir_contracts::window::TopicWindow;
 
 /// A service on offer.
 #[derive(Debug, Clone, Serialize)]
@@ -354,7 +354,9 @@ impl ParamKind {
                 "false" | "no" | "0" => Ok(ParamValue::Bool(false)),
                 _ => Err("expected true or false".into()),
             },
-            ParamKind::Duration => parse_duration(raw).map(ParamValue::Duration),
+            ParamKind::Duration => parse_duration(raw)
+                .map(ParamValue::Duration)
+                .map_err(|e| e.to_string()),
             ParamKind::Url => {
                 if (raw.starts_with("http://") || raw.starts_with("https://"))
                     && raw.len() > "https://".len()

@@ -6,120 +6,10 @@ use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{ClientConfig, Message};
-use weir_topology::operators::as_number;
+use weir_contracts::number::as_number;
+use weir_contracts::window::TopicWindow;
 
-use serde::{Deserialize, Serialize};
-
-use crate::store::{Charts, WindowKind, WindowOptions};
-
-/// A window fed from a topic. Written in a workflow as a YAML mapping
-/// (`{topic: rates, y: rate, x: timestamp, title: BTC rate, kind: line}`); on the command
-/// line as the same mapping in JSON, or briefly as `topic=rates,y=rate,title=BTC rate`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "TopicWindowFile")]
-pub struct TopicWindow {
-    pub topic: String,
-    /// Field holding y.
-    pub y: String,
-    /// Field holding x; the message timestamp (ms) when not given.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub x: Option<String>,
-    pub title: String,
-    pub env: String,
-    pub win: String,
-    pub series: String,
-    pub kind: WindowKind,
-    /// Axis labels; the field names (or "time (ms)") when not given.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub x_label: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub y_label: Option<String>,
-}
-
-/// A window as written, before defaults.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TopicWindowFile {
-    topic: String,
-    y: String,
-    x: Option<String>,
-    title: Option<String>,
-    env: Option<String>,
-    win: Option<String>,
-    series: Option<String>,
-    #[serde(default)]
-    kind: WindowKind,
-    x_label: Option<String>,
-    y_label: Option<String>,
-}
-
-impl TryFrom<TopicWindowFile> for TopicWindow {
-    type Error = String;
-
-    fn try_from(file: TopicWindowFile) -> Result<Self, String> {
-        if !file.kind.is_plot() {
-            return Err(format!(
-                "a window fed from a topic is a plot: kind `{}` is not one (use line, markers or bar)",
-                file.kind.as_str()
-            ));
-        }
-        Ok(TopicWindow {
-            x: file.x,
-            title: file.title.unwrap_or_else(|| file.topic.clone()),
-            env: file.env.unwrap_or_else(|| "main".into()),
-            win: file.win.unwrap_or_else(|| file.topic.clone()),
-            series: file.series.unwrap_or_else(|| file.y.clone()),
-            kind: file.kind,
-            x_label: file.x_label,
-            y_label: file.y_label,
-            topic: file.topic,
-            y: file.y,
-        })
-    }
-}
-
-impl TopicWindow {
-    /// The window as one command-line argument (JSON), read back by [`FromStr`].
-    pub fn to_arg(&self) -> String {
-        serde_json::to_string(self).expect("a window serializes")
-    }
-}
-
-impl std::str::FromStr for TopicWindow {
-    type Err = String;
-
-    /// JSON (`{"topic": …}`), or the short form `topic=T,y=FIELD[,x=…][,title=…][,env=…]
-    /// [,win=…][,series=…][,kind=line|markers|bar]` for people typing it.
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        if text.trim_start().starts_with('{') {
-            return serde_json::from_str(text).map_err(|e| format!("not a window: {e}"));
-        }
-        const KEYS: &str = "topic, y, x, title, env, win, series, kind, x_label, y_label";
-        let mut fields = serde_json::Map::new();
-        for part in text.split(',') {
-            match part.split_once('=') {
-                Some((key, value)) if KEYS.split(", ").any(|k| k == key.trim()) => {
-                    fields.insert(key.trim().to_string(), value.trim().into());
-                }
-                Some((key, _)) => {
-                    return Err(format!("unknown key `{}` (keys: {KEYS})", key.trim()))
-                }
-                None => {
-                    return Err(format!(
-                        "`{part}` is not KEY=VALUE (keys: {KEYS}); for a value with a comma \
-                         write the window as JSON"
-                    ))
-                }
-            }
-        }
-        for required in ["topic", "y"] {
-            if !fields.contains_key(required) {
-                return Err(format!("a window needs `{required}=`"));
-            }
-        }
-        serde_json::from_value(fields.into()).map_err(|e| format!("not a window: {e}"))
-    }
-}
+use crate::store::{Charts, WindowOptions};
 
 /// The point a message gives a window, or why it gives none.
 pub fn point(
@@ -133,13 +23,15 @@ pub fn point(
         document
             .get(&window.y)
             .ok_or_else(|| format!("no field `{}`", window.y))?,
-    )?;
+    )
+    .map_err(|e| e.to_string())?;
     let x = match &window.x {
         Some(field) => as_number(
             document
                 .get(field)
                 .ok_or_else(|| format!("no field `{field}`"))?,
-        )?,
+        )
+        .map_err(|e| e.to_string())?,
         None => timestamp_ms.ok_or("the message has no timestamp")? as f64,
     };
     Ok((x, y))
@@ -216,49 +108,6 @@ pub async fn feed(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn window_specs_parse_with_defaults_and_refuse_unknown_keys() {
-        let w: TopicWindow = "topic=rates,y=rate".parse().unwrap();
-        assert_eq!(
-            (
-                w.win.as_str(),
-                w.env.as_str(),
-                w.series.as_str(),
-                w.x.as_deref()
-            ),
-            ("rates", "main", "rate", None)
-        );
-        assert!("topic=r,y=v,colour=red"
-            .parse::<TopicWindow>()
-            .unwrap_err()
-            .contains("unknown key `colour`"));
-        assert!("topic=r,y=v,title=Close (USD, replayed)"
-            .parse::<TopicWindow>()
-            .unwrap_err()
-            .contains("write the window as JSON"));
-        let titled: TopicWindow =
-            r#"{"topic": "r", "y": "v", "title": "Close (USD, replayed)", "kind": "markers"}"#
-                .parse()
-                .unwrap();
-        assert_eq!(
-            (titled.title.as_str(), titled.kind),
-            ("Close (USD, replayed)", WindowKind::Markers)
-        );
-        assert_eq!(titled.to_arg().parse::<TopicWindow>(), Ok(titled));
-        assert!(r#"{"topic": "r", "y": "v", "kind": "pie"}"#
-            .parse::<TopicWindow>()
-            .unwrap_err()
-            .contains("unknown variant `pie`"));
-        assert!("topic=r,y=v,kind=text"
-            .parse::<TopicWindow>()
-            .unwrap_err()
-            .contains("kind `text` is not one"));
-        assert!("y=v"
-            .parse::<TopicWindow>()
-            .unwrap_err()
-            .contains("needs `topic=`"));
-    }
 
     #[test]
     fn points_come_from_fields_or_the_timestamp() {

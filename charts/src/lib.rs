@@ -2,7 +2,6 @@
 //! Visdom's protocol ([`visdom`], windows in Visdom's format: [`visdom_window`]), kept in bounded rings ([`ring`], [`store`]), pushed live to
 //! browsers and drawn as PNG/SVG snapshots ([`snapshot`]) by the HTTP server ([`server`]).
 
-pub mod args;
 pub mod feed;
 pub mod ring;
 pub mod saved;

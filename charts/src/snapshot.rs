@@ -3,7 +3,9 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::store::{WindowKind, WindowView};
+use weir_contracts::window::WindowKind;
+
+use crate::store::WindowView;
 
 /// Errors drawing a snapshot.
 #[derive(Debug, thiserror::Error)]

@@ -4,8 +4,9 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::sync::broadcast;
+use weir_contracts::window::WindowKind;
 
 use crate::ring::Ring;
 
@@ -113,43 +114,6 @@ pub struct SeriesView {
     /// Points ever appended (the retained ones are fewer once the ring is full).
     pub appended: u64,
     pub points: Vec<(f64, f64)>,
-}
-
-/// What a window shows, and how.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WindowKind {
-    /// Points joined in x order: a quantity that moves continuously (rates, variations).
-    #[default]
-    Line,
-    /// Points drawn apart: events that happen now and then (notifications).
-    Markers,
-    /// One bar per point.
-    Bar,
-    /// A running log of text entries (Visdom's `text` window).
-    Text,
-    /// A list of named values (Visdom's `properties` window).
-    Properties,
-}
-
-impl WindowKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WindowKind::Line => "line",
-            WindowKind::Markers => "markers",
-            WindowKind::Bar => "bar",
-            WindowKind::Text => "text",
-            WindowKind::Properties => "properties",
-        }
-    }
-
-    /// Whether the window holds series of points.
-    pub fn is_plot(self) -> bool {
-        matches!(
-            self,
-            WindowKind::Line | WindowKind::Markers | WindowKind::Bar
-        )
-    }
 }
 
 /// Options of a new window.

@@ -11,7 +11,9 @@ use warp::reply::{Reply, Response};
 use warp::Filter;
 
 use crate::saved::SavedEnvs;
-use crate::store::{Charts, WindowKind, WindowOptions};
+use weir_contracts::window::WindowKind;
+
+use crate::store::{Charts, WindowOptions};
 use crate::visdom_window::{fingerprint, from_visdom, plot, store, to_visdom, windows_of, Content};
 
 /// Every Visdom endpoint, under the server root; environments are saved in `saved` (Visdom's

@@ -6,7 +6,9 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::store::{Charts, WindowKind, WindowOptions, WindowView};
+use weir_contracts::window::WindowKind;
+
+use crate::store::{Charts, WindowOptions, WindowView};
 
 /// A series name and its points.
 pub type NamedSeries = (String, Vec<(f64, f64)>);

@@ -3,8 +3,8 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use weir_contracts::status::{SourceState, SourceStatus};
 use weir_tests::{eventually, kafka, read_topic, ticker_server, unique, WeirProcess};
-use weir_topology::status::{SourceState, SourceStatus};
 
 #[test]
 fn http_poller_publishes_each_response_body() {

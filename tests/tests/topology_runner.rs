@@ -3,10 +3,10 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use weir_contracts::status::{RunnerState, RunnerStatus};
 use weir_tests::{
     eventually, kafka, produce, produce_paced, read_topic, repo_root, unique, WeirProcess,
 };
-use weir_topology::status::{RunnerState, RunnerStatus};
 
 const WAIT: Duration = Duration::from_secs(60);
 

@@ -20,10 +20,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 
 use crate::checkpoint::Checkpoint;
+use crate::error::RunnerError;
 use crate::kafka;
 use crate::metrics::Metrics;
 use crate::operators::StateUpdates;
-use crate::runner::RunnerError;
 
 /// A record whose outputs were sent, waiting for their acknowledgements.
 pub(crate) struct InFlight {

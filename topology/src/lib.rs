@@ -5,10 +5,9 @@
 //! ([`runner`], [`checkpoint`]) and Prometheus metrics ([`metrics`]). Sources ([`source`])
 //! feed topics from a live HTTP endpoint or from a recording.
 
-pub mod args;
 pub mod checkpoint;
 pub mod delivery_reports;
-pub mod duration;
+pub mod error;
 mod in_flight;
 pub mod kafka;
 mod key_names;
@@ -20,4 +19,3 @@ pub mod runner;
 pub mod source;
 pub mod spec;
 pub mod status;
-pub mod template;

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use hdrhistogram::Histogram;
 use warp::{Filter, Reply};
+use weir_contracts::status::RunnerStatus;
 
 use crate::status::Route;
 
@@ -124,6 +125,14 @@ impl Metrics {
 }
 
 impl Snapshot {
+    /// Writes these counts into a runner's status.
+    pub fn write_counts(&self, status: &mut RunnerStatus) {
+        status.consumed = self.records_in;
+        status.processed = self.records_done;
+        status.failed_records = self.records_failed;
+        status.messages_out = self.messages_out;
+    }
+
     /// One human-readable line for the periodic log.
     pub fn log_line(&self, previous: &Snapshot) -> String {
         let seconds = (self.uptime_s - previous.uptime_s).max(1e-9);

@@ -25,6 +25,7 @@ use tokio::sync::watch;
 
 use crate::checkpoint::{decode_state, Checkpoint};
 use crate::delivery_reports::DeliveryReports;
+use crate::error::RunnerError;
 use crate::in_flight::{Acknowledgements, InFlight, Ticket};
 use crate::kafka::{self, Assigned};
 use crate::key_names::KeyNames;
@@ -32,25 +33,7 @@ use crate::metrics::Metrics;
 use crate::operators::{OutputMessage, Pipeline, Processed, Record, RecordError};
 use crate::source::REPLAY_RESTART_HEADER;
 use crate::spec::{StartPosition, TopologySpec};
-use crate::status::{RunnerState, RunnerStatus};
-
-/// Errors that stop the runner. Bad records never do: they go to the error topic.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum RunnerError {
-    /// A Kafka client could not be created or subscribed.
-    #[error("cannot set up Kafka clients for {brokers}: {source}")]
-    Setup { brokers: String, source: KafkaError },
-    /// Consuming failed in a way librdkafka does not recover from.
-    #[error("consuming from `{topic}` failed: {source}")]
-    Consume { topic: String, source: KafkaError },
-    /// An output could not be delivered within the producer's delivery timeout. Its input
-    /// offset was not committed, so a restart replays it.
-    #[error("delivery to `{topic}` failed: {source}; the input record was not committed and will be replayed on restart")]
-    Delivery { topic: String, source: KafkaError },
-    /// Committing offsets failed when stopping.
-    #[error("committing offsets failed: {0}")]
-    Commit(KafkaError),
-}
+use weir_contracts::status::{RunnerState, RunnerStatus};
 
 /// How to run a topology.
 #[derive(Debug, Clone)]
@@ -98,7 +81,7 @@ pub async fn run(
     let outcome = consume_and_process(spec, config, metrics.clone(), status, shutdown).await;
     let now = metrics.snapshot();
     status.send_modify(|s| {
-        s.update_counts(&now);
+        now.write_counts(s);
         match &outcome {
             Ok(()) => s.state = RunnerState::Stopped,
             Err(error) => {
@@ -203,7 +186,7 @@ async fn consume_and_process(
                 lag = None;
                 let now = metrics.snapshot();
                 status.send_modify(|s| {
-                    s.update_counts(&now);
+                    now.write_counts(s);
                     match measured.ok().flatten() {
                         // Only an answer from the brokers ends a wait for them.
                         Some(Assigned { lag }) => {

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::template;
+use weir_contracts::template;
+use weir_contracts::yaml::YamlProblem;
 
 /// Errors met while reading a topology file.
 #[derive(Debug, thiserror::Error)]
@@ -321,33 +322,17 @@ impl FieldSource {
 
 /// Turns a serde-saphyr error into one that names the file, line and column.
 pub fn yaml_error(path: &Path, error: &serde_saphyr::Error) -> SpecError {
-    let (line, column, message) = yaml_problem(error);
+    let YamlProblem {
+        line,
+        column,
+        message,
+    } = YamlProblem::of(error);
     SpecError::Invalid {
         path: path.to_owned(),
         line,
         column,
         message,
     }
-}
-
-/// Line, column and message of a serde-saphyr error; the message loses its own
-/// "error: line N column M:" prefix, since callers print the location themselves.
-pub fn yaml_problem(error: &serde_saphyr::Error) -> (u64, u64, String) {
-    let (line, column) = error
-        .location()
-        .map(|l| (l.line(), l.column()))
-        .unwrap_or((0, 0));
-    let text = error.to_string();
-    let first = text.lines().next().unwrap_or(&text).trim();
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    let message = match first
-        .strip_prefix("line ")
-        .and_then(|rest| rest.split_once(": "))
-    {
-        Some((location, message)) if location.contains("column") => message.to_string(),
-        _ => first.to_string(),
-    };
-    (line, column, message)
 }
 
 /// Reads only the `params` block, before substitution, to learn the declared defaults.

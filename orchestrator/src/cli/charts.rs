@@ -4,11 +4,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
-use weir_charts::args::ChartServerArgs;
 use weir_charts::feed;
 use weir_charts::saved::SavedEnvs;
 use weir_charts::server;
 use weir_charts::store::Charts;
+use weir_contracts::chart_args::ChartServerArgs;
 
 use super::{runtime, signals};
 

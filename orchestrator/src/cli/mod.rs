@@ -119,12 +119,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Parses `NAME=VALUE` for `--set`.
-pub use weir_topology::args::parse_assignment;
+pub use weir_contracts::args::parse_assignment;
 
 /// Parses a duration argument such as `5s` or `250ms`.
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    weir_topology::duration::parse_duration(text)
-}
+pub use weir_contracts::duration::parse_duration;
 
 /// A multi-threaded runtime for the async commands.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -6,11 +6,12 @@ use anyhow::Context;
 use clap::Subcommand;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use weir_topology::args::{HttpSourceArgs, PublishArgs, ReplaySourceArgs};
+use weir_contracts::args::{HttpSourceArgs, PublishArgs, ReplaySourceArgs};
+use weir_contracts::status::{SourceState, SourceStatus};
 use weir_topology::source::http::{poll, PollConfig};
 use weir_topology::source::replay::{load_recording, replay, ReplayConfig};
 use weir_topology::source::{DocumentKey, Publisher, SourceError};
-use weir_topology::status::{self, SourceState, SourceStatus};
+use weir_topology::status;
 
 use super::{runtime, signals};
 

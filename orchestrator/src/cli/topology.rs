@@ -9,12 +9,13 @@ use anyhow::Context;
 use clap::Subcommand;
 use tokio::sync::watch;
 use warp::Filter;
+use weir_contracts::status::RunnerStatus;
 use weir_topology::metrics::{self, Metrics};
 use weir_topology::runner::{self, RunnerConfig};
 use weir_topology::spec::TopologySpec;
-use weir_topology::status::{self, RunnerStatus};
+use weir_topology::status;
 
-use weir_topology::args::{parse_assignment, RunTopologyArgs};
+use weir_contracts::args::{parse_assignment, RunTopologyArgs};
 
 use super::{runtime, signals};
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use weir_topology::status::{RunnerState, RunnerStatus, SourceState, SourceStatus};
+use weir_contracts::status::{RunnerState, RunnerStatus, SourceState, SourceStatus};
 
 use super::{progress, RunContext};
 use weir_topology::kafka::TopicCounts;

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use weir_topology::status::{SourceState, SourceStatus};
+use weir_contracts::status::{SourceState, SourceStatus};
 
 use super::collect::{http_client, status_of};
 use super::{RunContext, TaskError};

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use weir_contracts::template::value_text;
 use weir_topology::spec::TopologySpec;
-use weir_topology::template::value_text;
 
 use super::first_publish::await_first_publish;
 use super::{approval, collect, progress, RunContext, TaskError};

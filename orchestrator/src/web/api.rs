@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use warp::http::StatusCode;
-use weir_topology::template::value_text;
+use weir_contracts::template::value_text;
 
 use super::launch::spawn_detached;
 use crate::home::WeirHome;

@@ -16,7 +16,7 @@ pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, 
     match Option::<Text>::deserialize(d)? {
         None => Ok(None),
         Some(Text::Seconds(seconds)) => Ok(Some(Duration::from_secs(seconds))),
-        Some(Text::Text(text)) => weir_topology::duration::parse_duration(&text)
+        Some(Text::Text(text)) => weir_contracts::duration::parse_duration(&text)
             .map(Some)
             .map_err(serde::de::Error::custom),
     }

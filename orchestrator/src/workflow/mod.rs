@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use weir_topology::template::{self, value_text};
+use weir_contracts::template::{self, value_text};
+use weir_contracts::yaml::YamlProblem;
 
 use self::variables::VariableDef;
 
@@ -400,11 +401,11 @@ pub fn expand(
 }
 
 fn yaml_problem(error: &serde_saphyr::Error) -> Problem {
-    let (line, column, message) = weir_topology::spec::yaml_problem(error);
+    let problem = YamlProblem::of(error);
     Problem {
-        line: line as usize,
-        column: column as usize,
-        message,
+        line: problem.line as usize,
+        column: problem.column as usize,
+        message: problem.message,
     }
 }
 

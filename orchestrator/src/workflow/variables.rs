@@ -87,7 +87,7 @@ impl VariableDef {
                 _ => Err("expected true or false".into()),
             },
             VariableType::Duration => {
-                let d = weir_topology::duration::parse_duration(value)
+                let d = weir_contracts::duration::parse_duration(value)
                     .map_err(|_| "is not a duration; write e.g. 30s, 2m or 500ms".to_string())?;
                 in_range(d.as_secs_f64(), "s")?;
                 Ok(value.to_string())
@@ -116,7 +116,7 @@ impl VariableDef {
     pub fn default_text(&self) -> Option<String> {
         self.default
             .as_ref()
-            .map(weir_topology::template::value_text)
+            .map(weir_contracts::template::value_text)
     }
 }
 

@@ -10,6 +10,8 @@ use std::sync::Arc;
 use foldhash::fast::RandomState;
 use serde_json::Value;
 
+use weir_contracts::number::as_number;
+
 use crate::pointer::JsonPointer;
 use crate::pruned::{Found, Wanted};
 use crate::spec::{FieldKind, OperatorSpec, TopologySpec};
@@ -337,24 +339,11 @@ fn typed(value: Option<&Value>, pointer: &str, kind: FieldKind) -> Result<Value,
     let value = value.ok_or_else(|| format!("nothing at JSON pointer `{pointer}`"))?;
     match kind {
         FieldKind::Any => Ok(value.clone()),
-        FieldKind::Number => as_number(value).map(number),
+        FieldKind::Number => as_number(value).map(number).map_err(|e| e.to_string()),
         FieldKind::String => match value {
             Value::String(_) => Ok(value.clone()),
             other => Err(format!("expected a string, found {other}")),
         },
-    }
-}
-
-/// A finite number from a JSON number or a numeric string such as `"478012.35"`.
-pub fn as_number(value: &Value) -> Result<f64, String> {
-    let parsed = match value {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse::<f64>().ok(),
-        _ => None,
-    };
-    match parsed {
-        Some(n) if n.is_finite() => Ok(n),
-        _ => Err(format!("expected a number, found {value}")),
     }
 }
 

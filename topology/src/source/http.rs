@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::{DocumentKey, Publisher, SourceError};
-use crate::status::{SourceState, SourceStatus};
+use weir_contracts::status::{SourceState, SourceStatus};
 
 /// How to poll.
 #[derive(Debug, Clone)]

@@ -14,7 +14,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::watch;
 
 use crate::kafka;
-use crate::status::{SourceState, SourceStatus};
+use weir_contracts::status::{SourceState, SourceStatus};
 
 /// The header of the first document of each pass after the first when a replay starts its
 /// recording over (its value is the pass number): the topology's `diff` begins again there

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::{DocumentKey, Publisher, SourceError, REPLAY_RESTART_HEADER};
-use crate::status::{SourceState, SourceStatus};
+use weir_contracts::status::{SourceState, SourceStatus};
 
 /// How to replay.
 #[derive(Debug, Clone)]

@@ -4,10 +4,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::args::CommandLine;
 use clap::Args;
-use weir_topology::args::CommandLine;
 
-use crate::feed::TopicWindow;
+use crate::window::TopicWindow;
 
 /// Serve live charts: a page, a JSON API, PNG/SVG snapshots and Visdom's HTTP protocol.
 #[derive(Debug, Clone, PartialEq, Args)]

@@ -160,13 +160,18 @@ impl CommandLine for ReplaySourceArgs {
     }
 }
 
+/// A `--set` argument that is not `NAME=VALUE`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected NAME=VALUE, got `{0}`")]
+pub struct NotAnAssignment(pub String);
+
 /// Parses `NAME=VALUE` for `--set`.
-pub fn parse_assignment(text: &str) -> Result<(String, String), String> {
+pub fn parse_assignment(text: &str) -> Result<(String, String), NotAnAssignment> {
     match text.split_once('=') {
         Some((name, value)) if !name.trim().is_empty() => {
             Ok((name.trim().to_string(), value.to_string()))
         }
-        _ => Err(format!("expected NAME=VALUE, got `{text}`")),
+        _ => Err(NotAnAssignment(text.to_string())),
     }
 }
 

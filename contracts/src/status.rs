@@ -1,0 +1,149 @@
+//! What the runner and the sources answer on `GET /status`: their state, what they have done
+//! and their last error, as typed JSON. The processes write these types and the orchestrator
+//! reads them, so a field one side renames the other stops compiling; a count a process has
+//! not seen is absent, never zero.
+
+use serde::{Deserialize, Serialize};
+
+/// Where a runner is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunnerState {
+    /// Connecting and joining its consumer group.
+    Starting,
+    /// Consuming, processing and producing.
+    Running,
+    /// Kafka does not answer (a broker down or moving): the clients reconnect on their own
+    /// and the runner goes on where it was once it answers; `last_error` says what was seen.
+    WaitingForKafka,
+    /// Asked to stop: finishing what is in flight and committing.
+    Stopping,
+    Stopped,
+    /// Stopped by an error (`last_error` says which).
+    Failed,
+}
+
+/// `GET /status` of a topology runner.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunnerStatus {
+    pub state: RunnerState,
+    pub topology: String,
+    /// Records read from the input topic.
+    pub consumed: u64,
+    /// Records whose outputs are all acknowledged.
+    pub processed: u64,
+    /// Records sent to the error topic (counted in `processed`).
+    pub failed_records: u64,
+    /// Messages written to output topics, error topic excluded.
+    pub messages_out: u64,
+    /// Records in the input topic not yet read by this runner, over its assigned partitions;
+    /// absent while it has no assignment or does not know a partition's end yet.
+    pub lag: Option<u64>,
+    pub last_error: Option<String>,
+}
+
+impl RunnerStatus {
+    pub fn new(topology: &str) -> Self {
+        Self {
+            state: RunnerState::Starting,
+            topology: topology.into(),
+            consumed: 0,
+            processed: 0,
+            failed_records: 0,
+            messages_out: 0,
+            lag: None,
+            last_error: None,
+        }
+    }
+
+    /// The replicas of one topology seen as one runner: counts and lag summed (the lag is
+    /// known only when every replica's is), running only when every replica runs.
+    pub fn combined(replicas: Vec<RunnerStatus>) -> RunnerStatus {
+        let mut replicas = replicas.into_iter();
+        let Some(mut all) = replicas.next() else {
+            return RunnerStatus::new("");
+        };
+        for replica in replicas {
+            all.consumed += replica.consumed;
+            all.processed += replica.processed;
+            all.failed_records += replica.failed_records;
+            all.messages_out += replica.messages_out;
+            all.lag = all.lag.zip(replica.lag).map(|(a, b)| a + b);
+            if all.state == RunnerState::Running {
+                all.state = replica.state;
+            }
+            all.last_error = all.last_error.or(replica.last_error);
+        }
+        all
+    }
+
+    /// Everything read has been processed and nothing is left to read.
+    pub fn is_drained(&self) -> bool {
+        self.state == RunnerState::Running && self.consumed == self.processed && self.lag == Some(0)
+    }
+}
+
+/// Where a source is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceState {
+    /// Publishing documents at its pace.
+    Publishing,
+    /// Its live endpoint failed on the last attempt; retrying with backoff, publishing
+    /// nothing meanwhile.
+    Retrying,
+    /// Kafka has not acknowledged the last document for a while (a broker down or moving);
+    /// the document is kept and sent again, nothing is skipped.
+    WaitingForKafka,
+    /// Published all it was asked to (a count, or a recording without repeat).
+    Finished,
+    /// Stopped by an error (`last_error` says which).
+    Failed,
+}
+
+/// `GET /status` of a source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceStatus {
+    pub state: SourceState,
+    /// `true` for live data, `false` for a replay of recorded documents.
+    pub live: bool,
+    /// The URL polled or the recording replayed.
+    pub origin: String,
+    pub topic: String,
+    /// Documents acknowledged by Kafka.
+    pub published: u64,
+    /// Attempts that published nothing (the live endpoint failed).
+    pub failed_attempts: u64,
+    pub last_error: Option<String>,
+}
+
+impl SourceStatus {
+    pub fn new(live: bool, origin: &str, topic: &str) -> Self {
+        Self {
+            state: SourceState::Publishing,
+            live,
+            origin: origin.into(),
+            topic: topic.into(),
+            published: 0,
+            failed_attempts: 0,
+            last_error: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_runner_is_drained_only_when_its_lag_is_known_to_be_zero() {
+        let mut status = RunnerStatus::new("t");
+        status.state = RunnerState::Running;
+        (status.consumed, status.processed) = (10, 10);
+        assert!(!status.is_drained(), "unknown lag is not zero");
+        status.lag = Some(0);
+        assert!(status.is_drained());
+        status.processed = 9;
+        assert!(!status.is_drained());
+    }
+}
