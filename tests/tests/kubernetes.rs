@@ -279,6 +279,11 @@ fn demo_workflow_in_real_pods_polls_this_machine_and_notifies_exactly() {
             "poll_interval=200ms",
             "--set",
             "execution_duration=4s",
+            // The run waits for approval after its 4 s, with the source still polling: the
+            // test approves once it has seen the whole fixture served, however slowly a
+            // loaded machine polled during those 4 s.
+            "--set",
+            "automatic_kill=false",
         ],
     );
     let id = run_id(&home);
@@ -294,6 +299,22 @@ fn demo_workflow_in_real_pods_polls_this_machine_and_notifies_exactly() {
         ],
     );
     let all_ready = started.elapsed();
+    eventually(Duration::from_secs(240), || {
+        let run: Value = serde_json::from_str(&home.ok(&["runs", "show", &id, "--json"])).ok()?;
+        (run["state"] == "awaiting-approval").then_some(())
+    })
+    .unwrap_or_else(|| panic!("the run never awaited approval:\n{}", home.log()));
+    // The source polls again only once Kafka acknowledged the document of its last poll, so
+    // one poll more than the fixture holds means every rate of it was published.
+    let rates = &weir_tests::DEMO_RATES;
+    eventually(Duration::from_secs(120), || {
+        (hits.load(std::sync::atomic::Ordering::SeqCst) as usize > rates.len()).then_some(())
+    })
+    .unwrap_or_else(|| panic!("the source never polled the whole fixture:\n{}", home.log()));
+    assert_eq!(
+        home.ok(&["approve", &id]).trim(),
+        format!("approved run {id}")
+    );
     let status = wait_exit(&home, &mut child);
     let log = home.log();
     assert!(status.success(), "{log}");
@@ -304,7 +325,6 @@ fn demo_workflow_in_real_pods_polls_this_machine_and_notifies_exactly() {
     assert!(hits.load(std::sync::atomic::Ordering::SeqCst) > 0);
     let topics = &run["topics"];
     let raw = topics["BitCoinExchangeTopic"].as_i64().unwrap();
-    let rates = &weir_tests::DEMO_RATES;
     assert!(raw >= rates.len() as i64, "{topics}");
     assert_eq!(topics["rates"], raw, "{topics}");
     assert_eq!(topics["variations"], raw - 1, "{topics}");
