@@ -18,8 +18,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use weir_catalog::local::process::Lifetime;
-use weir_catalog::local::stack::KafkaStack;
+use weir_supervisor::process::Lifetime;
+use weir_supervisor::stack::KafkaStack;
 
 static SHARED: OnceLock<String> = OnceLock::new();
 
@@ -67,7 +67,7 @@ fn test_root() -> PathBuf {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let pid = name.rsplit('-').next().and_then(|p| p.parse::<i32>().ok());
-            if pid.is_some_and(|pid| !weir_catalog::local::process::alive(pid)) {
+            if pid.is_some_and(|pid| !weir_supervisor::process::alive(pid)) {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
         }
@@ -496,7 +496,7 @@ pub struct RealVisdom {
 impl RealVisdom {
     pub fn start() -> Self {
         let env_path = tempfile::tempdir().expect("temp dir");
-        let port = weir_catalog::local::ports::free_port().expect("free port");
+        let port = weir_supervisor::ports::free_port().expect("free port");
         // `python -m visdom.server` first downloads web assets from a CDN; the HTTP API does
         // not need them, so the server's entry point is called directly.
         let launcher = format!(
@@ -566,7 +566,7 @@ pub struct ChartServer {
 impl ChartServer {
     pub fn start(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = weir_catalog::local::ports::free_port().expect("free port");
+        let port = weir_supervisor::ports::free_port().expect("free port");
         let addr = format!("127.0.0.1:{port}");
         let mut args = vec!["charts", "serve", "--addr", &addr];
         args.extend_from_slice(extra);

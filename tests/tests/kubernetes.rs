@@ -552,7 +552,7 @@ fn up_and_down_manage_standalone_instances_in_their_namespace() {
 #[test]
 fn the_web_api_launches_a_run_on_kubernetes() {
     let home = WeirHomeDir::new();
-    let port = weir_catalog::local::ports::free_port().unwrap();
+    let port = weir_supervisor::ports::free_port().unwrap();
     let url = format!("http://127.0.0.1:{port}");
     let workflows = repo_root().join("workflows");
     let log = home.path().join("serve.log");

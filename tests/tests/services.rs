@@ -5,7 +5,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
-use weir_catalog::local::process::{alive, group_members};
+use weir_supervisor::process::{alive, group_members};
 use weir_tests::WeirHomeDir;
 
 /// These tests start and stop whole ZooKeeper and Kafka instances; on two cores they run one

@@ -65,12 +65,9 @@ fn unreachable_source_is_retried_reported_and_publishes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let topic = unique("dead");
     // A port with nothing listening.
-    let port = weir_catalog::local::ports::free_port().unwrap();
+    let port = weir_supervisor::ports::free_port().unwrap();
     let url = format!("http://127.0.0.1:{port}/ticker");
-    let status_addr = format!(
-        "127.0.0.1:{}",
-        weir_catalog::local::ports::free_port().unwrap()
-    );
+    let status_addr = format!("127.0.0.1:{}", weir_supervisor::ports::free_port().unwrap());
     let mut poller = WeirProcess::start(
         dir.path(),
         "poller.log",

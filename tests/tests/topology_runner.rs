@@ -315,7 +315,7 @@ async fn metrics_endpoint_counts_records_and_latency() {
     let names = Names::new();
     let documents: Vec<String> = (0..50).map(|i| ticker(1000.0 + i as f64 * 60.0)).collect();
     produce(kafka(), &names.input, &documents).await;
-    let port = weir_catalog::local::ports::free_port().unwrap();
+    let port = weir_supervisor::ports::free_port().unwrap();
     let addr = format!("127.0.0.1:{port}");
     let mut runner = names.start_runner(dir.path(), "runner.log", &["--addr", &addr]);
     let url = format!("http://{addr}/metrics");

@@ -15,7 +15,7 @@ struct Server {
 }
 
 fn serve(home: &WeirHomeDir, tokens: Option<&str>) -> Server {
-    let port = weir_catalog::local::ports::free_port().unwrap();
+    let port = weir_supervisor::ports::free_port().unwrap();
     let addr = format!("127.0.0.1:{port}");
     let log = home.path().join(format!("serve-{port}.log"));
     let mut command = home.command(&[

@@ -5,7 +5,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use weir_catalog::local::process::alive;
+use weir_supervisor::process::alive;
 use weir_tests::{
     eventually, read_topic, repo_root, shipped_workflow, ticker_server, ticker_server_down_first,
     wait_exit, WeirHomeDir,
@@ -402,7 +402,7 @@ fn weir_killed_during_a_run_is_cleaned_by_gc() {
 #[test]
 fn an_unreachable_source_is_reported_not_replaced() {
     let home = WeirHomeDir::new();
-    let port = weir_catalog::local::ports::free_port().unwrap();
+    let port = weir_supervisor::ports::free_port().unwrap();
     let output = home.run(&[
         "run",
         &shipped_workflow("bitcoin-yuan.yaml"),

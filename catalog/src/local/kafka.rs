@@ -1,13 +1,9 @@
 //! A Kafka broker as a local process: its configuration, command line and readiness check.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::ClientConfig;
 
 use super::distribution::{java_binary, log4j_properties, KafkaDistribution};
-use super::process::ProcessSpec;
+use super::ProcessSpec;
 use super::{ConfigFile, LocalService};
 use crate::kafka_settings::{replication_settings, ZOOKEEPER_SESSION_TIMEOUT_MS};
 
@@ -204,31 +200,6 @@ fn broker_service(
         ],
         pre_start,
         process: java("kafka.Kafka", &[properties.display().to_string()], heap_mb),
-    }
-}
-
-/// Ready when the broker answers a metadata request listing all `brokers` brokers of its
-/// cluster. The broker list comes from the metadata the controller sends every broker, so a
-/// complete list also says that the cluster has a controller.
-pub fn answers_metadata(
-    bootstrap: &str,
-    brokers: usize,
-    timeout: Duration,
-) -> Result<usize, String> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("log_level", "0")
-        .create()
-        .map_err(|e| e.to_string())?;
-    let metadata = consumer
-        .fetch_metadata(None, timeout)
-        .map_err(|e| e.to_string())?;
-    match metadata.brokers().len() {
-        0 => Err("the metadata lists no broker yet".into()),
-        listed if listed < brokers => Err(format!(
-            "{listed} of the cluster's {brokers} brokers have registered"
-        )),
-        listed => Ok(listed),
     }
 }
 

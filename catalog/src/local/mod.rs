@@ -1,16 +1,26 @@
-//! Local-process realizations of catalog services.
+//! Local-process realizations of catalog services: the files to write and the processes to
+//! run, as values. Starting and keeping them is the local runtime's (`weir-supervisor`).
 
 pub mod distribution;
 pub mod kafka;
 pub mod members;
-pub mod ports;
-pub mod process;
-pub mod readiness;
 pub mod render;
-pub mod stack;
 pub mod zookeeper;
 
 use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// How to start a process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessSpec {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub working_dir: PathBuf,
+    /// Standard output and error both go here.
+    pub log_path: PathBuf,
+}
 
 /// A configuration file a service needs before it starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,8 +37,8 @@ pub struct LocalService {
     pub files: Vec<ConfigFile>,
     /// Commands run to completion, in order, before the process starts (e.g. formatting
     /// KRaft storage).
-    pub pre_start: Vec<process::ProcessSpec>,
-    pub process: process::ProcessSpec,
+    pub pre_start: Vec<ProcessSpec>,
+    pub process: ProcessSpec,
 }
 
 impl LocalService {

@@ -1,12 +1,9 @@
 //! ZooKeeper as a local process: its configuration, command line and readiness check.
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use super::distribution::{java_binary, log4j_properties, KafkaDistribution};
-use super::process::ProcessSpec;
+use super::ProcessSpec;
 use super::{ConfigFile, LocalService};
 
 /// The settings of one standalone ZooKeeper server.
@@ -67,25 +64,6 @@ impl ZooKeeperSettings {
             },
         }
     }
-}
-
-/// Sends a four-letter command and returns the answer.
-pub fn four_letter(port: u16, command: &str) -> std::io::Result<String> {
-    let mut stream =
-        TcpStream::connect_timeout(&(Ipv4Addr::LOCALHOST, port).into(), Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    stream.write_all(command.as_bytes())?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer)?;
-    Ok(answer)
-}
-
-/// Ready when the server answers `ruok` with `imok` and `srvr` reports a serving mode.
-pub fn is_ready(port: u16) -> bool {
-    let ok = four_letter(port, "ruok").is_ok_and(|a| a == "imok");
-    ok && four_letter(port, "srvr").is_ok_and(|a| {
-        a.contains("Mode: standalone") || a.contains("Mode: leader") || a.contains("Mode: follower")
-    })
 }
 
 /// `127.0.0.1:port`, the endpoint clients connect to.

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
-use weir_catalog::local::members::{supervise, MemberSet};
+use weir_supervisor::members::{read_member_set, supervise};
 
 #[derive(Debug, Subcommand)]
 pub enum MembersCommand {
@@ -26,7 +26,7 @@ pub struct RunArgs {
 
 pub fn run(command: MembersCommand) -> anyhow::Result<ExitCode> {
     let MembersCommand::Run(args) = command;
-    let set = MemberSet::read(&args.spec).map_err(anyhow::Error::msg)?;
+    let set = read_member_set(&args.spec)?;
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, stop.clone())?;

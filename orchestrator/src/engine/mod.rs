@@ -266,7 +266,7 @@ pub async fn run(
         file: &loaded.path.display().to_string(),
         variables: &serde_json::to_value(&loaded.values).unwrap_or_default(),
         artifacts: &artifacts.display().to_string(),
-        owner: (pid, weir_catalog::local::process::start_time(pid)),
+        owner: (pid, weir_supervisor::process::start_time(pid)),
         backend: runtime.backend().as_str(),
         namespace: namespace.as_deref(),
         tasks: &loaded.workflow.tasks,

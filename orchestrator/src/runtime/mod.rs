@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
-use weir_catalog::local::process::ProcessError;
 use weir_catalog::local::render::RenderError;
 use weir_catalog::service::{ParamError, ServiceDefinition};
+use weir_supervisor::process::ProcessError;
 
 use crate::store::StoreError;
 

@@ -130,7 +130,7 @@ pub fn instance_log(context: &Context, name: &str) -> Result<String, Reply> {
         .instance(name)
         .map_err(internal)?
         .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("no instance `{name}`")))?;
-    Ok(weir_catalog::local::process::log_tail(
+    Ok(weir_supervisor::process::log_tail(
         Path::new(&record.log_path),
         200,
     ))

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use serde_json::json;
 use weir_catalog::local::distribution::cache_dir;
-use weir_catalog::local::ports::free_port;
+use weir_supervisor::ports::free_port;
 
 use super::{round, status_kb};
 use crate::cli::runtime;

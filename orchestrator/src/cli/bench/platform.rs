@@ -25,8 +25,8 @@ use weir::runtime::{
     Runtime, RuntimeError, Scope, StepOutcome,
 };
 use weir::workflow;
-use weir_catalog::local::process::Lifetime;
-use weir_catalog::local::stack::KafkaStack;
+use weir_supervisor::process::Lifetime;
+use weir_supervisor::stack::KafkaStack;
 
 use super::round;
 use super::topology::Spread;

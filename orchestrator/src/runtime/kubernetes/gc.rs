@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams};
 use kube::Client;
 use serde::Serialize;
-use weir_catalog::local::process::{is_same_process, start_time};
+use weir_supervisor::process::{is_same_process, start_time};
 
 use super::cluster::delete_namespace;
 use super::{KubeError, RUN_LABEL};

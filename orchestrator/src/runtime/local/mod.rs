@@ -106,7 +106,7 @@ impl LocalRuntime {
 fn instance_of(record: InstanceRecord, alive: bool) -> Instance {
     // A dead child of this process is reaped here, which tells how it ended.
     let exit = match (alive, record.pid) {
-        (false, Some(pid)) => weir_catalog::local::process::reap(pid),
+        (false, Some(pid)) => weir_supervisor::process::reap(pid),
         _ => None,
     };
     let state = match record.state {
@@ -116,8 +116,7 @@ fn instance_of(record: InstanceRecord, alive: bool) -> Instance {
         store::InstanceState::Stopping => InstanceState::Stopping,
     };
     // A multi-process instance's supervisor says how its members are doing.
-    let members =
-        weir_catalog::local::members::read_status(Path::new(&record.dir)).unwrap_or_default();
+    let members = weir_supervisor::members::read_status(Path::new(&record.dir)).unwrap_or_default();
     Instance {
         restarts: members.iter().map(|m| m.restarts).sum(),
         members,
@@ -347,7 +346,7 @@ impl Runtime for LocalRuntime {
     ) -> Result<Vec<HttpAccess>, RuntimeError> {
         let record = self.record(name).await?;
         let members =
-            weir_catalog::local::members::read_status(Path::new(&record.dir)).unwrap_or_default();
+            weir_supervisor::members::read_status(Path::new(&record.dir)).unwrap_or_default();
         let replicas: Vec<HttpAccess> = members
             .into_iter()
             .filter_map(|member| member.endpoint)

@@ -9,13 +9,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use weir_catalog::catalog;
-use weir_catalog::local::ports::free_port;
-use weir_catalog::local::process::{
+use weir_catalog::local::render::{self, extra_local_ports, LocalContext};
+use weir_catalog::local::ProcessSpec;
+use weir_catalog::service::{is_valid_name, Protocol, ServiceDefinition};
+use weir_supervisor::ports::free_port;
+use weir_supervisor::process::{
     self, is_same_process, log_tail, start_time, Lifetime, ManagedProcess,
 };
-use weir_catalog::local::readiness;
-use weir_catalog::local::render::{self, extra_local_ports, LocalContext};
-use weir_catalog::service::{is_valid_name, Protocol, ServiceDefinition};
+use weir_supervisor::readiness;
 
 use crate::home::WeirHome;
 use crate::runtime::{GcReport, NotReady, RuntimeError, Scope};
@@ -330,7 +331,7 @@ impl LocalProcesses {
         &self,
         definition: &ServiceDefinition,
         record: &mut InstanceRecord,
-        spec: &process::ProcessSpec,
+        spec: &ProcessSpec,
         readiness: Readiness,
         ready_timeout: Duration,
     ) -> Result<(), RuntimeError> {
@@ -391,7 +392,7 @@ impl LocalProcesses {
             process::stop_group(pid, Duration::from_secs(5));
         }
         let spec_path = Path::new(&record.dir).join(PROCESS_SPEC_FILE);
-        let spec: process::ProcessSpec = std::fs::read_to_string(&spec_path)
+        let spec: ProcessSpec = std::fs::read_to_string(&spec_path)
             .map_err(|source| RuntimeError::Io {
                 path: spec_path.clone(),
                 source,
@@ -654,7 +655,7 @@ fn auto_dependency_name(name: &str, service: &str) -> String {
 
 /// Keeps how the instance's process was started, so that supervision can start the same
 /// process again (same ports, same data).
-fn write_process_spec(dir: &Path, spec: &process::ProcessSpec) -> Result<(), RuntimeError> {
+fn write_process_spec(dir: &Path, spec: &ProcessSpec) -> Result<(), RuntimeError> {
     let spec_path = dir.join(PROCESS_SPEC_FILE);
     let spec_text = serde_json::to_string_pretty(spec).expect("specs serialize");
     std::fs::write(&spec_path, spec_text).map_err(|source| RuntimeError::Io {
@@ -669,7 +670,7 @@ fn current_process() -> (i32, Option<u64>) {
 }
 
 /// Runs a preparation command (e.g. KRaft storage format) and checks it succeeded.
-fn run_to_completion(instance: &str, spec: &process::ProcessSpec) -> Result<(), RuntimeError> {
+fn run_to_completion(instance: &str, spec: &ProcessSpec) -> Result<(), RuntimeError> {
     let log = std::fs::File::options()
         .create(true)
         .append(true)

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use weir_catalog::local::ports::free_port;
-use weir_catalog::local::process::{self, log_tail};
 use weir_catalog::local::render::{self, extra_local_ports, LocalContext};
-use weir_catalog::local::{members, readiness};
 use weir_catalog::service::{Params, ServiceDefinition};
+use weir_supervisor::ports::free_port;
+use weir_supervisor::process::{self, log_tail};
+use weir_supervisor::{members, readiness};
 
 use super::{auto_dependency_name, progress, write_process_spec, LocalProcesses, Readiness};
 use crate::runtime::{NotReady, RuntimeError};

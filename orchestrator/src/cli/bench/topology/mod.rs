@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::json;
-use weir_catalog::local::process::Lifetime;
-use weir_catalog::local::stack::KafkaStack;
+use weir_supervisor::process::Lifetime;
+use weir_supervisor::stack::KafkaStack;
 use weir_topology::kafka::ensure_topics;
 
 use super::round;

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use weir_catalog::local::ports::free_port;
+use weir_supervisor::ports::free_port;
 
 use super::super::status_kb;
 use super::progress::{self, Round};

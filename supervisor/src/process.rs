@@ -11,16 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// How to start a process.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ProcessSpec {
-    pub program: PathBuf,
-    pub args: Vec<String>,
-    pub env: Vec<(String, String)>,
-    pub working_dir: PathBuf,
-    /// Standard output and error both go here.
-    pub log_path: PathBuf,
-}
+use weir_catalog::local::ProcessSpec;
 
 /// Errors starting or stopping a process.
 #[derive(Debug, thiserror::Error)]

@@ -5,11 +5,13 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::distribution::{DistributionError, KafkaDistribution};
-use super::kafka::{answers_metadata, BrokerSettings};
-use super::ports::free_port;
-use super::process::{Lifetime, ManagedProcess, ProcessError};
-use super::zookeeper::{self, ZooKeeperSettings};
+use weir_catalog::local::distribution::{DistributionError, KafkaDistribution};
+use weir_catalog::local::kafka::BrokerSettings;
+use weir_catalog::local::zookeeper::{self, ZooKeeperSettings};
+
+use crate::ports::free_port;
+use crate::process::{Lifetime, ManagedProcess, ProcessError};
+use crate::readiness::{answers_metadata, zookeeper_is_ready};
 
 /// Errors starting the stack.
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +62,7 @@ impl KafkaStack {
         let mut zookeeper = ManagedProcess::spawn("zookeeper", &zk_service.process, lifetime)?;
         let zk_port = zk_settings.client_port;
         wait_until("zookeeper", &mut zookeeper, timeout, || {
-            if zookeeper::is_ready(zk_port) {
+            if zookeeper_is_ready(zk_port) {
                 Ok(())
             } else {
                 Err("no `imok` answer to `ruok` yet".into())
