@@ -296,17 +296,10 @@ async fn provision(
         Provisioned::Reused(instance) => vec![(**instance).clone()],
     };
     for charts in instances.iter().filter(|i| i.service == "chart-server") {
-        progress(match &charts.namespace {
-            None => format!(
-                "  LIVE CHARTS: open {}/ in a browser while the run lasts",
-                charts.endpoint
-            ),
-            Some(namespace) => format!(
-                "  LIVE CHARTS: `kubectl port-forward -n {namespace} deploy/{} 8097`, then open \
-                 http://127.0.0.1:8097/",
-                charts.name
-            ),
-        });
+        progress(format!(
+            "  LIVE CHARTS: {} while the run lasts",
+            context.runtime.how_to_open(charts)
+        ));
     }
     Ok(())
 }

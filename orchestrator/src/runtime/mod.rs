@@ -263,6 +263,12 @@ pub trait Runtime: Send + Sync + fmt::Debug {
         None
     }
 
+    /// How a person opens an HTTP instance in a browser while it runs (a chart server's
+    /// page), said in one line: the engine prints it and names no backend itself.
+    fn how_to_open(&self, instance: &Instance) -> String {
+        format!("open {}/ in a browser", instance.endpoint)
+    }
+
     /// Why this backend cannot show what its workloads do (nodes that run no container,
     /// such as kwok's), or `None` where every result comes from something that really ran.
     /// A run on a simulated backend may end with results unavailable, and says so.

@@ -257,6 +257,19 @@ impl KubernetesRuntime {
 
 #[async_trait::async_trait]
 impl Runtime for KubernetesRuntime {
+    fn how_to_open(&self, instance: &Instance) -> String {
+        let namespace = instance.namespace.as_deref().unwrap_or("default");
+        let port = instance
+            .endpoint
+            .rsplit_once(':')
+            .map_or("80", |(_, port)| port.trim_end_matches('/'));
+        format!(
+            "`kubectl port-forward -n {namespace} deploy/{} {port}`, then open \
+             http://127.0.0.1:{port}/",
+            instance.name
+        )
+    }
+
     fn backend(&self) -> Backend {
         Backend::Kubernetes
     }
