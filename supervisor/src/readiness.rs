@@ -5,15 +5,40 @@ use std::net::{Ipv4Addr, TcpStream};
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::ClientConfig;
 use weir_catalog::service::Readiness;
+
+/// What a service that is not ready yet failed to show.
+#[derive(Debug, thiserror::Error)]
+pub enum NotServing {
+    /// The rendering gave the service no port (a catalog defect).
+    #[error("the service has no port to check")]
+    NoPort,
+    /// Kafka's client could not be made or the metadata request failed.
+    #[error("{0}")]
+    Kafka(#[from] KafkaError),
+    #[error("the metadata lists no broker yet")]
+    NoBroker,
+    /// A cluster whose brokers have not all joined yet.
+    #[error("{listed} of the cluster's {brokers} brokers have registered")]
+    BrokersMissing { listed: usize, brokers: usize },
+    #[error("ZooKeeper does not answer `ruok` with `imok` yet")]
+    ZooKeeper,
+    #[error("nothing accepts connections on port {port} yet ({source})")]
+    Refused { port: u16, source: std::io::Error },
+    #[error("no HTTP answer: {0}")]
+    NoHttpAnswer(std::io::Error),
+    #[error("GET {path} answered `{status}`")]
+    HttpStatus { path: String, status: String },
+}
 
 /// Checks once; `Err` says what is not ready yet. `ports` are the main ports of the
 /// processes making the service (one, or a cluster's members): every member must serve, and
 /// a Kafka cluster must list all of its brokers.
-pub fn check(readiness: Readiness, ports: &[u16]) -> Result<(), String> {
+pub fn check(readiness: Readiness, ports: &[u16]) -> Result<(), NotServing> {
     let Some(&first) = ports.first() else {
-        return Err("the service has no port to check".into());
+        return Err(NotServing::NoPort);
     };
     match readiness {
         Readiness::KafkaMetadata => answers_metadata(
@@ -26,7 +51,7 @@ pub fn check(readiness: Readiness, ports: &[u16]) -> Result<(), String> {
             if zookeeper_is_ready(port) {
                 Ok(())
             } else {
-                Err("ZooKeeper does not answer `ruok` with `imok` yet".into())
+                Err(NotServing::ZooKeeper)
             }
         }),
         Readiness::Http { path } => ports.iter().try_for_each(|&port| http_ok(port, path)),
@@ -34,23 +59,26 @@ pub fn check(readiness: Readiness, ports: &[u16]) -> Result<(), String> {
 }
 
 /// `GET path` on the loopback port answers 200.
-pub fn http_ok(port: u16, path: &str) -> Result<(), String> {
+pub fn http_ok(port: u16, path: &str) -> Result<(), NotServing> {
     let mut stream =
         TcpStream::connect_timeout(&(Ipv4Addr::LOCALHOST, port).into(), Duration::from_secs(1))
-            .map_err(|e| format!("nothing accepts connections on port {port} yet ({e})"))?;
+            .map_err(|source| NotServing::Refused { port, source })?;
     stream
         .set_read_timeout(Some(Duration::from_secs(2)))
-        .map_err(|e| e.to_string())?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").map_err(|e| e.to_string())?;
+        .and_then(|()| write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"))
+        .map_err(NotServing::NoHttpAnswer)?;
     let mut head = [0u8; 12];
     stream
         .read_exact(&mut head)
-        .map_err(|e| format!("no HTTP answer: {e}"))?;
+        .map_err(NotServing::NoHttpAnswer)?;
     let status = String::from_utf8_lossy(&head);
     if status.starts_with("HTTP/1.") && &status[9..12] == "200" {
         Ok(())
     } else {
-        Err(format!("GET {path} answered `{}`", status.trim()))
+        Err(NotServing::HttpStatus {
+            path: path.to_string(),
+            status: status.trim().to_string(),
+        })
     }
 }
 
@@ -61,20 +89,15 @@ pub fn answers_metadata(
     bootstrap: &str,
     brokers: usize,
     timeout: Duration,
-) -> Result<usize, String> {
+) -> Result<usize, NotServing> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("log_level", "0")
-        .create()
-        .map_err(|e| e.to_string())?;
-    let metadata = consumer
-        .fetch_metadata(None, timeout)
-        .map_err(|e| e.to_string())?;
+        .create()?;
+    let metadata = consumer.fetch_metadata(None, timeout)?;
     match metadata.brokers().len() {
-        0 => Err("the metadata lists no broker yet".into()),
-        listed if listed < brokers => Err(format!(
-            "{listed} of the cluster's {brokers} brokers have registered"
-        )),
+        0 => Err(NotServing::NoBroker),
+        listed if listed < brokers => Err(NotServing::BrokersMissing { listed, brokers }),
         listed => Ok(listed),
     }
 }

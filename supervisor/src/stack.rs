@@ -86,7 +86,9 @@ impl KafkaStack {
         let mut kafka = ManagedProcess::spawn("kafka", &kafka_service.process, lifetime)?;
         let bootstrap = broker.endpoint();
         wait_until("kafka", &mut kafka, timeout, || {
-            answers_metadata(&bootstrap, 1, Duration::from_secs(2)).map(|_| ())
+            answers_metadata(&bootstrap, 1, Duration::from_secs(2))
+                .map(|_| ())
+                .map_err(|e| e.to_string())
         })?;
         Ok(Self {
             kafka,

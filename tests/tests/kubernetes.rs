@@ -549,16 +549,15 @@ fn up_and_down_manage_standalone_instances_in_their_namespace() {
     sandbox.kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
 }
 
-#[test]
-fn the_web_api_launches_a_run_on_kubernetes() {
-    let home = WeirHomeDir::new();
+/// `weir serve` reaching the sandbox, with an operator token `kube-op`; its URL and process.
+fn serve(home: &WeirHomeDir) -> (String, weir_tests::WeirProcess) {
     let port = weir_supervisor::ports::free_port().unwrap();
     let url = format!("http://127.0.0.1:{port}");
     let workflows = repo_root().join("workflows");
     let log = home.path().join("serve.log");
     let out = std::fs::File::create(&log).unwrap();
     let child = weir(
-        &home,
+        home,
         &[
             "serve",
             "--addr",
@@ -572,7 +571,78 @@ fn the_web_api_launches_a_run_on_kubernetes() {
     .stderr(out)
     .spawn()
     .unwrap();
-    let _server = weir_tests::WeirProcess { child, log };
+    (url, weir_tests::WeirProcess { child, log })
+}
+
+#[test]
+fn the_web_ui_reads_the_log_of_and_stops_an_instance_in_pods() {
+    let home = WeirHomeDir::new();
+    let sandbox = KubeSandbox::get();
+    let namespace = format!("weir-web-{}", std::process::id());
+    let up = weir(
+        &home,
+        &[
+            "up",
+            "--backend",
+            "kubernetes",
+            "--namespace",
+            &namespace,
+            "zookeeper",
+            "--name",
+            "webzk",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let (url, server) = serve(&home);
+    let client = reqwest::blocking::Client::new();
+    // Logs: the pod's log, read through the cluster's API by the runtime that runs it.
+    let log = eventually(Duration::from_secs(30), || {
+        let response = client
+            .get(format!("{url}/api/instances/webzk/log"))
+            .send()
+            .ok()?;
+        (response.status() == 200).then(|| response.text().unwrap_or_default())
+    })
+    .unwrap_or_else(|| panic!("no log of the cluster instance: {}", server.log_text()));
+    assert!(log.to_lowercase().contains("zookeeper"), "{log}");
+    // Stop: an operator's DELETE removes its workload and its record.
+    let refused = client
+        .delete(format!("{url}/api/instances/webzk"))
+        .send()
+        .unwrap();
+    assert_eq!(refused.status(), 401, "stopping needs a token");
+    let stopped = client
+        .delete(format!("{url}/api/instances/webzk"))
+        .bearer_auth("kube-op")
+        .send()
+        .unwrap();
+    assert_eq!(stopped.status(), 202, "{}", server.log_text());
+    eventually(Duration::from_secs(120), || {
+        let gone = sandbox
+            .pods(&namespace, "app.kubernetes.io/instance=webzk")
+            .is_empty()
+            && instances(&home).iter().all(|i| i["name"] != "webzk");
+        gone.then_some(())
+    })
+    .unwrap_or_else(|| panic!("the instance was not stopped: {}", server.log_text()));
+    let missing = client
+        .get(format!("{url}/api/instances/webzk/log"))
+        .send()
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    sandbox.kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
+}
+
+#[test]
+fn the_web_api_launches_a_run_on_kubernetes() {
+    let home = WeirHomeDir::new();
+    let (url, _server) = serve(&home);
     let client = reqwest::blocking::Client::new();
     let mut last_answer = String::new();
     let launched: Value = eventually(Duration::from_secs(20), || {

@@ -53,6 +53,16 @@ pub async fn instances(
     Ok(inventory)
 }
 
+/// The instance of this name, on whichever backend runs it (a local one first when both
+/// hold the name), or `None` when no backend this machine started instances on has it.
+pub async fn locate(config: &RuntimeConfig, name: &str) -> Result<Option<Instance>, RuntimeError> {
+    Ok(instances(config, None)
+        .await?
+        .instances
+        .into_iter()
+        .find(|instance| instance.name == name))
+}
+
 /// Namespace → instance name → service, for the namespaces holding recorded instances.
 type Live = BTreeMap<String, BTreeMap<String, String>>;
 

@@ -155,6 +155,16 @@ pub struct Instance {
     pub members: Vec<weir_catalog::local::members::MemberStatus>,
 }
 
+impl Instance {
+    /// Whom it belongs to: its run, or nobody (`weir up`).
+    pub fn scope(&self) -> Scope {
+        match &self.run {
+            Some(run) => Scope::Run(run.clone()),
+            None => Scope::Standalone,
+        }
+    }
+}
+
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }
@@ -465,6 +475,19 @@ pub struct RuntimeConfig {
     /// The `weir` executable local services run.
     pub weir_exe: PathBuf,
     pub kubernetes: kubernetes::KubeOptions,
+}
+
+impl RuntimeConfig {
+    /// The configuration of the runtime that runs `instance`: its backend, and on a cluster
+    /// the namespace a standalone instance was started in.
+    pub fn for_instance(&self, instance: &Instance) -> RuntimeConfig {
+        let mut config = self.clone();
+        config.backend = instance.backend;
+        if let (None, Some(namespace)) = (&instance.run, &instance.namespace) {
+            config.kubernetes.standalone_namespace = namespace.clone();
+        }
+        config
+    }
 }
 
 /// The runtime of the configured backend: the only place that chooses one.

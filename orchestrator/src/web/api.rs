@@ -2,6 +2,7 @@
 //! blocking threads (each opens its own store connection).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -13,7 +14,7 @@ use crate::home::WeirHome;
 use crate::offered::OfferedWorkflows;
 use crate::runs::{Answer, Answered, RunState};
 use crate::runtime::kubernetes::KubeOptions;
-use crate::runtime::{inventory, Backend, RuntimeConfig};
+use crate::runtime::{self, inventory, Backend, Instance, Runtime, RuntimeConfig};
 use crate::store::Store;
 use crate::time::now_unix;
 use crate::workflow;
@@ -27,6 +28,18 @@ pub struct Context {
     pub workflows: OfferedWorkflows,
     /// How to reach the cluster holding instances this machine started there.
     pub kubernetes: KubeOptions,
+}
+
+impl Context {
+    /// The configuration of `backend`'s runtime (for listing instances, any backend's).
+    fn runtime_config(&self, backend: Backend) -> RuntimeConfig {
+        RuntimeConfig {
+            backend,
+            home: self.home.clone(),
+            weir_exe: self.weir_exe.clone(),
+            kubernetes: self.kubernetes.clone(),
+        }
+    }
 }
 
 pub type Reply = (StatusCode, Value);
@@ -97,12 +110,7 @@ pub fn catalog(context: &Context) -> Reply {
 
 /// Every instance this machine started, on every backend (called on a blocking thread).
 pub fn instances(context: &Context) -> Reply {
-    let config = RuntimeConfig {
-        backend: Backend::Local,
-        home: context.home.clone(),
-        weir_exe: context.weir_exe.clone(),
-        kubernetes: context.kubernetes.clone(),
-    };
+    let config = context.runtime_config(Backend::Local);
     let listed = tokio::runtime::Handle::current().block_on(inventory::instances(&config, None));
     let inventory = try_reply!(listed.map_err(internal));
     let rows: Vec<Value> = inventory
@@ -124,16 +132,44 @@ pub fn instances(context: &Context) -> Reply {
     (StatusCode::OK, Value::Array(rows))
 }
 
-pub fn instance_log(context: &Context, name: &str) -> Result<String, Reply> {
-    let store = store(context)?;
-    let record = store
-        .instance(name)
+/// Lines of an instance's log the web UI shows.
+const LOG_LINES: usize = 200;
+
+/// The instance of this name on whichever backend runs it, and that backend's runtime.
+async fn located(context: &Context, name: &str) -> Result<(Instance, Arc<dyn Runtime>), Reply> {
+    let config = context.runtime_config(Backend::Local);
+    let instance = inventory::locate(&config, name)
+        .await
         .map_err(internal)?
         .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("no instance `{name}`")))?;
-    Ok(weir_supervisor::process::log_tail(
-        Path::new(&record.log_path),
-        200,
-    ))
+    let runtime = runtime::connect(config.for_instance(&instance))
+        .await
+        .map_err(internal)?;
+    Ok((instance, runtime))
+}
+
+/// The end of an instance's log, through its runtime: a local log file or a pod's log.
+pub fn instance_log(context: &Context, name: &str) -> Result<String, Reply> {
+    tokio::runtime::Handle::current().block_on(async {
+        let (instance, runtime) = located(context, name).await?;
+        let log = runtime
+            .logs(&instance.scope(), name)
+            .await
+            .map_err(internal)?;
+        Ok(last_lines(&log, LOG_LINES).to_string())
+    })
+}
+
+/// The last `count` lines of `text`.
+fn last_lines(text: &str, count: usize) -> &str {
+    if count == 0 {
+        return "";
+    }
+    let body = text.strip_suffix('\n').unwrap_or(text);
+    match body.rmatch_indices('\n').nth(count - 1) {
+        Some((index, _)) => &text[index + 1..],
+        None => text,
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -207,29 +243,25 @@ pub fn launch_service(context: &Context, request: LaunchService) -> Reply {
     }
 }
 
+/// Stops an instance through its runtime, in the background: the answer says it was asked.
 pub fn stop_instance(context: &Context, name: &str) -> Reply {
-    if try_reply!(store(context))
-        .instance(name)
-        .ok()
-        .flatten()
-        .is_none()
-    {
-        return error(StatusCode::NOT_FOUND, format!("no instance `{name}`"));
-    }
-    let log = context
-        .home
-        .root()
-        .join("logs")
-        .join(format!("down-{name}-{}.log", now_unix()));
-    match spawn_detached(
-        &context.weir_exe,
-        context.home.root(),
-        &["down".into(), name.into()],
-        &log,
-    ) {
-        Ok(_) => (StatusCode::ACCEPTED, json!({ "name": name })),
-        Err(e) => internal(e),
-    }
+    let handle = tokio::runtime::Handle::current();
+    let (instance, runtime) = try_reply!(handle.block_on(located(context, name)));
+    let backend = instance.backend;
+    let name = name.to_string();
+    handle.spawn({
+        let name = name.clone();
+        async move {
+            match runtime.stop(&instance.scope(), &name).await {
+                Ok(stopped) => tracing::info!("stopped {}", stopped.join(", ")),
+                Err(error) => tracing::warn!("stopping `{name}` failed: {error}"),
+            }
+        }
+    });
+    (
+        StatusCode::ACCEPTED,
+        json!({ "name": name, "backend": backend }),
+    )
 }
 
 pub fn runs(context: &Context) -> Reply {
@@ -408,4 +440,17 @@ pub fn artifact(
         _ => "text/plain; charset=utf-8",
     };
     Ok((bytes, kind))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::last_lines;
+
+    #[test]
+    fn a_log_is_cut_to_its_last_lines() {
+        assert_eq!(last_lines("a\nb\nc\n", 2), "b\nc\n");
+        assert_eq!(last_lines("a\nb\nc", 2), "b\nc");
+        assert_eq!(last_lines("a\nb\n", 5), "a\nb\n");
+        assert_eq!(last_lines("a\n", 0), "");
+    }
 }

@@ -3,13 +3,13 @@
 
 pub mod api;
 pub mod auth;
+mod changes;
 mod launch;
 mod openapi;
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use warp::http::StatusCode;
@@ -18,6 +18,7 @@ use warp::Filter;
 
 use self::api::Context;
 use self::auth::{same_origin, Access, Denied, Role};
+use self::changes::ChangeFeed;
 use crate::runs::Answer;
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
@@ -268,22 +269,23 @@ pub fn routes(
             })
         });
     // Browsers' EventSource cannot send headers, so the stream also takes `?access_token=`.
+    let feed = ChangeFeed::new(context.clone());
     let events = warp::get()
         .and(warp::path!("api" / "events"))
         .and(warp::query::<std::collections::HashMap<String, String>>())
         .and(state)
         .and(caller())
         .map(
-            |query: std::collections::HashMap<String, String>,
-             (context, access): (Context, Arc<Access>),
-             caller: Caller| {
+            move |query: std::collections::HashMap<String, String>,
+                  (_, access): (Context, Arc<Access>),
+                  caller: Caller| {
                 let authorization = caller
                     .authorization
                     .or_else(|| query.get("access_token").map(|t| format!("Bearer {t}")));
                 if let Err(denied) = access.check(authorization.as_deref(), Role::Viewer) {
                     return refuse(denied);
                 }
-                warp::sse::reply(warp::sse::keep_alive().stream(changes(context))).into_response()
+                warp::sse::reply(warp::sse::keep_alive().stream(changes(&feed))).into_response()
             },
         );
 
@@ -352,40 +354,12 @@ pub fn routes(
         .unify()
 }
 
-/// A `changed` event whenever the instances, runs or tasks change (checked every 500 ms).
-fn changes(context: Context) -> impl futures::Stream<Item = Result<warp::sse::Event, Infallible>> {
-    futures::stream::unfold((context, String::new()), |(context, last)| async move {
-        loop {
-            let probe = context.clone();
-            let fingerprint = tokio::task::spawn_blocking(move || {
-                let (_, dashboard) = api::dashboard(&probe);
-                let (_, instances) = api::instances(&probe);
-                let (_, runs) = api::runs(&probe);
-                let tasks: Vec<serde_json::Value> = runs
-                    .as_array()
-                    .map(|runs| {
-                        runs.iter()
-                            .filter(|r| {
-                                !matches!(
-                                    r["state"].as_str(),
-                                    Some("succeeded" | "failed" | "cancelled")
-                                )
-                            })
-                            .map(|r| api::run(&probe, r["id"].as_str().unwrap_or_default()).1)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                format!("{dashboard}{instances}{runs}{tasks:?}")
-            })
-            .await
-            .unwrap_or_default();
-            if fingerprint != last {
-                let event = warp::sse::Event::default().event("changed").data("{}");
-                return Some((Ok(event), (context, fingerprint)));
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    })
+/// A `changed` event when a browser connects and whenever the instances, runs or tasks
+/// change, from the one [`ChangeFeed`] every browser shares.
+fn changes(feed: &ChangeFeed) -> impl futures::Stream<Item = Result<warp::sse::Event, Infallible>> {
+    use futures::StreamExt;
+    tokio_stream::wrappers::WatchStream::new(feed.subscribe())
+        .map(|_| Ok(warp::sse::Event::default().event("changed").data("{}")))
 }
 
 #[cfg(test)]

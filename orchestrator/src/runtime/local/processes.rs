@@ -732,7 +732,7 @@ fn wait_ready(
         }
         match readiness::check(definition.readiness, &readiness.ports) {
             Ok(()) => return Ok(()),
-            Err(reason) if started.elapsed() >= timeout => return Err(reason),
+            Err(reason) if started.elapsed() >= timeout => return Err(reason.to_string()),
             Err(_) => std::thread::sleep(Duration::from_millis(200)),
         }
     }

@@ -201,6 +201,7 @@ impl LocalProcesses {
                     .collect();
                 if running == expected {
                     readiness::check(definition.readiness, &readiness.ports)
+                        .map_err(|e| e.to_string())
                 } else {
                     Err(format!(
                         "running {} while {} are wanted",
