@@ -477,25 +477,15 @@ fn gc_deletes_the_namespace_of_a_killed_run() {
     assert_eq!(home.run_record(&id)["state"], "failed");
 }
 
-#[test]
-fn up_and_down_manage_standalone_instances_in_their_namespace() {
-    let home = WeirHomeDir::new();
-    let sandbox = KubeSandbox::get();
-    let namespace = format!("weir-test-{}", std::process::id());
+/// `weir up --backend kubernetes --namespace NAMESPACE ARGS...`, which must succeed; its stdout.
+fn up_in(home: &WeirHomeDir, namespace: &str, args: &[&str]) -> String {
     let up = weir(
-        &home,
+        home,
         &[
-            "up",
-            "--backend",
-            "kubernetes",
-            "--namespace",
-            &namespace,
-            "kafka",
-            "--name",
-            "k1",
-            "--set",
-            "mode=kraft",
-        ],
+            &["up", "--backend", "kubernetes", "--namespace", namespace],
+            args,
+        ]
+        .concat(),
     )
     .output()
     .unwrap();
@@ -504,7 +494,20 @@ fn up_and_down_manage_standalone_instances_in_their_namespace() {
         "{}",
         String::from_utf8_lossy(&up.stderr)
     );
-    assert!(String::from_utf8_lossy(&up.stdout).contains("k1 kafka ready"));
+    String::from_utf8_lossy(&up.stdout).into_owned()
+}
+
+#[test]
+fn up_and_down_manage_standalone_instances_in_their_namespace() {
+    let home = WeirHomeDir::new();
+    let sandbox = KubeSandbox::get();
+    let namespace = format!("weir-test-{}", std::process::id());
+    let up = up_in(
+        &home,
+        &namespace,
+        &["kafka", "--name", "k1", "--set", "mode=kraft"],
+    );
+    assert!(up.contains("k1 kafka ready"), "{up}");
     let set = sandbox
         .kubectl_json(&["get", "statefulset", "k1", "-n", &namespace])
         .expect("the broker's StatefulSet");
@@ -579,26 +582,7 @@ fn the_web_ui_reads_the_log_of_and_stops_an_instance_in_pods() {
     let home = WeirHomeDir::new();
     let sandbox = KubeSandbox::get();
     let namespace = format!("weir-web-{}", std::process::id());
-    let up = weir(
-        &home,
-        &[
-            "up",
-            "--backend",
-            "kubernetes",
-            "--namespace",
-            &namespace,
-            "zookeeper",
-            "--name",
-            "webzk",
-        ],
-    )
-    .output()
-    .unwrap();
-    assert!(
-        up.status.success(),
-        "{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
+    up_in(&home, &namespace, &["zookeeper", "--name", "webzk"]);
     let (url, server) = serve(&home);
     let client = reqwest::blocking::Client::new();
     // Logs: the pod's log, read through the cluster's API by the runtime that runs it.
