@@ -54,13 +54,19 @@ pub async fn instances(
 }
 
 /// The instance of this name, on whichever backend runs it (a local one first when both
-/// hold the name), or `None` when no backend this machine started instances on has it.
+/// hold the name), or `None` when no backend this machine started instances on has it. A
+/// cluster instance is found in the store's records without asking the cluster (its state is
+/// `unknown` here): callers want to know where it runs, not how it is.
 pub async fn locate(config: &RuntimeConfig, name: &str) -> Result<Option<Instance>, RuntimeError> {
-    Ok(instances(config, None)
-        .await?
-        .instances
+    let local = LocalRuntime::new(config.home.clone(), config.weir_exe.clone());
+    if let Some(found) = (local.instances(None).await?.into_iter()).find(|i| i.name == name) {
+        return Ok(Some(found));
+    }
+    let recorded = Store::open(&config.home.database())?.cluster_instances()?;
+    Ok(recorded
         .into_iter()
-        .find(|instance| instance.name == name))
+        .find(|record| record.name == name)
+        .map(|record| cluster_instance(record, None)))
 }
 
 /// Namespace → instance name → service, for the namespaces holding recorded instances.
