@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Args;
-use weir::home::WeirHome;
 use weir::offered::{unpack_shipped, yaml_files, OfferedWorkflows};
 use weir::runtime::local::processes::LocalProcesses;
 use weir::web::{self, api::Context, auth::Access};
@@ -29,9 +28,11 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let home = WeirHome::from_env();
+    // How to reach every backend; the web picks each instance's own.
+    let runtime_config = BackendArgs::default().config()?;
+    let home = runtime_config.home.clone();
     let access = Access::configure(home.root(), args.addr)?;
-    let weir_exe = std::env::current_exe()?;
+    let weir_exe = runtime_config.weir_exe.clone();
     // Runs whose process died while no server watched are torn down now, never left orphaned.
     let report = LocalProcesses::new(home.clone(), weir_exe.clone())?.gc()?;
     for id in &report.runs_failed {
@@ -57,10 +58,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     dirs.push(shipped);
     let workflows = OfferedWorkflows::new(dirs);
     let context = Context {
-        home,
-        weir_exe,
         workflows,
-        kubernetes: BackendArgs::default().config()?.kubernetes,
+        runtime: runtime_config,
     };
     runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.addr)

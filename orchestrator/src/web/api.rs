@@ -1,7 +1,7 @@
 //! The REST API's handlers: plain functions from a request to a status and a JSON body, run on
 //! blocking threads (each opens its own store connection).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -13,7 +13,6 @@ use super::launch::spawn_detached;
 use crate::home::WeirHome;
 use crate::offered::OfferedWorkflows;
 use crate::runs::{Answer, Answered, RunState};
-use crate::runtime::kubernetes::KubeOptions;
 use crate::runtime::{self, inventory, Backend, Instance, Runtime, RuntimeConfig};
 use crate::store::Store;
 use crate::time::now_unix;
@@ -22,23 +21,21 @@ use crate::workflow;
 /// What every handler needs.
 #[derive(Debug, Clone)]
 pub struct Context {
-    pub home: WeirHome,
-    pub weir_exe: PathBuf,
     /// The workflows offered in the catalog.
     pub workflows: OfferedWorkflows,
-    /// How to reach the cluster holding instances this machine started there.
-    pub kubernetes: KubeOptions,
+    /// How to reach every backend: this machine's home and `weir`, and the cluster holding
+    /// instances this machine started there. The web names no backend itself; an instance's
+    /// own backend is chosen with [`RuntimeConfig::for_instance`].
+    pub runtime: RuntimeConfig,
 }
 
 impl Context {
-    /// The configuration of `backend`'s runtime (for listing instances, any backend's).
-    fn runtime_config(&self, backend: Backend) -> RuntimeConfig {
-        RuntimeConfig {
-            backend,
-            home: self.home.clone(),
-            weir_exe: self.weir_exe.clone(),
-            kubernetes: self.kubernetes.clone(),
-        }
+    fn home(&self) -> &WeirHome {
+        &self.runtime.home
+    }
+
+    fn weir_exe(&self) -> &Path {
+        &self.runtime.weir_exe
     }
 }
 
@@ -49,7 +46,7 @@ fn error(status: StatusCode, message: impl Into<String>) -> Reply {
 }
 
 fn store(context: &Context) -> Result<Store, Reply> {
-    Store::open(&context.home.database())
+    Store::open(&context.home().database())
         .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
@@ -110,8 +107,8 @@ pub fn catalog(context: &Context) -> Reply {
 
 /// Every instance this machine started, on every backend (called on a blocking thread).
 pub fn instances(context: &Context) -> Reply {
-    let config = context.runtime_config(Backend::Local);
-    let listed = tokio::runtime::Handle::current().block_on(inventory::instances(&config, None));
+    let listed =
+        tokio::runtime::Handle::current().block_on(inventory::instances(&context.runtime, None));
     let inventory = try_reply!(listed.map_err(internal));
     let rows: Vec<Value> = inventory
         .instances
@@ -137,8 +134,8 @@ const LOG_LINES: usize = 200;
 
 /// The instance of this name on whichever backend runs it, and that backend's runtime.
 async fn located(context: &Context, name: &str) -> Result<(Instance, Arc<dyn Runtime>), Reply> {
-    let config = context.runtime_config(Backend::Local);
-    let instance = inventory::locate(&config, name)
+    let config = &context.runtime;
+    let instance = inventory::locate(config, name)
         .await
         .map_err(internal)?
         .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("no instance `{name}`")))?;
@@ -228,13 +225,12 @@ pub fn launch_service(context: &Context, request: LaunchService) -> Reply {
     for (k, v) in params {
         args.extend(["--set".into(), format!("{k}={v}")]);
     }
-    let log =
-        context
-            .home
-            .root()
-            .join("logs")
-            .join(format!("up-{}-{}.log", request.service, now_unix()));
-    match spawn_detached(&context.weir_exe, context.home.root(), &args, &log) {
+    let log = context.home().root().join("logs").join(format!(
+        "up-{}-{}.log",
+        request.service,
+        now_unix()
+    ));
+    match spawn_detached(context.weir_exe(), context.home().root(), &args, &log) {
         Ok(_) => (
             StatusCode::ACCEPTED,
             json!({ "service": request.service, "name": request.name, "log": log }),
@@ -278,7 +274,7 @@ pub fn run(context: &Context, id: &str) -> Reply {
         Some(run) => {
             let mut value = json!(run);
             value["tasks"] = json!(try_reply!(store.tasks(id).map_err(internal)));
-            value["charts"] = json!(chart_snapshots(&context.home.run_dir(id)));
+            value["charts"] = json!(chart_snapshots(&context.home().run_dir(id)));
             (StatusCode::OK, value)
         }
         None => error(StatusCode::NOT_FOUND, format!("no run `{id}`")),
@@ -343,8 +339,8 @@ pub fn launch_run(context: &Context, request: LaunchRun) -> Reply {
     for (k, v) in overrides {
         args.extend(["--set".into(), format!("{k}={v}")]);
     }
-    let log = context.home.run_dir(&id).join("weir-run.log");
-    match spawn_detached(&context.weir_exe, context.home.root(), &args, &log) {
+    let log = context.home().run_dir(&id).join("weir-run.log");
+    match spawn_detached(context.weir_exe(), context.home().root(), &args, &log) {
         Ok(_) => (StatusCode::ACCEPTED, json!({ "id": id })),
         Err(e) => internal(e),
     }
@@ -426,7 +422,7 @@ pub fn artifact(
             "artifacts are served from charts/ and logs/ only",
         ));
     }
-    let path = context.home.run_dir(id).join(relative);
+    let path = context.home().run_dir(id).join(relative);
     let bytes = std::fs::read(&path).map_err(|_| {
         error(
             StatusCode::NOT_FOUND,

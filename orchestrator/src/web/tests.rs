@@ -14,6 +14,7 @@ use super::routes;
 use crate::home::WeirHome;
 use crate::offered::OfferedWorkflows;
 use crate::runtime::kubernetes::KubeOptions;
+use crate::runtime::{Backend, RuntimeConfig};
 
 /// A server over an empty home whose launches start `/bin/true` instead of `weir`.
 struct Server {
@@ -29,14 +30,17 @@ impl Server {
         let addr: SocketAddr = "127.0.0.1:8080".parse().expect("an address");
         let access = Access::configure(home.path(), addr).expect("a page token");
         let context = Context {
-            home: WeirHome::at(home.path()),
-            weir_exe: "/bin/true".into(),
             workflows: OfferedWorkflows::new(vec![
                 Path::new(env!("CARGO_MANIFEST_DIR")).join("../workflows")
             ]),
-            kubernetes: KubeOptions {
-                weir_image: "weir:test".into(),
-                standalone_namespace: "weir".into(),
+            runtime: RuntimeConfig {
+                backend: Backend::Local,
+                home: WeirHome::at(home.path()),
+                weir_exe: "/bin/true".into(),
+                kubernetes: KubeOptions {
+                    weir_image: "weir:test".into(),
+                    standalone_namespace: "weir".into(),
+                },
             },
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
