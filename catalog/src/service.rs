@@ -205,7 +205,7 @@ impl Params {
 }
 
 /// One thing wrong with the parameters given to a service. All are reported at once.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ParamError {
     #[error("{service} has no parameter `{name}` (parameters: {known})")]
     Unknown {
@@ -224,8 +224,53 @@ pub enum ParamError {
         service: String,
         name: String,
         value: String,
-        reason: String,
+        reason: InvalidValue,
     },
+}
+
+/// Why one parameter value is refused: what was expected instead. Messages of the parsers
+/// underneath are kept as text so that the error stays comparable and cloneable.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InvalidValue {
+    #[error("must not be empty")]
+    Empty,
+    #[error("must be a file path")]
+    NoPath,
+    #[error("cannot resolve the path: {0}")]
+    UnresolvablePath(String),
+    #[error("expected a whole number between {min} and {max}")]
+    NotAWholeNumber { min: i64, max: i64 },
+    #[error("must be between {min} and {max}")]
+    OutOfRange { min: i64, max: i64 },
+    #[error("expected true or false")]
+    NotABool,
+    #[error(transparent)]
+    Duration(#[from] weir_contracts::duration::DurationError),
+    #[error("expected an http:// or https:// URL")]
+    NotAUrl,
+    #[error("expected one of {0}")]
+    NotOneOf(String),
+    #[error("expected the name of a {0} instance")]
+    NotAnInstanceName(String),
+    #[error("expected a YAML mapping of names to values, e.g. `{{threshold: 60}}`{}", .0.as_deref().map(|e| format!(": {e}")).unwrap_or_default())]
+    NotAMapping(Option<String>),
+    #[error("`{name}` must be one value, not {found}")]
+    NotAScalar { name: String, found: String },
+    #[error("expected a YAML list of windows `[{{topic: T, y: FIELD}}, …]`: {0}")]
+    NotWindows(String),
+    #[error("expected at least one window")]
+    NoWindows,
+}
+
+/// Why a running instance cannot be given another number of replicas.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NotScalable {
+    #[error("a {0} runs as one process; it has no replicas")]
+    SingleProcess(String),
+    #[error("a Kafka cluster keeps the brokers it started with: adding or removing one would need its partitions reassigned, which Weir does not do; start a cluster of the size you want with `--set replicas=N`")]
+    KafkaBrokers,
+    #[error("replicas = {replicas}: {reason}")]
+    Invalid { replicas: u32, reason: InvalidValue },
 }
 
 impl ServiceDefinition {
@@ -233,26 +278,18 @@ impl ServiceDefinition {
     /// The replicas of a consumer group (a topology's runners) may come and go: the group
     /// moves their partitions. A Kafka cluster's brokers hold partitions that would have to
     /// be reassigned, so a cluster keeps the size it started with.
-    pub fn check_scale(&self, replicas: u32) -> Result<(), String> {
+    pub fn check_scale(&self, replicas: u32) -> Result<(), NotScalable> {
         let Some(param) = self.params.iter().find(|p| p.name == "replicas") else {
-            return Err(format!(
-                "a {} runs as one process; it has no replicas",
-                self.name
-            ));
+            return Err(NotScalable::SingleProcess(self.name.into()));
         };
         if self.name == "kafka" {
-            return Err(
-                "a Kafka cluster keeps the brokers it started with: adding or removing \
-                        one would need its partitions reassigned, which Weir does not do; start \
-                        a cluster of the size you want with `--set replicas=N`"
-                    .into(),
-            );
+            return Err(NotScalable::KafkaBrokers);
         }
         param
             .kind
             .parse(&replicas.to_string())
             .map(|_| ())
-            .map_err(|reason| format!("replicas = {replicas}: {reason}"))
+            .map_err(|reason| NotScalable::Invalid { replicas, reason })
     }
 
     /// Checks `given` (`NAME=VALUE` pairs as typed by a user) and applies defaults.
@@ -321,11 +358,11 @@ impl ParamError {
 
 impl ParamKind {
     /// Parses and validates one value; the error says what was expected.
-    pub fn parse(&self, raw: &str) -> Result<ParamValue, String> {
+    pub fn parse(&self, raw: &str) -> Result<ParamValue, InvalidValue> {
         match self {
             ParamKind::String => {
                 if raw.is_empty() {
-                    Err("must not be empty".into())
+                    Err(InvalidValue::Empty)
                 } else {
                     Ok(ParamValue::String(raw.into()))
                 }
@@ -333,30 +370,34 @@ impl ParamKind {
             // Services run in directories of their own: a relative path is taken from where
             // the command was given.
             ParamKind::Path => match raw {
-                "" => Err("must be a file path".into()),
+                "" => Err(InvalidValue::NoPath),
                 _ => std::path::absolute(raw)
                     .map(|p| ParamValue::String(p.display().to_string()))
-                    .map_err(|e| format!("cannot resolve the path: {e}")),
+                    .map_err(|e| InvalidValue::UnresolvablePath(e.to_string())),
             },
             ParamKind::Int { min, max } => {
                 let value: i64 = raw
                     .trim()
                     .parse()
-                    .map_err(|_| format!("expected a whole number between {min} and {max}"))?;
+                    .map_err(|_| InvalidValue::NotAWholeNumber {
+                        min: *min,
+                        max: *max,
+                    })?;
                 if (*min..=*max).contains(&value) {
                     Ok(ParamValue::Int(value))
                 } else {
-                    Err(format!("must be between {min} and {max}"))
+                    Err(InvalidValue::OutOfRange {
+                        min: *min,
+                        max: *max,
+                    })
                 }
             }
             ParamKind::Bool => match raw.trim() {
                 "true" | "yes" | "1" => Ok(ParamValue::Bool(true)),
                 "false" | "no" | "0" => Ok(ParamValue::Bool(false)),
-                _ => Err("expected true or false".into()),
+                _ => Err(InvalidValue::NotABool),
             },
-            ParamKind::Duration => parse_duration(raw)
-                .map(ParamValue::Duration)
-                .map_err(|e| e.to_string()),
+            ParamKind::Duration => Ok(ParamValue::Duration(parse_duration(raw)?)),
             ParamKind::Url => {
                 if (raw.starts_with("http://") || raw.starts_with("https://"))
                     && raw.len() > "https://".len()
@@ -364,30 +405,29 @@ impl ParamKind {
                 {
                     Ok(ParamValue::String(raw.into()))
                 } else {
-                    Err("expected an http:// or https:// URL".into())
+                    Err(InvalidValue::NotAUrl)
                 }
             }
             ParamKind::Enum { values } => {
                 if values.contains(&raw) {
                     Ok(ParamValue::String(raw.into()))
                 } else {
-                    Err(format!("expected one of {}", values.join(", ")))
+                    Err(InvalidValue::NotOneOf(values.join(", ")))
                 }
             }
             ParamKind::Instance { service } => {
                 if is_valid_name(raw) {
                     Ok(ParamValue::String(raw.into()))
                 } else {
-                    Err(format!("expected the name of a {service} instance"))
+                    Err(InvalidValue::NotAnInstanceName(service.to_string()))
                 }
             }
             ParamKind::Mapping => parse_mapping(raw).map(ParamValue::Mapping),
             ParamKind::Windows => {
-                let windows: Vec<TopicWindow> = serde_saphyr::from_str(raw).map_err(|e| {
-                    format!("expected a YAML list of windows `[{{topic: T, y: FIELD}}, …]`: {e}")
-                })?;
+                let windows: Vec<TopicWindow> = serde_saphyr::from_str(raw)
+                    .map_err(|e| InvalidValue::NotWindows(e.to_string()))?;
                 if windows.is_empty() {
-                    return Err("expected at least one window".into());
+                    return Err(InvalidValue::NoWindows);
                 }
                 Ok(ParamValue::Windows(windows))
             }
@@ -396,12 +436,11 @@ impl ParamKind {
 }
 
 /// A YAML mapping of names to scalars; numbers and booleans are kept as written.
-fn parse_mapping(raw: &str) -> Result<BTreeMap<String, String>, String> {
-    let expected = "expected a YAML mapping of names to values, e.g. `{threshold: 60}`";
+fn parse_mapping(raw: &str) -> Result<BTreeMap<String, String>, InvalidValue> {
     let value: serde_json::Value =
-        serde_saphyr::from_str(raw).map_err(|e| format!("{expected}: {e}"))?;
+        serde_saphyr::from_str(raw).map_err(|e| InvalidValue::NotAMapping(Some(e.to_string())))?;
     let serde_json::Value::Object(object) = value else {
-        return Err(expected.into());
+        return Err(InvalidValue::NotAMapping(None));
     };
     object
         .into_iter()
@@ -410,7 +449,10 @@ fn parse_mapping(raw: &str) -> Result<BTreeMap<String, String>, String> {
             serde_json::Value::Number(_) | serde_json::Value::Bool(_) => {
                 Ok((name, value.to_string()))
             }
-            other => Err(format!("`{name}` must be one value, not {other}")),
+            other => Err(InvalidValue::NotAScalar {
+                found: other.to_string(),
+                name,
+            }),
         })
         .collect()
 }
@@ -517,6 +559,7 @@ mod tests {
         assert!(ParamKind::Mapping
             .parse("{a: [1, 2]}")
             .unwrap_err()
+            .to_string()
             .contains("must be one value"));
         let windows = ParamKind::Windows
             .parse("[{topic: rates, y: rate, title: 'Close (USD, replayed)', kind: markers}]")
@@ -528,6 +571,7 @@ mod tests {
         assert!(ParamKind::Windows
             .parse("[{topic: rates}]")
             .unwrap_err()
+            .to_string()
             .contains("missing field `y`"));
     }
 

@@ -29,8 +29,18 @@ pub enum SubstituteError {
     #[error("the value of `{}` {reason}", .reference.name)]
     Unsafe {
         reference: Reference,
-        reason: String,
+        reason: UnsafeValue,
     },
+}
+
+/// Why a value cannot be written where its reference stands (the message follows "the value
+/// of `name`").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnsafeValue {
+    #[error("holds a line break, which a single-quoted YAML string cannot keep; write the reference in double quotes")]
+    LineBreakInSingleQuotes,
+    #[error("({0:?}) holds characters YAML reads as structure in an unquoted scalar; put the whole scalar in double quotes")]
+    StructureInPlainScalar(String),
 }
 
 impl SubstituteError {
@@ -98,15 +108,15 @@ pub fn mask(text: &str) -> String {
 }
 
 /// `value` as it must be written in `context` to be read back as itself, one scalar.
-fn write_value(value: &str, context: Context) -> Result<String, String> {
+fn write_value(value: &str, context: Context) -> Result<String, UnsafeValue> {
     match context {
         Context::DoubleQuoted => {
             let quoted = serde_json::to_string(value).expect("strings serialize");
             Ok(quoted[1..quoted.len() - 1].to_string())
         }
-        Context::SingleQuoted if value.contains(['\n', '\r']) => Err(
-            "holds a line break, which a single-quoted YAML string cannot keep; write the reference in double quotes".into(),
-        ),
+        Context::SingleQuoted if value.contains(['\n', '\r']) => {
+            Err(UnsafeValue::LineBreakInSingleQuotes)
+        }
         Context::SingleQuoted => Ok(value.replace('\'', "''")),
         Context::Plain { .. } if plain_safe(value) => Ok(value.to_string()),
         Context::Plain { whole: false } if value.is_empty() => Ok(String::new()),
@@ -114,9 +124,9 @@ fn write_value(value: &str, context: Context) -> Result<String, String> {
         Context::Plain { whole: true } => {
             Ok(serde_json::to_string(value).expect("strings serialize"))
         }
-        Context::Plain { whole: false } => Err(format!(
-            "({value:?}) holds characters YAML reads as structure in an unquoted scalar; put the whole scalar in double quotes"
-        )),
+        Context::Plain { whole: false } => {
+            Err(UnsafeValue::StructureInPlainScalar(value.to_string()))
+        }
     }
 }
 

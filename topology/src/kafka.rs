@@ -111,15 +111,36 @@ pub struct TopicCounts {
     pub missing: Vec<String>,
 }
 
+/// Why the messages of topics could not be counted.
+#[derive(Debug, thiserror::Error)]
+pub enum CountError {
+    #[error("cannot create a Kafka client for {brokers}: {source}")]
+    Client { brokers: String, source: KafkaError },
+    #[error("cannot read the topics of {brokers} (is Kafka up?): {source}")]
+    Metadata { brokers: String, source: KafkaError },
+    #[error("cannot read the offsets of `{topic}` partition {partition}: {source}")]
+    Watermarks {
+        topic: String,
+        partition: i32,
+        source: KafkaError,
+    },
+}
+
 /// Counts the messages of `topics`; a topic the cluster does not have is listed as missing.
-pub fn count_messages(bootstrap: &str, topics: &[String]) -> Result<TopicCounts, String> {
+pub fn count_messages(bootstrap: &str, topics: &[String]) -> Result<TopicCounts, CountError> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
-        .map_err(|e| e.to_string())?;
+        .map_err(|source| CountError::Client {
+            brokers: bootstrap.into(),
+            source,
+        })?;
     let metadata = consumer
         .fetch_metadata(None, Duration::from_secs(10))
-        .map_err(|e| e.to_string())?;
+        .map_err(|source| CountError::Metadata {
+            brokers: bootstrap.into(),
+            source,
+        })?;
     let mut result = TopicCounts::default();
     for topic in topics {
         let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
@@ -130,7 +151,11 @@ pub fn count_messages(bootstrap: &str, topics: &[String]) -> Result<TopicCounts,
         for partition in found.partitions() {
             let (low, high) = consumer
                 .fetch_watermarks(topic, partition.id(), Duration::from_secs(10))
-                .map_err(|e| format!("{topic}: {e}"))?;
+                .map_err(|source| CountError::Watermarks {
+                    topic: topic.clone(),
+                    partition: partition.id(),
+                    source,
+                })?;
             total += high - low;
         }
         result.counts.insert(topic.clone(), total);
@@ -139,7 +164,7 @@ pub fn count_messages(bootstrap: &str, topics: &[String]) -> Result<TopicCounts,
 }
 
 /// Messages in one topic, `None` when the cluster does not have it (yet).
-pub fn count_topic(bootstrap: &str, topic: &str) -> Result<Option<i64>, String> {
+pub fn count_topic(bootstrap: &str, topic: &str) -> Result<Option<i64>, CountError> {
     Ok(count_messages(bootstrap, &[topic.to_string()])?
         .counts
         .get(topic)

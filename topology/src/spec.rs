@@ -47,7 +47,7 @@ pub enum SpecError {
         line: usize,
         column: usize,
         name: String,
-        reason: String,
+        reason: weir_contracts::template::UnsafeValue,
     },
     /// `--set NAME=VALUE` names a parameter the topology does not declare.
     #[error("{path}: cannot set `{name}`: the topology declares no such parameter (declared: {declared})")]

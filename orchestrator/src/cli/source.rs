@@ -155,6 +155,8 @@ async fn ended(
 
 /// How `--key` or `--key-pointer` key each document.
 fn document_key(publish: &PublishArgs) -> anyhow::Result<DocumentKey> {
-    DocumentKey::from_args(publish.key.as_deref(), publish.key_pointer.as_deref())
-        .map_err(anyhow::Error::msg)
+    Ok(DocumentKey::from_args(
+        publish.key.as_deref(),
+        publish.key_pointer.as_deref(),
+    )?)
 }

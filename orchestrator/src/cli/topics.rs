@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use serde_json::json;
 
 use super::{parse_duration, runtime};
 use weir::runtime::topics::wait_for_messages;
+use weir::runtime::CreatedTopics;
 
 #[derive(Debug, Subcommand)]
 pub enum TopicsCommand {
@@ -71,7 +71,10 @@ pub fn run(command: TopicsCommand) -> anyhow::Result<ExitCode> {
                     partitions,
                 ))
                 .with_context(|| format!("creating topics on {}", common.brokers))?;
-            report(&common, &json!({ "created": topics }))?;
+            report(
+                &common,
+                &serde_json::to_value(CreatedTopics { created: topics })?,
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         TopicsCommand::Count { common, topics } => {

@@ -11,9 +11,8 @@ use std::time::{Duration, Instant};
 use weir_contracts::status::{RunnerState, RunnerStatus, SourceState, SourceStatus};
 
 use super::{progress, RunContext};
-use weir_topology::kafka::TopicCounts;
 
-use crate::runtime::{DataStep, Instance, InstanceState, StepOutcome};
+use crate::runtime::{DataReport, DataStep, Instance, InstanceState, StepOutcome};
 
 /// How long the runners may take to finish what they consumed.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -182,23 +181,19 @@ async fn count_topics(
         )
         .await;
     let reason = match outcome {
-        Ok(StepOutcome::Seen(report)) => {
-            match serde_json::from_value::<TopicCounts>(report.clone()) {
-                Ok(counted) => {
-                    for topic in counted.missing {
-                        let reason = format!("the topic does not exist on `{}`", step.kafka());
-                        progress(format!("  UNAVAILABLE topic:{topic}: {reason}"));
-                        unavailable.insert(format!("topic:{topic}"), reason.into());
-                    }
-                    return counted
-                        .counts
-                        .into_iter()
-                        .map(|(topic, n)| (topic, n.into()))
-                        .collect();
-                }
-                Err(_) => format!("counting reported {report}"),
+        Ok(StepOutcome::Seen(DataReport::Counted(counted))) => {
+            for topic in counted.missing {
+                let reason = format!("the topic does not exist on `{}`", step.kafka());
+                progress(format!("  UNAVAILABLE topic:{topic}: {reason}"));
+                unavailable.insert(format!("topic:{topic}"), reason.into());
             }
+            return counted
+                .counts
+                .into_iter()
+                .map(|(topic, n)| (topic, n.into()))
+                .collect();
         }
+        Ok(StepOutcome::Seen(other)) => format!("counting reported {other:?}"),
         Ok(StepOutcome::Unseen(reason)) => format!("{reason}: no topic was counted"),
         Err(error) => format!("cannot read topic offsets: {error}"),
     };

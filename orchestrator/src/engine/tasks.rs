@@ -10,9 +10,8 @@ use weir_topology::spec::TopologySpec;
 use super::first_publish::await_first_publish;
 use super::{approval, collect, progress, RunContext, TaskError};
 use crate::runs::Answer;
-use crate::runtime::topics::WaitReport;
 use crate::runtime::{
-    whole_seconds, DataStep, ProvisionRequest, Provisioned, RuntimeError, StepOutcome,
+    whole_seconds, DataReport, DataStep, ProvisionRequest, Provisioned, RuntimeError, StepOutcome,
 };
 use crate::workflow::{Action, SourceKind, StartSource, Task, Until};
 
@@ -230,11 +229,11 @@ async fn wait_until(
         until.messages
     ));
     match data_step(context, task, &step, deadline).await? {
-        StepOutcome::Seen(report) => match serde_json::from_value::<WaitReport>(report.clone()) {
-            Ok(report) if report.reached => progress(format!("  {}: {}", task.name, report.held())),
-            Ok(report) => return Err(failed(report.held())),
-            Err(_) => return Err(failed(format!("the wait reported {report}"))),
-        },
+        StepOutcome::Seen(DataReport::Waited(report)) if report.reached => {
+            progress(format!("  {}: {}", task.name, report.held()))
+        }
+        StepOutcome::Seen(DataReport::Waited(report)) => return Err(failed(report.held())),
+        StepOutcome::Seen(other) => return Err(failed(format!("the wait reported {other:?}"))),
         StepOutcome::Unseen(reason) => context.unseen(
             format!("wait:{}", task.name),
             format!(

@@ -13,12 +13,14 @@ use tokio_util::sync::CancellationToken;
 use super::{run, RunOptions, RunOutcome};
 use crate::home::WeirHome;
 use crate::runs::{Answer, Answered, RunState};
+use crate::runtime::topics::WaitReport;
 use crate::runtime::{
-    Backend, DataStep, GcReport, HttpAccess, Instance, InstanceState, ProvisionRequest,
-    Provisioned, Runtime, RuntimeError, Scope, StepOutcome,
+    Backend, CreatedTopics, DataReport, DataStep, GcReport, HttpAccess, Instance, InstanceState,
+    ProvisionRequest, Provisioned, Runtime, RuntimeError, Scope, StepOutcome,
 };
 use crate::store::Store;
 use crate::workflow::load_text;
+use weir_topology::kafka::TopicCounts;
 
 /// Instances kept in a map; provisioning fails or hangs as told.
 #[derive(Debug, Default)]
@@ -203,20 +205,25 @@ impl Runtime for MemoryRuntime {
             return Ok(StepOutcome::Unseen("no container ran it".into()));
         }
         Ok(StepOutcome::Seen(match step {
-            DataStep::Count { topics, .. } => serde_json::json!({
-                "counts": topics
+            DataStep::Count { topics, .. } => DataReport::Counted(TopicCounts {
+                counts: topics
                     .iter()
                     .filter(|t| !self.missing_topics.contains(t))
-                    .map(|t| (t.clone(), 7.into()))
-                    .collect::<serde_json::Map<_, _>>(),
-                "missing": self.missing_topics,
+                    .map(|t| (t.clone(), 7))
+                    .collect(),
+                missing: self.missing_topics.clone(),
             }),
             DataStep::Wait {
                 topic, messages, ..
-            } => serde_json::json!({
-                "topic": topic, "count": messages, "wanted": messages, "reached": true
+            } => DataReport::Waited(WaitReport {
+                topic: topic.clone(),
+                count: Some(*messages),
+                wanted: *messages,
+                reached: true,
             }),
-            DataStep::CreateTopics { topics, .. } => serde_json::json!({ "created": topics }),
+            DataStep::CreateTopics { topics, .. } => DataReport::Created(CreatedTopics {
+                created: topics.clone(),
+            }),
         }))
     }
 

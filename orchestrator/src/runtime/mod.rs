@@ -3,10 +3,13 @@
 //! name a backend. [`local`] runs services as processes on this machine, [`kubernetes`] as
 //! objects in a cluster.
 
+mod data_step;
 pub mod inventory;
 pub mod kubernetes;
 pub mod local;
 pub mod topics;
+
+pub use data_step::{CreatedTopics, DataReport, DataStep, StepOutcome};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -167,48 +170,6 @@ impl Instance {
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
-}
-
-/// A data-path step: what a workflow asks of Kafka. A runtime runs it where it can reach the
-/// brokers (directly, or as a Job next to them) and says what it saw.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DataStep {
-    CreateTopics {
-        kafka: String,
-        topics: Vec<String>,
-        partitions: i32,
-    },
-    /// Until `topic` holds at least `messages` messages, within the step's timeout.
-    Wait {
-        kafka: String,
-        topic: String,
-        messages: i64,
-    },
-    Count {
-        kafka: String,
-        topics: Vec<String>,
-    },
-}
-
-impl DataStep {
-    pub fn kafka(&self) -> &str {
-        match self {
-            DataStep::CreateTopics { kafka, .. }
-            | DataStep::Wait { kafka, .. }
-            | DataStep::Count { kafka, .. } => kafka,
-        }
-    }
-}
-
-/// What a data-path step showed.
-#[derive(Debug, Clone, PartialEq)]
-pub enum StepOutcome {
-    /// The step ran and reported this (`{"created": [...]}`, `{"count": n}`,
-    /// `{"counts": {...}}`).
-    Seen(serde_json::Value),
-    /// The step finished but nothing was seen, with the reason (e.g. a Job on a simulated
-    /// node that ran no container). Never to be read as success of what it checks.
-    Unseen(String),
 }
 
 /// An HTTP base URL leading to an instance's first port, valid while this value lives (on
@@ -392,7 +353,10 @@ pub enum RuntimeError {
     #[error("`{name}` cannot be restarted by Weir on {backend}: the backend restarts its workloads itself")]
     CannotRestart { name: String, backend: Backend },
     #[error("`{name}` cannot be scaled: {why}")]
-    CannotScale { name: String, why: String },
+    CannotScale {
+        name: String,
+        why: weir_catalog::service::NotScalable,
+    },
     #[error("`{name}` is used by {users}; stop those first, or use `weir down --all`")]
     InUse { name: String, users: String },
     #[error(transparent)]
@@ -412,9 +376,29 @@ pub enum RuntimeError {
     },
     #[error(transparent)]
     NotReady(Box<NotReady>),
-    /// A data-path step against Kafka failed.
-    #[error("{0}")]
-    Kafka(String),
+    /// Creating topics failed.
+    #[error("cannot create topics on {brokers}: {source}")]
+    CreateTopics {
+        brokers: String,
+        source: rdkafka::error::KafkaError,
+    },
+    #[error("creating topics on {brokers} took over {timeout:?}")]
+    CreateTopicsTimedOut { brokers: String, timeout: Duration },
+    #[error(transparent)]
+    Count(#[from] weir_topology::kafka::CountError),
+    #[error(transparent)]
+    Wait(topics::WaitError),
+    #[error("{} when the time limit passed", .0.held())]
+    WaitTimedOut(topics::WaitReport),
+    /// A Job ran a data step but its report does not read as that step's.
+    #[error("the report of data step `{label}` cannot be read ({source}): {text}")]
+    UnreadableReport {
+        label: String,
+        text: String,
+        source: serde_json::Error,
+    },
+    #[error("Kafka instance `{0}` has no port to reach it by")]
+    KafkaWithoutPort(String),
     #[error("instance `{name}` ({service}) has no HTTP interface")]
     NoHttp { name: String, service: String },
     #[error(transparent)]

@@ -34,8 +34,11 @@ impl WaitReport {
 /// Why a wait ended without a report.
 #[derive(Debug, thiserror::Error)]
 pub enum WaitError {
-    #[error("counting `{topic}`: {reason}")]
-    Count { topic: String, reason: String },
+    #[error("counting `{topic}`: {source}")]
+    Count {
+        topic: String,
+        source: weir_topology::kafka::CountError,
+    },
     #[error("interrupted")]
     Interrupted,
 }
@@ -57,9 +60,9 @@ pub async fn wait_for_messages(
         let count = tokio::task::spawn_blocking(move || weir_topology::kafka::count_topic(&b, &t))
             .await
             .expect("counting does not panic")
-            .map_err(|reason| WaitError::Count {
+            .map_err(|source| WaitError::Count {
                 topic: topic.into(),
-                reason,
+                source,
             })?;
         let report = WaitReport {
             topic: topic.into(),

@@ -327,22 +327,35 @@ fn number_field(record: &Record, name: &str, operator: &'static str) -> Result<f
     })
 }
 
+/// Why `extract` found no value of the kind it wants.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ExtractError {
+    #[error("`{0}` is not a JSON pointer")]
+    NotAPointer(String),
+    #[error("nothing at JSON pointer `{0}`")]
+    Nothing(String),
+    #[error(transparent)]
+    NotANumber(#[from] weir_contracts::number::NotANumber),
+    #[error("expected a string, found {0}")]
+    NotAString(Value),
+}
+
 /// Reads a value at a JSON pointer and checks its type.
-pub fn extract(document: &Value, pointer: &str, kind: FieldKind) -> Result<Value, String> {
-    let pointer =
-        JsonPointer::parse(pointer).ok_or_else(|| format!("`{pointer}` is not a JSON pointer"))?;
+pub fn extract(document: &Value, pointer: &str, kind: FieldKind) -> Result<Value, ExtractError> {
+    let pointer = JsonPointer::parse(pointer)
+        .ok_or_else(|| ExtractError::NotAPointer(pointer.to_string()))?;
     typed(pointer.lookup(document), pointer.as_str(), kind)
 }
 
 /// The value a pointer reached, as the field kind asks for it.
-fn typed(value: Option<&Value>, pointer: &str, kind: FieldKind) -> Result<Value, String> {
-    let value = value.ok_or_else(|| format!("nothing at JSON pointer `{pointer}`"))?;
+fn typed(value: Option<&Value>, pointer: &str, kind: FieldKind) -> Result<Value, ExtractError> {
+    let value = value.ok_or_else(|| ExtractError::Nothing(pointer.to_string()))?;
     match kind {
         FieldKind::Any => Ok(value.clone()),
-        FieldKind::Number => as_number(value).map(number).map_err(|e| e.to_string()),
+        FieldKind::Number => Ok(number(as_number(value)?)),
         FieldKind::String => match value {
             Value::String(_) => Ok(value.clone()),
-            other => Err(format!("expected a string, found {other}")),
+            other => Err(ExtractError::NotAString(other.clone())),
         },
     }
 }
@@ -402,10 +415,12 @@ mod tests {
         );
         assert!(extract(&ticker, "/CNY/symbol", n)
             .unwrap_err()
+            .to_string()
             .contains("expected a number"));
-        assert!(extract(&ticker, "/USD/last", n)
-            .unwrap_err()
-            .contains("nothing at JSON pointer `/USD/last`"));
+        assert_eq!(
+            extract(&ticker, "/USD/last", n).unwrap_err().to_string(),
+            "nothing at JSON pointer `/USD/last`"
+        );
         assert!(as_number(&json!("NaN")).is_err());
         assert!(as_number(&json!(" 12.5 ")).is_ok());
     }

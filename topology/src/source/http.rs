@@ -71,7 +71,7 @@ pub async fn poll(
                 status.send_modify(|s| {
                     s.failed_attempts += 1;
                     s.state = SourceState::Retrying;
-                    s.last_error = Some(reason);
+                    s.last_error = Some(reason.to_string());
                 });
                 wait
             }
@@ -83,16 +83,32 @@ pub async fn poll(
     }
 }
 
-async fn fetch(client: &reqwest::Client, url: &str) -> Result<Vec<u8>, String> {
-    let response = client.get(url).send().await.map_err(|e| describe(&e))?;
-    let status = response.status();
-    if !status.is_success() {
-        return Err(format!("HTTP {status} from {url}"));
-    }
-    let body = response.bytes().await.map_err(|e| describe(&e))?;
-    Ok(body.to_vec())
+/// Why one poll published nothing.
+#[derive(Debug, thiserror::Error)]
+enum FetchError {
+    /// No answer: connection refused, timeout, TLS… (with every cause in the message).
+    #[error("{}", describe(.0))]
+    Request(#[from] reqwest::Error),
+    #[error("HTTP {status} from {url}")]
+    Status {
+        status: reqwest::StatusCode,
+        url: String,
+    },
 }
 
+async fn fetch(client: &reqwest::Client, url: &str) -> Result<Vec<u8>, FetchError> {
+    let response = client.get(url).send().await?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(FetchError::Status {
+            status,
+            url: url.to_string(),
+        });
+    }
+    Ok(response.bytes().await?.to_vec())
+}
+
+/// A request error with the chain of its causes, which reqwest's own message leaves out.
 fn describe(error: &reqwest::Error) -> String {
     let mut text = error.to_string();
     let mut source = std::error::Error::source(error);

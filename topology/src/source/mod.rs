@@ -32,7 +32,10 @@ pub enum SourceError {
     #[error("cannot publish to `{topic}`: {source}")]
     Publish { topic: String, source: KafkaError },
     #[error("cannot read recorded documents from {path}: {reason}")]
-    Recording { path: String, reason: String },
+    Recording {
+        path: String,
+        reason: replay::RecordingProblem,
+    },
     #[error("cannot build the HTTP client: {0}")]
     Client(reqwest::Error),
 }
@@ -52,38 +55,57 @@ pub enum DocumentKey {
     Pointer(String),
 }
 
+/// Why `--key` and `--key-pointer` do not make a [`DocumentKey`].
+#[derive(Debug, thiserror::Error)]
+pub enum KeyArgsError {
+    #[error("give either a fixed key or a key pointer, not both")]
+    Both,
+    #[error("the key pointer `{0}` is not a JSON pointer: it starts with `/`, e.g. `/data/base`")]
+    NotAPointer(String),
+}
+
+/// Why a document has no key at the source's pointer.
+#[derive(Debug, thiserror::Error)]
+pub enum NoKey {
+    #[error("the document is not JSON ({source}), so `{pointer}` finds no key")]
+    NotJson {
+        pointer: String,
+        source: serde_json::Error,
+    },
+    #[error("the document has no value at `{0}`")]
+    Missing(String),
+}
+
 impl DocumentKey {
     /// From `--key` and `--key-pointer` (at most one of them).
-    pub fn from_args(key: Option<&str>, pointer: Option<&str>) -> Result<Self, String> {
+    pub fn from_args(key: Option<&str>, pointer: Option<&str>) -> Result<Self, KeyArgsError> {
         match (key, pointer) {
-            (Some(_), Some(_)) => Err("give either a fixed key or a key pointer, not both".into()),
+            (Some(_), Some(_)) => Err(KeyArgsError::Both),
             (Some(key), None) => Ok(DocumentKey::Fixed(key.into())),
             (None, Some(pointer)) if pointer.starts_with('/') => {
                 Ok(DocumentKey::Pointer(pointer.into()))
             }
-            (None, Some(pointer)) => Err(format!(
-                "the key pointer `{pointer}` is not a JSON pointer: it starts with `/`, e.g. \
-                 `/data/base`"
-            )),
+            (None, Some(pointer)) => Err(KeyArgsError::NotAPointer(pointer.into())),
             (None, None) => Ok(DocumentKey::Unkeyed),
         }
     }
 
     /// The key of `document`, or why it has none: a document that is not JSON, or that has
     /// nothing at the pointer.
-    pub fn key_of(&self, document: &[u8]) -> Result<Option<String>, String> {
+    pub fn key_of(&self, document: &[u8]) -> Result<Option<String>, NoKey> {
         let pointer = match self {
             DocumentKey::Unkeyed => return Ok(None),
             DocumentKey::Fixed(key) => return Ok(Some(key.clone())),
             DocumentKey::Pointer(pointer) => pointer,
         };
-        let value: serde_json::Value = serde_json::from_slice(document)
-            .map_err(|e| format!("the document is not JSON ({e}), so `{pointer}` finds no key"))?;
+        let value: serde_json::Value =
+            serde_json::from_slice(document).map_err(|source| NoKey::NotJson {
+                pointer: pointer.clone(),
+                source,
+            })?;
         match value.pointer(pointer) {
             Some(serde_json::Value::String(text)) => Ok(Some(text.clone())),
-            Some(serde_json::Value::Null) | None => {
-                Err(format!("the document has no value at `{pointer}`"))
-            }
+            Some(serde_json::Value::Null) | None => Err(NoKey::Missing(pointer.clone())),
             Some(other) => Ok(Some(other.to_string())),
         }
     }
@@ -211,7 +233,10 @@ mod tests {
         let ticker =
             br#"{"data": {"amount": "512000.5", "base": "BTC", "currency": "CNY"}, "n": 7}"#;
         let key = |key: Option<&str>, pointer: Option<&str>| {
-            DocumentKey::from_args(key, pointer).unwrap().key_of(ticker)
+            DocumentKey::from_args(key, pointer)
+                .unwrap()
+                .key_of(ticker)
+                .map_err(|e| e.to_string())
         };
         assert_eq!(key(None, None), Ok(None));
         assert_eq!(key(Some("BTC-CNY"), None), Ok(Some("BTC-CNY".into())));
@@ -220,12 +245,14 @@ mod tests {
         let missing = key(None, Some("/data/quote")).unwrap_err();
         assert!(missing.contains("no value at `/data/quote`"), "{missing}");
         let not_json = DocumentKey::Pointer("/a".into()).key_of(b"plain text");
-        assert!(not_json.unwrap_err().contains("not JSON"));
+        assert!(not_json.unwrap_err().to_string().contains("not JSON"));
     }
 
     #[test]
     fn a_key_pointer_must_be_a_json_pointer_and_excludes_a_fixed_key() {
-        let error = DocumentKey::from_args(None, Some("data.base")).unwrap_err();
+        let error = DocumentKey::from_args(None, Some("data.base"))
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("starts with `/`"), "{error}");
         assert!(DocumentKey::from_args(Some("k"), Some("/k")).is_err());
     }

@@ -28,64 +28,85 @@ pub struct ReplayConfig {
     pub key: DocumentKey,
 }
 
+/// Why a recording cannot be replayed (the message follows "cannot read recorded documents
+/// from PATH").
+#[derive(Debug, thiserror::Error)]
+pub enum RecordingProblem {
+    #[error("{0}")]
+    Unreadable(#[from] std::io::Error),
+    #[error("line {line}: not a JSON document: {source}")]
+    NotJson {
+        line: usize,
+        source: serde_json::Error,
+    },
+    #[error("{0}")]
+    Csv(#[from] csv::Error),
+    #[error("the recording holds no documents")]
+    Empty,
+}
+
 /// Reads a recording into documents, refusing a malformed one with the line at fault.
 pub fn load_recording(path: &Path) -> Result<Vec<String>, SourceError> {
-    let error = |reason: String| SourceError::Recording {
-        path: path.display().to_string(),
-        reason,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
     let documents = if path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
     {
-        csv_documents(&text).map_err(error)?
+        std::fs::File::open(path)
+            .map_err(RecordingProblem::from)
+            .and_then(csv_documents)
     } else {
-        let mut documents = Vec::new();
-        for (index, line) in text.lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            serde_json::from_str::<serde_json::Value>(line)
-                .map_err(|e| error(format!("line {}: not a JSON document: {e}", index + 1)))?;
-            documents.push(line.to_string());
-        }
-        documents
+        std::fs::read_to_string(path)
+            .map_err(RecordingProblem::from)
+            .and_then(|text| json_lines(&text))
     };
-    if documents.is_empty() {
-        return Err(error("the recording holds no documents".into()));
+    match documents {
+        Ok(documents) if documents.is_empty() => Err(RecordingProblem::Empty),
+        other => other,
+    }
+    .map_err(|reason| SourceError::Recording {
+        path: path.display().to_string(),
+        reason,
+    })
+}
+
+/// One document per non-blank line, each checked to be JSON.
+fn json_lines(text: &str) -> Result<Vec<String>, RecordingProblem> {
+    let mut documents = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        serde_json::from_str::<serde_json::Value>(line).map_err(|source| {
+            RecordingProblem::NotJson {
+                line: index + 1,
+                source,
+            }
+        })?;
+        documents.push(line.to_string());
     }
     Ok(documents)
 }
 
-fn csv_documents(text: &str) -> Result<Vec<String>, String> {
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header: Vec<String> = lines
-        .next()
-        .ok_or("empty CSV file")?
-        .split(',')
-        .map(str::trim)
+/// Each row of a CSV file with a header row as a JSON object of strings keyed by column name
+/// (an unnamed column is `columnN`); quoted cells may hold commas and line breaks.
+fn csv_documents(reader: impl std::io::Read) -> Result<Vec<String>, RecordingProblem> {
+    let mut rows = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(reader);
+    let header: Vec<String> = rows
+        .headers()?
+        .iter()
         .enumerate()
         .map(|(index, name)| match name {
             "" => format!("column{}", index + 1),
             name => name.to_string(),
         })
         .collect();
-    lines
-        .enumerate()
-        .map(|(index, line)| {
-            let cells: Vec<&str> = line.split(',').map(str::trim).collect();
-            if cells.len() != header.len() {
-                return Err(format!(
-                    "row {} has {} cells, the header has {}",
-                    index + 2,
-                    cells.len(),
-                    header.len()
-                ));
-            }
+    rows.records()
+        .map(|row| {
             let object: serde_json::Map<String, serde_json::Value> = header
                 .iter()
-                .zip(cells)
+                .zip(row?.iter())
                 .map(|(name, cell)| (name.clone(), serde_json::Value::from(cell)))
                 .collect();
             Ok(serde_json::Value::Object(object).to_string())
@@ -147,7 +168,8 @@ mod tests {
 
     #[test]
     fn csv_rows_become_objects() {
-        let docs = csv_documents(",Close\n2012-01-31,5.55\n\n2012-02-29,4.99\n").unwrap();
+        let docs =
+            csv_documents(",Close\n2012-01-31,5.55\n\n2012-02-29,4.99\n".as_bytes()).unwrap();
         assert_eq!(
             docs,
             vec![
@@ -155,9 +177,20 @@ mod tests {
                 r#"{"Close":"4.99","column1":"2012-02-29"}"#.to_string(),
             ]
         );
-        assert!(csv_documents("a,b\n1\n")
+        let ragged = csv_documents("a,b\n1\n".as_bytes())
             .unwrap_err()
-            .contains("row 2 has 1 cells"));
+            .to_string();
+        assert!(ragged.contains("found record with 1 fields"), "{ragged}");
+    }
+
+    #[test]
+    fn quoted_csv_cells_keep_their_commas() {
+        let docs =
+            csv_documents("name,note\n\"Smith, J.\",\"a \"\"quote\"\"\"\n".as_bytes()).unwrap();
+        assert_eq!(
+            docs,
+            vec![r#"{"name":"Smith, J.","note":"a \"quote\""}"#.to_string()]
+        );
     }
 
     #[test]

@@ -19,8 +19,8 @@ use super::plan::{plan, Request};
 use super::{ownership_labels, run_namespace, KubeError};
 use crate::home::WeirHome;
 use crate::runtime::{
-    progress, Backend, DataStep, GcReport, HttpAccess, Instance, InstanceState, ProvisionRequest,
-    Provisioned, Runtime, RuntimeError, Scope, StepOutcome,
+    progress, Backend, DataReport, DataStep, GcReport, HttpAccess, Instance, InstanceState,
+    ProvisionRequest, Provisioned, Runtime, RuntimeError, Scope, StepOutcome,
 };
 use crate::store::{ClusterInstanceRecord, Store};
 use crate::time::now_unix;
@@ -184,7 +184,7 @@ impl KubernetesRuntime {
         match existing.get(name).map(String::as_str) {
             Some("kafka") => catalog::find("kafka")
                 .and_then(|kafka| in_cluster_endpoint(name, &kafka))
-                .ok_or_else(|| RuntimeError::Kafka(format!("Kafka `{name}` has no port"))),
+                .ok_or_else(|| RuntimeError::KafkaWithoutPort(name.into())),
             Some(other) => Err(RuntimeError::WrongDependency {
                 name: name.into(),
                 expected: "kafka".into(),
@@ -504,6 +504,7 @@ impl Runtime for KubernetesRuntime {
         cancel: &CancellationToken,
     ) -> Result<StepOutcome, RuntimeError> {
         let brokers = self.kafka_endpoint(scope, step.kafka()).await?;
+        let asked = step;
         let step = match step.clone() {
             DataStep::CreateTopics {
                 topics, partitions, ..
@@ -536,9 +537,14 @@ impl Runtime for KubernetesRuntime {
         )
         .await?;
         match outcome.report {
-            Some(text) => Ok(StepOutcome::Seen(
-                serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
-            )),
+            Some(text) => match DataReport::read(asked, &text) {
+                Ok(report) => Ok(StepOutcome::Seen(report)),
+                Err(source) => Err(RuntimeError::UnreadableReport {
+                    label: label.into(),
+                    text,
+                    source,
+                }),
+            },
             // Only a simulated node may finish a Job without running it.
             None if self.ran_on_simulated_node(outcome.node.as_deref()).await => {
                 Ok(StepOutcome::Unseen(NO_REPORT.into()))

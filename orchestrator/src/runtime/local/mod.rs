@@ -14,8 +14,8 @@ use tokio_util::sync::CancellationToken;
 use self::processes::{LocalProcesses, UpRequest};
 use super::topics::{wait_for_messages, WaitError};
 use super::{
-    progress, Backend, DataStep, GcReport, HttpAccess, Instance, InstanceState, ProvisionRequest,
-    Provisioned, Runtime, RuntimeError, Scope, StepOutcome,
+    progress, Backend, CreatedTopics, DataReport, DataStep, GcReport, HttpAccess, Instance,
+    InstanceState, ProvisionRequest, Provisioned, Runtime, RuntimeError, Scope, StepOutcome,
 };
 use crate::home::WeirHome;
 use crate::store::{self, InstanceRecord};
@@ -288,20 +288,25 @@ impl Runtime for LocalRuntime {
                     weir_topology::kafka::ensure_topics(&brokers, &names, partitions),
                 )
                 .await
-                .map_err(|_| RuntimeError::Kafka(format!("creating topics took over {timeout:?}")))?
-                .map_err(|e| RuntimeError::Kafka(e.to_string()))?;
-                Ok(StepOutcome::Seen(serde_json::json!({ "created": topics })))
+                .map_err(|_| RuntimeError::CreateTopicsTimedOut {
+                    brokers: brokers.clone(),
+                    timeout,
+                })?
+                .map_err(|source| RuntimeError::CreateTopics {
+                    brokers: brokers.clone(),
+                    source,
+                })?;
+                Ok(StepOutcome::Seen(DataReport::Created(CreatedTopics {
+                    created: topics,
+                })))
             }
             DataStep::Count { topics, .. } => {
                 let counts = tokio::task::spawn_blocking(move || {
                     weir_topology::kafka::count_messages(&brokers, &topics)
                 })
                 .await
-                .expect("counting does not panic")
-                .map_err(RuntimeError::Kafka)?;
-                Ok(StepOutcome::Seen(
-                    serde_json::to_value(counts).expect("counts serialize"),
-                ))
+                .expect("counting does not panic")?;
+                Ok(StepOutcome::Seen(DataReport::Counted(counts)))
             }
             DataStep::Wait {
                 topic, messages, ..
@@ -313,17 +318,12 @@ impl Runtime for LocalRuntime {
                     .await
                     .map_err(|error| match error {
                         WaitError::Interrupted => RuntimeError::Interrupted,
-                        other => RuntimeError::Kafka(other.to_string()),
+                        other => RuntimeError::Wait(other),
                     })?;
                 if !report.reached {
-                    return Err(RuntimeError::Kafka(format!(
-                        "{} when the time limit passed",
-                        report.held()
-                    )));
+                    return Err(RuntimeError::WaitTimedOut(report));
                 }
-                Ok(StepOutcome::Seen(
-                    serde_json::to_value(report).expect("reports serialize"),
-                ))
+                Ok(StepOutcome::Seen(DataReport::Waited(report)))
             }
         }
     }
