@@ -385,9 +385,9 @@ pub enum RuntimeError {
     #[error("creating topics on {brokers} took over {timeout:?}")]
     CreateTopicsTimedOut { brokers: String, timeout: Duration },
     #[error(transparent)]
-    Count(#[from] weir_topology::kafka::CountError),
+    Count(Box<weir_topology::kafka::CountError>),
     #[error(transparent)]
-    Wait(topics::WaitError),
+    Wait(Box<topics::WaitError>),
     #[error("{} when the time limit passed", .0.held())]
     WaitTimedOut(topics::WaitReport),
     /// A Job ran a data step but its report does not read as that step's.

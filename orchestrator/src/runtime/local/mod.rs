@@ -305,7 +305,8 @@ impl Runtime for LocalRuntime {
                     weir_topology::kafka::count_messages(&brokers, &topics)
                 })
                 .await
-                .expect("counting does not panic")?;
+                .expect("counting does not panic")
+                .map_err(|error| RuntimeError::Count(Box::new(error)))?;
                 Ok(StepOutcome::Seen(DataReport::Counted(counts)))
             }
             DataStep::Wait {
@@ -318,7 +319,7 @@ impl Runtime for LocalRuntime {
                     .await
                     .map_err(|error| match error {
                         WaitError::Interrupted => RuntimeError::Interrupted,
-                        other => RuntimeError::Wait(other),
+                        other => RuntimeError::Wait(Box::new(other)),
                     })?;
                 if !report.reached {
                     return Err(RuntimeError::WaitTimedOut(report));
