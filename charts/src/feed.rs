@@ -11,28 +11,35 @@ use weir_contracts::window::TopicWindow;
 
 use crate::store::{Charts, WindowOptions};
 
+/// Why a message gives a window no point.
+#[derive(Debug, thiserror::Error)]
+pub enum NoPoint {
+    #[error("not JSON: {0}")]
+    NotJson(#[from] serde_json::Error),
+    #[error("no field `{0}`")]
+    NoField(String),
+    #[error(transparent)]
+    NotANumber(#[from] weir_contracts::number::NotANumber),
+    #[error("the message has no timestamp")]
+    NoTimestamp,
+}
+
 /// The point a message gives a window, or why it gives none.
 pub fn point(
     window: &TopicWindow,
     payload: &[u8],
     timestamp_ms: Option<i64>,
-) -> Result<(f64, f64), String> {
-    let document: serde_json::Value =
-        serde_json::from_slice(payload).map_err(|e| format!("not JSON: {e}"))?;
-    let y = as_number(
+) -> Result<(f64, f64), NoPoint> {
+    let document: serde_json::Value = serde_json::from_slice(payload)?;
+    let field = |name: &str| {
         document
-            .get(&window.y)
-            .ok_or_else(|| format!("no field `{}`", window.y))?,
-    )
-    .map_err(|e| e.to_string())?;
+            .get(name)
+            .ok_or_else(|| NoPoint::NoField(name.into()))
+    };
+    let y = as_number(field(&window.y)?)?;
     let x = match &window.x {
-        Some(field) => as_number(
-            document
-                .get(field)
-                .ok_or_else(|| format!("no field `{field}`"))?,
-        )
-        .map_err(|e| e.to_string())?,
-        None => timestamp_ms.ok_or("the message has no timestamp")? as f64,
+        Some(name) => as_number(field(name)?)?,
+        None => timestamp_ms.ok_or(NoPoint::NoTimestamp)? as f64,
     };
     Ok((x, y))
 }
@@ -113,13 +120,13 @@ mod tests {
     fn points_come_from_fields_or_the_timestamp() {
         let w: TopicWindow = "topic=r,y=rate".parse().unwrap();
         assert_eq!(
-            point(&w, br#"{"rate": "478000.5"}"#, Some(7)),
-            Ok((7.0, 478000.5))
+            point(&w, br#"{"rate": "478000.5"}"#, Some(7)).unwrap(),
+            (7.0, 478000.5)
         );
         let w: TopicWindow = "topic=r,y=variation,x=timestamp".parse().unwrap();
         assert_eq!(
-            point(&w, br#"{"variation": -60.5, "timestamp": 1000}"#, None),
-            Ok((1000.0, -60.5))
+            point(&w, br#"{"variation": -60.5, "timestamp": 1000}"#, None).unwrap(),
+            (1000.0, -60.5)
         );
         assert!(point(&w, b"oops", None).is_err());
     }

@@ -31,7 +31,7 @@ pub fn svg(view: &WindowView, width: u32, height: u32) -> Result<String, Snapsho
         let root = SVGBackend::with_string(&mut out, (width, height)).into_drawing_area();
         draw(view, &root).map_err(|reason| SnapshotError {
             win: view.win.clone(),
-            reason,
+            reason: reason.0,
         })?;
         root.present().map_err(|e| SnapshotError {
             win: view.win.clone(),
@@ -51,17 +51,22 @@ pub fn png(view: &WindowView, width: u32, height: u32) -> Result<Vec<u8>, Snapsh
     let path = dir.path().join("snapshot.png");
     {
         let root = BitMapBackend::new(&path, (width, height)).into_drawing_area();
-        draw(view, &root).map_err(error)?;
+        draw(view, &root).map_err(|e| error(e.0))?;
         root.present().map_err(|e| error(e.to_string()))?;
     }
     std::fs::read(&path).map_err(|e| error(e.to_string()))
 }
 
+/// What plotters said when drawing failed. Its error type is generic over the drawing
+/// backend (SVG or bitmap), so its message is what is kept.
+#[derive(Debug)]
+struct DrawError(String);
+
 fn draw<DB: DrawingBackend>(
     view: &WindowView,
     root: &DrawingArea<DB, Shift>,
-) -> Result<(), String> {
-    let e = |error: DrawingAreaErrorKind<DB::ErrorType>| error.to_string();
+) -> Result<(), DrawError> {
+    let e = |error: DrawingAreaErrorKind<DB::ErrorType>| DrawError(error.to_string());
     root.fill(&WHITE).map_err(e)?;
     if !view.kind.is_plot() {
         return draw_lines(view, root);
@@ -185,8 +190,8 @@ fn bar_width(view: &WindowView) -> f64 {
 fn draw_lines<DB: DrawingBackend>(
     view: &WindowView,
     root: &DrawingArea<DB, Shift>,
-) -> Result<(), String> {
-    let e = |error: DrawingAreaErrorKind<DB::ErrorType>| error.to_string();
+) -> Result<(), DrawError> {
+    let e = |error: DrawingAreaErrorKind<DB::ErrorType>| DrawError(error.to_string());
     let lines: Vec<String> = match view.kind {
         WindowKind::Text => view
             .text

@@ -108,7 +108,7 @@ pub fn handle(
                         store(charts, &env, win, options(plot.kind, plot.categories), Content::Plot(plot.series));
                         return text(StatusCode::OK, win);
                     }
-                    Err(reason) => return text(StatusCode::UNPROCESSABLE_ENTITY, reason),
+                    Err(reason) => return text(StatusCode::UNPROCESSABLE_ENTITY, reason.to_string()),
                 },
             };
             store(charts, &env, win, options(WindowKind::Properties, vec![]), content);
@@ -154,7 +154,7 @@ pub fn handle(
             }
             let traces = match plot(&message["data"]) {
                 Ok(plot) => plot.series,
-                Err(reason) => return text(StatusCode::UNPROCESSABLE_ENTITY, reason),
+                Err(reason) => return text(StatusCode::UNPROCESSABLE_ENTITY, reason.to_string()),
             };
             let append = message["append"].as_bool().unwrap_or(true);
             for (trace_name, points) in traces {
@@ -257,7 +257,7 @@ fn set_window_data(charts: &Charts, env: &str, win: Option<&str>, data: &Value) 
                 .iter()
                 .map(|(win, window)| (win.clone(), window))
                 .collect(),
-            Err(reason) => return text(StatusCode::UNPROCESSABLE_ENTITY, reason),
+            Err(reason) => return text(StatusCode::UNPROCESSABLE_ENTITY, reason.to_string()),
         },
     };
     let mut taken = Vec::with_capacity(windows.len());

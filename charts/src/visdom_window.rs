@@ -110,13 +110,41 @@ pub fn fingerprint(window: &Value) -> String {
     format!("{:x}", md5::compute(window.to_string()))
 }
 
+/// Why a window or plot in Visdom's format is not one Weir's chart server keeps. The
+/// message goes back to the Visdom client that sent it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnsupportedWindow {
+    #[error("a window is a JSON object, as get_window_data returns it")]
+    NotAnObject,
+    #[error("a text window's `content` is a string")]
+    TextNotAString,
+    #[error("a properties window's `content` is a list of items")]
+    PropertiesNotAList,
+    #[error("Weir's chart server stores plots, text and properties; a window of type `{0}` is not supported")]
+    WindowType(String),
+    #[error("the window has no `content` object")]
+    NoContent,
+    #[error("missing `data`")]
+    NoData,
+    #[error("Weir's chart server draws line, scatter and bar plots; `{0}` is not supported")]
+    TraceType(String),
+    #[error("a window draws one kind of trace: `{this}` cannot join `{first}`")]
+    MixedTraces { this: String, first: String },
+    #[error("a trace lacks `{0}`")]
+    MissingAxis(&'static str),
+    #[error("`x` has {xs} values and `y` {ys}")]
+    UnevenAxes { xs: usize, ys: usize },
+    #[error("the bars of every trace must have the same names")]
+    DifferentBars,
+    #[error("without `win`, `data` maps window ids to windows")]
+    NotAWindowMap,
+}
+
 /// Reads a window sent back by `set_window_data`: its options and content. Plots of line,
 /// scatter and bar traces, text and properties are taken; anything else is refused with the
 /// reason.
-pub fn from_visdom(window: &Value) -> Result<(WindowOptions, Content), String> {
-    let window = window
-        .as_object()
-        .ok_or("a window is a JSON object, as get_window_data returns it")?;
+pub fn from_visdom(window: &Value) -> Result<(WindowOptions, Content), UnsupportedWindow> {
+    let window = window.as_object().ok_or(UnsupportedWindow::NotAnObject)?;
     let title = window.get("title").and_then(Value::as_str);
     let titled = |kind| WindowOptions {
         title: title.unwrap_or_default().to_string(),
@@ -126,13 +154,13 @@ pub fn from_visdom(window: &Value) -> Result<(WindowOptions, Content), String> {
     let content = window.get("content").unwrap_or(&Value::Null);
     match window.get("type").and_then(Value::as_str) {
         Some("text") => {
-            let text = content.as_str().ok_or("a text window's `content` is a string")?;
+            let text = content.as_str().ok_or(UnsupportedWindow::TextNotAString)?;
             let entries = text.split(TEXT_SEPARATOR).map(str::to_string).collect();
             return Ok((titled(WindowKind::Text), Content::Text(entries)));
         }
         Some("properties") => {
             if !content.is_array() {
-                return Err("a properties window's `content` is a list of items".into());
+                return Err(UnsupportedWindow::PropertiesNotAList);
             }
             return Ok((
                 titled(WindowKind::Properties),
@@ -140,15 +168,9 @@ pub fn from_visdom(window: &Value) -> Result<(WindowOptions, Content), String> {
             ));
         }
         Some("plot") | None => {}
-        Some(other) => {
-            return Err(format!(
-                "Weir's chart server stores plots, text and properties; a window of type `{other}` is not supported"
-            ))
-        }
+        Some(other) => return Err(UnsupportedWindow::WindowType(other.into())),
     }
-    let content = content
-        .as_object()
-        .ok_or("the window has no `content` object")?;
+    let content = content.as_object().ok_or(UnsupportedWindow::NoContent)?;
     let layout = content.get("layout").cloned().unwrap_or(Value::Null);
     let plot = plot(content.get("data").unwrap_or(&Value::Null))?;
     let options = WindowOptions {
@@ -185,8 +207,8 @@ pub struct Plot {
 /// The traces of a `data` array: line and scatter traces (drawn as lines, or as markers when
 /// their mode is `markers`), or bar traces whose x are numbers or names. NaN (`null`) points
 /// are skipped. Other trace types, and bars mixed with lines, are refused naming them.
-pub fn plot(data: &Value) -> Result<Plot, String> {
-    let data = data.as_array().ok_or("missing `data`")?;
+pub fn plot(data: &Value) -> Result<Plot, UnsupportedWindow> {
+    let data = data.as_array().ok_or(UnsupportedWindow::NoData)?;
     let trace_type = |trace: &Value| trace["type"].as_str().unwrap_or("scatter").to_string();
     let first = data
         .first()
@@ -198,11 +220,7 @@ pub fn plot(data: &Value) -> Result<Plot, String> {
             WindowKind::Markers
         }
         "scatter" | "scattergl" => WindowKind::Line,
-        other => {
-            return Err(format!(
-                "Weir's chart server draws line, scatter and bar plots; `{other}` is not supported"
-            ))
-        }
+        other => return Err(UnsupportedWindow::TraceType(other.into())),
     };
     let mut categories = Vec::new();
     let series = data
@@ -211,14 +229,22 @@ pub fn plot(data: &Value) -> Result<Plot, String> {
         .map(|(index, trace)| {
             let this = trace_type(trace);
             if (this == "bar") != (kind == WindowKind::Bar) {
-                return Err(format!(
-                    "a window draws one kind of trace: `{this}` cannot join `{first}`"
-                ));
+                return Err(UnsupportedWindow::MixedTraces {
+                    this,
+                    first: first.clone(),
+                });
             }
-            let xs = trace["x"].as_array().ok_or("a trace lacks `x`")?;
-            let ys = trace["y"].as_array().ok_or("a trace lacks `y`")?;
+            let xs = trace["x"]
+                .as_array()
+                .ok_or(UnsupportedWindow::MissingAxis("x"))?;
+            let ys = trace["y"]
+                .as_array()
+                .ok_or(UnsupportedWindow::MissingAxis("y"))?;
             if xs.len() != ys.len() {
-                return Err(format!("`x` has {} values and `y` {}", xs.len(), ys.len()));
+                return Err(UnsupportedWindow::UnevenAxes {
+                    xs: xs.len(),
+                    ys: ys.len(),
+                });
             }
             let named = kind == WindowKind::Bar && xs.iter().any(Value::is_string);
             if named {
@@ -229,7 +255,7 @@ pub fn plot(data: &Value) -> Result<Plot, String> {
                 if categories.is_empty() {
                     categories = names;
                 } else if categories != names {
-                    return Err("the bars of every trace must have the same names".into());
+                    return Err(UnsupportedWindow::DifferentBars);
                 }
             }
             let points = xs
@@ -247,7 +273,7 @@ pub fn plot(data: &Value) -> Result<Plot, String> {
                 .unwrap_or_else(|| (index + 1).to_string());
             Ok((name, points))
         })
-        .collect::<Result<Vec<_>, String>>()?;
+        .collect::<Result<Vec<_>, UnsupportedWindow>>()?;
     Ok(Plot {
         kind,
         categories,
@@ -256,9 +282,8 @@ pub fn plot(data: &Value) -> Result<Plot, String> {
 }
 
 /// The windows of a `set_window_data` for a whole environment: id → window.
-pub fn windows_of(data: &Value) -> Result<&Map<String, Value>, String> {
-    data.as_object()
-        .ok_or_else(|| "without `win`, `data` maps window ids to windows".to_string())
+pub fn windows_of(data: &Value) -> Result<&Map<String, Value>, UnsupportedWindow> {
+    data.as_object().ok_or(UnsupportedWindow::NotAWindowMap)
 }
 
 #[cfg(test)]
@@ -343,14 +368,21 @@ mod tests {
     #[test]
     fn other_window_types_and_traces_are_refused_naming_them() {
         let image = json!({"type": "image", "content": {}});
-        assert!(from_visdom(&image).unwrap_err().contains("`image`"));
+        assert_eq!(
+            from_visdom(&image).unwrap_err(),
+            UnsupportedWindow::WindowType("image".into())
+        );
         let heatmap =
             json!({"type": "plot", "content": {"data": [{"type": "heatmap", "z": [[1]]}]}});
-        assert!(from_visdom(&heatmap).unwrap_err().contains("`heatmap`"));
+        assert!(from_visdom(&heatmap)
+            .unwrap_err()
+            .to_string()
+            .contains("`heatmap` is not supported"));
         let mixed =
             json!([{"type": "bar", "x": [1], "y": [1]}, {"type": "scatter", "x": [1], "y": [1]}]);
         assert!(plot(&mixed)
             .unwrap_err()
+            .to_string()
             .contains("`scatter` cannot join `bar`"));
         assert!(from_visdom(&json!("not a window")).is_err());
     }
