@@ -9,6 +9,24 @@ use rdkafka::error::KafkaError;
 use rdkafka::ClientConfig;
 use weir_catalog::service::Readiness;
 
+/// Why a wait for a service's readiness ended without it.
+#[derive(Debug, thiserror::Error)]
+pub enum NeverReady {
+    #[error("the process exited")]
+    Exited,
+    #[error("interrupted")]
+    Interrupted,
+    /// The supervisor of a service's members (replicas) is gone.
+    #[error("its supervisor exited")]
+    SupervisorExited,
+    /// Not every member that should run does.
+    #[error("running {running} while {wanted} are wanted")]
+    MembersMissing { running: String, wanted: String },
+    /// The time ran out; what the last check saw.
+    #[error(transparent)]
+    NotServing(#[from] NotServing),
+}
+
 /// What a service that is not ready yet failed to show.
 #[derive(Debug, thiserror::Error)]
 pub enum NotServing {

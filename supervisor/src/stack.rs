@@ -11,7 +11,7 @@ use weir_catalog::local::zookeeper::{self, ZooKeeperSettings};
 
 use crate::ports::free_port;
 use crate::process::{Lifetime, ManagedProcess, ProcessError};
-use crate::readiness::{answers_metadata, zookeeper_is_ready};
+use crate::readiness::{answers_metadata, zookeeper_is_ready, NeverReady, NotServing};
 
 /// Errors starting the stack.
 #[derive(Debug, thiserror::Error)]
@@ -29,7 +29,7 @@ pub enum StackError {
     NotReady {
         service: &'static str,
         timeout: Duration,
-        reason: String,
+        reason: NeverReady,
         log: String,
         tail: String,
     },
@@ -65,7 +65,7 @@ impl KafkaStack {
             if zookeeper_is_ready(zk_port) {
                 Ok(())
             } else {
-                Err("no `imok` answer to `ruok` yet".into())
+                Err(NotServing::ZooKeeper)
             }
         })?;
 
@@ -86,9 +86,7 @@ impl KafkaStack {
         let mut kafka = ManagedProcess::spawn("kafka", &kafka_service.process, lifetime)?;
         let bootstrap = broker.endpoint();
         wait_until("kafka", &mut kafka, timeout, || {
-            answers_metadata(&bootstrap, 1, Duration::from_secs(2))
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+            answers_metadata(&bootstrap, 1, Duration::from_secs(2)).map(|_| ())
         })?;
         Ok(Self {
             kafka,
@@ -135,19 +133,19 @@ pub fn wait_until(
     service: &'static str,
     process: &mut ManagedProcess,
     timeout: Duration,
-    mut check: impl FnMut() -> Result<(), String>,
+    mut check: impl FnMut() -> Result<(), NotServing>,
 ) -> Result<(), StackError> {
     let started = Instant::now();
     let reason = loop {
         if !process.is_running() {
-            break "the process exited".to_string();
+            break NeverReady::Exited;
         }
         match check() {
             Ok(()) => {
                 tracing::info!(service, elapsed = ?started.elapsed(), "ready");
                 return Ok(());
             }
-            Err(reason) if started.elapsed() >= timeout => break reason,
+            Err(reason) if started.elapsed() >= timeout => break reason.into(),
             Err(_) => std::thread::sleep(Duration::from_millis(250)),
         }
     };

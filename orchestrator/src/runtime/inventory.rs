@@ -37,7 +37,7 @@ pub async fn instances(
         if !recorded.is_empty() {
             let live = tokio::time::timeout(CLUSTER_TIMEOUT, live_in_cluster(config, &recorded))
                 .await
-                .unwrap_or_else(|_| Err(format!("no answer within {CLUSTER_TIMEOUT:?}")));
+                .unwrap_or(Err(ClusterUnknown::NoAnswer(CLUSTER_TIMEOUT)));
             if let Err(reason) = &live {
                 inventory.warnings.push(format!(
                     "the cluster could not be asked ({reason}); the state of its instances is unknown"
@@ -72,20 +72,27 @@ pub async fn locate(config: &RuntimeConfig, name: &str) -> Result<Option<Instanc
 /// Namespace → instance name → service, for the namespaces holding recorded instances.
 type Live = BTreeMap<String, BTreeMap<String, String>>;
 
+/// Why the cluster could not say which of its recorded instances live.
+#[derive(Debug, thiserror::Error)]
+enum ClusterUnknown {
+    #[error("no answer within {0:?}")]
+    NoAnswer(std::time::Duration),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Kubernetes(#[from] crate::runtime::kubernetes::KubeError),
+}
+
 async fn live_in_cluster(
     config: &RuntimeConfig,
     recorded: &[ClusterInstanceRecord],
-) -> Result<Live, String> {
-    let cluster = KubernetesRuntime::connect(config.kubernetes.clone(), config.home.clone())
-        .await
-        .map_err(|e| e.to_string())?;
+) -> Result<Live, ClusterUnknown> {
+    let cluster =
+        KubernetesRuntime::connect(config.kubernetes.clone(), config.home.clone()).await?;
     let mut live = Live::new();
     for record in recorded {
         if !live.contains_key(&record.namespace) {
-            let found = cluster
-                .instances_in(&record.namespace)
-                .await
-                .map_err(|e| e.to_string())?;
+            let found = cluster.instances_in(&record.namespace).await?;
             live.insert(record.namespace.clone(), found);
         }
     }

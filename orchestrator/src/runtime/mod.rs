@@ -44,16 +44,19 @@ impl Backend {
     }
 }
 
-impl TryFrom<String> for Backend {
-    type Error = String;
+/// A backend name that is neither `local` nor `kubernetes`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`backend` is `local` or `kubernetes`, not `{0}`")]
+pub struct UnknownBackend(pub String);
 
-    fn try_from(text: String) -> Result<Self, String> {
+impl TryFrom<String> for Backend {
+    type Error = UnknownBackend;
+
+    fn try_from(text: String) -> Result<Self, UnknownBackend> {
         match text.as_str() {
             "local" => Ok(Backend::Local),
             "kubernetes" => Ok(Backend::Kubernetes),
-            _ => Err(format!(
-                "`backend` is `local` or `kubernetes`, not `{text}`"
-            )),
+            _ => Err(UnknownBackend(text)),
         }
     }
 }
@@ -440,7 +443,7 @@ pub struct NotReady {
     pub instance: String,
     pub service: String,
     pub timeout: Duration,
-    pub reason: String,
+    pub reason: weir_supervisor::readiness::NeverReady,
     pub log: String,
     pub tail: String,
 }

@@ -57,6 +57,17 @@ pub struct Access {
     loopback_only: bool,
 }
 
+/// Why a server on loopback refuses a request's `Host` (DNS rebinding protection).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostRefused {
+    #[error(
+        "this server listens on loopback and answers only to localhost or 127.0.0.1, not `{0}`"
+    )]
+    NotLoopback(String),
+    #[error("a request without `Host` is refused on loopback")]
+    NoHost,
+}
+
 /// Why a request is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Denied {
@@ -119,15 +130,12 @@ impl Access {
 
     /// On loopback, requests must name the server by a loopback name: a page on another site
     /// whose name resolves to 127.0.0.1 (DNS rebinding) is refused, with the reason.
-    pub fn host_allowed(&self, host: Option<&str>) -> Result<(), String> {
+    pub fn host_allowed(&self, host: Option<&str>) -> Result<(), HostRefused> {
         match host {
             _ if !self.loopback_only => Ok(()),
             Some(host) if is_loopback_host(host) => Ok(()),
-            Some(host) => Err(format!(
-                "this server listens on loopback and answers only to localhost or 127.0.0.1, \
-                 not `{host}`"
-            )),
-            None => Err("a request without `Host` is refused on loopback".into()),
+            Some(host) => Err(HostRefused::NotLoopback(host.into())),
+            None => Err(HostRefused::NoHost),
         }
     }
 
@@ -216,7 +224,11 @@ mod tests {
             "10.0.0.1:8080",
         ] {
             assert!(
-                local.host_allowed(Some(host)).unwrap_err().contains(host),
+                local
+                    .host_allowed(Some(host))
+                    .unwrap_err()
+                    .to_string()
+                    .contains(host),
                 "{host}"
             );
         }

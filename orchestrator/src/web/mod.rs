@@ -301,7 +301,7 @@ pub fn routes(
                     Ok(()) => Err(warp::reject::not_found()),
                     Err(refused) => Ok::<_, warp::Rejection>(json_reply((
                         StatusCode::MISDIRECTED_REQUEST,
-                        serde_json::json!({ "error": refused }),
+                        serde_json::json!({ "error": refused.to_string() }),
                     ))),
                 }
             }

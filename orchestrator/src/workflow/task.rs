@@ -141,10 +141,21 @@ fn exactly_one_action(schema: &mut schemars::Schema) {
     schema.insert("oneOf".into(), one_of.into());
 }
 
-impl TryFrom<TaskFile> for Task {
-    type Error = String;
+/// Why a task as written is not one task.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TaskShapeError {
+    #[error("task `{0}` does nothing: give it one of {KINDS}")]
+    NoAction(String),
+    #[error("task `{task}` has more than one kind ({kinds}); split it into one task per kind")]
+    SeveralActions { task: String, kinds: String },
+    #[error("task `{0}` starts no instance, so it has nothing to restart; `restart` goes on provision, start-source and submit-topology tasks")]
+    NothingToRestart(String),
+}
 
-    fn try_from(file: TaskFile) -> Result<Self, String> {
+impl TryFrom<TaskFile> for Task {
+    type Error = TaskShapeError;
+
+    fn try_from(file: TaskFile) -> Result<Self, TaskShapeError> {
         let mut actions: Vec<Action> = [
             file.provision.map(Action::Provision),
             file.create_topics.map(Action::CreateTopics),
@@ -160,19 +171,13 @@ impl TryFrom<TaskFile> for Task {
         .collect();
         let action = match actions.len() {
             1 => actions.remove(0),
-            0 => {
-                return Err(format!(
-                    "task `{}` does nothing: give it one of {KINDS}",
-                    file.name
-                ))
-            }
+            0 => return Err(TaskShapeError::NoAction(file.name)),
             _ => {
                 let kinds: Vec<&str> = actions.iter().map(Action::kind).collect();
-                return Err(format!(
-                    "task `{}` has more than one kind ({}); split it into one task per kind",
-                    file.name,
-                    kinds.join(", ")
-                ));
+                return Err(TaskShapeError::SeveralActions {
+                    task: file.name,
+                    kinds: kinds.join(", "),
+                });
             }
         };
         let starts_instances = matches!(
@@ -180,11 +185,7 @@ impl TryFrom<TaskFile> for Task {
             Action::Provision(_) | Action::StartSource(_) | Action::SubmitTopology(_)
         );
         if file.restart.is_some() && !starts_instances {
-            return Err(format!(
-                "task `{}` starts no instance, so it has nothing to restart; `restart` goes on \
-                 provision, start-source and submit-topology tasks",
-                file.name
-            ));
+            return Err(TaskShapeError::NothingToRestart(file.name));
         }
         Ok(Task {
             name: file.name,

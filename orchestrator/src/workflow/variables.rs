@@ -41,15 +41,40 @@ pub enum VariableType {
     Enum,
 }
 
+/// Why a variable's value is refused: what was expected instead.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BadValue {
+    #[error("must be at least {min}{unit}")]
+    BelowMin { min: f64, unit: &'static str },
+    #[error("must be at most {max}{unit}")]
+    AboveMax { max: f64, unit: &'static str },
+    #[error("the pattern `{pattern}` is not a valid regular expression: {reason}")]
+    BadPattern { pattern: String, reason: String },
+    #[error("does not match the pattern `{0}`")]
+    NoMatch(String),
+    #[error("expected a whole number")]
+    NotAWholeNumber,
+    #[error("expected a number")]
+    NotANumber,
+    #[error("expected true or false")]
+    NotABool,
+    #[error("is not a duration; write e.g. 30s, 2m or 500ms")]
+    NotADuration,
+    #[error("expected an http:// or https:// URL")]
+    NotAUrl,
+    #[error("expected one of {0}")]
+    NotOneOf(String),
+}
+
 impl VariableDef {
     /// Checks a value written as text and returns its canonical text form (what is
     /// substituted for `${name}`).
-    pub fn check(&self, raw: &str) -> Result<String, String> {
+    pub fn check(&self, raw: &str) -> Result<String, BadValue> {
         let value = raw.trim();
-        let in_range = |n: f64, unit: &str| -> Result<(), String> {
+        let in_range = |n: f64, unit: &'static str| -> Result<(), BadValue> {
             match (self.min, self.max) {
-                (Some(min), _) if n < min => Err(format!("must be at least {min}{unit}")),
-                (_, Some(max)) if n > max => Err(format!("must be at most {max}{unit}")),
+                (Some(min), _) if n < min => Err(BadValue::BelowMin { min, unit }),
+                (_, Some(max)) if n > max => Err(BadValue::AboveMax { max, unit }),
                 _ => Ok(()),
             }
         };
@@ -57,18 +82,19 @@ impl VariableDef {
             VariableType::String => {
                 if let Some(pattern) = &self.pattern {
                     let re = regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
-                        format!("the pattern `{pattern}` is not a valid regular expression: {e}")
+                        BadValue::BadPattern {
+                            pattern: pattern.clone(),
+                            reason: e.to_string(),
+                        }
                     })?;
                     if !re.is_match(raw) {
-                        return Err(format!("does not match the pattern `{pattern}`"));
+                        return Err(BadValue::NoMatch(pattern.clone()));
                     }
                 }
                 Ok(raw.to_string())
             }
             VariableType::Int => {
-                let n: i64 = value
-                    .parse()
-                    .map_err(|_| "expected a whole number".to_string())?;
+                let n: i64 = value.parse().map_err(|_| BadValue::NotAWholeNumber)?;
                 in_range(n as f64, "")?;
                 Ok(n.to_string())
             }
@@ -77,18 +103,18 @@ impl VariableDef {
                     .parse()
                     .ok()
                     .filter(|n: &f64| n.is_finite())
-                    .ok_or("expected a number")?;
+                    .ok_or(BadValue::NotANumber)?;
                 in_range(n, "")?;
                 Ok(value.to_string())
             }
             VariableType::Bool => match value {
                 "true" | "yes" | "on" => Ok("true".into()),
                 "false" | "no" | "off" => Ok("false".into()),
-                _ => Err("expected true or false".into()),
+                _ => Err(BadValue::NotABool),
             },
             VariableType::Duration => {
                 let d = weir_contracts::duration::parse_duration(value)
-                    .map_err(|_| "is not a duration; write e.g. 30s, 2m or 500ms".to_string())?;
+                    .map_err(|_| BadValue::NotADuration)?;
                 in_range(d.as_secs_f64(), "s")?;
                 Ok(value.to_string())
             }
@@ -99,14 +125,14 @@ impl VariableDef {
                 if ok {
                     Ok(value.to_string())
                 } else {
-                    Err("expected an http:// or https:// URL".into())
+                    Err(BadValue::NotAUrl)
                 }
             }
             VariableType::Enum => {
                 if self.values.iter().any(|v| v == value) {
                     Ok(value.to_string())
                 } else {
-                    Err(format!("expected one of {}", self.values.join(", ")))
+                    Err(BadValue::NotOneOf(self.values.join(", ")))
                 }
             }
         }
@@ -205,22 +231,35 @@ mod tests {
         let mut threshold = var(VariableType::Float);
         threshold.min = Some(0.0);
         assert_eq!(threshold.check("50"), Ok("50".into()));
-        assert!(threshold.check("-1").unwrap_err().contains("at least 0"));
+        assert!(threshold
+            .check("-1")
+            .unwrap_err()
+            .to_string()
+            .contains("at least 0"));
         assert!(threshold.check("fifty").is_err());
         let mut name = var(VariableType::String);
         name.pattern = Some("[a-z][a-z0-9-]*".into());
         assert!(name.check("kafka-1").is_ok());
-        assert!(name.check("Kafka 1").unwrap_err().contains("pattern"));
+        assert!(name
+            .check("Kafka 1")
+            .unwrap_err()
+            .to_string()
+            .contains("pattern"));
         assert_eq!(var(VariableType::Bool).check("yes"), Ok("true".into()));
         let mut duration = var(VariableType::Duration);
         duration.max = Some(3600.0);
-        assert!(duration.check("2h").unwrap_err().contains("at most 3600s"));
+        assert!(duration
+            .check("2h")
+            .unwrap_err()
+            .to_string()
+            .contains("at most 3600s"));
         assert!(duration.check("120").is_ok());
         let mut kind = var(VariableType::Enum);
         kind.values = vec!["http".into(), "replay".into()];
         assert!(kind
             .check("ftp")
             .unwrap_err()
+            .to_string()
             .contains("one of http, replay"));
         assert!(var(VariableType::Url).check("localhost:80").is_err());
     }

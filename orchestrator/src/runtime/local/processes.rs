@@ -16,7 +16,7 @@ use weir_supervisor::ports::free_port;
 use weir_supervisor::process::{
     self, is_same_process, log_tail, start_time, Lifetime, ManagedProcess,
 };
-use weir_supervisor::readiness;
+use weir_supervisor::readiness::{self, NeverReady};
 
 use crate::home::WeirHome;
 use crate::runtime::{GcReport, NotReady, RuntimeError, Scope};
@@ -721,18 +721,18 @@ fn wait_ready(
     readiness: Readiness,
     timeout: Duration,
     interrupt: &AtomicBool,
-) -> Result<(), String> {
+) -> Result<(), NeverReady> {
     let started = Instant::now();
     loop {
         if interrupt.load(Ordering::SeqCst) {
-            return Err("interrupted".into());
+            return Err(NeverReady::Interrupted);
         }
         if !process.is_running() {
-            return Err("the process exited".into());
+            return Err(NeverReady::Exited);
         }
         match readiness::check(definition.readiness, &readiness.ports) {
             Ok(()) => return Ok(()),
-            Err(reason) if started.elapsed() >= timeout => return Err(reason.to_string()),
+            Err(reason) if started.elapsed() >= timeout => return Err(reason.into()),
             Err(_) => std::thread::sleep(Duration::from_millis(200)),
         }
     }

@@ -10,6 +10,7 @@ use weir_catalog::local::render::{self, extra_local_ports, LocalContext};
 use weir_catalog::service::{Params, ServiceDefinition};
 use weir_supervisor::ports::free_port;
 use weir_supervisor::process::{self, log_tail};
+use weir_supervisor::readiness::NeverReady;
 use weir_supervisor::{members, readiness};
 
 use super::{auto_dependency_name, progress, write_process_spec, LocalProcesses, Readiness};
@@ -192,7 +193,7 @@ impl LocalProcesses {
             let outcome = if self.interrupt.load(Ordering::SeqCst) {
                 return Err(RuntimeError::Interrupted);
             } else if !self.process_alive(record) {
-                Err("its supervisor exited".to_string())
+                Err(NeverReady::SupervisorExited)
             } else {
                 let status = members::read_status(Path::new(&record.dir)).unwrap_or_default();
                 let running: Vec<&str> = (status.iter())
@@ -201,13 +202,12 @@ impl LocalProcesses {
                     .collect();
                 if running == expected {
                     readiness::check(definition.readiness, &readiness.ports)
-                        .map_err(|e| e.to_string())
+                        .map_err(NeverReady::from)
                 } else {
-                    Err(format!(
-                        "running {} while {} are wanted",
-                        running.join(", "),
-                        expected.join(", ")
-                    ))
+                    Err(NeverReady::MembersMissing {
+                        running: running.join(", "),
+                        wanted: expected.join(", "),
+                    })
                 }
             };
             match outcome {
