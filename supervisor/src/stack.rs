@@ -29,7 +29,7 @@ pub enum StackError {
     NotReady {
         service: &'static str,
         timeout: Duration,
-        reason: NeverReady,
+        reason: Box<NeverReady>,
         log: String,
         tail: String,
     },
@@ -138,14 +138,14 @@ pub fn wait_until(
     let started = Instant::now();
     let reason = loop {
         if !process.is_running() {
-            break NeverReady::Exited;
+            break Box::new(NeverReady::Exited);
         }
         match check() {
             Ok(()) => {
                 tracing::info!(service, elapsed = ?started.elapsed(), "ready");
                 return Ok(());
             }
-            Err(reason) if started.elapsed() >= timeout => break reason.into(),
+            Err(reason) if started.elapsed() >= timeout => break Box::new(reason.into()),
             Err(_) => std::thread::sleep(Duration::from_millis(250)),
         }
     };
