@@ -504,8 +504,7 @@ impl Runtime for KubernetesRuntime {
         cancel: &CancellationToken,
     ) -> Result<StepOutcome, RuntimeError> {
         let brokers = self.kafka_endpoint(scope, step.kafka()).await?;
-        let asked = step;
-        let step = match step.clone() {
+        let job_step = match step.clone() {
             DataStep::CreateTopics {
                 topics, partitions, ..
             } => Step::CreateTopics {
@@ -524,7 +523,7 @@ impl Runtime for KubernetesRuntime {
             DataStep::Count { topics, .. } => Step::Count { brokers, topics },
         };
         let job = jobs::render(
-            &step,
+            &job_step,
             label,
             &self.options.weir_image,
             Self::run_label(scope),
@@ -537,7 +536,7 @@ impl Runtime for KubernetesRuntime {
         )
         .await?;
         match outcome.report {
-            Some(text) => match DataReport::read(asked, &text) {
+            Some(text) => match DataReport::read(step, &text) {
                 Ok(report) => Ok(StepOutcome::Seen(report)),
                 Err(source) => Err(RuntimeError::UnreadableReport {
                     label: label.into(),
