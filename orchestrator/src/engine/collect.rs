@@ -4,12 +4,13 @@
 //! and in the store. What cannot be read is reported as unavailable, never guessed.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use weir_contracts::status::{RunnerState, RunnerStatus, SourceState, SourceStatus};
 
+use super::instance_status::{get_bytes, get_status, http_client, status_of, StatusError};
 use super::{progress, RunContext};
 
 use crate::runtime::{DataReport, DataStep, Instance, InstanceState, StepOutcome};
@@ -20,8 +21,6 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
 const DRAIN_SETTLE: Duration = Duration::from_secs(2);
 /// How long counting the topics may take.
 const COUNT_TIMEOUT: Duration = Duration::from_secs(120);
-/// One HTTP request to a service.
-const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 type Unavailable = BTreeMap<String, serde_json::Value>;
 
@@ -64,7 +63,7 @@ pub(super) async fn collect(context: &RunContext, kafka: Option<&str>, drain: bo
         save_log(context, source, &logs_dir, &mut unavailable).await;
         let status = match http_client() {
             Ok(client) => status_of::<SourceStatus>(context, &client, &source.name).await,
-            Err(reason) => Err(reason),
+            Err(error) => Err(error),
         };
         match status {
             // A live source that could not reach its URL published nothing meanwhile.
@@ -97,7 +96,11 @@ pub(super) async fn collect(context: &RunContext, kafka: Option<&str>, drain: bo
             let drained = drain_topology(context, &name).await;
             if let Err(reason) = drained {
                 progress(format!("  topology `{name}` did not finish: {reason}"));
-                missing(&mut unavailable, format!("drain:{name}"), reason);
+                missing(
+                    &mut unavailable,
+                    format!("drain:{name}"),
+                    reason.to_string(),
+                );
             }
         }
     }
@@ -117,7 +120,7 @@ pub(super) async fn collect(context: &RunContext, kafka: Option<&str>, drain: bo
             .await
         {
             Ok(access) => save_chart_snapshots(&access.url, &dir).await,
-            Err(error) => Err(error.to_string()),
+            Err(error) => Err(SnapshotError::Read(error.into())),
         };
         match saved {
             Ok(saved) => progress(format!(
@@ -127,7 +130,7 @@ pub(super) async fn collect(context: &RunContext, kafka: Option<&str>, drain: bo
             Err(reason) => missing(
                 &mut unavailable,
                 format!("charts:{}", chart_server.name),
-                reason,
+                reason.to_string(),
             ),
         }
     }
@@ -305,47 +308,48 @@ fn save_results(
     }
 }
 
-pub(super) fn http_client() -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .timeout(HTTP_TIMEOUT)
-        .build()
-        .map_err(|e| e.to_string())
+/// Why a chart server's windows could not be saved.
+#[derive(Debug, thiserror::Error)]
+enum SnapshotError {
+    #[error(transparent)]
+    Read(#[from] StatusError),
+    #[error("the chart server's window list is not JSON: {0}")]
+    NotAList(#[source] serde_json::Error),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Saves every window of a chart server as JSON, PNG and SVG; returns how many windows.
-async fn save_chart_snapshots(endpoint: &str, dir: &Path) -> Result<usize, String> {
+async fn save_chart_snapshots(endpoint: &str, dir: &Path) -> Result<usize, SnapshotError> {
     let client = http_client()?;
-    let get = |path: String| {
-        let request = client.get(format!("{endpoint}{path}"));
-        async move {
-            let response = request
-                .send()
-                .await
-                .and_then(|r| r.error_for_status())
-                .map_err(|e| format!("GET {path}: {e}"))?;
-            response
-                .bytes()
-                .await
-                .map_err(|e| format!("GET {path}: {e}"))
-        }
-    };
     let list: Vec<serde_json::Value> =
-        serde_json::from_slice(&get("/api/windows".into()).await?).map_err(|e| e.to_string())?;
-    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        serde_json::from_slice(&get_bytes(&client, &format!("{endpoint}/api/windows")).await?)
+            .map_err(SnapshotError::NotAList)?;
+    let write = |path: PathBuf, bytes: &[u8]| {
+        std::fs::write(&path, bytes).map_err(|source| SnapshotError::Write { path, source })
+    };
+    std::fs::create_dir_all(dir).map_err(|source| SnapshotError::Write {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     for window in &list {
         let (env, win) = (
             window["env"].as_str().unwrap_or_default(),
             window["win"].as_str().unwrap_or_default(),
         );
-        let base = format!("/api/windows/{env}/{win}");
+        let base = format!("{endpoint}/api/windows/{env}/{win}");
         let name = format!("{env}-{win}");
-        for (suffix, path) in [
+        for (suffix, url) in [
             ("json", format!("{base}?points=0")),
             ("png", format!("{base}/snapshot.png")),
             ("svg", format!("{base}/snapshot.svg")),
         ] {
-            std::fs::write(dir.join(format!("{name}.{suffix}")), get(path).await?)
-                .map_err(|e| e.to_string())?;
+            let bytes = get_bytes(&client, &url).await?;
+            write(dir.join(format!("{name}.{suffix}")), &bytes)?;
         }
     }
     Ok(list.len())
@@ -379,52 +383,42 @@ fn source_health(status: &SourceStatus) -> SourceHealth {
     }
 }
 
-/// `GET /status` of an instance, in the type the instance serves.
-pub(super) async fn status_of<T: serde::de::DeserializeOwned>(
-    context: &RunContext,
-    client: &reqwest::Client,
-    instance: &str,
-) -> Result<T, String> {
-    let access = context
-        .runtime
-        .http(&context.scope, instance)
-        .await
-        .map_err(|e| e.to_string())?;
-    get_status(client, &format!("{}/status", access.url)).await
-}
-
-/// `GET url`, read as the status type the instance serves.
-async fn get_status<T: serde::de::DeserializeOwned>(
-    client: &reqwest::Client,
-    url: &str,
-) -> Result<T, String> {
-    let response = client
-        .get(url)
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .map_err(|e| format!("GET {url}: {e}"))?;
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| format!("GET {url}: {e}"))?;
-    serde_json::from_slice(&body).map_err(|e| format!("GET {url}: not a status: {e}"))
+/// Why a topology's runners were not seen to finish what they consumed.
+#[derive(Debug, thiserror::Error)]
+enum DrainError {
+    #[error("`{0}` has no running replica to ask")]
+    NoReplica(String),
+    #[error(transparent)]
+    Status(#[from] StatusError),
+    #[error("the runner failed: {0}")]
+    RunnerFailed(String),
+    #[error("interrupted")]
+    Interrupted,
+    #[error("still busy after {timeout:?} ({consumed} consumed, {processed} processed, lag {lag})", lag = .lag.map_or("unknown".into(), |lag| lag.to_string()))]
+    StillBusy {
+        timeout: Duration,
+        consumed: u64,
+        processed: u64,
+        lag: Option<u64>,
+    },
+    #[error("no status within {0:?}")]
+    NoStatus(Duration),
 }
 
 /// Waits until the runner has finished every record it consumed and its input has nothing
 /// left for it (the sources are stopped by then), as its `/status` says — every replica's,
 /// when it runs several.
-async fn drain_topology(context: &RunContext, instance: &str) -> Result<(), String> {
+async fn drain_topology(context: &RunContext, instance: &str) -> Result<(), DrainError> {
     let client = http_client()?;
     // Held until the drain ends: on Kubernetes each is a port-forward to one replica's pod.
     let access = context
         .runtime
         .http_replicas(&context.scope, instance)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(StatusError::from)?;
     let replicas: Vec<String> = access.iter().map(|a| format!("{}/status", a.url)).collect();
     if replicas.is_empty() {
-        return Err(format!("`{instance}` has no running replica to ask"));
+        return Err(DrainError::NoReplica(instance.to_string()));
     }
     let started = Instant::now();
     let mut last: Option<RunnerStatus> = None;
@@ -435,9 +429,11 @@ async fn drain_topology(context: &RunContext, instance: &str) -> Result<(), Stri
             now.push(get_status(&client, replica).await?);
         }
         if let Some(failed) = now.iter().find(|s| s.state == RunnerState::Failed) {
-            return Err(format!(
-                "the runner failed: {}",
-                failed.last_error.as_deref().unwrap_or("no reason given")
+            return Err(DrainError::RunnerFailed(
+                failed
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| "no reason given".into()),
             ));
         }
         let now = RunnerStatus::combined(now);
@@ -453,15 +449,15 @@ async fn drain_topology(context: &RunContext, instance: &str) -> Result<(), Stri
         context
             .sleep(Duration::from_millis(250))
             .await
-            .map_err(|_| "interrupted".to_string())?;
+            .map_err(|_| DrainError::Interrupted)?;
     }
     Err(match last {
-        Some(l) => format!(
-            "still busy after {DRAIN_TIMEOUT:?} ({} consumed, {} processed, lag {})",
-            l.consumed,
-            l.processed,
-            l.lag.map_or("unknown".into(), |lag| lag.to_string())
-        ),
-        None => format!("no status within {DRAIN_TIMEOUT:?}"),
+        Some(l) => DrainError::StillBusy {
+            timeout: DRAIN_TIMEOUT,
+            consumed: l.consumed,
+            processed: l.processed,
+            lag: l.lag,
+        },
+        None => DrainError::NoStatus(DRAIN_TIMEOUT),
     })
 }

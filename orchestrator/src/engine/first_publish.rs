@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use weir_contracts::status::{SourceState, SourceStatus};
 
-use super::collect::{http_client, status_of};
+use super::instance_status::{http_client, status_of, StatusError};
 use super::{RunContext, TaskError};
 use crate::runtime::{progress, whole_seconds};
 
@@ -42,17 +42,25 @@ pub(super) async fn await_first_publish(
         "  waiting up to {:?} for `{instance}` to publish its first document",
         whole_seconds(within)
     ));
-    let client = http_client().map_err(TaskError::Failed)?;
+    let client = http_client().map_err(|e| TaskError::Failed(e.to_string()))?;
     let started = Instant::now();
-    let mut last: Result<SourceStatus, String> = Err("its status was never read".into());
+    let mut last: Option<SourceStatus> = None;
+    // Why the status could not be read, while it never was.
+    let mut unread: Option<StatusError> = None;
     loop {
-        last = match status_of::<SourceStatus>(context, &client, instance).await {
-            Ok(status) => Ok(status),
+        match status_of::<SourceStatus>(context, &client, instance).await {
+            Ok(status) => last = Some(status),
             // A status that cannot be read this once keeps the last one seen.
-            Err(error) => last.or(Err(error)),
-        };
-        if let Some(seen) = judge(last.as_ref().ok(), started.elapsed(), within)? {
-            report(context, instance, within, &seen, last.as_ref().err());
+            Err(error) if last.is_none() => unread = Some(error),
+            Err(_) => {}
+        }
+        if let Some(seen) = judge(last.as_ref(), started.elapsed(), within)? {
+            let unread = last.is_none().then(|| {
+                unread
+                    .as_ref()
+                    .map_or("its status was never read".to_string(), |e| e.to_string())
+            });
+            report(context, instance, within, &seen, unread.as_ref());
             return Ok(());
         }
         context.sleep(POLL).await?;

@@ -10,6 +10,7 @@
 mod approval;
 mod collect;
 mod first_publish;
+mod instance_status;
 mod schedule;
 mod supervise;
 mod tasks;

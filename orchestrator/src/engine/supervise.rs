@@ -56,10 +56,12 @@ pub(super) async fn supervise(context: Arc<RunContext>) {
                 let new = instance.restarts - *seen;
                 *seen = instance.restarts;
                 let done = restarts.entry(instance.name.clone()).or_default();
-                if let Err(reason) =
+                if let Err(failure) =
                     backend_restarted(&context, instance, &watched, done, new).await
                 {
-                    context.fail(reason);
+                    if let TaskError::Failed(reason) = failure {
+                        context.fail(reason);
+                    }
                     return;
                 }
             }
@@ -169,7 +171,7 @@ async fn backend_restarted(
     watched: &Supervised,
     restarts: &mut u32,
     new: u32,
-) -> Result<(), String> {
+) -> Result<(), TaskError> {
     let how = instance
         .exit
         .as_deref()
@@ -193,11 +195,11 @@ async fn backend_restarted(
         ),
     };
     let tail = log_tail(context, &instance.name).await;
-    Err(format!(
+    Err(TaskError::Failed(format!(
         "{} `{}` (started by task `{}`) ended ({how}) and was restarted by its backend; {why}\n\
          --- last lines of its log ---\n{tail}",
         instance.service, instance.name, watched.task
-    ))
+    )))
 }
 
 async fn log_tail(context: &RunContext, name: &str) -> String {

@@ -71,13 +71,15 @@ pub struct TopologyBenchArgs {
     topology: PathBuf,
 }
 
+/// An entry of `--replicas` that is not a replica count.
+#[derive(Debug, thiserror::Error)]
+#[error("`{0}` is not a replica count (a whole number, 1 to 32)")]
+struct NotAReplicaCount(String);
+
 /// A comma-separated list of replica counts; the empty list is allowed.
-fn replica_counts(list: &str) -> Result<Vec<u32>, String> {
+fn replica_counts(list: &str) -> Result<Vec<u32>, NotAReplicaCount> {
     (list.split(',').map(str::trim).filter(|n| !n.is_empty()))
-        .map(|n| {
-            n.parse()
-                .map_err(|_| format!("`{n}` is not a replica count (a whole number, 1 to 32)"))
-        })
+        .map(|n| n.parse().map_err(|_| NotAReplicaCount(n.to_string())))
         .collect()
 }
 
