@@ -1,19 +1,18 @@
 //! Offsets and operator state that are safe to commit.
 //!
 //! A record's input offset becomes committable only once every message it produced has been
-//! acknowledged by the broker (at-least-once delivery). The diff operators' state as of that
-//! offset travels with the commit, in the offset's metadata, so that a restarted runner
-//! resumes with the same "previous value" it would have had and loses no variation.
+//! acknowledged by the broker (at-least-once delivery). The state changes of the records up to
+//! it wait here, one value per key however often the key changed (the write cache), until the
+//! commit writes them to the operators' changelogs ([`crate::changelog`]) and then commits the
+//! offset with the changelogs' ends in its metadata.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::changelog::{ChangelogEnds, CommittedState, StateWrite};
 use crate::operators::StateUpdate;
 
-/// Kafka's default `offset.metadata.max.bytes`; larger state is not checkpointed.
-pub const MAX_METADATA_BYTES: usize = 4096;
-
-/// Committable positions and state, per input partition.
+/// Committable positions and state changes, per input partition.
 ///
 /// A partition taken away in a rebalance is forgotten, and its generation moves on: records
 /// of it still in flight then acknowledge into nothing, so this runner never commits a
@@ -28,17 +27,19 @@ pub struct Checkpoint {
 struct PartitionCheckpoint {
     /// The offset of the next record to read after a restart.
     next_offset: i64,
-    state: BTreeMap<(usize, Arc<str>), f64>,
+    /// State changes not yet in the changelog: the latest value of each key.
+    unwritten: HashMap<(usize, Arc<str>), Option<f64>>,
+    /// Where the changelogs end with every change written so far.
+    changelog_ends: ChangelogEnds,
     dirty: bool,
 }
 
-/// What to commit for one partition.
+/// What to commit for one partition: first its state changes, then its offset.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PartitionCommit {
     pub partition: i32,
     pub next_offset: i64,
-    /// Encoded operator state, or `None` when it is too large to fit the offset metadata.
-    pub metadata: Option<String>,
+    pub writes: Vec<StateWrite>,
 }
 
 impl Checkpoint {
@@ -58,10 +59,28 @@ impl Checkpoint {
         entry.next_offset = offset + 1;
         for update in updates {
             entry
-                .state
-                .insert((update.operator_index, update.key), update.value);
+                .unwritten
+                .insert((update.operator_index, update.key), Some(update.value));
         }
         entry.dirty = true;
+    }
+
+    /// Records what a partition's state was restored from: the changelogs' ends, and state
+    /// the changelogs do not hold yet (restored from an earlier runner's inline commit).
+    pub fn restored(
+        &mut self,
+        partition: i32,
+        ends: ChangelogEnds,
+        not_in_changelog: impl IntoIterator<Item = StateUpdate>,
+    ) {
+        let entry = self.partitions.entry(partition).or_default();
+        entry.changelog_ends = ends;
+        for update in not_in_changelog {
+            entry
+                .unwritten
+                .entry((update.operator_index, update.key))
+                .or_insert(Some(update.value));
+        }
     }
 
     /// The partition's current generation: records read now carry it.
@@ -75,7 +94,8 @@ impl Checkpoint {
         *self.generations.entry(partition).or_default() += 1;
     }
 
-    /// The partitions that moved since the last call, ready to commit.
+    /// The partitions that moved since the last call, ready to commit, with their state
+    /// changes (taken: give them back with [`Checkpoint::unwritten`] if writing fails).
     pub fn take_dirty(&mut self) -> Vec<PartitionCommit> {
         let mut commits: Vec<PartitionCommit> = self
             .partitions
@@ -83,46 +103,52 @@ impl Checkpoint {
             .filter(|(_, p)| p.dirty)
             .map(|(&partition, p)| {
                 p.dirty = false;
-                let encoded = encode_state(&p.state);
                 PartitionCommit {
                     partition,
                     next_offset: p.next_offset,
-                    metadata: (encoded.len() <= MAX_METADATA_BYTES).then_some(encoded),
+                    writes: p
+                        .unwritten
+                        .drain()
+                        .map(|((operator_index, key), value)| StateWrite {
+                            operator_index,
+                            key,
+                            value,
+                        })
+                        .collect(),
                 }
             })
             .collect();
         commits.sort_by_key(|c| c.partition);
         commits
     }
-}
 
-/// Encodes state as a compact JSON list of `[operator, key, value]`.
-pub fn encode_state(state: &BTreeMap<(usize, Arc<str>), f64>) -> String {
-    let entries: Vec<serde_json::Value> = state
-        .iter()
-        .map(|((op, key), value)| serde_json::json!([op, key.as_ref(), value]))
-        .collect();
-    serde_json::Value::Array(entries).to_string()
-}
+    /// The state changes of `commit` are in the changelogs, which now end at `ends`: the
+    /// metadata to commit its offset with.
+    pub fn written(&mut self, partition: i32, ends: ChangelogEnds) -> String {
+        let entry = self.partitions.entry(partition).or_default();
+        entry.changelog_ends.extend(ends);
+        CommittedState::marker(&entry.changelog_ends)
+    }
 
-/// Decodes what [`encode_state`] wrote. Metadata written by anything else yields no state.
-pub fn decode_state(metadata: &str) -> Vec<StateUpdate> {
-    let Ok(serde_json::Value::Array(entries)) = serde_json::from_str(metadata) else {
-        return Vec::new();
-    };
-    entries
-        .iter()
-        .filter_map(|entry| {
-            let op = entry.get(0)?.as_u64()?;
-            let key = entry.get(1)?.as_str()?;
-            let value = entry.get(2)?.as_f64()?;
-            Some(StateUpdate {
-                operator_index: usize::try_from(op).ok()?,
-                key: key.into(),
-                value,
-            })
-        })
-        .collect()
+    /// The state changes of `commit` could not be written: they wait for the next commit,
+    /// behind any newer value of the same key, and the offset is not committed.
+    pub fn unwritten(&mut self, commit: PartitionCommit) {
+        let Some(entry) = self.partitions.get_mut(&commit.partition) else {
+            return;
+        };
+        for write in commit.writes {
+            entry
+                .unwritten
+                .entry((write.operator_index, write.key))
+                .or_insert(write.value);
+        }
+        entry.dirty = true;
+    }
+
+    /// Keys whose change still waits for the changelog, over every partition.
+    pub fn unwritten_len(&self) -> usize {
+        self.partitions.values().map(|p| p.unwritten.len()).sum()
+    }
 }
 
 #[cfg(test)]
@@ -137,30 +163,78 @@ mod tests {
         }
     }
 
+    fn write(key: &str, value: f64) -> StateWrite {
+        StateWrite {
+            operator_index: 3,
+            key: key.into(),
+            value: Some(value),
+        }
+    }
+
     #[test]
-    fn commits_follow_acknowledgements_and_carry_state() {
+    fn commits_follow_acknowledgements_with_one_write_per_key() {
         let mut c = Checkpoint::default();
         assert!(c.take_dirty().is_empty());
-        c.acknowledge(0, 0, 41, vec![update("", 1.5)]);
-        c.acknowledge(0, 0, 42, vec![update("", 2.5)]);
+        c.acknowledge(0, 0, 41, vec![update("BTC", 1.5)]);
+        c.acknowledge(0, 0, 42, vec![update("BTC", 2.5)]);
         c.acknowledge(1, 0, 7, vec![]);
         let commits = c.take_dirty();
         assert_eq!(commits.len(), 2);
         assert_eq!(commits[0].next_offset, 43);
         assert_eq!(
-            decode_state(commits[0].metadata.as_deref().unwrap()),
-            vec![update("", 2.5)]
+            commits[0].writes,
+            vec![write("BTC", 2.5)],
+            "the latest value only"
         );
         assert_eq!(commits[1].next_offset, 8);
+        assert!(commits[1].writes.is_empty());
         assert!(c.take_dirty().is_empty(), "nothing moved since");
     }
 
     #[test]
-    fn oversized_state_is_not_put_in_metadata() {
+    fn the_metadata_carries_the_changelog_ends_of_every_operator() {
         let mut c = Checkpoint::default();
-        let many: Vec<_> = (0..500).map(|i| update(&format!("key-{i}"), 1.0)).collect();
+        c.restored(0, ChangelogEnds::from([(3, 10), (5, 4)]), vec![]);
+        c.acknowledge(0, 0, 1, vec![update("k", 1.0)]);
+        let commit = c.take_dirty().remove(0);
+        let metadata = c.written(commit.partition, ChangelogEnds::from([(3, 11)]));
+        assert_eq!(
+            CommittedState::read(&metadata),
+            CommittedState::Changelog(ChangelogEnds::from([(3, 11), (5, 4)]))
+        );
+    }
+
+    #[test]
+    fn thousands_of_keys_make_a_small_commit() {
+        let mut c = Checkpoint::default();
+        let many: Vec<_> = (0..5_000)
+            .map(|i| update(&format!("key-{i}"), 1.0))
+            .collect();
         c.acknowledge(0, 0, 1, many);
-        assert_eq!(c.take_dirty()[0].metadata, None);
+        let commit = c.take_dirty().remove(0);
+        assert_eq!(commit.writes.len(), 5_000);
+        let metadata = c.written(0, ChangelogEnds::from([(3, 5_000)]));
+        assert!(metadata.len() < 64, "{metadata}");
+    }
+
+    #[test]
+    fn writes_that_failed_wait_behind_newer_values() {
+        let mut c = Checkpoint::default();
+        c.acknowledge(0, 0, 1, vec![update("k", 1.0), update("j", 7.0)]);
+        let failed = c.take_dirty().remove(0);
+        c.acknowledge(0, 0, 2, vec![update("k", 2.0)]);
+        c.unwritten(failed);
+        let mut writes = c.take_dirty().remove(0).writes;
+        writes.sort_by(|a, b| a.key.cmp(&b.key));
+        assert_eq!(writes, vec![write("j", 7.0), write("k", 2.0)]);
+    }
+
+    #[test]
+    fn inline_state_restored_from_an_earlier_runner_is_written_at_the_next_commit() {
+        let mut c = Checkpoint::default();
+        c.restored(0, ChangelogEnds::new(), vec![update("k", 4.0)]);
+        c.acknowledge(0, 0, 9, vec![]);
+        assert_eq!(c.take_dirty()[0].writes, vec![write("k", 4.0)]);
     }
 
     #[test]
@@ -176,11 +250,5 @@ mod tests {
         );
         c.acknowledge(2, c.generation(2), 30, vec![]);
         assert_eq!(c.take_dirty()[0].next_offset, 31);
-    }
-
-    #[test]
-    fn foreign_metadata_decodes_to_nothing() {
-        assert!(decode_state("").is_empty());
-        assert!(decode_state("committed by someone else").is_empty());
     }
 }

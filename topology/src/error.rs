@@ -16,6 +16,9 @@ pub enum RunnerError {
     /// offset was not committed, so a restart replays it.
     #[error("delivery to `{topic}` failed: {source}; the input record was not committed and will be replayed on restart")]
     Delivery { topic: String, source: KafkaError },
+    /// Operator state could not be written to, or restored from, its changelog.
+    #[error(transparent)]
+    State(crate::changelog::ChangelogError),
     /// Committing offsets failed when stopping.
     #[error("committing offsets failed: {0}")]
     Commit(KafkaError),

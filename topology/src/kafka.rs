@@ -256,3 +256,16 @@ fn fetched_watermarks<C: ConsumerContext + 'static>(
 
 /// Time limit of one end-offset query while measuring lag.
 const LAG_QUERY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How many partitions `topic` has, as the cluster's metadata says.
+pub fn partition_count<C: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<C>,
+    topic: &str,
+) -> Result<i32, KafkaError> {
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let partitions = metadata
+        .topics()
+        .first()
+        .map_or(0, |topic| topic.partitions().len());
+    Ok(i32::try_from(partitions).unwrap_or(i32::MAX))
+}

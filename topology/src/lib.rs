@@ -2,9 +2,11 @@
 //!
 //! A topology ([`spec::TopologySpec`]) reads one Kafka topic, runs each record through a
 //! chain of operators ([`operators`]) and writes to output topics, with at-least-once delivery
-//! ([`runner`], [`checkpoint`]) and Prometheus metrics ([`metrics`]). Sources ([`source`])
+//! ([`runner`], [`checkpoint`]), operator state kept in compacted changelog topics
+//! ([`changelog`]) and Prometheus metrics ([`metrics`]). Sources ([`source`])
 //! feed topics from a live HTTP endpoint or from a recording.
 
+pub mod changelog;
 pub mod checkpoint;
 pub mod delivery_reports;
 pub mod error;

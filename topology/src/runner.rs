@@ -2,8 +2,8 @@
 //!
 //! Delivery is at-least-once. Outputs of each record are sent without waiting, and the
 //! record joins an ordered in-flight queue; only when the head of that queue has all its
-//! outputs acknowledged does its offset (with the operator state as of that record) become
-//! committable. A crash therefore replays records whose outputs may not have been written,
+//! outputs acknowledged does its offset (with the operator state as of that record, kept in
+//! the operators' changelog topics: see [`crate::changelog`]) become committable. A crash therefore replays records whose outputs may not have been written,
 //! never skips one. Acknowledgements come from the producer's delivery callback, which finds
 //! each output's record by the ticket it was sent with (see [`crate::in_flight`]).
 
@@ -23,7 +23,8 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::watch;
 
-use crate::checkpoint::{decode_state, Checkpoint};
+use crate::changelog::{Changelog, CommittedState};
+use crate::checkpoint::Checkpoint;
 use crate::delivery_reports::DeliveryReports;
 use crate::error::RunnerError;
 use crate::in_flight::{Acknowledgements, InFlight, Ticket};
@@ -32,7 +33,7 @@ use crate::key_names::KeyNames;
 use crate::metrics::Metrics;
 use crate::operators::{OutputMessage, Pipeline, Processed, Record, RecordError};
 use crate::source::REPLAY_RESTART_HEADER;
-use crate::spec::{StartPosition, TopologySpec};
+use crate::spec::{OperatorSpec, StartPosition, TopologySpec};
 use weir_contracts::status::{RunnerState, RunnerStatus};
 
 /// How to run a topology.
@@ -109,9 +110,20 @@ async fn consume_and_process(
         .create_with_context(Deliveries { acks: acks.clone() })
         .map(Arc::new)
         .map_err(setup_error)?;
+    let changelog = Arc::new(
+        Changelog::new(
+            &config.brokers,
+            &spec.input.group,
+            (spec.operators.iter().enumerate()).filter_map(|(index, op)| {
+                matches!(op, OperatorSpec::Diff(_)).then_some((index, "diff"))
+            }),
+        )
+        .map_err(setup_error)?,
+    );
     let rebalancing = Rebalancing {
         topic: spec.input.topic.clone(),
         acks: acks.clone(),
+        changelog: changelog.clone(),
         producer: producer.clone(),
         flush_timeout: config.drain_timeout,
         revoked: Mutex::default(),
@@ -136,6 +148,7 @@ async fn consume_and_process(
     let mut intake = Intake {
         spec,
         consumer: &consumer,
+        changelog: &changelog,
         reports: &reports,
         metrics: &metrics,
         acks: &acks,
@@ -171,7 +184,12 @@ async fn consume_and_process(
                 }
             }
             _ = commit_tick.tick() => {
-                commit(&*consumer, &spec.input.topic, &mut acks.checkpoint(), CommitMode::Async);
+                let committed = tokio::task::block_in_place(|| {
+                    commit(&*consumer, &spec.input.topic, &mut acks.checkpoint(), &changelog, CommitMode::Async)
+                });
+                if let Err(error) = committed {
+                    break 'running Err(error);
+                }
             }
             _ = log_tick.tick() => {
                 let now = metrics.snapshot();
@@ -252,15 +270,16 @@ async fn consume_and_process(
             config.drain_timeout
         );
     }
-    commit(
+    let committed = commit(
         &*consumer,
         &spec.input.topic,
         &mut acks.checkpoint(),
+        &changelog,
         CommitMode::Sync,
     );
     let summary = metrics.snapshot();
     tracing::info!(topology = %spec.name, "stopped: {}", summary.log_line(&last_logged));
-    outcome
+    outcome.and(committed)
 }
 
 /// Most records taken in one turn of the runner's loop.
@@ -271,6 +290,7 @@ const BURST: usize = 256;
 struct Intake<'a> {
     spec: &'a TopologySpec,
     consumer: &'a RunnerConsumer,
+    changelog: &'a Changelog,
     reports: &'a DeliveryReports<Deliveries>,
     metrics: &'a Metrics,
     acks: &'a Acknowledgements,
@@ -300,7 +320,7 @@ impl Intake<'_> {
         let generation = match self.generations.get(&partition) {
             Some(&generation) => generation,
             None => {
-                restore_state(self.consumer, self.spec, partition, &mut self.pipeline);
+                self.restore_state(partition).await?;
                 let generation = self.acks.checkpoint().generation(partition);
                 self.generations.insert(partition, generation);
                 generation
@@ -471,70 +491,124 @@ fn error_message(
     }
 }
 
-/// Commits the partitions that moved, each with its operator state in the offset's metadata.
+/// Commits the partitions that moved: first their state changes go to the changelogs, then
+/// their offsets are committed with the changelogs' ends in the metadata. A partition whose
+/// state cannot be written keeps its committed offset (its records are replayed after a
+/// restart) and the error stops the runner: going on would only pile up what is not durable.
 fn commit<C: ConsumerContext>(
     consumer: &impl Consumer<C>,
     topic: &str,
     checkpoint: &mut Checkpoint,
+    changelog: &Changelog,
     mode: CommitMode,
-) {
+) -> Result<(), RunnerError> {
     let commits = checkpoint.take_dirty();
     if commits.is_empty() {
-        return;
+        return Ok(());
     }
     let mut list = TopicPartitionList::new();
-    for c in &commits {
+    let mut unwritten = None;
+    for c in commits {
+        let partition = c.partition;
+        let ends = match (c.writes.is_empty(), &unwritten) {
+            (true, _) => Default::default(),
+            (false, None) => match changelog.write(partition, &c.writes) {
+                Ok(ends) => ends,
+                Err(error) => {
+                    unwritten = Some(RunnerError::State(error));
+                    checkpoint.unwritten(c);
+                    continue;
+                }
+            },
+            // One failed write is enough to stop: the others wait with their offsets.
+            (false, Some(_)) => {
+                checkpoint.unwritten(c);
+                continue;
+            }
+        };
+        let metadata = checkpoint.written(partition, ends);
         if let Err(error) =
-            list.add_partition_offset(topic, c.partition, Offset::Offset(c.next_offset))
+            list.add_partition_offset(topic, partition, Offset::Offset(c.next_offset))
         {
-            tracing::error!(
-                "cannot add partition {} to the commit: {error}",
-                c.partition
-            );
+            tracing::error!("cannot add partition {partition} to the commit: {error}");
             continue;
         }
-        match (&c.metadata, list.find_partition(topic, c.partition)) {
-            (Some(metadata), Some(mut element)) => element.set_metadata(metadata),
-            (None, _) => tracing::warn!(
-                partition = c.partition,
-                "operator state is larger than the offset metadata allows; after a restart the \
-                 first record of each key will have no previous value"
-            ),
-            (Some(_), None) => {}
+        if let Some(mut element) = list.find_partition(topic, partition) {
+            element.set_metadata(metadata);
         }
     }
-    if let Err(error) = consumer.commit(&list, mode) {
-        // A failed commit only widens the window replayed after a crash; the next tick retries.
-        tracing::warn!("{}", RunnerError::Commit(error));
+    if list.count() > 0 {
+        if let Err(error) = consumer.commit(&list, mode) {
+            // A failed commit only widens the window replayed after a crash; the next tick
+            // retries.
+            tracing::warn!("{}", RunnerError::Commit(error));
+        }
+    }
+    match unwritten {
+        Some(error) => Err(error),
+        None => Ok(()),
     }
 }
 
-/// Loads the operator state checkpointed with the partition's committed offset.
-fn restore_state(
-    consumer: &RunnerConsumer,
-    spec: &TopologySpec,
-    partition: i32,
-    pipeline: &mut Pipeline,
-) {
-    let mut list = TopicPartitionList::new();
-    list.add_partition(&spec.input.topic, partition);
-    let committed =
-        tokio::task::block_in_place(|| consumer.committed_offsets(list, Duration::from_secs(10)));
-    match committed {
-        Ok(list) => {
-            if let Some(element) = list.find_partition(&spec.input.topic, partition) {
-                let updates = decode_state(element.metadata());
-                if !updates.is_empty() {
-                    tracing::info!(
-                        partition,
-                        entries = updates.len(),
-                        "restored operator state from the committed offset"
-                    );
-                }
-                pipeline.restore(partition, updates);
-            }
+impl Intake<'_> {
+    /// Restores a partition's operator state as of its committed offset: from the changelogs
+    /// up to the ends its metadata names, or from the inline state earlier runners committed.
+    async fn restore_state(&mut self, partition: i32) -> Result<(), RunnerError> {
+        let topic = &self.spec.input.topic;
+        if !self.changelog.is_empty() {
+            let partitions =
+                tokio::task::block_in_place(|| kafka::partition_count(self.consumer, topic))
+                    .map_err(|source| RunnerError::Consume {
+                        topic: topic.clone(),
+                        source,
+                    })?;
+            self.changelog
+                .ensure_topics(partitions)
+                .await
+                .map_err(RunnerError::State)?;
         }
-        Err(error) => tracing::warn!(partition, "cannot read committed operator state: {error}"),
+        let mut list = TopicPartitionList::new();
+        list.add_partition(topic, partition);
+        let committed = tokio::task::block_in_place(|| {
+            self.consumer
+                .committed_offsets(list, Duration::from_secs(10))
+        })
+        .map_err(|source| RunnerError::Consume {
+            topic: topic.clone(),
+            source,
+        })?;
+        let state = committed
+            .find_partition(topic, partition)
+            .map_or(CommittedState::Nothing, |element| {
+                CommittedState::read(element.metadata())
+            });
+        let (ends, inline) = match state {
+            CommittedState::Changelog(ends) => (ends, Vec::new()),
+            CommittedState::Nothing => (Default::default(), Vec::new()),
+            CommittedState::Inline(updates) => (Default::default(), updates),
+        };
+        let started = std::time::Instant::now();
+        let restored = tokio::task::block_in_place(|| self.changelog.restore(partition, &ends))
+            .map_err(RunnerError::State)?;
+        if !restored.updates.is_empty() || !inline.is_empty() || restored.overwritten > 0 {
+            tracing::info!(
+                partition,
+                keys = restored.updates.len() + inline.len(),
+                from_changelog = restored.updates.len(),
+                from_inline_commit = inline.len(),
+                overwritten_after_commit = restored.overwritten,
+                millis = started.elapsed().as_millis() as u64,
+                "restored operator state"
+            );
+        }
+        self.pipeline.restore(
+            partition,
+            restored.updates.into_iter().chain(inline.clone()),
+        );
+        self.acks
+            .checkpoint()
+            .restored(partition, restored.ends, inline);
+        Ok(())
     }
 }
 
@@ -550,6 +624,7 @@ type RunnerConsumer = StreamConsumer<Rebalancing>;
 struct Rebalancing {
     topic: String,
     acks: Arc<Acknowledgements>,
+    changelog: Arc<Changelog>,
     producer: Arc<RunnerProducer>,
     flush_timeout: Duration,
     /// Partitions taken away since the main loop last looked: their operator state goes.
@@ -590,7 +665,17 @@ impl ConsumerContext for Rebalancing {
         }
         let mut checkpoint = self.acks.checkpoint();
         // Synchronously, while the partitions are still this runner's to commit.
-        commit(consumer, &self.topic, &mut checkpoint, CommitMode::Sync);
+        if let Err(error) = commit(
+            consumer,
+            &self.topic,
+            &mut checkpoint,
+            &self.changelog,
+            CommitMode::Sync,
+        ) {
+            // Those partitions' offsets stay where they were: their new owner replays from
+            // there with the state committed with them.
+            tracing::error!("at the rebalance: {error}");
+        }
         for &partition in &partitions {
             checkpoint.forget(partition);
         }

@@ -174,7 +174,7 @@ impl Pipeline {
         self.spare_fields.clear();
     }
 
-    /// Restores a partition's diff state from its checkpoint, keeping values already set by
+    /// Restores a partition's diff state from its changelog, keeping values already set by
     /// this process.
     pub fn restore(&mut self, partition: i32, updates: impl IntoIterator<Item = StateUpdate>) {
         for update in updates {
