@@ -128,7 +128,7 @@ pub enum ChangelogError {
     TooFewPartitions {
         topic: String,
         partition: i32,
-        partitions: usize,
+        partitions: i32,
     },
     #[error(
         "the state changelog `{topic}` partition {partition} ends at offset {found}, but the \
@@ -227,8 +227,9 @@ impl Changelog {
         })
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.topics.is_empty()
+    /// Whether the changelog topics are known to exist (or there are none to create).
+    pub fn topics_exist(&self) -> bool {
+        self.topics.is_empty() || self.created.load(Ordering::Acquire)
     }
 
     pub fn topics(&self) -> impl Iterator<Item = (usize, &str)> {
@@ -238,7 +239,7 @@ impl Changelog {
     /// Creates the changelog topics, compacted, with `partitions` partitions, unless they
     /// exist. Done once, when the first input partition is restored.
     pub async fn ensure_topics(&self, partitions: i32) -> Result<(), ChangelogError> {
-        if self.created.load(Ordering::Acquire) || self.topics.is_empty() {
+        if self.topics_exist() {
             return Ok(());
         }
         let topics: Vec<String> = self.topics.values().cloned().collect();
@@ -389,14 +390,8 @@ fn read_partition(
         .set("enable.partition.eof", "false")
         .create()
         .map_err(read_error)?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), KAFKA_TIMEOUT)
-        .map_err(read_error)?;
-    let partitions = metadata
-        .topics()
-        .first()
-        .map_or(0, |topic| topic.partitions().len());
-    if usize::try_from(partition).map_or(true, |p| p >= partitions) {
+    let partitions = kafka::partition_count(&consumer, topic).map_err(read_error)?;
+    if partition >= partitions {
         return Err(ChangelogError::TooFewPartitions {
             topic: topic.to_string(),
             partition,

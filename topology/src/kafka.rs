@@ -258,8 +258,8 @@ fn fetched_watermarks<C: ConsumerContext + 'static>(
 const LAG_QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How many partitions `topic` has, as the cluster's metadata says.
-pub fn partition_count<C: ConsumerContext + 'static>(
-    consumer: &StreamConsumer<C>,
+pub fn partition_count<C: ConsumerContext>(
+    consumer: &impl Consumer<C>,
     topic: &str,
 ) -> Result<i32, KafkaError> {
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;

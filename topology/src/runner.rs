@@ -3,8 +3,8 @@
 //! Delivery is at-least-once. Outputs of each record are sent without waiting, and the
 //! record joins an ordered in-flight queue; only when the head of that queue has all its
 //! outputs acknowledged does its offset (with the operator state as of that record, kept in
-//! the operators' changelog topics: see [`crate::changelog`]) become committable. A crash therefore replays records whose outputs may not have been written,
-//! never skips one. Acknowledgements come from the producer's delivery callback, which finds
+//! the operators' changelog topics: see [`crate::changelog`]) become committable. A crash
+//! therefore replays records whose outputs may not have been written, never skips one. Acknowledgements come from the producer's delivery callback, which finds
 //! each output's record by the ticket it was sent with (see [`crate::in_flight`]).
 
 use std::collections::HashMap;
@@ -555,7 +555,7 @@ impl Intake<'_> {
     /// up to the ends its metadata names, or from the inline state earlier runners committed.
     async fn restore_state(&mut self, partition: i32) -> Result<(), RunnerError> {
         let topic = &self.spec.input.topic;
-        if !self.changelog.is_empty() {
+        if !self.changelog.topics_exist() {
             let partitions =
                 tokio::task::block_in_place(|| kafka::partition_count(self.consumer, topic))
                     .map_err(|source| RunnerError::Consume {
