@@ -1,24 +1,31 @@
 //! The services on offer.
 
+use weir_contracts::service_kind::{ServiceKind, UnknownService};
+
 use crate::service::{
     Condition, Need, ParamDef, ParamKind, PortDef, Protocol, Readiness, ServiceDefinition,
 };
 
 /// Every service, in the order the catalog lists them.
 pub fn services() -> Vec<ServiceDefinition> {
-    vec![
-        zookeeper(),
-        kafka(),
-        topology_runner(),
-        chart_server(),
-        http_source(),
-        replay_source(),
-    ]
+    ServiceKind::all().map(definition).collect()
 }
 
-/// The service called `name`, if the catalog has it.
-pub fn find(name: &str) -> Option<ServiceDefinition> {
-    services().into_iter().find(|s| s.name == name)
+/// The definition of a kind of service.
+pub fn definition(kind: ServiceKind) -> ServiceDefinition {
+    match kind {
+        ServiceKind::ZooKeeper => zookeeper(),
+        ServiceKind::Kafka => kafka(),
+        ServiceKind::TopologyRunner => topology_runner(),
+        ServiceKind::ChartServer => chart_server(),
+        ServiceKind::HttpSource => http_source(),
+        ServiceKind::ReplaySource => replay_source(),
+    }
+}
+
+/// The service called `name` as a user typed it, or which names the catalog offers.
+pub fn find(name: &str) -> Result<ServiceDefinition, UnknownService> {
+    ServiceKind::parse(name).map(definition)
 }
 
 fn param(
@@ -80,7 +87,9 @@ fn kafka_need() -> ParamDef {
     param(
         "kafka",
         "Kafka instance to use; one is started when not given",
-        ParamKind::Instance { service: "kafka" },
+        ParamKind::Instance {
+            service: ServiceKind::Kafka,
+        },
         None,
     )
 }
@@ -90,7 +99,7 @@ pub const WEIR_IMAGE: &str = concat!("ghcr.io/weir-sandbox/weir:", env!("CARGO_P
 
 fn zookeeper() -> ServiceDefinition {
     ServiceDefinition {
-        name: "zookeeper",
+        kind: ServiceKind::ZooKeeper,
         description: "Apache ZooKeeper 3.8, the coordination service Kafka uses in ZooKeeper mode",
         params: vec![heap("256"), cpu("100m"), image("zookeeper:3.8")],
         ports: vec![PortDef {
@@ -105,7 +114,7 @@ fn zookeeper() -> ServiceDefinition {
 
 fn kafka() -> ServiceDefinition {
     ServiceDefinition {
-        name: "kafka",
+        kind: ServiceKind::Kafka,
         description: "Apache Kafka 3.9 broker (ZooKeeper mode by default, KRaft available)",
         params: vec![
             param(
@@ -120,7 +129,7 @@ fn kafka() -> ServiceDefinition {
                 "zookeeper",
                 "ZooKeeper instance to use in zookeeper mode; one is started when not given",
                 ParamKind::Instance {
-                    service: "zookeeper",
+                    service: ServiceKind::ZooKeeper,
                 },
                 None,
             ),
@@ -153,7 +162,7 @@ fn kafka() -> ServiceDefinition {
         }],
         needs: vec![Need {
             param: "zookeeper",
-            service: "zookeeper",
+            service: ServiceKind::ZooKeeper,
             when: Some(Condition::Equals("mode", "zookeeper")),
         }],
         readiness: Readiness::KafkaMetadata,
@@ -162,7 +171,7 @@ fn kafka() -> ServiceDefinition {
 
 fn topology_runner() -> ServiceDefinition {
     ServiceDefinition {
-        name: "topology-runner",
+        kind: ServiceKind::TopologyRunner,
         description: "Weir's topology runner: Kafka in, operators (parse, extract, diff, threshold, emit), Kafka out",
         params: vec![
             required("file", "Topology file (YAML)", ParamKind::Path),
@@ -189,7 +198,7 @@ fn topology_runner() -> ServiceDefinition {
         }],
         needs: vec![Need {
             param: "kafka",
-            service: "kafka",
+            service: ServiceKind::Kafka,
             when: None,
         }],
         readiness: Readiness::Http { path: "/status" },
@@ -198,7 +207,7 @@ fn topology_runner() -> ServiceDefinition {
 
 fn chart_server() -> ServiceDefinition {
     ServiceDefinition {
-        name: "chart-server",
+        kind: ServiceKind::ChartServer,
         description: "Weir's live chart server: windows fed from Kafka topics or with Visdom's HTTP protocol, PNG/SVG snapshots",
         params: vec![
             param(
@@ -216,7 +225,7 @@ fn chart_server() -> ServiceDefinition {
             param(
                 "kafka",
                 "Kafka instance feeding the windows; one is started when windows are given without it",
-                ParamKind::Instance { service: "kafka" },
+                ParamKind::Instance { service: ServiceKind::Kafka },
                 None,
             ),
             cpu("100m"),
@@ -229,7 +238,7 @@ fn chart_server() -> ServiceDefinition {
         }],
         needs: vec![Need {
             param: "kafka",
-            service: "kafka",
+            service: ServiceKind::Kafka,
             when: Some(Condition::IsSet("windows")),
         }],
         readiness: Readiness::Http { path: "/api/health" },
@@ -238,7 +247,7 @@ fn chart_server() -> ServiceDefinition {
 
 fn http_source() -> ServiceDefinition {
     ServiceDefinition {
-        name: "http-source",
+        kind: ServiceKind::HttpSource,
         description: "Polls a URL every interval and publishes each response body to a Kafka topic",
         params: vec![
             required("url", "URL to poll", ParamKind::Url),
@@ -258,7 +267,7 @@ fn http_source() -> ServiceDefinition {
         ports: vec![status_port()],
         needs: vec![Need {
             param: "kafka",
-            service: "kafka",
+            service: ServiceKind::Kafka,
             when: None,
         }],
         readiness: Readiness::Http { path: "/status" },
@@ -267,7 +276,7 @@ fn http_source() -> ServiceDefinition {
 
 fn replay_source() -> ServiceDefinition {
     ServiceDefinition {
-        name: "replay-source",
+        kind: ServiceKind::ReplaySource,
         description: "Publishes recorded documents (JSON Lines or CSV) to a Kafka topic at a chosen pace, labelled as a replay",
         params: vec![
             required("file", "Recording to replay", ParamKind::Path),
@@ -293,7 +302,7 @@ fn replay_source() -> ServiceDefinition {
         ports: vec![status_port()],
         needs: vec![Need {
             param: "kafka",
-            service: "kafka",
+            service: ServiceKind::Kafka,
             when: None,
         }],
         readiness: Readiness::Http { path: "/status" },
@@ -353,12 +362,12 @@ mod tests {
                 .unwrap();
             for need in &service.needs {
                 assert!(
-                    find(need.service).is_some(),
-                    "{} needs {}",
-                    service.name,
-                    need.service
+                    service.params.iter().any(|p| p.name == need.param),
+                    "{} finds its {} through a parameter `{}` it does not have",
+                    service.kind,
+                    need.service,
+                    need.param
                 );
-                assert!(service.params.iter().any(|p| p.name == need.param));
             }
         }
     }

@@ -11,6 +11,7 @@ use weir_contracts::args::{
 use weir_contracts::chart_args::ChartServerArgs;
 
 use crate::service::Params;
+use weir_contracts::service_kind::ServiceKind;
 
 /// Where a service finds what it needs, as seen from where it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +39,7 @@ pub enum WeirCommand {
 
 impl WeirCommand {
     /// The command of `service`, or `None` for a service `weir` does not carry.
-    pub fn of(service: &str, params: &Params, placement: &Placement) -> Option<WeirCommand> {
+    pub fn of(service: ServiceKind, params: &Params, placement: &Placement) -> Option<WeirCommand> {
         let kafka = || placement.kafka.clone().unwrap_or_default();
         let file = || placement.file.clone().unwrap_or_default();
         let interval = || params.duration("interval").unwrap_or_default();
@@ -51,7 +52,7 @@ impl WeirCommand {
             addr: placement.listen,
         };
         Some(match service {
-            "topology-runner" => WeirCommand::RunTopology(RunTopologyArgs {
+            ServiceKind::TopologyRunner => WeirCommand::RunTopology(RunTopologyArgs {
                 file: file().into(),
                 brokers: kafka(),
                 set: params
@@ -61,7 +62,7 @@ impl WeirCommand {
                 addr: placement.listen,
                 log_interval: std::time::Duration::from_secs(10),
             }),
-            "chart-server" => {
+            ServiceKind::ChartServer => {
                 let windows = params.windows("windows").unwrap_or_default().to_vec();
                 WeirCommand::ServeCharts(ChartServerArgs {
                     addr: placement.listen?,
@@ -72,20 +73,20 @@ impl WeirCommand {
                     env_path: None,
                 })
             }
-            "http-source" => WeirCommand::HttpSource(HttpSourceArgs {
+            ServiceKind::HttpSource => WeirCommand::HttpSource(HttpSourceArgs {
                 url: params.str("url").unwrap_or_default().into(),
                 interval: interval(),
                 timeout: std::time::Duration::from_secs(10),
                 max_backoff: std::time::Duration::from_secs(60),
                 publish: publish(),
             }),
-            "replay-source" => WeirCommand::ReplaySource(ReplaySourceArgs {
+            ServiceKind::ReplaySource => WeirCommand::ReplaySource(ReplaySourceArgs {
                 file: file().into(),
                 interval: interval(),
                 repeat: params.bool("repeat") == Some(true),
                 publish: publish(),
             }),
-            _ => return None,
+            ServiceKind::ZooKeeper | ServiceKind::Kafka => return None,
         })
     }
 

@@ -21,6 +21,7 @@ use serde::Serialize;
 use crate::command::{Placement, WeirCommand};
 use crate::kafka_settings::{self, env_name, replication_settings, ZOOKEEPER_SESSION_TIMEOUT_MS};
 use crate::service::{Params, Readiness, ServiceDefinition};
+use weir_contracts::service_kind::ServiceKind;
 
 /// What the Kubernetes realization of one instance is made from.
 #[derive(Debug, Clone)]
@@ -102,7 +103,7 @@ fn selector_labels(instance: &KubeInstance<'_>) -> BTreeMap<String, String> {
     BTreeMap::from([
         (
             "app.kubernetes.io/name".into(),
-            instance.service.name.into(),
+            instance.service.kind.to_string(),
         ),
         ("app.kubernetes.io/instance".into(), instance.name.into()),
     ])
@@ -119,7 +120,7 @@ pub fn in_cluster_endpoint(instance: &str, service: &ServiceDefinition) -> Optio
 /// The kind of the workload running the service: brokers and ZooKeeper get stable network
 /// identities (StatefulSet); stateless roles do not need them (Deployment).
 pub fn workload_kind(service: &ServiceDefinition) -> &'static str {
-    if matches!(service.name, "zookeeper" | "kafka") {
+    if service.kind.is_stateful() {
         "StatefulSet"
     } else {
         "Deployment"
@@ -380,13 +381,13 @@ fn container(instance: &KubeInstance<'_>) -> Container {
     let image = p.str("image").map(str::to_string);
     let cpu = |default: &'static str| p.str("cpu").unwrap_or(default).to_string();
     let base = Container {
-        name: instance.service.name.into(),
+        name: instance.service.kind.to_string(),
         image,
         ports: container_ports(instance),
         ..Container::default()
     };
-    match instance.service.name {
-        "zookeeper" => Container {
+    match instance.service.kind {
+        ServiceKind::ZooKeeper => Container {
             env: env(&[
                 ("ZOO_4LW_COMMANDS_WHITELIST", "ruok,srvr,stat".into()),
                 ("ZOO_ADMINSERVER_ENABLED", "false".into()),
@@ -396,7 +397,7 @@ fn container(instance: &KubeInstance<'_>) -> Container {
             resources: Some(resources(&cpu("100m"), heap + 128)),
             ..base
         },
-        "kafka" => {
+        ServiceKind::Kafka => {
             let brokers = replicas(p);
             // Clients are sent to each broker's pod address: reachable from every pod, and
             // from the machine of a cluster whose pod network it routes (the local sandbox).
@@ -490,8 +491,8 @@ fn container(instance: &KubeInstance<'_>) -> Container {
             // The runner reads its topology, the replay source its recording, from the
             // ConfigMap mounted at FILES_DIR; the recording keeps its file name (and format).
             let file = match weir_service {
-                "topology-runner" => Some(format!("{FILES_DIR}/topology.yaml")),
-                "replay-source" => Some(format!(
+                ServiceKind::TopologyRunner => Some(format!("{FILES_DIR}/topology.yaml")),
+                ServiceKind::ReplaySource => Some(format!(
                     "{FILES_DIR}/{}",
                     instance
                         .files
@@ -507,7 +508,7 @@ fn container(instance: &KubeInstance<'_>) -> Container {
                 .service
                 .needs
                 .iter()
-                .any(|n| n.service == "kafka" && n.applies(p));
+                .any(|n| n.service == ServiceKind::Kafka && n.applies(p));
             let placement = Placement {
                 listen: port.map(|p| {
                     std::net::SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, p.container_port))

@@ -8,13 +8,15 @@ use std::time::Duration;
 
 use serde::Serialize;
 use weir_contracts::duration::parse_duration;
+use weir_contracts::service_kind::ServiceKind;
 use weir_contracts::window::TopicWindow;
 
 /// A service on offer.
 #[derive(Debug, Clone, Serialize)]
 pub struct ServiceDefinition {
-    /// The name users type: `weir up kafka`.
-    pub name: &'static str,
+    /// What users type: `weir up kafka`.
+    #[serde(rename = "name")]
+    pub kind: ServiceKind,
     pub description: &'static str,
     pub params: Vec<ParamDef>,
     pub ports: Vec<PortDef>,
@@ -53,7 +55,7 @@ pub enum ParamKind {
     },
     /// The name of a running instance of the given service.
     Instance {
-        service: &'static str,
+        service: ServiceKind,
     },
     /// A mapping of names to scalar values, written as YAML (`{threshold: 60, topic: rates}`);
     /// each value is kept verbatim as one value, whatever characters it holds.
@@ -82,7 +84,7 @@ pub enum Protocol {
 #[derive(Debug, Clone, Serialize)]
 pub struct Need {
     pub param: &'static str,
-    pub service: &'static str,
+    pub service: ServiceKind,
     /// When the need applies; always when `None`.
     pub when: Option<Condition>,
 }
@@ -209,19 +211,19 @@ impl Params {
 pub enum ParamError {
     #[error("{service} has no parameter `{name}` (parameters: {known})")]
     Unknown {
-        service: String,
+        service: ServiceKind,
         name: String,
         known: String,
     },
     #[error("{service}: parameter `{name}` is required ({description})")]
     Missing {
-        service: String,
+        service: ServiceKind,
         name: String,
         description: String,
     },
     #[error("{service}: parameter `{name}` = `{value}`: {reason}")]
     Invalid {
-        service: String,
+        service: ServiceKind,
         name: String,
         value: String,
         reason: InvalidValue,
@@ -266,7 +268,7 @@ pub enum InvalidValue {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum NotScalable {
     #[error("a {0} runs as one process; it has no replicas")]
-    SingleProcess(String),
+    SingleProcess(ServiceKind),
     #[error("a Kafka cluster keeps the brokers it started with: adding or removing one would need its partitions reassigned, which Weir does not do; start a cluster of the size you want with `--set replicas=N`")]
     KafkaBrokers,
     #[error("replicas = {replicas}: {reason}")]
@@ -280,9 +282,9 @@ impl ServiceDefinition {
     /// be reassigned, so a cluster keeps the size it started with.
     pub fn check_scale(&self, replicas: u32) -> Result<(), NotScalable> {
         let Some(param) = self.params.iter().find(|p| p.name == "replicas") else {
-            return Err(NotScalable::SingleProcess(self.name.into()));
+            return Err(NotScalable::SingleProcess(self.kind));
         };
-        if self.name == "kafka" {
+        if self.kind == ServiceKind::Kafka {
             return Err(NotScalable::KafkaBrokers);
         }
         param
@@ -299,7 +301,7 @@ impl ServiceDefinition {
         for (name, raw) in given {
             match self.params.iter().find(|p| p.name == name) {
                 None => errors.push(ParamError::Unknown {
-                    service: self.name.into(),
+                    service: self.kind,
                     name: name.clone(),
                     known: self
                         .params
@@ -313,7 +315,7 @@ impl ServiceDefinition {
                         values.insert(name.clone(), value);
                     }
                     Err(reason) => errors.push(ParamError::Invalid {
-                        service: self.name.into(),
+                        service: self.kind,
                         name: name.clone(),
                         value: raw.clone(),
                         reason,
@@ -331,7 +333,7 @@ impl ServiceDefinition {
                     values.insert(def.name.to_string(), value);
                 }
                 None if def.required => errors.push(ParamError::Missing {
-                    service: self.name.into(),
+                    service: self.kind,
                     name: def.name.into(),
                     description: def.description.into(),
                 }),
@@ -540,9 +542,11 @@ mod tests {
             Ok(ParamValue::Duration(Duration::from_secs(90)))
         );
         assert!(ParamKind::Duration.parse("soon").is_err());
-        assert!(ParamKind::Instance { service: "kafka" }
-            .parse("Kafka_1")
-            .is_err());
+        assert!(ParamKind::Instance {
+            service: ServiceKind::Kafka
+        }
+        .parse("Kafka_1")
+        .is_err());
     }
 
     #[test]

@@ -75,9 +75,9 @@ fn rendered_objects_match_golden_files() {
     let dir = manifest_dir.join("tests/golden");
     let mut mismatched = Vec::new();
     for service in services() {
-        let objects = rendered(service.name);
+        let objects = rendered(service.kind.name());
         let text = serde_json::to_string_pretty(&objects).unwrap() + "\n";
-        let path = dir.join(format!("{}.json", service.name));
+        let path = dir.join(format!("{}.json", service.kind.name()));
         if std::env::var_os("UPDATE_GOLDEN").is_some() {
             std::fs::write(&path, &text).unwrap();
         } else {
@@ -97,18 +97,18 @@ fn rendered_objects_match_golden_files() {
 #[test]
 fn every_object_carries_the_standard_labels() {
     for service in services() {
-        for object in rendered(service.name) {
+        for object in rendered(service.kind.name()) {
             let value = serde_json::to_value(&object).unwrap();
             let labels = &value["metadata"]["labels"];
             assert_eq!(
                 labels["app.kubernetes.io/name"],
-                service.name,
+                service.kind.name(),
                 "{}",
                 object.kind()
             );
             assert_eq!(
                 labels["app.kubernetes.io/instance"],
-                format!("{}-1", service.name)
+                format!("{}-1", service.kind.name())
             );
             assert_eq!(labels["app.kubernetes.io/managed-by"], "weir");
             assert_eq!(labels["weir.dev/run"], "run-42");
@@ -119,7 +119,7 @@ fn every_object_carries_the_standard_labels() {
 #[test]
 fn workloads_request_resources_and_servers_probe_readiness() {
     for service in services() {
-        for object in rendered(service.name) {
+        for object in rendered(service.kind.name()) {
             let value = serde_json::to_value(&object).unwrap();
             let Some(containers) = value["spec"]["template"]["spec"]["containers"].as_array()
             else {
@@ -129,14 +129,14 @@ fn workloads_request_resources_and_servers_probe_readiness() {
             assert!(
                 container["resources"]["requests"]["memory"].is_string(),
                 "{}",
-                service.name
+                service.kind.name()
             );
-            assert!(container["image"].is_string(), "{}", service.name);
+            assert!(container["image"].is_string(), "{}", service.kind.name());
             if !service.ports.is_empty() {
                 assert!(
                     container["readinessProbe"].is_object(),
                     "{} has a readiness probe",
-                    service.name
+                    service.kind.name()
                 );
             }
         }

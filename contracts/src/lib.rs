@@ -4,6 +4,7 @@
 //! - [`args`] and [`chart_args`]: the command line of each role the `weir` binary carries
 //!   (topology runner, sources, chart server) as typed values, parsed by the binary and
 //!   rendered by the catalog.
+//! - [`service_kind`]: the closed set of services the catalog offers.
 //! - [`status`]: what the runner and the sources answer on `GET /status`.
 //! - [`window`]: chart windows fed from topics.
 //! - [`duration`], [`template`], [`yaml`], [`number`]: how users write durations, `${name}`
@@ -13,6 +14,7 @@ pub mod args;
 pub mod chart_args;
 pub mod duration;
 pub mod number;
+pub mod service_kind;
 pub mod status;
 pub mod template;
 pub mod window;

@@ -13,6 +13,7 @@ use super::ProcessSpec;
 use crate::command::{Placement, WeirCommand};
 use crate::kafka_settings;
 use crate::service::{Params, ServiceDefinition};
+use weir_contracts::service_kind::ServiceKind;
 
 /// What an instance is given to start with.
 #[derive(Debug, Clone)]
@@ -34,29 +35,29 @@ pub struct LocalContext {
 pub enum RenderError {
     #[error(transparent)]
     Distribution(#[from] DistributionError),
-    #[error("service `{0}` has no local realization")]
-    Unknown(String),
+    #[error("{0} is not a service the `weir` binary carries")]
+    NotCarriedByWeir(ServiceKind),
     #[error("{service}: missing {what}")]
-    Missing { service: String, what: String },
+    Missing { service: ServiceKind, what: String },
 }
 
 impl LocalContext {
-    fn port(&self, service: &str, name: &str) -> Result<u16, RenderError> {
+    fn port(&self, service: ServiceKind, name: &str) -> Result<u16, RenderError> {
         self.ports
             .get(name)
             .copied()
             .ok_or_else(|| RenderError::Missing {
-                service: service.into(),
+                service,
                 what: format!("port `{name}`"),
             })
     }
 
-    fn dependency(&self, service: &str, param: &str) -> Result<&str, RenderError> {
+    fn dependency(&self, service: ServiceKind, param: &str) -> Result<&str, RenderError> {
         self.dependencies
             .get(param)
             .map(String::as_str)
             .ok_or_else(|| RenderError::Missing {
-                service: service.into(),
+                service,
                 what: format!("the endpoint of its `{param}` instance"),
             })
     }
@@ -77,15 +78,15 @@ impl LocalContext {
 }
 
 /// The files and processes of `service` for this instance.
-pub fn render(service: &str, ctx: &LocalContext) -> Result<LocalService, RenderError> {
+pub fn render(service: ServiceKind, ctx: &LocalContext) -> Result<LocalService, RenderError> {
     match service {
-        "zookeeper" => Ok(ZooKeeperSettings {
+        ServiceKind::ZooKeeper => Ok(ZooKeeperSettings {
             client_port: ctx.port(service, "client")?,
             dir: ctx.dir.clone(),
             heap_mb: ctx.heap(),
         }
         .render(&KafkaDistribution::locate()?)),
-        "kafka" => {
+        ServiceKind::Kafka => {
             let brokers = replicas(&ctx.params);
             let distribution = KafkaDistribution::locate()?;
             // KRaft nodes of one cluster share its id.
@@ -109,8 +110,7 @@ pub fn render(service: &str, ctx: &LocalContext) -> Result<LocalService, RenderE
             Ok(supervised(ctx, members, Some(bootstrap)))
         }
         weir_service => {
-            let definition = crate::catalog::find(weir_service)
-                .ok_or_else(|| RenderError::Unknown(weir_service.into()))?;
+            let definition = crate::catalog::definition(weir_service);
             let mut replicas = weir_replicas(ctx, &definition)?;
             if replicas.len() == 1 {
                 return Ok(replicas.remove(0).1);
@@ -123,9 +123,11 @@ pub fn render(service: &str, ctx: &LocalContext) -> Result<LocalService, RenderE
 /// A service Weir carries (a topology's runners), its replicas kept by a supervisor even
 /// when there is one: how `weir scale` renders an instance, so that its replicas can change
 /// while it runs.
-pub fn render_supervised(service: &str, ctx: &LocalContext) -> Result<LocalService, RenderError> {
-    let definition =
-        crate::catalog::find(service).ok_or_else(|| RenderError::Unknown(service.into()))?;
+pub fn render_supervised(
+    service: ServiceKind,
+    ctx: &LocalContext,
+) -> Result<LocalService, RenderError> {
+    let definition = crate::catalog::definition(service);
     Ok(supervised(ctx, weir_replicas(ctx, &definition)?, None))
 }
 
@@ -179,7 +181,7 @@ fn weir_process(
     definition: &ServiceDefinition,
     index: u32,
 ) -> Result<ProcessSpec, RenderError> {
-    let service = definition.name;
+    let service = definition.kind;
     let listen = match definition.ports.first() {
         Some(port) => Some(SocketAddr::from((
             Ipv4Addr::LOCALHOST,
@@ -190,7 +192,7 @@ fn weir_process(
     let needs_kafka = definition
         .needs
         .iter()
-        .any(|n| n.service == "kafka" && n.applies(&ctx.params));
+        .any(|n| n.service == ServiceKind::Kafka && n.applies(&ctx.params));
     let placement = Placement {
         listen,
         kafka: if needs_kafka {
@@ -201,7 +203,7 @@ fn weir_process(
         file: ctx.params.str("file").map(str::to_string),
     };
     let args = WeirCommand::of(service, &ctx.params, &placement)
-        .ok_or_else(|| RenderError::Unknown(service.into()))?
+        .ok_or(RenderError::NotCarriedByWeir(service))?
         .args();
     Ok(ctx.weir(args))
 }
@@ -215,7 +217,7 @@ fn broker(
     cluster_id: &str,
     distribution: &KafkaDistribution,
 ) -> Result<LocalService, RenderError> {
-    let service = "kafka";
+    let service = ServiceKind::Kafka;
     let port = ctx.port(service, &member_name("broker", index))?;
     let dir = if brokers == 1 {
         ctx.dir.clone()
@@ -278,7 +280,7 @@ pub fn extra_local_ports(definition: &ServiceDefinition, params: &Params) -> Vec
         Some(port) => (1..members).map(|i| member_name(port.name, i)).collect(),
         None => vec![],
     };
-    if definition.name == "kafka" && params.str("mode") == Some("kraft") {
+    if definition.kind == ServiceKind::Kafka && params.str("mode") == Some("kraft") {
         ports.extend((0..members).map(|i| member_name("controller", i)));
     }
     ports
@@ -333,7 +335,7 @@ mod tests {
                 ("params", "{threshold: 60, rate_topic: 'r; s=t'}"),
             ],
         );
-        let service = render("topology-runner", &ctx).unwrap();
+        let service = render(ServiceKind::TopologyRunner, &ctx).unwrap();
         assert_eq!(
             service.process.args,
             [
@@ -365,7 +367,7 @@ mod tests {
                 ("repeat", "true"),
             ],
         );
-        let args = render("replay-source", &ctx)
+        let args = render(ServiceKind::ReplaySource, &ctx)
             .unwrap()
             .process
             .args

@@ -139,6 +139,7 @@ mod tests {
     use weir_catalog::command::{Placement, WeirCommand};
     use weir_catalog::kubernetes::{self, KubeInstance, KubeObject};
     use weir_catalog::local::render::{render, LocalContext};
+    use weir_contracts::service_kind::ServiceKind;
 
     use super::*;
 
@@ -215,7 +216,7 @@ mod tests {
     fn every_rendered_service_command_line_parses_back_to_its_typed_command() {
         let mut checked = Vec::new();
         for service in weir_catalog::catalog::services() {
-            let params = service.validate(&sample(service.name)).unwrap();
+            let params = service.validate(&sample(service.kind.name())).unwrap();
             let local_placement = Placement {
                 listen: service
                     .ports
@@ -224,7 +225,7 @@ mod tests {
                 kafka: Some("127.0.0.1:9092".into()),
                 file: params.str("file").map(str::to_string),
             };
-            let Some(local_expected) = WeirCommand::of(service.name, &params, &local_placement)
+            let Some(local_expected) = WeirCommand::of(service.kind, &params, &local_placement)
             else {
                 continue;
             };
@@ -234,7 +235,7 @@ mod tests {
                 .map(|p| (p.name.to_string(), 9000))
                 .collect();
             let local = render(
-                service.name,
+                service.kind,
                 &LocalContext {
                     instance: "inst".into(),
                     dir: "/w/inst".into(),
@@ -249,10 +250,10 @@ mod tests {
                 parsed(&local.process.args),
                 local_expected,
                 "{}",
-                service.name
+                service.kind
             );
 
-            let files = match service.name {
+            let files = match service.kind.name() {
                 "replay-source" => BTreeMap::from([("r.csv".into(), "a\n1\n".into())]),
                 _ => BTreeMap::new(),
             };
@@ -270,16 +271,16 @@ mod tests {
                     .first()
                     .map(|p| SocketAddr::from(([0, 0, 0, 0], p.container_port))),
                 kafka: Some("kafka-1:9092".into()),
-                file: match service.name {
+                file: match service.kind.name() {
                     "topology-runner" => Some("/etc/weir/topology.yaml".into()),
                     "replay-source" => Some("/etc/weir/r.csv".into()),
                     _ => None,
                 },
             };
             let cluster_expected =
-                WeirCommand::of(service.name, &params, &cluster_placement).unwrap();
-            assert_eq!(parsed(&cluster_args), cluster_expected, "{}", service.name);
-            checked.push(service.name);
+                WeirCommand::of(service.kind, &params, &cluster_placement).unwrap();
+            assert_eq!(parsed(&cluster_args), cluster_expected, "{}", service.kind);
+            checked.push(service.kind.name());
         }
         assert_eq!(
             checked,
@@ -302,7 +303,7 @@ mod tests {
             file: Some("/t.yaml".into()),
         };
         let WeirCommand::RunTopology(args) = parsed(
-            &WeirCommand::of("topology-runner", &params, &placement)
+            &WeirCommand::of(ServiceKind::TopologyRunner, &params, &placement)
                 .unwrap()
                 .args(),
         ) else {

@@ -7,6 +7,7 @@ use clap::Args;
 use weir::runtime::{inventory, Backend, ProvisionRequest, Provisioned, Scope};
 use weir_catalog::catalog;
 use weir_catalog::service::ParamKind;
+use weir_contracts::service_kind::ServiceKind;
 
 use super::backend::BackendArgs;
 use super::{parse_assignment, parse_duration, runtime, signals};
@@ -20,7 +21,8 @@ pub struct CatalogArgs {
 #[derive(Debug, Args)]
 pub struct UpArgs {
     /// The catalog service, e.g. `kafka`.
-    service: String,
+    #[arg(value_parser = ServiceKind::parse)]
+    service: ServiceKind,
     /// Instance name (default `<service>-N`).
     #[arg(long)]
     name: Option<String>,
@@ -96,7 +98,7 @@ pub fn catalog(args: CatalogArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     for service in services {
-        println!("{}  —  {}", service.name, service.description);
+        println!("{}  —  {}", service.kind, service.description);
         for param in &service.params {
             let kind = match &param.kind {
                 ParamKind::String => "string".to_string(),
@@ -131,7 +133,7 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         let runtime = args.backend.connect().await?;
         let provisioned = runtime
             .provision(ProvisionRequest {
-                service: args.service.clone(),
+                service: args.service,
                 name: args.name.clone(),
                 params: args.set.clone(),
                 scope: Scope::Standalone,

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+use weir_contracts::service_kind::ServiceKind;
 
 use weir_contracts::status::{RunnerState, RunnerStatus, SourceState, SourceStatus};
 
@@ -25,7 +26,7 @@ const COUNT_TIMEOUT: Duration = Duration::from_secs(120);
 type Unavailable = BTreeMap<String, serde_json::Value>;
 
 fn is_source(instance: &Instance) -> bool {
-    matches!(instance.service.as_str(), "http-source" | "replay-source")
+    instance.service.is_source()
 }
 
 /// Collects results once; `drain` stops the sources and waits for the topologies first.
@@ -112,7 +113,10 @@ pub(super) async fn collect(context: &RunContext, kafka: Option<&str>, drain: bo
     }
 
     let charts_dir = context.home.run_dir(&context.id).join("charts");
-    for chart_server in instances.iter().filter(|i| i.service == "chart-server") {
+    for chart_server in instances
+        .iter()
+        .filter(|i| i.service == ServiceKind::ChartServer)
+    {
         let dir = charts_dir.join(&chart_server.name);
         let saved = match context
             .runtime
@@ -154,7 +158,7 @@ async fn count_topics(
     let kafka = kafka.map(str::to_string).or_else(|| {
         instances
             .iter()
-            .find(|i| i.service == "kafka")
+            .find(|i| i.service == ServiceKind::Kafka)
             .map(|i| i.name.clone())
     });
     let Some(kafka) = kafka else {

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+use weir_contracts::service_kind::ServiceKind;
 
 use weir_contracts::template::value_text;
 use weir_topology::spec::TopologySpec;
@@ -48,7 +49,9 @@ pub(super) async fn execute(
                 .iter()
                 .map(|(k, v)| (k.clone(), value_text(v)))
                 .collect();
-            provision(context, task, &p.service, &p.instance, params, deadline).await
+            // The workflow was checked against the catalog when it was loaded.
+            let service = ServiceKind::parse(&p.service).map_err(failed)?;
+            provision(context, task, service, &p.instance, params, deadline).await
         }
         Action::CreateTopics(c) => {
             let step = DataStep::CreateTopics {
@@ -88,7 +91,7 @@ pub(super) async fn execute(
             let service = match s.kind {
                 SourceKind::Http => {
                     params.push(("url".into(), s.url.clone().unwrap_or_default()));
-                    "http-source"
+                    ServiceKind::HttpSource
                 }
                 SourceKind::Replay => {
                     let file = context
@@ -106,7 +109,7 @@ pub(super) async fn execute(
                         "  REPLAY: publishing recorded documents from {} (not live data)",
                         file.display()
                     ));
-                    "replay-source"
+                    ServiceKind::ReplaySource
                 }
             };
             context.note_topics([s.topic.clone()]);
@@ -147,7 +150,7 @@ pub(super) async fn execute(
             provision(
                 context,
                 task,
-                "topology-runner",
+                ServiceKind::TopologyRunner,
                 &t.instance,
                 params,
                 deadline,
@@ -268,7 +271,7 @@ async fn data_step(
 async fn provision(
     context: &RunContext,
     task: &Task,
-    service: &str,
+    service: ServiceKind,
     instance: &str,
     params: Vec<(String, String)>,
     deadline: Option<Instant>,
@@ -276,7 +279,7 @@ async fn provision(
     let provisioned = context
         .runtime
         .provision(ProvisionRequest {
-            service: service.into(),
+            service,
             name: Some(instance.into()),
             params,
             scope: context.scope.clone(),
@@ -294,7 +297,10 @@ async fn provision(
         }
         Provisioned::Reused(instance) => vec![(**instance).clone()],
     };
-    for charts in instances.iter().filter(|i| i.service == "chart-server") {
+    for charts in instances
+        .iter()
+        .filter(|i| i.service == ServiceKind::ChartServer)
+    {
         progress(format!(
             "  LIVE CHARTS: {} while the run lasts",
             context.runtime.how_to_open(charts)

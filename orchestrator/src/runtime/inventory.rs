@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::time::Duration;
+use weir_contracts::service_kind::ServiceKind;
 
 use super::kubernetes::KubernetesRuntime;
 use super::local::LocalRuntime;
@@ -70,7 +71,7 @@ pub async fn locate(config: &RuntimeConfig, name: &str) -> Result<Option<Instanc
 }
 
 /// Namespace → instance name → service, for the namespaces holding recorded instances.
-type Live = BTreeMap<String, BTreeMap<String, String>>;
+type Live = BTreeMap<String, BTreeMap<String, ServiceKind>>;
 
 /// Why the cluster could not say which of its recorded instances live.
 #[derive(Debug, thiserror::Error)]

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use weir_catalog::local::render::RenderError;
 use weir_catalog::service::{ParamError, ServiceDefinition};
+use weir_contracts::service_kind::{ServiceKind, UnknownService};
 use weir_supervisor::process::ProcessError;
 
 use crate::store::StoreError;
@@ -79,7 +80,7 @@ pub enum Scope {
 /// A request to start one service instance and the dependencies it lacks.
 #[derive(Debug, Clone)]
 pub struct ProvisionRequest {
-    pub service: String,
+    pub service: ServiceKind,
     /// Instance name; `<service>-N` when not given.
     pub name: Option<String>,
     pub params: Vec<(String, String)>,
@@ -129,7 +130,7 @@ impl InstanceState {
 #[derive(Debug, Clone, Serialize)]
 pub struct Instance {
     pub name: String,
-    pub service: String,
+    pub service: ServiceKind,
     pub state: InstanceState,
     /// `host:port` for TCP services, `http://host:port` for HTTP ones, empty when it has no
     /// port. On Kubernetes, the address pods of its namespace use.
@@ -328,19 +329,19 @@ pub trait Runtime: Send + Sync + fmt::Debug {
 pub enum RuntimeError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("the catalog has no service `{0}`; `weir catalog` lists them")]
-    UnknownService(String),
+    #[error(transparent)]
+    UnknownService(#[from] UnknownService),
     #[error("invalid parameters:\n  {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "))]
     InvalidParams(Vec<ParamError>),
     #[error("`{0}` is not a valid instance name: use lowercase letters, digits and dashes, starting with a letter (at most 40 characters)")]
     InvalidName(String),
     #[error("no instance named `{name}`; start a {service} first (`weir up {service} --name {name}`) or leave the parameter out to have one started")]
-    MissingDependency { name: String, service: String },
+    MissingDependency { name: String, service: ServiceKind },
     #[error("instance `{name}` is a {actual}, not a {expected}")]
     WrongDependency {
         name: String,
-        expected: String,
-        actual: String,
+        expected: ServiceKind,
+        actual: ServiceKind,
     },
     #[error("instance `{0}` is not running; `weir instances` shows its state, `weir gc` clears dead ones")]
     DependencyDown(String),
@@ -403,7 +404,7 @@ pub enum RuntimeError {
     #[error("Kafka instance `{0}` has no port to reach it by")]
     KafkaWithoutPort(String),
     #[error("instance `{name}` ({service}) has no HTTP interface")]
-    NoHttp { name: String, service: String },
+    NoHttp { name: String, service: ServiceKind },
     #[error(transparent)]
     Kubernetes(#[from] kubernetes::KubeError),
     #[error("interrupted")]
@@ -441,7 +442,7 @@ impl RuntimeError {
 #[error("{service} `{instance}` is not ready ({reason}; waited up to {timeout:?})\n--- last lines of {log} ---\n{tail}")]
 pub struct NotReady {
     pub instance: String,
-    pub service: String,
+    pub service: ServiceKind,
     pub timeout: Duration,
     pub reason: weir_supervisor::readiness::NeverReady,
     pub log: String,

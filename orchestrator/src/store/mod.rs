@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
+use weir_contracts::service_kind::ServiceKind;
 
 mod migrations;
 
@@ -112,7 +113,7 @@ impl std::str::FromStr for InstanceState {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InstanceRecord {
     pub name: String,
-    pub service: String,
+    pub service: ServiceKind,
     pub state: InstanceState,
     /// `host:port` for TCP services, `http://host:port` for HTTP ones, empty when none.
     pub endpoint: String,
@@ -219,7 +220,7 @@ impl Store {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             params![
                 record.name,
-                record.service,
+                record.service.name(),
                 record.state.as_str(),
                 record.endpoint,
                 record.pid,
@@ -294,7 +295,7 @@ impl Store {
 pub struct ClusterInstanceRecord {
     pub namespace: String,
     pub name: String,
-    pub service: String,
+    pub service: ServiceKind,
     /// The address pods of its namespace use.
     pub endpoint: String,
     pub run_id: Option<String>,
@@ -314,7 +315,7 @@ impl Store {
             params![
                 record.namespace,
                 record.name,
-                record.service,
+                record.service.name(),
                 record.endpoint,
                 record.run_id,
                 record.created_at,
@@ -345,7 +346,7 @@ impl Store {
             Ok(ClusterInstanceRecord {
                 namespace: row.get("namespace")?,
                 name: row.get("name")?,
-                service: row.get("service")?,
+                service: parsed_column(row, "service")?,
                 endpoint: row.get("endpoint")?,
                 run_id: row.get("run_id")?,
                 created_at: row.get("created_at")?,
@@ -360,7 +361,7 @@ fn instance_from_row(row: &Row<'_>) -> rusqlite::Result<InstanceRecord> {
     let uses: String = row.get("uses")?;
     Ok(InstanceRecord {
         name: row.get("name")?,
-        service: row.get("service")?,
+        service: parsed_column(row, "service")?,
         state: parsed_column(row, "state")?,
         endpoint: row.get("endpoint")?,
         pid: row.get("pid")?,
@@ -406,7 +407,7 @@ mod tests {
     fn record(name: &str) -> InstanceRecord {
         InstanceRecord {
             name: name.into(),
-            service: "kafka".into(),
+            service: ServiceKind::Kafka,
             state: InstanceState::Starting,
             endpoint: String::new(),
             pid: None,
@@ -450,7 +451,7 @@ mod tests {
         let record = |namespace: &str, name: &str| ClusterInstanceRecord {
             namespace: namespace.into(),
             name: name.into(),
-            service: "kafka".into(),
+            service: ServiceKind::Kafka,
             endpoint: format!("{name}:9092"),
             run_id: None,
             created_at: 1,

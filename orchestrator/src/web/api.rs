@@ -181,11 +181,9 @@ pub struct LaunchService {
 
 /// Validates, then starts `weir up` in the background.
 pub fn launch_service(context: &Context, request: LaunchService) -> Reply {
-    let Some(definition) = weir_catalog::catalog::find(&request.service) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("the catalog has no service `{}`", request.service),
-        );
+    let definition = match weir_catalog::catalog::find(&request.service) {
+        Ok(definition) => definition,
+        Err(unknown) => return error(StatusCode::BAD_REQUEST, unknown.to_string()),
     };
     let params: Vec<(String, String)> = request
         .params

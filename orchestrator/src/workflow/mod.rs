@@ -495,14 +495,8 @@ fn check_graph(text: &str, workflow: &Workflow) -> Vec<Problem> {
         }
         if let Action::Provision(provision) = &task.action {
             match weir_catalog::catalog::find(&provision.service) {
-                None => at(
-                    &task.name,
-                    format!(
-                        "task `{}`: the catalog has no service `{}`",
-                        task.name, provision.service
-                    ),
-                ),
-                Some(service) => {
+                Err(unknown) => at(&task.name, format!("task `{}`: {unknown}", task.name)),
+                Ok(service) => {
                     let given: Vec<(String, String)> = provision
                         .params
                         .iter()

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use weir_contracts::service_kind::ServiceKind;
 
 use anyhow::Context;
 use serde_json::json;
@@ -166,9 +167,13 @@ fn one_round(
     let timings = timings.lock().expect("timings");
     let run_started = run_started.context("the run opened no namespace or scope")?;
     // A workflow without a ZooKeeper task has its Kafka start one, within that call.
-    let kafka = (timings.provisioned.get("kafka").copied())
+    let kafka = (timings.provisioned.get(&ServiceKind::Kafka).copied())
         .context("the workflow provisioned no Kafka: there is nothing to compare")?;
-    let zookeeper = timings.provisioned.get("zookeeper").copied().unwrap_or(0.0);
+    let zookeeper = timings
+        .provisioned
+        .get(&ServiceKind::ZooKeeper)
+        .copied()
+        .unwrap_or(0.0);
     let last_ready = timings
         .last_ready
         .context("the workflow provisioned nothing")?;
@@ -193,7 +198,7 @@ fn one_round(
 struct Timings {
     run_started: Option<Instant>,
     /// Service → seconds its provision calls took.
-    provisioned: BTreeMap<String, f64>,
+    provisioned: BTreeMap<ServiceKind, f64>,
     last_ready: Option<Instant>,
     teardown: Option<f64>,
 }
@@ -231,7 +236,7 @@ impl Runtime for TimedRuntime {
     }
 
     async fn provision(&self, request: ProvisionRequest) -> Result<Provisioned, RuntimeError> {
-        let service = request.service.clone();
+        let service = request.service;
         let started = Instant::now();
         let provisioned = self.inner.provision(request).await?;
         let mut timings = self.timings();

@@ -16,6 +16,7 @@ use kube::Client;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use weir_catalog::kubernetes::KubeObject;
+use weir_contracts::service_kind::ServiceKind;
 
 use super::health::PodHealth;
 use super::plan::PlannedInstance;
@@ -407,15 +408,19 @@ impl ClusterNamespace {
     }
 
     /// The instance's workloads: name → service, from their labels.
-    pub async fn instances(&self) -> Result<BTreeMap<String, String>, KubeError> {
+    pub async fn instances(&self) -> Result<BTreeMap<String, ServiceKind>, KubeError> {
         let selector = ListParams::default().labels("app.kubernetes.io/managed-by=weir");
         let mut found = BTreeMap::new();
-        let labels_of = |meta: &ObjectMeta| {
+        // An object whose service label names no service of this catalog (made by another
+        // version of Weir) is refused out loud rather than left out of the namespace's view.
+        let labels_of = |meta: &ObjectMeta| -> Result<Option<(String, ServiceKind)>, KubeError> {
             let labels = meta.labels.clone().unwrap_or_default();
-            labels
-                .get(INSTANCE_LABEL)
-                .cloned()
-                .zip(labels.get(SERVICE_LABEL).cloned())
+            let (Some(instance), Some(service)) =
+                (labels.get(INSTANCE_LABEL), labels.get(SERVICE_LABEL))
+            else {
+                return Ok(None);
+            };
+            Ok(Some((instance.clone(), ServiceKind::parse(service)?)))
         };
         for deployment in self
             .api::<Deployment>()
@@ -423,7 +428,7 @@ impl ClusterNamespace {
             .await
             .map_err(KubeError::api("listing Deployments"))?
         {
-            found.extend(labels_of(&deployment.metadata));
+            found.extend(labels_of(&deployment.metadata)?);
         }
         for set in self
             .api::<StatefulSet>()
@@ -431,7 +436,7 @@ impl ClusterNamespace {
             .await
             .map_err(KubeError::api("listing StatefulSets"))?
         {
-            found.extend(labels_of(&set.metadata));
+            found.extend(labels_of(&set.metadata)?);
         }
         Ok(found)
     }

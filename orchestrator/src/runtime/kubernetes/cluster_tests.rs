@@ -8,6 +8,7 @@ use http::{Method, Request, Response, StatusCode};
 use kube::client::Body;
 use serde_json::json;
 use tower_test::mock::Handle;
+use weir_contracts::service_kind::ServiceKind;
 
 use super::*;
 use crate::runtime::kubernetes::plan::{plan, Request as PlanRequest};
@@ -52,7 +53,7 @@ async fn a_refused_apply_reports_the_api_servers_words_and_stops() {
     let (kube, mut server) = mocked("weir-r1");
     let planned = plan(
         &PlanRequest {
-            service: "zookeeper".into(),
+            service: ServiceKind::ZooKeeper,
             name: "zk".into(),
             params: vec![],
             images: BTreeMap::new(),

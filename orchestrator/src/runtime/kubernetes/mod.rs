@@ -20,6 +20,7 @@ mod runtime;
 use std::time::Duration;
 
 use weir_catalog::service::ParamError;
+use weir_contracts::service_kind::{ServiceKind, UnknownService};
 
 pub use cluster::ClusterNamespace;
 pub use runtime::{KubeOptions, KubernetesRuntime};
@@ -37,8 +38,8 @@ pub enum KubeError {
     /// A request was refused or could not be sent.
     #[error("Kubernetes API: {action}: {reason}")]
     Api { action: String, reason: String },
-    #[error("the catalog has no service `{0}`; `weir catalog` lists them")]
-    UnknownService(String),
+    #[error(transparent)]
+    UnknownService(#[from] UnknownService),
     #[error("invalid parameters of `{instance}`:\n  {}", .errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "))]
     InvalidParams {
         instance: String,
@@ -47,8 +48,8 @@ pub enum KubeError {
     #[error("`{name}` is a {actual} in this namespace, not a {expected}")]
     WrongDependency {
         name: String,
-        expected: String,
-        actual: String,
+        expected: ServiceKind,
+        actual: ServiceKind,
     },
     #[error("{what}: {source}")]
     Io {

@@ -10,18 +10,19 @@ use weir_catalog::kubernetes::{
     in_cluster_endpoint, render, workload_kind, KubeInstance, KubeObject,
 };
 use weir_catalog::service::{ParamKind, Params, ServiceDefinition};
+use weir_contracts::service_kind::ServiceKind;
 
 use super::KubeError;
 
 /// A request for one instance.
 #[derive(Debug, Clone)]
 pub struct Request {
-    pub service: String,
+    pub service: ServiceKind,
     pub name: String,
     pub params: Vec<(String, String)>,
     /// The image of each service not given an `image` parameter (instead of the catalog's
     /// default), for the instance and the dependencies planned for it.
-    pub images: BTreeMap<String, String>,
+    pub images: BTreeMap<ServiceKind, String>,
 }
 
 /// One instance to create, in order.
@@ -64,7 +65,7 @@ impl PlannedInstance {
 /// already in the namespace to their service; those are used, not created again.
 pub fn plan(
     request: &Request,
-    existing: &BTreeMap<String, String>,
+    existing: &BTreeMap<String, ServiceKind>,
 ) -> Result<Vec<PlannedInstance>, KubeError> {
     let mut planned = Vec::new();
     let mut known = existing.clone();
@@ -74,11 +75,10 @@ pub fn plan(
 
 fn plan_into(
     request: &Request,
-    known: &mut BTreeMap<String, String>,
+    known: &mut BTreeMap<String, ServiceKind>,
     planned: &mut Vec<PlannedInstance>,
 ) -> Result<(), KubeError> {
-    let definition = catalog::find(&request.service)
-        .ok_or_else(|| KubeError::UnknownService(request.service.clone()))?;
+    let definition = catalog::definition(request.service);
     let mut given = request.params.clone();
     if !given.iter().any(|(key, _)| key == "image") {
         if let Some(image) = request.images.get(&request.service) {
@@ -98,17 +98,17 @@ fn plan_into(
             .map(str::to_string)
             .unwrap_or_else(|| format!("{}-{}", request.name, need.service));
         match known.get(&name) {
-            Some(service) if service == need.service => {}
-            Some(service) => {
+            Some(&service) if service == need.service => {}
+            Some(&service) => {
                 return Err(KubeError::WrongDependency {
                     name,
-                    expected: need.service.into(),
-                    actual: service.clone(),
+                    expected: need.service,
+                    actual: service,
                 })
             }
             None => plan_into(
                 &Request {
-                    service: need.service.into(),
+                    service: need.service,
                     name: name.clone(),
                     params: vec![],
                     images: request.images.clone(),
@@ -117,13 +117,13 @@ fn plan_into(
                 planned,
             )?,
         }
-        let dependency = catalog::find(need.service).expect("needs name catalog services");
+        let dependency = catalog::definition(need.service);
         if let Some(endpoint) = in_cluster_endpoint(&name, &dependency) {
             dependencies.insert(need.param.to_string(), endpoint);
         }
     }
     let files = input_files(&definition, &params)?;
-    known.insert(request.name.clone(), definition.name.to_string());
+    known.insert(request.name.clone(), definition.kind);
     planned.push(PlannedInstance {
         name: request.name.clone(),
         definition,
@@ -154,7 +154,7 @@ fn input_files(
             path: path.to_string(),
             source,
         })?;
-        let key = if definition.name == "topology-runner" {
+        let key = if definition.kind == ServiceKind::TopologyRunner {
             "topology.yaml".to_string()
         } else {
             Path::new(path)
@@ -173,7 +173,7 @@ mod tests {
 
     fn request(service: &str, name: &str, params: &[(&str, &str)]) -> Request {
         Request {
-            service: service.into(),
+            service: ServiceKind::parse(service).unwrap(),
             name: name.into(),
             params: params
                 .iter()
@@ -187,8 +187,8 @@ mod tests {
     fn image_defaults_apply_to_dependencies_and_yield_to_a_given_image() {
         let mut kafka = request("kafka", "k", &[("image", "mine/kafka:1")]);
         kafka.images = BTreeMap::from([
-            ("zookeeper".to_string(), "local/zookeeper:3.8".to_string()),
-            ("kafka".to_string(), "local/kafka:3.9.1".to_string()),
+            (ServiceKind::ZooKeeper, "local/zookeeper:3.8".to_string()),
+            (ServiceKind::Kafka, "local/kafka:3.9.1".to_string()),
         ]);
         let planned = plan(&kafka, &BTreeMap::new()).unwrap();
         assert_eq!(planned[0].params.str("image"), Some("local/zookeeper:3.8"));
@@ -206,7 +206,7 @@ mod tests {
 
     #[test]
     fn an_existing_dependency_is_used_not_created() {
-        let existing = BTreeMap::from([("zk".to_string(), "zookeeper".to_string())]);
+        let existing = BTreeMap::from([("zk".to_string(), ServiceKind::ZooKeeper)]);
         let planned = plan(&request("kafka", "k", &[("zookeeper", "zk")]), &existing).unwrap();
         assert_eq!(planned.len(), 1);
         assert_eq!(planned[0].dependencies["zookeeper"], "zk:2181");
@@ -214,7 +214,7 @@ mod tests {
 
     #[test]
     fn a_dependency_of_the_wrong_service_is_refused() {
-        let existing = BTreeMap::from([("zk".to_string(), "kafka".to_string())]);
+        let existing = BTreeMap::from([("zk".to_string(), ServiceKind::Kafka)]);
         let error = plan(&request("kafka", "k", &[("zookeeper", "zk")]), &existing).unwrap_err();
         assert!(error.to_string().contains("`zk` is a kafka"), "{error}");
     }
@@ -234,7 +234,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("flow.yaml");
         std::fs::write(&file, "name: x\n").unwrap();
-        let existing = BTreeMap::from([("k".to_string(), "kafka".to_string())]);
+        let existing = BTreeMap::from([("k".to_string(), ServiceKind::Kafka)]);
         let planned = plan(
             &request(
                 "topology-runner",

@@ -10,6 +10,7 @@ use kube::Client;
 use tokio_util::sync::CancellationToken;
 use weir_catalog::catalog::{self, WEIR_IMAGE};
 use weir_catalog::kubernetes::{in_cluster_endpoint, workload_kind};
+use weir_contracts::service_kind::ServiceKind;
 
 use super::cluster::ClusterNamespace;
 use super::forward::forward;
@@ -63,7 +64,7 @@ pub struct KubernetesRuntime {
     options: KubeOptions,
     home: WeirHome,
     /// Read from the cluster once, at the first provision.
-    image_defaults: tokio::sync::OnceCell<BTreeMap<String, String>>,
+    image_defaults: tokio::sync::OnceCell<BTreeMap<ServiceKind, String>>,
 }
 
 impl std::fmt::Debug for KubernetesRuntime {
@@ -81,14 +82,14 @@ pub const IMAGE_DEFAULTS: (&str, &str) = ("kube-public", "weir-images");
 impl KubernetesRuntime {
     /// The image of each service not given one: the cluster's [`IMAGE_DEFAULTS`] where it
     /// has them, and the `weir` image for the services that run `weir`.
-    async fn image_defaults(&self) -> BTreeMap<String, String> {
+    async fn image_defaults(&self) -> BTreeMap<ServiceKind, String> {
         self.image_defaults
             .get_or_init(|| self.read_image_defaults())
             .await
             .clone()
     }
 
-    async fn read_image_defaults(&self) -> BTreeMap<String, String> {
+    async fn read_image_defaults(&self) -> BTreeMap<ServiceKind, String> {
         let (namespace, name) = IMAGE_DEFAULTS;
         let configured = kube::Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(
             self.client.clone(),
@@ -97,7 +98,21 @@ impl KubernetesRuntime {
         .get_opt(name)
         .await;
         let mut images = match configured {
-            Ok(map) => map.and_then(|map| map.data).unwrap_or_default(),
+            Ok(map) => {
+                let data = map.and_then(|map| map.data).unwrap_or_default();
+                let mut images = BTreeMap::new();
+                for (service, image) in data {
+                    match ServiceKind::parse(&service) {
+                        Ok(kind) => {
+                            images.insert(kind, image);
+                        }
+                        Err(unknown) => progress(format!(
+                            "  WARNING: ConfigMap {namespace}/{name} names an image for `{service}`, which is not used: {unknown}"
+                        )),
+                    }
+                }
+                images
+            }
             Err(error) => {
                 progress(format!(
                     "  WARNING: cannot read ConfigMap {namespace}/{name} ({error}); services not given an `image` use the catalog's public images"
@@ -111,7 +126,7 @@ impl KubernetesRuntime {
                 .iter()
                 .any(|p| p.name == "image" && p.default == Some(WEIR_IMAGE));
             if carries_weir {
-                images.insert(definition.name.into(), self.options.weir_image.clone());
+                images.insert(definition.kind, self.options.weir_image.clone());
             }
         }
         images
@@ -158,8 +173,8 @@ impl KubernetesRuntime {
             .await?
             .remove(name)
             .ok_or_else(|| RuntimeError::NoSuchInstance(name.into()))?;
-        catalog::find(&service)
-            .and_then(|d| d.ports.first().map(|p| p.container_port))
+        (catalog::definition(service).ports.first())
+            .map(|p| p.container_port)
             .ok_or(RuntimeError::NoHttp {
                 name: name.into(),
                 service,
@@ -174,34 +189,33 @@ impl KubernetesRuntime {
     }
 
     /// Instances of the scope's namespace, from their labels.
-    async fn existing(&self, scope: &Scope) -> Result<BTreeMap<String, String>, KubeError> {
+    async fn existing(&self, scope: &Scope) -> Result<BTreeMap<String, ServiceKind>, KubeError> {
         self.cluster(scope).instances().await
     }
 
     /// The in-cluster `host:port` of a Kafka instance of the scope.
     async fn kafka_endpoint(&self, scope: &Scope, name: &str) -> Result<String, RuntimeError> {
         let existing = self.existing(scope).await?;
-        match existing.get(name).map(String::as_str) {
-            Some("kafka") => catalog::find("kafka")
-                .and_then(|kafka| in_cluster_endpoint(name, &kafka))
-                .ok_or_else(|| RuntimeError::KafkaWithoutPort(name.into())),
-            Some(other) => Err(RuntimeError::WrongDependency {
+        match existing.get(name) {
+            Some(ServiceKind::Kafka) => {
+                in_cluster_endpoint(name, &catalog::definition(ServiceKind::Kafka))
+                    .ok_or_else(|| RuntimeError::KafkaWithoutPort(name.into()))
+            }
+            Some(&other) => Err(RuntimeError::WrongDependency {
                 name: name.into(),
-                expected: "kafka".into(),
-                actual: other.into(),
+                expected: ServiceKind::Kafka,
+                actual: other,
             }),
             None => Err(RuntimeError::NoKafka(name.into())),
         }
     }
 
-    fn instance(&self, scope: &Scope, name: &str, service: &str) -> Instance {
+    fn instance(&self, scope: &Scope, name: &str, service: ServiceKind) -> Instance {
         Instance {
             name: name.into(),
-            service: service.into(),
+            service,
             state: InstanceState::Running,
-            endpoint: catalog::find(service)
-                .and_then(|d| in_cluster_endpoint(name, &d))
-                .unwrap_or_default(),
+            endpoint: in_cluster_endpoint(name, &catalog::definition(service)).unwrap_or_default(),
             backend: Backend::Kubernetes,
             run: Self::run_label(scope).map(str::to_string),
             namespace: Some(self.namespace_of(scope)),
@@ -219,7 +233,7 @@ impl KubernetesRuntime {
     pub async fn instances_in(
         &self,
         namespace: &str,
-    ) -> Result<BTreeMap<String, String>, KubeError> {
+    ) -> Result<BTreeMap<String, ServiceKind>, KubeError> {
         ClusterNamespace::new(self.client.clone(), namespace)
             .instances()
             .await
@@ -235,7 +249,7 @@ impl KubernetesRuntime {
             .record_cluster_instance(&ClusterInstanceRecord {
                 namespace: instance.namespace.clone().unwrap_or_default(),
                 name: instance.name.clone(),
-                service: instance.service.clone(),
+                service: instance.service,
                 endpoint: instance.endpoint.clone(),
                 run_id: instance.run.clone(),
                 created_at: now_unix(),
@@ -325,8 +339,8 @@ impl Runtime for KubernetesRuntime {
                 .find(|candidate| !existing.contains_key(candidate))
                 .expect("an unused name")
         });
-        if let Some(service) = existing.get(&name) {
-            if scope != &Scope::Standalone && service == &request.service {
+        if let Some(&service) = existing.get(&name) {
+            if scope != &Scope::Standalone && service == request.service {
                 progress(format!("  reusing `{name}` of this run"));
                 return Ok(Provisioned::Reused(Box::new(
                     self.instance(scope, &name, service),
@@ -339,7 +353,7 @@ impl Runtime for KubernetesRuntime {
         }
         let planned = plan(
             &Request {
-                service: request.service.clone(),
+                service: request.service,
                 name,
                 params: request.params.clone(),
                 images: self.image_defaults().await,
@@ -350,7 +364,7 @@ impl Runtime for KubernetesRuntime {
         for item in planned {
             progress(format!(
                 "  applying {} `{}` in `{}` and waiting up to {:?} until it is ready",
-                item.definition.name,
+                item.definition.kind,
                 item.name,
                 cluster.namespace(),
                 crate::runtime::whole_seconds(request.ready_timeout)
@@ -362,9 +376,9 @@ impl Runtime for KubernetesRuntime {
             .await?;
             progress(format!(
                 "  {} `{}` is ready",
-                item.definition.name, item.name
+                item.definition.kind, item.name
             ));
-            let mut instance = self.instance(scope, &item.name, item.definition.name);
+            let mut instance = self.instance(scope, &item.name, item.definition.kind);
             // Restarts kubelet made while it came up are not the run's to count.
             instance.restarts = cluster
                 .pod_health()
@@ -388,8 +402,7 @@ impl Runtime for KubernetesRuntime {
         let cluster = self.cluster(scope);
         let service = (cluster.instances().await?.remove(name))
             .ok_or_else(|| RuntimeError::NoSuchInstance(name.into()))?;
-        let definition =
-            catalog::find(&service).ok_or_else(|| RuntimeError::UnknownService(service.clone()))?;
+        let definition = catalog::definition(service);
         RuntimeError::check_scale(&definition, name, replicas)?;
         let kind = workload_kind(&definition);
         progress(format!(
@@ -466,7 +479,7 @@ impl Runtime for KubernetesRuntime {
                     exit: pods.exit().or(pods.last_exit),
                     restarts: pods.restarts,
                     members: Vec::new(),
-                    ..self.instance(&scope, name, service)
+                    ..self.instance(&scope, name, *service)
                 }
             })
             .collect())

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use weir_contracts::service_kind::ServiceKind;
 
 use tokio_util::sync::CancellationToken;
 
@@ -89,10 +90,10 @@ impl LocalRuntime {
             .into_iter()
             .find(|i| i.name == name)
             .ok_or_else(|| RuntimeError::NoKafka(name.into()))?;
-        if instance.service != "kafka" {
+        if instance.service != ServiceKind::Kafka {
             return Err(RuntimeError::WrongDependency {
                 name: name.into(),
-                expected: "kafka".into(),
+                expected: ServiceKind::Kafka,
                 actual: instance.service,
             });
         }

@@ -12,6 +12,7 @@ use weir_catalog::catalog;
 use weir_catalog::local::render::{self, extra_local_ports, LocalContext};
 use weir_catalog::local::ProcessSpec;
 use weir_catalog::service::{is_valid_name, Protocol, ServiceDefinition};
+use weir_contracts::service_kind::ServiceKind;
 use weir_supervisor::ports::free_port;
 use weir_supervisor::process::{
     self, is_same_process, log_tail, start_time, Lifetime, ManagedProcess,
@@ -40,7 +41,7 @@ mod scaling;
 /// A request to start one service instance.
 #[derive(Debug, Clone)]
 pub struct UpRequest {
-    pub service: String,
+    pub service: ServiceKind,
     /// Instance name; `<service>-N` when not given.
     pub name: Option<String>,
     pub params: Vec<(String, String)>,
@@ -118,8 +119,7 @@ impl LocalProcesses {
         auto_started_by: Option<&str>,
         started: &mut Vec<InstanceRecord>,
     ) -> Result<InstanceRecord, RuntimeError> {
-        let definition = catalog::find(&request.service)
-            .ok_or_else(|| RuntimeError::UnknownService(request.service.clone()))?;
+        let definition = catalog::definition(request.service);
         let params = definition
             .validate(&request.params)
             .map_err(RuntimeError::InvalidParams)?;
@@ -133,7 +133,7 @@ impl LocalProcesses {
                 }
                 name.clone()
             }
-            None => self.free_name(definition.name)?,
+            None => self.free_name(definition.kind)?,
         };
 
         // Dependencies: a named instance must exist and run; a missing one is started.
@@ -154,7 +154,7 @@ impl LocalProcesses {
                                 need.service
                             ));
                             let dependency_request = UpRequest {
-                                service: need.service.into(),
+                                service: need.service,
                                 name: Some(auto_name.clone()),
                                 params: vec![],
                                 scope: request.scope.clone(),
@@ -173,7 +173,7 @@ impl LocalProcesses {
         let (owner_pid, owner_start_time) = current_process();
         let mut record = InstanceRecord {
             name: name.clone(),
-            service: definition.name.into(),
+            service: definition.kind,
             state: InstanceState::Starting,
             endpoint: String::new(),
             pid: None,
@@ -242,7 +242,7 @@ impl LocalProcesses {
                     progress(format!(
                         "{} `{}`: another process took one of its ports as it started \
                          (its log says `{PORT_TAKEN}`); starting it again on other ports",
-                        definition.name, record.name
+                        definition.kind, record.name
                     ));
                     std::fs::remove_dir_all(&record.dir).map_err(|source| RuntimeError::Io {
                         path: PathBuf::from(&record.dir),
@@ -303,7 +303,7 @@ impl LocalProcesses {
         let readiness = Readiness {
             ports: render::member_ports(definition, &context.params, &context.ports),
         };
-        let service = render::render(definition.name, &context)?;
+        let service = render::render(definition.kind, &context)?;
         if let Some(endpoint) = &service.endpoint {
             record.endpoint = endpoint.clone();
         }
@@ -315,7 +315,7 @@ impl LocalProcesses {
             run_to_completion(&record.name, step)?;
         }
         write_process_spec(&dir, &service.process)?;
-        progress(format!("starting {} `{}`...", definition.name, record.name));
+        progress(format!("starting {} `{}`...", definition.kind, record.name));
         self.spawn_until_ready(
             definition,
             record,
@@ -354,7 +354,7 @@ impl LocalProcesses {
                 process.detach();
                 progress(format!(
                     "{} `{}` ready in {:.1}s{}",
-                    definition.name,
+                    definition.kind,
                     record.name,
                     started_at.elapsed().as_secs_f64(),
                     if record.endpoint.is_empty() {
@@ -369,7 +369,7 @@ impl LocalProcesses {
                 process.stop(Duration::from_secs(5));
                 Err(RuntimeError::NotReady(Box::new(NotReady {
                     instance: record.name.clone(),
-                    service: definition.name.into(),
+                    service: definition.kind,
                     timeout: ready_timeout,
                     reason,
                     log: record.log_path.clone(),
@@ -422,12 +422,11 @@ impl LocalProcesses {
             .store
             .instance(name)?
             .ok_or_else(|| RuntimeError::NoSuchInstance(name.into()))?;
-        let definition = catalog::find(&record.service)
-            .ok_or_else(|| RuntimeError::UnknownService(record.service.clone()))?;
+        let definition = catalog::definition(record.service);
         Ok((record, definition))
     }
 
-    fn free_name(&self, service: &str) -> Result<String, RuntimeError> {
+    fn free_name(&self, service: ServiceKind) -> Result<String, RuntimeError> {
         for n in 1.. {
             let candidate = format!("{service}-{n}");
             if self.store.instance(&candidate)?.is_none() {
@@ -437,18 +436,22 @@ impl LocalProcesses {
         unreachable!("some instance number is free")
     }
 
-    fn require_running(&self, name: &str, service: &str) -> Result<InstanceRecord, RuntimeError> {
+    fn require_running(
+        &self,
+        name: &str,
+        service: ServiceKind,
+    ) -> Result<InstanceRecord, RuntimeError> {
         let record = self
             .store
             .instance(name)?
             .ok_or_else(|| RuntimeError::MissingDependency {
                 name: name.into(),
-                service: service.into(),
+                service,
             })?;
         if record.service != service {
             return Err(RuntimeError::WrongDependency {
                 name: name.into(),
-                expected: service.into(),
+                expected: service,
                 actual: record.service,
             });
         }
@@ -649,7 +652,7 @@ fn users_depth(records: &[InstanceRecord], name: &str, guard: usize) -> usize {
 }
 
 /// The name of the instance started for `name` when its `service` parameter is left out.
-fn auto_dependency_name(name: &str, service: &str) -> String {
+fn auto_dependency_name(name: &str, service: ServiceKind) -> String {
     format!("{name}-{service}")
 }
 

@@ -70,7 +70,7 @@ impl LocalProcesses {
             params,
             weir_exe: self.weir_exe.clone(),
         };
-        let service = render::render_supervised(definition.name, &context)?;
+        let service = render::render_supervised(definition.kind, &context)?;
         let readiness = Readiness {
             ports: render::member_ports(&definition, &context.params, &context.ports),
         };
@@ -215,7 +215,7 @@ impl LocalProcesses {
                 Err(reason) if started.elapsed() >= timeout || !self.process_alive(record) => {
                     return Err(RuntimeError::NotReady(Box::new(NotReady {
                         instance: record.name.clone(),
-                        service: definition.name.into(),
+                        service: definition.kind,
                         timeout,
                         reason,
                         log: record.log_path.clone(),
