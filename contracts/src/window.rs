@@ -29,8 +29,20 @@ pub enum WindowSpecError {
 }
 
 /// What a window shows, and how.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumIter,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "kebab-case")]
 pub enum WindowKind {
     /// Points joined in x order: a quantity that moves continuously (rates, variations).
     #[default]
@@ -47,13 +59,7 @@ pub enum WindowKind {
 
 impl WindowKind {
     pub fn as_str(self) -> &'static str {
-        match self {
-            WindowKind::Line => "line",
-            WindowKind::Markers => "markers",
-            WindowKind::Bar => "bar",
-            WindowKind::Text => "text",
-            WindowKind::Properties => "properties",
-        }
+        self.into()
     }
 
     /// Whether the window holds series of points.

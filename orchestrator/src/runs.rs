@@ -7,8 +7,9 @@ use crate::store::{parsed_column, Store, StoreError, UnknownState};
 use crate::time::{now_unix, rfc3339};
 
 /// The states of a run, as shown to users.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr, strum::EnumIter)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum RunState {
     Pending,
     Running,
@@ -20,14 +21,7 @@ pub enum RunState {
 
 impl RunState {
     pub fn as_str(self) -> &'static str {
-        match self {
-            RunState::Pending => "pending",
-            RunState::Running => "running",
-            RunState::AwaitingApproval => "awaiting-approval",
-            RunState::Succeeded => "succeeded",
-            RunState::Failed => "failed",
-            RunState::Cancelled => "cancelled",
-        }
+        self.into()
     }
 
     pub fn is_final(self) -> bool {
@@ -36,28 +30,20 @@ impl RunState {
             RunState::Succeeded | RunState::Failed | RunState::Cancelled
         )
     }
-
-    const ALL: [RunState; 6] = [
-        RunState::Pending,
-        RunState::Running,
-        RunState::AwaitingApproval,
-        RunState::Succeeded,
-        RunState::Failed,
-        RunState::Cancelled,
-    ];
 }
 
 impl std::str::FromStr for RunState {
     type Err = UnknownState;
 
     fn from_str(text: &str) -> Result<Self, UnknownState> {
-        UnknownState::parse("run", &Self::ALL, Self::as_str, text)
+        UnknownState::parse("run", text)
     }
 }
 
 /// The states of a task of a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr, strum::EnumIter)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum TaskState {
     Pending,
     Running,
@@ -71,31 +57,15 @@ pub enum TaskState {
 
 impl TaskState {
     pub fn as_str(self) -> &'static str {
-        match self {
-            TaskState::Pending => "pending",
-            TaskState::Running => "running",
-            TaskState::Succeeded => "succeeded",
-            TaskState::Failed => "failed",
-            TaskState::Skipped => "skipped",
-            TaskState::Cancelled => "cancelled",
-        }
+        self.into()
     }
-
-    const ALL: [TaskState; 6] = [
-        TaskState::Pending,
-        TaskState::Running,
-        TaskState::Succeeded,
-        TaskState::Failed,
-        TaskState::Skipped,
-        TaskState::Cancelled,
-    ];
 }
 
 impl std::str::FromStr for TaskState {
     type Err = UnknownState;
 
     fn from_str(text: &str) -> Result<Self, UnknownState> {
-        UnknownState::parse("task", &Self::ALL, Self::as_str, text)
+        UnknownState::parse("task", text)
     }
 }
 
@@ -254,7 +224,8 @@ pub struct NewRun<'a> {
 }
 
 /// What a person answered to a pending approval.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumIter)]
+#[strum(serialize_all = "kebab-case")]
 pub enum Answer {
     Approved,
     Rejected,
@@ -262,10 +233,7 @@ pub enum Answer {
 
 impl Answer {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Answer::Approved => "approved",
-            Answer::Rejected => "rejected",
-        }
+        self.into()
     }
 }
 

@@ -26,8 +26,21 @@ use weir_supervisor::process::ProcessError;
 use crate::store::StoreError;
 
 /// Where services run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+    strum::IntoStaticStr,
+    strum::EnumIter,
+)]
 #[serde(rename_all = "kebab-case", try_from = "String")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Backend {
     /// Processes on this machine.
     #[default]
@@ -38,10 +51,7 @@ pub enum Backend {
 
 impl Backend {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Backend::Local => "local",
-            Backend::Kubernetes => "kubernetes",
-        }
+        self.into()
     }
 }
 
@@ -102,8 +112,9 @@ pub enum Provisioned {
 }
 
 /// How an instance is doing, as its runtime sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr, strum::EnumIter)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum InstanceState {
     Starting,
     Running,
@@ -116,13 +127,7 @@ pub enum InstanceState {
 
 impl InstanceState {
     pub fn as_str(self) -> &'static str {
-        match self {
-            InstanceState::Starting => "starting",
-            InstanceState::Running => "running",
-            InstanceState::Stopping => "stopping",
-            InstanceState::Dead => "dead",
-            InstanceState::Unknown => "unknown",
-        }
+        self.into()
     }
 }
 

@@ -40,16 +40,13 @@ pub struct UnknownState {
 }
 
 impl UnknownState {
-    /// The state among `all` whose name (`as_str`) is `text`.
-    pub fn parse<T: Copy>(
-        what: &'static str,
-        all: &[T],
-        as_str: fn(T) -> &'static str,
-        text: &str,
-    ) -> Result<T, Self> {
-        all.iter()
-            .copied()
-            .find(|state| as_str(*state) == text)
+    /// The state whose name is `text`.
+    pub fn parse<T>(what: &'static str, text: &str) -> Result<T, Self>
+    where
+        T: strum::IntoEnumIterator + Into<&'static str> + Copy,
+    {
+        T::iter()
+            .find(|state| (*state).into() == text)
             .ok_or_else(|| Self {
                 what,
                 text: text.into(),
@@ -75,8 +72,9 @@ where
 }
 
 /// The life of an instance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr, strum::EnumIter)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum InstanceState {
     /// Started, not yet ready.
     Starting,
@@ -87,11 +85,7 @@ pub enum InstanceState {
 
 impl InstanceState {
     pub fn as_str(self) -> &'static str {
-        match self {
-            InstanceState::Starting => "starting",
-            InstanceState::Running => "running",
-            InstanceState::Stopping => "stopping",
-        }
+        self.into()
     }
 }
 
@@ -99,13 +93,7 @@ impl std::str::FromStr for InstanceState {
     type Err = UnknownState;
 
     fn from_str(text: &str) -> Result<Self, UnknownState> {
-        use InstanceState::*;
-        UnknownState::parse(
-            "instance",
-            &[Starting, Running, Stopping],
-            Self::as_str,
-            text,
-        )
+        UnknownState::parse("instance", text)
     }
 }
 
@@ -386,6 +374,27 @@ fn instance_from_row(row: &Row<'_>) -> rusqlite::Result<InstanceRecord> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The name a state is stored under is the one the API shows, and reads back.
+    fn names_agree<T>()
+    where
+        T: strum::IntoEnumIterator + Into<&'static str> + Copy + Serialize + std::fmt::Debug,
+        T: std::str::FromStr<Err = UnknownState> + PartialEq,
+    {
+        for state in T::iter() {
+            let name: &'static str = state.into();
+            assert_eq!(serde_json::to_value(state).unwrap(), name, "{state:?}");
+            assert_eq!(name.parse::<T>(), Ok(state));
+        }
+        assert!("no-such-state".parse::<T>().is_err());
+    }
+
+    #[test]
+    fn stored_state_names_are_the_api_names_and_read_back() {
+        names_agree::<InstanceState>();
+        names_agree::<crate::runs::RunState>();
+        names_agree::<crate::runs::TaskState>();
+    }
 
     #[test]
     fn many_connections_set_up_a_new_database_at_once() {
