@@ -202,34 +202,25 @@ pub fn group_members(pgid: i32) -> Vec<i32> {
         .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
         .filter(|&pid| {
             read_stat(pid)
-                .is_some_and(|(state, group)| group == pgid && state != "Z" && state != "X")
+                .is_some_and(|(state, group)| group == pgid && state != 'Z' && state != 'X')
         })
         .collect()
 }
 
-/// State letter and process group of a process, from `/proc/PID/stat`.
-fn read_stat(pid: i32) -> Option<(String, i32)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the parenthesized command name (which may contain spaces):
-    // state ppid pgrp ...
-    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
-    let state = fields.next()?.to_string();
-    let _ppid = fields.next()?;
-    let group = fields.next()?.parse().ok()?;
-    Some((state, group))
+/// `/proc/PID/stat` of a process, `None` once it is gone.
+fn stat(pid: i32) -> Option<procfs::process::Stat> {
+    procfs::process::Process::new(pid).ok()?.stat().ok()
 }
 
-/// When the process started, in clock ticks since boot (`/proc/PID/stat` field 22). With the
-/// pid it identifies a process for good: a pid reused later has another start time.
+/// State letter and process group of a process.
+fn read_stat(pid: i32) -> Option<(char, i32)> {
+    stat(pid).map(|stat| (stat.state, stat.pgrp))
+}
+
+/// When the process started, in clock ticks since boot. With the pid it identifies a
+/// process for good: a pid reused later has another start time.
 pub fn start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Field 22 overall is the 20th after the parenthesized command name.
-    stat.rsplit_once(')')?
-        .1
-        .split_whitespace()
-        .nth(19)?
-        .parse()
-        .ok()
+    stat(pid).map(|stat| stat.starttime)
 }
 
 /// True when the process `pid` is alive and is the one that started at `started`.
@@ -301,7 +292,7 @@ fn signal_name(signal: i32) -> String {
 
 /// True when `pid` exists and is not a zombie.
 pub fn alive(pid: i32) -> bool {
-    pid > 0 && read_stat(pid).is_some_and(|(state, _)| state != "Z" && state != "X")
+    pid > 0 && read_stat(pid).is_some_and(|(state, _)| state != 'Z' && state != 'X')
 }
 
 /// The last `lines` lines of a log file (at most 64 KiB are read).

@@ -41,8 +41,8 @@ pub enum AuthError {
         addr: SocketAddr,
         tokens_file: String,
     },
-    #[error("cannot make a token for the page: reading /dev/urandom failed ({0}); configure tokens in {1} or WEIR_TOKENS")]
-    NoRandomness(std::io::Error, String),
+    #[error("cannot make a token for the page: the operating system gave no random bytes ({0}); configure tokens in {1} or WEIR_TOKENS")]
+    NoRandomness(getrandom::Error, String),
 }
 
 /// The access rules of one server.
@@ -156,12 +156,11 @@ impl Access {
     }
 }
 
-/// 32 hex characters from the kernel's random source; an error when it cannot be read (a
-/// guessable token is never made).
-fn random_token() -> std::io::Result<String> {
-    use std::io::Read;
+/// 32 hex characters from the operating system's random source; an error when it cannot be
+/// read (a guessable token is never made).
+fn random_token() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 16];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    getrandom::fill(&mut bytes)?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 

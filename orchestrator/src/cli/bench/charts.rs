@@ -13,7 +13,7 @@ use serde_json::json;
 use weir_catalog::local::distribution::cache_dir;
 use weir_supervisor::ports::free_port;
 
-use super::{round, status_kb};
+use super::{round, status_kb, MemoryField};
 use crate::cli::runtime;
 
 /// One server under test, killed when dropped.
@@ -189,7 +189,7 @@ async fn measure(server: &Server, levels: &[usize], step: Duration) -> anyhow::R
         steps.push(Step {
             clients,
             appends_per_s: round(done.load(Ordering::Relaxed) as f64 / seconds),
-            rss_mb: round(status_kb(server.child.id(), "VmRSS")? as f64 / 1024.0),
+            rss_mb: round(status_kb(server.child.id(), MemoryField::Resident)? as f64 / 1024.0),
         });
     }
     Ok(steps)

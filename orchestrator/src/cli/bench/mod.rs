@@ -54,13 +54,22 @@ fn round(value: f64) -> f64 {
 
 /// A `/proc/PID/status` field in KiB: `VmRSS` (resident now) or `VmHWM` (peak). A figure
 /// that cannot be read fails the benchmark rather than printing 0.
-fn status_kb(pid: u32, field: &str) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+fn status_kb(pid: u32, field: MemoryField) -> anyhow::Result<u64> {
+    let status = procfs::process::Process::new(pid as i32)
+        .and_then(|process| process.status())
         .with_context(|| format!("cannot measure the memory of process {pid}"))?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(&format!("{field}:")))
-        .and_then(|value| value.split_whitespace().next())
-        .and_then(|value| value.parse().ok())
-        .with_context(|| format!("/proc/{pid}/status has no readable `{field}` line"))
+    let value = match field {
+        MemoryField::Resident => status.vmrss,
+        MemoryField::Peak => status.vmhwm,
+    };
+    value.with_context(|| format!("/proc/{pid}/status has no readable `{field:?}` figure"))
+}
+
+/// Which memory figure of a process.
+#[derive(Debug, Clone, Copy)]
+enum MemoryField {
+    /// `VmRSS`: resident now.
+    Resident,
+    /// `VmHWM`: the peak resident size.
+    Peak,
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use weir_supervisor::ports::free_port;
 
-use super::super::status_kb;
+use super::super::{status_kb, MemoryField};
 use super::progress::{self, Round};
 
 /// A running `weir topology run` of the benchmark's topology.
@@ -177,12 +177,12 @@ impl RunnerProcess {
 
     /// Peak resident memory so far, in KiB.
     pub fn peak_rss_kb(&self) -> anyhow::Result<u64> {
-        status_kb(self.child.id(), "VmHWM")
+        status_kb(self.child.id(), MemoryField::Peak)
     }
 
     /// Resident memory now, in KiB.
     pub fn rss_kb(&self) -> anyhow::Result<u64> {
-        status_kb(self.child.id(), "VmRSS")
+        status_kb(self.child.id(), MemoryField::Resident)
     }
 }
 
