@@ -244,6 +244,15 @@ fn malformed_bodies_get_a_reason_and_change_nothing() {
         None,
     );
     assert_eq!(status, 404);
+    for (query, reason) in [
+        ("tail=many", "tail=`many`: expected a number of lines"),
+        ("tail=20000", "at most 10000 lines"),
+    ] {
+        let path = format!("/api/instances/nobody/log?{query}");
+        let (status, reply) = call(&server, "GET", &path, Some("op-token"), None);
+        assert_eq!(status, 400, "{path}: {reply}");
+        assert!(reply.to_string().contains(reason), "{path}: {reply}");
+    }
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(home.ok(&["runs", "--json"]).trim(), "[]");
     assert!(home.instances().is_empty());

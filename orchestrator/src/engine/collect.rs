@@ -3,6 +3,7 @@
 //! the chart snapshots and the other services' logs, saved under the run's artifact directory
 //! and in the store. What cannot be read is reported as unavailable, never guessed.
 
+use crate::runtime::LogSpan;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -262,7 +263,10 @@ async fn save_log(
     dir: &Path,
     unavailable: &mut Unavailable,
 ) -> Option<String> {
-    match context.runtime.logs(&context.scope, &instance.name).await {
+    match (context.runtime)
+        .logs(&context.scope, &instance.name, LogSpan::Whole)
+        .await
+    {
         Ok(text) => {
             let path = dir.join(format!("{}.log", instance.name));
             if let Err(error) = std::fs::write(&path, &text) {

@@ -5,6 +5,7 @@
 //! restarts counted against the same policy. Watching ends when results are being kept, since
 //! sources are then stopped on purpose.
 
+use crate::runtime::LogSpan;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -203,11 +204,11 @@ async fn backend_restarted(
 }
 
 async fn log_tail(context: &RunContext, name: &str) -> String {
-    match context.runtime.logs(&context.scope, name).await {
-        Ok(text) => {
-            let lines: Vec<&str> = text.lines().collect();
-            lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n")
-        }
+    match (context.runtime)
+        .logs(&context.scope, name, LogSpan::Last(TAIL_LINES))
+        .await
+    {
+        Ok(text) => text.trim_end_matches('\n').to_string(),
         Err(error) => format!("(its log cannot be read: {error})"),
     }
 }

@@ -3,6 +3,7 @@
 //! timeout and interruption are checked in milliseconds. What services do is tested against
 //! the real ones in `tests/`.
 
+use crate::runtime::LogSpan;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -185,7 +186,12 @@ impl Runtime for MemoryRuntime {
         Ok(GcReport::default())
     }
 
-    async fn logs(&self, _scope: &Scope, name: &str) -> Result<String, RuntimeError> {
+    async fn logs(
+        &self,
+        _scope: &Scope,
+        name: &str,
+        _span: LogSpan,
+    ) -> Result<String, RuntimeError> {
         Ok(format!("log of {name}\n"))
     }
 

@@ -78,6 +78,15 @@ impl fmt::Display for Backend {
     }
 }
 
+/// How much of a log to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogSpan {
+    /// All of it (kept with a run's artifacts).
+    Whole,
+    /// Its last lines: what a person looks at. Only these are read, however long the log.
+    Last(usize),
+}
+
 /// Whom an instance belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
@@ -304,8 +313,8 @@ pub trait Runtime: Send + Sync + fmt::Debug {
     /// Removes what crashed `weir` processes left behind.
     async fn gc(&self) -> Result<GcReport, RuntimeError>;
 
-    /// The log of an instance.
-    async fn logs(&self, scope: &Scope, name: &str) -> Result<String, RuntimeError>;
+    /// The log of an instance, whole or its last lines.
+    async fn logs(&self, scope: &Scope, name: &str, span: LogSpan) -> Result<String, RuntimeError>;
 
     /// Runs a data-path step against a Kafka instance of the scope, within `timeout`.
     async fn data_step(

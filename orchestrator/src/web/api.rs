@@ -13,7 +13,7 @@ use super::launch::spawn_detached;
 use crate::home::WeirHome;
 use crate::offered::OfferedWorkflows;
 use crate::runs::{Answer, Answered, RunState};
-use crate::runtime::{self, inventory, Backend, Instance, Runtime, RuntimeConfig};
+use crate::runtime::{self, inventory, Backend, Instance, LogSpan, Runtime, RuntimeConfig};
 use crate::store::Store;
 use crate::time::now_unix;
 use crate::workflow;
@@ -131,6 +131,8 @@ pub fn instances(context: &Context) -> Reply {
 
 /// Lines of an instance's log the web UI shows.
 const LOG_LINES: usize = 200;
+/// The most lines `GET /api/instances/NAME/log?tail=N` shows.
+const MAX_LOG_LINES: usize = 10_000;
 
 /// The instance of this name on whichever backend runs it, and that backend's runtime.
 async fn located(context: &Context, name: &str) -> Result<(Instance, Arc<dyn Runtime>), Reply> {
@@ -145,28 +147,23 @@ async fn located(context: &Context, name: &str) -> Result<(Instance, Arc<dyn Run
     Ok((instance, runtime))
 }
 
-/// The end of an instance's log, through its runtime: a local log file or a pod's log.
-pub fn instance_log(context: &Context, name: &str) -> Result<String, Reply> {
+/// The end of an instance's log, through its runtime (a local log file or a pod's log): its
+/// last `tail` lines, [`LOG_LINES`] when not given, at most [`MAX_LOG_LINES`].
+pub fn instance_log(context: &Context, name: &str, tail: Option<usize>) -> Result<String, Reply> {
+    let lines = tail.unwrap_or(LOG_LINES);
+    if lines > MAX_LOG_LINES {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("tail={lines}: at most {MAX_LOG_LINES} lines are shown; the whole log is kept with the run's artifacts"),
+        ));
+    }
     tokio::runtime::Handle::current().block_on(async {
         let (instance, runtime) = located(context, name).await?;
-        let log = runtime
-            .logs(&instance.scope(), name)
+        runtime
+            .logs(&instance.scope(), name, LogSpan::Last(lines))
             .await
-            .map_err(internal)?;
-        Ok(last_lines(&log, LOG_LINES).to_string())
+            .map_err(internal)
     })
-}
-
-/// The last `count` lines of `text`.
-fn last_lines(text: &str, count: usize) -> &str {
-    if count == 0 {
-        return "";
-    }
-    let body = text.strip_suffix('\n').unwrap_or(text);
-    match body.rmatch_indices('\n').nth(count - 1) {
-        Some((index, _)) => &text[index + 1..],
-        None => text,
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -434,17 +431,4 @@ pub fn artifact(
         _ => "text/plain; charset=utf-8",
     };
     Ok((bytes, kind))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::last_lines;
-
-    #[test]
-    fn a_log_is_cut_to_its_last_lines() {
-        assert_eq!(last_lines("a\nb\nc\n", 2), "b\nc\n");
-        assert_eq!(last_lines("a\nb\nc", 2), "b\nc");
-        assert_eq!(last_lines("a\nb\n", 5), "a\nb\n");
-        assert_eq!(last_lines("a\n", 0), "");
-    }
 }

@@ -194,22 +194,31 @@ pub fn routes(
         );
     let log = warp::get()
         .and(warp::path!("api" / "instances" / String / "log"))
+        .and(warp::query::<std::collections::HashMap<String, String>>())
         .and(state.clone())
         .and(caller())
         .and_then(
-            |name: String, (context, access): (Context, Arc<Access>), caller: Caller| {
+            |name: String,
+             query: std::collections::HashMap<String, String>,
+             (context, access): (Context, Arc<Access>),
+             caller: Caller| {
+                let tail = query.get("tail").map(|text| text.parse::<usize>().map_err(|_| text.clone()));
                 guarded(
                     access,
                     caller,
                     Role::Viewer,
-                    move || match api::instance_log(&context, &name) {
-                        Ok(text) => warp::reply::with_header(
+                    move || match tail.transpose().map(|tail| api::instance_log(&context, &name, tail)) {
+                        Err(text) => json_reply((
+                            StatusCode::BAD_REQUEST,
+                            serde_json::json!({ "error": format!("tail=`{text}`: expected a number of lines") }),
+                        )),
+                        Ok(Err(reply)) => json_reply(reply),
+                        Ok(Ok(text)) => warp::reply::with_header(
                             text,
                             "content-type",
                             "text/plain; charset=utf-8",
                         )
                         .into_response(),
-                        Err(reply) => json_reply(reply),
                     },
                 )
             },

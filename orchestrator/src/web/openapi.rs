@@ -1,6 +1,7 @@
 //! The OpenAPI 3.0 document of the REST API, served at `/api/openapi.json`.
 
 use serde_json::{json, Value};
+use weir_contracts::service_kind::ServiceKind;
 
 fn op(summary: &str, mutating: bool, body: Option<Value>) -> Value {
     let mut operation = json!({
@@ -40,11 +41,19 @@ fn task_param() -> Value {
     })
 }
 
+fn tail_param() -> Value {
+    json!({
+        "name": "tail", "in": "query", "required": false,
+        "schema": { "type": "integer", "minimum": 0, "maximum": 10000, "default": 200 },
+        "description": "How many of the log's last lines to show"
+    })
+}
+
 pub fn document() -> Value {
     let launch_service = json!({
         "type": "object", "required": ["service"], "additionalProperties": false,
         "properties": {
-            "service": { "type": "string", "example": "kafka" },
+            "service": { "type": "string", "enum": ServiceKind::names(), "example": "kafka" },
             "name": { "type": "string", "pattern": "^[a-z][a-z0-9-]{0,39}$" },
             "params": { "type": "object", "additionalProperties": true },
         },
@@ -74,7 +83,7 @@ pub fn document() -> Value {
                 "delete": op("Stop a service instance (operator)", true, None),
             },
             "/api/instances/{name}/log": {
-                "parameters": [path_param("name")],
+                "parameters": [path_param("name"), tail_param()],
                 "get": op("The end of an instance's log (text)", false, None),
             },
             "/api/runs": {

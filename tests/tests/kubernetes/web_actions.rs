@@ -45,6 +45,15 @@ fn the_web_ui_reads_the_log_of_and_stops_an_instance_in_pods() {
     })
     .unwrap_or_else(|| panic!("no log of the cluster instance: {}", server.log_text()));
     assert!(log.to_lowercase().contains("zookeeper"), "{log}");
+    // `?tail=N`: only the pod's last lines are asked of the API server.
+    let tail = client
+        .get(format!("{url}/api/instances/webzk/log?tail=3"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let lines = tail.lines().count();
+    assert!((1..=3).contains(&lines), "{lines} lines: {tail}");
     // Stop: an operator's DELETE removes its workload and its record.
     let refused = client
         .delete(format!("{url}/api/instances/webzk"))

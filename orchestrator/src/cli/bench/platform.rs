@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use weir::runtime::LogSpan;
 use weir_contracts::service_kind::ServiceKind;
 
 use anyhow::Context;
@@ -287,8 +288,8 @@ impl Runtime for TimedRuntime {
         self.inner.gc().await
     }
 
-    async fn logs(&self, scope: &Scope, name: &str) -> Result<String, RuntimeError> {
-        self.inner.logs(scope, name).await
+    async fn logs(&self, scope: &Scope, name: &str, span: LogSpan) -> Result<String, RuntimeError> {
+        self.inner.logs(scope, name, span).await
     }
 
     async fn data_step(

@@ -571,10 +571,15 @@ impl ClusterNamespace {
     }
 
     /// The log of an instance's first pod.
-    pub async fn logs(&self, instance: &str) -> Result<String, KubeError> {
+    /// The log of the instance's pod, whole or its last `tail_lines` lines.
+    pub async fn logs(&self, instance: &str, tail_lines: Option<i64>) -> Result<String, KubeError> {
         let pod = self.pod_of(instance).await?;
+        let params = LogParams {
+            tail_lines,
+            ..LogParams::default()
+        };
         self.api::<Pod>()
-            .logs(&pod, &LogParams::default())
+            .logs(&pod, &params)
             .await
             .map_err(KubeError::api(format!("reading the log of pod `{pod}`")))
     }

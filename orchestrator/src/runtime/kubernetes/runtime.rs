@@ -3,6 +3,7 @@
 //! cluster's labels are the record of what exists. Data-path steps run as Jobs next to Kafka,
 //! HTTP interfaces are reached through the API server's port-forward.
 
+use crate::runtime::LogSpan;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -504,8 +505,12 @@ impl Runtime for KubernetesRuntime {
         })
     }
 
-    async fn logs(&self, scope: &Scope, name: &str) -> Result<String, RuntimeError> {
-        Ok(self.cluster(scope).logs(name).await?)
+    async fn logs(&self, scope: &Scope, name: &str, span: LogSpan) -> Result<String, RuntimeError> {
+        let tail_lines = match span {
+            LogSpan::Whole => None,
+            LogSpan::Last(lines) => Some(i64::try_from(lines).unwrap_or(i64::MAX)),
+        };
+        Ok(self.cluster(scope).logs(name, tail_lines).await?)
     }
 
     async fn data_step(

@@ -2,21 +2,23 @@
 //! recorded in the store ([`processes`]) so that any later `weir` command — or `weir gc`
 //! after a crash — can find and stop them. The data-path steps talk to the brokers directly.
 
+mod log_file;
 pub mod processes;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use weir_contracts::service_kind::ServiceKind;
 
 use tokio_util::sync::CancellationToken;
+use weir_contracts::service_kind::ServiceKind;
 
 use self::processes::{LocalProcesses, UpRequest};
 use super::topics::{wait_for_messages, WaitError};
 use super::{
     progress, Backend, CreatedTopics, DataReport, DataStep, GcReport, HttpAccess, Instance,
-    InstanceState, ProvisionRequest, Provisioned, Runtime, RuntimeError, Scope, StepOutcome,
+    InstanceState, LogSpan, ProvisionRequest, Provisioned, Runtime, RuntimeError, Scope,
+    StepOutcome,
 };
 use crate::home::WeirHome;
 use crate::store::{self, InstanceRecord};
@@ -259,14 +261,20 @@ impl Runtime for LocalRuntime {
         self.blocking(|processes| processes.gc()).await
     }
 
-    async fn logs(&self, _scope: &Scope, name: &str) -> Result<String, RuntimeError> {
+    async fn logs(
+        &self,
+        _scope: &Scope,
+        name: &str,
+        span: LogSpan,
+    ) -> Result<String, RuntimeError> {
         let record = self.record(name).await?;
-        let bytes = tokio::fs::read(&record.log_path)
+        let path = PathBuf::from(&record.log_path);
+        let read = path.clone();
+        let bytes = tokio::task::spawn_blocking(move || log_file::read(&read, span))
             .await
-            .map_err(|source| RuntimeError::Io {
-                path: record.log_path.clone().into(),
-                source,
-            })?;
+            .map_err(|join| std::io::Error::other(join.to_string()))
+            .and_then(|read| read)
+            .map_err(|source| RuntimeError::Io { path, source })?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 

@@ -1,0 +1,84 @@
+//! Reading a local instance's log file, whole or only its last lines: a log that grew to
+//! gigabytes over a long run is read from its end, a block at a time, not loaded whole to show
+//! two hundred lines.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use super::LogSpan;
+
+/// How much is read from the end at a time while looking for line starts.
+const BLOCK: u64 = 64 * 1024;
+
+/// The bytes of the log at `path` that `span` asks for.
+pub fn read(path: &Path, span: LogSpan) -> std::io::Result<Vec<u8>> {
+    match span {
+        LogSpan::Whole => std::fs::read(path),
+        LogSpan::Last(lines) => last_lines(&mut File::open(path)?, lines),
+    }
+}
+
+/// The last `count` lines of `file` (a final line without a newline counts as a line).
+fn last_lines(file: &mut File, count: usize) -> std::io::Result<Vec<u8>> {
+    let len = file.seek(SeekFrom::End(0))?;
+    if count == 0 || len == 0 {
+        return Ok(Vec::new());
+    }
+    let mut tail: Vec<u8> = Vec::new();
+    let mut start = len;
+    while start > 0 {
+        let from = start.saturating_sub(BLOCK);
+        let mut block = vec![0; (start - from) as usize];
+        file.seek(SeekFrom::Start(from))?;
+        file.read_exact(&mut block)?;
+        block.extend_from_slice(&tail);
+        tail = block;
+        start = from;
+        // The tail runs to the end of the file. Its last line ends at a newline or at the
+        // end of the file: counted as if it ended with one, the line before the `count`
+        // last lines ends at newline `count + 1` from the end.
+        let mut seen = usize::from(tail.last() != Some(&b'\n'));
+        for (index, byte) in tail.iter().enumerate().rev() {
+            if *byte == b'\n' {
+                seen += 1;
+                if seen == count + 1 {
+                    return Ok(tail.split_off(index + 1));
+                }
+            }
+        }
+    }
+    Ok(tail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tail_of(text: &str, count: usize) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.log");
+        std::fs::write(&path, text).unwrap();
+        String::from_utf8(read(&path, LogSpan::Last(count)).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_last_lines_are_read_with_or_without_a_final_newline() {
+        assert_eq!(tail_of("a\nb\nc\n", 2), "b\nc\n");
+        assert_eq!(tail_of("a\nb\nc", 2), "b\nc");
+        assert_eq!(tail_of("a\nb\n", 5), "a\nb\n");
+        assert_eq!(tail_of("a\n", 0), "");
+        assert_eq!(tail_of("", 3), "");
+    }
+
+    #[test]
+    fn lines_across_many_blocks_come_back_whole() {
+        let lines: Vec<String> = (0..40_000)
+            .map(|i| format!("line {i} {}", "x".repeat(i % 50)))
+            .collect();
+        let text = lines.join("\n") + "\n";
+        let tail = tail_of(&text, 3_000);
+        let expected = lines[37_000..].join("\n") + "\n";
+        assert_eq!(tail, expected);
+    }
+}
