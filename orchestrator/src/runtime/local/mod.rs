@@ -6,8 +6,6 @@ mod log_file;
 pub mod processes;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -60,19 +58,12 @@ impl LocalRuntime {
         cancel: &CancellationToken,
         work: impl FnOnce(LocalProcesses) -> Result<T, RuntimeError> + Send + 'static,
     ) -> Result<T, RuntimeError> {
-        let interrupt = Arc::new(AtomicBool::new(false));
-        let flag = interrupt.clone();
-        let mut work =
-            std::pin::pin!(self.blocking(move |processes| work(processes.with_interrupt(flag))));
-        let outcome = tokio::select! {
-            result = &mut work => result,
-            _ = cancel.cancelled() => {
-                interrupt.store(true, Ordering::SeqCst);
-                work.await
-            }
-        };
+        let token = cancel.clone();
+        let outcome = self
+            .blocking(move |processes| work(processes.with_cancel(token)))
+            .await;
         match outcome {
-            Err(_) if interrupt.load(Ordering::SeqCst) => Err(RuntimeError::Interrupted),
+            Err(_) if cancel.is_cancelled() => Err(RuntimeError::Interrupted),
             other => other,
         }
     }

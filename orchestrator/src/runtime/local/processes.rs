@@ -4,10 +4,9 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio_util::sync::CancellationToken;
 use weir_catalog::catalog;
 use weir_catalog::local::render::{self, extra_local_ports, LocalContext};
 use weir_catalog::local::ProcessSpec;
@@ -57,7 +56,7 @@ pub struct LocalProcesses {
     store: Store,
     weir_exe: PathBuf,
     /// When set (Ctrl-C), waiting for readiness gives up at once.
-    interrupt: Arc<AtomicBool>,
+    cancel: CancellationToken,
 }
 
 /// Progress lines go to standard error so that `--json` output stays clean.
@@ -72,13 +71,13 @@ impl LocalProcesses {
             home,
             store,
             weir_exe,
-            interrupt: Arc::new(AtomicBool::new(false)),
+            cancel: CancellationToken::new(),
         })
     }
 
-    /// Gives up waiting for readiness as soon as `interrupt` is set.
-    pub fn with_interrupt(mut self, interrupt: Arc<AtomicBool>) -> Self {
-        self.interrupt = interrupt;
+    /// Gives up waiting for readiness as soon as `cancel` fires.
+    pub fn with_cancel(mut self, cancel: CancellationToken) -> Self {
+        self.cancel = cancel;
         self
     }
 
@@ -346,7 +345,7 @@ impl LocalProcesses {
             &mut process,
             readiness,
             ready_timeout,
-            &self.interrupt,
+            &self.cancel,
         );
         match outcome {
             Ok(()) => {
@@ -723,11 +722,11 @@ fn wait_ready(
     process: &mut ManagedProcess,
     readiness: Readiness,
     timeout: Duration,
-    interrupt: &AtomicBool,
+    cancel: &CancellationToken,
 ) -> Result<(), NeverReady> {
     let started = Instant::now();
     loop {
-        if interrupt.load(Ordering::SeqCst) {
+        if cancel.is_cancelled() {
             return Err(NeverReady::Interrupted);
         }
         if !process.is_running() {

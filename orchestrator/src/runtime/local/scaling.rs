@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use weir_catalog::local::render::{self, extra_local_ports, LocalContext};
@@ -190,7 +189,7 @@ impl LocalProcesses {
     ) -> Result<(), RuntimeError> {
         let started = Instant::now();
         loop {
-            let outcome = if self.interrupt.load(Ordering::SeqCst) {
+            let outcome = if self.cancel.is_cancelled() {
                 return Err(RuntimeError::Interrupted);
             } else if !self.process_alive(record) {
                 Err(NeverReady::SupervisorExited)
