@@ -73,16 +73,7 @@ fn a_pod_that_never_becomes_ready_fails_the_run_naming_it_and_still_tears_down()
 #[test]
 fn ctrl_c_cancels_a_run_counts_its_topics_and_leaves_nothing() {
     let home = WeirHomeDir::new();
-    let mut child = start_run(
-        &home,
-        &[
-            &shipped_workflow("ci-smoke.yaml"),
-            "--set",
-            "execution_duration=5m",
-        ],
-    );
-    let id = run_id(&home);
-    let namespace = format!("weir-{id}");
+    let (mut child, id, namespace) = start_ci_smoke(&home, &["execution_duration=5m"]);
     ready_pods(&namespace, &["replay-source"]);
     // SAFETY: signalling our own child, as a terminal's Ctrl-C does.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);

@@ -37,18 +37,8 @@ fn a_kafka_pod_killed_mid_run_comes_back_and_every_record_keeps_its_output() {
     // follow), the source and runner retry until the broker is back, and the run succeeds
     // with every record processed.
     let home = WeirHomeDir::new();
-    let mut child = start_run(
-        &home,
-        &[
-            &shipped_workflow("ci-smoke.yaml"),
-            "--set",
-            "execution_duration=60s",
-            "--set",
-            "replay_interval=200ms",
-        ],
-    );
-    let id = run_id(&home);
-    let namespace = format!("weir-{id}");
+    let (mut child, id, namespace) =
+        start_ci_smoke(&home, &["execution_duration=60s", "replay_interval=200ms"]);
     // The recording takes about 31 s at this pace: the broker dies while it streams, once the
     // first rates are through and the run's 60 s have begun (so the results are read long
     // after the broker is back).
@@ -101,18 +91,8 @@ fn a_kafka_pod_killed_mid_run_comes_back_and_every_record_keeps_its_output() {
 #[test]
 fn a_container_restarted_by_kubernetes_counts_against_the_restart_policy() {
     let home = WeirHomeDir::new();
-    let mut child = start_run(
-        &home,
-        &[
-            &shipped_workflow("ci-smoke.yaml"),
-            "--set",
-            "execution_duration=240s",
-            "--set",
-            "restarts=0",
-        ],
-    );
-    let id = run_id(&home);
-    let namespace = format!("weir-{id}");
+    let (mut child, id, namespace) =
+        start_ci_smoke(&home, &["execution_duration=240s", "restarts=0"]);
     let pods = ready_pods(&namespace, &["topology-runner"]);
     sigkill_container_of(&pods, "topology-runner");
     let killed_at = std::time::Instant::now();

@@ -5,16 +5,7 @@ use super::*;
 #[test]
 fn gc_deletes_the_namespace_of_a_killed_run() {
     let home = WeirHomeDir::new();
-    let mut child = start_run(
-        &home,
-        &[
-            &shipped_workflow("ci-smoke.yaml"),
-            "--set",
-            "execution_duration=5m",
-        ],
-    );
-    let id = run_id(&home);
-    let namespace = format!("weir-{id}");
+    let (mut child, id, namespace) = start_ci_smoke(&home, &["execution_duration=5m"]);
     ready_pods(&namespace, &["replay-source"]);
     child.kill().unwrap();
     child.wait().unwrap();

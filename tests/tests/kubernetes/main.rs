@@ -41,6 +41,20 @@ fn start_run(home: &WeirHomeDir, args: &[&str]) -> Child {
     ))
 }
 
+/// A run of the shipped ci-smoke workflow in pods with `sets` (`NAME=VALUE`), once it has an id:
+/// its process, its id and its namespace.
+fn start_ci_smoke(home: &WeirHomeDir, sets: &[&str]) -> (Child, String, String) {
+    let workflow = shipped_workflow("ci-smoke.yaml");
+    let mut args = vec![workflow.as_str()];
+    for set in sets {
+        args.extend(["--set", set]);
+    }
+    let child = start_run(home, &args);
+    let id = run_id(home);
+    let namespace = format!("weir-{id}");
+    (child, id, namespace)
+}
+
 fn wait_exit(home: &WeirHomeDir, child: &mut Child) -> std::process::ExitStatus {
     eventually(Duration::from_secs(420), || child.try_wait().unwrap())
         .unwrap_or_else(|| panic!("weir run did not finish:\n{}", home.log()))

@@ -10,24 +10,17 @@ use super::*;
 fn ci_smoke_runs_in_real_pods_and_reports_every_result() {
     let home = WeirHomeDir::new();
     let sandbox = KubeSandbox::get();
-    let mut child = start_run(
+    // 156 documents at 100 ms: the replay flows for about 16 s, and the run counts its topics
+    // after 25 s.
+    let (mut child, id, namespace) = start_ci_smoke(
         &home,
         &[
-            &shipped_workflow("ci-smoke.yaml"),
-            // 156 documents at 100 ms: the replay flows for about 16 s, and the run counts
-            // its topics after 25 s.
-            "--set",
             "replay_interval=100ms",
-            "--set",
             "execution_duration=25s",
-            "--set",
             "partitions=3",
-            "--set",
             "topology_replicas=2",
         ],
     );
-    let id = run_id(&home);
-    let namespace = format!("weir-{id}");
 
     let pods = ready_pods(
         &namespace,
