@@ -40,6 +40,38 @@ pub struct RunnerStatus {
     /// absent while it has no assignment or does not know a partition's end yet.
     pub lag: Option<u64>,
     pub last_error: Option<String>,
+    /// The stores of its stateful operators (none for a stateless topology). Runners older
+    /// than this field answer without it.
+    #[serde(default)]
+    pub state_stores: Vec<StateStoreStatus>,
+}
+
+/// One stateful operator's store in a runner: what it holds of the partitions the runner owns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StateStoreStatus {
+    /// The operator as `NAME-INDEX` (`diff-2`): its kind and place in the topology.
+    pub operator: String,
+    /// The compacted topic the store is backed by.
+    pub changelog: String,
+    /// Keys held.
+    pub keys: u64,
+    /// The bytes of the keys and values held (key text, partition and value), without the
+    /// table's own overhead.
+    pub bytes: u64,
+    /// The latest restore of a partition's state into this runner, if there was one.
+    pub last_restore: Option<StateRestore>,
+}
+
+/// A partition's state restored from the changelogs when it was assigned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateRestore {
+    pub partition: i32,
+    /// Keys restored, over the topology's stores.
+    pub keys: u64,
+    /// How long reading the changelogs took.
+    pub millis: u64,
+    /// When it finished, in Unix milliseconds.
+    pub at_unix_ms: u64,
 }
 
 impl RunnerStatus {
@@ -53,6 +85,7 @@ impl RunnerStatus {
             messages_out: 0,
             lag: None,
             last_error: None,
+            state_stores: Vec::new(),
         }
     }
 
@@ -73,6 +106,24 @@ impl RunnerStatus {
                 all.state = replica.state;
             }
             all.last_error = all.last_error.or(replica.last_error);
+            for store in replica.state_stores {
+                match all
+                    .state_stores
+                    .iter_mut()
+                    .find(|s| s.operator == store.operator)
+                {
+                    Some(mine) => {
+                        mine.keys += store.keys;
+                        mine.bytes += store.bytes;
+                        mine.last_restore = mine
+                            .last_restore
+                            .into_iter()
+                            .chain(store.last_restore)
+                            .max_by_key(|restore| restore.at_unix_ms);
+                    }
+                    None => all.state_stores.push(store),
+                }
+            }
         }
         all
     }

@@ -353,6 +353,26 @@ async fn metrics_endpoint_counts_records_and_latency() {
     assert_eq!((status.consumed, status.processed), (50, 50));
     assert_eq!(status.messages_out, 148);
     assert!(status.is_drained());
+    // Its one stateful operator, `diff`, shows its store: the keys it holds, their bytes, its
+    // changelog topic and the restore of the partition it was given (empty: a new group).
+    let [store] = &status.state_stores[..] else {
+        panic!("one state store expected: {:?}", status.state_stores);
+    };
+    assert!(store.operator.starts_with("diff-"), "{store:?}");
+    assert!(
+        store
+            .changelog
+            .ends_with(&format!("{}-changelog", store.operator)),
+        "{store:?}"
+    );
+    assert!(
+        store.keys >= 1 && store.bytes >= 12 * store.keys,
+        "{store:?}"
+    );
+    let restore = store
+        .last_restore
+        .expect("the assigned partition was restored");
+    assert_eq!((restore.partition, restore.keys), (0, 0), "{restore:?}");
     assert!(runner
         .signal_and_wait(libc::SIGTERM, Duration::from_secs(30))
         .success());

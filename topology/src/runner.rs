@@ -34,7 +34,7 @@ use crate::metrics::Metrics;
 use crate::operators::{OutputMessage, Pipeline, Processed, Record, RecordError};
 use crate::source::REPLAY_RESTART_HEADER;
 use crate::spec::{OperatorSpec, StartPosition, TopologySpec};
-use weir_contracts::status::{RunnerState, RunnerStatus};
+use weir_contracts::status::{RunnerState, RunnerStatus, StateRestore, StateStoreStatus};
 
 /// How to run a topology.
 #[derive(Debug, Clone)]
@@ -157,6 +157,7 @@ async fn consume_and_process(
         processed: Processed::default(),
         generations: HashMap::default(),
         keys: KeyNames::default(),
+        last_restore: None,
     };
     let mut commit_tick = tokio::time::interval(config.commit_interval);
     let mut log_tick = tokio::time::interval(config.log_interval);
@@ -203,8 +204,10 @@ async fn consume_and_process(
             measured = async { lag.as_mut().expect("guarded").await }, if lag.is_some() => {
                 lag = None;
                 let now = metrics.snapshot();
+                let stores = intake.state_stores();
                 status.send_modify(|s| {
                     now.write_counts(s);
+                    s.state_stores = stores;
                     match measured.ok().flatten() {
                         // Only an answer from the brokers ends a wait for them.
                         Some(Assigned { lag }) => {
@@ -303,6 +306,8 @@ struct Intake<'a> {
     /// revoked, and then it leaves this map.
     generations: HashMap<i32, u64, foldhash::fast::RandomState>,
     keys: KeyNames,
+    /// The latest partition whose state was restored, for `/status`.
+    last_restore: Option<StateRestore>,
 }
 
 impl Intake<'_> {
@@ -551,6 +556,24 @@ fn commit<C: ConsumerContext>(
 }
 
 impl Intake<'_> {
+    /// What each stateful operator's store holds now, for `/status`.
+    fn state_stores(&self) -> Vec<StateStoreStatus> {
+        let changelogs: HashMap<usize, &str> = self.changelog.topics().collect();
+        (self.pipeline.state_sizes().into_iter())
+            .map(|(index, keys, bytes)| StateStoreStatus {
+                operator: format!("diff-{index}"),
+                changelog: changelogs
+                    .get(&index)
+                    .copied()
+                    .unwrap_or_default()
+                    .to_string(),
+                keys,
+                bytes,
+                last_restore: self.last_restore,
+            })
+            .collect()
+    }
+
     /// Restores a partition's operator state as of its committed offset: from the changelogs
     /// up to the ends its metadata names, or from the inline state earlier runners committed.
     async fn restore_state(&mut self, partition: i32) -> Result<(), RunnerError> {
@@ -590,6 +613,15 @@ impl Intake<'_> {
         let started = std::time::Instant::now();
         let restored = tokio::task::block_in_place(|| self.changelog.restore(partition, &ends))
             .map_err(RunnerError::State)?;
+        let keys = (restored.updates.len() + inline.len()) as u64;
+        self.last_restore = Some(StateRestore {
+            partition,
+            keys,
+            millis: started.elapsed().as_millis() as u64,
+            at_unix_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| since.as_millis() as u64),
+        });
         if !restored.updates.is_empty() || !inline.is_empty() || restored.overwritten > 0 {
             tracing::info!(
                 partition,

@@ -185,6 +185,21 @@ impl Pipeline {
         }
     }
 
+    /// Each stateful operator's index with the keys it holds and their bytes (key text,
+    /// partition and value; the table's own overhead is not counted).
+    pub fn state_sizes(&self) -> Vec<(usize, u64, u64)> {
+        let entry = (std::mem::size_of::<i32>() + std::mem::size_of::<f64>()) as u64;
+        (self.operators.iter().enumerate())
+            .filter_map(|(index, operator)| match operator {
+                Operator::Diff { last, .. } => {
+                    let bytes = last.keys().map(|(_, key)| key.len() as u64 + entry).sum();
+                    Some((index, last.len() as u64, bytes))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Drops a partition's state: the partition went to another runner, and when it comes
     /// back its state is restored from what that runner committed.
     pub fn forget(&mut self, partition: i32) {
@@ -626,6 +641,10 @@ mod tests {
         );
         let b = run(&mut restarted, r#"{"p": "b", "v": 7}"#);
         assert_eq!(payloads(&b)[0].1, json!({"pair": "b", "variation": -3.0}));
+        // One key of one byte, its partition (4 bytes) and its value (8 bytes).
+        assert_eq!(restarted.state_sizes(), [(2, 1, 13)]);
+        restarted.forget(0);
+        assert_eq!(restarted.state_sizes(), [(2, 0, 0)]);
     }
 
     #[test]
