@@ -25,6 +25,9 @@ fn last_lines(file: &mut File, count: usize) -> std::io::Result<Vec<u8>> {
     if count == 0 || len == 0 {
         return Ok(Vec::new());
     }
+    // The last line ends at a newline or at the end of the file: counted as if it ended with
+    // one, the line before the `count` last lines ends at newline `count + 1` from the end.
+    let mut seen = 0;
     let mut tail: Vec<u8> = Vec::new();
     let mut start = len;
     while start > 0 {
@@ -32,20 +35,19 @@ fn last_lines(file: &mut File, count: usize) -> std::io::Result<Vec<u8>> {
         let mut block = vec![0; (start - from) as usize];
         file.seek(SeekFrom::Start(from))?;
         file.read_exact(&mut block)?;
+        if start == len && block.last() != Some(&b'\n') {
+            seen += 1;
+        }
+        // Only the block just read is new to look at.
+        let found = block.iter().rposition(|&byte| {
+            seen += usize::from(byte == b'\n');
+            seen == count + 1
+        });
         block.extend_from_slice(&tail);
         tail = block;
         start = from;
-        // The tail runs to the end of the file. Its last line ends at a newline or at the
-        // end of the file: counted as if it ended with one, the line before the `count`
-        // last lines ends at newline `count + 1` from the end.
-        let mut seen = usize::from(tail.last() != Some(&b'\n'));
-        for (index, byte) in tail.iter().enumerate().rev() {
-            if *byte == b'\n' {
-                seen += 1;
-                if seen == count + 1 {
-                    return Ok(tail.split_off(index + 1));
-                }
-            }
+        if let Some(index) = found {
+            return Ok(tail.split_off(index + 1));
         }
     }
     Ok(tail)
