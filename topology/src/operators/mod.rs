@@ -57,6 +57,9 @@ enum Operator {
         /// The last value of each key, per input partition. Every record looks its key up
         /// here: a fast seeded hash rather than SipHash, which cost more than the lookup.
         last: HashMap<(i32, Arc<str>), f64, RandomState>,
+        /// The bytes of `last`'s entries (see [`entry_bytes`]), kept as keys come and go so
+        /// that `/status` does not walk every key.
+        bytes: u64,
     },
     Threshold {
         field: String,
@@ -119,6 +122,7 @@ impl Pipeline {
                     previous: d.previous.as_str().into(),
                     key: d.key.clone(),
                     last: HashMap::default(),
+                    bytes: 0,
                 },
                 OperatorSpec::Threshold(t) => Operator::Threshold {
                     field: t.field.clone(),
@@ -178,9 +182,13 @@ impl Pipeline {
     /// this process.
     pub fn restore(&mut self, partition: i32, updates: impl IntoIterator<Item = StateUpdate>) {
         for update in updates {
-            if let Some(Operator::Diff { last, .. }) = self.operators.get_mut(update.operator_index)
+            if let Some(Operator::Diff { last, bytes, .. }) =
+                self.operators.get_mut(update.operator_index)
             {
-                last.entry((partition, update.key)).or_insert(update.value);
+                if let Entry::Vacant(slot) = last.entry((partition, update.key)) {
+                    *bytes += entry_bytes(&slot.key().1);
+                    slot.insert(update.value);
+                }
             }
         }
     }
@@ -188,13 +196,9 @@ impl Pipeline {
     /// Each stateful operator's index with the keys it holds and their bytes (key text,
     /// partition and value; the table's own overhead is not counted).
     pub fn state_sizes(&self) -> Vec<(usize, u64, u64)> {
-        let entry = (std::mem::size_of::<i32>() + std::mem::size_of::<f64>()) as u64;
         (self.operators.iter().enumerate())
             .filter_map(|(index, operator)| match operator {
-                Operator::Diff { last, .. } => {
-                    let bytes = last.keys().map(|(_, key)| key.len() as u64 + entry).sum();
-                    Some((index, last.len() as u64, bytes))
-                }
+                Operator::Diff { last, bytes, .. } => Some((index, last.len() as u64, *bytes)),
                 _ => None,
             })
             .collect()
@@ -204,11 +208,22 @@ impl Pipeline {
     /// back its state is restored from what that runner committed.
     pub fn forget(&mut self, partition: i32) {
         for operator in &mut self.operators {
-            if let Operator::Diff { last, .. } = operator {
-                last.retain(|(owner, _), _| *owner != partition);
+            if let Operator::Diff { last, bytes, .. } = operator {
+                last.retain(|(owner, key), _| {
+                    let keep = *owner != partition;
+                    if !keep {
+                        *bytes -= entry_bytes(key);
+                    }
+                    keep
+                });
             }
         }
     }
+}
+
+/// The bytes one diff entry holds: its key's text, its partition and its value.
+fn entry_bytes(key: &str) -> u64 {
+    (key.len() + std::mem::size_of::<i32>() + std::mem::size_of::<f64>()) as u64
 }
 
 impl Operator {
@@ -246,6 +261,7 @@ impl Operator {
                 previous,
                 key,
                 last,
+                bytes,
             } => {
                 let value = number_field(record, field, "diff")?;
                 let group = group_key(record, key.as_deref())?;
@@ -259,6 +275,7 @@ impl Operator {
                     }
                     Entry::Occupied(mut slot) => Some(slot.insert(value)),
                     Entry::Vacant(slot) => {
+                        *bytes += entry_bytes(&slot.key().1);
                         slot.insert(value);
                         None
                     }
@@ -629,6 +646,8 @@ mod tests {
         assert!(run(&mut p, r#"{"p": "b", "v": 10}"#).outputs.is_empty());
         let a = run(&mut p, r#"{"p": "a", "v": 4}"#);
         assert_eq!(payloads(&a)[0].1, json!({"pair": "a", "variation": 3.0}));
+        // Keys `a` and `b`, each 1 + 4 + 8 bytes, however often they were seen.
+        assert_eq!(p.state_sizes(), [(2, 2, 26)]);
 
         let mut restarted = pipeline(ops);
         restarted.restore(
