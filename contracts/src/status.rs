@@ -34,6 +34,10 @@ pub struct RunnerStatus {
     pub processed: u64,
     /// Records sent to the error topic (counted in `processed`).
     pub failed_records: u64,
+    /// Records later than a window's grace, written to its late topic or the error topic
+    /// (counted in `processed`; the windows still open took them as well).
+    #[serde(default)]
+    pub late_records: u64,
     /// Messages written to output topics, error topic excluded.
     pub messages_out: u64,
     /// Records in the input topic not yet read by this runner, over its assigned partitions;
@@ -82,6 +86,7 @@ impl RunnerStatus {
             consumed: 0,
             processed: 0,
             failed_records: 0,
+            late_records: 0,
             messages_out: 0,
             lag: None,
             last_error: None,
@@ -100,6 +105,7 @@ impl RunnerStatus {
             all.consumed += replica.consumed;
             all.processed += replica.processed;
             all.failed_records += replica.failed_records;
+            all.late_records += replica.late_records;
             all.messages_out += replica.messages_out;
             all.lag = all.lag.zip(replica.lag).map(|(a, b)| a + b);
             if all.state == RunnerState::Running {

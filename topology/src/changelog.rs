@@ -29,21 +29,13 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::kafka;
-use crate::operators::StateUpdate;
+use crate::state::{StateUpdate, StateValue};
 
 /// How long a changelog message is kept from compaction (7 days): a restore within that time
 /// never finds a committed value compacted away by an uncommitted one.
 const MIN_COMPACTION_LAG_MS: &str = "604800000";
 /// Longest wait for the brokers while writing or reading a changelog.
 const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// One change of an operator's state: a key's new value, or the key gone (a tombstone).
-#[derive(Debug, Clone, PartialEq)]
-pub struct StateWrite {
-    pub operator_index: usize,
-    pub key: Arc<str>,
-    pub value: Option<f64>,
-}
 
 /// Where each stateful operator's changelog partition ended when an offset was committed,
 /// by operator index.
@@ -83,7 +75,7 @@ impl CommittedState {
                     Some(StateUpdate {
                         operator_index: usize::try_from(entry.get(0)?.as_u64()?).ok()?,
                         key: entry.get(1)?.as_str()?.into(),
-                        value: entry.get(2)?.as_f64()?,
+                        value: Some(StateValue::Number(entry.get(2)?.as_f64()?)),
                     })
                 })
                 .collect(),
@@ -277,7 +269,7 @@ impl Changelog {
     pub fn write(
         &self,
         partition: i32,
-        writes: &[StateWrite],
+        writes: &[StateUpdate],
     ) -> Result<ChangelogEnds, ChangelogError> {
         let write_error = |topic: &str, source| ChangelogError::Write {
             topic: topic.to_string(),
@@ -288,7 +280,7 @@ impl Changelog {
             let Some(topic) = self.topics.get(&write.operator_index) else {
                 continue;
             };
-            let payload = write.value.map(|value| value.to_string());
+            let payload = write.payload();
             let mut record = BaseRecord::<str, str, ()>::to(topic)
                 .partition(partition)
                 .key(write.key.as_ref());
@@ -338,10 +330,10 @@ impl Changelog {
             let read = read_partition(&self.brokers, topic, partition, end)?;
             restored.ends.insert(index, read.high);
             for key in &read.after_end {
-                corrections.push(StateWrite {
+                corrections.push(StateUpdate {
                     operator_index: index,
                     key: key.clone(),
-                    value: read.state.get(key).copied(),
+                    value: read.state.get(key).cloned(),
                 });
             }
             restored
@@ -349,7 +341,7 @@ impl Changelog {
                 .extend(read.state.into_iter().map(|(key, value)| StateUpdate {
                     operator_index: index,
                     key,
-                    value,
+                    value: Some(value),
                 }));
         }
         if !corrections.is_empty() {
@@ -363,7 +355,7 @@ impl Changelog {
 /// One changelog partition read whole.
 struct PartitionRead {
     /// Each key's last value before the committed end (tombstones remove keys).
-    state: HashMap<Arc<str>, f64>,
+    state: HashMap<Arc<str>, StateValue>,
     /// Keys written at or after the committed end.
     after_end: HashSet<Arc<str>>,
     /// The partition's end when read.
@@ -441,7 +433,7 @@ fn read_partition(
         let value = message
             .payload()
             .and_then(|payload| std::str::from_utf8(payload).ok())
-            .and_then(|text| text.parse::<f64>().ok());
+            .and_then(StateValue::from_json);
         match value {
             Some(value) => read.state.insert(key, value),
             None => read.state.remove(&key),
@@ -472,7 +464,7 @@ mod tests {
             CommittedState::Inline(vec![StateUpdate {
                 operator_index: 3,
                 key: "BTC".into(),
-                value: 1.5
+                value: Some(StateValue::Number(1.5))
             }])
         );
     }

@@ -9,8 +9,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::changelog::{ChangelogEnds, CommittedState, StateWrite};
-use crate::operators::StateUpdate;
+use crate::changelog::{ChangelogEnds, CommittedState};
+use crate::state::{StateUpdate, StateValue};
 
 /// Committable positions and state changes, per input partition.
 ///
@@ -28,7 +28,7 @@ struct PartitionCheckpoint {
     /// The offset of the next record to read after a restart.
     next_offset: i64,
     /// State changes not yet in the changelog: the latest value of each key.
-    unwritten: HashMap<(usize, Arc<str>), Option<f64>>,
+    unwritten: HashMap<(usize, Arc<str>), Option<StateValue>>,
     /// Where the changelogs end with every change written so far.
     changelog_ends: ChangelogEnds,
     dirty: bool,
@@ -39,7 +39,7 @@ struct PartitionCheckpoint {
 pub struct PartitionCommit {
     pub partition: i32,
     pub next_offset: i64,
-    pub writes: Vec<StateWrite>,
+    pub writes: Vec<StateUpdate>,
 }
 
 impl Checkpoint {
@@ -60,7 +60,7 @@ impl Checkpoint {
         for update in updates {
             entry
                 .unwritten
-                .insert((update.operator_index, update.key), Some(update.value));
+                .insert((update.operator_index, update.key), update.value);
         }
         entry.dirty = true;
     }
@@ -79,7 +79,7 @@ impl Checkpoint {
             entry
                 .unwritten
                 .entry((update.operator_index, update.key))
-                .or_insert(Some(update.value));
+                .or_insert(update.value);
         }
     }
 
@@ -109,7 +109,7 @@ impl Checkpoint {
                     writes: p
                         .unwritten
                         .drain()
-                        .map(|((operator_index, key), value)| StateWrite {
+                        .map(|((operator_index, key), value)| StateUpdate {
                             operator_index,
                             key,
                             value,
@@ -159,16 +159,12 @@ mod tests {
         StateUpdate {
             operator_index: 3,
             key: key.into(),
-            value,
+            value: Some(StateValue::Number(value)),
         }
     }
 
-    fn write(key: &str, value: f64) -> StateWrite {
-        StateWrite {
-            operator_index: 3,
-            key: key.into(),
-            value: Some(value),
-        }
+    fn write(key: &str, value: f64) -> StateUpdate {
+        update(key, value)
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub(crate) struct InFlight {
     /// Outputs the operators produced (the error topic's message, if any, not counted).
     pub outputs: u64,
     pub failed: bool,
+    /// A window took the record aside as late.
+    pub late: bool,
 }
 
 /// Names a registered record; each of its outputs carries it to the delivery callback.
@@ -211,6 +213,7 @@ impl Acknowledgements {
 struct Applied {
     records: u64,
     failed: u64,
+    late: u64,
     messages: u64,
     /// When they were applied (read once for the run), for their latencies.
     now_ms: Option<i64>,
@@ -224,6 +227,7 @@ impl Applied {
         }
         self.records += 1;
         self.failed += u64::from(record.failed);
+        self.late += u64::from(record.late);
         self.messages += record.outputs;
         checkpoint.acknowledge(
             record.partition,
@@ -240,6 +244,9 @@ impl Applied {
         (metrics.messages_out).fetch_add(self.messages, Ordering::Relaxed);
         if self.failed > 0 {
             (metrics.records_failed).fetch_add(self.failed, Ordering::Relaxed);
+        }
+        if self.late > 0 {
+            (metrics.records_late).fetch_add(self.late, Ordering::Relaxed);
         }
         (metrics.records_done).fetch_add(self.records, Ordering::Relaxed);
     }
@@ -258,6 +265,7 @@ mod tests {
             updates: StateUpdates::new(),
             outputs: 1,
             failed: false,
+            late: false,
         }
     }
 

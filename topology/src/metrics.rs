@@ -24,6 +24,8 @@ pub struct Metrics {
     pub messages_out: AtomicU64,
     /// Records sent to the error topic.
     pub records_failed: AtomicU64,
+    /// Records a window took aside as late (to its late topic or the error topic).
+    pub records_late: AtomicU64,
     /// Microseconds from the input message's timestamp to the acknowledgement of its outputs.
     latency_us: Mutex<Histogram<u64>>,
 }
@@ -35,6 +37,7 @@ pub struct Snapshot {
     pub records_done: u64,
     pub messages_out: u64,
     pub records_failed: u64,
+    pub records_late: u64,
     pub latency_p50_ms: f64,
     pub latency_p99_ms: f64,
     pub latency_samples: u64,
@@ -50,6 +53,7 @@ impl Metrics {
             records_done: AtomicU64::new(0),
             messages_out: AtomicU64::new(0),
             records_failed: AtomicU64::new(0),
+            records_late: AtomicU64::new(0),
             // Three significant digits up to one hour.
             latency_us: Mutex::new(
                 Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds"),
@@ -73,6 +77,7 @@ impl Metrics {
             records_done: self.records_done.load(Ordering::Relaxed),
             messages_out: self.messages_out.load(Ordering::Relaxed),
             records_failed: self.records_failed.load(Ordering::Relaxed),
+            records_late: self.records_late.load(Ordering::Relaxed),
             latency_p50_ms: quantile_ms(0.5),
             latency_p99_ms: quantile_ms(0.99),
             latency_samples: histogram.len(),
@@ -110,6 +115,11 @@ impl Metrics {
             "Records sent to the error topic.",
             s.records_failed,
         );
+        counter(
+            "weir_records_late_total",
+            "Records later than a window's grace, written to its late topic or the error topic.",
+            s.records_late,
+        );
         out.push_str(&format!(
             "# HELP weir_latency_seconds End-to-end latency, input timestamp to output ack.\n\
              # TYPE weir_latency_seconds summary\n\
@@ -130,6 +140,7 @@ impl Snapshot {
         status.consumed = self.records_in;
         status.processed = self.records_done;
         status.failed_records = self.records_failed;
+        status.late_records = self.records_late;
         status.messages_out = self.messages_out;
     }
 

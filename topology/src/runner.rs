@@ -31,9 +31,9 @@ use crate::in_flight::{Acknowledgements, InFlight, Ticket};
 use crate::kafka::{self, Assigned};
 use crate::key_names::KeyNames;
 use crate::metrics::Metrics;
-use crate::operators::{OutputMessage, Pipeline, Processed, Record, RecordError};
+use crate::operators::{AsideTopics, Origin, OutputMessage, Pipeline, Processed, Record, SetAside};
 use crate::source::REPLAY_RESTART_HEADER;
-use crate::spec::{OperatorSpec, StartPosition, TopologySpec};
+use crate::spec::{StartPosition, TopologySpec};
 use weir_contracts::status::{RunnerState, RunnerStatus, StateRestore, StateStoreStatus};
 
 /// How to run a topology.
@@ -114,9 +114,8 @@ async fn consume_and_process(
         Changelog::new(
             &config.brokers,
             &spec.input.group,
-            (spec.operators.iter().enumerate()).filter_map(|(index, op)| {
-                matches!(op, OperatorSpec::Diff(_)).then_some((index, "diff"))
-            }),
+            (spec.operators.iter().enumerate())
+                .filter_map(|(index, op)| op.is_stateful().then_some((index, op.name()))),
         )
         .map_err(setup_error)?,
     );
@@ -154,6 +153,7 @@ async fn consume_and_process(
         acks: &acks,
         status,
         pipeline: Pipeline::new(spec),
+        aside: spec.aside_topics(),
         processed: Processed::default(),
         generations: HashMap::default(),
         keys: KeyNames::default(),
@@ -299,6 +299,8 @@ struct Intake<'a> {
     acks: &'a Acknowledgements,
     status: &'a watch::Sender<RunnerStatus>,
     pipeline: Pipeline,
+    /// Where records taken aside go.
+    aside: AsideTopics,
     /// What the pipeline made of the current record; its buffers serve every record.
     processed: Processed,
     /// Partitions whose operator state was loaded from their committed offset, each with the
@@ -349,16 +351,20 @@ impl Intake<'_> {
             .timestamp()
             .to_millis()
             .unwrap_or_else(kafka::now_ms);
-        let mut record = Record::new(key, timestamp_ms).in_partition(message.partition());
+        let mut record = Record::new(key.clone(), timestamp_ms).in_partition(message.partition());
         if starts_over(message) {
             record = record.restarting_series();
         }
         self.pipeline.process_into(payload, record, processed);
         let produced = processed.outputs.len() as u64;
-        let failed = processed.error.is_some();
-        if let Some(error) = processed.error.take() {
-            (processed.outputs).push(error_message(self.spec, message, payload, &error));
-        }
+        let origin = Origin {
+            topic: message.topic(),
+            partition: message.partition(),
+            offset: message.offset(),
+            key: key.as_ref(),
+            timestamp_ms,
+        };
+        let SetAside { failed, late } = processed.set_aside(&self.aside, &origin, payload);
         let outputs = &processed.outputs;
         let ticket = acks.register(
             InFlight {
@@ -369,6 +375,7 @@ impl Intake<'_> {
                 updates: std::mem::take(&mut processed.updates),
                 outputs: produced,
                 failed,
+                late,
             },
             outputs.len(),
         );
@@ -433,7 +440,8 @@ async fn send(
     ticket: Ticket,
 ) -> Result<(), RunnerError> {
     let mut record = BaseRecord::<str, [u8], Ticket>::with_opaque_to(&output.topic, ticket)
-        .payload(&output.payload);
+        .payload(&output.payload)
+        .timestamp(output.timestamp_ms);
     if let Some(key) = &output.key {
         record = record.key(key.as_ref());
     }
@@ -469,30 +477,6 @@ impl ProducerContext for Deliveries {
             }),
         };
         self.acks.delivered(ticket, result);
-    }
-}
-
-/// The message written to the error topic for a refused record.
-fn error_message(
-    spec: &TopologySpec,
-    message: &BorrowedMessage<'_>,
-    payload: &[u8],
-    error: &RecordError,
-) -> OutputMessage {
-    let body = serde_json::json!({
-        "topology": spec.name,
-        "operator": error.operator,
-        "reason": error.reason,
-        "topic": message.topic(),
-        "partition": message.partition(),
-        "offset": message.offset(),
-        "payload": String::from_utf8_lossy(payload),
-        "payload_is_utf8": std::str::from_utf8(payload).is_ok(),
-    });
-    OutputMessage {
-        topic: spec.error_topic.as_str().into(),
-        key: message.key().map(|k| String::from_utf8_lossy(k).into()),
-        payload: body.to_string().into_bytes(),
     }
 }
 
@@ -561,7 +545,10 @@ impl Intake<'_> {
         let changelogs: HashMap<usize, &str> = self.changelog.topics().collect();
         (self.pipeline.state_sizes().into_iter())
             .map(|(index, keys, bytes)| StateStoreStatus {
-                operator: format!("diff-{index}"),
+                operator: format!(
+                    "{}-{index}",
+                    self.spec.operators.get(index).map_or("?", |op| op.name())
+                ),
                 changelog: changelogs
                     .get(&index)
                     .copied()

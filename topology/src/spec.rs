@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use weir_contracts::template;
+
+use crate::expression::Expression;
 use weir_contracts::yaml::YamlProblem;
 
 /// Errors met while reading a topology file.
@@ -111,6 +113,148 @@ pub enum OperatorSpec {
     Threshold(ThresholdSpec),
     /// Write selected fields to a topic; the record continues down the chain.
     Emit(EmitSpec),
+    /// Aggregate a key's records over event-time windows; each window's result continues
+    /// down the chain when the window closes (and, if asked, on every update).
+    Window(WindowSpec),
+    /// Keep only the records for which a CEL expression is true, e.g. `rate > 100.0`.
+    Filter(#[schemars(with = "String")] Expression),
+    /// Set fields to the values of CEL expressions, each reading the record as it came, e.g.
+    /// `{ mid: "(bid + ask) / 2.0" }`.
+    Set(#[schemars(with = "BTreeMap<String, String>")] BTreeMap<String, Expression>),
+}
+
+impl OperatorSpec {
+    /// The operator's name as the file writes it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            OperatorSpec::Parse(_) => "parse",
+            OperatorSpec::Extract(_) => "extract",
+            OperatorSpec::Diff(_) => "diff",
+            OperatorSpec::Threshold(_) => "threshold",
+            OperatorSpec::Emit(_) => "emit",
+            OperatorSpec::Window(_) => "window",
+            OperatorSpec::Filter(_) => "filter",
+            OperatorSpec::Set(_) => "set",
+        }
+    }
+
+    /// Whether the operator keeps keyed state (in a changelog topic).
+    pub fn is_stateful(&self) -> bool {
+        matches!(self, OperatorSpec::Diff(_) | OperatorSpec::Window(_))
+    }
+}
+
+/// A duration written as text (`30s`, `1m`, `500ms`) or a number of seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, schemars::JsonSchema)]
+#[schemars(with = "String")]
+pub struct DurationText(pub std::time::Duration);
+
+impl DurationText {
+    pub fn millis(self) -> i64 {
+        i64::try_from(self.0.as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+impl<'de> Deserialize<'de> for DurationText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Text {
+            Seconds(u64),
+            Text(String),
+        }
+        match Text::deserialize(d)? {
+            Text::Seconds(seconds) => Ok(Self(std::time::Duration::from_secs(seconds))),
+            Text::Text(text) => weir_contracts::duration::parse_duration(&text)
+                .map(Self)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Event-time windows over a key's records: tumbling (`size` alone) or hopping (`advance`
+/// shorter than `size`), aligned to the epoch.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WindowSpec {
+    /// Length of each window, e.g. `1m`.
+    pub size: DurationText,
+    /// How far each window starts after the previous one; `size` when not given (tumbling).
+    #[serde(default)]
+    pub advance: Option<DurationText>,
+    /// Field holding the record's event time in epoch milliseconds; without it, the input
+    /// message's timestamp.
+    #[serde(default)]
+    pub time: Option<String>,
+    /// Field grouping the records; without it the Kafka message key is used. The window's
+    /// result carries it under the same name.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// How long after a window's end its records may still arrive (in event time).
+    #[serde(default)]
+    pub grace: DurationText,
+    /// Topic for records later than the grace; without it they go to the error topic. Either
+    /// way they are counted as late in `/status`, never dropped silently.
+    #[serde(default)]
+    pub late_topic: Option<String>,
+    /// When a window's result goes down the chain.
+    #[serde(default)]
+    pub emit: WindowEmit,
+    /// Output field → aggregate of an input field, e.g. `high: { max: rate }`.
+    pub aggregate: BTreeMap<String, AggregateSpec>,
+}
+
+/// When a window's result goes down the chain.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum WindowEmit {
+    /// Once, when stream time passes the window's end plus the grace.
+    #[default]
+    Close,
+    /// On every record the window takes, and once more when it closes.
+    Update,
+}
+
+/// One aggregate of a window: the function and the input field it reads.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum AggregateSpec {
+    /// How many records carried the field.
+    Count(String),
+    Sum(String),
+    Min(String),
+    Max(String),
+    Avg(String),
+    /// The value with the earliest event time.
+    First(String),
+    /// The value with the latest event time.
+    Last(String),
+}
+
+impl AggregateSpec {
+    /// The input field the aggregate reads.
+    pub fn field(&self) -> &str {
+        match self {
+            AggregateSpec::Count(f)
+            | AggregateSpec::Sum(f)
+            | AggregateSpec::Min(f)
+            | AggregateSpec::Max(f)
+            | AggregateSpec::Avg(f)
+            | AggregateSpec::First(f)
+            | AggregateSpec::Last(f) => f,
+        }
+    }
+
+    /// Whether the field must hold a number.
+    pub fn needs_number(&self) -> bool {
+        matches!(
+            self,
+            AggregateSpec::Sum(_)
+                | AggregateSpec::Min(_)
+                | AggregateSpec::Max(_)
+                | AggregateSpec::Avg(_)
+        )
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
@@ -167,6 +311,10 @@ pub struct DiffSpec {
     /// Field grouping the values; without it the Kafka message key is used.
     #[serde(default)]
     pub key: Option<String>,
+    /// A key not seen for this long (in event time) is forgotten, and removed from the
+    /// changelog: its next value starts a new series. Without it, keys are kept for ever.
+    #[serde(default)]
+    pub ttl: Option<DurationText>,
 }
 
 fn default_variation_field() -> String {
@@ -249,12 +397,22 @@ impl TopologySpec {
             .iter()
             .filter_map(|op| match op {
                 OperatorSpec::Emit(emit) => Some(emit.topic.clone()),
+                OperatorSpec::Window(window) => window.late_topic.clone(),
                 _ => None,
             })
             .collect();
         topics.push(self.error_topic.clone());
-        topics.dedup();
+        let mut seen = std::collections::BTreeSet::new();
+        topics.retain(|topic| seen.insert(topic.clone()));
         topics
+    }
+
+    /// Where the records this topology takes aside go.
+    pub fn aside_topics(&self) -> crate::operators::AsideTopics {
+        crate::operators::AsideTopics {
+            topology: self.name.clone(),
+            error_topic: self.error_topic.as_str().into(),
+        }
     }
 
     fn check_rules(&self, path: &Path) -> Result<(), SpecError> {
@@ -284,6 +442,39 @@ impl TopologySpec {
                         index + 1,
                         t.field
                     )));
+                }
+                OperatorSpec::Diff(d) if d.ttl.is_some_and(|ttl| ttl.millis() == 0) => {
+                    return Err(rule(format!(
+                        "operator {} (diff of `{}`): a `ttl` of zero forgets every key at once; \
+                         give a duration such as `1h`, or drop `ttl` to keep keys for ever",
+                        index + 1,
+                        d.field
+                    )));
+                }
+                OperatorSpec::Window(w) => {
+                    let size = w.size.millis();
+                    let advance = w.advance.map_or(size, DurationText::millis);
+                    if size == 0 {
+                        return Err(rule(format!(
+                            "operator {} (window): `size` must be longer than zero, e.g. `1m`",
+                            index + 1
+                        )));
+                    }
+                    if advance == 0 || advance > size {
+                        return Err(rule(format!(
+                            "operator {} (window): `advance` must be longer than zero and at \
+                             most `size` ({} ms); it is {advance} ms",
+                            index + 1,
+                            size
+                        )));
+                    }
+                    if w.aggregate.is_empty() {
+                        return Err(rule(format!(
+                            "operator {} (window): `aggregate` names no output, e.g. \
+                             `count: {{ count: rate }}`",
+                            index + 1
+                        )));
+                    }
                 }
                 OperatorSpec::Extract(e) => {
                     for (name, source) in &e.fields {

@@ -1,7 +1,8 @@
-//! `weir topology run|check`.
+//! `weir topology run|check|test`.
 
+use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use weir_topology::metrics::{self, Metrics};
 use weir_topology::runner::{self, RunnerConfig};
 use weir_topology::spec::TopologySpec;
 use weir_topology::status;
+use weir_topology::test_driver::{TestDriver, TestRecord};
 
 use weir_contracts::args::{parse_assignment, RunTopologyArgs};
 
@@ -26,6 +28,20 @@ pub enum TopologyCommand {
     /// Check a topology file without connecting to Kafka.
     Check {
         file: PathBuf,
+        #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_assignment)]
+        set: Vec<(String, String)>,
+    },
+    /// Run a topology on records from a file, without Kafka, and print every message it
+    /// writes as one JSON line `{"topic", "key", "value", "timestamp"}`.
+    ///
+    /// Each input line is `{"key", "value", "timestamp"}`: `value` is the message (a string
+    /// is taken as its text, any other JSON is written as JSON), `timestamp` its time in epoch
+    /// milliseconds. The records go through the runner's own operators, as one partition.
+    Test {
+        file: PathBuf,
+        /// JSON lines of input records (`-` reads standard input).
+        #[arg(long, value_name = "RECORDS.jsonl")]
+        input: PathBuf,
         #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_assignment)]
         set: Vec<(String, String)>,
     },
@@ -45,6 +61,10 @@ pub fn run(command: TopologyCommand) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        TopologyCommand::Test { file, input, set } => {
+            let spec = TopologySpec::load(&file, &set)?;
+            test_topology(&spec, &input)
+        }
         TopologyCommand::Run(RunTopologyArgs {
             file,
             brokers,
@@ -59,6 +79,50 @@ pub fn run(command: TopologyCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `weir topology test`: pipes each input line through the topology and prints its outputs.
+fn test_topology(spec: &TopologySpec, input: &Path) -> anyhow::Result<ExitCode> {
+    let reader: Box<dyn BufRead> = if input == Path::new("-") {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let file = std::fs::File::open(input)
+            .with_context(|| format!("cannot read the input records {}", input.display()))?;
+        Box::new(BufReader::new(file))
+    };
+    let mut driver = TestDriver::new(spec);
+    let mut stdout = std::io::stdout().lock();
+    let (mut records, mut outputs, mut failed, mut late) = (0u64, 0u64, 0u64, 0u64);
+    for (index, line) in reader.lines().enumerate() {
+        let number = index + 1;
+        let line = line.with_context(|| format!("{}:{number}: cannot read", input.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let record: TestRecord = serde_json::from_str(&line).with_context(|| {
+            format!(
+                "{}:{number}: not an input record; write one JSON object per line, \
+                 {{\"key\": \"BTC-CNY\", \"value\": {{...}}, \"timestamp\": 1700000000000}}",
+                input.display()
+            )
+        })?;
+        let piped = driver.pipe(&record);
+        records += 1;
+        failed += u64::from(piped.failed);
+        late += u64::from(piped.late);
+        for output in &piped.outputs {
+            outputs += 1;
+            serde_json::to_writer(&mut stdout, output)?;
+            writeln!(stdout)?;
+        }
+    }
+    stdout.flush()?;
+    eprintln!(
+        "{records} records in, {outputs} messages out ({failed} to the error topic `{}`, \
+         {late} late)",
+        spec.error_topic
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn run_topology(

@@ -4,25 +4,29 @@
 //! messages they want written into an [`Outputs`] buffer, and report state changes so that the
 //! runner can checkpoint them together with the consumer offsets.
 
-use std::collections::hash_map::{Entry, HashMap};
 use std::sync::Arc;
 
-use foldhash::fast::RandomState;
 use serde_json::Value;
 
 use weir_contracts::number::as_number;
 
+use crate::expression::Expression;
 use crate::pointer::JsonPointer;
 use crate::pruned::{Found, Wanted};
 use crate::spec::{FieldKind, OperatorSpec, TopologySpec};
 
+mod diff;
 mod layout;
 mod outputs;
 mod record;
+mod window;
 
+pub use crate::state::{StateUpdate, StateValue};
+use diff::Diff;
 use layout::Layout;
-pub use outputs::{OutputMessage, Outputs, Processed, StateUpdate, StateUpdates};
+pub use outputs::{AsideTopics, Origin, OutputMessage, Outputs, Processed, SetAside, StateUpdates};
 pub use record::{Fields, Record};
+use window::Window;
 
 /// Why a record could not be processed. It goes to the error topic with this reason.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -42,6 +46,9 @@ pub struct Pipeline {
     found: Found,
     /// The room of the last record's fields, for the next record's.
     spare_fields: Fields,
+    /// Records an operator made (a window's results), each with the operator after it: they
+    /// go down the rest of the chain after the input record.
+    results: Vec<(usize, Record)>,
 }
 
 #[derive(Debug)]
@@ -49,18 +56,7 @@ enum Operator {
     /// Parses the payload, reading only the values the chain's `extract`s name.
     Parse(Wanted),
     Extract(Vec<Extraction>),
-    Diff {
-        field: String,
-        output: Arc<str>,
-        previous: Arc<str>,
-        key: Option<String>,
-        /// The last value of each key, per input partition. Every record looks its key up
-        /// here: a fast seeded hash rather than SipHash, which cost more than the lookup.
-        last: HashMap<(i32, Arc<str>), f64, RandomState>,
-        /// The bytes of `last`'s entries (see [`entry_bytes`]), kept as keys come and go so
-        /// that `/status` does not walk every key.
-        bytes: u64,
-    },
+    Diff(Diff),
     Threshold {
         field: String,
         above: Option<f64>,
@@ -71,6 +67,27 @@ enum Operator {
         topic: Arc<str>,
         layout: Layout,
     },
+    Window(Window),
+    Filter(Expression),
+    Set(Vec<(Arc<str>, Expression)>),
+}
+
+/// A stateful operator's keyed store, restored from its changelog.
+trait Store {
+    /// Sets a key restored from the changelog, unless this process already holds it.
+    fn restore(&mut self, partition: i32, key: Arc<str>, value: StateValue);
+    /// Drops a partition's keys.
+    fn forget(&mut self, partition: i32);
+    /// The keys held and their bytes (the table's own overhead is not counted).
+    fn size(&self) -> (u64, u64);
+}
+
+/// A record taken aside by an operator that went on without it (a window's late record):
+/// written to `topic`, or to the error topic when none is declared, with the reason.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Late {
+    pub topic: Option<Arc<str>>,
+    pub error: RecordError,
 }
 
 /// One field of an `extract`: the value `parse` found for its pointer.
@@ -96,6 +113,24 @@ enum Flow {
     Stop,
 }
 
+impl Operator {
+    fn store(&self) -> Option<&dyn Store> {
+        match self {
+            Operator::Diff(diff) => Some(diff),
+            Operator::Window(window) => Some(window),
+            _ => None,
+        }
+    }
+
+    fn store_mut(&mut self) -> Option<&mut dyn Store> {
+        match self {
+            Operator::Diff(diff) => Some(diff),
+            Operator::Window(window) => Some(window),
+            _ => None,
+        }
+    }
+}
+
 impl Pipeline {
     pub fn new(spec: &TopologySpec) -> Self {
         let mut read = Wanted::nothing();
@@ -116,14 +151,14 @@ impl Pipeline {
                         })
                         .collect(),
                 ),
-                OperatorSpec::Diff(d) => Operator::Diff {
-                    field: d.field.clone(),
-                    output: d.output.as_str().into(),
-                    previous: d.previous.as_str().into(),
-                    key: d.key.clone(),
-                    last: HashMap::default(),
-                    bytes: 0,
-                },
+                OperatorSpec::Diff(d) => Operator::Diff(Diff::new(d)),
+                OperatorSpec::Window(w) => Operator::Window(Window::new(w)),
+                OperatorSpec::Filter(expression) => Operator::Filter(expression.clone()),
+                OperatorSpec::Set(fields) => Operator::Set(
+                    (fields.iter())
+                        .map(|(name, expression)| (name.as_str().into(), expression.clone()))
+                        .collect(),
+                ),
                 OperatorSpec::Threshold(t) => Operator::Threshold {
                     field: t.field.clone(),
                     above: t.above,
@@ -145,6 +180,7 @@ impl Pipeline {
             operators,
             found: Found::new(),
             spare_fields: Fields::default(),
+            results: Vec::new(),
         }
     }
 
@@ -164,8 +200,40 @@ impl Pipeline {
         }
         processed.clear();
         self.found.clear();
-        for (index, operator) in self.operators.iter_mut().enumerate() {
-            match operator.apply(index, payload, &mut record, processed, &mut self.found) {
+        self.run_from(0, payload, &mut record, processed);
+        self.spare_fields = record.fields;
+        self.spare_fields.clear();
+        let mut next = 0;
+        while next < self.results.len() && processed.error.is_none() {
+            let (start, mut result) =
+                std::mem::replace(&mut self.results[next], (usize::MAX, Record::new(None, 0)));
+            self.run_from(start, payload, &mut result, processed);
+            next += 1;
+        }
+        self.results.clear();
+    }
+
+    /// Runs a record down the chain from operator `start`.
+    fn run_from(
+        &mut self,
+        start: usize,
+        payload: &[u8],
+        record: &mut Record,
+        processed: &mut Processed,
+    ) {
+        let mut made = Vec::new();
+        for (index, operator) in self.operators.iter_mut().enumerate().skip(start) {
+            let step = Step {
+                index,
+                payload,
+                found: &mut self.found,
+                made: &mut made,
+            };
+            let flow = operator.apply(step, record, processed);
+            if !made.is_empty() {
+                (self.results).extend(made.drain(..).map(|result| (index + 1, result)));
+            }
+            match flow {
                 Ok(Flow::Continue) => {}
                 Ok(Flow::Stop) => break,
                 Err(error) => {
@@ -174,21 +242,16 @@ impl Pipeline {
                 }
             }
         }
-        self.spare_fields = record.fields;
-        self.spare_fields.clear();
     }
 
-    /// Restores a partition's diff state from its changelog, keeping values already set by
-    /// this process.
+    /// Restores a partition's operator state from its changelog, keeping values already set
+    /// by this process.
     pub fn restore(&mut self, partition: i32, updates: impl IntoIterator<Item = StateUpdate>) {
         for update in updates {
-            if let Some(Operator::Diff { last, bytes, .. }) =
-                self.operators.get_mut(update.operator_index)
-            {
-                if let Entry::Vacant(slot) = last.entry((partition, update.key)) {
-                    *bytes += entry_bytes(&slot.key().1);
-                    slot.insert(update.value);
-                }
+            let store =
+                (self.operators.get_mut(update.operator_index)).and_then(Operator::store_mut);
+            if let (Some(store), Some(value)) = (store, update.value) {
+                store.restore(partition, update.key, value);
             }
         }
     }
@@ -197,9 +260,9 @@ impl Pipeline {
     /// partition and value; the table's own overhead is not counted).
     pub fn state_sizes(&self) -> Vec<(usize, u64, u64)> {
         (self.operators.iter().enumerate())
-            .filter_map(|(index, operator)| match operator {
-                Operator::Diff { last, bytes, .. } => Some((index, last.len() as u64, *bytes)),
-                _ => None,
+            .filter_map(|(index, operator)| {
+                let (keys, bytes) = operator.store()?.size();
+                Some((index, keys, bytes))
             })
             .collect()
     }
@@ -207,34 +270,34 @@ impl Pipeline {
     /// Drops a partition's state: the partition went to another runner, and when it comes
     /// back its state is restored from what that runner committed.
     pub fn forget(&mut self, partition: i32) {
-        for operator in &mut self.operators {
-            if let Operator::Diff { last, bytes, .. } = operator {
-                last.retain(|(owner, key), _| {
-                    let keep = *owner != partition;
-                    if !keep {
-                        *bytes -= entry_bytes(key);
-                    }
-                    keep
-                });
-            }
+        for store in self.operators.iter_mut().filter_map(Operator::store_mut) {
+            store.forget(partition);
         }
     }
 }
 
-/// The bytes one diff entry holds: its key's text, its partition and its value.
-fn entry_bytes(key: &str) -> u64 {
-    (key.len() + std::mem::size_of::<i32>() + std::mem::size_of::<f64>()) as u64
+/// What an operator may reach besides the record: the input payload, what `parse` found, and
+/// where to put the records it makes.
+struct Step<'a> {
+    index: usize,
+    payload: &'a [u8],
+    found: &'a mut Found,
+    made: &'a mut Vec<Record>,
 }
 
 impl Operator {
     fn apply(
         &mut self,
-        index: usize,
-        payload: &[u8],
+        step: Step<'_>,
         record: &mut Record,
         processed: &mut Processed,
-        found: &mut Found,
     ) -> Result<Flow, RecordError> {
+        let Step {
+            index,
+            payload,
+            found,
+            made,
+        } = step;
         match self {
             Operator::Parse(wanted) => {
                 wanted.parse_into(payload, found).map_err(|e| RecordError {
@@ -255,48 +318,14 @@ impl Operator {
                 }
                 Ok(Flow::Continue)
             }
-            Operator::Diff {
-                field,
-                output,
-                previous,
-                key,
-                last,
-                bytes,
-            } => {
-                let value = number_field(record, field, "diff")?;
-                let group = group_key(record, key.as_deref())?;
-                let partition = record.partition;
-                let before = match last.entry((partition, group.clone())) {
-                    // No variation spans the seam: the record's series begins again here.
-                    // (The update below also replaces the state the checkpoint keeps.)
-                    Entry::Occupied(mut slot) if record.restarts_series => {
-                        slot.insert(value);
-                        None
-                    }
-                    Entry::Occupied(mut slot) => Some(slot.insert(value)),
-                    Entry::Vacant(slot) => {
-                        *bytes += entry_bytes(&slot.key().1);
-                        slot.insert(value);
-                        None
-                    }
-                };
-                processed.updates.push(StateUpdate {
-                    operator_index: index,
-                    key: group,
-                    value,
-                });
-                match before {
-                    // The first value of a key has nothing to compare with.
-                    None => Ok(Flow::Stop),
-                    Some(before) => {
-                        record.fields.insert(previous.clone(), number(before));
-                        record
-                            .fields
-                            .insert(output.clone(), number(round_variation(value - before)));
-                        Ok(Flow::Continue)
-                    }
-                }
-            }
+            Operator::Diff(diff) => diff.apply(index, record, &mut processed.updates),
+            Operator::Window(window) => window.apply(
+                index,
+                record,
+                &mut processed.updates,
+                made,
+                &mut processed.late,
+            ),
             Operator::Threshold {
                 field,
                 above,
@@ -312,8 +341,31 @@ impl Operator {
                 };
                 Ok(if passes { Flow::Continue } else { Flow::Stop })
             }
+            Operator::Filter(expression) => {
+                let passes = expression.passes(record).map_err(|reason| RecordError {
+                    operator: "filter",
+                    reason,
+                })?;
+                Ok(if passes { Flow::Continue } else { Flow::Stop })
+            }
+            Operator::Set(fields) => {
+                let values = (fields.iter())
+                    .map(|(name, expression)| {
+                        let value = expression.evaluate(record).map_err(|reason| RecordError {
+                            operator: "set",
+                            reason: format!("field `{name}`: {reason}"),
+                        })?;
+                        Ok((name.clone(), value))
+                    })
+                    .collect::<Result<Vec<_>, RecordError>>()?;
+                for (name, value) in values {
+                    record.fields.insert(name, value);
+                }
+                Ok(Flow::Continue)
+            }
             Operator::Emit { topic, layout } => {
-                (processed.outputs).push_with(topic, record.key.as_ref(), |payload| {
+                let (key, timestamp_ms) = (record.key.as_ref(), record.timestamp_ms);
+                (processed.outputs).push_with(topic, key, timestamp_ms, |payload| {
                     layout.write(record, payload)
                 })?;
                 Ok(Flow::Continue)
@@ -322,26 +374,25 @@ impl Operator {
     }
 }
 
-/// Rounds to 8 decimal places, the precision of Bitcoin amounts, so that `126.24 → 203.74`
-/// reads as a variation of `77.5` and not `77.50000000000001`.
-fn round_variation(value: f64) -> f64 {
-    (value * 1e8).round() / 1e8
-}
-
 fn number(value: f64) -> Value {
     serde_json::Number::from_f64(value)
         .map(Value::Number)
         .unwrap_or(Value::Null)
 }
 
-fn group_key(record: &Record, key_field: Option<&str>) -> Result<Arc<str>, RecordError> {
+/// The key a stateful operator groups a record by: a field's value, or the message key.
+fn group_key(
+    record: &Record,
+    key_field: Option<&str>,
+    operator: &'static str,
+) -> Result<Arc<str>, RecordError> {
     match key_field {
         None => Ok(record.key.clone().unwrap_or_else(|| Arc::from(""))),
         Some(name) => match record.fields.get(name) {
             Some(Value::String(s)) => Ok(s.as_str().into()),
             Some(other) => Ok(other.to_string().into()),
             None => Err(RecordError {
-                operator: "diff",
+                operator,
                 reason: format!("key field `{name}` is not set on the record"),
             }),
         },
@@ -631,7 +682,9 @@ mod tests {
                 ("variations".into(), json!({"variation": 1.0}))
             ]
         );
-        assert_eq!(processed.updates[0].value, 4.0);
+        assert!(
+            matches!(processed.updates[0].value, Some(StateValue::Last(last)) if last.value == 4.0)
+        );
     }
 
     #[test]
@@ -646,8 +699,8 @@ mod tests {
         assert!(run(&mut p, r#"{"p": "b", "v": 10}"#).outputs.is_empty());
         let a = run(&mut p, r#"{"p": "a", "v": 4}"#);
         assert_eq!(payloads(&a)[0].1, json!({"pair": "a", "variation": 3.0}));
-        // Keys `a` and `b`, each 1 + 4 + 8 bytes, however often they were seen.
-        assert_eq!(p.state_sizes(), [(2, 2, 26)]);
+        // Keys `a` and `b`, each 1 + 4 + 16 bytes, however often they were seen.
+        assert_eq!(p.state_sizes(), [(2, 2, 42)]);
 
         let mut restarted = pipeline(ops);
         restarted.restore(
@@ -655,13 +708,13 @@ mod tests {
             [StateUpdate {
                 operator_index: 2,
                 key: "b".into(),
-                value: 10.0,
+                value: Some(StateValue::Number(10.0)),
             }],
         );
         let b = run(&mut restarted, r#"{"p": "b", "v": 7}"#);
         assert_eq!(payloads(&b)[0].1, json!({"pair": "b", "variation": -3.0}));
-        // One key of one byte, its partition (4 bytes) and its value (8 bytes).
-        assert_eq!(restarted.state_sizes(), [(2, 1, 13)]);
+        // One key of one byte, its partition (4 bytes), its value and when it was seen (16).
+        assert_eq!(restarted.state_sizes(), [(2, 1, 21)]);
         restarted.forget(0);
         assert_eq!(restarted.state_sizes(), [(2, 0, 0)]);
     }
@@ -701,10 +754,149 @@ mod tests {
             [StateUpdate {
                 operator_index: 2,
                 key: "k".into(),
-                value: 60.0,
+                value: Some(StateValue::Number(60.0)),
             }],
         );
         assert_eq!(in_partition(&mut p, 1, 61.0), Some(json!(1.0)));
+    }
+
+    fn at(p: &mut Pipeline, key: &str, doc: Value, timestamp_ms: i64) -> Processed {
+        let record = Record::new(Some(key.into()), timestamp_ms);
+        p.process(doc.to_string().as_bytes(), record)
+    }
+
+    #[test]
+    fn idle_keys_expire_with_a_tombstone_and_start_a_new_series() {
+        let mut p = pipeline(
+            "  - parse: {}
+  - extract: { fields: { v: { pointer: /v, type: number } } }
+  - diff: { field: v, ttl: 10s }
+  - emit: { topic: out, fields: [variation], timestamp: false }
+",
+        );
+        assert!(at(&mut p, "idle", json!({"v": 1}), 0).outputs.is_empty());
+        for second in 1..=12 {
+            at(&mut p, "busy", json!({ "v": second }), second * 1_000);
+        }
+        assert_eq!(p.state_sizes()[0].1, 1, "only `busy` is left");
+        let expired = at(&mut p, "busy", json!({"v": 13}), 13_000);
+        let tombstones: Vec<_> = (expired.updates.iter())
+            .filter(|u| u.value.is_none())
+            .collect();
+        assert!(tombstones.is_empty(), "`idle` went at an earlier sweep");
+        let again = at(&mut p, "idle", json!({"v": 5}), 14_000);
+        assert!(
+            again.outputs.is_empty(),
+            "a new series: no variation from 1"
+        );
+    }
+
+    #[test]
+    fn an_expired_key_leaves_the_changelog_as_a_tombstone() {
+        let mut p = pipeline(
+            "  - parse: {}
+  - extract: { fields: { v: { pointer: /v, type: number } } }
+  - diff: { field: v, ttl: 8s }
+",
+        );
+        at(&mut p, "idle", json!({"v": 1}), 0);
+        let sweep = at(&mut p, "busy", json!({"v": 1}), 9_000);
+        let tombstone = StateUpdate {
+            operator_index: 2,
+            key: "idle".into(),
+            value: None,
+        };
+        assert!(sweep.updates.contains(&tombstone), "{:?}", sweep.updates);
+    }
+
+    const TUMBLING: &str = "  - parse: {}
+  - extract: { fields: { v: { pointer: /v, type: number }, t: /t } }
+  - window:
+      size: 10s
+      time: t
+      aggregate: { n: { count: v }, total: { sum: v }, mean: { avg: v } }
+  - emit: { topic: out, fields: [n, total, mean, window_start], timestamp: false }
+";
+
+    fn windowed(p: &mut Pipeline, key: &str, v: f64, t: i64) -> (Vec<Value>, StateUpdates) {
+        let processed = at(p, key, json!({ "v": v, "t": t }), 0);
+        assert_eq!(processed.error, None);
+        let bodies = payloads(&processed).into_iter().map(|(_, b)| b).collect();
+        (bodies, processed.updates)
+    }
+
+    #[test]
+    fn a_window_restored_from_its_changelog_closes_as_if_never_stopped() {
+        let input = [("a", 1.0, 1_000), ("b", 2.0, 2_000), ("a", 3.0, 9_999)];
+        let mut unstopped = pipeline(TUMBLING);
+        let mut changelog: std::collections::HashMap<Arc<str>, Option<StateValue>> =
+            Default::default();
+        for (key, v, t) in input {
+            for update in windowed(&mut unstopped, key, v, t).1 {
+                changelog.insert(update.key, update.value);
+            }
+        }
+        let mut restored = pipeline(TUMBLING);
+        restored.restore(
+            0,
+            changelog.into_iter().map(|(key, value)| StateUpdate {
+                operator_index: 2,
+                key,
+                value,
+            }),
+        );
+        assert_eq!(
+            restored.state_sizes()[0].1,
+            2,
+            "the open windows of a and b"
+        );
+        let (closed, updates) = windowed(&mut restored, "a", 7.0, 10_000);
+        assert_eq!(closed, windowed(&mut unstopped, "a", 7.0, 10_000).0);
+        assert_eq!(
+            closed,
+            [
+                json!({"n": 2, "total": 4.0, "mean": 2.0, "window_start": 0}),
+                json!({"n": 1, "total": 2.0, "mean": 2.0, "window_start": 0}),
+            ]
+        );
+        let removed: Vec<_> = (updates.iter())
+            .filter(|u| u.value.is_none())
+            .map(|u| u.key.to_string())
+            .collect();
+        assert_eq!(removed, ["0:a", "0:b"], "closed windows leave the store");
+    }
+
+    #[test]
+    fn hopping_windows_take_a_record_in_each_window_it_falls_in() {
+        let mut p = pipeline(&TUMBLING.replace("size: 10s", "size: 10s\n      advance: 5s"));
+        windowed(&mut p, "k", 1.0, 7_000);
+        windowed(&mut p, "k", 2.0, 12_000);
+        let (closed, _) = windowed(&mut p, "k", 4.0, 15_000);
+        assert_eq!(
+            closed,
+            [json!({"n": 2, "total": 3.0, "mean": 1.5, "window_start": 5_000})],
+            "[0, 10 s) closed at 10 s with 1.0 alone; [5 s, 15 s) now"
+        );
+    }
+
+    #[test]
+    fn filter_and_set_read_fields_with_cel() {
+        let mut p = pipeline(
+            "  - parse: {}
+  - extract: { fields: { bid: { pointer: /bid, type: number }, ask: { pointer: /ask, type: number } } }
+  - set: { mid: \"(bid + ask) / 2.0\", wide: \"ask - bid > 1.0\" }
+  - filter: \"wide && key == 'BTC'\"
+  - emit: { topic: out, fields: [mid], timestamp: false }
+",
+        );
+        let wide = at(&mut p, "BTC", json!({"bid": 10, "ask": 12}), 0);
+        assert_eq!(payloads(&wide), [("out".into(), json!({"mid": 11.0}))]);
+        assert!(at(&mut p, "BTC", json!({"bid": 10, "ask": 10.5}), 0)
+            .outputs
+            .is_empty());
+        assert!(at(&mut p, "ETH", json!({"bid": 1, "ask": 9}), 0)
+            .outputs
+            .is_empty());
     }
 
     fn written(layout: &Layout, record: &Record) -> Result<Vec<u8>, RecordError> {

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 
-use super::RecordError;
+use super::{Late, RecordError};
+use crate::state::StateUpdate;
 
 /// A message an operator wants written.
 #[derive(Debug, Clone, PartialEq)]
@@ -13,15 +14,9 @@ pub struct OutputMessage {
     pub topic: Arc<str>,
     pub key: Option<Arc<str>>,
     pub payload: Vec<u8>,
-}
-
-/// A change to operator state made by one record, replayed into the checkpoint once the
-/// record's outputs are acknowledged.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StateUpdate {
-    pub operator_index: usize,
-    pub key: Arc<str>,
-    pub value: f64,
+    /// The message's timestamp (ms since the epoch): the event time of the record it came
+    /// from, so that outputs carry event time on as Kafka Streams' do.
+    pub timestamp_ms: i64,
 }
 
 /// The state changes of one record. A topology's chain holds a diff or two, so they are
@@ -36,13 +31,73 @@ pub struct Processed {
     pub updates: StateUpdates,
     /// Set when the record was refused; the outputs emitted before the refusal are kept.
     pub error: Option<RecordError>,
+    /// Set when an operator took the record aside and went on (a window's late record).
+    pub late: Option<Late>,
+}
+
+/// Where the records a topology takes aside go: its error topic, unless an operator names
+/// another (a window's late topic).
+#[derive(Debug, Clone)]
+pub struct AsideTopics {
+    pub topology: String,
+    pub error_topic: Arc<str>,
+}
+
+/// Where an input message came from, written into the messages that take it aside.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<&'a Arc<str>>,
+    pub timestamp_ms: i64,
+}
+
+/// What [`Processed::set_aside`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SetAside {
+    /// The record was refused: it went to the error topic.
+    pub failed: bool,
+    /// A window took it aside as late.
+    pub late: bool,
 }
 
 impl Processed {
+    /// Appends the messages that take the record aside, the late one and the refused one,
+    /// each with the reason and where the record came from.
+    pub fn set_aside(
+        &mut self,
+        topics: &AsideTopics,
+        origin: &Origin<'_>,
+        payload: &[u8],
+    ) -> SetAside {
+        let late = self.late.take();
+        if let Some(late) = &late {
+            let topic = late.topic.as_ref().unwrap_or(&topics.error_topic);
+            self.outputs
+                .push(aside_message(topics, topic, origin, payload, &late.error));
+        }
+        let error = self.error.take();
+        if let Some(error) = &error {
+            self.outputs.push(aside_message(
+                topics,
+                &topics.error_topic,
+                origin,
+                payload,
+                error,
+            ));
+        }
+        SetAside {
+            failed: error.is_some(),
+            late: late.is_some(),
+        }
+    }
+
     pub(super) fn clear(&mut self) {
         self.outputs.clear();
         self.updates.clear();
         self.error = None;
+        self.late = None;
     }
 }
 
@@ -66,6 +121,7 @@ impl Outputs {
         &mut self,
         topic: &Arc<str>,
         key: Option<&Arc<str>>,
+        timestamp_ms: i64,
         write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
     ) -> Result<(), E> {
         let message = self.next_slot();
@@ -75,6 +131,7 @@ impl Outputs {
             message.topic = topic.clone();
         }
         message.key = key.cloned();
+        message.timestamp_ms = timestamp_ms;
         self.len += 1;
         Ok(())
     }
@@ -92,6 +149,7 @@ impl Outputs {
                 topic: Arc::from(""),
                 key: None,
                 payload: Vec::new(),
+                timestamp_ms: 0,
             });
         }
         &mut self.messages[self.len]
@@ -103,5 +161,32 @@ impl std::ops::Deref for Outputs {
 
     fn deref(&self) -> &[OutputMessage] {
         &self.messages[..self.len]
+    }
+}
+
+/// The message that takes a record aside: the reason, the operator, where the record came
+/// from and its payload (as text, saying whether it was UTF-8).
+fn aside_message(
+    topics: &AsideTopics,
+    topic: &Arc<str>,
+    origin: &Origin<'_>,
+    payload: &[u8],
+    error: &RecordError,
+) -> OutputMessage {
+    let body = serde_json::json!({
+        "topology": topics.topology,
+        "operator": error.operator,
+        "reason": error.reason,
+        "topic": origin.topic,
+        "partition": origin.partition,
+        "offset": origin.offset,
+        "payload": String::from_utf8_lossy(payload),
+        "payload_is_utf8": std::str::from_utf8(payload).is_ok(),
+    });
+    OutputMessage {
+        topic: topic.clone(),
+        key: origin.key.cloned(),
+        payload: body.to_string().into_bytes(),
+        timestamp_ms: origin.timestamp_ms,
     }
 }
