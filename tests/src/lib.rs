@@ -165,6 +165,8 @@ pub struct Consumed {
     pub key: Option<String>,
     pub payload: String,
     pub headers: Vec<(String, String)>,
+    /// The message timestamp (ms since the epoch), when it has one.
+    pub timestamp: Option<i64>,
 }
 
 impl Consumed {
@@ -224,6 +226,7 @@ pub fn read_topic(
                 .unwrap_or_default();
             messages.push(Consumed {
                 key: (message.key()).map(|k| String::from_utf8_lossy(k).into_owned()),
+                timestamp: message.timestamp().to_millis(),
                 payload: String::from_utf8_lossy(message.payload().unwrap_or_default())
                     .into_owned(),
                 headers,

@@ -465,6 +465,9 @@ fn a_source_down_at_the_start_is_reported_and_its_data_counted_once_it_is_back()
         "source_grace=2s",
         "--set",
         "execution_duration=10s",
+        // Candles of one second close several times in the seconds the source is back.
+        "--set",
+        "candle_size=1s",
         "--set",
         "zookeeper_instance_name=flaky-zk",
         "--set",
@@ -501,6 +504,12 @@ fn a_source_down_at_the_start_is_reported_and_its_data_counted_once_it_is_back()
     assert!(raw >= 1, "{topics}");
     assert_eq!(topics["rates"].as_i64(), Some(raw), "{topics}");
     assert_eq!(topics["variations"].as_i64(), Some(raw - 1), "{topics}");
+    // The candles dataflow ran beside it: candles closed, and no rate came after its own.
+    let candles = topics["candles"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{topics}"));
+    assert!((1..raw).contains(&candles), "{topics}");
+    assert_eq!(topics["late-rates"].as_i64(), Some(0), "{topics}");
     assert_nothing_left(&home);
 }
 

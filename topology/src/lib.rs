@@ -11,6 +11,7 @@ pub mod checkpoint;
 pub mod delivery_reports;
 pub mod error;
 pub mod expression;
+pub mod flow;
 mod in_flight;
 pub mod kafka;
 mod key_names;

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use weir_contracts::template;
 
 use crate::expression::Expression;
+use crate::flow::FlowProblem;
 use weir_contracts::yaml::YamlProblem;
 
 /// Errors met while reading a topology file.
@@ -58,9 +59,24 @@ pub enum SpecError {
         name: String,
         declared: String,
     },
-    /// A semantic rule is broken (e.g. a threshold with no bound).
+    /// A semantic rule of the whole topology is broken (e.g. no operators).
     #[error("{path}: {message}")]
     Rule { path: PathBuf, message: String },
+    /// Operators break their rules or read what no step before them sets: every problem,
+    /// one per line, each at its operator.
+    #[error("{}", problems.iter().map(|p| format!("{}:{}:{}: {}", path.display(), p.line, p.column, p.message)).collect::<Vec<_>>().join("\n"))]
+    Problems {
+        path: PathBuf,
+        problems: Vec<LocatedProblem>,
+    },
+}
+
+/// A problem at a place of the file (line and column, from 1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocatedProblem {
+    pub line: u64,
+    pub column: u64,
+    pub message: String,
 }
 
 /// A whole topology file.
@@ -148,6 +164,19 @@ impl OperatorSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, schemars::JsonSchema)]
 #[schemars(with = "String")]
 pub struct DurationText(pub std::time::Duration);
+
+impl std::fmt::Display for DurationText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = self.millis();
+        match ms {
+            0 => f.write_str("0s"),
+            _ if ms % 3_600_000 == 0 => write!(f, "{}h", ms / 3_600_000),
+            _ if ms % 60_000 == 0 => write!(f, "{}m", ms / 60_000),
+            _ if ms % 1_000 == 0 => write!(f, "{}s", ms / 1_000),
+            _ => write!(f, "{ms}ms"),
+        }
+    }
+}
 
 impl DurationText {
     pub fn millis(self) -> i64 {
@@ -374,7 +403,7 @@ impl TopologySpec {
         let expanded = Self::expand(path, text, overrides)?;
         let spec: TopologySpec =
             serde_saphyr::from_str(&expanded).map_err(|e| yaml_error(path, &e))?;
-        spec.check_rules(path)?;
+        spec.check_rules(path, &expanded)?;
         Ok(spec)
     }
 
@@ -415,7 +444,9 @@ impl TopologySpec {
         }
     }
 
-    fn check_rules(&self, path: &Path) -> Result<(), SpecError> {
+    /// The rules each operator must keep, and what flows between them ([`crate::flow`]):
+    /// every problem found, each at its operator's line and column in `expanded`.
+    fn check_rules(&self, path: &Path, expanded: &str) -> Result<(), SpecError> {
         let rule = |message: String| SpecError::Rule {
             path: path.to_owned(),
             message,
@@ -426,72 +457,103 @@ impl TopologySpec {
         if !matches!(self.operators.first(), Some(OperatorSpec::Parse(_))) {
             return Err(rule("the first operator must be `parse`".into()));
         }
-        for (index, op) in self.operators.iter().enumerate() {
-            match op {
-                OperatorSpec::Threshold(t) if t.above.is_none() && t.below.is_none() => {
-                    return Err(rule(format!(
-                        "operator {} (threshold on `{}`) needs `above`, `below` or both",
-                        index + 1,
-                        t.field
-                    )));
-                }
-                OperatorSpec::Threshold(t) if t.absolute && t.below.is_some() => {
-                    return Err(rule(format!(
-                        "operator {} (threshold on `{}`): `absolute` compares |value| > `above`; \
-                         drop `below`",
-                        index + 1,
-                        t.field
-                    )));
-                }
-                OperatorSpec::Diff(d) if d.ttl.is_some_and(|ttl| ttl.millis() == 0) => {
-                    return Err(rule(format!(
-                        "operator {} (diff of `{}`): a `ttl` of zero forgets every key at once; \
-                         give a duration such as `1h`, or drop `ttl` to keep keys for ever",
-                        index + 1,
-                        d.field
-                    )));
-                }
-                OperatorSpec::Window(w) => {
-                    let size = w.size.millis();
-                    let advance = w.advance.map_or(size, DurationText::millis);
-                    if size == 0 {
-                        return Err(rule(format!(
-                            "operator {} (window): `size` must be longer than zero, e.g. `1m`",
-                            index + 1
-                        )));
-                    }
-                    if advance == 0 || advance > size {
-                        return Err(rule(format!(
-                            "operator {} (window): `advance` must be longer than zero and at \
-                             most `size` ({} ms); it is {advance} ms",
-                            index + 1,
-                            size
-                        )));
-                    }
-                    if w.aggregate.is_empty() {
-                        return Err(rule(format!(
-                            "operator {} (window): `aggregate` names no output, e.g. \
-                             `count: {{ count: rate }}`",
-                            index + 1
-                        )));
-                    }
-                }
-                OperatorSpec::Extract(e) => {
-                    for (name, source) in &e.fields {
-                        let pointer = source.pointer();
-                        if !(pointer.is_empty() || pointer.starts_with('/')) {
-                            return Err(rule(format!(
-                                "operator {} extracts `{name}` from `{pointer}`, which is not a \
-                                 JSON pointer (it must start with `/`, e.g. `/data/amount`)",
-                                index + 1
-                            )));
-                        }
-                    }
-                }
-                _ => {}
-            }
+        let mut problems: Vec<FlowProblem> = (self.operators.iter().enumerate())
+            .filter_map(|(index, op)| {
+                op.rule_broken().map(|message| FlowProblem {
+                    operator: index,
+                    message,
+                })
+            })
+            .collect();
+        problems.extend(crate::flow::check(self).1);
+        if problems.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        problems.sort_by_key(|p| p.operator);
+        let places = operator_places(expanded);
+        Err(SpecError::Problems {
+            path: path.to_owned(),
+            problems: problems
+                .into_iter()
+                .map(|problem| {
+                    let (line, column) = places.get(problem.operator).copied().unwrap_or((0, 0));
+                    LocatedProblem {
+                        line,
+                        column,
+                        message: problem.message,
+                    }
+                })
+                .collect(),
+        })
+    }
+}
+
+/// Where each operator of the chain starts in a topology's text (line and column, from 1).
+fn operator_places(text: &str) -> Vec<(u64, u64)> {
+    #[derive(Deserialize)]
+    struct Operators {
+        #[serde(default)]
+        operators: Vec<serde_saphyr::Spanned<serde::de::IgnoredAny>>,
+    }
+    serde_saphyr::from_str::<Operators>(text).map_or_else(
+        |_| Vec::new(),
+        |found| {
+            (found.operators.iter())
+                .map(|op| {
+                    let place = op.referenced;
+                    (place.line(), place.column())
+                })
+                .collect()
+        },
+    )
+}
+
+impl OperatorSpec {
+    /// The rule of its own the operator breaks, if any.
+    fn rule_broken(&self) -> Option<String> {
+        match self {
+            OperatorSpec::Threshold(t) if t.above.is_none() && t.below.is_none() => Some(format!(
+                "threshold on `{}` needs `above`, `below` or both",
+                t.field
+            )),
+            OperatorSpec::Threshold(t) if t.absolute && t.below.is_some() => Some(format!(
+                "threshold on `{}`: `absolute` compares |value| > `above`; drop `below`",
+                t.field
+            )),
+            OperatorSpec::Diff(d) if d.ttl.is_some_and(|ttl| ttl.millis() == 0) => Some(format!(
+                "diff of `{}`: a `ttl` of zero forgets every key at once; give a duration \
+                 such as `1h`, or drop `ttl` to keep keys for ever",
+                d.field
+            )),
+            OperatorSpec::Window(w) => {
+                let size = w.size.millis();
+                let advance = w.advance.map_or(size, DurationText::millis);
+                if size == 0 {
+                    Some("window: `size` must be longer than zero, e.g. `1m`".into())
+                } else if advance == 0 || advance > size {
+                    Some(format!(
+                        "window: `advance` must be longer than zero and at most `size` \
+                         ({size} ms); it is {advance} ms"
+                    ))
+                } else if w.aggregate.is_empty() {
+                    Some(
+                        "window: `aggregate` names no output, e.g. `count: { count: rate }`".into(),
+                    )
+                } else {
+                    None
+                }
+            }
+            OperatorSpec::Extract(e) => e.fields.iter().find_map(|(name, source)| {
+                let pointer = source.pointer();
+                (!(pointer.is_empty() || pointer.starts_with('/'))).then(|| {
+                    format!(
+                        "extract of `{name}` from `{pointer}`, which is not a JSON pointer (it \
+                         must start with `/`, e.g. `/data/amount`)"
+                    )
+                })
+            }),
+            _ => None,
+        }
     }
 }
 

@@ -59,6 +59,21 @@ pub fn run(command: TopologyCommand) -> anyhow::Result<ExitCode> {
                 spec.input.topic,
                 spec.output_topics().join(", ")
             );
+            println!("\ntopic {} (group {})", spec.input.topic, spec.input.group);
+            let (steps, _) = weir_topology::flow::check(&spec);
+            for (index, step) in steps.iter().enumerate() {
+                let fields: Vec<String> = (step.fields.iter())
+                    .map(|(name, kind)| format!("{name}: {kind}"))
+                    .collect();
+                println!("  {:>2}. {}", index + 1, step.summary);
+                let fields = if fields.is_empty() {
+                    "none".to_string()
+                } else {
+                    fields.join(", ")
+                };
+                println!("      fields: {fields}");
+            }
+            println!("  refused records → topic {}", spec.error_topic);
             Ok(ExitCode::SUCCESS)
         }
         TopologyCommand::Test { file, input, set } => {
