@@ -465,7 +465,10 @@ fn a_source_down_at_the_start_is_reported_and_its_data_counted_once_it_is_back()
         "source_grace=2s",
         "--set",
         "execution_duration=10s",
-        // Candles of one second close several times in the seconds the source is back.
+        // The candles dataflow beside it: candles of one second close several times in the
+        // seconds the source is back.
+        "--set",
+        "candles=true",
         "--set",
         "candle_size=1s",
         "--set",

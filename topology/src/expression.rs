@@ -82,7 +82,7 @@ impl Expression {
 
     /// The expression's value for `record`, or why it has none.
     pub fn evaluate(&self, record: &Record) -> Result<Value, String> {
-        let mut context = cel::Context::default();
+        let mut context = cel::Context::with_env(standard_environment());
         for name in &self.variables {
             let value = match name.as_str() {
                 "key" => record
@@ -113,6 +113,14 @@ impl Expression {
             other => Err(format!("`{}` gave {other}, not true or false", self.text)),
         }
     }
+}
+
+/// CEL's standard functions and macros, built once: building them for each record cost far
+/// more than evaluating the expression.
+fn standard_environment() -> Arc<cel::Env> {
+    static ENVIRONMENT: std::sync::LazyLock<Arc<cel::Env>> =
+        std::sync::LazyLock::new(|| Arc::new(cel::Env::stdlib()));
+    ENVIRONMENT.clone()
 }
 
 /// A JSON value as CEL sees it. A whole number is an `int` (CEL's integer literals are
