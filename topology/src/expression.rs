@@ -16,6 +16,19 @@ use crate::operators::Record;
 /// Names every expression may read besides the record's fields.
 pub const BUILT_IN: [&str; 2] = ["key", "timestamp"];
 
+/// Why an expression has no value for a record (the record then goes to the error topic).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EvaluationError {
+    #[error("field `{0}` is not set on the record")]
+    FieldNotSet(String),
+    #[error("`{text}` failed: {reason}")]
+    Failed { text: String, reason: String },
+    #[error("`{text}` gave a value JSON cannot hold: {reason}")]
+    NotJson { text: String, reason: String },
+    #[error("`{text}` gave {value}, not true or false")]
+    NotABoolean { text: String, value: Value },
+}
+
 /// A compiled expression. A topology file's expressions compile as the file is read, so a
 /// bad one is an error at the place the file wrote it.
 #[derive(Clone, serde::Deserialize)]
@@ -81,7 +94,7 @@ impl Expression {
     }
 
     /// The expression's value for `record`, or why it has none.
-    pub fn evaluate(&self, record: &Record) -> Result<Value, String> {
+    pub fn evaluate(&self, record: &Record) -> Result<Value, EvaluationError> {
         let mut context = cel::Context::with_env(standard_environment());
         for name in &self.variables {
             let value = match name.as_str() {
@@ -92,7 +105,7 @@ impl Expression {
                 "timestamp" => cel::Value::Int(record.timestamp_ms),
                 field => match record.fields.get(field) {
                     Some(value) => to_cel(value),
-                    None => return Err(format!("field `{field}` is not set on the record")),
+                    None => return Err(EvaluationError::FieldNotSet(field.to_string())),
                 },
             };
             context.add_variable_from_value(name.as_str(), value);
@@ -100,17 +113,24 @@ impl Expression {
         let value = self
             .program
             .execute(&context)
-            .map_err(|e| format!("`{}` failed: {e}", self.text))?;
-        value
-            .json()
-            .map_err(|e| format!("`{}` gave a value JSON cannot hold: {e}", self.text))
+            .map_err(|e| EvaluationError::Failed {
+                text: self.text.clone(),
+                reason: e.to_string(),
+            })?;
+        value.json().map_err(|e| EvaluationError::NotJson {
+            text: self.text.clone(),
+            reason: e.to_string(),
+        })
     }
 
     /// Whether `record` passes, for a `filter`: the expression must give a boolean.
-    pub fn passes(&self, record: &Record) -> Result<bool, String> {
+    pub fn passes(&self, record: &Record) -> Result<bool, EvaluationError> {
         match self.evaluate(record)? {
             Value::Bool(passes) => Ok(passes),
-            other => Err(format!("`{}` gave {other}, not true or false", self.text)),
+            value => Err(EvaluationError::NotABoolean {
+                text: self.text.clone(),
+                value,
+            }),
         }
     }
 }
@@ -168,6 +188,7 @@ mod tests {
         assert_eq!(eval("rate > 100.0 && count >= 3"), Ok(json!(true)));
         assert!(eval("missing + 1")
             .unwrap_err()
+            .to_string()
             .contains("`missing` is not set"));
         assert!(eval("pair + 1").is_err(), "a string plus a number fails");
     }
@@ -179,7 +200,11 @@ mod tests {
             Expression::compile("rate > 5.0").unwrap().passes(&r),
             Ok(true)
         );
-        let error = Expression::compile("rate").unwrap().passes(&r).unwrap_err();
+        let error = Expression::compile("rate")
+            .unwrap()
+            .passes(&r)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("not true or false"), "{error}");
     }
 

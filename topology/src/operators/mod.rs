@@ -342,18 +342,18 @@ impl Operator {
                 Ok(if passes { Flow::Continue } else { Flow::Stop })
             }
             Operator::Filter(expression) => {
-                let passes = expression.passes(record).map_err(|reason| RecordError {
+                let passes = expression.passes(record).map_err(|error| RecordError {
                     operator: "filter",
-                    reason,
+                    reason: error.to_string(),
                 })?;
                 Ok(if passes { Flow::Continue } else { Flow::Stop })
             }
             Operator::Set(fields) => {
                 let values = (fields.iter())
                     .map(|(name, expression)| {
-                        let value = expression.evaluate(record).map_err(|reason| RecordError {
+                        let value = expression.evaluate(record).map_err(|error| RecordError {
                             operator: "set",
-                            reason: format!("field `{name}`: {reason}"),
+                            reason: format!("field `{name}`: {error}"),
                         })?;
                         Ok((name.clone(), value))
                     })
