@@ -212,7 +212,7 @@ fn chart_server() -> ServiceDefinition {
         params: vec![
             param(
                 "windows",
-                "Windows fed from Kafka, a YAML list of `{topic, y, x, title, kind: line|markers|bar, x_label, y_label}`",
+                "Windows fed from Kafka, a YAML list of `{topic, y, x, title, kind: line|markers|bar, x_label, y_label, when}` (`when: false` leaves a window out)",
                 ParamKind::Windows,
                 None,
             ),

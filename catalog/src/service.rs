@@ -260,7 +260,7 @@ pub enum InvalidValue {
     NotAScalar { name: String, found: String },
     #[error("expected a YAML list of windows `[{{topic: T, y: FIELD}}, …]`: {0}")]
     NotWindows(String),
-    #[error("expected at least one window")]
+    #[error("expected at least one window (counting only those whose `when` holds)")]
     NoWindows,
 }
 
@@ -425,16 +425,41 @@ impl ParamKind {
                 }
             }
             ParamKind::Mapping => parse_mapping(raw).map(ParamValue::Mapping),
-            ParamKind::Windows => {
-                let windows: Vec<TopicWindow> = serde_saphyr::from_str(raw)
-                    .map_err(|e| InvalidValue::NotWindows(e.to_string()))?;
-                if windows.is_empty() {
-                    return Err(InvalidValue::NoWindows);
-                }
-                Ok(ParamValue::Windows(windows))
-            }
+            ParamKind::Windows => parse_windows(raw).map(ParamValue::Windows),
         }
     }
+}
+
+/// A YAML list of windows, each shown only when its optional `when:` holds (e.g. `when:
+/// "${candles}"` charts a dataflow the workflow runs only on request).
+fn parse_windows(raw: &str) -> Result<Vec<TopicWindow>, InvalidValue> {
+    let listed: Vec<serde_json::Map<String, serde_json::Value>> =
+        serde_saphyr::from_str(raw).map_err(|e| InvalidValue::NotWindows(e.to_string()))?;
+    let mut windows = Vec::new();
+    for mut fields in listed {
+        let shown = match fields.remove("when") {
+            None => true,
+            Some(serde_json::Value::Bool(shown)) => shown,
+            Some(serde_json::Value::String(text)) => weir_contracts::condition::parse(&text)
+                .ok_or_else(|| {
+                    InvalidValue::NotWindows(weir_contracts::condition::refusal(&text))
+                })?,
+            Some(other) => {
+                return Err(InvalidValue::NotWindows(
+                    weir_contracts::condition::refusal(&other.to_string()),
+                ))
+            }
+        };
+        let window: TopicWindow = serde_json::from_value(fields.into())
+            .map_err(|e| InvalidValue::NotWindows(e.to_string()))?;
+        if shown {
+            windows.push(window);
+        }
+    }
+    if windows.is_empty() {
+        return Err(InvalidValue::NoWindows);
+    }
+    Ok(windows)
 }
 
 /// A YAML mapping of names to scalars; numbers and booleans are kept as written.
@@ -577,6 +602,21 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("missing field `y`"));
+    }
+
+    #[test]
+    fn a_window_is_left_out_when_its_condition_is_false() {
+        let parsed = ParamKind::Windows
+            .parse("[{topic: rates, y: rate}, {topic: candles, y: close, when: '!true'}, {topic: highs, y: high, when: 'true'}]")
+            .unwrap();
+        let ParamValue::Windows(windows) = parsed else {
+            panic!("not windows: {parsed:?}")
+        };
+        let topics: Vec<&str> = windows.iter().map(|w| w.topic.as_str()).collect();
+        assert_eq!(topics, ["rates", "highs"]);
+        let refused = |raw: &str| ParamKind::Windows.parse(raw).unwrap_err().to_string();
+        assert!(refused("[{topic: r, y: v, when: maybe}]").contains("`when: maybe` must be true"));
+        assert!(refused("[{topic: r, y: v, when: false}]").contains("at least one window"));
     }
 
     #[test]

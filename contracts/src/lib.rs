@@ -7,11 +7,13 @@
 //! - [`service_kind`]: the closed set of services the catalog offers.
 //! - [`status`]: what the runner and the sources answer on `GET /status`.
 //! - [`window`]: chart windows fed from topics.
+//! - [`condition`]: `when:` conditions of tasks and windows.
 //! - [`duration`], [`template`], [`yaml`], [`number`]: how users write durations, `${name}`
 //!   references, where a YAML file went wrong, numbers in JSON documents.
 
 pub mod args;
 pub mod chart_args;
+pub mod condition;
 pub mod duration;
 pub mod number;
 pub mod service_kind;

@@ -2,7 +2,6 @@
 //! interpolates a file, reporting every problem with its file, line and column; nothing is
 //! started for a workflow that does not load.
 
-mod condition_text;
 mod duration_text;
 mod task;
 pub mod variables;
@@ -542,21 +541,6 @@ fn check_graph(text: &str, workflow: &Workflow) -> Vec<Problem> {
         );
     }
     problems
-}
-
-/// `true`/`false` with an optional leading `!`.
-pub fn parse_condition(text: &str) -> Option<bool> {
-    let text = text.trim();
-    let (negate, rest) = match text.strip_prefix('!') {
-        Some(rest) => (true, rest.trim()),
-        None => (false, text),
-    };
-    let value = match rest {
-        "true" => true,
-        "false" => false,
-        _ => return None,
-    };
-    Some(value != negate)
 }
 
 fn find_cycle(workflow: &Workflow) -> Option<Vec<String>> {

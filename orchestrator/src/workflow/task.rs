@@ -8,8 +8,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    condition_text, duration_text, Approval, Collect, CreateTopics, OnFailure, Provision,
-    RestartPolicy, StartSource, SubmitTopology, Teardown, Wait,
+    duration_text, Approval, Collect, CreateTopics, OnFailure, Provision, RestartPolicy,
+    StartSource, SubmitTopology, Teardown, Wait,
 };
 
 /// One task of the graph.
@@ -19,7 +19,7 @@ pub struct Task {
     pub name: String,
     pub depends: Vec<String>,
     /// Run the task only when this is `true` after interpolation.
-    #[serde(serialize_with = "condition_text::serialize")]
+    #[serde(serialize_with = "weir_contracts::condition::serialize")]
     pub when: Option<bool>,
     /// Attempts after the first failure.
     pub retries: u32,
@@ -82,7 +82,7 @@ struct TaskFile {
     depends: Vec<String>,
     /// Run the task only when this is `true` after interpolation (`!` negates), e.g.
     /// `when: "!${automatic_kill}"`.
-    #[serde(default, with = "condition_text")]
+    #[serde(default, with = "weir_contracts::condition")]
     #[schemars(with = "Option<Condition>")]
     when: Option<bool>,
     /// Attempts after the first failure.
