@@ -437,18 +437,12 @@ fn parse_windows(raw: &str) -> Result<Vec<TopicWindow>, InvalidValue> {
         serde_saphyr::from_str(raw).map_err(|e| InvalidValue::NotWindows(e.to_string()))?;
     let mut windows = Vec::new();
     for mut fields in listed {
+        // Read as a task's `when:` is, by the same deserializer.
         let shown = match fields.remove("when") {
+            Some(when) => weir_contracts::condition::deserialize(when)
+                .map_err(|e| InvalidValue::NotWindows(e.to_string()))?
+                .unwrap_or(true),
             None => true,
-            Some(serde_json::Value::Bool(shown)) => shown,
-            Some(serde_json::Value::String(text)) => weir_contracts::condition::parse(&text)
-                .ok_or_else(|| {
-                    InvalidValue::NotWindows(weir_contracts::condition::refusal(&text))
-                })?,
-            Some(other) => {
-                return Err(InvalidValue::NotWindows(
-                    weir_contracts::condition::refusal(&other.to_string()),
-                ))
-            }
         };
         let window: TopicWindow = serde_json::from_value(fields.into())
             .map_err(|e| InvalidValue::NotWindows(e.to_string()))?;

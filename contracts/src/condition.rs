@@ -20,7 +20,7 @@ pub fn parse(text: &str) -> Option<bool> {
 }
 
 /// Why a condition was refused, for error messages.
-pub fn refusal(text: &str) -> String {
+fn refusal(text: &str) -> String {
     format!("`when: {text}` must be true, false, !true or !false after interpolation")
 }
 
