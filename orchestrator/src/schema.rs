@@ -18,7 +18,7 @@ impl SchemaFile {
     pub fn schema(self) -> Schema {
         match self {
             SchemaFile::Workflow => generate::<crate::workflow::Workflow>("Weir workflow"),
-            SchemaFile::Topology => generate::<weir_topology::spec::TopologySpec>("Weir topology"),
+            SchemaFile::Topology => generate::<weir_topology::spec::TopologyFile>("Weir topology"),
         }
     }
 }

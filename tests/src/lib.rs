@@ -23,6 +23,8 @@ use weir_supervisor::stack::KafkaStack;
 
 static SHARED: OnceLock<String> = OnceLock::new();
 
+pub mod topology_io;
+
 /// The bootstrap address of the broker shared by this test binary, started on first use.
 pub fn kafka() -> &'static str {
     SHARED.get_or_init(|| {

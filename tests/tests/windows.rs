@@ -4,14 +4,11 @@
 //! mid-window.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::time::Duration;
 
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::ClientConfig;
 use serde_json::{json, Value};
-use weir_tests::{eventually, kafka, read_topic, repo_root, unique, weir_bin, WeirProcess};
+use weir_tests::topology_io::{an_hour_ago, produce_test_records, topology_test, written};
+use weir_tests::{eventually, kafka, read_topic, repo_root, unique, WeirProcess};
 use weir_topology::test_driver::TestOutput;
 
 const CANDLES: &str = "workflows/topologies/candles.yaml";
@@ -75,42 +72,8 @@ impl Names {
 
     /// What `weir topology test` prints for `records`: the outputs an unkilled runner writes.
     fn expected(&self, dir: &std::path::Path, records: &[Value]) -> Vec<TestOutput> {
-        let input = dir.join("records.jsonl");
-        let mut file = std::io::BufWriter::new(std::fs::File::create(&input).unwrap());
-        for record in records {
-            writeln!(file, "{record}").unwrap();
-        }
-        file.flush().unwrap();
-        drop(file);
-        let output = std::process::Command::new(weir_bin())
-            .args(["topology", "test"])
-            .arg(repo_root().join(CANDLES))
-            .arg("--input")
-            .arg(&input)
-            .args(self.set_args())
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout)
-            .unwrap()
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap())
-            .collect()
+        topology_test(&repo_root().join(CANDLES), &self.set_args(), dir, records)
     }
-}
-
-/// The start of the minute an hour ago, in epoch ms: event times recent enough that the
-/// broker's 7-day retention keeps them (older ones would be deleted as soon as written).
-fn an_hour_ago() -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    now - now % 60_000 - 3_600_000
 }
 
 /// A tick of `key` at event time `timestamp`, as the runner's input and as a test record.
@@ -120,65 +83,6 @@ fn tick(key: &str, amount: f64, timestamp: i64) -> Value {
         "value": { "data": { "amount": format!("{amount:.2}") } },
         "timestamp": timestamp,
     })
-}
-
-/// Produces the test records with their keys and timestamps, many at a time.
-async fn produce_records(topic: &str, records: &[Value]) {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", kafka())
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
-        .create()
-        .expect("producer");
-    let mut deliveries = Vec::with_capacity(records.len());
-    for record in records {
-        // As `weir topology test` reads it: a string is the payload's text.
-        let payload = match &record["value"] {
-            Value::String(text) => text.clone(),
-            other => other.to_string(),
-        };
-        let key = record["key"].as_str().unwrap();
-        let timestamp = record["timestamp"].as_i64().unwrap();
-        let mut message = FutureRecord::to(topic)
-            .key(key)
-            .payload(&payload)
-            .timestamp(timestamp);
-        loop {
-            match producer.send_result(message) {
-                Ok(delivery) => {
-                    deliveries.push(delivery);
-                    break;
-                }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    message = back;
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                Err((e, _)) => panic!("produce to {topic}: {e}"),
-            }
-        }
-    }
-    for delivery in deliveries {
-        match delivery.await {
-            Ok(Ok(_)) => {}
-            Ok(Err((e, _))) => panic!("produce to {topic}: {e}"),
-            Err(_) => panic!("produce to {topic}: the producer went away"),
-        }
-    }
-}
-
-/// What the runner wrote to `topic`, as `weir topology test` prints it.
-fn written(topic: &str, count: usize, timeout: Duration) -> Vec<TestOutput> {
-    read_topic(kafka(), topic, count, timeout, Duration::from_secs(1))
-        .into_iter()
-        .map(|m| {
-            TestOutput::of(
-                topic,
-                m.key.as_deref().map(str::as_bytes),
-                m.payload.as_bytes(),
-                m.timestamp.unwrap_or(-1),
-            )
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -213,7 +117,7 @@ async fn the_runner_writes_record_for_record_what_topology_test_prints() {
     assert_eq!(expected_on(&names.late).len(), 1);
     assert_eq!(expected_on(&names.errors).len(), 1);
 
-    produce_records(&names.input, &records).await;
+    produce_test_records(&names.input, &records).await;
     let mut runner = names.start_runner(dir.path(), "runner.log");
     let wait = Duration::from_secs(60);
     let got = written(&names.candles, candles.len(), wait);
@@ -262,7 +166,7 @@ async fn windows_over_ten_thousand_keys_survive_three_sigkills_mid_window() {
     let input = names.input.clone();
     let producing = tokio::spawn(async move {
         for round in rounds {
-            produce_records(&input, &round).await;
+            produce_test_records(&input, &round).await;
             tokio::time::sleep(Duration::from_millis(1_500)).await;
         }
     });

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::expression::{Expression, BUILT_IN};
-use crate::spec::{AggregateSpec, FieldKind, OperatorSpec, TopologySpec};
+use crate::spec::{AggregateSpec, FieldKind, OperatorSpec, Reads, TopologySpec};
 
 /// What a field is known to hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,51 +30,102 @@ impl fmt::Display for FieldType {
     }
 }
 
-/// One problem of one operator (its index in the chain, from 0).
+/// Where a problem is: at a step, or at an operator (its index in
+/// [`TopologySpec::operators`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Place {
+    Step(usize),
+    Operator(usize),
+}
+
+/// One problem of the file, at its step or operator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlowProblem {
-    pub operator: usize,
+    pub place: Place,
     pub message: String,
 }
 
 /// The fields set on the record after each step.
 pub type Fields = BTreeMap<String, FieldType>;
 
-/// One step as `weir topology check` shows it: what it does, and the fields after it.
+/// One operator as `weir topology check` shows it: what it does, and the fields after it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Step {
+pub struct CheckedOperator {
     pub summary: String,
     pub fields: Fields,
 }
 
-/// Walks the chain: the steps with the fields after each, and every problem found.
-pub fn check(spec: &TopologySpec) -> (Vec<Step>, Vec<FlowProblem>) {
+/// Walks the graph, step after step: each operator with the fields after it, and every
+/// problem found. A step reading several steps starts with the fields all of them set.
+pub fn check(spec: &TopologySpec) -> (Vec<CheckedOperator>, Vec<FlowProblem>) {
     let mut walk = Walk::default();
-    let mut steps = Vec::new();
-    for (index, operator) in spec.operators.iter().enumerate() {
-        walk.index = index;
-        let summary = walk.step(operator);
-        steps.push(Step {
-            summary,
-            fields: walk.fields.clone(),
-        });
+    let mut checked = Vec::new();
+    let mut step_ends: Vec<Fields> = Vec::new();
+    for step in &spec.steps {
+        walk.partly_set.clear();
+        walk.fields = match &step.reads {
+            Reads::Input => Fields::new(),
+            Reads::Steps(sources) => {
+                let named = sources
+                    .iter()
+                    .map(|&source| (spec.steps[source].name.as_str(), &step_ends[source]));
+                walk.fan_in(named.collect())
+            }
+        };
+        for index in step.operators.clone() {
+            walk.index = index;
+            let summary = walk.step(&spec.operators[index]);
+            checked.push(CheckedOperator {
+                summary,
+                fields: walk.fields.clone(),
+            });
+        }
+        step_ends.push(walk.fields.clone());
     }
-    (steps, walk.problems)
+    (checked, walk.problems)
 }
 
 #[derive(Default)]
 struct Walk {
     index: usize,
     fields: Fields,
+    /// Fields some but not all of the steps a step reads set, with the steps that do not.
+    partly_set: BTreeMap<String, Vec<String>>,
     problems: Vec<FlowProblem>,
 }
 
 impl Walk {
     fn problem(&mut self, message: String) {
         self.problems.push(FlowProblem {
-            operator: self.index,
+            place: Place::Operator(self.index),
             message,
         });
+    }
+
+    /// The fields every one of `sources` (step name, fields at its end) sets: a field's type
+    /// where they agree on it, `any` where they do not.
+    fn fan_in(&mut self, sources: Vec<(&str, &Fields)>) -> Fields {
+        let mut common = Fields::new();
+        let all_names = sources.iter().flat_map(|(_, fields)| fields.keys());
+        for name in all_names.collect::<std::collections::BTreeSet<_>>() {
+            let kinds: Vec<Option<FieldType>> = (sources.iter())
+                .map(|(_, fields)| fields.get(name).copied())
+                .collect();
+            if kinds.iter().all(Option::is_some) {
+                let first = kinds[0];
+                let agreed = kinds.iter().all(|kind| *kind == first);
+                common.insert(
+                    name.clone(),
+                    first.filter(|_| agreed).unwrap_or(FieldType::Any),
+                );
+            } else {
+                let without = (sources.iter().zip(&kinds))
+                    .filter(|(_, kind)| kind.is_none())
+                    .map(|((step, _), _)| step.to_string());
+                self.partly_set.insert(name.clone(), without.collect());
+            }
+        }
+        common
     }
 
     fn known(&self) -> String {
@@ -91,13 +142,22 @@ impl Walk {
     /// The field must be set before this step, and, with `number`, may hold a number.
     fn read(&mut self, operator: &str, field: &str, number: bool) {
         match self.fields.get(field).copied() {
-            None => {
-                let known = self.known();
-                self.problem(format!(
-                    "{operator} reads field `{field}`, which no step before it sets \
-                     (set by then: {known})"
-                ));
-            }
+            None => match self.partly_set.get(field) {
+                Some(without) => {
+                    let without = without.join("`, `");
+                    self.problem(format!(
+                        "{operator} reads field `{field}`, which not all the steps it takes \
+                         records from set (`{without}` does not)"
+                    ));
+                }
+                None => {
+                    let known = self.known();
+                    self.problem(format!(
+                        "{operator} reads field `{field}`, which no step before it sets \
+                         (set by then: {known})"
+                    ));
+                }
+            },
             Some(FieldType::String) if number => self.problem(format!(
                 "{operator} needs a number in field `{field}`, which holds a string \
                  (extract it with `type: number` to read numbers written as text)"
@@ -285,9 +345,9 @@ mod tests {
             include_str!("../../workflows/topologies/candles.yaml"),
         ] {
             let spec = TopologySpec::parse(Path::new("t.yaml"), text, &[]).unwrap();
-            let (steps, problems) = check(&spec);
+            let (checked, problems) = check(&spec);
             assert!(problems.is_empty(), "{problems:?}");
-            assert_eq!(steps.len(), spec.operators.len());
+            assert_eq!(checked.len(), spec.operators.len());
         }
     }
 }

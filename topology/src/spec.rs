@@ -13,7 +13,7 @@ use serde::Deserialize;
 use weir_contracts::template;
 
 use crate::expression::Expression;
-use crate::flow::FlowProblem;
+use crate::flow::{FlowProblem, Place};
 use weir_contracts::yaml::YamlProblem;
 
 /// Errors met while reading a topology file.
@@ -79,10 +79,11 @@ pub struct LocatedProblem {
     pub message: String,
 }
 
-/// A whole topology file.
+/// A topology file as written: one chain of `operators`, or a graph of named `steps`.
+/// [`TopologySpec::parse`] reads it into a [`TopologySpec`].
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct TopologySpec {
+pub struct TopologyFile {
     /// Name shown in logs and metrics.
     pub name: String,
     /// Parameters with their default values, referenced as `${name}`.
@@ -91,8 +92,89 @@ pub struct TopologySpec {
     pub input: InputSpec,
     /// Where records that cannot be processed go, with the reason and the original payload.
     pub error_topic: String,
-    /// The operator chain, applied in order to each record.
+    /// One chain of operators reading the input topic, applied in order to each record.
+    /// Write either this or `steps`.
+    #[serde(default)]
     pub operators: Vec<OperatorSpec>,
+    /// A graph of named steps, each a chain of operators reading the input topic or earlier
+    /// steps: a step read by several steps sends each of them every record (fan-out); a step
+    /// reading several steps takes the records of all of them (fan-in). Write either this or
+    /// `operators`.
+    #[serde(default)]
+    pub steps: Vec<StepSpec>,
+}
+
+/// One named step of a graph topology.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepSpec {
+    /// The name later steps read this step by.
+    pub name: String,
+    /// The earlier steps whose records this step takes (one name or a list); without it, the
+    /// step reads the input topic and starts with `parse`.
+    #[serde(default, deserialize_with = "one_or_many")]
+    #[schemars(with = "StepNames")]
+    pub from: Vec<String>,
+    /// The step's operators, applied in order to each record it takes.
+    pub operators: Vec<OperatorSpec>,
+}
+
+/// One step's name, or a list of them.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+enum StepNames {
+    One(String),
+    Many(Vec<String>),
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(match StepNames::deserialize(d)? {
+        StepNames::One(name) => vec![name],
+        StepNames::Many(names) => names,
+    })
+}
+
+/// A checked topology: its operators, step after step, and the graph of steps over them.
+#[derive(Debug, Clone)]
+pub struct TopologySpec {
+    pub name: String,
+    pub input: InputSpec,
+    pub error_topic: String,
+    /// Every operator, step after step in the file's order. An operator's index here names
+    /// its keyed state (its changelog topic).
+    pub operators: Vec<OperatorSpec>,
+    /// The steps in the file's order, each over a range of `operators`. A file written as one
+    /// chain of `operators` is one step, `main`, reading the input topic.
+    pub steps: Vec<Step>,
+}
+
+/// One step of the graph.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub name: String,
+    pub reads: Reads,
+    /// The step's operators, as indices of [`TopologySpec::operators`].
+    pub operators: std::ops::Range<usize>,
+}
+
+/// What a step takes its records from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reads {
+    /// The input topic's messages.
+    Input,
+    /// The records earlier steps (their indices) pass on.
+    Steps(Vec<usize>),
+}
+
+impl Step {
+    /// The name of the only step of a file written as one chain of `operators`.
+    pub const CHAIN: &'static str = "main";
+
+    /// The index of the step's last operator (none for a step without operators, which the
+    /// file's check refuses).
+    pub fn last_operator(&self) -> Option<usize> {
+        self.operators.clone().next_back()
+    }
 }
 
 /// The topic a topology consumes.
@@ -401,10 +483,9 @@ impl TopologySpec {
         overrides: &[(String, String)],
     ) -> Result<Self, SpecError> {
         let expanded = Self::expand(path, text, overrides)?;
-        let spec: TopologySpec =
+        let file: TopologyFile =
             serde_saphyr::from_str(&expanded).map_err(|e| yaml_error(path, &e))?;
-        spec.check_rules(path, &expanded)?;
-        Ok(spec)
+        Self::from_file(path, &expanded, file)
     }
 
     /// The text with every `${param}` replaced by its value: what [`TopologySpec::parse`]
@@ -444,68 +525,130 @@ impl TopologySpec {
         }
     }
 
-    /// The rules each operator must keep, and what flows between them ([`crate::flow`]):
-    /// every problem found, each at its operator's line and column in `expanded`.
-    fn check_rules(&self, path: &Path, expanded: &str) -> Result<(), SpecError> {
-        let rule = |message: String| SpecError::Rule {
-            path: path.to_owned(),
-            message,
+    /// Builds the graph of the file's steps and checks the rules each step and operator must
+    /// keep and what flows between them ([`crate::flow`]): every problem found, each at its
+    /// step's or operator's line and column in `expanded`.
+    fn from_file(path: &Path, expanded: &str, file: TopologyFile) -> Result<Self, SpecError> {
+        let TopologyFile {
+            name,
+            params: _,
+            input,
+            error_topic,
+            operators,
+            steps,
+        } = file;
+        let written = match (operators.is_empty(), steps.is_empty()) {
+            (false, false) => {
+                return Err(SpecError::Rule {
+                    path: path.to_owned(),
+                    message: "write the operators as one chain (`operators:`) or as a graph of \
+                              named steps (`steps:`), not both"
+                        .into(),
+                })
+            }
+            (true, true) => {
+                return Err(SpecError::Rule {
+                    path: path.to_owned(),
+                    message: "the topology has no operators: list them under `operators:` (one \
+                              chain) or `steps:` (a graph of named steps)"
+                        .into(),
+                })
+            }
+            (false, true) => vec![StepSpec {
+                name: Step::CHAIN.into(),
+                from: Vec::new(),
+                operators,
+            }],
+            (true, false) => steps,
         };
-        if self.operators.is_empty() {
-            return Err(rule("the topology has no operators".into()));
-        }
-        if !matches!(self.operators.first(), Some(OperatorSpec::Parse(_))) {
-            return Err(rule("the first operator must be `parse`".into()));
-        }
-        let mut problems: Vec<FlowProblem> = (self.operators.iter().enumerate())
-            .filter_map(|(index, op)| {
+        let mut problems = Vec::new();
+        let (operators, steps) = graph::build(written, &mut problems);
+        let spec = TopologySpec {
+            name,
+            input,
+            error_topic,
+            operators,
+            steps,
+        };
+        problems.extend(
+            (spec.operators.iter().enumerate()).filter_map(|(index, op)| {
                 op.rule_broken().map(|message| FlowProblem {
-                    operator: index,
+                    place: Place::Operator(index),
                     message,
                 })
+            }),
+        );
+        problems.extend(crate::flow::check(&spec).1);
+        if problems.is_empty() {
+            return Ok(spec);
+        }
+        let places = Places::of(expanded);
+        let mut located: Vec<LocatedProblem> = (problems.into_iter())
+            .map(|problem| {
+                let (line, column) = places.of_place(problem.place);
+                LocatedProblem {
+                    line,
+                    column,
+                    message: problem.message,
+                }
             })
             .collect();
-        problems.extend(crate::flow::check(self).1);
-        if problems.is_empty() {
-            return Ok(());
-        }
-        problems.sort_by_key(|p| p.operator);
-        let places = operator_places(expanded);
+        located.sort_by_key(|p| (p.line, p.column));
         Err(SpecError::Problems {
             path: path.to_owned(),
-            problems: problems
-                .into_iter()
-                .map(|problem| {
-                    let (line, column) = places.get(problem.operator).copied().unwrap_or((0, 0));
-                    LocatedProblem {
-                        line,
-                        column,
-                        message: problem.message,
-                    }
-                })
-                .collect(),
+            problems: located,
         })
     }
 }
 
-/// Where each operator of the chain starts in a topology's text (line and column, from 1).
-fn operator_places(text: &str) -> Vec<(u64, u64)> {
-    #[derive(Deserialize)]
-    struct Operators {
-        #[serde(default)]
-        operators: Vec<serde_saphyr::Spanned<serde::de::IgnoredAny>>,
+/// Where each step and each operator starts in a topology's text (line and column, from 1);
+/// the operators step after step, as [`TopologySpec::operators`] lists them.
+#[derive(Debug, Default)]
+struct Places {
+    steps: Vec<(u64, u64)>,
+    operators: Vec<(u64, u64)>,
+}
+
+impl Places {
+    fn of(text: &str) -> Self {
+        type Items = Vec<serde_saphyr::Spanned<serde::de::IgnoredAny>>;
+        #[derive(Deserialize)]
+        struct StepItems {
+            #[serde(default)]
+            operators: Items,
+        }
+        #[derive(Deserialize)]
+        struct FileItems {
+            #[serde(default)]
+            operators: Items,
+            #[serde(default)]
+            steps: Vec<serde_saphyr::Spanned<StepItems>>,
+        }
+        let place = |location: serde_saphyr::Location| (location.line(), location.column());
+        let Ok(found) = serde_saphyr::from_str::<FileItems>(text) else {
+            return Self::default();
+        };
+        let mut places = Self {
+            steps: found.steps.iter().map(|s| place(s.referenced)).collect(),
+            operators: found
+                .operators
+                .iter()
+                .map(|o| place(o.referenced))
+                .collect(),
+        };
+        for step in &found.steps {
+            (places.operators).extend(step.value.operators.iter().map(|o| place(o.referenced)));
+        }
+        places
     }
-    serde_saphyr::from_str::<Operators>(text).map_or_else(
-        |_| Vec::new(),
-        |found| {
-            (found.operators.iter())
-                .map(|op| {
-                    let place = op.referenced;
-                    (place.line(), place.column())
-                })
-                .collect()
-        },
-    )
+
+    fn of_place(&self, at: Place) -> (u64, u64) {
+        let found = match at {
+            Place::Step(index) => self.steps.get(index),
+            Place::Operator(index) => self.operators.get(index),
+        };
+        found.copied().unwrap_or((0, 0))
+    }
 }
 
 impl OperatorSpec {
@@ -658,6 +801,8 @@ fn substitute(
         },
     })
 }
+
+mod graph;
 
 #[cfg(test)]
 mod tests;

@@ -13,7 +13,7 @@ use warp::Filter;
 use weir_contracts::status::RunnerStatus;
 use weir_topology::metrics::{self, Metrics};
 use weir_topology::runner::{self, RunnerConfig};
-use weir_topology::spec::TopologySpec;
+use weir_topology::spec::{Reads, Step, TopologySpec};
 use weir_topology::status;
 use weir_topology::test_driver::{TestDriver, TestRecord};
 
@@ -52,28 +52,16 @@ pub fn run(command: TopologyCommand) -> anyhow::Result<ExitCode> {
         TopologyCommand::Check { file, set } => {
             let spec = TopologySpec::load(&file, &set)?;
             println!(
-                "{}: topology `{}` is valid ({} operators, reads `{}`, writes {})",
+                "{}: topology `{}` is valid ({} operators in {} step{}, reads `{}`, writes {})",
                 file.display(),
                 spec.name,
                 spec.operators.len(),
+                spec.steps.len(),
+                if spec.steps.len() == 1 { "" } else { "s" },
                 spec.input.topic,
                 spec.output_topics().join(", ")
             );
-            println!("\ntopic {} (group {})", spec.input.topic, spec.input.group);
-            let (steps, _) = weir_topology::flow::check(&spec);
-            for (index, step) in steps.iter().enumerate() {
-                let fields: Vec<String> = (step.fields.iter())
-                    .map(|(name, kind)| format!("{name}: {kind}"))
-                    .collect();
-                println!("  {:>2}. {}", index + 1, step.summary);
-                let fields = if fields.is_empty() {
-                    "none".to_string()
-                } else {
-                    fields.join(", ")
-                };
-                println!("      fields: {fields}");
-            }
-            println!("  refused records → topic {}", spec.error_topic);
+            print!("{}", graph_text(&spec));
             Ok(ExitCode::SUCCESS)
         }
         TopologyCommand::Test { file, input, set } => {
@@ -94,6 +82,51 @@ pub fn run(command: TopologyCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The graph as `weir topology check` prints it: each step with what it reads and what reads
+/// it, each operator with the fields set after it.
+fn graph_text(spec: &TopologySpec) -> String {
+    use std::fmt::Write as _;
+    let (checked, _) = weir_topology::flow::check(spec);
+    let mut text = format!(
+        "\ntopic {} (group {})\n",
+        spec.input.topic, spec.input.group
+    );
+    let one_chain = spec.steps.len() == 1 && spec.steps[0].name == Step::CHAIN;
+    for (index, step) in spec.steps.iter().enumerate() {
+        if !one_chain {
+            let reads = match &step.reads {
+                Reads::Input => format!("topic {}", spec.input.topic),
+                Reads::Steps(sources) => (sources.iter())
+                    .map(|&source| spec.steps[source].name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            };
+            let _ = writeln!(text, "step {} ← {reads}", step.name);
+        }
+        for operator in step.operators.clone() {
+            let fields: Vec<String> = (checked[operator].fields.iter())
+                .map(|(name, kind)| format!("{name}: {kind}"))
+                .collect();
+            let fields = if fields.is_empty() {
+                "none".to_string()
+            } else {
+                fields.join(", ")
+            };
+            let _ = writeln!(text, "  {:>2}. {}", operator + 1, checked[operator].summary);
+            let _ = writeln!(text, "      fields: {fields}");
+        }
+        let readers: Vec<&str> = (spec.steps.iter())
+            .filter(|reader| matches!(&reader.reads, Reads::Steps(s) if s.contains(&index)))
+            .map(|reader| reader.name.as_str())
+            .collect();
+        if !one_chain && !readers.is_empty() {
+            let _ = writeln!(text, "  → {}", readers.join(", "));
+        }
+    }
+    let _ = writeln!(text, "  refused records → topic {}", spec.error_topic);
+    text
 }
 
 /// `weir topology test`: pipes each input line through the topology and prints its outputs.

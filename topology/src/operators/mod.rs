@@ -1,4 +1,5 @@
-//! The operator chain, compiled from a [`TopologySpec`] and applied to one record at a time.
+//! The operators of a topology's steps, compiled from a [`TopologySpec`] and applied to one
+//! record at a time, each record going from step to step along the graph.
 //!
 //! Operators are pure with respect to Kafka: they read and write a [`Record`], push the
 //! messages they want written into an [`Outputs`] buffer, and report state changes so that the
@@ -13,7 +14,7 @@ use weir_contracts::number::as_number;
 use crate::expression::Expression;
 use crate::pointer::JsonPointer;
 use crate::pruned::{Found, Wanted};
-use crate::spec::{FieldKind, OperatorSpec, TopologySpec};
+use crate::spec::{FieldKind, OperatorSpec, Reads, TopologySpec};
 
 mod diff;
 mod layout;
@@ -37,18 +38,25 @@ pub struct RecordError {
     pub reason: String,
 }
 
-/// The compiled operator chain with its state.
+/// The compiled operators with their state, and where a record goes after each.
 #[derive(Debug)]
 pub struct Pipeline {
+    /// Every step's operators, step after step (as [`TopologySpec::operators`]).
     operators: Vec<Operator>,
+    /// Where a record goes after each operator: the next one of its step, or, after a step's
+    /// last, the first operator of every step reading that step (none: its way ends there).
+    next: Vec<Vec<usize>>,
+    /// The first operator of every step reading the input topic.
+    entries: Vec<usize>,
     /// What `parse` read of the current record for the `extract`s, reused from record to
     /// record.
     found: Found,
     /// The room of the last record's fields, for the next record's.
     spare_fields: Fields,
-    /// Records an operator made (a window's results), each with the operator after it: they
-    /// go down the rest of the chain after the input record.
-    results: Vec<(usize, Record)>,
+    /// Records waiting for the operator they go to next: a window's results, and the copies
+    /// of a record a step sends to each step reading it. They go on after the record before
+    /// them, in the order they were made.
+    pending: Vec<(usize, Record)>,
 }
 
 #[derive(Debug)]
@@ -176,11 +184,30 @@ impl Pipeline {
                 *wanted = read.clone();
             }
         }
+        let mut next: Vec<Vec<usize>> = (1..=operators.len()).map(|after| vec![after]).collect();
+        let mut entries = Vec::new();
+        for step in &spec.steps {
+            if let Some(last) = step.last_operator() {
+                next[last].clear();
+            }
+            match &step.reads {
+                Reads::Input => entries.push(step.operators.start),
+                Reads::Steps(sources) => {
+                    for &source in sources {
+                        if let Some(last) = spec.steps[source].last_operator() {
+                            next[last].push(step.operators.start);
+                        }
+                    }
+                }
+            }
+        }
         Self {
             operators,
+            next,
+            entries,
             found: Found::new(),
             spare_fields: Fields::default(),
-            results: Vec::new(),
+            pending: Vec::new(),
         }
     }
 
@@ -191,8 +218,9 @@ impl Pipeline {
         processed
     }
 
-    /// Runs one payload through the chain into `processed`, replacing what it held and
-    /// reusing its buffers: the runner keeps one for all its records.
+    /// Runs one payload through the graph into `processed`, replacing what it held and
+    /// reusing its buffers: the runner keeps one for all its records. The first error ends
+    /// the record's way through every step.
     pub fn process_into(&mut self, payload: &[u8], record: Record, processed: &mut Processed) {
         let mut record = record;
         if record.fields.is_empty() {
@@ -200,20 +228,26 @@ impl Pipeline {
         }
         processed.clear();
         self.found.clear();
-        self.run_from(0, payload, &mut record, processed);
+        for entry in 1..self.entries.len() {
+            (self.pending).push((self.entries[entry], record.clone()));
+        }
+        if let Some(&first) = self.entries.first() {
+            self.run_from(first, payload, &mut record, processed);
+        }
         self.spare_fields = record.fields;
         self.spare_fields.clear();
         let mut next = 0;
-        while next < self.results.len() && processed.error.is_none() {
-            let (start, mut result) =
-                std::mem::replace(&mut self.results[next], (usize::MAX, Record::new(None, 0)));
-            self.run_from(start, payload, &mut result, processed);
+        while next < self.pending.len() && processed.error.is_none() {
+            let (start, mut waiting) =
+                std::mem::replace(&mut self.pending[next], (usize::MAX, Record::new(None, 0)));
+            self.run_from(start, payload, &mut waiting, processed);
             next += 1;
         }
-        self.results.clear();
+        self.pending.clear();
     }
 
-    /// Runs a record down the chain from operator `start`.
+    /// Runs a record from operator `start` along the graph: on through its step, then into
+    /// the step reading it, or, when several do, a copy into each of them (later).
     fn run_from(
         &mut self,
         start: usize,
@@ -222,23 +256,34 @@ impl Pipeline {
         processed: &mut Processed,
     ) {
         let mut made = Vec::new();
-        for (index, operator) in self.operators.iter_mut().enumerate().skip(start) {
+        let mut index = start;
+        loop {
             let step = Step {
                 index,
                 payload,
                 found: &mut self.found,
                 made: &mut made,
             };
-            let flow = operator.apply(step, record, processed);
-            if !made.is_empty() {
-                (self.results).extend(made.drain(..).map(|result| (index + 1, result)));
+            let flow = self.operators[index].apply(step, record, processed);
+            for result in made.drain(..) {
+                queue_after(&self.next[index], &mut self.pending, result);
             }
             match flow {
                 Ok(Flow::Continue) => {}
-                Ok(Flow::Stop) => break,
+                Ok(Flow::Stop) => return,
                 Err(error) => {
                     processed.error = Some(error);
-                    break;
+                    return;
+                }
+            }
+            match self.next[index].as_slice() {
+                [] => return,
+                [only] => index = *only,
+                several => {
+                    for &then in several {
+                        self.pending.push((then, record.clone()));
+                    }
+                    return;
                 }
             }
         }
@@ -273,6 +318,17 @@ impl Pipeline {
         for store in self.operators.iter_mut().filter_map(Operator::store_mut) {
             store.forget(partition);
         }
+    }
+}
+
+/// Queues `record` for every operator in `next`: the record itself for the last, copies for
+/// the others.
+fn queue_after(next: &[usize], pending: &mut Vec<(usize, Record)>, record: Record) {
+    if let Some((&last, others)) = next.split_last() {
+        for &then in others {
+            pending.push((then, record.clone()));
+        }
+        pending.push((last, record));
     }
 }
 

@@ -479,3 +479,103 @@ fn emit_writes_fields_in_declared_order_then_the_timestamp() {
     let missing = written(&Layout::new(&["variation".into()], false), &record).unwrap_err();
     assert_eq!(missing.operator, "emit");
 }
+
+fn graph(steps: &str) -> Pipeline {
+    let text =
+        format!("name: t\ninput: {{ topic: raw, group: g }}\nerror_topic: errors\nsteps:\n{steps}");
+    let spec = TopologySpec::parse(Path::new("t.yaml"), &text, &[]).unwrap();
+    Pipeline::new(&spec)
+}
+
+const FAN_OUT_AND_IN: &str = "  - name: rates
+    operators:
+      - parse: {}
+      - extract: { fields: { rate: { pointer: /r, type: number } } }
+  - name: high
+    from: rates
+    operators:
+      - filter: \"rate > 10.0\"
+      - set: { level: \"'high'\" }
+  - name: all
+    from: rates
+    operators:
+      - set: { level: \"'any'\" }
+  - name: levels
+    from: [high, all]
+    operators:
+      - emit: { topic: levels, fields: [rate, level], timestamp: false }
+";
+
+#[test]
+fn a_step_read_by_two_steps_sends_each_its_own_copy_and_a_step_reading_two_takes_both() {
+    let mut p = graph(FAN_OUT_AND_IN);
+    assert_eq!(
+        payloads(&run(&mut p, r#"{"r": 15}"#)),
+        vec![
+            ("levels".into(), json!({"rate": 15.0, "level": "high"})),
+            ("levels".into(), json!({"rate": 15.0, "level": "any"})),
+        ]
+    );
+    // The filter of one branch stops only that branch's copy.
+    assert_eq!(
+        payloads(&run(&mut p, r#"{"r": 5}"#)),
+        vec![("levels".into(), json!({"rate": 5.0, "level": "any"}))]
+    );
+}
+
+#[test]
+fn an_error_in_one_branch_ends_the_record_in_every_branch_after_it() {
+    let mut p = graph(
+        "  - name: rates
+    operators:
+      - parse: {}
+      - extract: { fields: { rate: { pointer: /r } } }
+  - name: checked
+    from: rates
+    operators:
+      - threshold: { field: rate, above: 1 }
+      - emit: { topic: big, fields: [rate], timestamp: false }
+  - name: copied
+    from: rates
+    operators:
+      - emit: { topic: copies, fields: [rate], timestamp: false }
+",
+    );
+    let processed = run(&mut p, r#"{"r": "many"}"#);
+    let error = processed
+        .error
+        .clone()
+        .expect("the threshold refuses a text rate");
+    assert_eq!(error.operator, "threshold");
+    // `checked` comes first in the file, so `copied` never saw the record: it goes to the
+    // error topic once (the runner writes it there), not half-processed.
+    assert!(
+        payloads(&processed).is_empty(),
+        "{:?}",
+        payloads(&processed)
+    );
+}
+
+#[test]
+fn two_steps_reading_the_input_topic_each_parse_it() {
+    let mut p = graph(
+        "  - name: rates
+    operators:
+      - parse: {}
+      - extract: { fields: { rate: { pointer: /r, type: number } } }
+      - emit: { topic: rates, fields: [rate], timestamp: false }
+  - name: pairs
+    operators:
+      - parse: {}
+      - extract: { fields: { pair: { pointer: /p, type: string } } }
+      - emit: { topic: pairs, fields: [pair], timestamp: false }
+",
+    );
+    assert_eq!(
+        payloads(&run(&mut p, r#"{"r": 2, "p": "BTC-CNY"}"#)),
+        vec![
+            ("rates".into(), json!({"rate": 2.0})),
+            ("pairs".into(), json!({"pair": "BTC-CNY"})),
+        ]
+    );
+}

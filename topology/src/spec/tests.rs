@@ -138,3 +138,112 @@ mod hostile_input {
         }
     }
 }
+
+fn graph_problems(steps: &str) -> Vec<String> {
+    let text =
+        format!("name: t\ninput: {{ topic: raw, group: g }}\nerror_topic: errors\nsteps:\n{steps}");
+    match TopologySpec::parse(Path::new("t.yaml"), &text, &[]) {
+        Ok(_) => Vec::new(),
+        Err(error @ SpecError::Problems { .. }) => {
+            error.to_string().lines().map(str::to_string).collect()
+        }
+        Err(other) => panic!("expected problems, got {other}"),
+    }
+}
+
+#[test]
+fn a_graph_is_read_into_steps_over_one_list_of_operators() {
+    let text = "name: t
+input: { topic: raw, group: g }
+error_topic: errors
+steps:
+  - name: rates
+    operators:
+      - parse: {}
+      - extract: { fields: { rate: { pointer: /r, type: number } } }
+  - name: big
+    from: rates
+    operators:
+      - filter: \"rate > 1.0\"
+      - emit: { topic: big, fields: [rate] }
+  - name: all
+    from: [rates, big]
+    operators:
+      - emit: { topic: all, fields: [rate] }
+";
+    let spec = TopologySpec::parse(Path::new("t.yaml"), text, &[]).unwrap();
+    assert_eq!(spec.operators.len(), 5);
+    let shape: Vec<(&str, Reads, std::ops::Range<usize>)> = (spec.steps.iter())
+        .map(|step| {
+            (
+                step.name.as_str(),
+                step.reads.clone(),
+                step.operators.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        vec![
+            ("rates", Reads::Input, 0..2),
+            ("big", Reads::Steps(vec![0]), 2..4),
+            ("all", Reads::Steps(vec![0, 1]), 4..5),
+        ]
+    );
+    assert_eq!(spec.output_topics(), vec!["big", "all", "errors"]);
+}
+
+#[test]
+fn a_chain_of_operators_is_one_step_reading_the_input() {
+    let spec = parse(MINIMAL, &[]).unwrap();
+    assert_eq!(spec.steps.len(), 1);
+    assert_eq!(spec.steps[0].name, Step::CHAIN);
+    assert_eq!(spec.steps[0].reads, Reads::Input);
+    assert_eq!(spec.steps[0].operators, 0..spec.operators.len());
+}
+
+#[test]
+fn every_broken_rule_of_a_graph_is_reported_at_its_step_or_operator() {
+    let problems = graph_problems(
+        "  - name: rates
+    operators:
+      - extract: { fields: { rate: { pointer: /r, type: number } } }
+  - name: high
+    from: [rates, later, nowhere]
+    operators:
+      - parse: {}
+      - set: { level: \"'high'\" }
+  - name: low
+    from: rates
+    operators:
+      - set: { other: \"1\" }
+  - name: rates
+    from: [high, low]
+    operators:
+      - emit: { topic: levels, fields: [rate, level] }
+  - name: later
+    operators: []
+",
+    );
+    let expected = [
+        "t.yaml:7:9: the first operator of a step reading the input topic must be `parse`",
+        "t.yaml:8:5: step `high` reads `later`, which comes after it",
+        "t.yaml:8:5: step `high` reads `nowhere`, which is no step",
+        "t.yaml:11:9: step `high` takes records that earlier steps parsed already",
+        "t.yaml:17:5: two steps are named `rates`",
+        "t.yaml:20:9: emit reads field `level`, which not all the steps it takes records from \
+         set (`low` does not)",
+        "t.yaml:21:5: step `later` has no operators",
+    ];
+    assert_eq!(problems.len(), expected.len(), "{problems:#?}");
+    for (problem, start) in problems.iter().zip(expected) {
+        assert!(problem.starts_with(start), "{problem}\nexpected: {start}");
+    }
+}
+
+#[test]
+fn operators_and_steps_together_are_refused() {
+    let text = format!("{MINIMAL}steps:\n  - name: s\n    operators:\n      - parse: {{}}\n");
+    let error = parse(&text, &[]).unwrap_err().to_string();
+    assert!(error.contains("not both"), "{error}");
+}

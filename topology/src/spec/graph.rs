@@ -1,0 +1,83 @@
+//! The graph of a topology's steps: each step's operators laid end to end in one list, and
+//! what each step reads, checked as the file is read.
+
+use super::{OperatorSpec, Reads, Step, StepSpec};
+use crate::flow::{FlowProblem, Place};
+
+/// Lays the written steps' operators end to end and resolves what each step reads; every
+/// broken rule of the graph goes to `problems`, at its step or operator.
+pub(super) fn build(
+    written: Vec<StepSpec>,
+    problems: &mut Vec<FlowProblem>,
+) -> (Vec<OperatorSpec>, Vec<Step>) {
+    let mut names: Vec<String> = written.iter().map(|step| step.name.clone()).collect();
+    names.dedup();
+    let mut operators = Vec::new();
+    let mut steps: Vec<Step> = Vec::new();
+    for (index, step) in written.into_iter().enumerate() {
+        let mut problem = |message: String| {
+            problems.push(FlowProblem {
+                place: Place::Step(index),
+                message,
+            })
+        };
+        let name = step.name;
+        if name.trim().is_empty() {
+            problem("a step needs a `name`, which later steps read it by".into());
+        } else if steps.iter().any(|earlier| earlier.name == name) {
+            problem(format!(
+                "two steps are named `{name}`: each step needs its own name"
+            ));
+        }
+        let reads = if step.from.is_empty() {
+            Reads::Input
+        } else {
+            let mut sources = Vec::new();
+            for source in &step.from {
+                match steps.iter().position(|earlier| &earlier.name == source) {
+                    Some(found) if sources.contains(&found) => {
+                        problem(format!("step `{name}` reads `{source}` twice"))
+                    }
+                    Some(found) => sources.push(found),
+                    None if names.contains(source) => problem(format!(
+                        "step `{name}` reads `{source}`, which comes after it: a step reads only \
+                         the steps above it, so that records cannot go round in a cycle"
+                    )),
+                    None => problem(format!(
+                        "step `{name}` reads `{source}`, which is no step (steps: {})",
+                        names.join(", ")
+                    )),
+                }
+            }
+            Reads::Steps(sources)
+        };
+        if step.operators.is_empty() {
+            problem(format!("step `{name}` has no operators"));
+        }
+        let first = operators.len();
+        for (offset, operator) in step.operators.iter().enumerate() {
+            let is_parse = matches!(operator, OperatorSpec::Parse(_));
+            let message = match (&reads, is_parse) {
+                (Reads::Input, false) if offset == 0 => "the first operator of a step reading \
+                    the input topic must be `parse`, which reads the message as JSON"
+                    .to_string(),
+                (Reads::Steps(_), true) => format!(
+                    "step `{name}` takes records that earlier steps parsed already: `parse` \
+                     belongs only in steps reading the input topic (without `from`)"
+                ),
+                _ => continue,
+            };
+            problems.push(FlowProblem {
+                place: Place::Operator(first + offset),
+                message,
+            });
+        }
+        operators.extend(step.operators);
+        steps.push(Step {
+            name,
+            reads,
+            operators: first..operators.len(),
+        });
+    }
+    (operators, steps)
+}
