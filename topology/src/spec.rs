@@ -10,8 +10,6 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use weir_contracts::template;
-
 use crate::expression::Expression;
 use crate::flow::{FlowProblem, Place};
 use weir_contracts::yaml::YamlProblem;
@@ -495,9 +493,9 @@ impl TopologySpec {
         text: &str,
         overrides: &[(String, String)],
     ) -> Result<String, SpecError> {
-        let params = declared_params(path, text)?;
-        let values = resolve_params(path, params, overrides)?;
-        substitute(path, text, &values)
+        let params = params::declared_params(path, text)?;
+        let values = params::resolve_params(path, params, overrides)?;
+        params::substitute(path, text, &values)
     }
 
     /// Every topic the topology writes to, error topic included, without duplicates.
@@ -582,7 +580,7 @@ impl TopologySpec {
         if problems.is_empty() {
             return Ok(spec);
         }
-        let places = Places::of(expanded);
+        let places = places::Places::of(expanded);
         let mut located: Vec<LocatedProblem> = (problems.into_iter())
             .map(|problem| {
                 let (line, column) = places.of_place(problem.place);
@@ -598,56 +596,6 @@ impl TopologySpec {
             path: path.to_owned(),
             problems: located,
         })
-    }
-}
-
-/// Where each step and each operator starts in a topology's text (line and column, from 1);
-/// the operators step after step, as [`TopologySpec::operators`] lists them.
-#[derive(Debug, Default)]
-struct Places {
-    steps: Vec<(u64, u64)>,
-    operators: Vec<(u64, u64)>,
-}
-
-impl Places {
-    fn of(text: &str) -> Self {
-        type Items = Vec<serde_saphyr::Spanned<serde::de::IgnoredAny>>;
-        #[derive(Deserialize)]
-        struct StepItems {
-            #[serde(default)]
-            operators: Items,
-        }
-        #[derive(Deserialize)]
-        struct FileItems {
-            #[serde(default)]
-            operators: Items,
-            #[serde(default)]
-            steps: Vec<serde_saphyr::Spanned<StepItems>>,
-        }
-        let place = |location: serde_saphyr::Location| (location.line(), location.column());
-        let Ok(found) = serde_saphyr::from_str::<FileItems>(text) else {
-            return Self::default();
-        };
-        let mut places = Self {
-            steps: found.steps.iter().map(|s| place(s.referenced)).collect(),
-            operators: found
-                .operators
-                .iter()
-                .map(|o| place(o.referenced))
-                .collect(),
-        };
-        for step in &found.steps {
-            (places.operators).extend(step.value.operators.iter().map(|o| place(o.referenced)));
-        }
-        places
-    }
-
-    fn of_place(&self, at: Place) -> (u64, u64) {
-        let found = match at {
-            Place::Step(index) => self.steps.get(index),
-            Place::Operator(index) => self.operators.get(index),
-        };
-        found.copied().unwrap_or((0, 0))
     }
 }
 
@@ -731,78 +679,9 @@ pub fn yaml_error(path: &Path, error: &serde_saphyr::Error) -> SpecError {
     }
 }
 
-/// Reads only the `params` block, before substitution, to learn the declared defaults.
-fn declared_params(
-    path: &Path,
-    text: &str,
-) -> Result<BTreeMap<String, serde_json::Value>, SpecError> {
-    #[derive(Deserialize, schemars::JsonSchema)]
-    struct ParamsOnly {
-        #[serde(default)]
-        params: BTreeMap<String, serde_json::Value>,
-    }
-    // References are not valid YAML everywhere (`{ above: ${x} }` breaks a flow mapping), so
-    // they are masked before this first read; parameter values themselves hold no references.
-    let masked = template::mask(text);
-    let only: ParamsOnly = serde_saphyr::from_str(&masked).map_err(|e| yaml_error(path, &e))?;
-    Ok(only.params)
-}
-
-fn resolve_params(
-    path: &Path,
-    mut params: BTreeMap<String, serde_json::Value>,
-    overrides: &[(String, String)],
-) -> Result<BTreeMap<String, String>, SpecError> {
-    for (name, value) in overrides {
-        match params.get_mut(name) {
-            Some(slot) => *slot = serde_json::Value::String(value.clone()),
-            None => {
-                return Err(SpecError::UnknownOverride {
-                    path: path.to_owned(),
-                    name: name.clone(),
-                    declared: declared_list(&params),
-                })
-            }
-        }
-    }
-    Ok(params
-        .into_iter()
-        .map(|(k, v)| (k, template::value_text(&v)))
-        .collect())
-}
-
-fn declared_list<V>(params: &BTreeMap<String, V>) -> String {
-    if params.is_empty() {
-        "none".into()
-    } else {
-        params.keys().cloned().collect::<Vec<_>>().join(", ")
-    }
-}
-
-fn substitute(
-    path: &Path,
-    text: &str,
-    values: &BTreeMap<String, String>,
-) -> Result<String, SpecError> {
-    template::substitute(text, values).map_err(|error| match error {
-        template::SubstituteError::Unknown(reference) => SpecError::UnknownParam {
-            path: path.to_owned(),
-            line: reference.line,
-            column: reference.column,
-            name: reference.name,
-            declared: declared_list(values),
-        },
-        template::SubstituteError::Unsafe { reference, reason } => SpecError::UnsafeParam {
-            path: path.to_owned(),
-            line: reference.line,
-            column: reference.column,
-            name: reference.name,
-            reason,
-        },
-    })
-}
-
 mod graph;
+mod params;
+mod places;
 
 #[cfg(test)]
 mod tests;

@@ -85,7 +85,7 @@ fn pointer_must_start_with_slash() {
 #[test]
 fn escaped_dollar_is_kept() {
     let values = BTreeMap::from([("x".to_string(), "1".to_string())]);
-    let out = substitute(Path::new("t"), "a: $${x} ${x}\n", &values).unwrap();
+    let out = params::substitute(Path::new("t"), "a: $${x} ${x}\n", &values).unwrap();
     assert_eq!(out, "a: ${x} 1\n");
 }
 
