@@ -10,5 +10,6 @@ pub mod runtime;
 pub mod schema;
 pub mod store;
 pub mod time;
+pub mod topics;
 pub mod web;
 pub mod workflow;

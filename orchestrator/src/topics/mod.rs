@@ -1,0 +1,182 @@
+//! Seeing what flows through a Kafka: its topics with their partitions and message counts,
+//! consumer groups with their lag in records and in time ([`overview`]), a topic's messages
+//! read back or followed live ([`browse`]), and a message written by hand ([`produce`]).
+//! `weir topics` prints these; the web UI serves the same types.
+//!
+//! Every read is bounded: a browse scans at most a given number of messages and says how
+//! many it scanned, so that a search on a big topic returns quickly and the same answer each
+//! time it is asked on the same data.
+
+pub mod address;
+pub mod browse;
+pub mod content;
+pub mod overview;
+pub mod produce;
+
+use std::time::Duration;
+
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::metadata::Metadata;
+use rdkafka::ClientConfig;
+
+pub use address::{AddressError, KafkaTarget};
+
+/// How long the first answer of a broker may take before the Kafka is reported unreachable.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a look at a Kafka failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicsError {
+    #[error("cannot create a Kafka client for {brokers}: {source}")]
+    Client { brokers: String, source: KafkaError },
+    /// Nothing answered: wrong address, or Kafka is down.
+    #[error(
+        "no broker at {brokers} answered within {timeout:?} ({source}): is Kafka running \
+         there? `weir instances` lists the running ones"
+    )]
+    Unreachable {
+        brokers: String,
+        timeout: Duration,
+        source: KafkaError,
+    },
+    #[error("{brokers} has no topic `{topic}`{hint}")]
+    NoTopic {
+        brokers: String,
+        topic: String,
+        /// Names close to the one asked for, if any.
+        hint: String,
+    },
+    #[error("topic `{topic}` has no partition {partition} (it has {count})")]
+    NoPartition {
+        topic: String,
+        partition: i32,
+        count: usize,
+    },
+    #[error("{what} of `{topic}`: {source}")]
+    Kafka {
+        what: &'static str,
+        topic: String,
+        source: KafkaError,
+    },
+    #[error("consumer group `{group}`: {source}")]
+    Group { group: String, source: KafkaError },
+    #[error("{0}")]
+    BadRequest(String),
+}
+
+/// The context of readers: the end of a partition is how a browse knows it read all there
+/// is, not an error for the log (rdkafka's default context logs it as one).
+pub(crate) struct ReaderContext;
+
+impl ClientContext for ReaderContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if !matches!(error, KafkaError::PartitionEOF(_)) {
+            tracing::error!("librdkafka: {error}: {reason}");
+        }
+    }
+}
+
+impl ConsumerContext for ReaderContext {}
+
+/// A consumer that reads partitions it is assigned: no group membership, no commits.
+pub(crate) type Reader = BaseConsumer<ReaderContext>;
+
+/// A client that only reads.
+pub(crate) fn reader(brokers: &str) -> Result<Reader, TopicsError> {
+    reader_in_group(brokers, "weir-topics-reader")
+}
+
+/// A reader whose `committed_offsets` are those of `group` (it never joins the group).
+pub(crate) fn reader_in_group(brokers: &str, group: &str) -> Result<Reader, TopicsError> {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create_with_context(ReaderContext)
+        .map_err(|source| TopicsError::Client {
+            brokers: brokers.into(),
+            source,
+        })
+}
+
+/// The cluster's metadata (of one topic, or of all), failing fast when no broker answers.
+pub(crate) fn metadata(
+    consumer: &Reader,
+    brokers: &str,
+    topic: Option<&str>,
+) -> Result<Metadata, TopicsError> {
+    use rdkafka::consumer::Consumer;
+    consumer
+        .fetch_metadata(topic, ANSWER_TIMEOUT)
+        .map_err(|source| TopicsError::Unreachable {
+            brokers: brokers.into(),
+            timeout: ANSWER_TIMEOUT,
+            source,
+        })
+}
+
+/// The partitions of `topic`, or a [`TopicsError::NoTopic`] naming topics with close names.
+pub(crate) fn partitions_of(
+    consumer: &Reader,
+    brokers: &str,
+    topic: &str,
+) -> Result<Vec<i32>, TopicsError> {
+    let all = metadata(consumer, brokers, None)?;
+    match all.topics().iter().find(|t| t.name() == topic) {
+        Some(found) if !found.partitions().is_empty() => {
+            Ok(found.partitions().iter().map(|p| p.id()).collect())
+        }
+        _ => {
+            let names: Vec<&str> = all.topics().iter().map(|t| t.name()).collect();
+            Err(TopicsError::NoTopic {
+                brokers: brokers.into(),
+                topic: topic.into(),
+                hint: close_names(topic, &names),
+            })
+        }
+    }
+}
+
+/// "; did you mean `rates`?" naming up to three topics whose names differ from `wanted` by
+/// case, by an ending, or by a few letters, the closest first.
+fn close_names(wanted: &str, names: &[&str]) -> String {
+    let mut close: Vec<(usize, &str)> = (names.iter())
+        .map(|name| (strsim::levenshtein(name, wanted), *name))
+        .filter(|(distance, name)| {
+            let longer = name.len().max(wanted.len());
+            name.eq_ignore_ascii_case(wanted)
+                || (wanted.len() >= 3 && name.starts_with(wanted))
+                || *distance <= longer / 3
+        })
+        .collect();
+    close.sort();
+    let named: Vec<String> = (close.iter().take(3))
+        .map(|(_, name)| format!("`{name}`"))
+        .collect();
+    if named.is_empty() {
+        String::new()
+    } else {
+        format!("; did you mean {}?", named.join(" or "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_names_catch_typos_and_case() {
+        let names = ["rates", "variations", "notifications", "errors"];
+        assert_eq!(close_names("rate", &names), "; did you mean `rates`?");
+        assert_eq!(close_names("Errors", &names), "; did you mean `errors`?");
+        assert_eq!(
+            close_names("notification", &names),
+            "; did you mean `notifications`?"
+        );
+        assert_eq!(close_names("rat", &names), "; did you mean `rates`?");
+        assert_eq!(close_names("candles", &names), "");
+    }
+}
