@@ -453,3 +453,154 @@ fn a_demo_run_shows_its_three_charts_live_on_its_page_and_its_wall_screen() {
     .expect("the run ends");
     assert_eq!(finished["state"], "succeeded", "{finished}");
 }
+
+/// `weir down --all` when dropped, so that a failing test leaves no Kafka behind.
+struct DownOnDrop<'a>(&'a WeirHomeDir);
+
+impl Drop for DownOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.run(&["down", "--all"]);
+    }
+}
+
+fn kcat_produce(brokers: &str, topic: &str, lines: &[String]) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("kcat")
+        .args(["-P", "-b", brokers, "-t", topic])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("kcat is installed (make setup)");
+    let mut stdin = child.stdin.take().unwrap();
+    for line in lines {
+        writeln!(stdin, "{line}").unwrap();
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn the_topic_browser_reproduces_a_filtered_link_escapes_values_and_tails_what_kcat_writes() {
+    use std::io::BufRead;
+    let home = WeirHomeDir::new();
+    let _down = DownOnDrop(&home);
+    home.ok(&["up", "kafka", "--name", "browse-kafka"]);
+    let brokers = (home.instances().into_iter())
+        .find(|i| i["name"] == "browse-kafka")
+        .and_then(|i| i["endpoint"].as_str().map(str::to_string))
+        .expect("the Kafka instance is listed");
+    let topic = "hand-made";
+    home.ok(&[
+        "topics",
+        "create",
+        "--kafka",
+        "browse-kafka",
+        "--partitions",
+        "2",
+        topic,
+    ]);
+    let mut lines: Vec<String> = (0..200).map(|n| json!({ "n": n }).to_string()).collect();
+    lines.push(
+        json!({"n": 250, "note": "<script>window.pwned=1</script><img src=x onerror=window.pwned=1>"})
+            .to_string(),
+    );
+    kcat_produce(&brokers, topic, &lines);
+    let server = serve(&home, Some(TOKENS));
+
+    // The REST API: the same view as JSON; writing needs the operator role.
+    let path = format!(
+        "/api/instances/browse-kafka/topics/{topic}/messages?where=n%20%25%2050%20%3D%3D%200"
+    );
+    let (status, browsed) = call(&server, "GET", &path, Some("view-token"), None);
+    assert_eq!(status, 200, "{browsed}");
+    let mut found: Vec<i64> = (browsed["messages"].as_array().unwrap().iter())
+        .map(|m| m["value"]["data"]["n"].as_i64().unwrap())
+        .collect();
+    // Across partitions, messages of one millisecond have no order of their own.
+    found.sort_unstable();
+    assert_eq!(found, [0, 50, 100, 150, 250]);
+    let post = format!("/api/instances/browse-kafka/topics/{topic}/messages");
+    let body = r#"{"key": "by-hand", "value": "{\"n\": 300}"}"#;
+    let (refused, _) = call(&server, "POST", &post, Some("view-token"), Some(body));
+    assert_eq!(refused, 403);
+    let (status, landed) = call(&server, "POST", &post, Some("op-token"), Some(body));
+    assert_eq!(status, 200, "{landed}");
+    assert!(landed["offset"].as_i64().is_some(), "{landed}");
+    let (status, missing) = call(
+        &server,
+        "GET",
+        "/api/instances/browse-kafka/topics/hand-mad/messages",
+        Some("view-token"),
+        None,
+    );
+    assert_eq!(status, 404);
+    assert!(
+        missing["error"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean `hand-made`"),
+        "{missing}"
+    );
+
+    // The page, from a link carrying the filter, opened in two fresh browsers.
+    let marker = format!("tail-{}", std::process::id());
+    let link = format!(
+        "{}/#/instances/browse-kafka/topics/{topic}?where=n%20%25%2050%20%3D%3D%200&limit=10",
+        server.url
+    );
+    let screenshot = artifacts_dir().join("topic-browser.png");
+    let mut page = std::process::Command::new("node")
+        .arg(repo_root().join("tests/browser/topic-browser.cjs"))
+        .args([&link, screenshot.to_str().unwrap(), &marker])
+        .env("NODE_PATH", playwright_node_path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = std::io::BufReader::new(page.stdout.take().unwrap()).lines();
+    let ready: Value = serde_json::from_str(&said.next().unwrap().unwrap()).unwrap();
+    assert_eq!(ready["ready"], true);
+    // One message the filter refuses, then one it keeps.
+    let produced_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    kcat_produce(
+        &brokers,
+        topic,
+        &[
+            json!({"n": 1001, "marker": "filtered-out"}).to_string(),
+            json!({"n": 1000, "marker": marker}).to_string(),
+        ],
+    );
+    let seen: Value = serde_json::from_str(&said.next().unwrap().unwrap()).unwrap();
+    assert!(page.wait().unwrap().success());
+
+    let first = seen["firstRows"].as_array().unwrap();
+    assert_eq!(
+        first.len(),
+        6,
+        "250, 300 (by hand), 150, 100, 50 and 0: {seen}"
+    );
+    assert_eq!(
+        seen["firstRows"], seen["secondRows"],
+        "the link reproduces the view"
+    );
+    assert!(
+        seen["summary"].as_str().unwrap().contains("6 shown"),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["injected"],
+        json!({"pwned": false, "elements": 0, "shownAsText": true}),
+        "a value holding markup is shown, never run"
+    );
+    let after = seen["afterTail"].as_array().unwrap();
+    assert_eq!(
+        after.len(),
+        7,
+        "only the message the filter keeps is tailed: {seen}"
+    );
+    assert!(after[0].as_str().unwrap().contains(&marker), "{seen}");
+    let latency = seen["tailedAt"].as_i64().unwrap() - produced_at;
+    eprintln!("the tailed message appeared {latency} ms after kcat was started");
+    assert!(screenshot.is_file());
+}

@@ -52,7 +52,7 @@ pub enum TopicsCommand {
         #[arg(long, conflicts_with = "since")]
         offset: Option<i64>,
         /// Start at the first message at or after this time, and read forward: RFC 3339
-        /// (`2026-12-06T09:00:00Z`) or a duration ago (`10m`).
+        /// (`2026-12-06T09:00:00Z`), epoch milliseconds, or a duration ago (`10m`).
         #[arg(long, value_name = "TIME")]
         since: Option<String>,
         /// Messages to show at most.
@@ -239,7 +239,7 @@ pub fn run(command: TopicsCommand) -> anyhow::Result<ExitCode> {
         } => {
             let start = match (offset, since) {
                 (Some(offset), _) => Start::Offset(offset),
-                (_, Some(since)) => Start::Timestamp(parse_since(&since)?),
+                (_, Some(since)) => Start::Timestamp(browse::parse_time(&since)?),
                 _ => Start::Newest,
             };
             let request = BrowseRequest {
@@ -282,7 +282,6 @@ pub fn run(command: TopicsCommand) -> anyhow::Result<ExitCode> {
                 interrupted.load(Ordering::Relaxed)
                     || until.is_some_and(|u| std::time::Instant::now() >= u)
             };
-            eprintln!("following `{topic}` on {brokers} (Ctrl-C stops)");
             let mut shown = 0u64;
             let tailed = browse::tail(
                 &brokers,
@@ -290,6 +289,7 @@ pub fn run(command: TopicsCommand) -> anyhow::Result<ExitCode> {
                 read.partition,
                 &filter,
                 &stop,
+                &mut || eprintln!("following `{topic}` on {brokers} (Ctrl-C stops)"),
                 &mut |message| {
                     if json {
                         println!("{}", serde_json::to_string(&message).unwrap_or_default());
@@ -419,19 +419,6 @@ fn parse_header(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
         _ => Err(format!("`{text}` is not NAME=VALUE")),
-    }
-}
-
-/// `--since`: an RFC 3339 time, or a duration before now.
-fn parse_since(text: &str) -> anyhow::Result<i64> {
-    if let Ok(time) = text.parse::<jiff::Timestamp>() {
-        return Ok(time.as_millisecond());
-    }
-    match parse_duration(text) {
-        Ok(ago) => Ok(weir_topology::kafka::now_ms() - ago.as_millis() as i64),
-        Err(_) => anyhow::bail!(
-            "--since {text}: give an RFC 3339 time (2026-12-06T09:00:00Z) or a duration ago (10m)"
-        ),
     }
 }
 

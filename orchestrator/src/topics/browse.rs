@@ -26,6 +26,25 @@ pub const DEFAULT_SCAN_LIMIT: u64 = 100_000;
 /// How long reading the ranges of a browse may take before it ends with what it read.
 const READ_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// A time a browse starts at: RFC 3339 (`2026-12-06T09:00:00Z`), milliseconds since the
+/// epoch, or a duration before now (`10m`; a link with it shows a different moment each
+/// time it is opened, so the web UI writes the time it stands for).
+pub fn parse_time(text: &str) -> Result<i64, TopicsError> {
+    if let Ok(time) = text.parse::<jiff::Timestamp>() {
+        return Ok(time.as_millisecond());
+    }
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    match weir_contracts::duration::parse_duration(text) {
+        Ok(ago) => Ok(weir_topology::kafka::now_ms() - ago.as_millis() as i64),
+        Err(_) => Err(TopicsError::BadRequest(format!(
+            "`{text}` is not a time: give RFC 3339 (2026-12-06T09:00:00Z), epoch milliseconds, \
+             or a duration ago (10m)"
+        ))),
+    }
+}
+
 /// Where a browse starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -199,14 +218,16 @@ pub struct Tailed {
     pub filter_errors: u64,
 }
 
-/// Follows `topic` from its current end, calling `on_message` with each message the filter
-/// keeps until it returns `false` or `stop` says so.
+/// Follows `topic` from its current end: calls `on_ready` once every partition is
+/// positioned there (a message written after it is shown), then `on_message` with each
+/// message the filter keeps, until it returns `false` or `stop` says so.
 pub fn tail(
     brokers: &str,
     topic: &str,
     partition: Option<i32>,
     filter: &Filter,
     stop: &dyn Fn() -> bool,
+    on_ready: &mut dyn FnMut(),
     on_message: &mut dyn FnMut(Message) -> bool,
 ) -> Result<Tailed, TopicsError> {
     let consumer = reader(brokers)?;
@@ -221,11 +242,26 @@ pub fn tail(
     consumer
         .assign(&assignment)
         .map_err(|source| kafka_error("following", topic, source))?;
+    // Ready only once each partition's first fetch answered: until then the consumer's
+    // position is not settled (seen: messages written right after `assign` were skipped).
+    let mut unsettled = partitions;
     let mut tailed = Tailed::default();
     while !stop() {
-        match consumer.poll(Duration::from_millis(200)) {
-            None => {}
-            Some(Err(KafkaError::PartitionEOF(_))) => {}
+        let polled = consumer.poll(Duration::from_millis(200));
+        let settled = match &polled {
+            Some(Err(KafkaError::PartitionEOF(partition))) => Some(*partition),
+            Some(Ok(message)) => Some(message.partition()),
+            _ => None,
+        };
+        if let Some(partition) = settled {
+            let before = unsettled.len();
+            unsettled.retain(|p| *p != partition);
+            if before > 0 && unsettled.is_empty() {
+                on_ready();
+            }
+        }
+        match polled {
+            None | Some(Err(KafkaError::PartitionEOF(_))) => {}
             Some(Err(source)) => return Err(kafka_error("following", topic, source)),
             Some(Ok(message)) => {
                 let message = to_message(&message);

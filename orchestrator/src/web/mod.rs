@@ -6,6 +6,7 @@ pub mod auth;
 mod changes;
 mod launch;
 mod openapi;
+mod topics;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -277,6 +278,7 @@ pub fn routes(
                 other => json_reply((StatusCode::NOT_FOUND, serde_json::json!({ "error": format!("no action `{other}`; use approve or reject") }))),
             })
         });
+    let topics = topics::routes(context.clone(), access.clone());
     // Browsers' EventSource cannot send headers, so the stream also takes `?access_token=`.
     let feed = ChangeFeed::new(context.clone());
     let events = warp::get()
@@ -329,6 +331,8 @@ pub fn routes(
         .unify()
         .or(log)
         .unify()
+        .or(topics)
+        .unify()
         .or(instances)
         .unify()
         .or(launch_service)
@@ -348,6 +352,12 @@ pub fn routes(
         .or(events)
         .unify()
         .recover(|rejection: warp::Rejection| async move {
+            if let Some(invalid) = rejection.find::<warp::reject::InvalidQuery>() {
+                return Ok::<_, Infallible>(json_reply((
+                    StatusCode::BAD_REQUEST,
+                    serde_json::json!({ "error": format!("{invalid}: a parameter is unknown or its value has the wrong type") }),
+                )));
+            }
             let status = if rejection.is_not_found() {
                 StatusCode::NOT_FOUND
             } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {

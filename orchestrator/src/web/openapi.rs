@@ -29,6 +29,25 @@ fn op(summary: &str, mutating: bool, body: Option<Value>) -> Value {
     operation
 }
 
+/// The query of a browse; every view of the topic browser is one of these in its address.
+fn browse_params() -> Vec<Value> {
+    let names = [
+        "partition",
+        "offset",
+        "since",
+        "limit",
+        "key",
+        "contains",
+        "where",
+        "scan_limit",
+        "format",
+        "access_token",
+    ];
+    (names.iter())
+        .map(|name| json!({ "name": name, "in": "query", "required": false, "schema": { "type": "string" } }))
+        .collect()
+}
+
 fn path_param(name: &str) -> Value {
     json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } })
 }
@@ -85,6 +104,27 @@ pub fn document() -> Value {
             "/api/instances/{name}/log": {
                 "parameters": [path_param("name"), tail_param()],
                 "get": op("The end of an instance's log (text)", false, None),
+            },
+            "/api/instances/{name}/topics": {
+                "parameters": [path_param("name")],
+                "get": op("A Kafka instance's topics, and its consumer groups with their lag in records and seconds", false, None),
+            },
+            "/api/instances/{name}/topics/{topic}/messages": {
+                "parameters": [path_param("name"), path_param("topic")],
+                "get": {
+                    "summary": "A topic's messages: the newest, or forward from `offset` or `since` (RFC 3339 or epoch ms); filtered by `key`, `contains` or `where` (CEL) within `scan_limit`; `format=jsonl` downloads them",
+                    "parameters": browse_params(),
+                    "responses": { "200": { "description": "OK" }, "400": { "description": "A parameter is wrong; the body says why" }, "404": { "description": "No such instance, topic or partition" }, "502": { "description": "Kafka did not answer" } },
+                },
+                "post": op("Write one message (operator): `value`, optional `key`, `headers` ([name, value] pairs), `partition`", true, Some(json!({
+                    "type": "object", "required": ["value"], "additionalProperties": false,
+                    "properties": { "value": { "type": "string" }, "key": { "type": "string" }, "partition": { "type": "integer" },
+                        "headers": { "type": "array", "items": { "type": "array", "items": { "type": "string" }, "minItems": 2, "maxItems": 2 } } },
+                }))),
+            },
+            "/api/instances/{name}/topics/{topic}/tail": {
+                "parameters": [path_param("name"), path_param("topic")],
+                "get": op("Server-Sent Events: a `message` event for each new message the filter (`key`, `contains`, `where`, `partition`) keeps; `failed` if the tail stops", false, None),
             },
             "/api/runs": {
                 "get": op("Runs, newest first", false, None),

@@ -124,7 +124,7 @@ async function instances() {
       <td>${esc(i.namespace ? `${i.backend}/${i.namespace}` : i.backend)}</td>
       <td>${i.endpoint.startsWith("http") ? `<a href="${esc(i.endpoint)}" target="_blank">${esc(i.endpoint)}</a>` : esc(i.endpoint || "-")}</td>
       <td>${esc(i.started)}</td><td>${i.run ? `<a href="#/runs/${esc(i.run)}">${esc(i.run)}</a>` : ""}</td>
-      <td>${local(i) ? `<button data-log="${esc(i.name)}">Logs</button> <button class="danger" data-stop="${esc(i.name)}">Stop</button>` : ""}</td></tr>`).join("")}</table>`
+      <td>${local(i) && i.service === "kafka" ? `<a href="#/instances/${esc(encodeURIComponent(i.name))}/topics">Topics</a> ` : ""}${local(i) ? `<button data-log="${esc(i.name)}">Logs</button> <button class="danger" data-stop="${esc(i.name)}">Stop</button>` : ""}</td></tr>`).join("")}</table>`
     : "<p>No service instances. Start one from the catalog.</p>";
   view.querySelectorAll("[data-stop]").forEach(b => b.onclick = async () => { await api("DELETE", `/api/instances/${b.dataset.stop}`); });
   view.querySelectorAll("[data-log]").forEach(b => b.onclick = async () => {
@@ -190,16 +190,84 @@ async function run(id) {
   });
 }
 
+// The topics of a Kafka instance: partitions, messages, consumer groups and their lag.
+async function topicsOf(name) {
+  const o = await api("GET", `/api/instances/${encodeURIComponent(name)}/topics`);
+  const lagTime = g => g.lag === 0 ? "-" : g.lag_seconds == null ? "unknown" : `${g.lag_seconds.toFixed(1)} s`;
+  const link = t => `#/instances/${encodeURIComponent(name)}/topics/${encodeURIComponent(t)}`;
+  view.innerHTML = `<h2>Topics of ${esc(name)}</h2>
+    <table id="topics"><tr><th>Topic</th><th>Partitions</th><th>Replicas</th><th>Messages</th></tr>${o.topics.map(t =>
+      `<tr><td><a href="${esc(link(t.name))}">${esc(t.name)}</a></td><td>${t.partitions.length}</td><td>${t.replication}</td><td>${t.messages}</td></tr>`).join("")}</table>
+    <h3>Consumer groups</h3>
+    ${o.groups.length ? `<table id="groups"><tr><th>Group</th><th>State</th><th>Members</th><th>Lag (records)</th><th>Lag (time)</th></tr>${o.groups.map(g =>
+      `<tr><td>${esc(g.group)}</td><td>${esc(g.state)}</td><td>${g.members}</td><td>${g.lag}</td><td>${lagTime(g)}</td></tr>`).join("")}</table>` : "<p>No consumer groups.</p>"}`;
+}
+
+// A message's bytes as shown: JSON pretty-printed, text as is, binary as hex — always escaped.
+const shown = c => !c ? "<i>none</i>" : c.format === "json" ? `<pre>${esc(JSON.stringify(c.data, null, 2))}</pre>`
+  : `<code>${esc(c.data)}</code>${c.format === "hex" ? " <small>(hex)</small>" : ""}`;
+const messageRow = m => `<tr class="message"><td>${m.partition}</td><td>${m.offset}</td><td>${esc(m.timestamp == null ? "-" : new Date(m.timestamp).toISOString())}</td>
+  <td>${m.key ? esc(m.key.data) : "-"}</td><td>${(m.headers || []).map(h => `${esc(h.key)}=${h.value ? esc(h.value.data) : ""}`).join("<br>")}</td><td>${m.value ? shown(m.value) : "<i>tombstone</i>"}</td></tr>`;
+
+// The live tail open on the page, closed when the page changes.
+let liveTail = null;
+function stopTail() { if (liveTail) { liveTail.close(); liveTail = null; } }
+
+// A topic's messages. Every filter lives in the address, so a link reproduces the view.
+async function topicMessages(name, topic, params) {
+  const base = `/api/instances/${encodeURIComponent(name)}/topics/${encodeURIComponent(topic)}`;
+  const query = params.toString();
+  const b = await api("GET", `${base}/messages${query ? "?" + query : ""}`);
+  const input = (key, label, hint) => `<label>${label}<input name="${key}" value="${esc(params.get(key) || "")}" placeholder="${esc(hint)}"></label>`;
+  const download = new URLSearchParams(params); download.set("format", "jsonl");
+  if (token()) download.set("access_token", token());
+  view.innerHTML = `<h2><a href="#/instances/${esc(encodeURIComponent(name))}/topics">${esc(name)}</a> / ${esc(topic)}</h2>
+    <form id="browse-form" class="filters">${input("key", "Key", "exact key")}${input("contains", "Contains", "text")}${input("where", "Where", "CEL, e.g. rate > 7000.0")}
+      ${input("offset", "From offset", "newest")}${input("since", "Since", "2026-12-06T09:00:00Z")}${input("partition", "Partition", "all")}${input("limit", "Show", "50")}
+      <button class="primary">Browse</button></form>
+    <p id="scan-summary">${b.messages.length} shown · scanned ${b.scanned} of at most ${b.scan_limit}${b.scan_limit_reached ? " · <b>scan limit reached</b>: messages outside the range were not searched" : ""}${b.filter_errors ? ` · ${b.filter_errors} could not be tested by the filter` : ""}${b.timed_out ? " · <b>timed out</b>" : ""}</p>
+    <p><label><input type="checkbox" id="live-tail"> Live tail</label> <span id="tail-state"></span> · <a id="download" href="${esc(`${base}/messages?${download}`)}">Download as JSON lines</a></p>
+    <table id="messages"><tr><th>Partition</th><th>Offset</th><th>Time</th><th>Key</th><th>Headers</th><th>Value</th></tr>${b.messages.map(messageRow).join("")}</table>`;
+  document.getElementById("browse-form").onsubmit = event => {
+    event.preventDefault();
+    const chosen = new URLSearchParams();
+    for (const [key, value] of new FormData(event.target)) if (value) chosen.set(key, value);
+    location.hash = `#/instances/${encodeURIComponent(name)}/topics/${encodeURIComponent(topic)}${chosen.toString() ? "?" + chosen : ""}`;
+  };
+  document.getElementById("live-tail").onchange = event => {
+    stopTail();
+    const state = document.getElementById("tail-state");
+    if (!event.target.checked) { state.textContent = ""; return; }
+    const follow = new URLSearchParams();
+    for (const key of ["key", "contains", "where", "partition"]) if (params.get(key)) follow.set(key, params.get(key));
+    if (token()) follow.set("access_token", token());
+    liveTail = new EventSource(`${base}/tail?${follow}`);
+    liveTail.onopen = () => { state.textContent = "following new messages"; document.body.dataset.tailing = "1"; };
+    liveTail.addEventListener("message", e => {
+      const table = document.getElementById("messages");
+      table.rows[0].insertAdjacentHTML("afterend", messageRow(JSON.parse(e.data)));
+      document.body.dataset.lastTailAt = Date.now();
+    });
+    liveTail.addEventListener("failed", e => { state.textContent = `stopped: ${e.data}`; stopTail(); });
+    liveTail.onerror = () => { state.textContent = "reconnecting…"; };
+  };
+}
+
 async function render() {
   const hash = location.hash || "#/";
   document.querySelectorAll("header nav a").forEach(a => a.classList.toggle("active", hash === a.getAttribute("href") || (a.getAttribute("href") !== "#/" && hash.startsWith(a.getAttribute("href")))));
   const screenMatch = hash.match(/^#\/runs\/([^/]+)\/screen$/);
   const runMatch = hash.match(/^#\/runs\/([^/]+)$/);
+  const topicsMatch = hash.match(/^#\/instances\/([^/]+)\/topics$/);
+  const messagesMatch = hash.match(/^#\/instances\/([^/]+)\/topics\/([^/?]+)(?:\?(.*))?$/);
+  stopTail();
   document.body.classList.toggle("screen", !!screenMatch);
   if (!screenMatch && !runMatch) showLiveCharts(null);
   try {
     if (screenMatch) await screen(screenMatch[1]);
     else if (runMatch) await run(runMatch[1]);
+    else if (topicsMatch) await topicsOf(decodeURIComponent(topicsMatch[1]));
+    else if (messagesMatch) await topicMessages(decodeURIComponent(messagesMatch[1]), decodeURIComponent(messagesMatch[2]), new URLSearchParams(messagesMatch[3] || ""));
     else if (hash === "#/catalog") { if (!dialog.open) await catalog(); }
     else if (hash === "#/instances") await instances();
     else if (hash === "#/runs") await runs();
@@ -209,6 +277,8 @@ async function render() {
 
 window.addEventListener("hashchange", render);
 const events = new EventSource("/api/events" + (localStorage.getItem("weir-token") ? "?access_token=" + encodeURIComponent(localStorage.getItem("weir-token")) : ""));
-events.addEventListener("changed", () => { document.getElementById("live").textContent = "live"; if (!dialog.open) render(); });
+// A topic's view is not redrawn by changes elsewhere: it would lose its live tail.
+const ownRefresh = () => /^#\/instances\/[^/]+\/topics/.test(location.hash);
+events.addEventListener("changed", () => { document.getElementById("live").textContent = "live"; if (!dialog.open && !ownRefresh()) render(); });
 events.onerror = () => { document.getElementById("live").textContent = "reconnecting…"; };
 render();
