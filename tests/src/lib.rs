@@ -25,6 +25,23 @@ static SHARED: OnceLock<String> = OnceLock::new();
 
 pub mod topology_io;
 
+/// Writes `lines` to `topic` on `brokers` with kcat, the other client the tests check Weir
+/// against; `extra` passes kcat options (e.g. `-K :` to read `KEY:VALUE` lines).
+pub fn kcat_produce(brokers: &str, topic: &str, lines: &[String], extra: &[&str]) {
+    let mut child = std::process::Command::new("kcat")
+        .args(["-P", "-b", brokers, "-t", topic])
+        .args(extra)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("kcat is installed (make setup)");
+    let mut stdin = child.stdin.take().expect("kcat's stdin is piped");
+    for line in lines {
+        writeln!(stdin, "{line}").expect("kcat reads its stdin");
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success(), "kcat produced to {topic}");
+}
+
 /// The bootstrap address of the broker shared by this test binary, started on first use.
 pub fn kafka() -> &'static str {
     SHARED.get_or_init(|| {

@@ -3,28 +3,12 @@
 //! what weir writes, kcat reads; a kcat consumer group's lag is reported in records and in
 //! time; and bad addresses or names fail at once with what to do instead.
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use weir_tests::{eventually, kafka, unique, WeirHomeDir};
-
-/// Writes `lines` to `topic` with kcat, each `KEY:VALUE` when `keyed`.
-fn kcat_produce(topic: &str, lines: &[String], extra: &[&str]) {
-    let mut child = Command::new("kcat")
-        .args(["-P", "-b", kafka(), "-t", topic])
-        .args(extra)
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("kcat is installed (make setup)");
-    let mut stdin = child.stdin.take().unwrap();
-    for line in lines {
-        writeln!(stdin, "{line}").unwrap();
-    }
-    drop(stdin);
-    assert!(child.wait().unwrap().success(), "kcat produced to {topic}");
-}
+use weir_tests::{eventually, kafka, kcat_produce, unique, WeirHomeDir};
 
 fn create(home: &WeirHomeDir, topic: &str, partitions: u32) {
     home.ok(&[
@@ -59,7 +43,7 @@ fn browse_reads_newest_from_an_offset_from_a_time_and_filters_within_its_scan_li
     let topic = unique("browse");
     create(&home, &topic, 1);
     let first: Vec<String> = (0..600).map(|i| json!({"i": i}).to_string()).collect();
-    kcat_produce(&topic, &first, &[]);
+    kcat_produce(kafka(), &topic, &first, &[]);
 
     let newest = browse(&home, &topic, &["-n", "3"]);
     assert_eq!(
@@ -78,7 +62,7 @@ fn browse_reads_newest_from_an_offset_from_a_time_and_filters_within_its_scan_li
     // Messages written after a moment are found from that moment.
     let last = newest["messages"][0]["timestamp"].as_i64().unwrap();
     std::thread::sleep(Duration::from_millis(20));
-    kcat_produce(&topic, &[json!({"i": "later"}).to_string()], &[]);
+    kcat_produce(kafka(), &topic, &[json!({"i": "later"}).to_string()], &[]);
     let since = jiff::Timestamp::from_millisecond(last + 1)
         .unwrap()
         .to_string();
@@ -121,6 +105,7 @@ fn keys_headers_text_and_binary_values_read_back_as_kcat_wrote_them() {
     let topic = unique("formats");
     create(&home, &topic, 3);
     kcat_produce(
+        kafka(),
         &topic,
         &[
             "BTC:{\"rate\": 7100.5}".into(),
@@ -250,7 +235,7 @@ fn tail_prints_a_message_kcat_writes_while_it_follows() {
     let home = WeirHomeDir::new();
     let topic = unique("tail");
     create(&home, &topic, 1);
-    kcat_produce(&topic, &["{\"old\": true}".into()], &[]);
+    kcat_produce(kafka(), &topic, &["{\"old\": true}".into()], &[]);
     let mut tail = home
         .command(&[
             "topics",
@@ -268,10 +253,13 @@ fn tail_prints_a_message_kcat_writes_while_it_follows() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // It follows from the end: the old message is not shown; the new one within 2 s.
-    std::thread::sleep(Duration::from_secs(2));
+    // It follows from the end once it says so: the old message is not shown, the new one is.
+    let mut said = BufReader::new(tail.stderr.take().unwrap()).lines();
+    let following = said.find(|line| line.as_ref().is_ok_and(|l| l.starts_with("following")));
+    assert!(following.is_some(), "the tail says when it follows");
     let written = Instant::now();
     kcat_produce(
+        kafka(),
         &topic,
         &["{\"fresh\": false}".into(), "{\"fresh\": true}".into()],
         &[],
@@ -295,7 +283,7 @@ fn list_shows_partitions_counts_and_a_kcat_groups_lag_in_records_and_time() {
     let lines: Vec<String> = (0..40)
         .map(|i| format!("k{}:{{\"n\": {i}}}", i % 4))
         .collect();
-    kcat_produce(&topic, &lines, &["-K", ":"]);
+    kcat_produce(kafka(), &topic, &lines, &["-K", ":"]);
     std::thread::sleep(Duration::from_millis(1200));
     // A group that reads 10 of the 40 messages and commits.
     let status = Command::new("kcat")

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use weir_tests::{
-    artifacts_dir, eventually, playwright_node_path, repo_root, WeirHomeDir, WeirProcess,
+    artifacts_dir, eventually, kcat_produce, playwright_node_path, repo_root, WeirHomeDir,
+    WeirProcess,
 };
 
 /// A `weir serve` on a free loopback port, with its own WEIR_HOME.
@@ -463,21 +464,6 @@ impl Drop for DownOnDrop<'_> {
     }
 }
 
-fn kcat_produce(brokers: &str, topic: &str, lines: &[String]) {
-    use std::io::Write;
-    let mut child = std::process::Command::new("kcat")
-        .args(["-P", "-b", brokers, "-t", topic])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("kcat is installed (make setup)");
-    let mut stdin = child.stdin.take().unwrap();
-    for line in lines {
-        writeln!(stdin, "{line}").unwrap();
-    }
-    drop(stdin);
-    assert!(child.wait().unwrap().success());
-}
-
 #[test]
 fn the_topic_browser_reproduces_a_filtered_link_escapes_values_and_tails_what_kcat_writes() {
     use std::io::BufRead;
@@ -503,7 +489,7 @@ fn the_topic_browser_reproduces_a_filtered_link_escapes_values_and_tails_what_kc
         json!({"n": 250, "note": "<script>window.pwned=1</script><img src=x onerror=window.pwned=1>"})
             .to_string(),
     );
-    kcat_produce(&brokers, topic, &lines);
+    kcat_produce(&brokers, topic, &lines, &[]);
     let server = serve(&home, Some(TOKENS));
 
     // The REST API: the same view as JSON; writing needs the operator role.
@@ -570,6 +556,7 @@ fn the_topic_browser_reproduces_a_filtered_link_escapes_values_and_tails_what_kc
             json!({"n": 1001, "marker": "filtered-out"}).to_string(),
             json!({"n": 1000, "marker": marker}).to_string(),
         ],
+        &[],
     );
     let seen: Value = serde_json::from_str(&said.next().unwrap().unwrap()).unwrap();
     assert!(page.wait().unwrap().success());

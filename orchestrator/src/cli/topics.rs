@@ -415,10 +415,15 @@ pub fn run(command: TopicsCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn parse_header(text: &str) -> Result<(String, String), String> {
+/// A `--header` that is not `NAME=VALUE` with a name.
+#[derive(Debug, thiserror::Error)]
+#[error("`{0}` is not NAME=VALUE (e.g. --header trace-id=abc123)")]
+struct NotAHeader(String);
+
+fn parse_header(text: &str) -> Result<(String, String), NotAHeader> {
     match text.split_once('=') {
         Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
-        _ => Err(format!("`{text}` is not NAME=VALUE")),
+        _ => Err(NotAHeader(text.to_string())),
     }
 }
 
