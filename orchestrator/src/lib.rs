@@ -9,6 +9,7 @@ pub mod runs;
 pub mod runtime;
 pub mod schema;
 pub mod store;
+pub mod suggest;
 pub mod time;
 pub mod topics;
 pub mod web;

@@ -13,7 +13,7 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let args = cli::Cli::parse();
-    cli::init_logging(args.verbose);
+    cli::init_logging(&args);
     match cli::dispatch(args) {
         Ok(code) => code,
         Err(error) => {

@@ -20,6 +20,54 @@ pub fn unpack_shipped(home_root: &Path) -> std::io::Result<PathBuf> {
     Ok(dir)
 }
 
+/// Why a workflow named on the command line was not found.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkflowNotFound {
+    #[error("no workflow file `{0}`")]
+    NoFile(String),
+    #[error(
+        "no workflow `{name}`{hint} (shipped: {shipped}; or give the path of a workflow file)"
+    )]
+    NoName {
+        name: String,
+        hint: String,
+        shipped: String,
+    },
+    #[error("cannot unpack the shipped workflows under {dir}: {source}")]
+    Unpack {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The file a command line means: a path to a workflow file, or the name of a shipped
+/// workflow (`bitcoin-yuan`), unpacked under `home_root`.
+pub fn workflow_file(given: &str, home_root: &Path) -> Result<PathBuf, WorkflowNotFound> {
+    let path = Path::new(given);
+    let is_name = !given.contains('/') && path.extension().is_none();
+    if path.is_file() || !is_name {
+        return match path.is_file() {
+            true => Ok(path.to_owned()),
+            false => Err(WorkflowNotFound::NoFile(given.into())),
+        };
+    }
+    let shipped = unpack_shipped(home_root).map_err(|source| WorkflowNotFound::Unpack {
+        dir: home_root.to_owned(),
+        source,
+    })?;
+    let offered = OfferedWorkflows::new(vec![shipped]);
+    offered.find(given).ok_or_else(|| {
+        let names: Vec<String> = (offered.files().iter())
+            .filter_map(|f| Some(f.file_stem()?.to_string_lossy().into_owned()))
+            .collect();
+        WorkflowNotFound::NoName {
+            name: given.into(),
+            hint: crate::suggest::did_you_mean(given, names.iter().map(String::as_str)),
+            shipped: names.join(", "),
+        }
+    })
+}
+
 /// Where workflows are looked up, in order: a name found in an earlier directory hides the
 /// same name in a later one.
 #[derive(Debug, Clone, Default)]
@@ -70,6 +118,24 @@ pub fn yaml_files(dir: &Path) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_workflow_is_named_by_path_or_by_shipped_name_with_a_hint_for_typos() {
+        let home = tempfile::tempdir().unwrap();
+        let by_name = workflow_file("ci-smoke", home.path()).unwrap();
+        assert!(by_name.ends_with("ci-smoke.yaml") && by_name.is_file());
+        let typo = workflow_file("bitcoin-yen", home.path())
+            .unwrap_err()
+            .to_string();
+        assert!(typo.contains("did you mean `bitcoin-yuan`?"), "{typo}");
+        assert!(typo.contains("ci-smoke"), "{typo}");
+        let missing = workflow_file("no/such.yaml", home.path()).unwrap_err();
+        assert_eq!(missing.to_string(), "no workflow file `no/such.yaml`");
+        assert_eq!(
+            workflow_file(by_name.to_str().unwrap(), home.path()).unwrap(),
+            by_name
+        );
+    }
 
     #[test]
     fn shipped_workflows_unpack_with_their_files_and_a_user_directory_comes_first() {

@@ -342,7 +342,8 @@ fn sigint_during_a_run_tears_down_and_another_run_cannot_take_its_instances() {
     unsafe {
         libc::kill(run.id() as i32, libc::SIGINT);
     }
-    assert!(!wait_exit(&mut run, Duration::from_secs(60)).success());
+    let status = wait_exit(&mut run, Duration::from_secs(60));
+    assert_eq!(status.code(), Some(130), "as shells report an interrupt");
     let cancelled: Value =
         serde_json::from_str(&home.ok(&["runs", "show", &first, "--json"])).unwrap();
     assert_eq!(cancelled["state"], "cancelled");
@@ -352,6 +353,12 @@ fn sigint_during_a_run_tears_down_and_another_run_cannot_take_its_instances() {
     );
     assert!(pids.iter().all(|&pid| !alive(pid)));
     assert_nothing_left(&home);
+    // The logs outlive the teardown.
+    let kept = home.ok(&["logs", "--run", &first, "smoke-kafka", "-n", "2"]);
+    assert_eq!(kept.lines().count(), 2, "{kept}");
+    let all = home.ok(&["logs", "--run", &first]);
+    assert!(all.contains("==> smoke-kafka ("), "{all}");
+    assert!(all.contains("==> smoke-topology ("), "{all}");
 }
 
 #[test]

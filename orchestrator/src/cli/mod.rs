@@ -3,6 +3,7 @@
 mod backend;
 mod bench;
 mod charts;
+mod logs;
 mod members;
 mod runs;
 mod schema;
@@ -12,6 +13,7 @@ mod signals;
 mod source;
 mod topics;
 mod topology;
+mod validate;
 
 use std::process::ExitCode;
 
@@ -35,8 +37,9 @@ pub struct Cli {
 enum Command {
     /// The web UI and REST API.
     Serve(serve::ServeArgs),
-    /// Check a workflow file without starting anything.
-    Validate(runs::ValidateArgs),
+    /// Check a workflow without starting anything (every problem at once); `--vars` lists
+    /// its variables.
+    Validate(validate::ValidateArgs),
     /// The JSON Schema of workflow or topology files, for editors (e.g. yaml-language-server).
     Schema(schema::SchemaArgs),
     /// Run a workflow to its end.
@@ -59,6 +62,8 @@ enum Command {
     Instances(services::InstancesArgs),
     /// Remove whatever crashed `weir` processes left behind.
     Gc(services::GcArgs),
+    /// An instance's log, or the logs a run kept after its teardown (`--run ID`).
+    Logs(logs::LogsArgs),
     /// Run or check a topology (Kafka in → operators → Kafka out).
     #[command(subcommand)]
     Topology(topology::TopologyCommand),
@@ -74,15 +79,38 @@ enum Command {
     /// Benchmarks that print ratios against a reference measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// This weir's version, and the Kafka it starts.
+    Version {
+        #[arg(long)]
+        json: bool,
+    },
+    /// A shell completion script, e.g. `weir completions bash > ~/.local/share/bash-completion/completions/weir`.
+    Completions { shell: clap_complete::Shell },
     /// The supervisor of a multi-process local instance (started by `weir up`).
     #[command(subcommand, hide = true)]
     Members(members::MembersCommand),
 }
 
-pub fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "info",
-        1 => "debug",
+impl Cli {
+    /// Services (the web UI, runners, chart servers, sources) log what they do; commands a
+    /// person types show their own progress, and only warnings and errors besides.
+    fn quiet_logs(&self) -> bool {
+        !matches!(
+            self.command,
+            Command::Serve(_)
+                | Command::Topology(topology::TopologyCommand::Run(_))
+                | Command::Charts(charts::ChartsCommand::Serve(_))
+                | Command::Source(_)
+                | Command::Members(_)
+        )
+    }
+}
+
+pub fn init_logging(cli: &Cli) {
+    let default = match (cli.verbose, cli.quiet_logs()) {
+        (0, true) => "warn",
+        (0, false) => "info",
+        (1, _) => "debug",
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -97,7 +125,7 @@ pub fn init_logging(verbose: u8) {
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve::run(args),
-        Command::Validate(args) => runs::validate(args),
+        Command::Validate(args) => validate::validate(args),
         Command::Schema(args) => schema::run(args),
         Command::Run(args) => runs::run(args),
         Command::Runs(args) => runs::runs(args),
@@ -109,6 +137,13 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Scale(args) => services::scale(args),
         Command::Instances(args) => services::instances(args),
         Command::Gc(args) => services::gc(args),
+        Command::Logs(args) => logs::logs(args),
+        Command::Version { json } => version(json),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "weir", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Topology(command) => topology::run(command),
         Command::Source(command) => source::run(command),
         Command::Topics(command) => topics::run(command),
@@ -116,6 +151,16 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(command) => bench::run(command),
         Command::Members(command) => members::run(command),
     }
+}
+
+fn version(json: bool) -> anyhow::Result<ExitCode> {
+    let weir = env!("CARGO_PKG_VERSION");
+    let kafka = weir_catalog::local::distribution::KAFKA_VERSION;
+    match json {
+        true => println!("{}", serde_json::json!({ "weir": weir, "kafka": kafka })),
+        false => println!("weir {weir} (starts Apache Kafka {kafka})"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Parses `NAME=VALUE` for `--set`.

@@ -1,12 +1,12 @@
-//! `weir validate`, `weir run`, `weir runs [show]`, `weir approve`, `weir reject`.
+//! `weir run`, `weir runs [show]`, `weir approve`, `weir reject`.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
 use weir::engine::{self, RunOptions};
 use weir::home::WeirHome;
+use weir::offered::workflow_file;
 use weir::runs::{Answer, Answered, RunState};
 use weir::store::Store;
 use weir::workflow;
@@ -15,19 +15,15 @@ use super::backend::BackendArgs;
 use super::{parse_assignment, runtime, signals};
 
 #[derive(Debug, Args)]
-pub struct ValidateArgs {
-    file: PathBuf,
-    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_assignment)]
-    set: Vec<(String, String)>,
-}
-
-#[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The workflow file.
-    file: PathBuf,
-    /// Set a workflow variable.
+    /// The workflow file, or the name of a shipped workflow (e.g. `bitcoin-yuan`).
+    workflow: String,
+    /// Set a workflow variable (`weir validate WORKFLOW --vars` lists them).
     #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_assignment)]
     set: Vec<(String, String)>,
+    /// Print how the run ended as JSON on standard output (progress stays on standard error).
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     backend: BackendArgs,
     /// Use this run id (the web UI chooses it to answer at once).
@@ -66,37 +62,54 @@ fn store() -> anyhow::Result<Store> {
     Ok(Store::open(&WeirHome::from_env().database())?)
 }
 
-pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
-    let loaded = workflow::load(&args.file, &args.set)?;
-    println!(
-        "{}: workflow `{}` is valid ({} tasks, {} variables)",
-        args.file.display(),
-        loaded.workflow.name,
-        loaded.workflow.tasks.len(),
-        loaded.values.len()
-    );
-    Ok(ExitCode::SUCCESS)
-}
+/// Exit status of a run stopped by Ctrl-C or SIGTERM, as shells report a SIGINT.
+const INTERRUPTED: u8 = 130;
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let loaded = workflow::load(&args.file, &args.set)?;
-    let outcome = runtime()?.block_on(async move {
+    let home = WeirHome::from_env();
+    let file = workflow_file(&args.workflow, home.root())?;
+    let loaded = workflow::load(&file, &args.set)?;
+    let command_line = rerun_line(&file, &args.set);
+    let (outcome, interrupted) = runtime()?.block_on(async move {
         let interrupts = signals::run_interrupts();
+        let interrupted = interrupts.stop.clone();
         let runtime = args.backend.connect().await?;
         let options = RunOptions {
-            home: WeirHome::from_env(),
+            home,
             interrupt: interrupts.stop,
             skip_results: interrupts.skip_results,
             id: args.run_id,
+            command_line: Some(command_line),
         };
-        anyhow::Ok(engine::run(loaded, runtime, options).await?)
+        let outcome = engine::run(loaded, runtime, options).await?;
+        anyhow::Ok((outcome, interrupted.is_cancelled()))
     })?;
-    println!("{} {}", outcome.id, outcome.state.as_str());
-    Ok(if outcome.state == RunState::Succeeded {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&outcome)?);
+    }
+    Ok(match (outcome.state, interrupted) {
+        (_, true) => ExitCode::from(INTERRUPTED),
+        (RunState::Succeeded, false) => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
     })
+}
+
+/// `weir run FILE --set …` as typed, for lines that repeat it with other values.
+fn rerun_line(file: &std::path::Path, set: &[(String, String)]) -> String {
+    let mut line = format!("weir run {}", file.display());
+    for (name, value) in set {
+        line.push_str(&format!(" --set {name}={}", shell_quoted(value)));
+    }
+    line
+}
+
+/// `value` as one shell word.
+fn shell_quoted(value: &str) -> String {
+    let plain = (value.chars()).all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c));
+    match plain && !value.is_empty() {
+        true => value.to_string(),
+        false => format!("'{}'", value.replace('\'', r"'\''")),
+    }
 }
 
 pub fn runs(args: RunsArgs) -> anyhow::Result<ExitCode> {

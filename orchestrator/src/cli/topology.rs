@@ -8,12 +8,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Subcommand;
+use serde_json::json;
 use tokio::sync::watch;
 use warp::Filter;
 use weir_contracts::status::RunnerStatus;
 use weir_topology::metrics::{self, Metrics};
 use weir_topology::runner::{self, RunnerConfig};
-use weir_topology::spec::{Reads, Step, TopologySpec};
+use weir_topology::spec::{Reads, SpecError, Step, TopologySpec};
 use weir_topology::status;
 use weir_topology::test_driver::{TestDriver, TestRecord};
 
@@ -30,6 +31,10 @@ pub enum TopologyCommand {
         file: PathBuf,
         #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_assignment)]
         set: Vec<(String, String)>,
+        /// Print the result as JSON: `valid`, the `problems` (line, column, message) or the
+        /// steps with each operator and the fields after it.
+        #[arg(long)]
+        json: bool,
     },
     /// Run a topology on records from a file, without Kafka, and print every message it
     /// writes as one JSON line `{"topic", "key", "value", "timestamp"}`.
@@ -49,7 +54,12 @@ pub enum TopologyCommand {
 
 pub fn run(command: TopologyCommand) -> anyhow::Result<ExitCode> {
     match command {
-        TopologyCommand::Check { file, set } => {
+        TopologyCommand::Check {
+            file,
+            set,
+            json: true,
+        } => check_json(&file, &set),
+        TopologyCommand::Check { file, set, .. } => {
             let spec = TopologySpec::load(&file, &set)?;
             println!(
                 "{}: topology `{}` is valid ({} operators in {} step{}, reads `{}`, writes {})",
@@ -86,6 +96,62 @@ pub fn run(command: TopologyCommand) -> anyhow::Result<ExitCode> {
 
 /// The graph as `weir topology check` prints it: each step with what it reads and what reads
 /// it, each operator with the fields set after it.
+/// `weir topology check --json`: what the text shows, for scripts and editors.
+fn check_json(file: &Path, set: &[(String, String)]) -> anyhow::Result<ExitCode> {
+    let spec = match TopologySpec::load(file, set) {
+        Ok(spec) => spec,
+        Err(error) => {
+            let problems: Vec<serde_json::Value> = match &error {
+                SpecError::Problems { problems, .. } => (problems.iter())
+                    .map(|p| json!({"line": p.line, "column": p.column, "message": p.message}))
+                    .collect(),
+                SpecError::Invalid {
+                    line,
+                    column,
+                    message,
+                    ..
+                } => vec![json!({"line": line, "column": column, "message": message})],
+                other => vec![json!({"line": null, "column": null, "message": other.to_string()})],
+            };
+            let refused = json!({"file": file, "valid": false, "problems": problems});
+            println!("{}", serde_json::to_string_pretty(&refused)?);
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let (checked, _) = weir_topology::flow::check(&spec);
+    let steps: Vec<serde_json::Value> = (spec.steps.iter())
+        .map(|step| {
+            let reads: Vec<String> = match &step.reads {
+                Reads::Input => vec![format!("topic {}", spec.input.topic)],
+                Reads::Steps(sources) => (sources.iter())
+                    .map(|&source| spec.steps[source].name.clone())
+                    .collect(),
+            };
+            let operators: Vec<serde_json::Value> = (step.operators.clone())
+                .map(|operator| {
+                    let fields: serde_json::Map<String, serde_json::Value> =
+                        (checked[operator].fields.iter())
+                            .map(|(name, kind)| (name.clone(), kind.to_string().into()))
+                            .collect();
+                    json!({"summary": checked[operator].summary, "fields": fields})
+                })
+                .collect();
+            json!({"name": step.name, "reads": reads, "operators": operators})
+        })
+        .collect();
+    let valid = json!({
+        "file": file,
+        "valid": true,
+        "name": spec.name,
+        "input": {"topic": spec.input.topic, "group": spec.input.group},
+        "steps": steps,
+        "outputs": spec.output_topics(),
+        "error_topic": spec.error_topic,
+    });
+    println!("{}", serde_json::to_string_pretty(&valid)?);
+    Ok(ExitCode::SUCCESS)
+}
+
 fn graph_text(spec: &TopologySpec) -> String {
     use std::fmt::Write as _;
     let (checked, _) = weir_topology::flow::check(spec);

@@ -11,6 +11,7 @@ mod approval;
 mod collect;
 mod first_publish;
 mod instance_status;
+mod preflight;
 mod schedule;
 mod supervise;
 mod tasks;
@@ -66,14 +67,19 @@ pub struct RunOptions {
     pub skip_results: CancellationToken,
     /// The run's id, when the caller chose it (the web UI does, to answer at once).
     pub id: Option<String>,
+    /// The command line that asked for this run, to print lines that repeat it with other
+    /// values; `None` names the workflow file.
+    pub command_line: Option<String>,
 }
 
 /// How a run ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RunOutcome {
     pub id: String,
     pub state: RunState,
     pub error: Option<String>,
+    /// Where its results and logs were kept (`run.json`, `topics.json`, `logs/`).
+    pub artifacts: PathBuf,
 }
 
 /// State shared by the tasks of one run.
@@ -282,15 +288,31 @@ pub async fn run(
         progress(format!("  WEB UI: follow this run at {page}"));
     }
 
-    if let Err(error) = runtime.open_run(&id, &loaded.workflow.name).await {
-        let error = format!("cannot start on {}: {error}", runtime.backend());
+    let rerun = (options.command_line.clone())
+        .unwrap_or_else(|| format!("weir run {}", loaded.path.display()));
+    // Sources in pods resolve names with the cluster's DNS, which this machine cannot speak for.
+    let local = runtime.backend() == crate::runtime::Backend::Local;
+    let refusal = match local {
+        true => preflight::unresolvable_source(&loaded.workflow, &rerun).await,
+        false => None,
+    };
+    let opened = match refusal {
+        Some(refusal) => Err(refusal),
+        None => (runtime.open_run(&id, &loaded.workflow.name).await)
+            .map_err(|error| format!("cannot start on {}: {error}", runtime.backend())),
+    };
+    if let Err(error) = opened {
         store.set_run_state(&id, RunState::Failed, Some(&error))?;
         write_summary(&store, &id, &artifacts);
-        progress(format!("run {id} failed: {error}"));
+        progress(format!(
+            "run {id} failed: {error}\nkept in {} (weir runs show {id})",
+            artifacts.display()
+        ));
         return Ok(RunOutcome {
             id,
             state: RunState::Failed,
             error: Some(error),
+            artifacts,
         });
     }
 
@@ -381,14 +403,20 @@ pub async fn run(
         (None, _) => String::new(),
     };
     progress(format!(
-        "run {id} {}{}{simulated} (weir runs show {id})",
+        "run {id} {}{}{simulated}; kept in {} (weir runs show {id})",
         state.as_str(),
         error
             .as_deref()
             .map(|e| format!(": {e}"))
             .unwrap_or_default(),
+        artifacts.display(),
     ));
-    Ok(RunOutcome { id, state, error })
+    Ok(RunOutcome {
+        id,
+        state,
+        error,
+        artifacts,
+    })
 }
 
 fn write_summary(store: &Store, id: &str, artifacts: &std::path::Path) {

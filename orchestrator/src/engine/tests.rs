@@ -271,6 +271,7 @@ impl Harness {
             interrupt: self.interrupt.clone(),
             skip_results: CancellationToken::new(),
             id: Some("rtest".into()),
+            command_line: None,
         };
         tokio::time::timeout(
             Duration::from_secs(20),

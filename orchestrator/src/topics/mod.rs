@@ -21,6 +21,8 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::metadata::Metadata;
 use rdkafka::ClientConfig;
 
+use crate::suggest::did_you_mean;
+
 pub use address::{AddressError, KafkaTarget};
 
 /// How long the first answer of a broker may take before the Kafka is reported unreachable.
@@ -138,49 +140,8 @@ pub(crate) fn partitions_of(
             Err(TopicsError::NoTopic {
                 brokers: brokers.into(),
                 topic: topic.into(),
-                hint: close_names(topic, &names),
+                hint: did_you_mean(topic, names.iter().copied()),
             })
         }
-    }
-}
-
-/// "; did you mean `rates`?" naming up to three topics whose names differ from `wanted` by
-/// case, by an ending, or by a few letters, the closest first.
-fn close_names(wanted: &str, names: &[&str]) -> String {
-    let mut close: Vec<(usize, &str)> = (names.iter())
-        .map(|name| (strsim::levenshtein(name, wanted), *name))
-        .filter(|(distance, name)| {
-            let longer = name.len().max(wanted.len());
-            name.eq_ignore_ascii_case(wanted)
-                || (wanted.len() >= 3 && name.starts_with(wanted))
-                || *distance <= longer / 3
-        })
-        .collect();
-    close.sort();
-    let named: Vec<String> = (close.iter().take(3))
-        .map(|(_, name)| format!("`{name}`"))
-        .collect();
-    if named.is_empty() {
-        String::new()
-    } else {
-        format!("; did you mean {}?", named.join(" or "))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn close_names_catch_typos_and_case() {
-        let names = ["rates", "variations", "notifications", "errors"];
-        assert_eq!(close_names("rate", &names), "; did you mean `rates`?");
-        assert_eq!(close_names("Errors", &names), "; did you mean `errors`?");
-        assert_eq!(
-            close_names("notification", &names),
-            "; did you mean `notifications`?"
-        );
-        assert_eq!(close_names("rat", &names), "; did you mean `rates`?");
-        assert_eq!(close_names("candles", &names), "");
     }
 }

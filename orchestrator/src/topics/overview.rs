@@ -95,7 +95,7 @@ pub fn overview(
             return Err(TopicsError::NoTopic {
                 brokers: brokers.into(),
                 topic: wanted.clone(),
-                hint: super::close_names(wanted, &names),
+                hint: crate::suggest::did_you_mean(wanted, names.iter().copied()),
             });
         }
     }

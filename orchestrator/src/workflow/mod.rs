@@ -21,7 +21,7 @@ use weir_contracts::yaml::YamlProblem;
 use self::variables::VariableDef;
 
 /// One problem found in a workflow file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
     pub line: usize,
     pub column: usize,
@@ -67,7 +67,22 @@ pub struct Workflow {
     #[serde(default, with = "duration_text")]
     #[schemars(with = "Option<task::DurationText>")]
     pub timeout: Option<Duration>,
+    /// What to run on a machine that cannot reach the live sources: named when a source's
+    /// address does not resolve, never applied by itself.
+    #[serde(default)]
+    pub offline: Option<OfflineAlternative>,
     pub tasks: Vec<Task>,
+}
+
+/// Variable values that make a workflow run without the network (e.g. a replay of recorded
+/// data instead of a live endpoint).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OfflineAlternative {
+    /// What the run does with these values, e.g. "recorded BTC/USD monthly closes".
+    pub description: String,
+    /// The variables to set, e.g. `{ source_kind: replay }`.
+    pub set: BTreeMap<String, serde_json::Value>,
 }
 
 /// What a failed task (after its retries) does to the run.
@@ -317,23 +332,83 @@ pub fn load_text(
     text: &str,
     overrides: &[(String, String)],
 ) -> Result<LoadedWorkflow, WorkflowError> {
-    let (expanded, values) = expand(path, text, overrides)?;
-    let workflow: Workflow = serde_saphyr::from_str(&expanded).map_err(|e| WorkflowError {
+    let fail = |problems: Vec<Problem>| WorkflowError {
         path: path.to_owned(),
-        problems: vec![yaml_problem(&e)],
-    })?;
-    let problems = check_graph(text, &workflow);
+        problems,
+    };
+    let mut problems = Vec::new();
+    let (expanded, values) = match expand(path, text, overrides) {
+        Ok(expanded) => expanded,
+        // A refused `--set` value: the rest of the file is still checked, with its defaults,
+        // so that one `weir validate` reports every problem.
+        Err(refused) if !overrides.is_empty() => match expand(path, text, &[]) {
+            Ok(expanded) => {
+                problems.extend(refused.problems);
+                expanded
+            }
+            Err(_) => return Err(refused),
+        },
+        Err(refused) => return Err(refused),
+    };
+    let workflow = match serde_saphyr::from_str::<Workflow>(&expanded) {
+        Ok(workflow) => workflow,
+        Err(error) => {
+            let first = yaml_problem(&error);
+            let others = other_tasks_problems(text, &expanded, first.line);
+            problems.push(first);
+            problems.extend(others);
+            return Err(fail(problems));
+        }
+    };
+    problems.extend(check_graph(text, &workflow));
     if !problems.is_empty() {
-        return Err(WorkflowError {
-            path: path.to_owned(),
-            problems,
-        });
+        return Err(fail(problems));
     }
     Ok(LoadedWorkflow {
         path: path.to_owned(),
         workflow,
         values,
     })
+}
+
+/// The YAML reader stops at the first problem; this reads each task on its own, so that the
+/// problems of the other tasks are reported too — each at its task's `name:` line, leaving
+/// out the task around `first_line`, whose problem is already reported where it is.
+fn other_tasks_problems(text: &str, expanded: &str, first_line: usize) -> Vec<Problem> {
+    #[derive(Deserialize)]
+    struct Tasks {
+        #[serde(default)]
+        tasks: Vec<serde_json::Value>,
+    }
+    let Ok(loose) = serde_saphyr::from_str::<Tasks>(expanded) else {
+        return Vec::new();
+    };
+    let named: Vec<(String, usize, usize)> = (loose.tasks.iter())
+        .filter_map(|task| task.get("name")?.as_str().map(str::to_string))
+        .map(|name| {
+            let (line, column) = task_position(text, &name);
+            (name, line, column)
+        })
+        .collect();
+    let around_first = (named.iter())
+        .filter(|(_, line, _)| *line <= first_line)
+        .map(|(_, line, _)| *line)
+        .max();
+    (loose.tasks.into_iter())
+        .filter_map(|task| {
+            let name = task.get("name")?.as_str()?.to_string();
+            let (_, line, column) = named.iter().find(|(n, _, _)| *n == name)?.clone();
+            if Some(line) == around_first {
+                return None;
+            }
+            let error = serde_json::from_value::<Task>(task).err()?;
+            Some(Problem {
+                line,
+                column,
+                message: format!("task `{name}`: {error}"),
+            })
+        })
+        .collect()
 }
 
 /// The text with every `${variable}` replaced by its checked value (what [`load_text`] reads
@@ -364,14 +439,12 @@ pub fn expand(
                 line: reference.line,
                 column: reference.column,
                 message: format!(
-                    "unknown variable `{}` (declared: {})",
+                    "unknown variable `{}`{} (declare it under `variables:`)",
                     reference.name,
-                    masked
-                        .variables
-                        .keys()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    crate::suggest::did_you_mean(
+                        &reference.name,
+                        masked.variables.keys().map(String::as_str)
+                    ),
                 ),
             });
         }
@@ -434,6 +507,12 @@ fn declaration_position(text: &str, name: &str) -> (usize, usize) {
     (1, 1)
 }
 
+/// Where `offline:` is (1-based), or the top of the file.
+fn offline_position(text: &str) -> (usize, usize) {
+    (text.lines().position(|line| line.starts_with("offline:")))
+        .map_or((1, 1), |index| (index + 1, 1))
+}
+
 /// Where task `name` is declared (1-based), for graph problems.
 fn task_position(text: &str, name: &str) -> (usize, usize) {
     for (index, line) in text.lines().enumerate() {
@@ -450,6 +529,26 @@ fn task_position(text: &str, name: &str) -> (usize, usize) {
 /// Task names unique, dependencies known and acyclic, each kind's fields consistent.
 fn check_graph(text: &str, workflow: &Workflow) -> Vec<Problem> {
     let mut problems = Vec::new();
+    for (name, value) in workflow.offline.iter().flat_map(|o| &o.set) {
+        let refused = match workflow.variables.get(name) {
+            None => Some(format!(
+                "the workflow declares no such variable{}",
+                crate::suggest::did_you_mean(name, workflow.variables.keys().map(String::as_str))
+            )),
+            Some(declared) => declared
+                .check(&value_text(value))
+                .err()
+                .map(|e| e.to_string()),
+        };
+        if let Some(why) = refused {
+            let (line, column) = offline_position(text);
+            problems.push(Problem {
+                line,
+                column,
+                message: format!("offline: `{name}`: {why}"),
+            });
+        }
+    }
     let mut at = |task: &str, message: String| {
         let (line, column) = task_position(text, task);
         problems.push(Problem {

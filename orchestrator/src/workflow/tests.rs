@@ -78,9 +78,42 @@ fn unknown_variables_and_bad_values_name_line_and_column() {
         .to_string();
     assert_eq!(
             err,
-            "w.yaml:11:24: unknown variable `duraton` (declared: duration, kafka_name, kill)\n\
+            "w.yaml:11:24: unknown variable `duraton`; did you mean `duration`? (declare it under `variables:`)\n\
              w.yaml:5:3: variable `kafka_name` (--set): `Kafka 1`: does not match the pattern `[a-z][a-z0-9-]*`"
         );
+}
+
+#[test]
+fn one_validation_reports_a_refused_value_and_every_task_problem() {
+    // A refused --set value, two tasks with a misspelt field each, then (once those are
+    // fixed) a dependency on a task that does not exist: nothing hides another problem.
+    let text = WORKFLOW
+        .replace(
+            "    depends: [kafka]\n",
+            "    depends: [kafka]\n    retrys: 2\n",
+        )
+        .replace(
+            "    depends: [run]\n",
+            "    depends: [run]\n    timout: 1m\n",
+        );
+    let err = load(&text, &[("duration", "soon"), ("threshhold", "3")])
+        .unwrap_err()
+        .to_string();
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 4, "{err}");
+    assert!(lines[0].contains("`threshhold`") && lines[0].contains("no such variable"));
+    assert!(lines[1].starts_with("w.yaml:3:3: variable `duration` (--set): `soon`"));
+    assert!(lines[2].starts_with("w.yaml:11:5:") && lines[2].contains("`retrys`"));
+    assert!(
+        lines[3].starts_with("w.yaml:13:3: task `approve`:") && lines[3].contains("`timout`"),
+        "{err}"
+    );
+
+    let graph = WORKFLOW.replace("depends: [run]", "depends: [runn]");
+    let err = load(&graph, &[("kill", "maybe")]).unwrap_err().to_string();
+    assert_eq!(err.lines().count(), 2, "{err}");
+    assert!(err.contains("`kill` (--set): `maybe`: expected true or false"));
+    assert!(err.contains("`runn`"), "{err}");
 }
 
 #[test]

@@ -41,6 +41,21 @@ pub enum VariableType {
     Enum,
 }
 
+impl VariableType {
+    /// The name a workflow file writes after `type:`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VariableType::String => "string",
+            VariableType::Int => "int",
+            VariableType::Float => "float",
+            VariableType::Bool => "bool",
+            VariableType::Duration => "duration",
+            VariableType::Url => "url",
+            VariableType::Enum => "enum",
+        }
+    }
+}
+
 /// Why a variable's value is refused: what was expected instead.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum BadValue {
@@ -167,8 +182,10 @@ pub fn resolve(
             problems.push(VariableProblem {
                 name: name.clone(),
                 message: format!(
-                    "the workflow declares no such variable (declared: {})",
-                    declared.keys().cloned().collect::<Vec<_>>().join(", ")
+                    "the workflow declares no such variable{} (`weir validate FILE --vars` lists \
+                     the {} it declares)",
+                    crate::suggest::did_you_mean(name, declared.keys().map(String::as_str)),
+                    declared.len()
                 ),
                 origin: "--set",
             });

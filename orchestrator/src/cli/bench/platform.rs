@@ -154,6 +154,7 @@ fn one_round(
             interrupt: CancellationToken::new(),
             skip_results: CancellationToken::new(),
             id: None,
+            command_line: None,
         };
         anyhow::Ok(engine::run(loaded, timed, options).await?)
     })?;
