@@ -71,8 +71,9 @@ function applyPoints(event) {
   const entry = windows.get(key(event.env, event.win));
   if (!entry) { fetchWindow(event.env, event.win); return; }
   let series = entry.view.series.find(s => s.name === event.series);
-  if (!series) { series = { name: event.series, appended: 0, points: [] }; entry.view.series.push(series); }
+  if (!series) { series = { name: event.series, appended: 0, retained: 0, retention: Infinity, points: [] }; entry.view.series.push(series); }
   for (const p of event.points) series.points.push(p);
+  series.retained = Math.min(series.retained + event.points.length, series.retention);
   // Counted for tests and for the curious: points that arrived over the live stream.
   document.body.dataset.livePoints = (Number(document.body.dataset.livePoints) || 0) + event.points.length;
   series.appended += event.points.length;
@@ -105,6 +106,30 @@ function drawLines(entry) {
   list.scrollTop = list.scrollHeight;
 }
 
+// About `count` ticks covering [lo, hi] on round values: 1, 2 or 5 times a power of ten, or
+// for times (epoch ms) a round clock step. Returns the axis widened to the outer ticks.
+const clockSteps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400].map(s => s * 1000);
+function roundTicks(lo, hi, count, asTime) {
+  const raw = (hi - lo) / count;
+  const power = Math.pow(10, Math.floor(Math.log10(raw)));
+  const step = (asTime && raw >= 1000 ? clockSteps.find(s => s >= raw) : undefined)
+    || [1, 2, 5, 10].map(m => m * power).find(s => s >= raw * (1 - 1e-9));
+  const from = Math.floor(lo / step + 1e-9), to = Math.ceil(hi / step - 1e-9);
+  const decimals = Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
+  const ticks = [];
+  for (let i = from; i <= to; i++) ticks.push(Number((i * step).toFixed(decimals)));
+  const label = asTime ? (v => new Date(v).toISOString().slice(11, step >= 60000 ? 16 : 19)) : (v => v.toFixed(decimals));
+  return { lo: from * step, hi: to * step, ticks, label };
+}
+
+const counted = n => n.toLocaleString("en-US");
+
+// A series' legend: its name and how many points it received; when the window shows only the
+// latest of them, it says so.
+function legend(s) {
+  return s.retained < s.appended ? `${s.name} (latest ${counted(s.retained)} of ${counted(s.appended)})` : `${s.name} (${counted(s.appended)})`;
+}
+
 function draw(entry) {
   // Points (or entries) the window has received, for tests and the curious.
   entry.box.dataset.received = entry.view.text ? entry.view.text.appended : entry.view.series.reduce((n, s) => n + s.appended, 0);
@@ -131,22 +156,28 @@ function draw(entry) {
   }
   if (x0 === x1) x1 = x0 + 1;
   if (y0 === y1) { y0 -= 1; y1 += 1; }
+  // Epoch milliseconds read as clock times, anything else as numbers.
+  const asTime = !bars && x0 > 1e12;
+  const yAxis = roundTicks(y0, y1, 4, false);
+  [y0, y1] = [yAxis.lo, yAxis.hi];
+  const xAxis = bars ? null : roundTicks(x0, x1, 4, asTime);
+  if (xAxis && !asTime) [x0, x1] = [xAxis.lo, xAxis.hi];
+  entry.box.dataset.yTicks = yAxis.ticks.map(yAxis.label).join(",");
+  entry.box.dataset.xTicks = xAxis ? xAxis.ticks.filter(x => x >= x0 && x <= x1).map(xAxis.label).join(",") : "";
+  entry.box.dataset.legend = entry.view.series.map(legend).join(" | ");
   const left = 84, right = 10, top = 10, bottom = 38;
   const sx = x => left + (x - x0) / (x1 - x0) * (width - left - right);
   const sy = y => top + (1 - (y - y0) / (y1 - y0)) * (height - top - bottom);
   ctx.strokeStyle = "#ddd"; ctx.fillStyle = "#555"; ctx.font = "11px sans-serif";
-  for (let i = 0; i <= 4; i++) {
-    const y = y0 + (y1 - y0) * i / 4;
+  for (const y of yAxis.ticks) {
     ctx.beginPath(); ctx.moveTo(left, sy(y)); ctx.lineTo(width - right, sy(y)); ctx.stroke();
-    ctx.fillText(Number(y.toPrecision(6)).toString(), 18, sy(y) + 4);
+    ctx.fillText(yAxis.label(y), 18, sy(y) + 4);
   }
-  // Epoch milliseconds read as clock times, anything else as numbers.
-  const asTime = !bars && x0 > 1e12;
   drawAxisTitles(ctx, entry.view, asTime, { width, height, left, top, bottom });
-  if (!bars) {
-    for (let i = 0; i <= 4; i++) {
-      const x = x0 + (x1 - x0) * i / 4;
-      const label = asTime ? new Date(x).toISOString().slice(11, 19) : Number(x.toPrecision(6)).toString();
+  if (xAxis) {
+    // Times keep the data's own span (a clock step rarely fits it): ticks inside it only.
+    for (const x of xAxis.ticks.filter(x => x >= x0 && x <= x1)) {
+      const label = xAxis.label(x);
       const w = ctx.measureText(label).width;
       ctx.fillText(label, Math.min(Math.max(sx(x) - w / 2, left), width - right - w), height - bottom + 14);
     }
@@ -167,7 +198,7 @@ function draw(entry) {
       s.points.forEach(([x, y], j) => j === 0 ? ctx.moveTo(sx(x), sy(y)) : ctx.lineTo(sx(x), sy(y)));
       ctx.stroke();
     }
-    ctx.fillText(`${s.name} (${s.appended})`, left + 6 + i * 120, height - 4);
+    ctx.fillText(legend(s), left + 6 + i * 200, height - 4);
   });
 }
 

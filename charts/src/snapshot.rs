@@ -157,7 +157,7 @@ fn draw<DB: DrawingBackend>(
         };
         drawn
             .map_err(e)?
-            .label(series.name.as_str())
+            .label(series.legend())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
     }
     if view.series.len() > 1 {
@@ -266,6 +266,8 @@ mod tests {
             series: vec![SeriesView {
                 name: "rate".into(),
                 appended: 3,
+                retained: 3,
+                retention: 100,
                 points: vec![(0.0, 1.0), (1.0, 3.0), (2.0, 2.0)],
             }],
             text: None,
@@ -314,6 +316,8 @@ mod tests {
             series: vec![SeriesView {
                 name: "records".into(),
                 appended: 3,
+                retained: 3,
+                retention: 100,
                 points: vec![(1.0, 10.0), (2.0, 9.0), (3.0, 2.0)],
             }],
             ..view()

@@ -113,7 +113,41 @@ pub struct SeriesView {
     pub name: String,
     /// Points ever appended (the retained ones are fewer once the ring is full).
     pub appended: u64,
+    /// Points kept: the latest ones, at most `retention`.
+    pub retained: u64,
+    /// The most points the series keeps.
+    pub retention: u64,
+    /// The retained points, decimated to what the reader asked for (spikes kept).
     pub points: Vec<(f64, f64)>,
+}
+
+impl SeriesView {
+    /// The series' name and how many points it received; when it kept only the latest of
+    /// them, it says so ("rate (latest 10,000 of 1,120,000)").
+    pub fn legend(&self) -> String {
+        match self.retained < self.appended {
+            true => format!(
+                "{} (latest {} of {})",
+                self.name,
+                grouped(self.retained),
+                grouped(self.appended)
+            ),
+            false => format!("{} ({})", self.name, grouped(self.appended)),
+        }
+    }
+}
+
+/// `n` with a comma between thousands.
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
 }
 
 /// Options of a new window.
@@ -455,6 +489,8 @@ impl Charts {
                 .map(|(name, ring)| SeriesView {
                     name: name.clone(),
                     appended: ring.appended(),
+                    retained: ring.len() as u64,
+                    retention: self.retention as u64,
                     points: ring.decimated(max_points),
                 })
                 .collect(),
@@ -470,6 +506,20 @@ impl Charts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_legend_says_when_only_the_latest_points_are_kept() {
+        let mut series = SeriesView {
+            name: "1".into(),
+            appended: 1_120_000,
+            retained: 10_000,
+            retention: 10_000,
+            points: Vec::new(),
+        };
+        assert_eq!(series.legend(), "1 (latest 10,000 of 1,120,000)");
+        (series.appended, series.retained) = (999, 999);
+        assert_eq!(series.legend(), "1 (999)");
+    }
 
     #[test]
     fn append_creates_and_extends_series_and_numbers_events() {

@@ -125,6 +125,8 @@ pub struct TaskRecord {
     pub attempts: u32,
     pub error: Option<String>,
     pub depends: Vec<String>,
+    /// The service instance it starts, whose log is its log.
+    pub instance: Option<String>,
 }
 
 /// A run's columns with its unanswered approvals.
@@ -205,6 +207,7 @@ fn task_from_row(row: &Row<'_>) -> rusqlite::Result<TaskRecord> {
         attempts: row.get("attempts")?,
         error: row.get("error")?,
         depends: serde_json::from_str(&depends).unwrap_or_default(),
+        instance: row.get("instance")?,
     })
 }
 
@@ -279,8 +282,8 @@ impl Store {
         )?;
         for (position, task) in run.tasks.iter().enumerate() {
             transaction.execute(
-                "INSERT INTO tasks (run_id, position, name, kind, state, depends) VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
-                params![run.id, position as i64, task.name, task.action.kind(), serde_json::to_string(&task.depends).expect("names serialize")],
+                "INSERT INTO tasks (run_id, position, name, kind, state, depends, instance) VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6)",
+                params![run.id, position as i64, task.name, task.action.kind(), serde_json::to_string(&task.depends).expect("names serialize"), task.action.instance()],
             )?;
         }
         transaction.commit()?;

@@ -1,6 +1,7 @@
 // Opens the chart server's page in headless Chromium, waits until points arrive over the live
 // stream, and saves a screenshot. Usage: node charts-live.cjs URL SCREENSHOT.png
-// Prints one JSON line: {"livePoints": N, "windows": N, "status": "..."}.
+// Prints one JSON line: {"livePoints": N, "windows": N, "status": "...", "drawn": {TITLE: {yTicks,
+// xTicks, legend}}}.
 const { chromium } = require("playwright-core");
 
 (async () => {
@@ -20,6 +21,8 @@ const { chromium } = require("playwright-core");
       windows: document.querySelectorAll(".window").length,
       status: document.getElementById("status").textContent,
       kiosk: document.body.classList.contains("kiosk"),
+      drawn: Object.fromEntries([...document.querySelectorAll(".window")].map(w =>
+        [w.querySelector("h2 span").textContent, { yTicks: w.dataset.yTicks, xTicks: w.dataset.xTicks, legend: w.dataset.legend }])),
     }));
     console.log(JSON.stringify(result));
   } finally {

@@ -34,6 +34,20 @@ const { chromium } = require("playwright-core");
     await page.waitForSelector(".approval", { timeout: 120000 });
     await page.screenshot({ path: `${dir}/ui-awaiting-approval.png` });
     seen.approvalText = await page.textContent(".approval");
+    const graphStates = () => page.evaluate(() => Object.fromEntries(
+      [...document.querySelectorAll("#task-graph .task")].map(g => [g.dataset.task, g.dataset.state])));
+    await page.waitForFunction(() => document.querySelector('#task-graph .task[data-task="approve"]')?.dataset.state === "awaiting-approval");
+    seen.graphWhileWaiting = await graphStates();
+    // The Kafka task's log, read live from its instance.
+    await page.click('#task-graph .task[data-task="kafka"]');
+    await page.waitForSelector("#task-log-text");
+    seen.liveLog = { source: await page.textContent("#task-log-source"), length: (await page.textContent("#task-log-text")).length };
+    await page.screenshot({ path: `${dir}/ui-task-graph.png` });
+
+    // The runs list says which run waits for whom.
+    await page.goto(url + "#/runs");
+    await page.waitForSelector("table.runs");
+    seen.runsWaiting = await page.evaluate(() => [...document.querySelectorAll("table.runs tr.awaiting")].map(r => [r.dataset.run, r.querySelector(".awaiting-link")?.textContent]));
     await page.goto(url + "#/");
     await page.waitForSelector(".counter");
     seen.waiting = await counters();
@@ -44,6 +58,11 @@ const { chromium } = require("playwright-core");
     await page.waitForFunction(() => (document.querySelector("h2") || {}).textContent?.includes("succeeded"), null, { timeout: 120000 });
     await page.screenshot({ path: `${dir}/ui-run-succeeded.png` });
     seen.taskStates = await page.evaluate(() => [...document.querySelectorAll("#tasks tr[data-task]")].map(r => r.children[3].textContent));
+    seen.graphAfter = await graphStates();
+    // After the teardown the log is the one the run kept.
+    await page.click('#task-graph .task[data-task="kafka"]');
+    await page.waitForFunction(() => (document.getElementById("task-log-source") || {}).textContent?.includes("kept"), null, { timeout: 30000 });
+    seen.keptLog = { source: await page.textContent("#task-log-source"), length: (await page.textContent("#task-log-text")).length };
 
     await page.goto(url + "#/");
     await page.waitForSelector(".counter");

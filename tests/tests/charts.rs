@@ -298,11 +298,20 @@ fn retention_bounds_each_series_and_display_is_decimated() {
 
 #[test]
 fn a_browser_sees_points_arrive_live() {
-    let server = ChartServer::start(&[]);
+    let server = ChartServer::start(&["--retention", "3000"]);
     server.post(
         "/events",
         &json!({"eid": "main", "win": "live", "opts": {"title": "Live BTC rate"}, "layout": {},
         "data": [{"x": [0], "y": [478000], "type": "scatter", "name": "rate"}]}),
+    );
+    // More points than the server keeps: the page draws the latest and says so.
+    let (xs, ys): (Vec<u32>, Vec<f64>) = (0..5000)
+        .map(|i| (i, 172.216 + 0.029 * f64::from(i)))
+        .unzip();
+    server.post(
+        "/events",
+        &json!({"eid": "main", "win": "many", "opts": {"title": "Many points"}, "layout": {},
+        "data": [{"x": xs, "y": ys, "type": "scatter", "name": "close"}]}),
     );
     let url = server.url.clone();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -345,7 +354,35 @@ fn a_browser_sees_points_arrive_live() {
     let result: Value =
         serde_json::from_str(String::from_utf8_lossy(&output.stdout).trim()).unwrap();
     assert!(result["livePoints"].as_u64().unwrap() >= 20, "{result}");
-    assert_eq!(result["windows"], 1);
+    assert_eq!(result["windows"], 2);
+    let many = &result["drawn"]["Many points"];
+    let legend = many["legend"].as_str().unwrap();
+    assert_eq!(legend, "close (latest 3,000 of 5,000)", "{result}");
+    // Ticks fall on round values: evenly spaced by 1, 2 or 5 times a power of ten.
+    for axis in ["yTicks", "xTicks"] {
+        let ticks: Vec<f64> = (many[axis].as_str().unwrap().split(','))
+            .map(|t| t.parse().unwrap())
+            .collect();
+        assert!(ticks.len() >= 3, "{axis}: {result}");
+        let step = ticks[1] - ticks[0];
+        let mantissa = step / 10f64.powf(step.log10().floor());
+        assert!(
+            [1.0, 2.0, 5.0].iter().any(|m| (mantissa - m).abs() < 1e-6),
+            "{axis} step {step}: {result}"
+        );
+        for tick in &ticks {
+            let multiple = tick / step;
+            assert!(
+                (multiple - multiple.round()).abs() < 1e-6,
+                "{axis}: {result}"
+            );
+        }
+    }
+    let live = result["drawn"]["Live BTC rate"]["legend"].as_str().unwrap();
+    assert!(
+        live.starts_with("rate (") && !live.contains("latest"),
+        "{result}"
+    );
     assert_eq!(result["kiosk"], true);
     assert!(
         std::fs::metadata(&screenshot).unwrap().len() > 1000,

@@ -349,6 +349,36 @@ fn a_person_launches_watches_and_approves_a_workflow_in_the_browser() {
             .contains("approve to tear it down"),
         "{seen}"
     );
+    // The task graph shows the approval waiting, on the run's page and on the runs list.
+    let waiting = &seen["graphWhileWaiting"];
+    assert_eq!(waiting["approve"], "awaiting-approval", "{seen}");
+    assert_eq!(waiting["kafka"], "succeeded", "{seen}");
+    assert_eq!(waiting["teardown"], "pending", "{seen}");
+    assert_eq!(
+        waiting.as_object().unwrap().len(),
+        10,
+        "every task drawn: {seen}"
+    );
+    assert_eq!(
+        seen["runsWaiting"],
+        json!([[seen["run"], "approve or reject approve"]]),
+        "{seen}"
+    );
+    assert!(
+        seen["liveLog"]["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("live")
+            && seen["liveLog"]["length"].as_u64() > Some(0),
+        "{seen}"
+    );
+    let after = seen["graphAfter"].as_object().unwrap();
+    assert!(after.values().all(|s| s == "succeeded"), "{seen}");
+    assert!(
+        seen["keptLog"]["source"].as_str().unwrap().contains("kept")
+            && seen["keptLog"]["length"].as_u64() > Some(0),
+        "{seen}"
+    );
     assert_eq!(seen["after"]["c-today"], 1, "{seen}");
     assert_eq!(seen["after"]["c-pending"], 0, "{seen}");
     assert_eq!(seen["after"]["c-running"], 0, "{seen}");
@@ -371,6 +401,7 @@ fn a_person_launches_watches_and_approves_a_workflow_in_the_browser() {
         "ui-awaiting-approval.png",
         "ui-run-succeeded.png",
         "ui-dashboard.png",
+        "ui-task-graph.png",
     ] {
         assert!(screenshots.join(shot).is_file(), "{shot}");
     }
@@ -383,6 +414,7 @@ fn a_demo_run_shows_its_three_charts_live_on_its_page_and_its_wall_screen() {
     let server = serve(&home, Some(TOKENS));
     let launch = json!({"workflow": "bitcoin-yuan", "variables": {
         "source_kind": "replay", "rate_pointer": "/Close", "rate_unit": "USD", "poll_interval": "300ms",
+        "rate_title": "BTC/USD monthly close (replayed, not live)",
         "execution_duration": "60s", "threshold": 0.2}});
     let (status, launched) = call(
         &server,
@@ -415,7 +447,7 @@ fn a_demo_run_shows_its_three_charts_live_on_its_page_and_its_wall_screen() {
         };
         // Kinds that fit the data, axes named with the units the launch gave.
         for (title, kind, y_label) in [
-            ("BTC rate", "line", "USD per BTC"),
+            ("BTC/USD monthly close (replayed", "line", "USD per BTC"),
             ("Variation", "line", "change (USD)"),
             ("Notifications", "markers", "change (USD)"),
         ] {

@@ -13,11 +13,12 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("v2.sql")),
         M::up(include_str!("v3.sql")),
         M::up(include_str!("v4.sql")),
+        M::up(include_str!("v5.sql")),
     ])
 });
 
 /// The schema version a database has once migrated.
-pub const LATEST: i64 = 4;
+pub const LATEST: i64 = 5;
 
 /// Migrates in write transactions taken up front: another process migrating at the same
 /// moment waits (busy timeout). One that read the old version before waiting finds the work

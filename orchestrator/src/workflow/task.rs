@@ -66,6 +66,16 @@ impl Action {
             Action::Teardown(_) => "teardown",
         }
     }
+
+    /// The service instance the task starts, whose log is the task's log.
+    pub fn instance(&self) -> Option<&str> {
+        match self {
+            Action::Provision(provision) => Some(&provision.instance),
+            Action::StartSource(source) => Some(&source.instance),
+            Action::SubmitTopology(topology) => Some(&topology.instance),
+            _ => None,
+        }
+    }
 }
 
 const KINDS: &str =

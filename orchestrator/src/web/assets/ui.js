@@ -40,10 +40,12 @@ async function dashboard() {
     </div><h2>Recent runs</h2>${runsTable(d.recent_runs)}`;
 }
 
+// Runs with their state; one waiting for a person is highlighted with what it waits for.
 function runsTable(runs) {
   if (!runs.length) return "<p>No runs yet: launch a workflow from the catalog.</p>";
-  return `<table><tr><th>Run</th><th>Workflow</th><th>State</th><th>Created</th><th>Finished</th></tr>${runs.map(r =>
-    `<tr><td><a href="#/runs/${esc(r.id)}">${esc(r.id)}</a></td><td>${esc(r.workflow)}</td><td>${stateCell(r.state)}</td><td>${esc(r.created)}</td><td>${esc(r.finished || "")}</td></tr>`).join("")}</table>`;
+  const waiting = r => (r.approvals || []).map(a => `<br><a class="awaiting-link" href="#/runs/${esc(r.id)}">approve or reject <code>${esc(a.task)}</code></a>`).join("");
+  return `<table class="runs"><tr><th>Run</th><th>Workflow</th><th>State</th><th>Created</th><th>Finished</th></tr>${runs.map(r =>
+    `<tr data-run="${esc(r.id)}" class="${(r.approvals || []).length ? "awaiting" : ""}"><td><a href="#/runs/${esc(r.id)}">${esc(r.id)}</a></td><td>${esc(r.workflow)}</td><td>${stateCell(r.state)}${waiting(r)}</td><td>${esc(r.created)}</td><td>${esc(r.finished || "")}</td></tr>`).join("")}</table>`;
 }
 
 let catalogCache;
@@ -162,6 +164,76 @@ async function screen(id) {
   showLiveCharts(live);
 }
 
+// The task graph of a run, drawn left to right: a task stands one column right of the latest
+// task it depends on. Each box shows the task's state, how long it took (or has taken so far)
+// and its attempts; a task waiting for approval is outlined. A click shows its log below.
+const secondsBetween = (from, to) => (Date.parse(to) - Date.parse(from)) / 1000;
+function taskDuration(t) {
+  if (!t.started) return "";
+  const seconds = secondsBetween(t.started, t.finished || new Date().toISOString());
+  if (!(seconds >= 0)) return "";
+  return seconds < 60 ? `${seconds.toFixed(seconds < 10 ? 1 : 0)} s` : `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
+}
+function taskGraph(tasks, waiting) {
+  const byName = new Map(tasks.map(t => [t.name, t]));
+  const column = new Map();
+  const columnOf = t => {
+    if (!column.has(t.name)) {
+      column.set(t.name, 0);
+      column.set(t.name, Math.max(0, ...t.depends.filter(d => byName.has(d)).map(d => columnOf(byName.get(d)) + 1)));
+    }
+    return column.get(t.name);
+  };
+  tasks.forEach(columnOf);
+  const [W, H, GX, GY] = [176, 50, 56, 14];
+  const rows = new Map();
+  const place = new Map(tasks.map(t => { const c = column.get(t.name); const r = rows.get(c) || 0; rows.set(c, r + 1); return [t.name, { x: 8 + c * (W + GX), y: 8 + r * (H + GY) }]; }));
+  const width = 16 + Math.max(...[...column.values()].map(c => c + 1)) * (W + GX) - GX;
+  const height = 16 + Math.max(...rows.values()) * (H + GY) - GY;
+  const edges = tasks.flatMap(t => t.depends.filter(d => place.has(d)).map(d => {
+    const [a, b] = [place.get(d), place.get(t.name)];
+    const [x1, y1, x2, y2] = [a.x + W, a.y + H / 2, b.x, b.y + H / 2];
+    return `<path class="edge" d="M${x1},${y1} C${x1 + GX / 2},${y1} ${x2 - GX / 2},${y2} ${x2},${y2}"/>`;
+  }));
+  const nodes = tasks.map(t => {
+    const p = place.get(t.name);
+    const awaiting = waiting.includes(t.name);
+    const facts = [awaiting ? "awaiting approval" : t.state, taskDuration(t), t.attempts > 1 ? `${t.attempts} attempts` : ""].filter(Boolean).join(" · ");
+    return `<g class="task node-${esc(t.state)}${awaiting ? " awaiting" : ""}" data-task="${esc(t.name)}" data-state="${esc(awaiting ? "awaiting-approval" : t.state)}" transform="translate(${p.x},${p.y})" tabindex="0">
+      <title>${esc(t.name)} (${esc(t.kind)})${t.error ? ": " + esc(t.error) : ""}</title>
+      <rect width="${W}" height="${H}" rx="6"/><text x="10" y="20" class="name">${esc(t.name.length > 22 ? t.name.slice(0, 21) + "…" : t.name)}</text><text x="10" y="38" class="facts">${esc(facts)}</text></g>`;
+  });
+  return `<svg id="task-graph" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="task graph">${edges.join("")}${nodes.join("")}</svg>`;
+}
+
+// The task whose log is open on a run's page, kept while the page redraws.
+const openLogs = new Map();
+
+// A task's log: its instance's, live while the instance runs, then as the run kept it.
+async function showTaskLog(r, name) {
+  const box = document.getElementById("task-log");
+  const task = r.tasks.find(t => t.name === name);
+  if (!box || !task) return;
+  openLogs.set(r.id, name);
+  document.querySelectorAll("#task-graph .task").forEach(g => g.classList.toggle("selected", g.dataset.task === name));
+  if (!task.instance) {
+    box.innerHTML = `<h3>Task ${esc(name)}</h3><p>This task starts no service, so it has no log: it ${esc(task.state)}${task.error ? `: <span class="error">${esc(task.error)}</span>` : "."}</p>`;
+    return;
+  }
+  const instances = await api("GET", "/api/instances");
+  const live = instances.some(i => i.name === task.instance && i.run === r.id && i.state === "running");
+  let text, from;
+  try {
+    if (live) { text = await api("GET", `/api/instances/${encodeURIComponent(task.instance)}/log?tail=400`); from = "live, its last 400 lines"; }
+    else { text = await api("GET", `/api/runs/${encodeURIComponent(r.id)}/artifacts/logs/${encodeURIComponent(task.instance)}.log`); from = "as kept with the run's artifacts"; }
+  } catch (e) { text = null; from = e.message; }
+  if (openLogs.get(r.id) !== name) return;
+  box.innerHTML = `<h3>Log of ${esc(name)} <small>(instance <code>${esc(task.instance)}</code>, <span id="task-log-source">${esc(text == null ? "unavailable: " + from : from)}</span>)</small></h3>
+    ${text == null ? "" : `<pre id="task-log-text">${esc(String(text).split("\n").slice(-400).join("\n"))}</pre>`}`;
+  const pre = document.getElementById("task-log-text");
+  if (pre) pre.scrollTop = pre.scrollHeight;
+}
+
 async function run(id) {
   const r = await api("GET", `/api/runs/${id}`);
   const live = await liveChartsOf(id);
@@ -171,6 +243,9 @@ async function run(id) {
     ${r.error ? `<p class="error">${esc(r.error)}</p>` : ""}
     ${(r.approvals || []).map(a => `<div class="approval" data-task="${esc(a.task)}"><b>Approval needed</b> (task <code>${esc(a.task)}</code>): ${esc(a.message)}<br><br>
       <button class="primary approve">Approve</button> <button class="danger reject">Reject</button></div>`).join("")}
+    <h3>Tasks <small>click one for its log</small></h3>
+    <div class="graph">${taskGraph(r.tasks, (r.approvals || []).map(a => a.task))}</div>
+    <section id="task-log"></section>
     <table id="tasks"><tr><th>Task</th><th>Kind</th><th>Depends on</th><th>State</th><th>Started</th><th>Finished</th><th>Attempts</th><th>Error</th></tr>
     ${r.tasks.map(t => `<tr data-task="${esc(t.name)}"><td>${esc(t.name)}</td><td>${esc(t.kind)}</td><td>${esc(t.depends.join(", "))}</td><td>${stateCell(t.state)}</td>
       <td>${esc(t.started || "")}</td><td>${esc(t.finished || "")}</td><td>${t.attempts}</td><td class="error">${esc(t.error || "")}</td></tr>`).join("")}</table>
@@ -188,6 +263,11 @@ async function run(id) {
     box.querySelector(".approve").onclick = answer("approve", box.dataset.task);
     box.querySelector(".reject").onclick = answer("reject", box.dataset.task);
   });
+  document.querySelectorAll("#task-graph .task").forEach(g => {
+    g.onclick = () => showTaskLog(r, g.dataset.task);
+    g.onkeydown = event => { if (event.key === "Enter") showTaskLog(r, g.dataset.task); };
+  });
+  if (openLogs.has(r.id)) showTaskLog(r, openLogs.get(r.id));
 }
 
 // The topics of a Kafka instance: partitions, messages, consumer groups and their lag.
