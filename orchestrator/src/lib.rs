@@ -8,6 +8,7 @@ pub mod offered;
 pub mod runs;
 pub mod runtime;
 pub mod schema;
+pub mod shell;
 pub mod store;
 pub mod suggest;
 pub mod time;

@@ -129,7 +129,8 @@ fn offline_a_run_ends_at_once_naming_the_replay_line_and_starts_nothing() {
         .join("bitcoin-yuan.yaml");
     let line = format!(
         "weir run {} --set source_url=https://api.example.invalid/spot --set \
-         rate_pointer=/Close --set rate_unit=USD --set source_kind=replay",
+         rate_pointer=/Close --set rate_title='BTC/USD monthly close (replayed, not live)' \
+         --set rate_unit=USD --set source_kind=replay",
         workflow.display()
     );
     assert!(said.contains(&line), "{said}");

@@ -98,18 +98,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 fn rerun_line(file: &std::path::Path, set: &[(String, String)]) -> String {
     let mut line = format!("weir run {}", file.display());
     for (name, value) in set {
-        line.push_str(&format!(" --set {name}={}", shell_quoted(value)));
+        line.push_str(&format!(" --set {name}={}", weir::shell::word(value)));
     }
     line
-}
-
-/// `value` as one shell word.
-fn shell_quoted(value: &str) -> String {
-    let plain = (value.chars()).all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c));
-    match plain && !value.is_empty() {
-        true => value.to_string(),
-        false => format!("'{}'", value.replace('\'', r"'\''")),
-    }
 }
 
 pub fn runs(args: RunsArgs) -> anyhow::Result<ExitCode> {

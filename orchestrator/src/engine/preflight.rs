@@ -39,10 +39,8 @@ fn advice(offline: Option<&OfflineAlternative>, rerun: &str) -> String {
         Some(alternative) => {
             let sets: Vec<String> = (alternative.set.iter())
                 .map(|(name, value)| {
-                    format!(
-                        "--set {name}={}",
-                        weir_contracts::template::value_text(value)
-                    )
+                    let value = weir_contracts::template::value_text(value);
+                    format!("--set {name}={}", crate::shell::word(&value))
                 })
                 .collect();
             format!(
