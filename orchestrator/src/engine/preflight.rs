@@ -55,26 +55,39 @@ fn advice(offline: Option<&OfflineAlternative>, rerun: &str) -> String {
     }
 }
 
+/// Why a source's address does not resolve.
+#[derive(Debug, PartialEq, thiserror::Error)]
+enum Unresolved {
+    #[error("not a URL ({reason})")]
+    NotAUrl { reason: String },
+    #[error("the URL names no host")]
+    NoHost,
+    #[error("`{host}` resolves to no address")]
+    NoAddress { host: String },
+    #[error("`{host}` does not resolve ({reason})")]
+    Lookup { host: String, reason: String },
+    #[error("`{host}` did not resolve within {}s", RESOLVE_WITHIN.as_secs())]
+    TimedOut { host: String },
+}
+
 /// Resolves the URL's host, within [`RESOLVE_WITHIN`].
-async fn resolve(url: &str) -> Result<(), String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL ({e})"))?;
-    let host = parsed
-        .host_str()
-        .ok_or("the URL names no host")?
-        .to_string();
+async fn resolve(url: &str) -> Result<(), Unresolved> {
+    let parsed = reqwest::Url::parse(url).map_err(|error| Unresolved::NotAUrl {
+        reason: error.to_string(),
+    })?;
+    let host = parsed.host_str().ok_or(Unresolved::NoHost)?.to_string();
     let port = parsed.port_or_known_default().unwrap_or(80);
     let lookup = tokio::net::lookup_host((host.clone(), port));
-    let found = tokio::time::timeout(RESOLVE_WITHIN, lookup).await;
-    match found {
-        Ok(Ok(addresses)) => match addresses.count() {
-            0 => Err(format!("`{host}` resolves to no address")),
-            _ => Ok(()),
+    match tokio::time::timeout(RESOLVE_WITHIN, lookup).await {
+        Ok(Ok(mut addresses)) => match addresses.next() {
+            Some(_) => Ok(()),
+            None => Err(Unresolved::NoAddress { host }),
         },
-        Ok(Err(error)) => Err(format!("`{host}` does not resolve ({error})")),
-        Err(_) => Err(format!(
-            "`{host}` did not resolve within {}s",
-            RESOLVE_WITHIN.as_secs()
-        )),
+        Ok(Err(error)) => Err(Unresolved::Lookup {
+            host,
+            reason: error.to_string(),
+        }),
+        Err(_) => Err(Unresolved::TimedOut { host }),
     }
 }
 
@@ -86,9 +99,17 @@ mod tests {
     async fn a_reserved_invalid_name_never_resolves_and_loopback_always_does() {
         // RFC 6761: `.invalid` names never resolve, online or not.
         let refused = resolve("https://prices.example.invalid/spot").await;
-        assert!(refused.is_err_and(|why| why.contains("`prices.example.invalid`")));
+        assert!(matches!(
+            refused,
+            Err(Unresolved::Lookup { ref host, .. } | Unresolved::NoAddress { ref host })
+                if host == "prices.example.invalid"
+        ));
         assert_eq!(resolve("http://127.0.0.1:9/x").await, Ok(()));
-        assert!(resolve("not a url").await.is_err());
+        assert!(matches!(
+            resolve("not a url").await,
+            Err(Unresolved::NotAUrl { .. })
+        ));
+        assert_eq!(resolve("unix:/run/x").await, Err(Unresolved::NoHost));
     }
 
     #[test]
