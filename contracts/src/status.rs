@@ -48,6 +48,31 @@ pub struct RunnerStatus {
     /// than this field answer without it.
     #[serde(default)]
     pub state_stores: Vec<StateStoreStatus>,
+    /// How long records took, from their input message's timestamp to the acknowledgement of
+    /// their outputs; absent before the first record finishes (and from older runners).
+    #[serde(default)]
+    pub latency: Option<LatencyStatus>,
+}
+
+/// Percentiles of the latency of the records a runner finished since it started.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LatencyStatus {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    /// Records measured.
+    pub samples: u64,
+}
+
+impl LatencyStatus {
+    /// Several replicas' latencies as one: the worst percentiles, since percentiles of
+    /// separate histograms cannot be merged exactly, and every sample counted.
+    fn worst(self, other: LatencyStatus) -> LatencyStatus {
+        LatencyStatus {
+            p50_ms: self.p50_ms.max(other.p50_ms),
+            p99_ms: self.p99_ms.max(other.p99_ms),
+            samples: self.samples + other.samples,
+        }
+    }
 }
 
 /// One stateful operator's store in a runner: what it holds of the partitions the runner owns.
@@ -91,11 +116,13 @@ impl RunnerStatus {
             lag: None,
             last_error: None,
             state_stores: Vec::new(),
+            latency: None,
         }
     }
 
     /// The replicas of one topology seen as one runner: counts and lag summed (the lag is
-    /// known only when every replica's is), running only when every replica runs.
+    /// known only when every replica's is), running only when every replica runs, the
+    /// latency the worst replica's.
     pub fn combined(replicas: Vec<RunnerStatus>) -> RunnerStatus {
         let mut replicas = replicas.into_iter();
         let Some(mut all) = replicas.next() else {
@@ -112,6 +139,10 @@ impl RunnerStatus {
                 all.state = replica.state;
             }
             all.last_error = all.last_error.or(replica.last_error);
+            all.latency = match (all.latency, replica.latency) {
+                (Some(mine), Some(theirs)) => Some(mine.worst(theirs)),
+                (mine, theirs) => mine.or(theirs),
+            };
             for store in replica.state_stores {
                 match all
                     .state_stores
@@ -202,5 +233,31 @@ mod tests {
         assert!(status.is_drained());
         status.processed = 9;
         assert!(!status.is_drained());
+    }
+
+    #[test]
+    fn replicas_combine_to_the_worst_latency_over_every_sample() {
+        let with = |p50_ms, p99_ms, samples| {
+            let mut status = RunnerStatus::new("t");
+            status.latency = Some(LatencyStatus {
+                p50_ms,
+                p99_ms,
+                samples,
+            });
+            status
+        };
+        let combined = RunnerStatus::combined(vec![
+            with(2.0, 40.0, 10),
+            RunnerStatus::new("t"),
+            with(5.0, 9.0, 30),
+        ]);
+        let expected = LatencyStatus {
+            p50_ms: 5.0,
+            p99_ms: 40.0,
+            samples: 40,
+        };
+        assert_eq!(combined.latency, Some(expected));
+        let none = RunnerStatus::combined(vec![RunnerStatus::new("t"), RunnerStatus::new("t")]);
+        assert_eq!(none.latency, None, "no sample is no latency, not zero");
     }
 }

@@ -9,6 +9,14 @@ pub fn now_unix() -> i64 {
         .unwrap_or(0)
 }
 
+/// Now, in Unix milliseconds: when a reading was taken, for rates between two readings.
+pub fn now_unix_ms() -> u64 {
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// `2026-11-23T12:00:00Z` for a Unix time in seconds (a time outside what a calendar can
 /// show, which no clock gives, is shown as the seconds themselves).
 pub fn rfc3339(unix: i64) -> String {

@@ -2,6 +2,7 @@
 // live charts, then the run's wall screen (name and state over its charts side by side).
 // Usage: node run-screen.cjs URL RUN_ID SCREENSHOT_DIR. Prints one JSON line with what it saw.
 const { chromium } = require("playwright-core");
+const { watchMonitor } = require("./monitor.cjs");
 
 (async () => {
   const [url, run, dir] = process.argv.slice(2);
@@ -30,6 +31,14 @@ const { chromium } = require("playwright-core");
     let frame = await chartsFrame(page);
     seen.runPage = { heading: await page.textContent("h2"), windows: await windows(frame) };
     await page.screenshot({ path: `${dir}/ui-run-live-charts.png`, fullPage: true });
+    Object.assign(seen, await watchMonitor(page, "submit-dataflow"));
+    await page.locator("#monitor").screenshot({ path: `${dir}/ui-run-monitor.png` });
+
+    // The run's Kafka on the topics page: messages written per second, from two reads.
+    await page.goto(`${url}#/instances/kafka-server-1/topics`);
+    await page.waitForFunction(() => Number((document.querySelector('#topics tr[data-topic="BitCoinExchangeTopic"]') || { dataset: {} }).dataset.rate || 0) > 0,
+      null, { timeout: 30000 });
+    seen.topicRates = await page.$$eval("#topics tr[data-topic]", trs => Object.fromEntries(trs.map(tr => [tr.dataset.topic, tr.dataset.rate === "" ? null : Number(tr.dataset.rate)])));
 
     await page.goto(`${url}#/runs/${run}/screen`);
     frame = await chartsFrame(page);

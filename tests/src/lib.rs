@@ -566,6 +566,27 @@ pub fn playwright_node_path() -> PathBuf {
     dir
 }
 
+/// Runs one of `tests/browser`'s Chromium scripts and reads the JSON line it prints last; on
+/// failure, what it printed on stderr.
+pub fn browser_script(script: &str, args: &[&str]) -> Result<serde_json::Value, String> {
+    let output = std::process::Command::new("node")
+        .arg(repo_root().join("tests/browser").join(script))
+        .args(args)
+        .env("NODE_PATH", playwright_node_path())
+        .output()
+        .map_err(|e| format!("cannot run node: {e}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        return Err(format!(
+            "{script} failed ({}):\n{}\n{stdout}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).map_err(|e| format!("{script} printed no JSON line ({e}): {stdout}"))
+}
+
 /// Where tests leave files worth looking at (screenshots): `target/test-artifacts`.
 pub fn artifacts_dir() -> PathBuf {
     let dir = weir_bin()

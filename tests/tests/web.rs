@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use weir_tests::{
-    artifacts_dir, eventually, kcat_produce, playwright_node_path, repo_root, WeirHomeDir,
-    WeirProcess,
+    artifacts_dir, browser_script, eventually, kcat_produce, playwright_node_path, repo_root,
+    WeirHomeDir, WeirProcess,
 };
 
 /// A `weir serve` on a free loopback port, with its own WEIR_HOME.
@@ -70,19 +70,8 @@ fn call(
 /// Runs a Playwright script of `tests/browser` in Chromium against `server`; returns the
 /// JSON line it printed of what it saw.
 fn browse(server: &Server, script: &str, args: &[&str]) -> Value {
-    let output = std::process::Command::new("node")
-        .arg(repo_root().join("tests/browser").join(script))
-        .args(args)
-        .env("NODE_PATH", playwright_node_path())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        server.process.log_text()
-    );
-    serde_json::from_str(String::from_utf8_lossy(&output.stdout).trim()).unwrap()
+    browser_script(script, args)
+        .unwrap_or_else(|failed| panic!("{failed}\n{}", server.process.log_text()))
 }
 
 const TOKENS: &str = "view-token=viewer,op-token=operator";
@@ -245,6 +234,9 @@ fn malformed_bodies_get_a_reason_and_change_nothing() {
         None,
     );
     assert_eq!(status, 404);
+    let (status, reply) = call(&server, "GET", "/api/runs/nope/topologies", None, None);
+    assert_eq!(status, 404, "{reply}");
+    assert!(reply.to_string().contains("no run `nope`"), "{reply}");
     for (query, reason) in [
         ("tail=many", "tail=`many`: expected a number of lines"),
         ("tail=20000", "at most 10000 lines"),
@@ -474,7 +466,44 @@ fn a_demo_run_shows_its_three_charts_live_on_its_page_and_its_wall_screen() {
     );
     let points = screen["livePoints"].as_array().unwrap();
     assert!(points[1].as_u64() > points[0].as_u64(), "{screen}");
-    for shot in ["ui-run-live-charts.png", "ui-run-screen.png"] {
+    // The monitoring panel shows the dataflow as its runner reports it, rates included.
+    let monitored = seen["monitor"].as_array().unwrap();
+    let dataflow = monitored
+        .iter()
+        .find(|row| row["topology"] == "submit-dataflow")
+        .unwrap_or_else(|| panic!("the dataflow is on the panel: {seen}"));
+    assert_eq!(dataflow["state"], "running", "{dataflow}");
+    assert!(dataflow["consumed"].as_u64() > Some(0), "{dataflow}");
+    assert!(dataflow["inRate"].as_f64() > Some(0.0), "{dataflow}");
+    assert!(dataflow["outRate"].as_f64() > Some(0.0), "{dataflow}");
+    assert!(dataflow["samples"].as_u64() > Some(0), "{dataflow}");
+    assert!(
+        dataflow["p99Text"].as_str().unwrap().ends_with(" ms"),
+        "{dataflow}"
+    );
+    assert!(
+        dataflow["lag"].as_u64().is_some() || dataflow["lagText"] == "unavailable",
+        "a lag is a number or says it is unavailable: {dataflow}"
+    );
+    assert!(
+        monitored
+            .iter()
+            .all(|row| row["topology"] != "submit-candles"),
+        "a skipped topology is not on the panel: {seen}"
+    );
+    let counts = &seen["monitorConsumed"];
+    assert!(
+        counts[1].as_u64() > counts[0].as_u64(),
+        "updates live: {seen}"
+    );
+    // The topics page measures what the source writes: one document every 300 ms.
+    let written = seen["topicRates"]["BitCoinExchangeTopic"].as_f64().unwrap();
+    assert!(written > 0.5 && written < 20.0, "{seen}");
+    for shot in [
+        "ui-run-live-charts.png",
+        "ui-run-screen.png",
+        "ui-run-monitor.png",
+    ] {
         assert!(screenshots.join(shot).is_file(), "{shot}");
     }
 
@@ -485,6 +514,25 @@ fn a_demo_run_shows_its_three_charts_live_on_its_page_and_its_wall_screen() {
     })
     .expect("the run ends");
     assert_eq!(finished["state"], "succeeded", "{finished}");
+    // Once its runners are gone, the panel has no figure for them and says why.
+    let (status, readings) = call(
+        &server,
+        "GET",
+        &format!("/api/runs/{run}/topologies"),
+        None,
+        None,
+    );
+    assert_eq!(status, 200, "{readings}");
+    let dataflow = &readings[0];
+    assert_eq!(dataflow["task"], "submit-dataflow", "{readings}");
+    assert!(dataflow["status"].is_null(), "{readings}");
+    assert!(
+        dataflow["unavailable"]
+            .as_str()
+            .unwrap()
+            .contains("torn down"),
+        "{readings}"
+    );
 }
 
 /// `weir down --all` when dropped, so that a failing test leaves no Kafka behind.

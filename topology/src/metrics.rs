@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use hdrhistogram::Histogram;
 use warp::{Filter, Reply};
-use weir_contracts::status::RunnerStatus;
+use weir_contracts::status::{LatencyStatus, RunnerStatus};
 
 use crate::status::Route;
 
@@ -142,6 +142,11 @@ impl Snapshot {
         status.failed_records = self.records_failed;
         status.late_records = self.records_late;
         status.messages_out = self.messages_out;
+        status.latency = (self.latency_samples > 0).then_some(LatencyStatus {
+            p50_ms: self.latency_p50_ms,
+            p99_ms: self.latency_p99_ms,
+            samples: self.latency_samples,
+        });
     }
 
     /// One human-readable line for the periodic log.
@@ -199,5 +204,21 @@ mod tests {
         );
         let s = m.snapshot();
         assert!((s.latency_p99_ms - 1000.0).abs() < 1.0, "{s:?}");
+    }
+
+    #[test]
+    fn the_status_has_a_latency_only_once_a_record_was_measured() {
+        let m = Metrics::new("demo");
+        let mut status = RunnerStatus::new("demo");
+        m.snapshot().write_counts(&mut status);
+        assert_eq!(status.latency, None);
+        for ms in [10, 20, 30] {
+            m.record_latency_ms(ms);
+        }
+        m.snapshot().write_counts(&mut status);
+        let latency = status.latency.expect("three records measured");
+        assert_eq!(latency.samples, 3);
+        assert!((latency.p50_ms - 20.0).abs() < 0.1, "{latency:?}");
+        assert!((latency.p99_ms - 30.0).abs() < 0.1, "{latency:?}");
     }
 }

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use crate::runtime::RuntimeError;
+use weir_contracts::status::RunnerStatus;
+
+use crate::runtime::{Runtime, RuntimeError, Scope};
 
 use super::RunContext;
 
@@ -57,6 +59,21 @@ pub(super) async fn status_of<T: serde::de::DeserializeOwned>(
 ) -> Result<T, StatusError> {
     let access = context.runtime.http(&context.scope, instance).await?;
     get_status(client, &format!("{}/status", access.url)).await
+}
+
+/// `GET /status` of each replica of a topology runner, read once, in replica order.
+pub async fn runner_replicas(
+    runtime: &dyn Runtime,
+    scope: &Scope,
+    instance: &str,
+) -> Result<Vec<RunnerStatus>, StatusError> {
+    let client = http_client()?;
+    let replicas = runtime.http_replicas(scope, instance).await?;
+    let mut statuses = Vec::with_capacity(replicas.len());
+    for replica in &replicas {
+        statuses.push(get_status(&client, &format!("{}/status", replica.url)).await?);
+    }
+    Ok(statuses)
 }
 
 /// `GET url`, read as the status type the instance serves.

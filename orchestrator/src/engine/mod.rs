@@ -32,6 +32,7 @@ pub use crate::runtime::progress;
 use crate::runtime::{Instance, Runtime, Scope};
 use crate::store::{Store, StoreError};
 use crate::workflow::{LoadedWorkflow, RestartPolicy};
+pub use instance_status::{runner_replicas, StatusError};
 
 /// Errors that keep a run from being recorded at all. Task failures are not errors here:
 /// they end the run as `failed`.

@@ -18,6 +18,9 @@ const AGE_READ_TIMEOUT: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClusterOverview {
+    /// When the topics' offsets were read, in Unix milliseconds: two overviews give the
+    /// messages written per second between them.
+    pub offsets_read_at_unix_ms: u64,
     pub brokers: Vec<Broker>,
     pub topics: Vec<TopicOverview>,
     pub groups: Vec<GroupLag>,
@@ -138,6 +141,7 @@ pub fn overview(
             partitions,
         });
     }
+    let offsets_read_at_unix_ms = crate::time::now_unix_ms();
     topics.sort_by(|a, b| a.name.cmp(&b.name));
     let groups = group_lags(brokers, &consumer, &topics)?;
     let mut found_brokers: Vec<Broker> = (metadata.brokers().iter())
@@ -149,6 +153,7 @@ pub fn overview(
         .collect();
     found_brokers.sort_by_key(|b| b.id);
     Ok(ClusterOverview {
+        offsets_read_at_unix_ms,
         brokers: found_brokers,
         topics,
         groups,

@@ -41,11 +41,11 @@ impl Context {
 
 pub type Reply = (StatusCode, Value);
 
-fn error(status: StatusCode, message: impl Into<String>) -> Reply {
+pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Reply {
     (status, json!({ "error": message.into() }))
 }
 
-fn store(context: &Context) -> Result<Store, Reply> {
+pub(super) fn store(context: &Context) -> Result<Store, Reply> {
     Store::open(&context.home().database())
         .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
@@ -59,7 +59,7 @@ macro_rules! try_reply {
     };
 }
 
-fn internal(e: impl std::fmt::Display) -> Reply {
+pub(super) fn internal(e: impl std::fmt::Display) -> Reply {
     error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
 }
 

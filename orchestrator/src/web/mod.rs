@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 mod changes;
 mod launch;
+mod monitor;
 mod openapi;
 mod topics;
 
@@ -166,6 +167,17 @@ pub fn routes(
             |id: String, (context, access): (Context, Arc<Access>), caller: Caller| {
                 guarded(access, caller, Role::Viewer, move || {
                     json_reply(api::run(&context, &id))
+                })
+            },
+        );
+    let topologies = warp::get()
+        .and(warp::path!("api" / "runs" / String / "topologies"))
+        .and(state.clone())
+        .and(caller())
+        .and_then(
+            |id: String, (context, access): (Context, Arc<Access>), caller: Caller| {
+                guarded(access, caller, Role::Viewer, move || {
+                    json_reply(monitor::run_topologies(&context, &id))
                 })
             },
         );
@@ -342,6 +354,8 @@ pub fn routes(
         .or(runs)
         .unify()
         .or(artifact)
+        .unify()
+        .or(topologies)
         .unify()
         .or(run)
         .unify()

@@ -134,6 +134,10 @@ pub fn document() -> Value {
                 "parameters": [path_param("id")],
                 "get": op("A run with its tasks and topic counts", false, None),
             },
+            "/api/runs/{id}/topologies": {
+                "parameters": [path_param("id")],
+                "get": op("Each topology's runners read now: counts, lag, latency p50/p99, errors (`unavailable` says why a topology could not be read)", false, None),
+            },
             "/api/runs/{id}/approve": {
                 "parameters": [path_param("id"), task_param()],
                 "post": op("Approve a pending approval (operator)", true, None),

@@ -3,6 +3,7 @@
 
 mod charts;
 mod platform;
+mod topics;
 mod topology;
 
 use std::path::PathBuf;
@@ -18,6 +19,9 @@ pub enum BenchCommand {
     /// A workflow's launch to every service ready, and its teardown, next to the bare start
     /// and stop of a ZooKeeper + Kafka pair.
     Platform(platform::PlatformBenchArgs),
+    /// The topic browser on a big topic through `weir serve`, next to a bare consumer, and
+    /// `weir serve`'s memory while live tails follow a busy topic.
+    Topics(topics::TopicsBenchArgs),
     /// Chart server appends/s and memory next to the real Visdom server under the same load.
     Charts {
         #[arg(long)]
@@ -38,6 +42,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
     match command {
         BenchCommand::Topology(args) => topology::run(args),
         BenchCommand::Platform(args) => platform::run(args),
+        BenchCommand::Topics(args) => topics::run(args),
         BenchCommand::Charts {
             json,
             step_seconds,

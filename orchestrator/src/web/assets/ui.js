@@ -234,6 +234,69 @@ async function showTaskLog(r, name) {
   if (pre) pre.scrollTop = pre.scrollHeight;
 }
 
+// The monitoring panel of a run's topologies, read from their runners every two seconds while
+// the run is not over. Rates come from two reads of the counters; a figure no runner gave (a
+// runner that did not answer, a lag not known yet, no record finished) says "unavailable" and
+// why, never 0.
+const MONITOR_EVERY_MS = 2000;
+const monitor = { run: null, timer: null, previous: new Map(), html: null };
+const unavailable = why => `<span class="unavailable" title="${esc(why)}">unavailable</span>`;
+const figure = (value, digits = 0) => value.toLocaleString("en-US", { maximumFractionDigits: digits });
+// A counter's change per second between two reads ({ value, text }); "measuring…" until a
+// second read, unavailable when the counter went back (its process restarted).
+function perSecond(now, nowAt, before, beforeAt) {
+  if (before == null) return { text: `<span class="measuring">measuring…</span>` };
+  const seconds = (nowAt - beforeAt) / 1000, delta = now - before;
+  if (!(seconds > 0) || delta < 0) return { text: unavailable("the counter went back between two reads (its process restarted); the next read will tell") };
+  const value = delta / seconds;
+  return { value, text: figure(value, value < 10 ? 1 : 0) };
+}
+const rate = (now, before, field) => perSecond(now.status[field], now.read_at_unix_ms, before && before.status[field], before && before.read_at_unix_ms);
+function monitorRow(t) {
+  const cells = [`<td><b>${esc(t.task)}</b><br><small><code>${esc(t.instance)}</code>${t.replicas > 1 ? ` · ${t.replicas} replicas` : ""}</small></td>`];
+  if (!t.status) {
+    return `<tr data-topology="${esc(t.task)}" data-state="unavailable">${cells[0]}<td colspan="7">${unavailable(t.unavailable)} <small>${esc(t.unavailable)}</small></td></tr>`;
+  }
+  const s = t.status;
+  const before = monitor.previous.get(t.instance);
+  const recordsIn = rate(t, before, "consumed"), messagesOut = rate(t, before, "messages_out");
+  const lag = s.lag == null ? unavailable("not known yet: the runner has no partition assigned, or has not learnt a partition's end") : figure(s.lag);
+  const latency = q => s.latency ? `${figure(s.latency[q], 1)} ms` : unavailable("no record has finished yet");
+  const errors = `${figure(s.failed_records)} failed${s.late_records ? ` · ${figure(s.late_records)} late` : ""}${s.last_error ? `<br><small class="error">${esc(s.last_error)}</small>` : ""}`;
+  cells.push(`<td>${stateCell(s.state)}</td>`, `<td class="in-rate">${recordsIn.text}</td>`, `<td class="out-rate">${messagesOut.text}</td>`,
+    `<td class="lag">${lag}</td>`, `<td class="p50">${latency("p50_ms")}</td>`, `<td class="p99">${latency("p99_ms")}</td>`, `<td class="errors">${errors}</td>`);
+  return `<tr data-topology="${esc(t.task)}" data-state="${esc(s.state)}" data-consumed="${s.consumed}" data-in-rate="${recordsIn.value ?? ""}" data-out-rate="${messagesOut.value ?? ""}"
+    data-lag="${s.lag ?? ""}" data-p99="${s.latency ? s.latency.p99_ms : ""}" data-samples="${s.latency ? s.latency.samples : ""}">${cells.join("")}</tr>`;
+}
+function monitorPanel(readings, error) {
+  if (readings && !readings.length) return "";
+  return `<h3>Topologies <small>live from their runners, every ${MONITOR_EVERY_MS / 1000} s; latency from each input message's timestamp to its outputs' acknowledgement</small></h3>
+    ${error ? `<p class="error">The runners could not be read: ${esc(error)}</p>` : `<table id="monitor-table"><tr><th>Topology</th><th>State</th><th>Records in /s</th><th>Messages out /s</th><th>Lag (records)</th><th>Latency p50</th><th>p99</th><th>Errors</th></tr>
+    ${readings.map(monitorRow).join("")}</table>`}`;
+}
+// Draws the latest panel again (the run's page is redrawn on every change).
+function drawMonitor() {
+  const box = document.getElementById("monitor");
+  if (box && monitor.html != null) box.innerHTML = monitor.html;
+}
+async function pollMonitor(id) {
+  if (monitor.run !== id) return;
+  let readings = null, error = null;
+  try { readings = await api("GET", `/api/runs/${encodeURIComponent(id)}/topologies`); } catch (e) { error = e.message; }
+  if (monitor.run !== id) return;
+  monitor.html = monitorPanel(readings, error);
+  drawMonitor();
+  for (const t of readings || []) { if (t.status) monitor.previous.set(t.instance, t); else monitor.previous.delete(t.instance); }
+  monitor.timer = setTimeout(() => pollMonitor(id), MONITOR_EVERY_MS);
+}
+// Starts the panel's reads for a run still going, or stops them.
+function watchTopologies(id, over) {
+  if (monitor.run === id && !over) { drawMonitor(); return; }
+  clearTimeout(monitor.timer);
+  Object.assign(monitor, { run: null, timer: null, previous: new Map(), html: null });
+  if (id && !over) { monitor.run = id; pollMonitor(id); }
+}
+
 async function run(id) {
   const r = await api("GET", `/api/runs/${id}`);
   const live = await liveChartsOf(id);
@@ -246,6 +309,7 @@ async function run(id) {
     <h3>Tasks <small>click one for its log</small></h3>
     <div class="graph">${taskGraph(r.tasks, (r.approvals || []).map(a => a.task))}</div>
     <section id="task-log"></section>
+    <section id="monitor"></section>
     <table id="tasks"><tr><th>Task</th><th>Kind</th><th>Depends on</th><th>State</th><th>Started</th><th>Finished</th><th>Attempts</th><th>Error</th></tr>
     ${r.tasks.map(t => `<tr data-task="${esc(t.name)}"><td>${esc(t.name)}</td><td>${esc(t.kind)}</td><td>${esc(t.depends.join(", "))}</td><td>${stateCell(t.state)}</td>
       <td>${esc(t.started || "")}</td><td>${esc(t.finished || "")}</td><td>${t.attempts}</td><td class="error">${esc(t.error || "")}</td></tr>`).join("")}</table>
@@ -256,6 +320,7 @@ async function run(id) {
     <p>Artifacts: <code>${esc(r.artifacts)}</code></p>
     ${live ? `<h3>Live charts <small><a href="#/runs/${esc(r.id)}/screen">wall screen</a> · <a href="${esc(live)}" target="_blank">open</a></small></h3>` : ""}`;
   showLiveCharts(live);
+  watchTopologies(id, ["succeeded", "failed", "cancelled"].includes(r.state));
   const answer = (verb, task) => async () => {
     try { await api("POST", `/api/runs/${id}/${verb}?task=${encodeURIComponent(task)}`); } catch (e) { alert(e.message); }
   };
@@ -271,13 +336,38 @@ async function run(id) {
 }
 
 // The topics of a Kafka instance: partitions, messages, consumer groups and their lag.
+// Read again every two seconds while the page is open, for messages written per second.
+const TOPICS_EVERY_MS = 2000;
+let topicsWatch = null;
+function stopTopicsWatch() { if (topicsWatch) { clearTimeout(topicsWatch.timer); topicsWatch = null; } }
 async function topicsOf(name) {
+  stopTopicsWatch();
+  const watch = topicsWatch = { name, previous: null, timer: null };
   const o = await api("GET", `/api/instances/${encodeURIComponent(name)}/topics`);
+  if (topicsWatch !== watch) return;
+  view.innerHTML = `<h2>Topics of ${esc(name)} <small>read every ${TOPICS_EVERY_MS / 1000} s</small></h2><div id="topics-overview"></div>`;
+  drawTopics(name, o, null);
+  watch.previous = o;
+  const again = async () => {
+    let now, error = null;
+    try { now = await api("GET", `/api/instances/${encodeURIComponent(name)}/topics`); } catch (e) { error = e.message; }
+    if (topicsWatch !== watch) return;
+    if (error) { document.getElementById("topics-read-error").textContent = `The last read failed (${error}); figures are from the read before.`; }
+    else { drawTopics(name, now, watch.previous); watch.previous = now; }
+    watch.timer = setTimeout(again, TOPICS_EVERY_MS);
+  };
+  watch.timer = setTimeout(again, TOPICS_EVERY_MS);
+}
+function drawTopics(name, o, before) {
   const lagTime = g => g.lag === 0 ? "-" : g.lag_seconds == null ? "unknown" : `${g.lag_seconds.toFixed(1)} s`;
   const link = t => `#/instances/${encodeURIComponent(name)}/topics/${encodeURIComponent(t)}`;
-  view.innerHTML = `<h2>Topics of ${esc(name)}</h2>
-    <table id="topics"><tr><th>Topic</th><th>Partitions</th><th>Replicas</th><th>Messages</th></tr>${o.topics.map(t =>
-      `<tr><td><a href="${esc(link(t.name))}">${esc(t.name)}</a></td><td>${t.partitions.length}</td><td>${t.replication}</td><td>${t.messages}</td></tr>`).join("")}</table>
+  const written = t => t ? t.partitions.reduce((sum, p) => sum + p.end, 0) : null;
+  const writeRate = t => perSecond(written(t), o.offsets_read_at_unix_ms, before && written(before.topics.find(b => b.name === t.name)), before && before.offsets_read_at_unix_ms);
+  document.getElementById("topics-overview").innerHTML = `<p class="error" id="topics-read-error"></p>
+    <table id="topics"><tr><th>Topic</th><th>Partitions</th><th>Replicas</th><th>Messages</th><th>Written /s</th></tr>${o.topics.map(t => {
+      const r = writeRate(t);
+      return `<tr data-topic="${esc(t.name)}" data-rate="${r.value ?? ""}"><td><a href="${esc(link(t.name))}">${esc(t.name)}</a></td><td>${t.partitions.length}</td><td>${t.replication}</td><td>${t.messages}</td><td class="rate">${r.text}</td></tr>`;
+    }).join("")}</table>
     <h3>Consumer groups</h3>
     ${o.groups.length ? `<table id="groups"><tr><th>Group</th><th>State</th><th>Members</th><th>Lag (records)</th><th>Lag (time)</th></tr>${o.groups.map(g =>
       `<tr><td>${esc(g.group)}</td><td>${esc(g.state)}</td><td>${g.members}</td><td>${g.lag}</td><td>${lagTime(g)}</td></tr>`).join("")}</table>` : "<p>No consumer groups.</p>"}`;
@@ -341,8 +431,10 @@ async function render() {
   const topicsMatch = hash.match(/^#\/instances\/([^/]+)\/topics$/);
   const messagesMatch = hash.match(/^#\/instances\/([^/]+)\/topics\/([^/?]+)(?:\?(.*))?$/);
   stopTail();
+  stopTopicsWatch();
   document.body.classList.toggle("screen", !!screenMatch);
   if (!screenMatch && !runMatch) showLiveCharts(null);
+  if (!runMatch) watchTopologies(null, true);
   try {
     if (screenMatch) await screen(screenMatch[1]);
     else if (runMatch) await run(runMatch[1]);

@@ -5,7 +5,7 @@
 //! too. Latency is measured at several steady paces.
 
 mod latency;
-mod load;
+pub(super) mod load;
 mod passthrough;
 mod progress;
 mod runner;
