@@ -14,9 +14,11 @@ const { watchMonitor } = require("./monitor.cjs");
   // The charts page inside the UI's frame, once it has three windows with data.
   const chartsFrame = async page => {
     const handle = await page.waitForSelector("#live-charts iframe[src]", { state: "attached", timeout: 120000 });
+    // Chromium does not animate a cross-site frame out of view: look at it, as a person would.
+    await handle.scrollIntoViewIfNeeded();
     const frame = await handle.contentFrame();
     await frame.waitForFunction(() => document.querySelectorAll(".window").length >= 3
-      && Number(document.body.dataset.livePoints || 0) > 0, null, { timeout: 120000 });
+      && Number(document.body.dataset.livePoints || 0) > 0, null, { timeout: 120000, polling: 250 });
     return frame;
   };
   const windows = frame => frame.evaluate(() => [...document.querySelectorAll(".window")].map(w => {
@@ -51,10 +53,10 @@ const { watchMonitor } = require("./monitor.cjs");
     // The windows keep updating while the person watches.
     const points = () => frame.evaluate(() => Number(document.body.dataset.livePoints || 0));
     const before = await points();
-    await frame.waitForFunction(n => Number(document.body.dataset.livePoints || 0) > n, before, { timeout: 60000 });
+    await frame.waitForFunction(n => Number(document.body.dataset.livePoints || 0) > n, before, { timeout: 60000, polling: 250 });
     seen.screen.livePoints = [before, await points()];
     // Every window has data before the picture is taken, notifications included.
-    await frame.waitForFunction(() => [...document.querySelectorAll(".window")].every(w => Number(w.dataset.received || 0) > 0), null, { timeout: 60000 });
+    await frame.waitForFunction(() => [...document.querySelectorAll(".window")].every(w => Number(w.dataset.received || 0) > 0), null, { timeout: 60000, polling: 250 });
     seen.screen.windows = await windows(frame);
     await page.screenshot({ path: `${dir}/ui-run-screen.png` });
     console.log(JSON.stringify(seen));
