@@ -11,13 +11,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use serde::Deserialize;
+use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::{Reply as _, Response};
 use warp::Filter;
 
 use super::api::Context;
 use super::auth::{Access, Role};
-use super::{caller, guarded, json_reply, parse_body, refuse, Caller};
+use super::{any_of, caller, guarded, json_reply, parse_body, refuse, Caller};
 use crate::topics::browse::{self, BrowseRequest, Filter as MessageFilter, Start};
 use crate::topics::produce::{self, NewMessage};
 use crate::topics::{overview, KafkaTarget, TopicsError};
@@ -96,10 +97,7 @@ impl MessagesQuery {
 }
 
 /// The routes of this module.
-pub fn routes(
-    context: Context,
-    access: Arc<Access>,
-) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+pub fn routes(context: Context, access: Arc<Access>) -> BoxedFilter<(Response,)> {
     let state = warp::any().map(move || (context.clone(), access.clone()));
     let tails = Arc::new(AtomicUsize::new(0));
 
@@ -185,13 +183,12 @@ pub fn routes(
                 }
             },
         );
-    overview
-        .or(messages)
-        .unify()
-        .or(produce)
-        .unify()
-        .or(tail)
-        .unify()
+    any_of([
+        overview.boxed(),
+        messages.boxed(),
+        produce.boxed(),
+        tail.boxed(),
+    ])
 }
 
 /// The bootstrap servers of the Kafka instance `name`.
