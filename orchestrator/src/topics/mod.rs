@@ -101,6 +101,14 @@ pub(crate) fn reader_in_group(brokers: &str, group: &str) -> Result<Reader, Topi
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
+        // What librdkafka fetches ahead of the reader, per reader: by default up to 64 MiB
+        // and 100,000 messages, which a live tail whose browser stopped reading holds for as
+        // long as it stays open (measured with `weir bench topics`). 2 MiB bounds `weir
+        // serve`'s memory by the number of readers; fetching again 10 ms after the reader
+        // drained below it, not the default 1 s, keeps a search's scan fed.
+        .set("queued.max.messages.kbytes", "2048")
+        .set("queued.min.messages", "10000")
+        .set("fetch.queue.backoff.ms", "10")
         .create_with_context(ReaderContext)
         .map_err(|source| TopicsError::Client {
             brokers: brokers.into(),
