@@ -450,10 +450,13 @@ fn a_replay_starting_over_invents_no_move_across_the_seam() {
 }
 
 /// `weir bench topology` on a small load: every figure it reports was measured (positive, with
-/// its rounds), and the latency of each pace counts every record sent. No timing is asserted.
+/// its rounds), the latency of each pace counts every record sent, windows closed in the
+/// windowed phase and a fresh runner restored every key of the keyed-state phase. No timing
+/// is asserted.
 #[test]
 fn the_topology_benchmark_reports_every_figure_it_measures() {
     let topology = repo_root().join("workflows/topologies/bitcoin-yuan.yaml");
+    let windowed = repo_root().join("workflows/topologies/candles.yaml");
     let output = std::process::Command::new(weir_tests::weir_bin())
         .args(["bench", "topology", "--json", "--brokers", kafka()])
         .args(["--records", "100000", "--rounds", "2", "--keys", "4"])
@@ -467,6 +470,9 @@ fn the_topology_benchmark_reports_every_figure_it_measures() {
         ])
         .arg("--topology")
         .arg(&topology)
+        .args(["--windowed-keys", "500", "--state-keys", "20000"])
+        .arg("--windowed-topology")
+        .arg(&windowed)
         .output()
         .expect("run weir bench topology");
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -515,6 +521,27 @@ fn the_topology_benchmark_reports_every_figure_it_measures() {
             assert!(figures[rate].as_f64().unwrap() > 0.0, "{report}");
         }
     }
+    // The windowed phase: 100,000 records over 500 keys and ten minutes of event time; the
+    // nine minutes that closed wrote a candle per key, the last one stays open.
+    let windowed = &report["windowed"];
+    assert_eq!(windowed["keys"], 500, "{report}");
+    for rate in ["runner_records_per_s", "passthrough_records_per_s"] {
+        assert!(windowed[rate]["median"].as_f64().unwrap() > 0.0, "{report}");
+    }
+    assert!(windowed["ratio"].as_f64().unwrap() > 0.0, "{report}");
+    let results = windowed["results_written"].as_u64().unwrap();
+    assert!((9 * 500..=10 * 500).contains(&results), "{report}");
+    assert_eq!(windowed["late_records"], 0, "{report}");
+    // The keyed-state phase: every distinct key held, then restored by a fresh runner.
+    let keyed = &report["keyed_state"];
+    assert_eq!(keyed["keys_held"], 20_000, "{report}");
+    assert!(keyed["bytes_held"].as_u64().unwrap() > 20_000, "{report}");
+    assert!(
+        keyed["restored_keys"].as_u64().unwrap() >= 20_000,
+        "{report}"
+    );
+    assert!(keyed["peak_rss_mb"].as_f64().unwrap() > 1.0, "{report}");
+    assert!(keyed["records_per_s"].as_f64().unwrap() > 0.0, "{report}");
     assert!(
         stderr.contains("loaded 100%"),
         "no load progress:\n{stderr}"

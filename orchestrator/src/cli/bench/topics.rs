@@ -83,7 +83,13 @@ pub fn run(args: TopicsBenchArgs) -> anyhow::Result<ExitCode> {
     rt.block_on(ensure_topics(&brokers, &[BROWSED, BUSY], args.partitions))?;
     eprintln!("loading {} messages into `{BROWSED}`...", args.messages);
     let loading = Instant::now();
-    rt.block_on(load::fill(&brokers, BROWSED, args.messages, 1_000))?;
+    rt.block_on(load::fill(
+        &brokers,
+        BROWSED,
+        args.messages,
+        1_000,
+        load::EventTime::Written,
+    ))?;
     let load_seconds = loading.elapsed().as_secs_f64();
     drop(rt);
 

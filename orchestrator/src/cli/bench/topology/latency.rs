@@ -86,7 +86,7 @@ pub trait Forwarder {
 
 impl Forwarder for RunnerProcess {
     fn output(&self) -> &str {
-        &self.outputs.variations
+        &self.output
     }
 
     fn wait_done(&mut self, count: u64) -> anyhow::Result<()> {

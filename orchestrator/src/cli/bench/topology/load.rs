@@ -43,9 +43,37 @@ fn document(amount: &str) -> String {
     format!(r#"{{"data":{{"amount":"{amount}","base":"BTC","currency":"CNY"}}}}"#)
 }
 
-/// Writes `count` keyed wobbling documents as fast as the broker takes them, printing progress
-/// every tenth.
-pub async fn fill(bootstrap: &str, topic: &str, count: u64, keys: u64) -> anyhow::Result<()> {
+/// The timestamps of the loaded messages: their event time.
+#[derive(Debug, Clone, Copy)]
+pub enum EventTime {
+    /// When each is written, as the producer's clock says.
+    Written,
+    /// Record `index` of `count` at `start_ms + index * span_ms / count`: event time that moves
+    /// on through the load, so that a windowed topology's windows close while it runs.
+    Spread { start_ms: i64, span_ms: i64 },
+}
+
+impl EventTime {
+    fn of(self, index: u64, count: u64) -> Option<i64> {
+        match self {
+            EventTime::Written => None,
+            EventTime::Spread { start_ms, span_ms } => {
+                let offset = i128::from(span_ms) * i128::from(index) / i128::from(count.max(1));
+                Some(start_ms + offset as i64)
+            }
+        }
+    }
+}
+
+/// Writes `count` keyed wobbling documents as fast as the broker takes them, stamped with
+/// `event_time`, printing progress every tenth.
+pub async fn fill(
+    bootstrap: &str,
+    topic: &str,
+    count: u64,
+    keys: u64,
+    event_time: EventTime,
+) -> anyhow::Result<()> {
     let producer: FutureProducer = producer_config(bootstrap).create()?;
     let started = Instant::now();
     let mut pending: Vec<DeliveryFuture> = Vec::with_capacity(PENDING_LIMIT);
@@ -53,7 +81,14 @@ pub async fn fill(bootstrap: &str, topic: &str, count: u64, keys: u64) -> anyhow
     for index in 0..count {
         let payload = wobbling_document(index);
         let key = key(index, keys);
-        let record = || FutureRecord::to(topic).key(&key).payload(&payload);
+        let timestamp = event_time.of(index, count);
+        let record = || {
+            let record = FutureRecord::to(topic).key(&key).payload(&payload);
+            match timestamp {
+                Some(ms) => record.timestamp(ms),
+                None => record,
+            }
+        };
         loop {
             match producer.send_result(record()) {
                 Ok(delivery) => {
@@ -132,6 +167,18 @@ mod tests {
         }
         assert_eq!(sequence_of_rate(480_000.5), Some(38_000_050));
         assert_eq!(sequence_of_rate(12.0), None);
+    }
+
+    #[test]
+    fn spread_event_time_moves_on_evenly_through_the_load() {
+        let spread = EventTime::Spread {
+            start_ms: 1_000,
+            span_ms: 600_000,
+        };
+        assert_eq!(spread.of(0, 1_000_000), Some(1_000));
+        assert_eq!(spread.of(500_000, 1_000_000), Some(301_000));
+        assert_eq!(spread.of(999_999, 1_000_000), Some(600_999));
+        assert_eq!(EventTime::Written.of(7, 10), None);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! same broker, in the same run, alternating round by round. The headline is the ratio of
 //! their median steady throughputs, the pass-through writing as many messages as the runner
 //! did (see [`passthrough`]); against a pass-through writing one copy per record it is printed
-//! too. Latency is measured at several steady paces.
+//! too. Latency is measured at several steady paces; then what parallelism buys ([`scaling`])
+//! and what keyed state costs ([`state`]).
 
 mod latency;
 pub(super) mod load;
@@ -10,6 +11,7 @@ mod passthrough;
 mod progress;
 mod runner;
 mod scaling;
+mod state;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,8 +28,9 @@ use crate::cli::runtime;
 use latency::PaceLatency;
 use passthrough::{FanOut, PassThrough};
 pub(super) use progress::Spread;
-use runner::{OutputTopics, RunnerProcess};
+use runner::{Dataflow, OutputTopics, RunnerProcess};
 use scaling::{ScalingFigures, ScalingLoad};
+use state::{KeyedStateFigures, StateLoad, WindowedFigures};
 
 /// What `weir bench topology` measures and how.
 #[derive(Debug, clap::Args)]
@@ -69,6 +72,19 @@ pub struct TopologyBenchArgs {
     /// The topology to measure.
     #[arg(long, default_value = DEFAULT_TOPOLOGY)]
     topology: PathBuf,
+    /// Distinct keys of the windowed phase: `--windowed-topology` over `--records` records
+    /// whose event time moves on through ten one-minute windows, next to the one-copy
+    /// pass-through, `--rounds` rounds. 0 skips it.
+    #[arg(long, default_value_t = 10_000)]
+    windowed_keys: u64,
+    /// The windowed phase's topology; it takes the shipped candles' parameters.
+    #[arg(long, default_value = DEFAULT_WINDOWED_TOPOLOGY)]
+    windowed_topology: PathBuf,
+    /// Distinct keys of the keyed-state phase, one record each, whose previous values the
+    /// `diff` of `--topology` holds; a fresh runner of its group then restores them from the
+    /// changelog. 0 skips it.
+    #[arg(long, default_value_t = 1_000_000)]
+    state_keys: u64,
 }
 
 /// An entry of `--replicas` that is not a replica count.
@@ -84,6 +100,7 @@ fn replica_counts(list: &str) -> Result<Vec<u32>, NotAReplicaCount> {
 }
 
 const DEFAULT_TOPOLOGY: &str = "workflows/topologies/bitcoin-yuan.yaml";
+const DEFAULT_WINDOWED_TOPOLOGY: &str = "workflows/topologies/candles.yaml";
 
 /// Throughput of the runner relative to the pass-through's, median over median.
 const TARGET_RATIO: f64 = 0.9;
@@ -123,6 +140,17 @@ pub fn run(args: TopologyBenchArgs) -> anyhow::Result<ExitCode> {
             DEFAULT_TOPOLOGY
         )
     })?;
+    if args.windowed_keys > 0 {
+        weir_topology::spec::TopologySpec::load(&args.windowed_topology, &[]).with_context(
+            || {
+                format!(
+                    "the windowed phase needs a windowed topology: pass --windowed-topology \
+                     FILE (the default, {DEFAULT_WINDOWED_TOPOLOGY}, is relative to the \
+                     repository's root), or --windowed-keys 0 to skip the phase"
+                )
+            },
+        )?;
+    }
     let workdir = tempfile::Builder::new().prefix("weir-bench-").tempdir()?;
     let stack = match &args.brokers {
         Some(_) => None,
@@ -152,7 +180,13 @@ pub fn run(args: TopologyBenchArgs) -> anyhow::Result<ExitCode> {
         "loading {} documents over {} keys into `{input}`...",
         args.records, args.keys
     );
-    rt.block_on(load::fill(&bootstrap, &input, args.records, args.keys))?;
+    rt.block_on(load::fill(
+        &bootstrap,
+        &input,
+        args.records,
+        args.keys,
+        load::EventTime::Written,
+    ))?;
 
     let mut runner_rounds = Vec::new();
     let mut passthrough_rounds = Vec::new();
@@ -175,8 +209,13 @@ pub fn run(args: TopologyBenchArgs) -> anyhow::Result<ExitCode> {
             &OutputTopics::named(&name).all(),
             1,
         ))?;
-        let mut process =
-            RunnerProcess::start(&bootstrap, &args.topology, &input, &name, workdir.path())?;
+        let mut process = RunnerProcess::start(
+            &bootstrap,
+            Dataflow::Reference(&args.topology),
+            &input,
+            &name,
+            workdir.path(),
+        )?;
         let watched = process.watch(args.records, ROUND_TIMEOUT)?;
         peak_rss_kb = peak_rss_kb.max(process.peak_rss_kb()?);
         let written = process.messages_written()?;
@@ -236,6 +275,27 @@ pub fn run(args: TopologyBenchArgs) -> anyhow::Result<ExitCode> {
         &args.replicas,
     )?;
 
+    let state_load = StateLoad {
+        rt: &rt,
+        bootstrap: &bootstrap,
+        workdir: workdir.path(),
+        id,
+    };
+    let windowed = (args.windowed_keys > 0)
+        .then(|| {
+            state::windowed(
+                &state_load,
+                &args.windowed_topology,
+                args.records,
+                args.windowed_keys,
+                args.rounds,
+            )
+        })
+        .transpose()?;
+    let keyed_state = (args.state_keys > 0)
+        .then(|| state::keyed_state(&state_load, &args.topology, args.state_keys))
+        .transpose()?;
+
     let report = Report {
         runner: Contender::of(&runner_rounds),
         passthrough: Contender::of(&passthrough_rounds),
@@ -247,6 +307,8 @@ pub fn run(args: TopologyBenchArgs) -> anyhow::Result<ExitCode> {
         passthrough_latencies: latencies.passthrough,
         single_copy_latencies: latencies.single_copy,
         scaling,
+        windowed,
+        keyed_state,
     };
     if args.json {
         println!("{}", report.json(&args));
@@ -337,8 +399,13 @@ fn measure_latencies(
                         &OutputTopics::named(&live).all(),
                         1,
                     ))?;
-                    let mut process =
-                        RunnerProcess::start(bootstrap, &args.topology, &live, &live, workdir)?;
+                    let mut process = RunnerProcess::start(
+                        bootstrap,
+                        Dataflow::Reference(&args.topology),
+                        &live,
+                        &live,
+                        workdir,
+                    )?;
                     let measured = latency::measure(
                         bootstrap,
                         &live,
@@ -488,6 +555,8 @@ struct Report {
     /// The latency of the one-copy pass-through: the floor the broker and clients set.
     single_copy_latencies: Vec<PaceLatency>,
     scaling: Vec<ScalingFigures>,
+    windowed: Option<WindowedFigures>,
+    keyed_state: Option<KeyedStateFigures>,
 }
 
 impl Report {
@@ -524,6 +593,8 @@ impl Report {
             "passthrough_latency": self.passthrough_latencies,
             "passthrough_single_copy_latency": self.single_copy_latencies,
             "scaling": self.scaling,
+            "windowed": self.windowed,
+            "keyed_state": self.keyed_state,
             "targets": {
                 "ratio": {"target": TARGET_RATIO, "met": self.ratio() >= TARGET_RATIO},
                 "peak_rss_mb": {"target": TARGET_PEAK_RSS_MIB, "met": self.peak_rss_mib <= TARGET_PEAK_RSS_MIB},
@@ -619,6 +690,39 @@ impl Report {
             println!(
                 "  {:>2} replica(s): runners {:>9.0} records/s{speedup}, pass-through {:>9.0} records/s",
                 f.replicas, f.runner_records_per_s, f.passthrough_records_per_s
+            );
+        }
+        if let Some(w) = &self.windowed {
+            println!(
+                "windowed ({}, {} records, {} keys, ten one-minute windows of event time, {} rounds):",
+                w.topology, w.records, w.keys, args.rounds
+            );
+            for (name, rate) in [
+                ("topology runner", &w.runner_records_per_s),
+                ("one copy each", &w.passthrough_records_per_s),
+            ] {
+                println!(
+                    "  {name:<16} median {:>9.0} records/s  (min {:.0}, max {:.0})",
+                    rate.median, rate.min, rate.max
+                );
+            }
+            println!(
+                "  ratio of medians {:.2}; {} window results and {} late records in a round; runner peak RSS {:.1} MiB",
+                w.ratio, w.results_written, w.late_records, w.peak_rss_mb
+            );
+        }
+        if let Some(k) = &self.keyed_state {
+            println!("keyed state ({} distinct keys, one record each):", k.keys);
+            println!(
+                "  held {} keys, {:.1} MiB of keys and values; {:.0} records/s; runner peak RSS {:.1} MiB",
+                k.keys_held,
+                k.bytes_held as f64 / (1024.0 * 1024.0),
+                k.records_per_s,
+                k.peak_rss_mb
+            );
+            println!(
+                "  a fresh runner restored {} keys from the changelog in {} ms ({} ms from its start); its peak RSS {:.1} MiB",
+                k.restored_keys, k.restore_ms, k.start_to_restored_ms, k.restored_peak_rss_mb
             );
         }
     }

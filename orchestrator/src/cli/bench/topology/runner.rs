@@ -6,6 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use weir_contracts::status::RunnerStatus;
 use weir_supervisor::ports::free_port;
 
 use super::super::{status_kb, MemoryField};
@@ -15,11 +16,84 @@ use super::progress::{self, Round};
 pub struct RunnerProcess {
     child: Child,
     metrics_url: String,
+    status_url: String,
     client: reqwest::blocking::Client,
     log: PathBuf,
     pub started: Instant,
-    /// The topic names its outputs go to.
-    pub outputs: OutputTopics,
+    /// The topic whose messages answer the inputs: the variations, or the windows' results.
+    pub output: String,
+}
+
+/// A topology the benchmark runs, and the parameters that point it at the benchmark's topics.
+#[derive(Debug, Clone, Copy)]
+pub enum Dataflow<'a> {
+    /// The reference topology (or `--topology`): rates, variations and notifications, in
+    /// topics named after the run ([`OutputTopics`]).
+    Reference(&'a Path),
+    /// A windowed topology taking the shipped candles' parameters: its results go to
+    /// `NAME-candles`, its late records to `NAME-late`, its errors to `NAME-errors`.
+    Windowed(&'a Path),
+}
+
+impl Dataflow<'_> {
+    fn path(&self) -> &Path {
+        match self {
+            Dataflow::Reference(path) | Dataflow::Windowed(path) => path,
+        }
+    }
+
+    /// The `--set` parameters of a run named `name` over `input`, and the topic whose
+    /// messages answer the inputs.
+    fn parameters(&self, input: &str, name: &str) -> (Vec<String>, String) {
+        let mut parameters = vec![
+            format!("message_topic={input}"),
+            format!("dataflow_name={name}"),
+        ];
+        let output = match self {
+            Dataflow::Reference(_) => {
+                let outputs = OutputTopics::named(name);
+                parameters.extend([
+                    format!("rate_topic={}", outputs.rates),
+                    format!("variation_topic={}", outputs.variations),
+                    format!("notification_topic={}", outputs.notifications),
+                    format!("error_topic={}", outputs.errors),
+                ]);
+                outputs.variations
+            }
+            Dataflow::Windowed(_) => {
+                let topics = WindowedTopics::named(name);
+                parameters.extend([
+                    format!("candle_topic={}", topics.results),
+                    format!("late_topic={}", topics.late),
+                    format!("error_topic={}", topics.errors),
+                ]);
+                topics.results
+            }
+        };
+        (parameters, output)
+    }
+}
+
+/// Where a windowed topology writes.
+#[derive(Debug, Clone)]
+pub struct WindowedTopics {
+    pub results: String,
+    pub late: String,
+    pub errors: String,
+}
+
+impl WindowedTopics {
+    pub fn named(name: &str) -> Self {
+        Self {
+            results: format!("{name}-candles"),
+            late: format!("{name}-late"),
+            errors: format!("{name}-errors"),
+        }
+    }
+
+    pub fn all(&self) -> [&str; 3] {
+        [&self.results, &self.late, &self.errors]
+    }
 }
 
 /// Where the reference topology writes.
@@ -62,21 +136,23 @@ impl OutputTopics {
 
 impl RunnerProcess {
     /// Starts the runner over `input` with its own consumer group and output topics, both
-    /// named after `name`. Its log goes to `workdir/NAME.log`.
+    /// named after `name`. Its log goes to `workdir/NAME.log` (`NAME-2.log` and so on when a
+    /// runner of that name ran before).
     pub fn start(
         bootstrap: &str,
-        topology: &Path,
+        dataflow: Dataflow<'_>,
         input: &str,
         name: &str,
         workdir: &Path,
     ) -> anyhow::Result<Self> {
-        Self::start_with_log(
-            bootstrap,
-            topology,
-            input,
-            name,
-            &workdir.join(format!("{name}.log")),
-        )
+        let log = (1..)
+            .map(|n| match n {
+                1 => workdir.join(format!("{name}.log")),
+                n => workdir.join(format!("{name}-{n}.log")),
+            })
+            .find(|log| !log.exists())
+            .expect("a free log name");
+        Self::start_with_log(bootstrap, dataflow, input, name, &log)
     }
 
     /// Starts replica `replica` of a group of runners that share the consumer group and
@@ -90,35 +166,31 @@ impl RunnerProcess {
         workdir: &Path,
     ) -> anyhow::Result<Self> {
         let log = workdir.join(format!("{name}-{replica}.log"));
-        Self::start_with_log(bootstrap, topology, input, name, &log)
+        Self::start_with_log(bootstrap, Dataflow::Reference(topology), input, name, &log)
     }
 
     fn start_with_log(
         bootstrap: &str,
-        topology: &Path,
+        dataflow: Dataflow<'_>,
         input: &str,
         name: &str,
         log_path: &Path,
     ) -> anyhow::Result<Self> {
         let port = free_port()?;
-        let outputs = OutputTopics::named(name);
+        let (parameters, output) = dataflow.parameters(input, name);
         let log_path = log_path.to_path_buf();
         let log = std::fs::File::create(&log_path)?;
         let started = Instant::now();
-        let child = Command::new(std::env::current_exe()?)
+        let mut command = Command::new(std::env::current_exe()?);
+        command
             .args(["topology", "run"])
-            .arg(topology)
+            .arg(dataflow.path())
             .args(["--brokers", bootstrap])
-            .args(["--addr", &format!("127.0.0.1:{port}")])
-            .args(["--set", &format!("message_topic={input}")])
-            .args(["--set", &format!("dataflow_name={name}")])
-            .args(["--set", &format!("rate_topic={}", outputs.rates)])
-            .args(["--set", &format!("variation_topic={}", outputs.variations)])
-            .args([
-                "--set",
-                &format!("notification_topic={}", outputs.notifications),
-            ])
-            .args(["--set", &format!("error_topic={}", outputs.errors)])
+            .args(["--addr", &format!("127.0.0.1:{port}")]);
+        for parameter in &parameters {
+            command.args(["--set", parameter]);
+        }
+        let child = command
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -126,10 +198,11 @@ impl RunnerProcess {
         Ok(Self {
             child,
             metrics_url: format!("http://127.0.0.1:{port}/metrics"),
+            status_url: format!("http://127.0.0.1:{port}/status"),
             client: reqwest::blocking::Client::new(),
             log: log_path,
             started,
-            outputs,
+            output,
         })
     }
 
@@ -155,8 +228,30 @@ impl RunnerProcess {
             .context("the topology runner did not say how many messages it wrote")
     }
 
+    /// Its `/status`, `None` while it does not answer; an error once it has exited.
+    pub fn status(&mut self) -> anyhow::Result<Option<RunnerStatus>> {
+        self.check_running()?;
+        let answer = (self.client.get(&self.status_url))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .ok();
+        Ok(answer.and_then(|answer| answer.json().ok()))
+    }
+
     /// Its `/metrics` text, `None` while it does not answer; an error once it has exited.
     fn metrics(&mut self) -> anyhow::Result<Option<String>> {
+        self.check_running()?;
+        Ok(self
+            .client
+            .get(&self.metrics_url)
+            .timeout(Duration::from_secs(2))
+            .send()
+            .ok()
+            .and_then(|r| r.text().ok()))
+    }
+
+    /// An error, with the end of its log, once the runner has exited.
+    fn check_running(&mut self) -> anyhow::Result<()> {
         if let Some(status) = self.child.try_wait()? {
             let log = std::fs::read_to_string(&self.log).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(10).collect();
@@ -166,13 +261,7 @@ impl RunnerProcess {
                 tail.join("\n")
             );
         }
-        Ok(self
-            .client
-            .get(&self.metrics_url)
-            .timeout(Duration::from_secs(2))
-            .send()
-            .ok()
-            .and_then(|r| r.text().ok()))
+        Ok(())
     }
 
     /// Peak resident memory so far, in KiB.

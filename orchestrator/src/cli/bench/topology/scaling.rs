@@ -62,7 +62,13 @@ pub fn measure(
             "scaling, {replicas} replica(s): loading {} documents into {partitions} partition(s)...",
             load.records
         );
-        rt.block_on(load::fill(load.bootstrap, &input, load.records, load.keys))?;
+        rt.block_on(load::fill(
+            load.bootstrap,
+            &input,
+            load.records,
+            load.keys,
+            load::EventTime::Written,
+        ))?;
 
         eprintln!("scaling, {replicas} replica(s): {replicas} runner process(es) in one group...");
         let started = Instant::now();
