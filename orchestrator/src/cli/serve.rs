@@ -8,7 +8,8 @@ use anyhow::Context as _;
 use clap::Args;
 use weir::offered::{unpack_shipped, yaml_files, OfferedWorkflows};
 use weir::runtime::local::processes::LocalProcesses;
-use weir::web::{self, api::Context, auth::Access};
+use weir::runtime::Backend;
+use weir::web::{self, api::Context, api::OfferedBackends, auth::Access};
 
 use super::backend::BackendArgs;
 use super::{runtime, signals};
@@ -25,6 +26,16 @@ pub struct ServeArgs {
     /// built into weir); one of its workflows hides a shipped one of the same name.
     #[arg(long, env = "WEIR_WORKFLOWS", value_name = "DIR")]
     workflows: Option<PathBuf>,
+    /// Where launches from the web may run, the first being the forms' default. A server in a
+    /// cluster (the Helm chart) offers only `kubernetes`.
+    #[arg(
+        long,
+        env = "WEIR_BACKENDS",
+        value_enum,
+        value_delimiter = ',',
+        default_value = "local,kubernetes"
+    )]
+    backends: Vec<Backend>,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -60,6 +71,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let context = Context {
         workflows,
         runtime: runtime_config,
+        backends: OfferedBackends::new(args.backends)?,
     };
     runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.addr)

@@ -27,6 +27,56 @@ pub struct Context {
     /// instances this machine started there. The web names no backend itself; an instance's
     /// own backend is chosen with [`RuntimeConfig::for_instance`].
     pub runtime: RuntimeConfig,
+    /// Where launches from this server may run.
+    pub backends: OfferedBackends,
+}
+
+/// Where launches from `weir serve` may run (`--backends`), the first being the launch
+/// forms' default: a portal in a cluster offers only `kubernetes`, since its pod has no Java
+/// for local Kafka processes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferedBackends(Vec<Backend>);
+
+/// `--backends` named no backend.
+#[derive(Debug, thiserror::Error)]
+#[error("--backends names no backend: give local, kubernetes or both")]
+pub struct NoBackend;
+
+impl OfferedBackends {
+    /// The backends in the order given, each once.
+    pub fn new(backends: impl IntoIterator<Item = Backend>) -> Result<Self, NoBackend> {
+        let mut offered = Vec::new();
+        for backend in backends {
+            if !offered.contains(&backend) {
+                offered.push(backend);
+            }
+        }
+        if offered.is_empty() {
+            return Err(NoBackend);
+        }
+        Ok(Self(offered))
+    }
+
+    /// The backend a launch asked for, or the default when it named none; refused when this
+    /// server does not offer it.
+    fn choose(&self, asked: Option<Backend>) -> Result<Backend, Reply> {
+        match asked {
+            None => Ok(self.0[0]),
+            Some(backend) if self.0.contains(&backend) => Ok(backend),
+            Some(backend) => Err(error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "this server does not launch on `{}`: it offers {} (weir serve --backends)",
+                    backend.as_str(),
+                    self.names().join(", ")
+                ),
+            )),
+        }
+    }
+
+    fn names(&self) -> Vec<&'static str> {
+        self.0.iter().map(|b| b.as_str()).collect()
+    }
 }
 
 impl Context {
@@ -101,7 +151,11 @@ pub fn catalog(context: &Context) -> Reply {
     }
     (
         StatusCode::OK,
-        json!({ "services": weir_catalog::catalog::services(), "workflows": workflows }),
+        json!({
+            "services": weir_catalog::catalog::services(),
+            "workflows": workflows,
+            "backends": context.backends.names(),
+        }),
     )
 }
 
@@ -174,10 +228,14 @@ pub struct LaunchService {
     pub name: Option<String>,
     #[serde(default)]
     pub params: std::collections::BTreeMap<String, Value>,
+    /// Where it runs; the server's default when absent (see [`OfferedBackends`]).
+    #[serde(default)]
+    pub backend: Option<Backend>,
 }
 
 /// Validates, then starts `weir up` in the background.
 pub fn launch_service(context: &Context, request: LaunchService) -> Reply {
+    let backend = try_reply!(context.backends.choose(request.backend));
     let definition = match weir_catalog::catalog::find(&request.service) {
         Ok(definition) => definition,
         Err(unknown) => return error(StatusCode::BAD_REQUEST, unknown.to_string()),
@@ -213,7 +271,12 @@ pub fn launch_service(context: &Context, request: LaunchService) -> Reply {
             );
         }
     }
-    let mut args = vec!["up".to_string(), request.service.clone()];
+    let mut args = vec![
+        "up".to_string(),
+        request.service.clone(),
+        "--backend".into(),
+        backend.as_str().into(),
+    ];
     if let Some(name) = &request.name {
         args.extend(["--name".into(), name.clone()]);
     }
@@ -283,13 +346,15 @@ pub struct LaunchRun {
     pub workflow: String,
     #[serde(default)]
     pub variables: std::collections::BTreeMap<String, Value>,
-    /// `local` (default) or `kubernetes` (the cluster of `weir serve`'s kubeconfig).
+    /// `local` or `kubernetes` (the cluster of `weir serve`'s kubeconfig, or the one it runs
+    /// in); the server's default when absent (see [`OfferedBackends`]).
     #[serde(default)]
-    pub backend: Backend,
+    pub backend: Option<Backend>,
 }
 
 /// Validates the workflow with the variables, then starts `weir run` in the background.
 pub fn launch_run(context: &Context, request: LaunchRun) -> Reply {
+    let backend = try_reply!(context.backends.choose(request.backend));
     if !request
         .workflow
         .chars()
@@ -329,7 +394,7 @@ pub fn launch_run(context: &Context, request: LaunchRun) -> Reply {
         "--run-id".into(),
         id.clone(),
         "--backend".into(),
-        request.backend.as_str().into(),
+        backend.as_str().into(),
     ];
     for (k, v) in overrides {
         args.extend(["--set".into(), format!("{k}={v}")]);

@@ -68,6 +68,14 @@ fn tail_param() -> Value {
     })
 }
 
+/// Where a launch runs: one of the backends the server offers (`GET /api/catalog` lists them).
+fn backend_property() -> Value {
+    json!({
+        "type": "string", "enum": ["local", "kubernetes"],
+        "description": "One of the `backends` of /api/catalog (weir serve --backends); the first of them when absent"
+    })
+}
+
 pub fn document() -> Value {
     let launch_service = json!({
         "type": "object", "required": ["service"], "additionalProperties": false,
@@ -75,6 +83,7 @@ pub fn document() -> Value {
             "service": { "type": "string", "enum": ServiceKind::names(), "example": "kafka" },
             "name": { "type": "string", "pattern": "^[a-z][a-z0-9-]{0,39}$" },
             "params": { "type": "object", "additionalProperties": true },
+            "backend": backend_property(),
         },
     });
     let launch_run = json!({
@@ -82,7 +91,7 @@ pub fn document() -> Value {
         "properties": {
             "workflow": { "type": "string", "example": "ci-smoke" },
             "variables": { "type": "object", "additionalProperties": true },
-            "backend": { "type": "string", "enum": ["local", "kubernetes"], "default": "local" },
+            "backend": backend_property(),
         },
     });
     json!({

@@ -8,7 +8,7 @@ use std::path::Path;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
-use super::api::Context;
+use super::api::{Context, OfferedBackends};
 use super::auth::Access;
 use super::routes;
 use crate::home::WeirHome;
@@ -26,6 +26,11 @@ struct Server {
 
 impl Server {
     fn new() -> Self {
+        Self::offering(&[Backend::Local, Backend::Kubernetes])
+    }
+
+    /// A server whose launches may run on `backends` (`weir serve --backends`).
+    fn offering(backends: &[Backend]) -> Self {
         let home = tempfile::tempdir().expect("a temporary home");
         let addr: SocketAddr = "127.0.0.1:8080".parse().expect("an address");
         let access = Access::configure(home.path(), addr).expect("a page token");
@@ -42,6 +47,7 @@ impl Server {
                     standalone_namespace: "weir".into(),
                 },
             },
+            backends: OfferedBackends::new(backends.iter().copied()).expect("a backend"),
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -217,4 +223,31 @@ fn a_valid_run_launch_is_accepted_and_a_huge_duration_is_refused() {
             .contains("execution_duration"),
         "{answer}"
     );
+}
+
+#[test]
+fn a_server_offering_only_kubernetes_launches_there_and_refuses_local_with_the_reason() {
+    let server = Server::offering(&[Backend::Kubernetes]);
+    for (path, body) in [
+        (
+            "/api/runs",
+            &br#"{"workflow": "ci-smoke", "backend": "local"}"#[..],
+        ),
+        (
+            "/api/instances",
+            br#"{"service": "zookeeper", "backend": "local"}"#,
+        ),
+    ] {
+        let (status, answer) = server.post(path, body);
+        assert_eq!(status, 400, "{path}: {answer}");
+        assert!(
+            answer["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("does not launch on `local`: it offers kubernetes")),
+            "{path}: {answer}"
+        );
+    }
+    let (status, answer) = server.post("/api/runs", br#"{"workflow": "ci-smoke"}"#);
+    assert_eq!(status, 202, "{answer}");
+    assert!(OfferedBackends::new([]).is_err());
 }

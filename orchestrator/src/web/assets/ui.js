@@ -79,19 +79,24 @@ function field(name, spec) {
   return `<label>${esc(name)} <small>${esc(type)}${spec.description ? " — " + esc(spec.description) : ""}</small></label>${input}`;
 }
 
+// Where a launch runs: the backends this server offers (weir serve --backends), its default first.
+function whereField() {
+  const backends = catalogCache.backends || ["local"];
+  return `<label>where <small>local processes, or a namespace of its own in the cluster of weir serve's kubeconfig</small></label>
+    <select name="__backend">${backends.map((b, i) => `<option ${i === 0 ? "selected" : ""}>${esc(b)}</option>`).join("")}</select>`;
+}
+
 function openForm(kind, id) {
   let fields, title;
   if (kind === "workflow") {
     const w = catalogCache.workflows.find(w => w.id === id);
     title = `Run workflow ${w.name}`;
-    fields = Object.entries(w.variables).map(([name, spec]) => field(name, spec)).join("") +
-      `<label>where <small>local processes, or a namespace of its own in the cluster of weir serve's kubeconfig</small></label>
-       <select name="__backend"><option selected>local</option><option>kubernetes</option></select>`;
+    fields = Object.entries(w.variables).map(([name, spec]) => field(name, spec)).join("") + whereField();
   } else {
     const s = catalogCache.services.find(s => s.name === id);
     title = `Start ${s.name}`;
     fields = field("name", { type: "string", description: "instance name (optional)", pattern: "[a-z][a-z0-9-]*" }) +
-      s.params.map(p => field(p.name, { ...p, default: p.default, values: p.values })).join("");
+      s.params.map(p => field(p.name, { ...p, default: p.default, values: p.values })).join("") + whereField();
   }
   dialog.innerHTML = `<form method="dialog" id="launch-form"><h3>${esc(title)}</h3>${fields}
     <p class="error" id="form-error"></p><button type="button" id="cancel">Cancel</button> <button class="primary" type="submit">Launch</button></form>`;
@@ -109,7 +114,8 @@ function openForm(kind, id) {
         dialog.close(); location.hash = `#/runs/${runId}`;
       } else {
         const name = values.name; delete values.name;
-        await api("POST", "/api/instances", { service: id, name, params: values });
+        const backend = values.__backend; delete values.__backend;
+        await api("POST", "/api/instances", { service: id, name, params: values, backend });
         dialog.close(); location.hash = "#/instances";
       }
     } catch (error) { document.getElementById("form-error").textContent = error.message; }
