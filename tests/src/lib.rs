@@ -551,6 +551,19 @@ impl Drop for RealVisdom {
     }
 }
 
+/// The `helm` binary (`scripts/install-test-clients`).
+pub fn helm_bin() -> PathBuf {
+    let helm = std::env::var_os("HELM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| weir_catalog::local::distribution::cache_dir().join("helm-4.3.2/helm"));
+    assert!(
+        helm.is_file(),
+        "{} is missing: run `make setup`",
+        helm.display()
+    );
+    helm
+}
+
 /// `node_modules` holding `playwright-core` (`scripts/install-test-clients`).
 pub fn playwright_node_path() -> PathBuf {
     let dir = std::env::var_os("PLAYWRIGHT_NODE_PATH")
