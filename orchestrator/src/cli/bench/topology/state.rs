@@ -125,18 +125,10 @@ pub fn windowed(
         let topics = WindowedTopics::named(&name);
         load.rt
             .block_on(ensure_topics(load.bootstrap, &topics.all(), 1))?;
-        let mut runner = RunnerProcess::start(
-            load.bootstrap,
-            Dataflow::Windowed(topology),
-            &input,
-            &name,
-            load.workdir,
-        )?;
-        let watched = runner.watch(records, ROUND_TIMEOUT)?;
-        runner_rates.push(watched.steady_rate(records)?);
-        peak_rss_kb = peak_rss_kb.max(runner.peak_rss_kb()?);
-        last_status = Some(status_once_done(&mut runner, records)?);
-        drop(runner);
+        let measured = run_through(load, Dataflow::Windowed(topology), &input, &name, records)?;
+        runner_rates.push(measured.records_per_s);
+        peak_rss_kb = peak_rss_kb.max(measured.peak_rss_kb);
+        last_status = Some(measured.status);
 
         eprintln!(
             "windowed, round {round}/{rounds}: the one-copy pass-through over the same input..."
@@ -201,17 +193,11 @@ pub fn keyed_state(
     ))?;
 
     eprintln!("keyed state: the topology over {keys} distinct keys...");
-    let mut runner = RunnerProcess::start(
-        load.bootstrap,
-        Dataflow::Reference(topology),
-        &input,
-        &name,
-        load.workdir,
-    )?;
-    let watched = runner.watch(keys, ROUND_TIMEOUT)?;
-    let records_per_s = watched.steady_rate(keys)?;
-    let peak_rss_kb = runner.peak_rss_kb()?;
-    let status = status_once_done(&mut runner, keys)?;
+    let RunnerRound {
+        records_per_s,
+        peak_rss_kb,
+        status,
+    } = run_through(load, Dataflow::Reference(topology), &input, &name, keys)?;
     let (keys_held, bytes_held) = held(&status);
     if keys_held == 0 {
         bail!(
@@ -219,8 +205,6 @@ pub fn keyed_state(
              to measure (the default topology's `diff` does)"
         );
     }
-    // SIGTERM: the runner flushes its stores to the changelog and commits, then exits.
-    drop(runner);
 
     eprintln!("keyed state: a fresh runner of the same group restoring {keys_held} keys...");
     let mut fresh = RunnerProcess::start(
@@ -259,6 +243,32 @@ pub fn keyed_state(
         restore_ms: restore.millis,
         start_to_restored_ms,
         restored_peak_rss_mb: restored_peak_rss_kb as f64 / 1024.0,
+    })
+}
+
+/// What one runner did over a whole input.
+struct RunnerRound {
+    records_per_s: f64,
+    peak_rss_kb: u64,
+    /// Its `/status` once every record was done.
+    status: RunnerStatus,
+}
+
+/// Runs `dataflow` as runner `name` over the `records` records of `input`, then stops it
+/// (SIGTERM: it writes its stores to the changelog and commits before it exits).
+fn run_through(
+    load: &StateLoad<'_>,
+    dataflow: Dataflow<'_>,
+    input: &str,
+    name: &str,
+    records: u64,
+) -> anyhow::Result<RunnerRound> {
+    let mut runner = RunnerProcess::start(load.bootstrap, dataflow, input, name, load.workdir)?;
+    let watched = runner.watch(records, ROUND_TIMEOUT)?;
+    Ok(RunnerRound {
+        records_per_s: watched.steady_rate(records)?,
+        peak_rss_kb: runner.peak_rss_kb()?,
+        status: status_once_done(&mut runner, records)?,
     })
 }
 
