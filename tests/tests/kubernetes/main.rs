@@ -10,6 +10,7 @@
 mod failures;
 mod faults;
 mod gc;
+mod portal;
 mod standalone;
 mod web_actions;
 mod workflows_in_pods;
