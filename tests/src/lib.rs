@@ -581,23 +581,51 @@ pub fn playwright_node_path() -> PathBuf {
 
 /// Runs one of `tests/browser`'s Chromium scripts and reads the JSON line it prints last; on
 /// failure, what it printed on stderr.
-pub fn browser_script(script: &str, args: &[&str]) -> Result<serde_json::Value, String> {
+pub fn browser_script(
+    script: &str,
+    args: &[&str],
+) -> Result<serde_json::Value, BrowserScriptError> {
     let output = std::process::Command::new("node")
         .arg(repo_root().join("tests/browser").join(script))
         .args(args)
         .env("NODE_PATH", playwright_node_path())
         .output()
-        .map_err(|e| format!("cannot run node: {e}"))?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
+        .map_err(BrowserScriptError::Node)?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     if !output.status.success() {
-        return Err(format!(
-            "{script} failed ({}):\n{}\n{stdout}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        ));
+        return Err(BrowserScriptError::Failed {
+            script: script.into(),
+            status: output.status,
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            stdout,
+        });
     }
     let last = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(last).map_err(|e| format!("{script} printed no JSON line ({e}): {stdout}"))
+    serde_json::from_str(last).map_err(|source| BrowserScriptError::NoJson {
+        script: script.into(),
+        source,
+        stdout: stdout.clone(),
+    })
+}
+
+/// Why a browser script gave no reading.
+#[derive(Debug, thiserror::Error)]
+pub enum BrowserScriptError {
+    #[error("cannot run node: {0}")]
+    Node(std::io::Error),
+    #[error("{script} failed ({status}):\n{stderr}\n{stdout}")]
+    Failed {
+        script: String,
+        status: std::process::ExitStatus,
+        stderr: String,
+        stdout: String,
+    },
+    #[error("{script} printed no JSON line ({source}): {stdout}")]
+    NoJson {
+        script: String,
+        source: serde_json::Error,
+        stdout: String,
+    },
 }
 
 /// Where tests leave files worth looking at (screenshots): `target/test-artifacts`.
