@@ -237,6 +237,10 @@ fn topology_check_answers_in_json_with_the_graph_or_every_located_problem() {
     .unwrap();
     assert_eq!(checked["valid"], true);
     assert_eq!(checked["input"]["topic"], "BitCoinExchangeTopic");
+    assert_eq!(
+        checked["input"]["topics"],
+        serde_json::json!(["BitCoinExchangeTopic"])
+    );
     let operators = checked["steps"][0]["operators"].as_array().unwrap();
     let last = operators.last().unwrap();
     assert!(last["fields"]["rate"].is_string(), "{checked}");

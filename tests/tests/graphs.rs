@@ -104,3 +104,203 @@ async fn a_graph_runner_writes_on_every_topic_what_topology_test_prints() {
         .signal_and_wait(libc::SIGTERM, Duration::from_secs(30))
         .success());
 }
+
+const EXCHANGES: &str = "workflows/topologies/exchanges.yaml";
+
+/// Creates `topic` with `partitions` partitions, as a workflow's `create-topics` task does.
+fn create_topic(topic: &str, partitions: u32) {
+    let output = std::process::Command::new(weir_tests::weir_bin())
+        .args(["topics", "create", "--brokers", kafka(), "--partitions"])
+        .arg(partitions.to_string())
+        .arg(topic)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Outputs in an order that does not depend on how the input topics' records interleave:
+/// per topic, per message key, per exchange, by time (each series comes from one partition of
+/// one topic, in order).
+fn by_series(mut outputs: Vec<TestOutput>) -> Vec<TestOutput> {
+    outputs.sort_by(|a, b| {
+        let exchange = |o: &TestOutput| o.value["exchange"].as_str().unwrap_or("").to_string();
+        (&a.topic, &a.key, exchange(a), a.timestamp).cmp(&(
+            &b.topic,
+            &b.key,
+            exchange(b),
+            b.timestamp,
+        ))
+    });
+    outputs
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_input_topics_of_two_partitions_keep_their_state_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = unique("exchanges");
+    let topic = |name: &str| format!("{base}-{name}");
+    let (coinbase, kraken) = (topic("coinbase"), topic("kraken"));
+    create_topic(&coinbase, 2);
+    create_topic(&kraken, 2);
+    let args: Vec<String> = [
+        format!("coinbase_topic={coinbase}"),
+        format!("kraken_topic={kraken}"),
+        format!("dataflow_name={base}-flow"),
+        format!("rate_topic={}", topic("rates")),
+        format!("variation_topic={}", topic("variations")),
+        format!("error_topic={}", topic("errors")),
+    ]
+    .into_iter()
+    .flat_map(|set| ["--set".to_string(), set])
+    .collect();
+
+    let start = an_hour_ago();
+    let pairs = ["BTC-USD", "ETH-USD", "LTC-USD", "SOL-USD"];
+    let tick = |i: i64, exchange: &str| {
+        let pair = pairs[(i % 4) as usize];
+        let price = 1_000 + (i * 37) % 101;
+        let value = match exchange {
+            "coinbase" => json!({ "data": { "amount": format!("{price}.5") } }),
+            _ => json!({ "result": { "c": [format!("{price}.25"), "0.1"] } }),
+        };
+        let topic = if exchange == "coinbase" {
+            &coinbase
+        } else {
+            &kraken
+        };
+        json!({ "topic": topic, "key": pair, "value": value, "timestamp": start + i * 10 })
+    };
+    let halves: Vec<(Vec<Value>, Vec<Value>)> = [0..200, 200..400]
+        .into_iter()
+        .map(|range| {
+            let coinbase: Vec<Value> = range.clone().map(|i| tick(i, "coinbase")).collect();
+            let mut kraken: Vec<Value> = range.map(|i| tick(i, "kraken")).collect();
+            kraken.push(json!({ "topic": &kraken_name(&kraken), "key": "BTC-USD", "value": "not json", "timestamp": start }));
+            (coinbase, kraken)
+        })
+        .collect();
+    fn kraken_name(records: &[Value]) -> String {
+        records[0]["topic"].as_str().unwrap().to_string()
+    }
+    let all: Vec<Value> = (halves.iter())
+        .flat_map(|(c, k)| c.iter().chain(k).cloned())
+        .collect();
+    let file = repo_root().join(EXCHANGES);
+    let expected = topology_test(&file, &args, dir.path(), &all);
+    let expected_on = |name: &str| -> Vec<TestOutput> {
+        by_series(
+            (expected.iter())
+                .filter(|o| o.topic == topic(name))
+                .cloned()
+                .collect(),
+        )
+    };
+    assert_eq!(expected_on("rates").len(), 800);
+    assert_eq!(
+        expected_on("variations").len(),
+        800 - 8,
+        "the first rate of 4 pairs on 2 exchanges has none"
+    );
+    assert_eq!(expected_on("errors").len(), 2);
+
+    let mut run_args = vec![
+        "topology".to_string(),
+        "run".into(),
+        file.display().to_string(),
+        "--brokers".into(),
+        kafka().to_string(),
+    ];
+    run_args.extend(args);
+    let run_args: Vec<&str> = run_args.iter().map(String::as_str).collect();
+    let mut seen = 0;
+    for (round, (coinbase_records, kraken_records)) in halves.iter().enumerate() {
+        produce_test_records(&coinbase, coinbase_records).await;
+        produce_test_records(&kraken, kraken_records).await;
+        seen += coinbase_records.len() + kraken_records.len() - 1;
+        let mut runner = WeirProcess::start(dir.path(), &format!("runner-{round}.log"), &run_args);
+        // Every rate so far written, then a graceful stop commits both topics' offsets
+        // with the state; the second runner restores it and goes on from there.
+        let rates = written(&topic("rates"), seen, Duration::from_secs(60));
+        assert_eq!(rates.len(), seen, "log:\n{}", runner.log_text());
+        assert!(runner
+            .signal_and_wait(libc::SIGTERM, Duration::from_secs(30))
+            .success());
+        if round == 1 {
+            assert!(
+                runner.log_text().contains("restored operator state"),
+                "{}",
+                runner.log_text()
+            );
+        }
+    }
+    // `weir topology test` numbers the records of all topics as one partition's offsets; the
+    // error topic's provenance is compared without them.
+    let without_offsets = |outputs: Vec<TestOutput>| -> Vec<TestOutput> {
+        (outputs.into_iter())
+            .map(|mut o| {
+                if let Some(provenance) = o.value.as_object_mut() {
+                    provenance.remove("offset");
+                    provenance.remove("partition");
+                }
+                o
+            })
+            .collect()
+    };
+    for name in ["rates", "variations", "errors"] {
+        let want = without_offsets(expected_on(name));
+        let got = by_series(written(&topic(name), want.len(), Duration::from_secs(30)));
+        assert_eq!(
+            got.len(),
+            want.len(),
+            "topic {name}: nothing written twice or lost"
+        );
+        let got = if name == "errors" {
+            without_offsets(got)
+        } else {
+            got
+        };
+        assert_eq!(got, want, "topic {name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn input_topics_of_different_partition_counts_are_refused_out_loud() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = unique("uneven");
+    let (coinbase, kraken) = (format!("{base}-coinbase"), format!("{base}-kraken"));
+    create_topic(&coinbase, 1);
+    create_topic(&kraken, 2);
+    let record = json!({ "key": "BTC-USD", "value": { "data": { "amount": "1" } }, "timestamp": an_hour_ago() });
+    produce_test_records(&coinbase, &[record]).await;
+    let file = repo_root().join(EXCHANGES);
+    let sets = [
+        format!("coinbase_topic={coinbase}"),
+        format!("kraken_topic={kraken}"),
+        format!("dataflow_name={base}-flow"),
+    ];
+    let mut args = vec![
+        "topology",
+        "run",
+        file.to_str().unwrap(),
+        "--brokers",
+        kafka(),
+    ];
+    for set in &sets {
+        args.extend(["--set", set.as_str()]);
+    }
+    let mut runner = WeirProcess::start(dir.path(), "runner.log", &args);
+    let status = runner.wait(Duration::from_secs(60));
+    let log = runner.log_text();
+    assert!(!status.success(), "{log}");
+    assert!(
+        log.contains(&format!(
+            "the input topics must have as many partitions each, so that one runner processes \
+             partition N of all of them (co-partitioning); they have `{coinbase}` 1, `{kraken}` 2"
+        )),
+        "{log}"
+    );
+}

@@ -82,6 +82,21 @@ impl CommittedState {
         )
     }
 
+    /// The newest of the states committed with a partition's offsets in several input topics.
+    /// Each commit carries the changelog ends of every operator, and ends only grow, so the
+    /// latest commit's marker is the one furthest along; inline state (written by runners of
+    /// one input topic only) comes after nothing.
+    pub fn latest(states: impl IntoIterator<Item = CommittedState>) -> Self {
+        let reach = |state: &CommittedState| match state {
+            CommittedState::Nothing => (0, 0),
+            CommittedState::Inline(_) => (1, 0),
+            CommittedState::Changelog(ends) => (2, ends.values().sum::<i64>()),
+        };
+        (states.into_iter())
+            .max_by_key(reach)
+            .unwrap_or(CommittedState::Nothing)
+    }
+
     /// The metadata committed with an offset whose state the changelogs hold up to `ends`.
     pub fn marker(ends: &ChangelogEnds) -> String {
         serde_json::to_string(&Marker {
@@ -469,6 +484,21 @@ mod tests {
             CommittedState::read(&metadata),
             CommittedState::Changelog(ends)
         );
+    }
+
+    #[test]
+    fn the_latest_marker_of_a_partitions_topics_wins() {
+        let older = CommittedState::Changelog(ChangelogEnds::from([(2, 10), (5, 3)]));
+        let newer = CommittedState::Changelog(ChangelogEnds::from([(2, 14), (5, 3)]));
+        assert_eq!(
+            CommittedState::latest([older.clone(), CommittedState::Nothing, newer.clone()]),
+            newer
+        );
+        assert_eq!(
+            CommittedState::latest([CommittedState::Nothing]),
+            CommittedState::Nothing
+        );
+        assert_eq!(CommittedState::latest([]), CommittedState::Nothing);
     }
 
     #[test]

@@ -6,13 +6,15 @@
 //! commit writes them to the operators' changelogs ([`crate::changelog`]) and then commits the
 //! offset with the changelogs' ends in its metadata.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::changelog::{ChangelogEnds, CommittedState};
 use crate::state::{StateUpdate, StateValue};
 
-/// Committable positions and state changes, per input partition.
+/// Committable positions and state changes, per input partition: partition N of every input
+/// topic is one task, with one state (the topics are co-partitioned) and its own offset in
+/// each topic.
 ///
 /// A partition taken away in a rebalance is forgotten, and its generation moves on: records
 /// of it still in flight then acknowledge into nothing, so this runner never commits a
@@ -23,10 +25,13 @@ pub struct Checkpoint {
     generations: HashMap<i32, u64>,
 }
 
+/// The offset of the next record to read after a restart, per input topic (by its index).
+pub type NextOffsets = BTreeMap<usize, i64>;
+
 #[derive(Debug, Default)]
 struct PartitionCheckpoint {
-    /// The offset of the next record to read after a restart.
-    next_offset: i64,
+    /// The offset of the next record to read after a restart, in each input topic read.
+    next_offsets: NextOffsets,
     /// State changes not yet in the changelog: the latest value of each key.
     unwritten: HashMap<(usize, Arc<str>), Option<StateValue>>,
     /// Where the changelogs end with every change written so far.
@@ -38,16 +43,18 @@ struct PartitionCheckpoint {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PartitionCommit {
     pub partition: i32,
-    pub next_offset: i64,
+    /// Per input topic (by its index) that moved or was committed before.
+    pub next_offsets: NextOffsets,
     pub writes: Vec<StateUpdate>,
 }
 
 impl Checkpoint {
-    /// Records that the record at `offset` and everything before it is fully processed.
-    /// Acknowledgements must arrive in consumption order.
+    /// Records that the record at `offset` of input topic `topic` (its index) and
+    /// everything before it is fully processed. Acknowledgements must arrive in consumption
+    /// order.
     pub fn acknowledge(
         &mut self,
-        partition: i32,
+        (topic, partition): (usize, i32),
         generation: u64,
         offset: i64,
         updates: impl IntoIterator<Item = StateUpdate>,
@@ -56,7 +63,7 @@ impl Checkpoint {
             return;
         }
         let entry = self.partitions.entry(partition).or_default();
-        entry.next_offset = offset + 1;
+        entry.next_offsets.insert(topic, offset + 1);
         for update in updates {
             entry
                 .unwritten
@@ -105,7 +112,7 @@ impl Checkpoint {
                 p.dirty = false;
                 PartitionCommit {
                     partition,
-                    next_offset: p.next_offset,
+                    next_offsets: p.next_offsets.clone(),
                     writes: p
                         .unwritten
                         .drain()
@@ -171,18 +178,18 @@ mod tests {
     fn commits_follow_acknowledgements_with_one_write_per_key() {
         let mut c = Checkpoint::default();
         assert!(c.take_dirty().is_empty());
-        c.acknowledge(0, 0, 41, vec![update("BTC", 1.5)]);
-        c.acknowledge(0, 0, 42, vec![update("BTC", 2.5)]);
-        c.acknowledge(1, 0, 7, vec![]);
+        c.acknowledge((0, 0), 0, 41, vec![update("BTC", 1.5)]);
+        c.acknowledge((0, 0), 0, 42, vec![update("BTC", 2.5)]);
+        c.acknowledge((0, 1), 0, 7, vec![]);
         let commits = c.take_dirty();
         assert_eq!(commits.len(), 2);
-        assert_eq!(commits[0].next_offset, 43);
+        assert_eq!(commits[0].next_offsets, NextOffsets::from([(0, 43)]));
         assert_eq!(
             commits[0].writes,
             vec![write("BTC", 2.5)],
             "the latest value only"
         );
-        assert_eq!(commits[1].next_offset, 8);
+        assert_eq!(commits[1].next_offsets, NextOffsets::from([(0, 8)]));
         assert!(commits[1].writes.is_empty());
         assert!(c.take_dirty().is_empty(), "nothing moved since");
     }
@@ -191,7 +198,7 @@ mod tests {
     fn the_metadata_carries_the_changelog_ends_of_every_operator() {
         let mut c = Checkpoint::default();
         c.restored(0, ChangelogEnds::from([(3, 10), (5, 4)]), vec![]);
-        c.acknowledge(0, 0, 1, vec![update("k", 1.0)]);
+        c.acknowledge((0, 0), 0, 1, vec![update("k", 1.0)]);
         let commit = c.take_dirty().remove(0);
         let metadata = c.written(commit.partition, ChangelogEnds::from([(3, 11)]));
         assert_eq!(
@@ -206,7 +213,7 @@ mod tests {
         let many: Vec<_> = (0..5_000)
             .map(|i| update(&format!("key-{i}"), 1.0))
             .collect();
-        c.acknowledge(0, 0, 1, many);
+        c.acknowledge((0, 0), 0, 1, many);
         let commit = c.take_dirty().remove(0);
         assert_eq!(commit.writes.len(), 5_000);
         let metadata = c.written(0, ChangelogEnds::from([(3, 5_000)]));
@@ -216,9 +223,9 @@ mod tests {
     #[test]
     fn writes_that_failed_wait_behind_newer_values() {
         let mut c = Checkpoint::default();
-        c.acknowledge(0, 0, 1, vec![update("k", 1.0), update("j", 7.0)]);
+        c.acknowledge((0, 0), 0, 1, vec![update("k", 1.0), update("j", 7.0)]);
         let failed = c.take_dirty().remove(0);
-        c.acknowledge(0, 0, 2, vec![update("k", 2.0)]);
+        c.acknowledge((0, 0), 0, 2, vec![update("k", 2.0)]);
         c.unwritten(failed);
         let mut writes = c.take_dirty().remove(0).writes;
         writes.sort_by(|a, b| a.key.cmp(&b.key));
@@ -229,22 +236,39 @@ mod tests {
     fn inline_state_restored_from_an_earlier_runner_is_written_at_the_next_commit() {
         let mut c = Checkpoint::default();
         c.restored(0, ChangelogEnds::new(), vec![update("k", 4.0)]);
-        c.acknowledge(0, 0, 9, vec![]);
+        c.acknowledge((0, 0), 0, 9, vec![]);
         assert_eq!(c.take_dirty()[0].writes, vec![write("k", 4.0)]);
+    }
+
+    #[test]
+    fn each_input_topic_of_a_partition_commits_its_own_offset_with_the_one_state() {
+        let mut c = Checkpoint::default();
+        c.acknowledge((0, 3), 0, 10, vec![update("k", 1.0)]);
+        c.acknowledge((1, 3), 0, 500, vec![update("k", 2.0)]);
+        c.acknowledge((0, 3), 0, 11, vec![]);
+        let commit = c.take_dirty().remove(0);
+        assert_eq!(commit.next_offsets, NextOffsets::from([(0, 12), (1, 501)]));
+        assert_eq!(commit.writes, vec![write("k", 2.0)]);
+        c.acknowledge((1, 3), 0, 501, vec![]);
+        assert_eq!(
+            c.take_dirty()[0].next_offsets,
+            NextOffsets::from([(0, 12), (1, 502)]),
+            "a topic that did not move keeps its offset in the next commit"
+        );
     }
 
     #[test]
     fn a_forgotten_partition_ignores_acknowledgements_read_before() {
         let mut c = Checkpoint::default();
         let read_before = c.generation(2);
-        c.acknowledge(2, read_before, 9, vec![update("", 1.0)]);
+        c.acknowledge((0, 2), read_before, 9, vec![update("", 1.0)]);
         c.forget(2);
-        c.acknowledge(2, read_before, 10, vec![update("", 2.0)]);
+        c.acknowledge((0, 2), read_before, 10, vec![update("", 2.0)]);
         assert!(
             c.take_dirty().is_empty(),
             "nothing committed for a partition given away"
         );
-        c.acknowledge(2, c.generation(2), 30, vec![]);
-        assert_eq!(c.take_dirty()[0].next_offset, 31);
+        c.acknowledge((0, 2), c.generation(2), 30, vec![]);
+        assert_eq!(c.take_dirty()[0].next_offsets, NextOffsets::from([(0, 31)]));
     }
 }

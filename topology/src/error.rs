@@ -19,6 +19,15 @@ pub enum RunnerError {
     /// Operator state could not be written to, or restored from, its changelog.
     #[error(transparent)]
     State(crate::changelog::ChangelogError),
+    /// The input topics have different numbers of partitions, so partition N of each would
+    /// not come to the same runner and keyed state would see only part of a key's records.
+    #[error(
+        "the input topics must have as many partitions each, so that one runner processes \
+         partition N of all of them (co-partitioning); they have {}. Create them with the same \
+         number of partitions (or add partitions to the smaller ones)",
+        partitions.iter().map(|(topic, n)| format!("`{topic}` {n}")).collect::<Vec<_>>().join(", ")
+    )]
+    NotCoPartitioned { partitions: Vec<(String, i32)> },
     /// Committing offsets failed when stopping.
     #[error("committing offsets failed: {0}")]
     Commit(KafkaError),

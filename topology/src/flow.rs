@@ -30,10 +30,11 @@ impl fmt::Display for FieldType {
     }
 }
 
-/// Where a problem is: at a step, or at an operator (its index in
+/// Where a problem is: at the input, at a step, or at an operator (its index in
 /// [`TopologySpec::operators`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Place {
+    Input,
     Step(usize),
     Operator(usize),
 }
@@ -64,7 +65,7 @@ pub fn check(spec: &TopologySpec) -> (Vec<CheckedOperator>, Vec<FlowProblem>) {
     for step in &spec.steps {
         walk.partly_set.clear();
         walk.fields = match &step.reads {
-            Reads::Input => Fields::new(),
+            Reads::Input(_) => Fields::new(),
             Reads::Steps(sources) => {
                 let named = sources
                     .iter()
@@ -343,6 +344,8 @@ mod tests {
         for text in [
             include_str!("../../workflows/topologies/bitcoin-yuan.yaml"),
             include_str!("../../workflows/topologies/candles.yaml"),
+            include_str!("../../workflows/topologies/rate-alerts.yaml"),
+            include_str!("../../workflows/topologies/exchanges.yaml"),
         ] {
             let spec = TopologySpec::parse(Path::new("t.yaml"), text, &[]).unwrap();
             let (checked, problems) = check(&spec);

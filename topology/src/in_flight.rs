@@ -27,6 +27,8 @@ use crate::operators::StateUpdates;
 
 /// A record whose outputs were sent, waiting for their acknowledgements.
 pub(crate) struct InFlight {
+    /// The input topic it came from, by index (see [`crate::spec::Input::topics`]).
+    pub topic: usize,
     pub partition: i32,
     /// The partition's checkpoint generation when the record was read.
     pub generation: u64,
@@ -230,7 +232,7 @@ impl Applied {
         self.late += u64::from(record.late);
         self.messages += record.outputs;
         checkpoint.acknowledge(
-            record.partition,
+            (record.topic, record.partition),
             record.generation,
             record.offset,
             record.updates,
@@ -258,6 +260,7 @@ mod tests {
 
     fn record(offset: i64) -> InFlight {
         InFlight {
+            topic: 0,
             partition: 0,
             generation: 0,
             offset,
@@ -297,12 +300,15 @@ mod tests {
         );
         let commits = acks.checkpoint().take_dirty();
         assert_eq!(commits.len(), 1);
-        assert_eq!(commits[0].next_offset, 1, "only offset 0 is committable");
+        assert_eq!(
+            commits[0].next_offsets[&0], 1,
+            "only offset 0 is committable"
+        );
 
         acks.delivered(late, Ok(()));
         assert_eq!(acks.apply_arrived(), 0);
         let commits = acks.checkpoint().take_dirty();
-        assert_eq!(commits[0].next_offset, 3);
+        assert_eq!(commits[0].next_offsets[&0], 3);
         assert_eq!(acks.metrics.snapshot().records_done, 3);
     }
 
@@ -357,7 +363,7 @@ mod tests {
             assert!(acks.next().await.is_none());
         });
         callback.join().unwrap();
-        assert_eq!(acks.checkpoint().take_dirty()[0].next_offset, 1);
+        assert_eq!(acks.checkpoint().take_dirty()[0].next_offsets[&0], 1);
     }
 
     #[test]

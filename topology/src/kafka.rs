@@ -179,26 +179,27 @@ pub struct Assigned {
     pub lag: Option<u64>,
 }
 
-/// How far `consumer` is behind the end of `topic`, or `None` while it has no assignment.
+/// How far `consumer` is behind the end of `topics`, or `None` while it has no assignment.
 /// A partition's end is the one its last fetch response carried (see [`fetched_watermarks`]);
 /// only a partition not fetched yet is asked of its leader, which blocks.
 pub fn input_lag<C: ConsumerContext + 'static>(
     consumer: &StreamConsumer<C>,
-    topic: &str,
+    topics: &[String],
     start: StartPosition,
 ) -> Option<Assigned> {
     let assignment = consumer.assignment().ok()?;
-    let partitions: Vec<i32> = assignment
-        .elements_for_topic(topic)
-        .iter()
-        .map(|e| e.partition())
+    let partitions: Vec<(&str, i32)> = (topics.iter())
+        .flat_map(|topic| {
+            (assignment.elements_for_topic(topic).into_iter())
+                .map(move |e| (topic.as_str(), e.partition()))
+        })
         .collect();
     if partitions.is_empty() {
         return None;
     }
     let positions = consumer.position().ok();
     let mut total = 0u64;
-    for partition in partitions {
+    for (topic, partition) in partitions {
         let watermarks = fetched_watermarks(consumer, topic, partition).map_or_else(
             || consumer.fetch_watermarks(topic, partition, LAG_QUERY_TIMEOUT),
             Ok,

@@ -120,7 +120,7 @@ async fn consume_and_process(
         .map_err(setup_error)?,
     );
     let rebalancing = Rebalancing {
-        topic: spec.input.topic.clone(),
+        topics: spec.input.topics.clone(),
         acks: acks.clone(),
         changelog: changelog.clone(),
         producer: producer.clone(),
@@ -135,12 +135,15 @@ async fn consume_and_process(
                 StartPosition::Latest => "latest",
             },
         )
+        // Partition N of every input topic to the same runner (co-partitioning), which the
+        // range assignor does for topics of as many partitions (librdkafka's default also
+        // allows round-robin, which does not).
+        .set("partition.assignment.strategy", "range")
         .create_with_context(rebalancing)
         .map(Arc::new)
         .map_err(setup_error)?;
-    consumer
-        .subscribe(&[spec.input.topic.as_str()])
-        .map_err(setup_error)?;
+    let topics: Vec<&str> = spec.input.topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topics).map_err(setup_error)?;
 
     let reports = DeliveryReports::watch(producer);
 
@@ -158,6 +161,7 @@ async fn consume_and_process(
         generations: HashMap::default(),
         keys: KeyNames::default(),
         last_restore: None,
+        co_partitioned: false,
     };
     let mut commit_tick = tokio::time::interval(config.commit_interval);
     let mut log_tick = tokio::time::interval(config.log_interval);
@@ -168,7 +172,7 @@ async fn consume_and_process(
 
     tracing::info!(
         topology = %spec.name,
-        input = %spec.input.topic,
+        input = %spec.input.topics_text(),
         group = %spec.input.group,
         "topology running"
     );
@@ -186,7 +190,7 @@ async fn consume_and_process(
             }
             _ = commit_tick.tick() => {
                 let committed = tokio::task::block_in_place(|| {
-                    commit(&*consumer, &spec.input.topic, &mut acks.checkpoint(), &changelog, CommitMode::Async)
+                    commit(&*consumer, &spec.input.topics, &mut acks.checkpoint(), &changelog, CommitMode::Async)
                 });
                 if let Err(error) = committed {
                     break 'running Err(error);
@@ -198,8 +202,8 @@ async fn consume_and_process(
                 last_logged = now;
             }
             _ = status_tick.tick(), if lag.is_none() => {
-                let (consumer, topic, start) = (consumer.clone(), spec.input.topic.clone(), spec.input.start);
-                lag = Some(tokio::task::spawn_blocking(move || kafka::input_lag(&consumer, &topic, start)));
+                let (consumer, topics, start) = (consumer.clone(), spec.input.topics.clone(), spec.input.start);
+                lag = Some(tokio::task::spawn_blocking(move || kafka::input_lag(&consumer, &topics, start)));
             }
             measured = async { lag.as_mut().expect("guarded").await }, if lag.is_some() => {
                 lag = None;
@@ -234,7 +238,7 @@ async fn consume_and_process(
                             }
                         }
                         Err(error) => {
-                            if let Err(fatal) = receive_failed(error, &spec.input.topic, status) {
+                            if let Err(fatal) = receive_failed(error, &spec.input.topics_text(), status) {
                                 break 'running Err(fatal);
                             }
                             tokio::time::sleep(KAFKA_RETRY_PAUSE).await;
@@ -275,7 +279,7 @@ async fn consume_and_process(
     }
     let committed = commit(
         &*consumer,
-        &spec.input.topic,
+        &spec.input.topics,
         &mut acks.checkpoint(),
         &changelog,
         CommitMode::Sync,
@@ -303,13 +307,15 @@ struct Intake<'a> {
     aside: AsideTopics,
     /// What the pipeline made of the current record; its buffers serve every record.
     processed: Processed,
-    /// Partitions whose operator state was loaded from their committed offset, each with the
+    /// Partitions whose operator state was loaded from their committed offsets, each with the
     /// checkpoint generation its records carry. Both change only when the partition is
-    /// revoked, and then it leaves this map.
+    /// revoked, and then it leaves this map. A partition is that of every input topic.
     generations: HashMap<i32, u64, foldhash::fast::RandomState>,
     keys: KeyNames,
     /// The latest partition whose state was restored, for `/status`.
     last_restore: Option<StateRestore>,
+    /// The input topics were found to have as many partitions each.
+    co_partitioned: bool,
 }
 
 impl Intake<'_> {
@@ -335,13 +341,16 @@ impl Intake<'_> {
         };
         self.metrics.records_in.fetch_add(1, Ordering::Relaxed);
         let key = message.key().map(|key| self.keys.name(key));
-        self.process(message, key, generation).await
+        // The consumer is subscribed to the input topics only.
+        let topic = self.spec.input.index_of(message.topic()).unwrap_or(0);
+        self.process(message, topic, key, generation).await
     }
 
     /// Runs one message through the pipeline, registers it in flight and sends its outputs.
     async fn process(
         &mut self,
         message: &BorrowedMessage<'_>,
+        topic: usize,
         key: Option<Arc<str>>,
         generation: u64,
     ) -> Result<(), RunnerError> {
@@ -351,7 +360,9 @@ impl Intake<'_> {
             .timestamp()
             .to_millis()
             .unwrap_or_else(kafka::now_ms);
-        let mut record = Record::new(key.clone(), timestamp_ms).in_partition(message.partition());
+        let mut record = Record::new(key.clone(), timestamp_ms)
+            .from_topic(topic)
+            .in_partition(message.partition());
         if starts_over(message) {
             record = record.restarting_series();
         }
@@ -368,6 +379,7 @@ impl Intake<'_> {
         let outputs = &processed.outputs;
         let ticket = acks.register(
             InFlight {
+                topic,
                 partition: message.partition(),
                 generation,
                 offset: message.offset(),
@@ -486,7 +498,7 @@ impl ProducerContext for Deliveries {
 /// restart) and the error stops the runner: going on would only pile up what is not durable.
 fn commit<C: ConsumerContext>(
     consumer: &impl Consumer<C>,
-    topic: &str,
+    topics: &[String],
     checkpoint: &mut Checkpoint,
     changelog: &Changelog,
     mode: CommitMode,
@@ -516,14 +528,19 @@ fn commit<C: ConsumerContext>(
             }
         };
         let metadata = checkpoint.written(partition, ends);
-        if let Err(error) =
-            list.add_partition_offset(topic, partition, Offset::Offset(c.next_offset))
-        {
-            tracing::error!("cannot add partition {partition} to the commit: {error}");
-            continue;
-        }
-        if let Some(mut element) = list.find_partition(topic, partition) {
-            element.set_metadata(metadata);
+        // Every input topic's offset of the partition carries the same state marker; a
+        // restore takes the latest (see [`CommittedState::latest`]).
+        for (&index, &next) in &c.next_offsets {
+            let Some(topic) = topics.get(index) else {
+                continue;
+            };
+            if let Err(error) = list.add_partition_offset(topic, partition, Offset::Offset(next)) {
+                tracing::error!("cannot add {topic} partition {partition} to the commit: {error}");
+                continue;
+            }
+            if let Some(mut element) = list.find_partition(topic, partition) {
+                element.set_metadata(metadata.clone());
+            }
         }
     }
     if list.count() > 0 {
@@ -540,6 +557,25 @@ fn commit<C: ConsumerContext>(
 }
 
 impl Intake<'_> {
+    /// How many partitions the input topics have: one number, or an error naming each
+    /// topic's when they differ (partition N of each would not come to the same runner).
+    fn input_partitions(&self) -> Result<i32, RunnerError> {
+        let mut counts = Vec::new();
+        for topic in &self.spec.input.topics {
+            let count =
+                tokio::task::block_in_place(|| kafka::partition_count(self.consumer, topic))
+                    .map_err(|source| RunnerError::Consume {
+                        topic: topic.clone(),
+                        source,
+                    })?;
+            counts.push((topic.clone(), count));
+        }
+        match counts.as_slice() {
+            [(_, first), rest @ ..] if rest.iter().all(|(_, count)| count == first) => Ok(*first),
+            _ => Err(RunnerError::NotCoPartitioned { partitions: counts }),
+        }
+    }
+
     /// What each stateful operator's store holds now, for `/status`.
     fn state_stores(&self) -> Vec<StateStoreStatus> {
         let changelogs: HashMap<usize, &str> = self.changelog.topics().collect();
@@ -564,34 +600,32 @@ impl Intake<'_> {
     /// Restores a partition's operator state as of its committed offset: from the changelogs
     /// up to the ends its metadata names, or from the inline state earlier runners committed.
     async fn restore_state(&mut self, partition: i32) -> Result<(), RunnerError> {
-        let topic = &self.spec.input.topic;
-        if !self.changelog.topics_exist() {
-            let partitions =
-                tokio::task::block_in_place(|| kafka::partition_count(self.consumer, topic))
-                    .map_err(|source| RunnerError::Consume {
-                        topic: topic.clone(),
-                        source,
-                    })?;
+        let topics = &self.spec.input.topics;
+        if !self.changelog.topics_exist() || (topics.len() > 1 && !self.co_partitioned) {
+            let partitions = self.input_partitions()?;
             self.changelog
                 .ensure_topics(partitions)
                 .await
                 .map_err(RunnerError::State)?;
+            self.co_partitioned = true;
         }
         let mut list = TopicPartitionList::new();
-        list.add_partition(topic, partition);
+        for topic in topics {
+            list.add_partition(topic, partition);
+        }
         let committed = tokio::task::block_in_place(|| {
             self.consumer
                 .committed_offsets(list, Duration::from_secs(10))
         })
         .map_err(|source| RunnerError::Consume {
-            topic: topic.clone(),
+            topic: self.spec.input.topics_text(),
             source,
         })?;
-        let state = committed
-            .find_partition(topic, partition)
-            .map_or(CommittedState::Nothing, |element| {
-                CommittedState::read(element.metadata())
-            });
+        let state = CommittedState::latest(
+            (topics.iter())
+                .filter_map(|topic| committed.find_partition(topic, partition))
+                .map(|element| CommittedState::read(element.metadata())),
+        );
         let (ends, inline) = match state {
             CommittedState::Changelog(ends) => (ends, Vec::new()),
             CommittedState::Nothing => (Default::default(), Vec::new()),
@@ -641,7 +675,7 @@ type RunnerConsumer = StreamConsumer<Rebalancing>;
 /// whose outputs were still unacknowledged when the wait ran out, or that a crash cut short,
 /// are replayed by the new owner (at-least-once: written twice, never lost).
 struct Rebalancing {
-    topic: String,
+    topics: Vec<String>,
     acks: Arc<Acknowledgements>,
     changelog: Arc<Changelog>,
     producer: Arc<RunnerProducer>,
@@ -655,10 +689,15 @@ impl Rebalancing {
         std::mem::take(&mut *self.revoked.lock().expect("revoked lock"))
     }
 
+    /// The partition numbers of the input topics in `list`, each once.
     fn partitions(&self, list: &TopicPartitionList) -> Vec<i32> {
-        (list.elements_for_topic(&self.topic).iter())
+        let mut partitions: Vec<i32> = (self.topics.iter())
+            .flat_map(|topic| list.elements_for_topic(topic))
             .map(|e| e.partition())
-            .collect()
+            .collect();
+        partitions.sort_unstable();
+        partitions.dedup();
+        partitions
     }
 }
 
@@ -686,7 +725,7 @@ impl ConsumerContext for Rebalancing {
         // Synchronously, while the partitions are still this runner's to commit.
         if let Err(error) = commit(
             consumer,
-            &self.topic,
+            &self.topics,
             &mut checkpoint,
             &self.changelog,
             CommitMode::Sync,

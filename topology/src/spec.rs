@@ -109,15 +109,20 @@ pub struct StepSpec {
     /// The name later steps read this step by.
     pub name: String,
     /// The earlier steps whose records this step takes (one name or a list); without it, the
-    /// step reads the input topic and starts with `parse`.
+    /// step reads the input topics and starts with `parse`.
     #[serde(default, deserialize_with = "one_or_many")]
     #[schemars(with = "StepNames")]
     pub from: Vec<String>,
+    /// Which of the input topics the step reads (one name or a list), when the topology has
+    /// several: without it (and without `from`), the step reads every input topic.
+    #[serde(default, deserialize_with = "one_or_many")]
+    #[schemars(with = "StepNames")]
+    pub topics: Vec<String>,
     /// The step's operators, applied in order to each record it takes.
     pub operators: Vec<OperatorSpec>,
 }
 
-/// One step's name, or a list of them.
+/// One name (a step's or a topic's), or a list of them.
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 enum StepNames {
@@ -136,7 +141,7 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
 #[derive(Debug, Clone)]
 pub struct TopologySpec {
     pub name: String,
-    pub input: InputSpec,
+    pub input: Input,
     pub error_topic: String,
     /// Every operator, step after step in the file's order. An operator's index here names
     /// its keyed state (its changelog topic).
@@ -158,8 +163,8 @@ pub struct Step {
 /// What a step takes its records from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reads {
-    /// The input topic's messages.
-    Input,
+    /// The messages of input topics (their indices in [`Input::topics`]).
+    Input(Vec<usize>),
     /// The records earlier steps (their indices) pass on.
     Steps(Vec<usize>),
 }
@@ -175,16 +180,93 @@ impl Step {
     }
 }
 
-/// The topic a topology consumes.
+/// The topics a topology consumes, as written: `topic: NAME`, or `topics: [A, B]`.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InputSpec {
-    pub topic: String,
+    /// The one topic the topology reads. Write either this or `topics`.
+    #[serde(default)]
+    pub topic: Option<String>,
+    /// Several topics the topology reads, each step choosing among them with its own
+    /// `topics`. They must have as many partitions each: partition N of every one of them is
+    /// processed by one runner, so that keyed state sees all the records of a key (Kafka
+    /// Streams calls this co-partitioning). Write either this or `topic`.
+    #[serde(default)]
+    pub topics: Vec<String>,
     /// Consumer group; committed offsets (and operator state) are kept under it.
     pub group: String,
     /// Where a group without committed offsets starts.
     #[serde(default)]
     pub start: StartPosition,
+}
+
+/// The topics a checked topology consumes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    /// At least one, without duplicates; a step names them by their index here.
+    pub topics: Vec<String>,
+    /// Consumer group; committed offsets (and operator state) are kept under it.
+    pub group: String,
+    /// Where a group without committed offsets starts.
+    pub start: StartPosition,
+}
+
+impl Input {
+    /// The topics as one text for messages: `a`, or `a, b`.
+    pub fn topics_text(&self) -> String {
+        self.topics.join(", ")
+    }
+
+    /// The index of `topic` among the input topics.
+    pub fn index_of(&self, topic: &str) -> Option<usize> {
+        match self.topics.as_slice() {
+            [_] => Some(0),
+            topics => topics.iter().position(|t| t == topic),
+        }
+    }
+
+    /// Reads the written form; what is wrong with it goes to `problems`.
+    fn check(written: InputSpec, problems: &mut Vec<FlowProblem>) -> Self {
+        let mut problem = |message: String| {
+            problems.push(FlowProblem {
+                place: Place::Input,
+                message,
+            })
+        };
+        let topics = match (written.topic, written.topics) {
+            (Some(topic), topics) if topics.is_empty() => vec![topic],
+            (None, topics) if !topics.is_empty() => topics,
+            (Some(_), _) => {
+                problem(
+                    "the input names its topics twice: write `topic: NAME` for one topic or \
+                     `topics: [A, B]` for several, not both"
+                        .into(),
+                );
+                Vec::new()
+            }
+            (None, _) => {
+                problem(
+                    "the input names no topic: write `topic: NAME`, or `topics: [A, B]` for \
+                     several"
+                        .into(),
+                );
+                Vec::new()
+            }
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        for topic in &topics {
+            if topic.trim().is_empty() {
+                problem("an input topic's name is empty".into());
+            } else if !seen.insert(topic) {
+                problem(format!("the input lists topic `{topic}` twice"));
+            }
+        }
+        Self {
+            topics,
+            group: written.group,
+            start: written.start,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
@@ -555,12 +637,14 @@ impl TopologySpec {
             (false, true) => vec![StepSpec {
                 name: Step::CHAIN.into(),
                 from: Vec::new(),
+                topics: Vec::new(),
                 operators,
             }],
             (true, false) => steps,
         };
         let mut problems = Vec::new();
-        let (operators, steps) = graph::build(written, &mut problems);
+        let input = Input::check(input, &mut problems);
+        let (operators, steps) = graph::build(written, &input.topics, &mut problems);
         let spec = TopologySpec {
             name,
             input,

@@ -13,10 +13,14 @@ use serde_json::Value;
 use crate::operators::{AsideTopics, Origin, Pipeline, Processed, Record};
 use crate::spec::TopologySpec;
 
-/// One input record: `{"key", "value", "timestamp"}`.
+/// One input record: `{"key", "value", "timestamp"}`, and `"topic"` when the topology reads
+/// several input topics.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TestRecord {
+    /// The input topic the record comes from; without it, the first input topic.
+    #[serde(default)]
+    pub topic: Option<String>,
     #[serde(default)]
     pub key: Option<String>,
     /// The message's payload: a string is taken as the payload's text, any other JSON value
@@ -57,10 +61,18 @@ pub struct Piped {
     pub late: bool,
 }
 
-/// A topology fed one record at a time, as partition 0 of its input topic.
+/// A record names a topic the topology does not read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the record comes from topic `{topic}`, which is not an input topic of the topology (input: {input})")]
+pub struct NotAnInputTopic {
+    pub topic: String,
+    pub input: String,
+}
+
+/// A topology fed one record at a time, as partition 0 of its input topics.
 #[derive(Debug)]
 pub struct TestDriver {
-    input_topic: String,
+    input: crate::spec::Input,
     aside: AsideTopics,
     pipeline: Pipeline,
     processed: Processed,
@@ -70,7 +82,7 @@ pub struct TestDriver {
 impl TestDriver {
     pub fn new(spec: &TopologySpec) -> Self {
         Self {
-            input_topic: spec.input.topic.clone(),
+            input: spec.input.clone(),
             aside: spec.aside_topics(),
             pipeline: Pipeline::new(spec),
             processed: Processed::default(),
@@ -79,17 +91,28 @@ impl TestDriver {
     }
 
     /// Runs one record through the topology.
-    pub fn pipe(&mut self, input: &TestRecord) -> Piped {
+    pub fn pipe(&mut self, input: &TestRecord) -> Result<Piped, NotAnInputTopic> {
+        let topic = match &input.topic {
+            None => 0,
+            Some(topic) => {
+                (self.input.topics.iter().position(|t| t == topic)).ok_or_else(|| {
+                    NotAnInputTopic {
+                        topic: topic.clone(),
+                        input: self.input.topics_text(),
+                    }
+                })?
+            }
+        };
         let payload = match &input.value {
             Value::String(text) => text.clone().into_bytes(),
             other => other.to_string().into_bytes(),
         };
         let key: Option<Arc<str>> = input.key.as_deref().map(Arc::from);
-        let record = Record::new(key.clone(), input.timestamp);
+        let record = Record::new(key.clone(), input.timestamp).from_topic(topic);
         self.pipeline
             .process_into(&payload, record, &mut self.processed);
         let origin = Origin {
-            topic: &self.input_topic,
+            topic: &self.input.topics[topic],
             partition: 0,
             offset: self.next_offset,
             key: key.as_ref(),
@@ -97,7 +120,7 @@ impl TestDriver {
         };
         self.next_offset += 1;
         let aside = self.processed.set_aside(&self.aside, &origin, &payload);
-        Piped {
+        Ok(Piped {
             outputs: (self.processed.outputs.iter())
                 .map(|message| {
                     TestOutput::of(
@@ -110,7 +133,7 @@ impl TestDriver {
                 .collect(),
             failed: aside.failed,
             late: aside.late,
-        }
+        })
     }
 }
 
@@ -130,6 +153,7 @@ mod tests {
 
     fn tick(key: &str, amount: &str, timestamp: i64) -> TestRecord {
         TestRecord {
+            topic: None,
             key: Some(key.into()),
             value: json!({ "data": { "amount": amount } }),
             timestamp,
@@ -153,7 +177,7 @@ mod tests {
             ("BTC-CNY", "20", base + minute + 1_000),
             ("BTC-CNY", "21", base + minute + 2_000),
         ] {
-            outputs.extend(driver.pipe(&tick(key, amount, at)).outputs);
+            outputs.extend(driver.pipe(&tick(key, amount, at)).unwrap().outputs);
         }
         assert_eq!(
             outputs,
@@ -178,7 +202,7 @@ mod tests {
                 },
             ]
         );
-        let late = driver.pipe(&tick("ETH-CNY", "4", base + 3_000));
+        let late = driver.pipe(&tick("ETH-CNY", "4", base + 3_000)).unwrap();
         assert!(late.late, "the first minute has closed");
         assert_eq!(late.outputs.len(), 1);
         assert_eq!(late.outputs[0].topic, "late-rates");
@@ -191,11 +215,14 @@ mod tests {
     #[test]
     fn a_refused_record_goes_to_the_error_topic_with_its_origin() {
         let mut driver = driver(CANDLES);
-        let piped = driver.pipe(&TestRecord {
-            key: None,
-            value: json!("not json"),
-            timestamp: 5,
-        });
+        let piped = driver
+            .pipe(&TestRecord {
+                topic: None,
+                key: None,
+                value: json!("not json"),
+                timestamp: 5,
+            })
+            .unwrap();
         assert!(piped.failed);
         assert_eq!(piped.outputs.len(), 1);
         let error = &piped.outputs[0];
@@ -203,5 +230,62 @@ mod tests {
         assert_eq!(error.value["operator"], "parse");
         assert_eq!(error.value["offset"], 0);
         assert_eq!(error.value["payload"], "not json");
+    }
+
+    const TWO_TOPICS: &str = r#"
+name: two
+input: { topics: [orders, refunds], group: g }
+error_topic: errors
+steps:
+  - name: orders
+    topics: orders
+    operators:
+      - parse: {}
+      - extract: { fields: { amount: { pointer: /total, type: number } } }
+  - name: refunds
+    topics: [refunds]
+    operators:
+      - parse: {}
+      - extract: { fields: { amount: { pointer: /refund/amount, type: number } } }
+      - set: { amount: "-amount" }
+  - name: ledger
+    from: [orders, refunds]
+    operators:
+      - emit: { topic: ledger, fields: [amount], timestamp: false }
+"#;
+
+    #[test]
+    fn each_input_topic_goes_to_the_steps_that_read_it() {
+        let mut driver = driver(TWO_TOPICS);
+        let record = |topic: &str, value| TestRecord {
+            topic: Some(topic.into()),
+            key: Some("c-1".into()),
+            value,
+            timestamp: 7,
+        };
+        let order = driver
+            .pipe(&record("orders", json!({"total": 12.5})))
+            .unwrap();
+        let refund = (driver.pipe(&record("refunds", json!({"refund": {"amount": 2}})))).unwrap();
+        assert_eq!(order.outputs.len(), 1);
+        assert_eq!(order.outputs[0].value, json!({"amount": 12.5}));
+        assert_eq!(refund.outputs[0].value, json!({"amount": -2.0}));
+        let first = driver
+            .pipe(&TestRecord {
+                topic: None,
+                ..record("", json!({"total": 1}))
+            })
+            .unwrap();
+        assert_eq!(
+            first.outputs[0].value,
+            json!({"amount": 1.0}),
+            "no topic: the first input topic"
+        );
+        let stranger = driver.pipe(&record("payments", json!({}))).unwrap_err();
+        assert_eq!(
+            stranger.to_string(),
+            "the record comes from topic `payments`, which is not an input topic of the \
+             topology (input: orders, refunds)"
+        );
     }
 }

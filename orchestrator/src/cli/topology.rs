@@ -41,7 +41,9 @@ pub enum TopologyCommand {
     ///
     /// Each input line is `{"key", "value", "timestamp"}`: `value` is the message (a string
     /// is taken as its text, any other JSON is written as JSON), `timestamp` its time in epoch
-    /// milliseconds. The records go through the runner's own operators, as one partition.
+    /// milliseconds; `"topic"` names the input topic it comes from when the topology reads
+    /// several (the first otherwise). The records go through the runner's own operators, as
+    /// one partition.
     Test {
         file: PathBuf,
         /// JSON lines of input records (`-` reads standard input).
@@ -68,7 +70,7 @@ pub fn run(command: TopologyCommand) -> anyhow::Result<ExitCode> {
                 spec.operators.len(),
                 spec.steps.len(),
                 if spec.steps.len() == 1 { "" } else { "s" },
-                spec.input.topic,
+                spec.input.topics_text(),
                 spec.output_topics().join(", ")
             );
             print!("{}", graph_text(&spec));
@@ -122,7 +124,9 @@ fn check_json(file: &Path, set: &[(String, String)]) -> anyhow::Result<ExitCode>
     let steps: Vec<serde_json::Value> = (spec.steps.iter())
         .map(|step| {
             let reads: Vec<String> = match &step.reads {
-                Reads::Input => vec![format!("topic {}", spec.input.topic)],
+                Reads::Input(topics) => (topics.iter())
+                    .map(|&topic| format!("topic {}", spec.input.topics[topic]))
+                    .collect(),
                 Reads::Steps(sources) => (sources.iter())
                     .map(|&source| spec.steps[source].name.clone())
                     .collect(),
@@ -143,7 +147,12 @@ fn check_json(file: &Path, set: &[(String, String)]) -> anyhow::Result<ExitCode>
         "file": file,
         "valid": true,
         "name": spec.name,
-        "input": {"topic": spec.input.topic, "group": spec.input.group},
+        // `topic` as before for a topology of one input topic; `topics` always.
+        "input": {
+            "topic": (spec.input.topics.len() == 1).then(|| &spec.input.topics[0]),
+            "topics": spec.input.topics,
+            "group": spec.input.group,
+        },
         "steps": steps,
         "outputs": spec.output_topics(),
         "error_topic": spec.error_topic,
@@ -156,14 +165,23 @@ fn graph_text(spec: &TopologySpec) -> String {
     use std::fmt::Write as _;
     let (checked, _) = weir_topology::flow::check(spec);
     let mut text = format!(
-        "\ntopic {} (group {})\n",
-        spec.input.topic, spec.input.group
+        "\n{} {} (group {})\n",
+        if spec.input.topics.len() == 1 {
+            "topic"
+        } else {
+            "topics"
+        },
+        spec.input.topics_text(),
+        spec.input.group
     );
     let one_chain = spec.steps.len() == 1 && spec.steps[0].name == Step::CHAIN;
     for (index, step) in spec.steps.iter().enumerate() {
         if !one_chain {
             let reads = match &step.reads {
-                Reads::Input => format!("topic {}", spec.input.topic),
+                Reads::Input(topics) => (topics.iter())
+                    .map(|&topic| format!("topic {}", spec.input.topics[topic]))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 Reads::Steps(sources) => (sources.iter())
                     .map(|&source| spec.steps[source].name.as_str())
                     .collect::<Vec<_>>()
@@ -220,7 +238,9 @@ fn test_topology(spec: &TopologySpec, input: &Path) -> anyhow::Result<ExitCode> 
                 input.display()
             )
         })?;
-        let piped = driver.pipe(&record);
+        let piped = driver
+            .pipe(&record)
+            .with_context(|| format!("{}:{number}", input.display()))?;
         records += 1;
         failed += u64::from(piped.failed);
         late += u64::from(piped.late);

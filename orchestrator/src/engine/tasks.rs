@@ -132,8 +132,13 @@ pub(super) async fn execute(
                 .map(|(k, v)| (k.clone(), value_text(v)))
                 .collect();
             let spec = TopologySpec::load(&file, &sets).map_err(failed)?;
-            context
-                .note_topics(std::iter::once(spec.input.topic.clone()).chain(spec.output_topics()));
+            context.note_topics(
+                spec.input
+                    .topics
+                    .iter()
+                    .cloned()
+                    .chain(spec.output_topics()),
+            );
             let mut params = vec![
                 ("file".to_string(), file.display().to_string()),
                 ("kafka".to_string(), t.kafka.clone()),

@@ -38,6 +38,15 @@ pub struct RecordError {
     pub reason: String,
 }
 
+/// A step reading input topics.
+#[derive(Debug)]
+struct Entry {
+    /// The step's first operator.
+    operator: usize,
+    /// The input topics it reads (their indices).
+    topics: Vec<usize>,
+}
+
 /// The compiled operators with their state, and where a record goes after each.
 #[derive(Debug)]
 pub struct Pipeline {
@@ -46,8 +55,8 @@ pub struct Pipeline {
     /// Where a record goes after each operator: the next one of its step, or, after a step's
     /// last, the first operator of every step reading that step (none: its way ends there).
     next: Vec<Vec<usize>>,
-    /// The first operator of every step reading the input topic.
-    entries: Vec<usize>,
+    /// Every step reading input topics: where input records enter the graph.
+    entries: Vec<Entry>,
     /// What `parse` read of the current record for the `extract`s, reused from record to
     /// record.
     found: Found,
@@ -191,7 +200,10 @@ impl Pipeline {
                 next[last].clear();
             }
             match &step.reads {
-                Reads::Input => entries.push(step.operators.start),
+                Reads::Input(topics) => entries.push(Entry {
+                    operator: step.operators.start,
+                    topics: topics.clone(),
+                }),
                 Reads::Steps(sources) => {
                     for &source in sources {
                         if let Some(last) = spec.steps[source].last_operator() {
@@ -228,10 +240,17 @@ impl Pipeline {
         }
         processed.clear();
         self.found.clear();
-        for entry in 1..self.entries.len() {
-            (self.pending).push((self.entries[entry], record.clone()));
+        let mut first = None;
+        for entry in &self.entries {
+            if !entry.topics.contains(&record.topic) {
+                continue;
+            }
+            match first {
+                None => first = Some(entry.operator),
+                Some(_) => self.pending.push((entry.operator, record.clone())),
+            }
         }
-        if let Some(&first) = self.entries.first() {
+        if let Some(first) = first {
             self.run_from(first, payload, &mut record, processed);
         }
         self.spare_fields = record.fields;

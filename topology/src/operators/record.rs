@@ -12,6 +12,9 @@ pub struct Record {
     /// The input partition it came from: per-key state is kept per partition, so that no
     /// key is ever compared with a value from another partition's stream.
     pub partition: i32,
+    /// The input topic it came from, as its index among the topology's input topics: the
+    /// steps reading the input take only the topics they name.
+    pub topic: usize,
     /// The input message's timestamp, milliseconds since the epoch.
     pub timestamp_ms: i64,
     /// Named fields produced by the operators.
@@ -26,10 +29,17 @@ impl Record {
         Self {
             key,
             partition: 0,
+            topic: 0,
             timestamp_ms,
             fields: Fields::default(),
             restarts_series: false,
         }
+    }
+
+    /// The record came from input topic `topic` (its index; 0 when not said).
+    pub fn from_topic(mut self, topic: usize) -> Self {
+        self.topic = topic;
+        self
     }
 
     /// The record came from input partition `partition` (0 when not said).

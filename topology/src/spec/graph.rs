@@ -8,6 +8,7 @@ use crate::flow::{FlowProblem, Place};
 /// broken rule of the graph goes to `problems`, at its step or operator.
 pub(super) fn build(
     written: Vec<StepSpec>,
+    input_topics: &[String],
     problems: &mut Vec<FlowProblem>,
 ) -> (Vec<OperatorSpec>, Vec<Step>) {
     let mut names: Vec<String> = written.iter().map(|step| step.name.clone()).collect();
@@ -29,8 +30,20 @@ pub(super) fn build(
                 "two steps are named `{name}`: each step needs its own name"
             ));
         }
-        let reads = if step.from.is_empty() {
-            Reads::Input
+        let reads = if !step.topics.is_empty() && !step.from.is_empty() {
+            problem(format!(
+                "step `{name}` reads both earlier steps (`from`) and input topics (`topics`): \
+                 a step reads one or the other; give the topics to a step of their own and \
+                 read that step"
+            ));
+            Reads::Steps(Vec::new())
+        } else if step.from.is_empty() {
+            Reads::Input(input_indices(
+                &name,
+                &step.topics,
+                input_topics,
+                &mut problem,
+            ))
         } else {
             let mut sources = Vec::new();
             for source in &step.from {
@@ -58,7 +71,7 @@ pub(super) fn build(
         for (offset, operator) in step.operators.iter().enumerate() {
             let is_parse = matches!(operator, OperatorSpec::Parse(_));
             let message = match (&reads, is_parse) {
-                (Reads::Input, false) if offset == 0 => "the first operator of a step reading \
+                (Reads::Input(_), false) if offset == 0 => "the first operator of a step reading \
                     the input topic must be `parse`, which reads the message as JSON"
                     .to_string(),
                 (Reads::Steps(_), true) => format!(
@@ -79,5 +92,48 @@ pub(super) fn build(
             operators: first..operators.len(),
         });
     }
+    for (index, topic) in input_topics.iter().enumerate() {
+        if input_topics[..index].contains(topic) {
+            continue;
+        }
+        let read =
+            (steps.iter()).any(|step| matches!(&step.reads, Reads::Input(t) if t.contains(&index)));
+        if !read && !steps.is_empty() {
+            problems.push(FlowProblem {
+                place: Place::Input,
+                message: format!(
+                    "no step reads the input topic `{topic}`: its records would be consumed \
+                     and go nowhere; name it in a step's `topics`, or leave it out of the input"
+                ),
+            });
+        }
+    }
     (operators, steps)
+}
+
+/// The input topics a step reads (their indices): those it names, or all of them.
+fn input_indices(
+    name: &str,
+    named: &[String],
+    input_topics: &[String],
+    problem: &mut impl FnMut(String),
+) -> Vec<usize> {
+    if named.is_empty() {
+        return (0..input_topics.len()).collect();
+    }
+    let mut indices = Vec::new();
+    for topic in named {
+        match input_topics.iter().position(|t| t == topic) {
+            Some(index) if indices.contains(&index) => {
+                problem(format!("step `{name}` reads topic `{topic}` twice"))
+            }
+            Some(index) => indices.push(index),
+            None => problem(format!(
+                "step `{name}` reads topic `{topic}`, which is not an input topic (input: {}); \
+                 add it to the input's `topics`",
+                input_topics.join(", ")
+            )),
+        }
+    }
+    indices
 }

@@ -8,6 +8,7 @@ use crate::flow::Place;
 /// the operators step after step, as [`TopologySpec::operators`] lists them.
 #[derive(Debug, Default)]
 pub(super) struct Places {
+    input: Option<(u64, u64)>,
     steps: Vec<(u64, u64)>,
     operators: Vec<(u64, u64)>,
 }
@@ -23,6 +24,8 @@ impl Places {
         #[derive(Deserialize)]
         struct FileItems {
             #[serde(default)]
+            input: Option<serde_saphyr::Spanned<serde::de::IgnoredAny>>,
+            #[serde(default)]
             operators: Items,
             #[serde(default)]
             steps: Vec<serde_saphyr::Spanned<StepItems>>,
@@ -32,6 +35,7 @@ impl Places {
             return Self::default();
         };
         let mut places = Self {
+            input: found.input.as_ref().map(|input| place(input.referenced)),
             steps: found.steps.iter().map(|s| place(s.referenced)).collect(),
             operators: found
                 .operators
@@ -47,6 +51,7 @@ impl Places {
 
     pub(super) fn of_place(&self, at: Place) -> (u64, u64) {
         let found = match at {
+            Place::Input => self.input.as_ref(),
             Place::Step(index) => self.steps.get(index),
             Place::Operator(index) => self.operators.get(index),
         };

@@ -185,7 +185,7 @@ steps:
     assert_eq!(
         shape,
         vec![
-            ("rates", Reads::Input, 0..2),
+            ("rates", Reads::Input(vec![0]), 0..2),
             ("big", Reads::Steps(vec![0]), 2..4),
             ("all", Reads::Steps(vec![0, 1]), 4..5),
         ]
@@ -198,7 +198,7 @@ fn a_chain_of_operators_is_one_step_reading_the_input() {
     let spec = parse(MINIMAL, &[]).unwrap();
     assert_eq!(spec.steps.len(), 1);
     assert_eq!(spec.steps[0].name, Step::CHAIN);
-    assert_eq!(spec.steps[0].reads, Reads::Input);
+    assert_eq!(spec.steps[0].reads, Reads::Input(vec![0]));
     assert_eq!(spec.steps[0].operators, 0..spec.operators.len());
 }
 
@@ -246,4 +246,101 @@ fn operators_and_steps_together_are_refused() {
     let text = format!("{MINIMAL}steps:\n  - name: s\n    operators:\n      - parse: {{}}\n");
     let error = parse(&text, &[]).unwrap_err().to_string();
     assert!(error.contains("not both"), "{error}");
+}
+
+fn input_problems(input: &str, steps: &str) -> Vec<String> {
+    let text = format!("name: t\ninput: {input}\nerror_topic: errors\nsteps:\n{steps}");
+    match TopologySpec::parse(Path::new("t.yaml"), &text, &[]) {
+        Ok(_) => Vec::new(),
+        Err(error @ SpecError::Problems { .. }) => {
+            error.to_string().lines().map(str::to_string).collect()
+        }
+        Err(other) => panic!("expected problems, got {other}"),
+    }
+}
+
+const TWO_ENTRIES: &str = "  - name: a
+    topics: a
+    operators:
+      - parse: {}
+      - emit: { topic: out, fields: [] }
+  - name: b
+    topics: [b]
+    operators:
+      - parse: {}
+";
+
+#[test]
+fn steps_read_the_input_topics_they_name_or_all_of_them() {
+    let text = format!(
+        "name: t\ninput: {{ topics: [a, b, c], group: g }}\nerror_topic: errors\nsteps:\n\
+         {TWO_ENTRIES}  - name: every\n    operators:\n      - parse: {{}}\n"
+    );
+    let spec = TopologySpec::parse(Path::new("t.yaml"), &text, &[]).unwrap();
+    assert_eq!(spec.input.topics, vec!["a", "b", "c"]);
+    let reads: Vec<&Reads> = spec.steps.iter().map(|step| &step.reads).collect();
+    assert_eq!(
+        reads,
+        [
+            &Reads::Input(vec![0]),
+            &Reads::Input(vec![1]),
+            &Reads::Input(vec![0, 1, 2])
+        ]
+    );
+    assert_eq!(spec.input.index_of("c"), Some(2));
+    assert_eq!(spec.input.index_of("d"), None);
+}
+
+#[test]
+fn input_topics_are_checked_at_their_place() {
+    assert_eq!(
+        input_problems("{ topics: [a, b, c, a], group: g }", TWO_ENTRIES),
+        [
+            "t.yaml:2:8: the input lists topic `a` twice",
+            "t.yaml:2:8: no step reads the input topic `c`: its records would be consumed and go \
+             nowhere; name it in a step's `topics`, or leave it out of the input",
+        ]
+    );
+    assert_eq!(
+        input_problems(
+            "{ topic: a, topics: [b], group: g }",
+            "  - name: a\n    operators: [parse: {}]\n"
+        ),
+        [
+            "t.yaml:2:8: the input names its topics twice: write `topic: NAME` for one topic or \
+          `topics: [A, B]` for several, not both"
+        ]
+    );
+    assert_eq!(
+        input_problems("{ group: g }", "  - name: a\n    operators: [parse: {}]\n"),
+        [
+            "t.yaml:2:8: the input names no topic: write `topic: NAME`, or `topics: [A, B]` for \
+          several"
+        ]
+    );
+    let steps = "  - name: a
+    topics: [a, z]
+    operators: [parse: {}]
+  - name: b
+    from: a
+    topics: b
+    operators: [parse: {}]
+";
+    let problems = input_problems("{ topics: [a, b], group: g }", steps);
+    let expected = [
+        "t.yaml:5:5: step `a` reads topic `z`, which is not an input topic (input: a, b); add it \
+         to the input's `topics`",
+        "t.yaml:8:5: step `b` reads both earlier steps (`from`) and input topics (`topics`)",
+    ];
+    assert!(problems.len() >= 2, "{problems:#?}");
+    for start in expected {
+        assert!(
+            problems.iter().any(|p| p.starts_with(start)),
+            "{start}\nin {problems:#?}"
+        );
+    }
+    assert!(
+        (problems.iter()).any(|p| p.contains("no step reads the input topic `b`")),
+        "{problems:#?}"
+    );
 }
