@@ -3,7 +3,10 @@
 //! (`1.5h`). Written here rather than taken from `humantime`, which accepts neither a bare
 //! number nor a fraction, both of which shipped workflows use.
 
+use std::borrow::Cow;
 use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Why a text is not a duration.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -22,6 +25,76 @@ pub enum DurationError {
     /// Longer than a `Duration` holds.
     #[error("`{0}` is too long a duration")]
     TooLong(String),
+}
+
+/// A duration as a file writes it: text (`30s`, `1m30s`, `500ms`) or a whole number of
+/// seconds, read with [`parse_duration`] so that a bad one is an error of the file, at its
+/// place. Workflows and topologies both use it. It writes itself in the largest unit that
+/// keeps it exact (`90s`, `2m`, `250ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct DurationText(pub Duration);
+
+impl DurationText {
+    /// Whole milliseconds (saturating).
+    pub fn millis(self) -> i64 {
+        i64::try_from(self.0.as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+impl From<DurationText> for Duration {
+    fn from(text: DurationText) -> Self {
+        text.0
+    }
+}
+
+impl std::fmt::Display for DurationText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = self.0.as_millis();
+        match ms {
+            0 => f.write_str("0s"),
+            _ if ms.is_multiple_of(3_600_000) => write!(f, "{}h", ms / 3_600_000),
+            _ if ms.is_multiple_of(60_000) => write!(f, "{}m", ms / 60_000),
+            _ if ms.is_multiple_of(1_000) => write!(f, "{}s", ms / 1_000),
+            _ => write!(f, "{ms}ms"),
+        }
+    }
+}
+
+/// A duration: a whole number of seconds, or text such as `500ms`, `30s`, `1m30s`, `2h`.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+enum Written {
+    /// Whole seconds.
+    Seconds(u64),
+    /// `500ms`, `30s`, `1m30s`, `2h`.
+    Text(String),
+}
+
+impl<'de> Deserialize<'de> for DurationText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Written::deserialize(d)? {
+            Written::Seconds(seconds) => Ok(Self(Duration::from_secs(seconds))),
+            Written::Text(text) => parse_duration(&text)
+                .map(Self)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl Serialize for DurationText {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl schemars::JsonSchema for DurationText {
+    fn schema_name() -> Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        Written::json_schema(generator)
+    }
 }
 
 /// Parses a duration such as `1m30s`; the error says what was expected.
@@ -89,6 +162,21 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5400)));
+    }
+
+    #[test]
+    fn a_written_duration_reads_from_seconds_or_text_and_writes_back_exactly() {
+        let read = |yaml: &str| serde_saphyr::from_str::<DurationText>(yaml);
+        assert_eq!(read("90").unwrap(), DurationText(Duration::from_secs(90)));
+        assert_eq!(read("1m30s").unwrap().to_string(), "90s");
+        assert_eq!(read("'2m'").unwrap().to_string(), "2m");
+        assert_eq!(read("250ms").unwrap().millis(), 250);
+        let error = read("10parsecs").unwrap_err().to_string();
+        assert!(error.contains("unknown unit `parsecs`"), "{error}");
+        assert_eq!(
+            serde_json::to_string(&DurationText(Duration::from_millis(1500))).unwrap(),
+            "\"1500ms\""
+        );
     }
 
     #[test]

@@ -322,46 +322,7 @@ impl OperatorSpec {
     }
 }
 
-/// A duration written as text (`30s`, `1m`, `500ms`) or a number of seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, schemars::JsonSchema)]
-#[schemars(with = "String")]
-pub struct DurationText(pub std::time::Duration);
-
-impl std::fmt::Display for DurationText {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let ms = self.millis();
-        match ms {
-            0 => f.write_str("0s"),
-            _ if ms % 3_600_000 == 0 => write!(f, "{}h", ms / 3_600_000),
-            _ if ms % 60_000 == 0 => write!(f, "{}m", ms / 60_000),
-            _ if ms % 1_000 == 0 => write!(f, "{}s", ms / 1_000),
-            _ => write!(f, "{ms}ms"),
-        }
-    }
-}
-
-impl DurationText {
-    pub fn millis(self) -> i64 {
-        i64::try_from(self.0.as_millis()).unwrap_or(i64::MAX)
-    }
-}
-
-impl<'de> Deserialize<'de> for DurationText {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Text {
-            Seconds(u64),
-            Text(String),
-        }
-        match Text::deserialize(d)? {
-            Text::Seconds(seconds) => Ok(Self(std::time::Duration::from_secs(seconds))),
-            Text::Text(text) => weir_contracts::duration::parse_duration(&text)
-                .map(Self)
-                .map_err(serde::de::Error::custom),
-        }
-    }
-}
+pub use weir_contracts::duration::DurationText;
 
 /// Event-time windows over a key's records: tumbling (`size` alone) or hopping (`advance`
 /// shorter than `size`), aligned to the epoch.

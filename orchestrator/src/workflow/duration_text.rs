@@ -4,22 +4,10 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serializer};
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Text {
-    Seconds(u64),
-    Text(String),
-}
+use weir_contracts::duration::DurationText;
 
 pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    match Option::<Text>::deserialize(d)? {
-        None => Ok(None),
-        Some(Text::Seconds(seconds)) => Ok(Some(Duration::from_secs(seconds))),
-        Some(Text::Text(text)) => weir_contracts::duration::parse_duration(&text)
-            .map(Some)
-            .map_err(serde::de::Error::custom),
-    }
+    Ok(Option::<DurationText>::deserialize(d)?.map(Duration::from))
 }
 
 pub fn serialize<S: Serializer>(value: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {

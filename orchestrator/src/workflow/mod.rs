@@ -65,7 +65,7 @@ pub struct Workflow {
     pub variables: BTreeMap<String, VariableDef>,
     /// Time limit of the whole run; on expiry the run fails and is torn down.
     #[serde(default, with = "duration_text")]
-    #[schemars(with = "Option<task::DurationText>")]
+    #[schemars(with = "Option<weir_contracts::duration::DurationText>")]
     pub timeout: Option<Duration>,
     /// What to run on a machine that cannot reach the live sources: named when a source's
     /// address does not resolve, never applied by itself.
@@ -112,7 +112,7 @@ pub struct RestartPolicy {
         default = "RestartPolicy::default_backoff",
         with = "duration_text::required"
     )]
-    #[schemars(with = "task::DurationText")]
+    #[schemars(with = "weir_contracts::duration::DurationText")]
     pub backoff: Duration,
 }
 
@@ -185,7 +185,7 @@ pub struct StartSource {
     /// source that has published nothing by then is reported as down and the run goes on
     /// without waiting further; what it brought is judged when results are kept.
     #[serde(default, with = "duration_text")]
-    #[schemars(with = "Option<task::DurationText>")]
+    #[schemars(with = "Option<weir_contracts::duration::DurationText>")]
     pub first_publish_within: Option<Duration>,
 }
 
@@ -220,7 +220,7 @@ pub struct SubmitTopology {
 pub struct Wait {
     /// Wait this long.
     #[serde(default, with = "duration_text")]
-    #[schemars(with = "Option<task::DurationText>")]
+    #[schemars(with = "Option<weir_contracts::duration::DurationText>")]
     pub duration: Option<Duration>,
     /// Or wait until a condition holds (bounded by the task's `timeout`).
     #[serde(default)]
@@ -242,7 +242,7 @@ pub struct Approval {
     pub message: String,
     /// Without a timeout the run waits until someone answers.
     #[serde(default, with = "duration_text")]
-    #[schemars(with = "Option<task::DurationText>")]
+    #[schemars(with = "Option<weir_contracts::duration::DurationText>")]
     pub timeout: Option<Duration>,
     /// What an expired approval means.
     #[serde(default)]

@@ -100,11 +100,11 @@ struct TaskFile {
     retries: u32,
     /// Pause before the first retry (e.g. `2s`); doubled for each further one.
     #[serde(default, with = "duration_text")]
-    #[schemars(with = "Option<DurationText>")]
+    #[schemars(with = "Option<weir_contracts::duration::DurationText>")]
     retry_delay: Option<Duration>,
     /// Time limit of one attempt (e.g. `90s`).
     #[serde(default, with = "duration_text")]
-    #[schemars(with = "Option<DurationText>")]
+    #[schemars(with = "Option<weir_contracts::duration::DurationText>")]
     timeout: Option<Duration>,
     /// What a failure (after the retries) does to the run.
     #[serde(default)]
@@ -122,15 +122,6 @@ struct TaskFile {
     approval: Option<Approval>,
     collect: Option<Collect>,
     teardown: Option<Teardown>,
-}
-
-/// A duration as text (`500ms`, `30s`, `1m30s`, `2h`) or a whole number of seconds.
-#[derive(JsonSchema)]
-#[serde(untagged)]
-#[allow(dead_code)] // only its schema is used
-pub(super) enum DurationText {
-    Seconds(u64),
-    Text(String),
 }
 
 /// `true`, `false`, `!true` or `!false` once variables are substituted.
