@@ -9,6 +9,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use foldhash::fast::RandomState;
+
 use crate::changelog::{ChangelogEnds, CommittedState};
 use crate::state::{StateUpdate, StateValue};
 
@@ -21,8 +23,10 @@ use crate::state::{StateUpdate, StateValue};
 /// position or state for a partition another runner now owns.
 #[derive(Debug, Default)]
 pub struct Checkpoint {
-    partitions: HashMap<i32, PartitionCheckpoint>,
-    generations: HashMap<i32, u64>,
+    // Every acknowledged record looks its partition up in both and its state changes up in
+    // `unwritten`: a fast seeded hash rather than SipHash, as the operators' stores do.
+    partitions: HashMap<i32, PartitionCheckpoint, RandomState>,
+    generations: HashMap<i32, u64, RandomState>,
 }
 
 /// The offset of the next record to read after a restart, per input topic (by its index).
@@ -33,7 +37,7 @@ struct PartitionCheckpoint {
     /// The offset of the next record to read after a restart, in each input topic read.
     next_offsets: NextOffsets,
     /// State changes not yet in the changelog: the latest value of each key.
-    unwritten: HashMap<(usize, Arc<str>), Option<StateValue>>,
+    unwritten: HashMap<(usize, Arc<str>), Option<StateValue>, RandomState>,
     /// Where the changelogs end with every change written so far.
     changelog_ends: ChangelogEnds,
     dirty: bool,
