@@ -158,6 +158,12 @@ fn demo_workflow_in_real_pods_polls_this_machine_and_notifies_exactly() {
             // loaded machine polled during those 4 s.
             "--set",
             "automatic_kill=false",
+            // The candles dataflow in a runner pod of its own beside the reference one, with
+            // candles of one second so that several close while the source polls.
+            "--set",
+            "candles=true",
+            "--set",
+            "candle_size=1s",
         ],
     );
     let id = run_id(&home);
@@ -208,6 +214,10 @@ fn demo_workflow_in_real_pods_polls_this_machine_and_notifies_exactly() {
         "{topics}"
     );
     assert_eq!(topics["errors"], 0, "{topics}");
+    // Candles closed in their pod: at least one, and fewer than the rates they summarize (a
+    // window closes only when a later rate comes).
+    let candles = topics["candles"].as_i64().unwrap_or(0);
+    assert!((1..raw).contains(&candles), "{topics}");
     let teardown = log
         .lines()
         .find(|l| l.contains("deleting namespace"))
