@@ -38,6 +38,30 @@ pub struct ServeArgs {
     backends: Vec<Backend>,
 }
 
+/// Deletes the namespaces of runs that ended (`weir gc --backend kubernetes`), saying what it
+/// did; a cluster that cannot be reached is said too, and the server starts all the same.
+fn remove_namespaces_of_ended_runs(config: &weir::runtime::RuntimeConfig) {
+    let mut config = config.clone();
+    config.backend = Backend::Kubernetes;
+    let collected = runtime().and_then(|runtime| {
+        runtime.block_on(async {
+            let cluster = weir::runtime::connect(config).await?;
+            anyhow::Ok(cluster.gc().await?)
+        })
+    });
+    match collected {
+        Ok(report) => {
+            for (namespace, reason) in &report.namespaces_deleted {
+                eprintln!("deleted namespace {namespace} ({reason})");
+            }
+        }
+        Err(error) => eprintln!(
+            "cannot remove the namespaces of runs that lost their process: {error:#}; \
+             `weir gc --backend kubernetes` does it once the cluster answers"
+        ),
+    }
+}
+
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // How to reach every backend; the web picks each instance's own.
     let runtime_config = BackendArgs::default().config()?;
@@ -48,6 +72,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let report = LocalProcesses::new(home.clone(), weir_exe.clone())?.gc()?;
     for id in &report.runs_failed {
         eprintln!("run {id} had lost its process; marked failed and cleaned up");
+    }
+    // A run in pods whose `weir run` died with this server (the portal's pod restarted, say)
+    // is not picked up again: it was just marked failed, and its namespace goes now, so that
+    // nothing of it keeps running unwatched.
+    let store = weir::store::Store::open(&home.database())?;
+    let in_cluster = (report.runs_failed.iter())
+        .filter_map(|id| store.run(id).ok().flatten())
+        .any(|run| run.backend == Backend::Kubernetes.as_str());
+    drop(store);
+    if in_cluster {
+        remove_namespaces_of_ended_runs(&runtime_config);
     }
     let mut dirs = Vec::new();
     if let Some(dir) = &args.workflows {

@@ -7,6 +7,12 @@
 {{- end -}}
 {{- end -}}
 
+{{/* Cluster-wide objects (the ClusterRole and its binding) carry the release's namespace too,
+so that installations of one release name in two namespaces do not claim the same ones. */}}
+{{- define "weir.clusterName" -}}
+{{- printf "%s-%s" .Release.Namespace (include "weir.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
 {{- define "weir.labels" -}}
 app.kubernetes.io/name: {{ .Chart.Name }}
 app.kubernetes.io/instance: {{ .Release.Name }}
