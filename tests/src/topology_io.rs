@@ -59,6 +59,20 @@ pub fn topology_test(
         .collect()
 }
 
+/// The arguments of `weir topology run FILE` against the test broker, then `args` (the
+/// `--set`s): what a test starts a runner with.
+pub fn run_args(file: &Path, args: &[String]) -> Vec<String> {
+    let mut run = vec![
+        "topology".to_string(),
+        "run".into(),
+        file.display().to_string(),
+        "--brokers".into(),
+        kafka().to_string(),
+    ];
+    run.extend(args.iter().cloned());
+    run
+}
+
 /// Produces the test records with their keys and timestamps, many at a time.
 pub async fn produce_test_records(topic: &str, records: &[Value]) {
     let producer: FutureProducer = ClientConfig::new()

@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use weir_tests::topology_io::{an_hour_ago, produce_test_records, topology_test, written};
+use weir_tests::topology_io::{
+    an_hour_ago, produce_test_records, run_args, topology_test, written,
+};
 use weir_tests::{kafka, repo_root, unique, WeirProcess};
 use weir_topology::test_driver::TestOutput;
 
@@ -85,14 +87,7 @@ async fn a_graph_runner_writes_on_every_topic_what_topology_test_prints() {
     assert_eq!(expected_on("errors").len(), 1);
 
     produce_test_records(&topic("raw"), &records).await;
-    let mut run_args = vec![
-        "topology".to_string(),
-        "run".into(),
-        file.display().to_string(),
-        "--brokers".into(),
-        kafka().to_string(),
-    ];
-    run_args.extend(args);
+    let run_args = run_args(&file, &args);
     let run_args: Vec<&str> = run_args.iter().map(String::as_str).collect();
     let mut runner = WeirProcess::start(dir.path(), "runner.log", &run_args);
     for name in outputs {
@@ -207,14 +202,7 @@ async fn two_input_topics_of_two_partitions_keep_their_state_across_a_restart() 
     );
     assert_eq!(expected_on("errors").len(), 2);
 
-    let mut run_args = vec![
-        "topology".to_string(),
-        "run".into(),
-        file.display().to_string(),
-        "--brokers".into(),
-        kafka().to_string(),
-    ];
-    run_args.extend(args);
+    let run_args = run_args(&file, &args);
     let run_args: Vec<&str> = run_args.iter().map(String::as_str).collect();
     let mut seen = 0;
     for (round, (coinbase_records, kraken_records)) in halves.iter().enumerate() {
@@ -277,21 +265,16 @@ async fn input_topics_of_different_partition_counts_are_refused_out_loud() {
     let record = json!({ "key": "BTC-USD", "value": { "data": { "amount": "1" } }, "timestamp": an_hour_ago() });
     produce_test_records(&coinbase, &[record]).await;
     let file = repo_root().join(EXCHANGES);
-    let sets = [
+    let sets: Vec<String> = [
         format!("coinbase_topic={coinbase}"),
         format!("kraken_topic={kraken}"),
         format!("dataflow_name={base}-flow"),
-    ];
-    let mut args = vec![
-        "topology",
-        "run",
-        file.to_str().unwrap(),
-        "--brokers",
-        kafka(),
-    ];
-    for set in &sets {
-        args.extend(["--set", set.as_str()]);
-    }
+    ]
+    .into_iter()
+    .flat_map(|set| ["--set".to_string(), set])
+    .collect();
+    let args = run_args(&file, &sets);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut runner = WeirProcess::start(dir.path(), "runner.log", &args);
     let status = runner.wait(Duration::from_secs(60));
     let log = runner.log_text();
