@@ -161,7 +161,7 @@ async fn consume_and_process(
         generations: HashMap::default(),
         keys: KeyNames::default(),
         last_restore: None,
-        co_partitioned: false,
+        inputs_checked: false,
         marks_matter: (spec.operators.iter()).any(|op| matches!(op, OperatorSpec::Diff(_))),
     };
     let mut commit_tick = tokio::time::interval(config.commit_interval);
@@ -315,8 +315,9 @@ struct Intake<'a> {
     keys: KeyNames,
     /// The latest partition whose state was restored, for `/status`.
     last_restore: Option<StateRestore>,
-    /// The input topics were found to have as many partitions each.
-    co_partitioned: bool,
+    /// The input topics were found to have as many partitions each, and the changelog topics
+    /// (if any) exist with that many.
+    inputs_checked: bool,
     /// Some operator cares where a replay starts its series over (a `diff`), so each message's
     /// headers are read for the mark; librdkafka parses them into an allocation of their own
     /// per message (3.5 % of the runner's time in a profile), which other topologies skip.
@@ -606,13 +607,14 @@ impl Intake<'_> {
     /// up to the ends its metadata names, or from the inline state earlier runners committed.
     async fn restore_state(&mut self, partition: i32) -> Result<(), RunnerError> {
         let topics = &self.spec.input.topics;
-        if !self.changelog.topics_exist() || (topics.len() > 1 && !self.co_partitioned) {
+        // Once per runner: the input topics' partitions, checked alike, number the changelogs'.
+        if !self.inputs_checked {
             let partitions = self.input_partitions()?;
             self.changelog
                 .ensure_topics(partitions)
                 .await
                 .map_err(RunnerError::State)?;
-            self.co_partitioned = true;
+            self.inputs_checked = true;
         }
         let mut list = TopicPartitionList::new();
         for topic in topics {
