@@ -153,14 +153,7 @@ fn the_helm_charts_portal_launches_a_run_in_pods_that_sees_every_result() {
     assert!(!log.contains("forbidden"), "{log}");
     // The run's namespace is gone after its teardown.
     let namespace = format!("weir-{id}");
-    assert!(
-        eventually(Duration::from_secs(60), || sandbox
-            .kubectl_json(&["get", "namespace", &namespace])
-            .is_none()
-            .then_some(()))
-        .is_some(),
-        "namespace {namespace} is left"
-    );
+    assert_namespace_goes(&namespace, Duration::from_secs(60));
 }
 
 /// A volume on this machine (the sandbox's node) for the portal's `WEIR_HOME`, bound to a claim
@@ -278,12 +271,14 @@ fn a_run_whose_portal_pod_is_deleted_ends_failed_and_its_namespace_goes() {
     assert_eq!(run["state"], "failed", "{run}");
     let error = run["error"].as_str().unwrap_or_default();
     assert!(error.contains("died"), "{run}");
-    assert!(
-        eventually(Duration::from_secs(120), || sandbox
-            .kubectl_json(&["get", "namespace", &run_namespace])
-            .is_none()
-            .then_some(()))
-        .is_some(),
-        "namespace {run_namespace} is left"
-    );
+    assert_namespace_goes(&run_namespace, Duration::from_secs(120));
+}
+
+/// Waits, at most `timeout`, until `namespace` is gone.
+fn assert_namespace_goes(namespace: &str, timeout: Duration) {
+    let sandbox = KubeSandbox::get();
+    let gone = eventually(timeout, || {
+        (!sandbox.namespace_exists(namespace)).then_some(())
+    });
+    assert!(gone.is_some(), "namespace {namespace} is left");
 }
