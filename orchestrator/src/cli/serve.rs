@@ -38,27 +38,33 @@ pub struct ServeArgs {
     backends: Vec<Backend>,
 }
 
-/// Deletes the namespaces of runs that ended (`weir gc --backend kubernetes`), saying what it
-/// did; a cluster that cannot be reached is said too, and the server starts all the same.
-fn remove_namespaces_of_ended_runs(config: &weir::runtime::RuntimeConfig) {
-    let mut config = config.clone();
-    config.backend = Backend::Kubernetes;
-    let collected = runtime().and_then(|runtime| {
-        runtime.block_on(async {
-            let cluster = weir::runtime::connect(config).await?;
-            anyhow::Ok(cluster.gc().await?)
-        })
-    });
-    match collected {
-        Ok(report) => {
-            for (namespace, reason) in &report.namespaces_deleted {
-                eprintln!("deleted namespace {namespace} ({reason})");
+/// Has each backend's own `gc` remove what runs that lost their process left there (a run in
+/// pods: its namespace), saying what it did; a backend that cannot be reached is said too, and
+/// the server starts all the same.
+fn clean_up_after_dead_runs(config: &weir::runtime::RuntimeConfig, backends: &[Backend]) {
+    for &backend in backends {
+        let mut config = config.clone();
+        config.backend = backend;
+        let collected = runtime().and_then(|runtime| {
+            runtime.block_on(async {
+                let runtime = weir::runtime::connect(config).await?;
+                anyhow::Ok(runtime.gc().await?)
+            })
+        });
+        match collected {
+            Ok(report) => {
+                for name in &report.orphans_stopped {
+                    eprintln!("stopped orphaned instance {name} (its owner is gone)");
+                }
+                for (namespace, reason) in &report.namespaces_deleted {
+                    eprintln!("deleted namespace {namespace} ({reason})");
+                }
             }
+            Err(error) => eprintln!(
+                "cannot clean up after runs that lost their process on {backend}: {error:#}; \
+                 `weir gc --backend {backend}` does it once it answers"
+            ),
         }
-        Err(error) => eprintln!(
-            "cannot remove the namespaces of runs that lost their process: {error:#}; \
-             `weir gc --backend kubernetes` does it once the cluster answers"
-        ),
     }
 }
 
@@ -73,17 +79,19 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     for id in &report.runs_failed {
         eprintln!("run {id} had lost its process; marked failed and cleaned up");
     }
-    // A run in pods whose `weir run` died with this server (the portal's pod restarted, say)
-    // is not picked up again: it was just marked failed, and its namespace goes now, so that
-    // nothing of it keeps running unwatched.
+    // A run whose `weir run` died with this server (the portal's pod restarted, say) is not
+    // picked up again: it was just marked failed, and what it left in its backend goes now,
+    // so that nothing of it keeps running unwatched.
     let store = weir::store::Store::open(&home.database())?;
-    let in_cluster = (report.runs_failed.iter())
-        .filter_map(|id| store.run(id).ok().flatten())
-        .any(|run| run.backend == Backend::Kubernetes.as_str());
-    drop(store);
-    if in_cluster {
-        remove_namespaces_of_ended_runs(&runtime_config);
+    let mut backends: Vec<Backend> = Vec::new();
+    for run in (report.runs_failed.iter()).filter_map(|id| store.run(id).ok().flatten()) {
+        match Backend::try_from(run.backend) {
+            Ok(backend) if !backends.contains(&backend) => backends.push(backend),
+            _ => {}
+        }
     }
+    drop(store);
+    clean_up_after_dead_runs(&runtime_config, &backends);
     let mut dirs = Vec::new();
     if let Some(dir) = &args.workflows {
         let dir = std::path::absolute(dir)?;
