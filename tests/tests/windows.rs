@@ -76,6 +76,14 @@ impl Names {
     }
 }
 
+/// A candle's identity: its key and the start of its window.
+fn candle_id(output: &TestOutput) -> (String, i64) {
+    (
+        output.key.clone().unwrap_or_default(),
+        output.value["window_start"].as_i64().unwrap_or(-1),
+    )
+}
+
 /// A tick of `key` at event time `timestamp`, as the runner's input and as a test record.
 fn tick(key: &str, amount: f64, timestamp: i64) -> Value {
     json!({
@@ -195,23 +203,24 @@ async fn windows_over_ten_thousand_keys_survive_three_sigkills_mid_window() {
         runner = names.start_runner(dir.path(), &format!("runner-{kill}.log"));
     }
     producing.await.unwrap();
-    let got = written(&names.candles, expected.len(), Duration::from_secs(180));
+    // Duplicates count towards the topic's length, so a count of outputs says nothing: wait
+    // until every expected candle is there (or the time is up, and count what is missing).
+    let mut got = Vec::new();
     let mut finals: BTreeMap<(String, i64), Value> = BTreeMap::new();
-    let mut wrong = Vec::new();
-    for output in &got {
-        let id = (
-            output.key.clone().unwrap_or_default(),
-            output.value["window_start"].as_i64().unwrap_or(-1),
-        );
-        if expected.get(&id) != Some(&output.value) {
-            wrong.push(output.clone());
-        }
-        finals.insert(id, output.value.clone());
-    }
-    let missing = expected
-        .keys()
-        .filter(|id| !finals.contains_key(id))
-        .count();
+    let mut missing = expected.len();
+    eventually(Duration::from_secs(180), || {
+        got = written(&names.candles, usize::MAX, Duration::from_secs(3));
+        finals = (got.iter())
+            .map(|output| (candle_id(output), output.value.clone()))
+            .collect();
+        missing = (expected.keys())
+            .filter(|id| !finals.contains_key(*id))
+            .count();
+        (missing == 0).then_some(())
+    });
+    let wrong: Vec<&TestOutput> = (got.iter())
+        .filter(|output| expected.get(&candle_id(output)) != Some(&output.value))
+        .collect();
     let duplicates = got.len() - finals.len();
     eprintln!(
         "{} candles written for {} expected: {duplicates} duplicates, {missing} missing, {} wrong",
