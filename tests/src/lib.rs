@@ -209,6 +209,28 @@ pub fn read_topic(
     timeout: Duration,
     settle: Duration,
 ) -> Vec<Consumed> {
+    if count == 0 {
+        return read_topic_until(bootstrap, topic, settle, Duration::ZERO, |_| false);
+    }
+    let mut seen = 0;
+    read_topic_until(bootstrap, topic, timeout, settle, |_| {
+        seen += 1;
+        seen >= count
+    })
+}
+
+/// Reads partition 0 of `topic` from the beginning until `done` says the last message read
+/// completes what is awaited (it sees each message once, in order) or `timeout` passed, then
+/// keeps reading for `settle` to catch any extra message. Outputs written again after a
+/// restart count towards a topic's length, so a test expecting particular outputs waits for
+/// them rather than for a count.
+pub fn read_topic_until(
+    bootstrap: &str,
+    topic: &str,
+    timeout: Duration,
+    settle: Duration,
+    mut done: impl FnMut(&Consumed) -> bool,
+) -> Vec<Consumed> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", unique("reader"))
@@ -229,9 +251,6 @@ pub fn read_topic(
         if settle_until.is_some_and(|t| now >= t) || (settle_until.is_none() && now >= deadline) {
             break;
         }
-        if messages.len() >= count && settle_until.is_none() {
-            settle_until = Some(now + settle);
-        }
         // Errors (e.g. the topic not existing yet, before the runner first writes) are retried.
         if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
             let headers = message
@@ -248,13 +267,17 @@ pub fn read_topic(
                         .collect()
                 })
                 .unwrap_or_default();
-            messages.push(Consumed {
+            let consumed = Consumed {
                 key: (message.key()).map(|k| String::from_utf8_lossy(k).into_owned()),
                 timestamp: message.timestamp().to_millis(),
                 payload: String::from_utf8_lossy(message.payload().unwrap_or_default())
                     .into_owned(),
                 headers,
-            });
+            };
+            if settle_until.is_none() && done(&consumed) {
+                settle_until = Some(Instant::now() + settle);
+            }
+            messages.push(consumed);
         }
     }
     messages

@@ -12,7 +12,7 @@ use rdkafka::ClientConfig;
 use serde_json::Value;
 use weir_topology::test_driver::TestOutput;
 
-use crate::{kafka, read_topic, weir_bin};
+use crate::{kafka, read_topic, read_topic_until, weir_bin, Consumed};
 
 /// The start of the minute an hour ago, in epoch ms: event times recent enough that the
 /// broker's 7-day retention keeps them (older ones would be deleted as soon as written).
@@ -120,14 +120,32 @@ pub async fn produce_test_records(topic: &str, records: &[Value]) {
 /// What the runner wrote to `topic`, as `weir topology test` prints it.
 pub fn written(topic: &str, count: usize, timeout: Duration) -> Vec<TestOutput> {
     read_topic(kafka(), topic, count, timeout, Duration::from_secs(1))
-        .into_iter()
-        .map(|m| {
-            TestOutput::of(
-                topic,
-                m.key.as_deref().map(str::as_bytes),
-                m.payload.as_bytes(),
-                m.timestamp.unwrap_or(-1),
-            )
-        })
+        .iter()
+        .map(|m| as_test_output(topic, m))
         .collect()
+}
+
+/// What the runner wrote to `topic` until `done` says an output completes what is awaited
+/// (or `timeout` passed), as `weir topology test` prints it.
+pub fn written_until(
+    topic: &str,
+    timeout: Duration,
+    mut done: impl FnMut(&TestOutput) -> bool,
+) -> Vec<TestOutput> {
+    let settle = Duration::from_secs(1);
+    read_topic_until(kafka(), topic, timeout, settle, |m| {
+        done(&as_test_output(topic, m))
+    })
+    .iter()
+    .map(|m| as_test_output(topic, m))
+    .collect()
+}
+
+fn as_test_output(topic: &str, message: &Consumed) -> TestOutput {
+    TestOutput::of(
+        topic,
+        message.key.as_deref().map(str::as_bytes),
+        message.payload.as_bytes(),
+        message.timestamp.unwrap_or(-1),
+    )
 }

@@ -5,7 +5,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use weir_contracts::status::{RunnerState, RunnerStatus};
 use weir_tests::{
-    eventually, kafka, produce, produce_paced, read_topic, repo_root, unique, WeirProcess,
+    eventually, kafka, produce, produce_paced, read_topic, read_topic_until, repo_root, unique,
+    WeirProcess,
 };
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -241,12 +242,17 @@ async fn a_runner_killed_mid_stream_and_restarted_loses_no_record() {
     producing.await.unwrap();
 
     let mut second = names.start_runner(dir.path(), "second.log", &[]);
-    let outputs = read_topic(
+    // Rates written again after the kill count towards the topic's length: wait for each.
+    let mut awaited: std::collections::HashSet<u64> = rates.iter().map(|r| r.to_bits()).collect();
+    let outputs = read_topic_until(
         kafka(),
         &names.rates,
-        COUNT,
         Duration::from_secs(120),
         Duration::from_secs(1),
+        |m| {
+            awaited.remove(&field(&m.json(), "rate").to_bits());
+            awaited.is_empty()
+        },
     );
     let mut seen: Vec<f64> = outputs.iter().map(|m| field(&m.json(), "rate")).collect();
     assert!(
@@ -273,12 +279,19 @@ async fn a_runner_killed_mid_stream_and_restarted_loses_no_record() {
 
     // Operator state travelled with the committed offset: every consecutive pair has its
     // variation, including the pair that straddles the kill.
-    let variations = read_topic(
+    let mut awaited: std::collections::HashSet<(u64, u64)> = (rates.windows(2))
+        .map(|w| (w[0].to_bits(), w[1].to_bits()))
+        .collect();
+    let variations = read_topic_until(
         kafka(),
         &names.variations,
-        COUNT - 1,
         Duration::from_secs(60),
         Duration::from_secs(1),
+        |m| {
+            let v = m.json();
+            awaited.remove(&(field(&v, "previous").to_bits(), field(&v, "rate").to_bits()));
+            awaited.is_empty()
+        },
     );
     let mut pairs: Vec<(u64, u64)> = variations
         .iter()

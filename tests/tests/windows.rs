@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use weir_tests::topology_io::{an_hour_ago, produce_test_records, topology_test, written};
+use weir_tests::topology_io::{
+    an_hour_ago, produce_test_records, topology_test, written, written_until,
+};
 use weir_tests::{eventually, kafka, read_topic, repo_root, unique, WeirProcess};
 use weir_topology::test_driver::TestOutput;
 
@@ -203,21 +205,18 @@ async fn windows_over_ten_thousand_keys_survive_three_sigkills_mid_window() {
         runner = names.start_runner(dir.path(), &format!("runner-{kill}.log"));
     }
     producing.await.unwrap();
-    // Duplicates count towards the topic's length, so a count of outputs says nothing: wait
-    // until every expected candle is there (or the time is up, and count what is missing).
-    let mut got = Vec::new();
-    let mut finals: BTreeMap<(String, i64), Value> = BTreeMap::new();
-    let mut missing = expected.len();
-    eventually(Duration::from_secs(180), || {
-        got = written(&names.candles, usize::MAX, Duration::from_secs(3));
-        finals = (got.iter())
-            .map(|output| (candle_id(output), output.value.clone()))
-            .collect();
-        missing = (expected.keys())
-            .filter(|id| !finals.contains_key(*id))
-            .count();
-        (missing == 0).then_some(())
+    // Duplicates count towards the topic's length: wait until every expected candle is there.
+    let mut awaited: std::collections::BTreeSet<(String, i64)> = expected.keys().cloned().collect();
+    let got = written_until(&names.candles, Duration::from_secs(180), |output| {
+        awaited.remove(&candle_id(output));
+        awaited.is_empty()
     });
+    let finals: BTreeMap<(String, i64), Value> = (got.iter())
+        .map(|output| (candle_id(output), output.value.clone()))
+        .collect();
+    let missing = (expected.keys())
+        .filter(|id| !finals.contains_key(*id))
+        .count();
     let wrong: Vec<&TestOutput> = (got.iter())
         .filter(|output| expected.get(&candle_id(output)) != Some(&output.value))
         .collect();
