@@ -451,3 +451,18 @@ impl Drop for WeirHomeDir {
         let _ = self.run(&["down", "--all"]);
     }
 }
+
+/// How many partitions `topic` has on the test broker (0 when it does not exist).
+pub fn partition_count(topic: &str) -> usize {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka())
+        .create()
+        .expect("consumer");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    metadata
+        .topics()
+        .first()
+        .map_or(0, |topic| topic.partitions().len())
+}

@@ -287,3 +287,97 @@ async fn input_topics_of_different_partition_counts_are_refused_out_loud() {
         "{log}"
     );
 }
+
+/// Claims keyed by claim, re-keyed by member: a member's claims come from every input
+/// partition, and its running count and sum per member are right only if all of them reach
+/// one partition of the repartition topic, so one runner and one keyed state.
+const REKEYED_CLAIMS: &str = r#"
+name: claims-per-member
+params: { input: claims, group: g, totals: totals, errors: errors }
+input: { topic: "${input}", group: "${group}" }
+error_topic: "${errors}"
+steps:
+  - name: by-member
+    operators:
+      - parse: {}
+      - extract: { fields: { member: /member, amount: { pointer: /amount, type: number } } }
+      - rekey: member
+  - name: totals
+    from: by-member
+    operators:
+      - window:
+          size: 24h
+          grace: 24h
+          emit: update
+          aggregate: { claims: { count: amount }, total: { sum: amount } }
+      - emit: { topic: "${totals}", fields: [claims, total], timestamp: false }
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rekey_brings_every_record_of_a_new_key_from_every_partition_to_one_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = unique("rekey");
+    let topic = |name: &str| format!("{base}-{name}");
+    create_topic(&topic("claims"), 3);
+    let file = dir.path().join("claims.yaml");
+    std::fs::write(&file, REKEYED_CLAIMS).unwrap();
+    let args: Vec<String> = [
+        format!("input={}", topic("claims")),
+        format!("group={base}-flow"),
+        format!("totals={}", topic("totals")),
+        format!("errors={}", topic("errors")),
+    ]
+    .into_iter()
+    .flat_map(|set| ["--set".to_string(), set])
+    .collect();
+    const CLAIMS: i64 = 900;
+    const MEMBERS: i64 = 37;
+    // Within one day's window (a day aligned to the epoch), a millisecond apart.
+    let day = an_hour_ago() - an_hour_ago() % 86_400_000;
+    let records: Vec<Value> = (0..CLAIMS)
+        .map(|i| {
+            json!({
+                "key": format!("claim-{i}"),
+                "value": { "member": format!("m-{}", i % MEMBERS), "amount": i % 10 },
+                "timestamp": day + i,
+            })
+        })
+        .collect();
+    // A member's claims in input order: what its final count and total are.
+    let finals = |outputs: &[TestOutput]| -> std::collections::BTreeMap<String, (i64, f64)> {
+        let mut finals = std::collections::BTreeMap::new();
+        for output in outputs.iter().filter(|o| o.topic == topic("totals")) {
+            let claims = output.value["claims"].as_i64().unwrap();
+            let total = output.value["total"].as_f64().unwrap();
+            let entry = finals
+                .entry(output.key.clone().unwrap())
+                .or_insert((0, 0.0));
+            if claims > entry.0 {
+                *entry = (claims, total);
+            }
+        }
+        finals
+    };
+    let expected = topology_test(&file, &args, dir.path(), &records);
+    let want = finals(&expected);
+    assert_eq!(want.len(), MEMBERS as usize);
+    assert_eq!(want["m-0"].0, CLAIMS / MEMBERS + 1, "{want:?}");
+
+    produce_test_records(&topic("claims"), &records).await;
+    let run_args = run_args(&file, &args);
+    let run_args: Vec<&str> = run_args.iter().map(String::as_str).collect();
+    let mut runner = WeirProcess::start(dir.path(), "runner.log", &run_args);
+    // One update per claim, each under its member's key.
+    let got = written(&topic("totals"), CLAIMS as usize, Duration::from_secs(90));
+    assert_eq!(got.len(), CLAIMS as usize, "log:\n{}", runner.log_text());
+    assert_eq!(finals(&got), want, "log:\n{}", runner.log_text());
+    let repartition = format!("{base}-flow-by-member-repartition");
+    let partitions = weir_tests::partition_count(&repartition);
+    assert_eq!(
+        partitions, 3,
+        "the repartition topic has the input's partitions"
+    );
+    assert!(runner
+        .signal_and_wait(libc::SIGTERM, Duration::from_secs(30))
+        .success());
+}

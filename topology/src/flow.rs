@@ -62,7 +62,7 @@ pub fn check(spec: &TopologySpec) -> (Vec<CheckedOperator>, Vec<FlowProblem>) {
     let mut walk = Walk::default();
     let mut checked = Vec::new();
     let mut step_ends: Vec<Fields> = Vec::new();
-    for step in &spec.steps {
+    for (step_index, step) in spec.steps.iter().enumerate() {
         walk.partly_set.clear();
         walk.fields = match &step.reads {
             Reads::Input(_) => Fields::new(),
@@ -75,7 +75,13 @@ pub fn check(spec: &TopologySpec) -> (Vec<CheckedOperator>, Vec<FlowProblem>) {
         };
         for index in step.operators.clone() {
             walk.index = index;
-            let summary = walk.step(&spec.operators[index]);
+            let mut summary = walk.step(&spec.operators[index]);
+            if let (OperatorSpec::Rekey(_), Some(repartition)) = (
+                &spec.operators[index],
+                (spec.repartitions.iter()).find(|r| r.step == step_index),
+            ) {
+                summary = format!("{summary} → repartition topic {}", repartition.topic);
+            }
             checked.push(CheckedOperator {
                 summary,
                 fields: walk.fields.clone(),
@@ -236,6 +242,10 @@ impl Walk {
                 }
                 let names: Vec<&str> = fields.keys().map(String::as_str).collect();
                 format!("set {}", names.join(", "))
+            }
+            OperatorSpec::Rekey(expression) => {
+                self.read_expression("rekey", expression);
+                format!("rekey by {}", expression.text())
             }
             OperatorSpec::Window(window) => {
                 if let Some(time) = &window.time {

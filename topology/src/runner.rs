@@ -119,8 +119,10 @@ async fn consume_and_process(
         )
         .map_err(setup_error)?,
     );
+    // The input topics, then the repartition topics of the steps that re-key.
+    let consumed = spec.consumed_topics();
     let rebalancing = Rebalancing {
-        topics: spec.input.topics.clone(),
+        topics: consumed.clone(),
         acks: acks.clone(),
         changelog: changelog.clone(),
         producer: producer.clone(),
@@ -142,13 +144,21 @@ async fn consume_and_process(
         .create_with_context(rebalancing)
         .map(Arc::new)
         .map_err(setup_error)?;
-    let topics: Vec<&str> = spec.input.topics.iter().map(String::as_str).collect();
+    tokio::pin!(shutdown);
+    if !spec.repartitions.is_empty() {
+        tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            created = create_repartition_topics(spec, &config.brokers, &consumer) => created?,
+        }
+    }
+    let topics: Vec<&str> = consumed.iter().map(String::as_str).collect();
     consumer.subscribe(&topics).map_err(setup_error)?;
 
     let reports = DeliveryReports::watch(producer);
 
     let mut intake = Intake {
         spec,
+        consumed: &consumed,
         consumer: &consumer,
         changelog: &changelog,
         reports: &reports,
@@ -169,7 +179,6 @@ async fn consume_and_process(
     let mut status_tick = tokio::time::interval(STATUS_INTERVAL);
     let mut lag = None;
     let mut last_logged = metrics.snapshot();
-    tokio::pin!(shutdown);
 
     tracing::info!(
         topology = %spec.name,
@@ -191,7 +200,7 @@ async fn consume_and_process(
             }
             _ = commit_tick.tick() => {
                 let committed = tokio::task::block_in_place(|| {
-                    commit(&*consumer, &spec.input.topics, &mut acks.checkpoint(), &changelog, CommitMode::Async)
+                    commit(&*consumer, &consumed, &mut acks.checkpoint(), &changelog, CommitMode::Async)
                 });
                 if let Err(error) = committed {
                     break 'running Err(error);
@@ -203,7 +212,7 @@ async fn consume_and_process(
                 last_logged = now;
             }
             _ = status_tick.tick(), if lag.is_none() => {
-                let (consumer, topics, start) = (consumer.clone(), spec.input.topics.clone(), spec.input.start);
+                let (consumer, topics, start) = (consumer.clone(), consumed.clone(), spec.input.start);
                 lag = Some(tokio::task::spawn_blocking(move || kafka::input_lag(&consumer, &topics, start)));
             }
             measured = async { lag.as_mut().expect("guarded").await }, if lag.is_some() => {
@@ -280,7 +289,7 @@ async fn consume_and_process(
     }
     let committed = commit(
         &*consumer,
-        &spec.input.topics,
+        &consumed,
         &mut acks.checkpoint(),
         &changelog,
         CommitMode::Sync,
@@ -290,6 +299,46 @@ async fn consume_and_process(
     outcome.and(committed)
 }
 
+/// Creates the repartition topics with as many partitions as the input topics, waiting for
+/// the first input topic to exist (its partition count is theirs); existing ones are kept,
+/// and checked with the input topics at the first record.
+async fn create_repartition_topics(
+    spec: &TopologySpec,
+    brokers: &str,
+    consumer: &RunnerConsumer,
+) -> Result<(), RunnerError> {
+    let first = &spec.input.topics[0];
+    let mut waited = 0u32;
+    let partitions = loop {
+        let count = tokio::task::block_in_place(|| kafka::partition_count(consumer, first));
+        match count {
+            Ok(count) if count > 0 => break count,
+            Ok(_) | Err(_) if waited.is_multiple_of(10) => tracing::info!(
+                "waiting for input topic `{first}` to exist: its partition count is the \
+                 repartition topics'"
+            ),
+            _ => {}
+        }
+        waited += 1;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    let topics: Vec<&str> = (spec.repartitions.iter())
+        .map(|r| r.topic.as_str())
+        .collect();
+    kafka::ensure_topics(brokers, &topics, partitions)
+        .await
+        .map_err(|source| RunnerError::Setup {
+            brokers: brokers.to_string(),
+            source,
+        })?;
+    tracing::info!(
+        partitions,
+        "repartition topics ready: {}",
+        topics.join(", ")
+    );
+    Ok(())
+}
+
 /// Most records taken in one turn of the runner's loop.
 const BURST: usize = 256;
 
@@ -297,6 +346,8 @@ const BURST: usize = 256;
 /// sent, and it joins the records in flight.
 struct Intake<'a> {
     spec: &'a TopologySpec,
+    /// The topics consumed: the input's, then the repartition topics.
+    consumed: &'a [String],
     consumer: &'a RunnerConsumer,
     changelog: &'a Changelog,
     reports: &'a DeliveryReports<Deliveries>,
@@ -347,8 +398,8 @@ impl Intake<'_> {
         };
         self.metrics.records_in.fetch_add(1, Ordering::Relaxed);
         let key = message.key().map(|key| self.keys.name(key));
-        // The consumer is subscribed to the input topics only.
-        let topic = self.spec.input.index_of(message.topic()).unwrap_or(0);
+        // The consumer is subscribed to the consumed topics only.
+        let topic = self.spec.consumed_index(message.topic()).unwrap_or(0);
         self.process(message, topic, key, generation).await
     }
 
@@ -563,11 +614,11 @@ fn commit<C: ConsumerContext>(
 }
 
 impl Intake<'_> {
-    /// How many partitions the input topics have: one number, or an error naming each
+    /// How many partitions the consumed topics have: one number, or an error naming each
     /// topic's when they differ (partition N of each would not come to the same runner).
     fn input_partitions(&self) -> Result<i32, RunnerError> {
         let mut counts = Vec::new();
-        for topic in &self.spec.input.topics {
+        for topic in self.consumed {
             let count =
                 tokio::task::block_in_place(|| kafka::partition_count(self.consumer, topic))
                     .map_err(|source| RunnerError::Consume {
@@ -606,7 +657,7 @@ impl Intake<'_> {
     /// Restores a partition's operator state as of its committed offset: from the changelogs
     /// up to the ends its metadata names, or from the inline state earlier runners committed.
     async fn restore_state(&mut self, partition: i32) -> Result<(), RunnerError> {
-        let topics = &self.spec.input.topics;
+        let topics = self.consumed;
         // Once per runner: the input topics' partitions, checked alike, number the changelogs'.
         if !self.inputs_checked {
             let partitions = self.input_partitions()?;

@@ -149,6 +149,18 @@ pub struct TopologySpec {
     /// The steps in the file's order, each over a range of `operators`. A file written as one
     /// chain of `operators` is one step, `main`, reading the input topic.
     pub steps: Vec<Step>,
+    /// The internal topics of the steps that end with `rekey`, in the steps' order.
+    pub repartitions: Vec<Repartition>,
+}
+
+/// The internal topic a step ending with `rekey` writes its records to, and the steps reading
+/// that step read them from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repartition {
+    /// The step that ends with `rekey`.
+    pub step: usize,
+    /// `GROUP-STEP-repartition`, as Kafka Streams names its own.
+    pub topic: String,
 }
 
 /// One step of the graph.
@@ -299,6 +311,12 @@ pub enum OperatorSpec {
     /// Set fields to the values of CEL expressions, each reading the record as it came, e.g.
     /// `{ mid: "(bid + ask) / 2.0" }`.
     Set(#[schemars(with = "BTreeMap<String, String>")] BTreeMap<String, Expression>),
+    /// Give each record the key a CEL expression computes (e.g. `string(member_id)`) and
+    /// re-partition by it: the step's records go through an internal topic,
+    /// `GROUP-STEP-repartition`, with as many partitions as the input, so that the steps
+    /// reading this one see every record of a new key in one partition — and so in one
+    /// runner, with one keyed state. It ends its step.
+    Rekey(#[schemars(with = "String")] Expression),
 }
 
 impl OperatorSpec {
@@ -313,6 +331,7 @@ impl OperatorSpec {
             OperatorSpec::Window(_) => "window",
             OperatorSpec::Filter(_) => "filter",
             OperatorSpec::Set(_) => "set",
+            OperatorSpec::Rekey(_) => "rekey",
         }
     }
 
@@ -508,6 +527,23 @@ fn default_true() -> bool {
 }
 
 impl TopologySpec {
+    /// Every topic the runner consumes: the input topics, then the repartition topics. A
+    /// record's [`crate::operators::Record::topic`] is its topic's index here.
+    pub fn consumed_topics(&self) -> Vec<String> {
+        (self.input.topics.iter())
+            .chain(self.repartitions.iter().map(|r| &r.topic))
+            .cloned()
+            .collect()
+    }
+
+    /// The index of a consumed topic (see [`TopologySpec::consumed_topics`]).
+    pub fn consumed_index(&self, topic: &str) -> Option<usize> {
+        match self.repartitions.iter().position(|r| r.topic == topic) {
+            Some(index) => Some(self.input.topics.len() + index),
+            None => self.input.index_of(topic),
+        }
+    }
+
     /// Reads and validates a topology file, applying `overrides` to its parameters.
     pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<Self, SpecError> {
         let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
@@ -606,12 +642,23 @@ impl TopologySpec {
         let mut problems = Vec::new();
         let input = Input::check(input, &mut problems);
         let (operators, steps) = graph::build(written, &input.topics, &mut problems);
+        let repartitions = (steps.iter().enumerate())
+            .filter(|(_, step)| {
+                (step.last_operator())
+                    .is_some_and(|last| matches!(operators[last], OperatorSpec::Rekey(_)))
+            })
+            .map(|(index, step)| Repartition {
+                step: index,
+                topic: format!("{}-{}-repartition", input.group, step.name),
+            })
+            .collect();
         let spec = TopologySpec {
             name,
             input,
             error_topic,
             operators,
             steps,
+            repartitions,
         };
         problems.extend(
             (spec.operators.iter().enumerate()).filter_map(|(index, op)| {

@@ -69,24 +69,34 @@ pub struct NotAnInputTopic {
     pub input: String,
 }
 
-/// A topology fed one record at a time, as partition 0 of its input topics.
+/// A topology fed one record at a time, as partition 0 of its input topics. What a `rekey`
+/// writes to its repartition topic is fed back at once, as the runner would read it, and not
+/// shown among the outputs (Kafka Streams' test driver hides its internal topics too).
 #[derive(Debug)]
 pub struct TestDriver {
     input: crate::spec::Input,
+    /// Every topic the topology consumes, inputs then repartition topics.
+    consumed: Vec<String>,
     aside: AsideTopics,
     pipeline: Pipeline,
     processed: Processed,
-    next_offset: i64,
+    /// The next offset of each consumed topic.
+    next_offsets: Vec<i64>,
 }
+
+/// A message waiting to be consumed: the index of its topic, key, payload and timestamp.
+type Consumed = (usize, Option<Arc<str>>, Vec<u8>, i64);
 
 impl TestDriver {
     pub fn new(spec: &TopologySpec) -> Self {
+        let consumed = spec.consumed_topics();
         Self {
             input: spec.input.clone(),
+            next_offsets: vec![0; consumed.len()],
+            consumed,
             aside: spec.aside_topics(),
             pipeline: Pipeline::new(spec),
             processed: Processed::default(),
-            next_offset: 0,
         }
     }
 
@@ -108,32 +118,53 @@ impl TestDriver {
             other => other.to_string().into_bytes(),
         };
         let key: Option<Arc<str>> = input.key.as_deref().map(Arc::from);
-        let record = Record::new(key.clone(), input.timestamp).from_topic(topic);
+        let mut piped = Piped::default();
+        let mut waiting =
+            std::collections::VecDeque::from([(topic, key, payload, input.timestamp)]);
+        while let Some(message) = waiting.pop_front() {
+            self.consume(message, &mut piped, &mut waiting);
+        }
+        Ok(piped)
+    }
+
+    /// Runs one consumed message through the pipeline: its outputs to `piped`, what it wrote
+    /// to a repartition topic to `waiting`.
+    fn consume(
+        &mut self,
+        (topic, key, payload, timestamp_ms): Consumed,
+        piped: &mut Piped,
+        waiting: &mut std::collections::VecDeque<Consumed>,
+    ) {
+        let record = Record::new(key.clone(), timestamp_ms).from_topic(topic);
         self.pipeline
             .process_into(&payload, record, &mut self.processed);
         let origin = Origin {
-            topic: &self.input.topics[topic],
+            topic: &self.consumed[topic],
             partition: 0,
-            offset: self.next_offset,
+            offset: self.next_offsets[topic],
             key: key.as_ref(),
-            timestamp_ms: input.timestamp,
+            timestamp_ms,
         };
-        self.next_offset += 1;
+        self.next_offsets[topic] += 1;
         let aside = self.processed.set_aside(&self.aside, &origin, &payload);
-        Ok(Piped {
-            outputs: (self.processed.outputs.iter())
-                .map(|message| {
-                    TestOutput::of(
-                        &message.topic,
-                        message.key.as_deref().map(str::as_bytes),
-                        &message.payload,
-                        message.timestamp_ms,
-                    )
-                })
-                .collect(),
-            failed: aside.failed,
-            late: aside.late,
-        })
+        piped.failed |= aside.failed;
+        piped.late |= aside.late;
+        for message in self.processed.outputs.iter() {
+            match self.consumed.iter().position(|t| **t == *message.topic) {
+                Some(internal) if internal >= self.input.topics.len() => waiting.push_back((
+                    internal,
+                    message.key.clone(),
+                    message.payload.clone(),
+                    message.timestamp_ms,
+                )),
+                _ => piped.outputs.push(TestOutput::of(
+                    &message.topic,
+                    message.key.as_deref().map(str::as_bytes),
+                    &message.payload,
+                    message.timestamp_ms,
+                )),
+            }
+        }
     }
 }
 
@@ -287,5 +318,59 @@ steps:
             "the record comes from topic `payments`, which is not an input topic of the \
              topology (input: orders, refunds)"
         );
+    }
+
+    const REKEYED: &str = r#"
+name: t
+input: { topic: claims, group: g }
+error_topic: errors
+steps:
+  - name: by-member
+    operators:
+      - parse: {}
+      - extract: { fields: { member: /member, amount: { pointer: /amount, type: number } } }
+      - rekey: "member"
+  - name: totals
+    from: by-member
+    operators:
+      - diff: { field: amount, output: change, previous: before }
+      - emit: { topic: changes, fields: [member, change], timestamp: false }
+"#;
+
+    #[test]
+    fn a_rekeyed_record_reaches_the_next_step_under_its_new_key_and_only_its_outputs_show() {
+        let mut driver = driver(REKEYED);
+        let claim = |key: &str, member: &str, amount: f64| TestRecord {
+            topic: None,
+            key: Some(key.into()),
+            value: json!({ "member": member, "amount": amount }),
+            timestamp: 1,
+        };
+        // Three claims under their own keys, two of them for one member: the diff sees
+        // them as one series only because the records were re-keyed by member.
+        let first = driver.pipe(&claim("c-1", "m-7", 10.0)).unwrap();
+        assert!(first.outputs.is_empty(), "{:?}", first.outputs);
+        assert!(driver
+            .pipe(&claim("c-2", "m-8", 1.0))
+            .unwrap()
+            .outputs
+            .is_empty());
+        let second = driver.pipe(&claim("c-3", "m-7", 14.5)).unwrap();
+        assert_eq!(second.outputs.len(), 1, "{:?}", second.outputs);
+        assert_eq!(second.outputs[0].topic, "changes");
+        assert_eq!(second.outputs[0].key.as_deref(), Some("m-7"));
+        assert_eq!(
+            second.outputs[0].value,
+            json!({ "member": "m-7", "change": 4.5 })
+        );
+        // A key expression that gives null refuses the record, at the rekey.
+        let no_member = TestRecord {
+            value: json!({ "member": null, "amount": 1 }),
+            ..claim("c-4", "", 0.0)
+        };
+        let refused = driver.pipe(&no_member).unwrap();
+        assert!(refused.failed);
+        assert_eq!(refused.outputs[0].topic, "errors");
+        assert_eq!(refused.outputs[0].value["operator"], "rekey");
     }
 }

@@ -155,6 +155,7 @@ fn check_json(file: &Path, set: &[(String, String)]) -> anyhow::Result<ExitCode>
         },
         "steps": steps,
         "outputs": spec.output_topics(),
+        "repartitions": (spec.repartitions.iter()).map(|r| &r.topic).collect::<Vec<_>>(),
         "error_topic": spec.error_topic,
     });
     println!("{}", serde_json::to_string_pretty(&valid)?);

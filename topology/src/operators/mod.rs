@@ -62,6 +62,9 @@ pub struct Pipeline {
     found: Found,
     /// The room of the last record's fields, for the next record's.
     spare_fields: Fields,
+    /// How many input topics the topology has: a record of a topic after them comes from a
+    /// repartition topic, its payload the fields a `rekey` wrote.
+    inputs: usize,
     /// Records waiting for the operator they go to next: a window's results, and the copies
     /// of a record a step sends to each step reading it. They go on after the record before
     /// them, in the order they were made.
@@ -87,6 +90,11 @@ enum Operator {
     Window(Window),
     Filter(Expression),
     Set(Vec<(Arc<str>, Expression)>),
+    /// Writes the record, keyed anew, to its step's repartition topic.
+    Rekey {
+        key: Expression,
+        topic: Arc<str>,
+    },
 }
 
 /// A stateful operator's keyed store, restored from its changelog.
@@ -186,8 +194,23 @@ impl Pipeline {
                     topic: e.topic.as_str().into(),
                     layout: Layout::new(&e.fields, e.timestamp),
                 },
+                // The topic is filled in below, from the step's repartition.
+                OperatorSpec::Rekey(key) => Operator::Rekey {
+                    key: key.clone(),
+                    topic: Arc::from(""),
+                },
             })
             .collect();
+        let inputs = spec.input.topics.len();
+        // The consumed topic index of each step that re-keys.
+        let mut repartition_of = vec![None; spec.steps.len()];
+        for (index, repartition) in spec.repartitions.iter().enumerate() {
+            repartition_of[repartition.step] = Some(inputs + index);
+            let last = spec.steps[repartition.step].last_operator();
+            if let Some(Operator::Rekey { topic, .. }) = last.map(|last| &mut operators[last]) {
+                *topic = repartition.topic.as_str().into();
+            }
+        }
         for operator in &mut operators {
             if let Operator::Parse(wanted) = operator {
                 *wanted = read.clone();
@@ -206,7 +229,12 @@ impl Pipeline {
                 }),
                 Reads::Steps(sources) => {
                     for &source in sources {
-                        if let Some(last) = spec.steps[source].last_operator() {
+                        if let Some(topic) = repartition_of[source] {
+                            entries.push(Entry {
+                                operator: step.operators.start,
+                                topics: vec![topic],
+                            });
+                        } else if let Some(last) = spec.steps[source].last_operator() {
                             next[last].push(step.operators.start);
                         }
                     }
@@ -219,6 +247,7 @@ impl Pipeline {
             entries,
             found: Found::new(),
             spare_fields: Fields::default(),
+            inputs,
             pending: Vec::new(),
         }
     }
@@ -240,6 +269,14 @@ impl Pipeline {
         }
         processed.clear();
         self.found.clear();
+        if record.topic >= self.inputs {
+            if let Err(reason) = record.fields.read_json(payload) {
+                processed.error = Some(RecordError {
+                    operator: "rekey",
+                    reason: format!("the repartition topic's message: {reason}"),
+                });
+            }
+        }
         let mut first = None;
         for entry in &self.entries {
             if !entry.topics.contains(&record.topic) {
@@ -250,7 +287,7 @@ impl Pipeline {
                 Some(_) => self.pending.push((entry.operator, record.clone())),
             }
         }
-        if let Some(first) = first {
+        if let (Some(first), None) = (first, &processed.error) {
             self.run_from(first, payload, &mut record, processed);
         }
         self.spare_fields = record.fields;
@@ -438,6 +475,24 @@ impl Operator {
                 }
                 Ok(Flow::Continue)
             }
+            Operator::Rekey { key, topic } => {
+                let key = rekeyed(key, record)?;
+                (processed.outputs).push_with(
+                    topic,
+                    Some(&key),
+                    record.timestamp_ms,
+                    |payload| {
+                        record
+                            .fields
+                            .write_json(payload)
+                            .map_err(|error| RecordError {
+                                operator: "rekey",
+                                reason: format!("cannot write the record's fields: {error}"),
+                            })
+                    },
+                )?;
+                Ok(Flow::Stop)
+            }
             Operator::Emit { topic, layout } => {
                 let (key, timestamp_ms) = (record.key.as_ref(), record.timestamp_ms);
                 (processed.outputs).push_with(topic, key, timestamp_ms, |payload| {
@@ -453,6 +508,24 @@ fn number(value: f64) -> Value {
     serde_json::Number::from_f64(value)
         .map(Value::Number)
         .unwrap_or(Value::Null)
+}
+
+/// The new key `rekey`'s expression gives a record: a string as it is, a number or a boolean
+/// as written in JSON; nothing (null) is an error, not an empty key.
+fn rekeyed(expression: &Expression, record: &Record) -> Result<Arc<str>, RecordError> {
+    let refused = |reason: String| RecordError {
+        operator: "rekey",
+        reason,
+    };
+    match expression.evaluate(record) {
+        Ok(Value::String(text)) => Ok(text.into()),
+        Ok(Value::Null) => Err(refused(format!(
+            "the key expression `{}` gave null",
+            expression.text()
+        ))),
+        Ok(other) => Ok(other.to_string().into()),
+        Err(error) => Err(refused(error.to_string())),
+    }
 }
 
 /// The key a stateful operator groups a record by: a field's value, or the message key.

@@ -85,4 +85,30 @@ impl Fields {
             None => self.0.push((name, value)),
         }
     }
+
+    /// Writes the fields as one JSON object: how a re-keyed record travels through its
+    /// repartition topic.
+    pub fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        use serde::ser::{SerializeMap, Serializer};
+        let mut serializer = serde_json::Serializer::new(out);
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, value) in &self.0 {
+            map.serialize_entry(name.as_ref(), value)?;
+        }
+        map.end()
+    }
+
+    /// Sets the fields of a JSON object written by [`Fields::write_json`].
+    pub fn read_json(&mut self, payload: &[u8]) -> Result<(), String> {
+        match serde_json::from_slice::<Value>(payload) {
+            Ok(Value::Object(object)) => {
+                for (name, value) in object {
+                    self.insert(name, value);
+                }
+                Ok(())
+            }
+            Ok(other) => Err(format!("expected a JSON object of fields, found {other}")),
+            Err(error) => Err(format!("not JSON: {error}")),
+        }
+    }
 }

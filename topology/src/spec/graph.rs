@@ -69,6 +69,16 @@ pub(super) fn build(
         }
         let first = operators.len();
         for (offset, operator) in step.operators.iter().enumerate() {
+            if matches!(operator, OperatorSpec::Rekey(_)) && offset + 1 < step.operators.len() {
+                problems.push(FlowProblem {
+                    place: Place::Operator(first + offset),
+                    message: format!(
+                        "`rekey` ends its step: its records go through a repartition topic to \
+                         the steps reading `{name}`; move the operators after it into a step \
+                         with `from: {name}`"
+                    ),
+                });
+            }
             let is_parse = matches!(operator, OperatorSpec::Parse(_));
             let message = match (&reads, is_parse) {
                 (Reads::Input(_), false) if offset == 0 => "the first operator of a step reading \
@@ -91,6 +101,22 @@ pub(super) fn build(
             reads,
             operators: first..operators.len(),
         });
+    }
+    for (index, step) in steps.iter().enumerate() {
+        let rekeys = (step.last_operator())
+            .is_some_and(|last| matches!(operators[last], OperatorSpec::Rekey(_)));
+        let read =
+            (steps.iter()).any(|s| matches!(&s.reads, Reads::Steps(from) if from.contains(&index)));
+        if rekeys && !read {
+            problems.push(FlowProblem {
+                place: Place::Step(index),
+                message: format!(
+                    "step `{}` re-keys its records, but no step reads it: they would go into \
+                     its repartition topic and no further; add a step with `from: {}`",
+                    step.name, step.name
+                ),
+            });
+        }
     }
     for (index, topic) in input_topics.iter().enumerate() {
         if input_topics[..index].contains(topic) {

@@ -344,3 +344,60 @@ fn input_topics_are_checked_at_their_place() {
         "{problems:#?}"
     );
 }
+
+#[test]
+fn a_rekey_ends_its_step_is_read_and_names_its_repartition_topic() {
+    let spec = |steps: &str| {
+        TopologySpec::parse(
+            Path::new("t.yaml"),
+            &format!(
+                "name: t\ninput: {{ topic: raw, group: g }}\nerror_topic: errors\nsteps:\n{steps}"
+            ),
+            &[],
+        )
+    };
+    let good = spec(
+        "  - name: split
+    operators: [ { parse: {} }, { extract: { fields: { m: /m } } }, { rekey: m } ]
+  - name: out
+    from: split
+    operators: [ { emit: { topic: o, fields: [m] } } ]
+",
+    )
+    .unwrap();
+    assert_eq!(good.repartitions.len(), 1);
+    assert_eq!(good.repartitions[0].topic, "g-split-repartition");
+    assert_eq!(good.consumed_topics(), vec!["raw", "g-split-repartition"]);
+    assert_eq!(good.consumed_index("g-split-repartition"), Some(1));
+    assert_eq!(good.consumed_index("raw"), Some(0));
+    let error = spec(
+        "  - name: split
+    operators: [ { parse: {} }, { extract: { fields: { m: /m } } }, { rekey: m }, { emit: { topic: o, fields: [m] } } ]
+",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("`rekey` ends its step"), "{error}");
+    let unread = spec(
+        "  - name: split
+    operators: [ { parse: {} }, { extract: { fields: { m: /m } } }, { rekey: m } ]
+",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(unread.contains("but no step reads it"), "{unread}");
+    let unknown = spec(
+        "  - name: split
+    operators: [ { parse: {} }, { rekey: member } ]
+  - name: out
+    from: split
+    operators: [ { emit: { topic: o, fields: [member] } } ]
+",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        unknown.contains("rekey expression `member` reads `member`"),
+        "{unknown}"
+    );
+}
