@@ -78,6 +78,8 @@ pub async fn produce_test_records(topic: &str, records: &[Value]) {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", kafka())
         .set("enable.idempotence", "true")
+        // As Weir's producers (and Java clients) partition keys.
+        .set("partitioner", "murmur2_random")
         .set("linger.ms", "5")
         .create()
         .expect("producer");

@@ -243,6 +243,43 @@ impl Walk {
                 let names: Vec<&str> = fields.keys().map(String::as_str).collect();
                 format!("set {}", names.join(", "))
             }
+            OperatorSpec::Table(table) => {
+                self.read("table", &table.row, false);
+                if let Some(delete) = &table.delete {
+                    self.read_expression("table (delete)", delete);
+                }
+                format!(
+                    "table {} ← {} per message key{} (keyed state)",
+                    table.name,
+                    table.row,
+                    deleted_when(table.delete.as_ref())
+                )
+            }
+            OperatorSpec::Join(join) => {
+                self.fields.insert(join.into.clone(), FieldType::Any);
+                format!(
+                    "join table {} on the message key → {}{}",
+                    join.table,
+                    join.into,
+                    if join.optional {
+                        " (null when missing)"
+                    } else {
+                        " (refused when missing)"
+                    }
+                )
+            }
+            OperatorSpec::Upsert(upsert) => {
+                self.read("upsert", &upsert.row, false);
+                if let Some(delete) = &upsert.delete {
+                    self.read_expression("upsert (delete)", delete);
+                }
+                format!(
+                    "upsert {} per message key → compacted topic {}{}",
+                    upsert.row,
+                    upsert.topic,
+                    deleted_when(upsert.delete.as_ref())
+                )
+            }
             OperatorSpec::Rekey(expression) => {
                 self.read_expression("rekey", expression);
                 format!("rekey by {}", expression.text())
@@ -287,6 +324,13 @@ impl Walk {
             }
         }
     }
+}
+
+/// How a summary says when a row is deleted.
+fn deleted_when(delete: Option<&Expression>) -> String {
+    delete.map_or(String::new(), |delete| {
+        format!(", deleted when {}", delete.text())
+    })
 }
 
 #[cfg(test)]

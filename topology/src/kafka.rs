@@ -52,6 +52,9 @@ pub fn producer_config(brokers: &str) -> ClientConfig {
     config
         .set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
+        // A key goes to the partition Java clients (Kafka Streams, Connect, Debezium) send it
+        // to, so that a table written by them and records re-keyed here meet in one partition.
+        .set("partitioner", "murmur2_random")
         .set("socket.nagle.disable", "true")
         // A record's outputs leave within a millisecond when traffic is light; under load,
         // batches fill while earlier requests are in flight, so a longer linger buys little
@@ -79,12 +82,28 @@ pub async fn ensure_topics(
     topics: &[&str],
     partitions: i32,
 ) -> Result<(), KafkaError> {
+    ensure_topics_configured(brokers, topics, partitions, &[]).await
+}
+
+/// Creates topics that do not exist yet as [`ensure_topics`] does, with topic `configs`
+/// (e.g. `cleanup.policy=compact`).
+pub async fn ensure_topics_configured(
+    brokers: &str,
+    topics: &[&str],
+    partitions: i32,
+    configs: &[(&str, &str)],
+) -> Result<(), KafkaError> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .create()?;
     let new: Vec<NewTopic> = topics
         .iter()
-        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(-1)))
+        .map(|t| {
+            (configs.iter()).fold(
+                NewTopic::new(t, partitions, TopicReplication::Fixed(-1)),
+                |topic, (name, value)| topic.set(name, value),
+            )
+        })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     for result in admin.create_topics(&new, &options).await? {

@@ -145,10 +145,10 @@ async fn consume_and_process(
         .map(Arc::new)
         .map_err(setup_error)?;
     tokio::pin!(shutdown);
-    if !spec.repartitions.is_empty() {
+    if !spec.repartitions.is_empty() || !spec.upsert_topics().is_empty() {
         tokio::select! {
             _ = &mut shutdown => return Ok(()),
-            created = create_repartition_topics(spec, &config.brokers, &consumer) => created?,
+            created = create_own_topics(spec, &config.brokers, &consumer) => created?,
         }
     }
     let topics: Vec<&str> = consumed.iter().map(String::as_str).collect();
@@ -299,10 +299,11 @@ async fn consume_and_process(
     outcome.and(committed)
 }
 
-/// Creates the repartition topics with as many partitions as the input topics, waiting for
-/// the first input topic to exist (its partition count is theirs); existing ones are kept,
-/// and checked with the input topics at the first record.
-async fn create_repartition_topics(
+/// Creates the topics the topology owns with as many partitions as the input topics, waiting
+/// for the first input topic to exist (its partition count is theirs): the repartition topics,
+/// and the `upsert`s' topics, compacted. Existing ones are kept; the repartition topics are
+/// checked with the input topics at the first record.
+async fn create_own_topics(
     spec: &TopologySpec,
     brokers: &str,
     consumer: &RunnerConsumer,
@@ -314,27 +315,35 @@ async fn create_repartition_topics(
         match count {
             Ok(count) if count > 0 => break count,
             Ok(_) | Err(_) if waited.is_multiple_of(10) => tracing::info!(
-                "waiting for input topic `{first}` to exist: its partition count is the \
-                 repartition topics'"
+                "waiting for input topic `{first}` to exist: its partition count is that of \
+                 the topics the topology creates"
             ),
             _ => {}
         }
         waited += 1;
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
-    let topics: Vec<&str> = (spec.repartitions.iter())
+    let setup = |source| RunnerError::Setup {
+        brokers: brokers.to_string(),
+        source,
+    };
+    let repartitions: Vec<&str> = (spec.repartitions.iter())
         .map(|r| r.topic.as_str())
         .collect();
-    kafka::ensure_topics(brokers, &topics, partitions)
+    kafka::ensure_topics(brokers, &repartitions, partitions)
         .await
-        .map_err(|source| RunnerError::Setup {
-            brokers: brokers.to_string(),
-            source,
-        })?;
+        .map_err(setup)?;
+    let upserts = spec.upsert_topics();
+    let upserts: Vec<&str> = upserts.iter().map(String::as_str).collect();
+    let compacted = [("cleanup.policy", "compact")];
+    kafka::ensure_topics_configured(brokers, &upserts, partitions, &compacted)
+        .await
+        .map_err(setup)?;
     tracing::info!(
         partitions,
-        "repartition topics ready: {}",
-        topics.join(", ")
+        "topics ready: repartition {}; compacted {}",
+        repartitions.join(", "),
+        upserts.join(", ")
     );
     Ok(())
 }
@@ -509,8 +518,10 @@ async fn send(
     ticket: Ticket,
 ) -> Result<(), RunnerError> {
     let mut record = BaseRecord::<str, [u8], Ticket>::with_opaque_to(&output.topic, ticket)
-        .payload(&output.payload)
         .timestamp(output.timestamp_ms);
+    if !output.tombstone {
+        record = record.payload(&output.payload);
+    }
     if let Some(key) = &output.key {
         record = record.key(key.as_ref());
     }

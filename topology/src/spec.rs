@@ -317,6 +317,63 @@ pub enum OperatorSpec {
     /// reading this one see every record of a new key in one partition — and so in one
     /// runner, with one keyed state. It ends its step.
     Rekey(#[schemars(with = "String")] Expression),
+    /// Keep the latest row of each key (the value of a field) as a table that `join`s of other
+    /// steps look keys up in; keyed state, restored from its changelog like any other. The
+    /// record goes on down its step.
+    Table(TableSpec),
+    /// Look the record's key up in a `table` and set a field to the row found (a
+    /// stream–table join, on the key: records must be partitioned as the table is, so
+    /// `rekey` them by the table's key first).
+    Join(JoinSpec),
+    /// Write the latest row of each key to a compacted topic: the value of a field, keyed by
+    /// the record's key; a record the `delete` expression is true for writes a tombstone
+    /// (no value), so compaction removes the key. The record goes on down its step.
+    Upsert(UpsertSpec),
+}
+
+/// A table of the latest row per key.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TableSpec {
+    /// The name `join`s name it by.
+    pub name: String,
+    /// The field holding the row (any JSON value, e.g. a change event's `after`).
+    pub row: String,
+    /// When this CEL expression is true, the key is removed from the table instead, e.g.
+    /// `op == 'd'`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub delete: Option<Expression>,
+}
+
+/// A lookup of the record's key in a table.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JoinSpec {
+    /// The `table` looked up, by its name.
+    pub table: String,
+    /// The field that receives the row.
+    pub into: String,
+    /// A key the table does not hold sets the field to null and the record goes on (a left
+    /// join). Without it, the record is refused with the key it missed: to the error topic,
+    /// never dropped.
+    #[serde(default)]
+    pub optional: bool,
+}
+
+/// The latest row per key, written to a compacted topic.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpsertSpec {
+    /// The topic, created compacted (`cleanup.policy=compact`) with the input's partition
+    /// count when it does not exist.
+    pub topic: String,
+    /// The field holding the row written as the message's value.
+    pub row: String,
+    /// When this CEL expression is true, a tombstone is written instead, e.g. `op == 'd'`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub delete: Option<Expression>,
 }
 
 impl OperatorSpec {
@@ -332,12 +389,18 @@ impl OperatorSpec {
             OperatorSpec::Filter(_) => "filter",
             OperatorSpec::Set(_) => "set",
             OperatorSpec::Rekey(_) => "rekey",
+            OperatorSpec::Table(_) => "table",
+            OperatorSpec::Join(_) => "join",
+            OperatorSpec::Upsert(_) => "upsert",
         }
     }
 
     /// Whether the operator keeps keyed state (in a changelog topic).
     pub fn is_stateful(&self) -> bool {
-        matches!(self, OperatorSpec::Diff(_) | OperatorSpec::Window(_))
+        matches!(
+            self,
+            OperatorSpec::Diff(_) | OperatorSpec::Window(_) | OperatorSpec::Table(_)
+        )
     }
 }
 
@@ -584,6 +647,7 @@ impl TopologySpec {
             .iter()
             .filter_map(|op| match op {
                 OperatorSpec::Emit(emit) => Some(emit.topic.clone()),
+                OperatorSpec::Upsert(upsert) => Some(upsert.topic.clone()),
                 OperatorSpec::Window(window) => window.late_topic.clone(),
                 _ => None,
             })
@@ -668,6 +732,7 @@ impl TopologySpec {
                 })
             }),
         );
+        problems.extend(tables_problems(&spec.operators));
         problems.extend(crate::flow::check(&spec).1);
         if problems.is_empty() {
             return Ok(spec);
@@ -689,6 +754,67 @@ impl TopologySpec {
             problems: located,
         })
     }
+}
+
+impl TopologySpec {
+    /// The topics `upsert`s write: created compacted.
+    pub fn upsert_topics(&self) -> Vec<String> {
+        let mut topics: Vec<String> = (self.operators.iter())
+            .filter_map(|op| match op {
+                OperatorSpec::Upsert(upsert) => Some(upsert.topic.clone()),
+                _ => None,
+            })
+            .collect();
+        topics.dedup();
+        topics
+    }
+
+    /// The index of the `table` operator named `name`.
+    pub fn table_index(&self, name: &str) -> Option<usize> {
+        (self.operators.iter())
+            .position(|op| matches!(op, OperatorSpec::Table(table) if table.name == name))
+    }
+}
+
+/// Two tables of one name, and joins naming no table.
+fn tables_problems(operators: &[OperatorSpec]) -> Vec<FlowProblem> {
+    let names: Vec<(usize, &str)> = (operators.iter().enumerate())
+        .filter_map(|(index, op)| match op {
+            OperatorSpec::Table(table) => Some((index, table.name.as_str())),
+            _ => None,
+        })
+        .collect();
+    let mut problems = Vec::new();
+    for (position, (index, name)) in names.iter().enumerate() {
+        if names[..position].iter().any(|(_, earlier)| earlier == name) {
+            problems.push(FlowProblem {
+                place: Place::Operator(*index),
+                message: format!("two tables are named `{name}`: each table needs its own name"),
+            });
+        }
+    }
+    for (index, op) in operators.iter().enumerate() {
+        if let OperatorSpec::Join(join) = op {
+            if !names.iter().any(|(_, name)| *name == join.table) {
+                let mut known: Vec<&str> = names.iter().map(|(_, name)| *name).collect();
+                known.sort_unstable();
+                known.dedup();
+                problems.push(FlowProblem {
+                    place: Place::Operator(index),
+                    message: format!(
+                        "join looks up table `{}`, which no `table` operator keeps (tables: {})",
+                        join.table,
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                });
+            }
+        }
+    }
+    problems
 }
 
 impl OperatorSpec {

@@ -38,6 +38,15 @@ pub enum StateValue {
     Last(LastValue),
     /// An open window's aggregates.
     Window(Box<WindowState>),
+    /// A table's row of a key. Last: the forms above are tried first, and a row is wrapped
+    /// (`{"row": ...}`) so that no row reads as one of them.
+    Row(RowState),
+}
+
+/// A table's row of one key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RowState {
+    pub row: Value,
 }
 
 /// A diff's last value of a key.
@@ -113,7 +122,10 @@ mod tests {
             value: 2.5,
             seen_ms: 1_700_000_000_000,
         });
-        for value in [StateValue::Number(1.5), last, window] {
+        let row = StateValue::Row(RowState {
+            row: json!({ "value": 1, "seen_ms": 2, "accumulators": [] }),
+        });
+        for value in [StateValue::Number(1.5), last, window, row] {
             assert_eq!(StateValue::from_json(&value.to_json()), Some(value));
         }
         assert_eq!(StateValue::from_json("3"), Some(StateValue::Number(3.0)));

@@ -30,7 +30,8 @@ pub struct TestRecord {
     pub timestamp: i64,
 }
 
-/// One message the topology wrote: `{"topic", "key", "value", "timestamp"}`.
+/// One message the topology wrote: `{"topic", "key", "value", "timestamp"}`; a tombstone (an
+/// `upsert`'s delete) has the value `null`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TestOutput {
     pub topic: String,
@@ -157,6 +158,12 @@ impl TestDriver {
                     message.payload.clone(),
                     message.timestamp_ms,
                 )),
+                _ if message.tombstone => piped.outputs.push(TestOutput {
+                    topic: message.topic.to_string(),
+                    key: message.key.as_deref().map(str::to_string),
+                    value: Value::Null,
+                    timestamp: message.timestamp_ms,
+                }),
                 _ => piped.outputs.push(TestOutput::of(
                     &message.topic,
                     message.key.as_deref().map(str::as_bytes),
@@ -372,5 +379,67 @@ steps:
         assert!(refused.failed);
         assert_eq!(refused.outputs[0].topic, "errors");
         assert_eq!(refused.outputs[0].value["operator"], "rekey");
+    }
+
+    const JOINED: &str = r#"
+name: t
+input: { topics: [members, claims], group: g }
+error_topic: errors
+steps:
+  - name: members
+    topics: members
+    operators:
+      - parse: {}
+      - extract: { fields: { op: /op, after: /after } }
+      - table: { name: members, row: after, delete: "op == 'd'" }
+      - upsert: { topic: members-latest, row: after, delete: "op == 'd'" }
+  - name: claims
+    topics: claims
+    operators:
+      - parse: {}
+      - extract: { fields: { amount: /amount } }
+      - join: { table: members, into: member }
+      - set: { plan: "member.plan" }
+      - emit: { topic: enriched, fields: [amount, plan], timestamp: false }
+"#;
+
+    #[test]
+    fn a_join_reads_the_latest_row_and_a_delete_leaves_a_tombstone_and_a_miss() {
+        let mut driver = driver(JOINED);
+        let event = |topic: &str, value: Value| TestRecord {
+            topic: Some(topic.into()),
+            key: Some("m-1".into()),
+            value,
+            timestamp: 5,
+        };
+        let member = |op: &str, plan: Option<&str>| {
+            let after = plan.map_or(Value::Null, |plan| json!({ "id": "m-1", "plan": plan }));
+            event("members", json!({ "op": op, "after": after }))
+        };
+        let created = driver.pipe(&member("c", Some("basic"))).unwrap();
+        assert_eq!(created.outputs[0].topic, "members-latest");
+        assert_eq!(created.outputs[0].value["plan"], "basic");
+        driver.pipe(&member("u", Some("gold"))).unwrap();
+        let claim = driver
+            .pipe(&event("claims", json!({ "amount": 3 })))
+            .unwrap();
+        assert_eq!(claim.outputs[0].topic, "enriched");
+        assert_eq!(
+            claim.outputs[0].value,
+            json!({ "amount": 3, "plan": "gold" })
+        );
+        let deleted = driver.pipe(&member("d", None)).unwrap();
+        assert_eq!(deleted.outputs[0].key.as_deref(), Some("m-1"));
+        assert_eq!(deleted.outputs[0].value, Value::Null, "a tombstone");
+        let missed = driver
+            .pipe(&event("claims", json!({ "amount": 4 })))
+            .unwrap();
+        assert!(missed.failed);
+        assert_eq!(missed.outputs[0].topic, "errors");
+        assert_eq!(missed.outputs[0].value["operator"], "join");
+        assert_eq!(
+            missed.outputs[0].value["reason"],
+            "the table holds no row of key `m-1`"
+        );
     }
 }

@@ -154,7 +154,7 @@ impl Store for Diff {
                 value,
                 seen_ms: SEEN_UNKNOWN,
             },
-            StateValue::Window(_) => return,
+            StateValue::Window(_) | StateValue::Row(_) => return,
         };
         if let Entry::Vacant(slot) = self.last.entry((partition, key)) {
             self.bytes += entry_bytes(&slot.key().1);

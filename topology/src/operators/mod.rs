@@ -20,6 +20,7 @@ mod diff;
 mod layout;
 mod outputs;
 mod record;
+mod table;
 mod window;
 
 pub use crate::state::{StateUpdate, StateValue};
@@ -27,6 +28,7 @@ use diff::Diff;
 use layout::Layout;
 pub use outputs::{AsideTopics, Origin, OutputMessage, Outputs, Processed, SetAside, StateUpdates};
 pub use record::{Fields, Record};
+use table::Table;
 use window::Window;
 
 /// Why a record could not be processed. It goes to the error topic with this reason.
@@ -90,6 +92,18 @@ enum Operator {
     Window(Window),
     Filter(Expression),
     Set(Vec<(Arc<str>, Expression)>),
+    Table(Table),
+    /// Looks the record's key up in the table at `table` (an operator index).
+    Join {
+        table: usize,
+        into: Arc<str>,
+        optional: bool,
+    },
+    Upsert {
+        topic: Arc<str>,
+        row: String,
+        delete: Option<Expression>,
+    },
     /// Writes the record, keyed anew, to its step's repartition topic.
     Rekey {
         key: Expression,
@@ -143,6 +157,7 @@ impl Operator {
         match self {
             Operator::Diff(diff) => Some(diff),
             Operator::Window(window) => Some(window),
+            Operator::Table(table) => Some(table),
             _ => None,
         }
     }
@@ -151,6 +166,7 @@ impl Operator {
         match self {
             Operator::Diff(diff) => Some(diff),
             Operator::Window(window) => Some(window),
+            Operator::Table(table) => Some(table),
             _ => None,
         }
     }
@@ -193,6 +209,19 @@ impl Pipeline {
                 OperatorSpec::Emit(e) => Operator::Emit {
                     topic: e.topic.as_str().into(),
                     layout: Layout::new(&e.fields, e.timestamp),
+                },
+                OperatorSpec::Table(t) => Operator::Table(Table::new(t)),
+                OperatorSpec::Join(j) => Operator::Join {
+                    table: spec.table_index(&j.table).unwrap_or_else(|| {
+                        unreachable!("topology validation refuses a join of no table")
+                    }),
+                    into: j.into.as_str().into(),
+                    optional: j.optional,
+                },
+                OperatorSpec::Upsert(u) => Operator::Upsert {
+                    topic: u.topic.as_str().into(),
+                    row: u.row.clone(),
+                    delete: u.delete.clone(),
                 },
                 // The topic is filled in below, from the step's repartition.
                 OperatorSpec::Rekey(key) => Operator::Rekey {
@@ -320,7 +349,16 @@ impl Pipeline {
                 found: &mut self.found,
                 made: &mut made,
             };
-            let flow = self.operators[index].apply(step, record, processed);
+            let flow = match &self.operators[index] {
+                // A join reads another operator's table: it is applied here, where both are
+                // in reach.
+                Operator::Join {
+                    table,
+                    into,
+                    optional,
+                } => join(&self.operators[*table], into, *optional, record),
+                _ => self.operators[index].apply(step, record, processed),
+            };
             for result in made.drain(..) {
                 queue_after(&self.next[index], &mut self.pending, result);
             }
@@ -475,6 +513,44 @@ impl Operator {
                 }
                 Ok(Flow::Continue)
             }
+            Operator::Table(table) => table.apply(index, record, &mut processed.updates),
+            Operator::Join { .. } => unreachable!("joins are applied where their table is"),
+            Operator::Upsert { topic, row, delete } => {
+                let refused = |reason: String| RecordError {
+                    operator: "upsert",
+                    reason,
+                };
+                let key = record.key.as_ref().ok_or_else(|| {
+                    refused(
+                        "the record has no key: a compacted topic keeps rows by key (rekey it \
+                         first)"
+                            .into(),
+                    )
+                })?;
+                let deleted = match delete {
+                    Some(delete) => delete
+                        .passes(record)
+                        .map_err(|error| refused(format!("delete: {error}")))?,
+                    None => false,
+                };
+                if deleted {
+                    (processed.outputs).push_tombstone(topic, key, record.timestamp_ms);
+                } else {
+                    let value = record.fields.get(row).ok_or_else(|| {
+                        refused(format!("field `{row}` is not set on the record"))
+                    })?;
+                    (processed.outputs).push_with(
+                        topic,
+                        Some(key),
+                        record.timestamp_ms,
+                        |out| {
+                            serde_json::to_writer(out, value)
+                                .map_err(|error| refused(format!("cannot write the row: {error}")))
+                        },
+                    )?;
+                }
+                Ok(Flow::Continue)
+            }
             Operator::Rekey { key, topic } => {
                 let key = rekeyed(key, record)?;
                 (processed.outputs).push_with(
@@ -508,6 +584,30 @@ fn number(value: f64) -> Value {
     serde_json::Number::from_f64(value)
         .map(Value::Number)
         .unwrap_or(Value::Null)
+}
+
+/// Sets `into` to the row of the record's key in `table` (a [`Operator::Table`]).
+fn join(
+    table: &Operator,
+    into: &Arc<str>,
+    optional: bool,
+    record: &mut Record,
+) -> Result<Flow, RecordError> {
+    let Operator::Table(table) = table else {
+        unreachable!("a join's operator index names a table");
+    };
+    let key = record.key.clone().unwrap_or_else(|| Arc::from(""));
+    match table.lookup(record.partition, &key) {
+        Some(row) => record.fields.insert(into.clone(), row.clone()),
+        None if optional => record.fields.insert(into.clone(), Value::Null),
+        None => {
+            return Err(RecordError {
+                operator: "join",
+                reason: format!("the table holds no row of key `{key}`"),
+            })
+        }
+    }
+    Ok(Flow::Continue)
 }
 
 /// The new key `rekey`'s expression gives a record: a string as it is, a number or a boolean

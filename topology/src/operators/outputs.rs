@@ -14,6 +14,9 @@ pub struct OutputMessage {
     pub topic: Arc<str>,
     pub key: Option<Arc<str>>,
     pub payload: Vec<u8>,
+    /// A message without a value (`payload` is ignored): an `upsert`'s delete, which a
+    /// compacted topic takes as the key's removal.
+    pub tombstone: bool,
     /// The message's timestamp (ms since the epoch): the event time of the record it came
     /// from, so that outputs carry event time on as Kafka Streams' do.
     pub timestamp_ms: i64,
@@ -132,8 +135,20 @@ impl Outputs {
         }
         message.key = key.cloned();
         message.timestamp_ms = timestamp_ms;
+        message.tombstone = false;
         self.len += 1;
         Ok(())
+    }
+
+    /// Appends a tombstone: a message of `key` without a value.
+    pub fn push_tombstone(&mut self, topic: &Arc<str>, key: &Arc<str>, timestamp_ms: i64) {
+        let message = self.next_slot();
+        message.payload.clear();
+        message.topic = topic.clone();
+        message.key = Some(key.clone());
+        message.timestamp_ms = timestamp_ms;
+        message.tombstone = true;
+        self.len += 1;
     }
 
     /// Appends a message built elsewhere (the error topic's).
@@ -149,6 +164,7 @@ impl Outputs {
                 topic: Arc::from(""),
                 key: None,
                 payload: Vec::new(),
+                tombstone: false,
                 timestamp_ms: 0,
             });
         }
@@ -187,6 +203,7 @@ fn aside_message(
         topic: topic.clone(),
         key: origin.key.cloned(),
         payload: body.to_string().into_bytes(),
+        tombstone: false,
         timestamp_ms: origin.timestamp_ms,
     }
 }

@@ -401,3 +401,28 @@ fn a_rekey_ends_its_step_is_read_and_names_its_repartition_topic() {
         "{unknown}"
     );
 }
+
+#[test]
+fn a_join_needs_a_table_of_its_name_and_tables_need_their_own_names() {
+    let text = "name: t
+input: { topic: raw, group: g }
+error_topic: errors
+operators:
+  - parse: {}
+  - extract: { fields: { row: /row } }
+  - table: { name: members, row: row }
+  - table: { name: members, row: row }
+  - join: { table: member, into: m }
+";
+    let error = TopologySpec::parse(Path::new("t.yaml"), text, &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("t.yaml:8:5: two tables are named `members`"),
+        "{error}"
+    );
+    assert!(
+        error.contains("t.yaml:9:5: join looks up table `member`, which no `table` operator keeps (tables: members)"),
+        "{error}"
+    );
+}
