@@ -293,6 +293,12 @@ fn replay_source() -> ServiceDefinition {
                 ParamKind::Bool,
                 Some("false"),
             ),
+            param(
+                "change_events",
+                "The recording holds Debezium change events: key each by its table's primary key, as `TABLE=COLUMN` pairs separated by commas (a composite key's columns joined by `+`), e.g. `members=member_id,claims=claim_id`; not with `key` or `key_pointer`",
+                ParamKind::String,
+                None,
+            ),
             fixed_key(),
             key_pointer(),
             kafka_need(),

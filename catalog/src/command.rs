@@ -84,6 +84,7 @@ impl WeirCommand {
                 file: file().into(),
                 interval: interval(),
                 repeat: params.bool("repeat") == Some(true),
+                change_events: params.str("change_events").map(str::to_string),
                 publish: publish(),
             }),
             ServiceKind::ZooKeeper | ServiceKind::Kafka => return None,

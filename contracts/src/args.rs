@@ -141,6 +141,13 @@ pub struct ReplaySourceArgs {
     /// Start over after the last document.
     #[arg(long)]
     pub repeat: bool,
+    /// The recording holds Debezium change events (`op`, `before`, `after`, `source.table`;
+    /// or the same inside `payload`): key each by its table's primary key, read from `after`
+    /// (from `before` for a delete). `TABLE=COLUMN` pairs separated by commas, a composite
+    /// key's columns joined by `+`, e.g. `members=member_id,lines=claim_id+line`. Not with
+    /// `--key` or `--key-pointer`.
+    #[arg(long, value_name = "TABLE=COLUMN,...")]
+    pub change_events: Option<String>,
     #[command(flatten)]
     pub publish: PublishArgs,
 }
@@ -155,6 +162,7 @@ impl CommandLine for ReplaySourceArgs {
         if self.repeat {
             args.push("--repeat".into());
         }
+        optional(&mut args, "--change-events", self.change_events.as_ref());
         args.extend(self.publish.to_args());
         args
     }
@@ -204,6 +212,7 @@ mod tests {
             file: "/data/r.csv".into(),
             interval: Duration::from_millis(250),
             repeat: true,
+            change_events: Some("members=member_id,lines=claim_id+line".into()),
             publish: PublishArgs {
                 topic: "raw, with a comma".into(),
                 brokers: "127.0.0.1:9092".into(),

@@ -74,7 +74,11 @@ pub fn run(command: SourceCommand) -> anyhow::Result<ExitCode> {
                 interval: args.interval,
                 repeat: args.repeat,
                 max_documents: args.publish.count,
-                key: document_key(&args.publish)?,
+                key: DocumentKey::from_all_args(
+                    args.change_events.as_deref(),
+                    args.publish.key.as_deref(),
+                    args.publish.key_pointer.as_deref(),
+                )?,
             };
             let label = args.file.display().to_string();
             let (status, status_rx) =

@@ -2,6 +2,7 @@
 //! recorded documents. A source never invents data: when the live source cannot be reached it
 //! retries with backoff and says so, and a replay labels every message it publishes.
 
+pub mod change_event;
 pub mod http;
 pub mod replay;
 
@@ -53,6 +54,8 @@ pub enum DocumentKey {
     /// The value at a JSON pointer of each document (`/data/base`): a string as it is,
     /// any other value as JSON.
     Pointer(String),
+    /// Debezium change events, each keyed by its table's primary key.
+    ChangeEvent(change_event::PrimaryKeys),
 }
 
 /// Why `--key` and `--key-pointer` do not make a [`DocumentKey`].
@@ -62,6 +65,12 @@ pub enum KeyArgsError {
     Both,
     #[error("the key pointer `{0}` is not a JSON pointer: it starts with `/`, e.g. `/data/base`")]
     NotAPointer(String),
+    #[error(
+        "change events are keyed by their tables' primary keys: drop `--key` and `--key-pointer`"
+    )]
+    ChangeEventsKeyed,
+    #[error(transparent)]
+    PrimaryKeys(#[from] change_event::BadPrimaryKeys),
 }
 
 /// Why a document has no key at the source's pointer.
@@ -74,6 +83,8 @@ pub enum NoKey {
     },
     #[error("the document has no value at `{0}`")]
     Missing(String),
+    #[error("{0}")]
+    ChangeEvent(#[from] change_event::NoPrimaryKey),
 }
 
 impl DocumentKey {
@@ -90,12 +101,27 @@ impl DocumentKey {
         }
     }
 
+    /// From `--change-events`, `--key` and `--key-pointer`: the primary keys of change
+    /// events exclude the other two.
+    pub fn from_all_args(
+        change_events: Option<&str>,
+        key: Option<&str>,
+        pointer: Option<&str>,
+    ) -> Result<Self, KeyArgsError> {
+        match change_events {
+            None => Self::from_args(key, pointer),
+            Some(_) if key.is_some() || pointer.is_some() => Err(KeyArgsError::ChangeEventsKeyed),
+            Some(text) => Ok(DocumentKey::ChangeEvent(text.parse()?)),
+        }
+    }
+
     /// The key of `document`, or why it has none: a document that is not JSON, or that has
     /// nothing at the pointer.
     pub fn key_of(&self, document: &[u8]) -> Result<Option<String>, NoKey> {
         let pointer = match self {
             DocumentKey::Unkeyed => return Ok(None),
             DocumentKey::Fixed(key) => return Ok(Some(key.clone())),
+            DocumentKey::ChangeEvent(keys) => return Ok(Some(keys.key_of(document)?)),
             DocumentKey::Pointer(pointer) => pointer,
         };
         let value: serde_json::Value =
