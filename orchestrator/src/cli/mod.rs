@@ -2,6 +2,7 @@
 
 mod backend;
 mod bench;
+mod cdc;
 mod charts;
 mod logs;
 mod members;
@@ -76,6 +77,9 @@ enum Command {
     /// Feed a Kafka topic from a live HTTP endpoint or a recording.
     #[command(subcommand)]
     Source(source::SourceCommand),
+    /// Change data capture: generate change events, verify a target against them.
+    #[command(subcommand)]
+    Cdc(cdc::CdcCommand),
     /// Benchmarks that print ratios against a reference measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -146,6 +150,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Topology(command) => topology::run(command),
         Command::Source(command) => source::run(command),
+        Command::Cdc(command) => cdc::run(command),
         Command::Topics(command) => topics::run(command),
         Command::Charts(command) => charts::run(command),
         Command::Bench(command) => bench::run(command),

@@ -136,7 +136,7 @@ pub enum TopicsCommand {
 /// Which Kafka: one of the three.
 #[derive(Debug, Args)]
 #[group(multiple = false)]
-pub struct Target {
+pub(super) struct Target {
     /// Kafka bootstrap servers, `host:port[,host:port…]`.
     #[arg(long, env = "WEIR_BROKERS")]
     brokers: Option<String>,
@@ -150,7 +150,7 @@ pub struct Target {
 
 impl Target {
     /// The bootstrap servers, checked to resolve.
-    fn brokers(&self) -> anyhow::Result<String> {
+    pub(super) fn brokers(&self) -> anyhow::Result<String> {
         // Jobs in pods pass addresses and have no Weir home: a good address needs nothing more.
         if let Some(brokers) = &self.brokers {
             if weir::topics::address::check_bootstrap(brokers).is_ok() {

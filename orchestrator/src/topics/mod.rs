@@ -12,6 +12,7 @@ pub mod browse;
 pub mod content;
 pub mod overview;
 pub mod produce;
+pub mod table;
 
 use std::time::Duration;
 

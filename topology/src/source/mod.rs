@@ -2,6 +2,7 @@
 //! recorded documents. A source never invents data: when the live source cannot be reached it
 //! retries with backoff and says so, and a replay labels every message it publishes.
 
+pub mod cdc_generator;
 pub mod change_event;
 pub mod http;
 pub mod replay;

@@ -1,0 +1,135 @@
+//! `weir cdc generate|verify`: change events for a CDC pipeline, and the check that its target
+//! holds the final state they leave.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Subcommand;
+use weir::topics::table::{latest_rows, TableComparison};
+use weir_topology::source::cdc_generator::{generate, GeneratorConfig};
+use weir_topology::source::change_event::{FinalState, PrimaryKeys};
+use weir_topology::source::replay::load_recording;
+
+use super::topics::Target;
+
+#[derive(Debug, Subcommand)]
+pub enum CdcCommand {
+    /// Write seeded Debezium change events (JSON Lines) of members and the claims that
+    /// reference them — generated data, labelled so in every event.
+    Generate {
+        /// Where to write them (`-` for standard output).
+        #[arg(long, short = 'o')]
+        out: PathBuf,
+        /// The same seed writes the same events.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 100)]
+        members: u64,
+        /// Change events of claims: inserts, updates and deletes.
+        #[arg(long, default_value_t = 1_000)]
+        claim_events: u64,
+        /// Share of poison records (claims whose row cannot be read), from 0 to 1.
+        #[arg(long, default_value_t = 0.0)]
+        poison: f64,
+        /// Claims inserted before the member they reference.
+        #[arg(long, default_value_t = 0)]
+        early_references: u64,
+    },
+    /// Compare a compacted topic with the final state change events leave for one table:
+    /// every key, deletes included. Exits 1 naming the keys that differ.
+    Verify {
+        #[command(flatten)]
+        kafka: Target,
+        /// The topic holding the latest row per primary key.
+        topic: String,
+        /// The change events (JSON Lines), as replayed.
+        #[arg(long)]
+        events: PathBuf,
+        /// The table the topic mirrors.
+        #[arg(long)]
+        table: String,
+        /// The tables' primary keys, as for `weir source replay --change-events`.
+        #[arg(long, value_name = "TABLE=COLUMN,...")]
+        primary_keys: String,
+        /// Print the comparison as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(command: CdcCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        CdcCommand::Generate {
+            out,
+            seed,
+            members,
+            claim_events,
+            poison,
+            early_references,
+        } => {
+            anyhow::ensure!(
+                (0.0..=1.0).contains(&poison),
+                "--poison is a share from 0 to 1, not {poison}"
+            );
+            let config = GeneratorConfig {
+                seed,
+                members,
+                claim_events,
+                poison,
+                early_references,
+                start_ms: jiff::Timestamp::now().as_millisecond(),
+            };
+            let events = generate(&config);
+            let mut text = events.join("\n");
+            text.push('\n');
+            if out.as_os_str() == "-" {
+                std::io::stdout().write_all(text.as_bytes())?;
+            } else {
+                std::fs::write(&out, text)
+                    .with_context(|| format!("cannot write {}", out.display()))?;
+                eprintln!(
+                    "wrote {} generated change events to {} (seed {seed})",
+                    events.len(),
+                    out.display()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CdcCommand::Verify {
+            kafka,
+            topic,
+            events,
+            table,
+            primary_keys,
+            json,
+        } => {
+            let keys: PrimaryKeys = primary_keys.parse()?;
+            let documents = load_recording(&events)?;
+            let expected = FinalState::of(documents.iter().map(String::as_str), &table, &keys);
+            let brokers = kafka.brokers()?;
+            let target = latest_rows(&brokers, &topic)?;
+            let comparison = TableComparison::of(&topic, &table, &expected, &target);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&comparison)?);
+            } else {
+                println!("{}", comparison.summary());
+                if !comparison.poison.is_empty() {
+                    println!(
+                        "{} lines of {} are no change event and change no table (first: line {}, {})",
+                        comparison.poison.len(),
+                        events.display(),
+                        comparison.poison[0].line,
+                        comparison.poison[0].reason
+                    );
+                }
+            }
+            Ok(if comparison.matches() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! A compacted topic read as a table — the latest value of each key, a tombstone removing it —
+//! and compared with the final state a stream of change events leaves (`weir cdc verify`, a
+//! workflow's `verify-table` task).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::Consumer;
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use weir_topology::source::change_event::FinalState;
+
+use super::{partitions_of, reader, TopicsError, ANSWER_TIMEOUT};
+
+/// How long reading a whole topic may take before it is reported as not read.
+const READ_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The latest row of each key of a topic.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TableRows {
+    pub rows: BTreeMap<String, Value>,
+    /// Messages read (tombstones and superseded rows included).
+    pub messages: u64,
+    /// Messages without a key, which no table holds: counted, never taken as rows.
+    pub unkeyed: u64,
+}
+
+/// Reads every partition of `topic` from its first message to its end as it was when the
+/// read began: later messages overwrite earlier ones of the same key, a message without a
+/// value (a tombstone) removes its key, a value that is not JSON is kept as text.
+pub fn latest_rows(brokers: &str, topic: &str) -> Result<TableRows, TopicsError> {
+    let consumer = reader(brokers)?;
+    let kafka = |what: &'static str, source: KafkaError| TopicsError::Kafka {
+        what,
+        topic: topic.to_string(),
+        source,
+    };
+    let mut ends: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut assignment = TopicPartitionList::new();
+    for partition in partitions_of(&consumer, brokers, topic)? {
+        let (low, high) = (consumer.fetch_watermarks(topic, partition, ANSWER_TIMEOUT))
+            .map_err(|source| kafka("the offsets", source))?;
+        if low < high {
+            ends.insert(partition, high);
+            (assignment.add_partition_offset(topic, partition, Offset::Offset(low)))
+                .map_err(|source| kafka("seeking", source))?;
+        }
+    }
+    let mut table = TableRows::default();
+    if ends.is_empty() {
+        return Ok(table);
+    }
+    consumer
+        .assign(&assignment)
+        .map_err(|source| kafka("reading", source))?;
+    let deadline = Instant::now() + READ_TIMEOUT;
+    while !ends.is_empty() {
+        if Instant::now() >= deadline {
+            return Err(TopicsError::BadRequest(format!(
+                "`{topic}` was not read to its end within {READ_TIMEOUT:?} ({} messages read)",
+                table.messages
+            )));
+        }
+        match consumer.poll(Duration::from_millis(200)) {
+            None => {}
+            // The end of a partition: what was left of it was compacted away.
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                ends.remove(&partition);
+            }
+            Some(Err(source)) => return Err(kafka("reading", source)),
+            Some(Ok(message)) => {
+                let Some(&end) = ends.get(&message.partition()) else {
+                    continue;
+                };
+                if message.offset() < end {
+                    table.messages += 1;
+                    match (message.key(), message.payload()) {
+                        (None, _) => table.unkeyed += 1,
+                        (Some(key), None) => {
+                            table.rows.remove(&*String::from_utf8_lossy(key));
+                        }
+                        (Some(key), Some(value)) => {
+                            let row = serde_json::from_slice(value).unwrap_or_else(|_| {
+                                Value::String(String::from_utf8_lossy(value).into_owned())
+                            });
+                            table
+                                .rows
+                                .insert(String::from_utf8_lossy(key).into_owned(), row);
+                        }
+                    }
+                }
+                if message.offset() + 1 >= end {
+                    ends.remove(&message.partition());
+                }
+            }
+        }
+    }
+    Ok(table)
+}
+
+/// How a topic's rows compare with the final state of a table: every key of both.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableComparison {
+    pub topic: String,
+    pub table: String,
+    /// Rows the change events leave.
+    pub expected_rows: usize,
+    /// Rows the topic holds.
+    pub target_rows: usize,
+    /// Change events of the table applied to compute the expected rows.
+    pub events_applied: u64,
+    /// Keys the change events leave a row for that the topic does not hold.
+    pub missing: Vec<String>,
+    /// Keys the topic holds that the change events leave none for (deleted, or never there).
+    pub unexpected: Vec<String>,
+    /// Keys whose row differs.
+    pub different: Vec<String>,
+    /// Documents of the events file that are no change event a key could be read from, with
+    /// their line (from 1) and why: they change no table.
+    pub poison: Vec<PoisonLine>,
+}
+
+/// A line of an events file that is no keyed change event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoisonLine {
+    pub line: usize,
+    pub reason: String,
+}
+
+impl TableComparison {
+    /// Compares every key of `expected` with `target`.
+    pub fn of(topic: &str, table: &str, expected: &FinalState, target: &TableRows) -> Self {
+        let missing = (expected.rows.keys())
+            .filter(|key| !target.rows.contains_key(*key))
+            .cloned()
+            .collect();
+        let unexpected = (target.rows.keys())
+            .filter(|key| !expected.rows.contains_key(*key))
+            .cloned()
+            .collect();
+        let different = (expected.rows.iter())
+            .filter(|(key, row)| target.rows.get(*key).is_some_and(|held| held != *row))
+            .map(|(key, _)| key.clone())
+            .collect();
+        Self {
+            topic: topic.to_string(),
+            table: table.to_string(),
+            expected_rows: expected.rows.len(),
+            target_rows: target.rows.len(),
+            events_applied: expected.applied,
+            missing,
+            unexpected,
+            different,
+            poison: (expected.unkeyed.iter())
+                .map(|(line, reason)| PoisonLine {
+                    line: *line,
+                    reason: reason.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Every key compared equal.
+    pub fn matches(&self) -> bool {
+        self.missing.is_empty() && self.unexpected.is_empty() && self.different.is_empty()
+    }
+
+    /// One line: the verdict with the counts, and the first keys of each kind that differ.
+    pub fn summary(&self) -> String {
+        let head = format!(
+            "`{}` against table `{}`: {} rows expected (from {} change events), {} held",
+            self.topic, self.table, self.expected_rows, self.events_applied, self.target_rows
+        );
+        if self.matches() {
+            return format!("{head}: every key matches");
+        }
+        let keys = |what: &str, keys: &[String]| -> Option<String> {
+            (!keys.is_empty()).then(|| {
+                let shown: Vec<&str> = keys.iter().take(10).map(String::as_str).collect();
+                let more = keys.len().saturating_sub(shown.len());
+                let more = if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                };
+                format!("{} {what} ({}{more})", keys.len(), shown.join(", "))
+            })
+        };
+        let parts: Vec<String> = [
+            keys("missing", &self.missing),
+            keys("unexpected", &self.unexpected),
+            keys("different", &self.different),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        format!("{head}: {}", parts.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_comparison_names_missing_unexpected_and_different_keys() {
+        let expected = FinalState {
+            rows: [
+                ("1", json!({"a": 1})),
+                ("2", json!({"a": 2})),
+                ("3", json!({"a": 3})),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+            applied: 5,
+            unkeyed: vec![(4, "not a change event: no `op`".into())],
+        };
+        let target = TableRows {
+            rows: [
+                ("1", json!({"a": 1})),
+                ("3", json!({"a": 30})),
+                ("9", json!({})),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+            messages: 4,
+            unkeyed: 0,
+        };
+        let comparison = TableComparison::of("target", "claims", &expected, &target);
+        assert!(!comparison.matches());
+        assert_eq!(comparison.missing, vec!["2"]);
+        assert_eq!(comparison.unexpected, vec!["9"]);
+        assert_eq!(comparison.different, vec!["3"]);
+        assert_eq!(comparison.poison[0].line, 4);
+        assert_eq!(
+            comparison.summary(),
+            "`target` against table `claims`: 3 rows expected (from 5 change events), 3 held: \
+             1 missing (2); 1 unexpected (9); 1 different (3)"
+        );
+        let same = TableComparison::of(
+            "target",
+            "claims",
+            &expected,
+            &TableRows {
+                rows: expected.rows.clone(),
+                ..TableRows::default()
+            },
+        );
+        assert!(same.matches());
+        assert!(same.summary().ends_with("every key matches"));
+    }
+}
