@@ -170,6 +170,6 @@ mod tests {
             .iter()
             .map(|f| f.file_stem().unwrap().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(names, ["bitcoin-yuan", "ci-smoke", "nightly"]);
+        assert_eq!(names, ["bitcoin-yuan", "cdc-sync", "ci-smoke", "nightly"]);
     }
 }

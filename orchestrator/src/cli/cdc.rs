@@ -7,10 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
-use weir::topics::table::{latest_rows, TableComparison};
+use weir::topics::table::verify;
 use weir_topology::source::cdc_generator::{generate, GeneratorConfig};
-use weir_topology::source::change_event::{FinalState, PrimaryKeys};
-use weir_topology::source::replay::load_recording;
 
 use super::topics::Target;
 
@@ -105,12 +103,8 @@ pub fn run(command: CdcCommand) -> anyhow::Result<ExitCode> {
             primary_keys,
             json,
         } => {
-            let keys: PrimaryKeys = primary_keys.parse()?;
-            let documents = load_recording(&events)?;
-            let expected = FinalState::of(documents.iter().map(String::as_str), &table, &keys);
             let brokers = kafka.brokers()?;
-            let target = latest_rows(&brokers, &topic)?;
-            let comparison = TableComparison::of(&topic, &table, &expected, &target);
+            let comparison = verify(&brokers, &topic, &events, &table, &primary_keys)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&comparison)?);
             } else {

@@ -14,7 +14,7 @@ use crate::runs::Answer;
 use crate::runtime::{
     whole_seconds, DataReport, DataStep, ProvisionRequest, Provisioned, RuntimeError, StepOutcome,
 };
-use crate::workflow::{Action, SourceKind, StartSource, Task, Until};
+use crate::workflow::{Action, SourceKind, StartSource, Task, Until, VerifyTable};
 
 /// How long a provisioned instance may take to become ready, unless the task says otherwise.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -87,6 +87,9 @@ pub(super) async fn execute(
             }
             if let Some(pointer) = &s.key_pointer {
                 params.push(("key_pointer".into(), pointer.clone()));
+            }
+            if let Some(keys) = &s.change_events {
+                params.push(("change_events".into(), keys.clone()));
             }
             let service = match s.kind {
                 SourceKind::Http => {
@@ -179,6 +182,7 @@ pub(super) async fn execute(
                 ))),
             }
         }
+        Action::VerifyTable(v) => verify_table(context, task, v, deadline).await,
         Action::Collect(c) => {
             collect::collect(context, Some(&c.kafka), true).await;
             Ok(())
@@ -251,6 +255,65 @@ async fn wait_until(
         )?,
     }
     Ok(())
+}
+
+/// How often a `verify-table` compares again while the target differs.
+const VERIFY_AGAIN: Duration = Duration::from_secs(3);
+
+/// Compares the target with the change events until they match or the task's time is up.
+async fn verify_table(
+    context: &RunContext,
+    task: &Task,
+    verify: &VerifyTable,
+    deadline: Option<Instant>,
+) -> Result<(), TaskError> {
+    let events = context.loaded.resolve_path(&verify.events);
+    if !events.is_file() {
+        return Err(failed(format!(
+            "the change events {} do not exist",
+            events.display()
+        )));
+    }
+    let step = DataStep::VerifyTable {
+        kafka: verify.kafka.clone(),
+        topic: verify.topic.clone(),
+        events,
+        table: verify.table.clone(),
+        primary_keys: verify.primary_keys.clone(),
+    };
+    let deadline = deadline.unwrap_or_else(|| Instant::now() + STEP_TIMEOUT);
+    loop {
+        match data_step(context, task, &step, Some(deadline)).await? {
+            StepOutcome::Seen(DataReport::Verified(comparison)) => {
+                if comparison.matches() {
+                    progress(format!("  {}: {}", task.name, comparison.summary()));
+                    if !comparison.poison.is_empty() {
+                        progress(format!(
+                            "  {}: {} lines of the events are no change event (poison)",
+                            task.name,
+                            comparison.poison.len()
+                        ));
+                    }
+                    return Ok(());
+                }
+                if Instant::now() + VERIFY_AGAIN >= deadline {
+                    return Err(failed(comparison.summary()));
+                }
+                progress(format!(
+                    "  {}: not yet: {}",
+                    task.name,
+                    comparison.summary()
+                ));
+            }
+            StepOutcome::Seen(other) => {
+                return Err(failed(format!("the comparison reported {other:?}")))
+            }
+            StepOutcome::Unseen(reason) => {
+                return context.unseen(format!("verify-table:{}", task.name), reason)
+            }
+        }
+        context.sleep(VERIFY_AGAIN).await?;
+    }
 }
 
 async fn data_step(

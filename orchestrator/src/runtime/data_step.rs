@@ -26,6 +26,15 @@ pub enum DataStep {
         kafka: String,
         topics: Vec<String>,
     },
+    /// Compare `topic` once with the final state of `table` the change events of `events`
+    /// leave (the engine repeats it until they match or its time is up).
+    VerifyTable {
+        kafka: String,
+        topic: String,
+        events: std::path::PathBuf,
+        table: String,
+        primary_keys: String,
+    },
 }
 
 impl DataStep {
@@ -33,7 +42,8 @@ impl DataStep {
         match self {
             DataStep::CreateTopics { kafka, .. }
             | DataStep::Wait { kafka, .. }
-            | DataStep::Count { kafka, .. } => kafka,
+            | DataStep::Count { kafka, .. }
+            | DataStep::VerifyTable { kafka, .. } => kafka,
         }
     }
 }
@@ -60,6 +70,7 @@ pub enum DataReport {
     Created(CreatedTopics),
     Waited(WaitReport),
     Counted(TopicCounts),
+    Verified(crate::topics::table::TableComparison),
 }
 
 impl DataReport {
@@ -69,6 +80,7 @@ impl DataReport {
             DataStep::CreateTopics { .. } => DataReport::Created(serde_json::from_str(text)?),
             DataStep::Wait { .. } => DataReport::Waited(serde_json::from_str(text)?),
             DataStep::Count { .. } => DataReport::Counted(serde_json::from_str(text)?),
+            DataStep::VerifyTable { .. } => DataReport::Verified(serde_json::from_str(text)?),
         })
     }
 }

@@ -404,6 +404,8 @@ pub enum RuntimeError {
     CreateTopicsTimedOut { brokers: String, timeout: Duration },
     #[error(transparent)]
     Count(Box<weir_topology::kafka::CountError>),
+    #[error("cannot compare the target with the change events: {0}")]
+    VerifyTable(String),
     #[error(transparent)]
     Wait(Box<topics::WaitError>),
     #[error("{} when the time limit passed", .0.held())]

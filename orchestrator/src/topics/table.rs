@@ -101,6 +101,34 @@ pub fn latest_rows(brokers: &str, topic: &str) -> Result<TableRows, TopicsError>
     Ok(table)
 }
 
+/// Why a comparison could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error(transparent)]
+    PrimaryKeys(#[from] weir_topology::source::change_event::BadPrimaryKeys),
+    #[error(transparent)]
+    Events(Box<weir_topology::source::SourceError>),
+    #[error(transparent)]
+    Topic(Box<TopicsError>),
+}
+
+/// Compares `topic` with the final state of `table` the change events of `events` leave.
+pub fn verify(
+    brokers: &str,
+    topic: &str,
+    events: &std::path::Path,
+    table: &str,
+    primary_keys: &str,
+) -> Result<TableComparison, VerifyError> {
+    let keys: weir_topology::source::change_event::PrimaryKeys = primary_keys.parse()?;
+    let documents = weir_topology::source::replay::load_recording(events)
+        .map_err(|error| VerifyError::Events(Box::new(error)))?;
+    let expected = FinalState::of(documents.iter().map(String::as_str), table, &keys);
+    let target =
+        latest_rows(brokers, topic).map_err(|error| VerifyError::Topic(Box::new(error)))?;
+    Ok(TableComparison::of(topic, table, &expected, &target))
+}
+
 /// How a topic's rows compare with the final state of a table: every key of both.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableComparison {

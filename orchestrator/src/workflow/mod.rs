@@ -181,6 +181,11 @@ pub struct StartSource {
     /// `key`. Without either, documents are unkeyed and spread over the partitions.
     #[serde(default)]
     pub key_pointer: Option<String>,
+    /// The recording holds Debezium change events: key each by its table's primary key,
+    /// `TABLE=COLUMN` pairs separated by commas (a replay only; not with `key` or
+    /// `key_pointer`).
+    #[serde(default)]
+    pub change_events: Option<String>,
     /// How long the task waits for the source's first published document (default 60 s). A
     /// source that has published nothing by then is reported as down and the run goes on
     /// without waiting further; what it brought is judged when results are kept.
@@ -283,6 +288,25 @@ impl Decision {
 pub struct Collect {
     /// The Kafka instance whose topics are counted.
     pub kafka: String,
+}
+
+/// Compare a compacted topic with the final state change events leave for one table, every
+/// key, deletes included: until they match, within the task's `timeout` (default 2m), as the
+/// pipeline catches up. A target that still differs then fails the task, naming the keys.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyTable {
+    /// The Kafka instance holding the topic.
+    pub kafka: String,
+    /// The topic holding the latest row per primary key.
+    pub topic: String,
+    /// The change events (JSON Lines), relative to the workflow file: those the source
+    /// replayed.
+    pub events: String,
+    /// The table the topic mirrors.
+    pub table: String,
+    /// The tables' primary keys, as for the source's `change_events`.
+    pub primary_keys: String,
 }
 
 /// Remove everything the run started (also done at the end of every run regardless).
@@ -599,6 +623,30 @@ fn check_graph(text: &str, workflow: &Workflow) -> Vec<Problem> {
                     format!("task `{}`: a replay source needs `file`", task.name),
                 ),
                 _ => {}
+            }
+            if let Some(keys) = &source.change_events {
+                let problem = match weir_topology::source::DocumentKey::from_all_args(
+                    Some(keys),
+                    source.key.as_deref(),
+                    source.key_pointer.as_deref(),
+                ) {
+                    Err(error) => Some(error.to_string()),
+                    Ok(_) if source.kind == SourceKind::Http => {
+                        Some("`change-events` describes a recording: use it on a replay".into())
+                    }
+                    Ok(_) => None,
+                };
+                if let Some(problem) = problem {
+                    at(&task.name, format!("task `{}`: {problem}", task.name));
+                }
+            }
+        }
+        if let Action::VerifyTable(verify) = &task.action {
+            let keys = verify
+                .primary_keys
+                .parse::<weir_topology::source::change_event::PrimaryKeys>();
+            if let Err(error) = keys {
+                at(&task.name, format!("task `{}`: {error}", task.name));
             }
         }
         if let Action::Provision(provision) = &task.action {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     duration_text, Approval, Collect, CreateTopics, OnFailure, Provision, RestartPolicy,
-    StartSource, SubmitTopology, Teardown, Wait,
+    StartSource, SubmitTopology, Teardown, VerifyTable, Wait,
 };
 
 /// One task of the graph.
@@ -49,6 +49,7 @@ pub enum Action {
     /// Wait for a person to approve or reject in the web UI (or `weir approve`).
     Approval(Approval),
     Collect(Collect),
+    VerifyTable(VerifyTable),
     Teardown(Teardown),
 }
 
@@ -63,6 +64,7 @@ impl Action {
             Action::Wait(_) => "wait",
             Action::Approval(_) => "approval",
             Action::Collect(_) => "collect",
+            Action::VerifyTable(_) => "verify-table",
             Action::Teardown(_) => "teardown",
         }
     }
@@ -78,8 +80,8 @@ impl Action {
     }
 }
 
-const KINDS: &str =
-    "provision, create-topics, start-source, submit-topology, wait, approval, collect, teardown";
+const KINDS: &str = "provision, create-topics, start-source, submit-topology, wait, approval, \
+                     collect, verify-table, teardown";
 
 /// A task as written: the action is one of several optional keys.
 #[derive(Deserialize, JsonSchema)]
@@ -121,6 +123,7 @@ struct TaskFile {
     wait: Option<Wait>,
     approval: Option<Approval>,
     collect: Option<Collect>,
+    verify_table: Option<VerifyTable>,
     teardown: Option<Teardown>,
 }
 
@@ -165,6 +168,7 @@ impl TryFrom<TaskFile> for Task {
             file.wait.map(Action::Wait),
             file.approval.map(Action::Approval),
             file.collect.map(Action::Collect),
+            file.verify_table.map(Action::VerifyTable),
             file.teardown.map(Action::Teardown),
         ]
         .into_iter()

@@ -309,6 +309,22 @@ impl Runtime for LocalRuntime {
                 .map_err(|error| RuntimeError::Count(Box::new(error)))?;
                 Ok(StepOutcome::Seen(DataReport::Counted(counts)))
             }
+            DataStep::VerifyTable {
+                topic,
+                events,
+                table,
+                primary_keys,
+                ..
+            } => {
+                let compared = tokio::task::spawn_blocking(move || {
+                    crate::topics::table::verify(&brokers, &topic, &events, &table, &primary_keys)
+                        .map_err(|error| error.to_string())
+                })
+                .await
+                .expect("comparing does not panic")
+                .map_err(RuntimeError::VerifyTable)?;
+                Ok(StepOutcome::Seen(DataReport::Verified(compared)))
+            }
             DataStep::Wait {
                 topic, messages, ..
             } => {
