@@ -150,4 +150,5 @@ fn as_test_output(topic: &str, message: &Consumed) -> TestOutput {
         message.payload.as_bytes(),
         message.timestamp.unwrap_or(-1),
     )
+    .with_headers((message.headers.iter()).map(|(key, value)| (key.as_str(), value.as_str())))
 }

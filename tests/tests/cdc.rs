@@ -1,7 +1,8 @@
 //! The CDC pipeline (`workflows/topologies/cdc-sync.yaml`) run by the real `weir topology run`
 //! on generated change events replayed by the real `weir source replay --change-events` into a
 //! topic of three partitions: `weir cdc verify` finds the compacted target equal to the final
-//! state of the claims table, key for key, and names the key when the target is made to differ.
+//! state of the claims table, key for key (claims that come before their member included,
+//! through the retry topics), and names the key when the target is made to differ.
 
 use std::process::Command;
 use std::time::Duration;
@@ -15,6 +16,37 @@ const PRIMARY_KEYS: &str = "members=member_id,claims=claim_id";
 
 fn weir(args: &[&str]) -> std::process::Output {
     Command::new(weir_bin()).args(args).output().expect("weir")
+}
+
+/// Replays change events into `topic`, keyed by their primary keys, and waits for the end.
+fn replay(events: &str, topic: &str) {
+    let replayed = weir(&[
+        "source",
+        "replay",
+        events,
+        "--interval",
+        "0ms",
+        "--change-events",
+        PRIMARY_KEYS,
+        "--topic",
+        topic,
+        "--brokers",
+        kafka(),
+    ]);
+    assert!(
+        replayed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replayed.stderr)
+    );
+}
+
+/// A claim's insert (its `ts_ms` far after the generated ones).
+fn claim_insert(claim: u64, member: u64) -> serde_json::Value {
+    serde_json::json!({
+        "op": "c", "before": null,
+        "after": { "claim_id": claim, "member_id": member, "amount": 1.5, "status": "open" },
+        "source": { "table": "claims", "ts_ms": 4_000_000_000_000_i64 + claim as i64 },
+    })
 }
 
 fn verify(target: &str, events: &str) -> std::process::Output {
@@ -58,6 +90,8 @@ async fn the_target_holds_the_final_state_of_the_claims_and_a_broken_row_is_name
         "3000",
         "--poison",
         "0.01",
+        "--early-references",
+        "4",
     ]);
     assert!(
         generated.status.success(),
@@ -79,25 +113,11 @@ async fn the_target_holds_the_final_state_of_the_claims_and_a_broken_row_is_name
         String::from_utf8_lossy(&created.stderr)
     );
 
-    let replay = weir(&[
-        "source",
-        "replay",
-        &events_text,
-        "--interval",
-        "0ms",
-        "--change-events",
-        PRIMARY_KEYS,
-        "--topic",
-        &events_topic,
-        "--brokers",
-        kafka(),
-    ]);
-    assert!(
-        replay.status.success(),
-        "{}",
-        String::from_utf8_lossy(&replay.stderr)
-    );
+    replay(&events_text, &events_topic);
+    let dead_letters = format!("{base}-dead");
     let sets = [
+        format!("dead_letter_topic={dead_letters}"),
+        "retry_backoff=300ms".to_string(),
         format!("cdc_topic={events_topic}"),
         format!("target_topic={target}"),
         format!("error_topic={errors}"),
@@ -112,6 +132,39 @@ async fn the_target_holds_the_final_state_of_the_claims_and_a_broken_row_is_name
     // The runner is done when the target stops changing and matches; a comparison that keeps
     // failing for two minutes is the failure, with its report.
     let mut last = String::new();
+    let matched = eventually(Duration::from_secs(120), || {
+        let output = verify(&target, &events_text);
+        last = String::from_utf8_lossy(&output.stdout).into_owned();
+        output.status.success().then_some(())
+    });
+    assert!(matched.is_some(), "{last}\nlog:\n{}", runner.log_text());
+    // A claim of a member that comes 2 s later: retried until the member is there. And one of
+    // a member that never comes: dead-lettered after its retries. Only the first belongs to
+    // the final state the target is compared with.
+    let write = |name: &str, events: &[serde_json::Value]| -> String {
+        let path = dir.path().join(name);
+        let lines: Vec<String> = events.iter().map(|e| e.to_string()).collect();
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        path.display().to_string()
+    };
+    let early = write("early.jsonl", &[claim_insert(900_001, 999)]);
+    let never = write("never.jsonl", &[claim_insert(900_002, 998)]);
+    let member = serde_json::json!({
+        "op": "c", "before": null,
+        "after": { "member_id": 999, "name": "late member", "plan": "basic" },
+        "source": { "table": "members", "ts_ms": 4_000_000_000_000_i64 },
+    });
+    let late_member = write("member.jsonl", &[member]);
+    replay(&early, &events_topic);
+    replay(&never, &events_topic);
+    std::thread::sleep(Duration::from_secs(2));
+    replay(&late_member, &events_topic);
+    let mut all = std::fs::read_to_string(&events).unwrap();
+    for file in [&early, &late_member] {
+        all.push_str(&std::fs::read_to_string(file).unwrap());
+        all.push('\n');
+    }
+    std::fs::write(&events, all).unwrap();
     let matched = eventually(Duration::from_secs(120), || {
         let output = verify(&target, &events_text);
         last = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -136,6 +189,72 @@ async fn the_target_holds_the_final_state_of_the_claims_and_a_broken_row_is_name
         (refused.iter()).all(|m| m.json()["operator"] == "rekey"),
         "refused where a claim's member is read"
     );
+
+    // The claim that came before its member was retried until it was there (the target has
+    // it); the other one is the only dead letter, with where it came from and why.
+    assert_eq!(
+        weir_tests::partition_count(&format!("{base}-sync-checked-retry-1")),
+        3,
+        "the retry topics are the input's partitions"
+    );
+    let retry_topic = format!("{base}-sync-checked-retry-1");
+    let report = dir.path().join("counted.json");
+    let report_arg = report.display().to_string();
+    let counted = weir(&[
+        "topics",
+        "count",
+        "--brokers",
+        kafka(),
+        "--report",
+        &report_arg,
+        &retry_topic,
+    ]);
+    assert!(
+        counted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&counted.stderr)
+    );
+    let counted: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let retried = counted["counts"][&retry_topic].as_i64().unwrap();
+    assert!(
+        retried >= 2,
+        "both claims went through the retry topic: {counted}"
+    );
+    let dead = read_topic(
+        kafka(),
+        &dead_letters,
+        1,
+        Duration::from_secs(30),
+        Duration::from_secs(2),
+    );
+    assert_eq!(
+        dead.len(),
+        1,
+        "only the claim whose member never comes: {dead:?}"
+    );
+    let header = |name: &str| {
+        (dead[0].headers.iter())
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    };
+    assert_eq!(dead[0].key.as_deref(), Some("998"), "keyed as in its step");
+    assert_eq!(dead[0].json()["row"]["claim_id"], 900_002);
+    assert_eq!(header("weir-step"), Some("checked"));
+    assert_eq!(
+        header("weir-attempt"),
+        Some("6"),
+        "the first try and 5 retries"
+    );
+    assert_eq!(
+        header("weir-reason"),
+        Some("join: the table holds no row of key `998`")
+    );
+    assert_eq!(
+        header("weir-origin-topic"),
+        Some(format!("{base}-sync-claims-repartition").as_str())
+    );
+    assert!(header("weir-origin-offset").is_some());
 
     // A row of the target changed behind the pipeline's back is named.
     let producer: FutureProducer = ClientConfig::new()

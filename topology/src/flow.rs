@@ -273,11 +273,21 @@ impl Walk {
                 if let Some(delete) = &upsert.delete {
                     self.read_expression("upsert (delete)", delete);
                 }
+                if let Some(version) = &upsert.version {
+                    self.read_expression("upsert (version)", version);
+                }
                 format!(
-                    "upsert {} per message key → compacted topic {}{}",
+                    "upsert {} per message key → compacted topic {}{}{}",
                     upsert.row,
                     upsert.topic,
-                    deleted_when(upsert.delete.as_ref())
+                    deleted_when(upsert.delete.as_ref()),
+                    upsert
+                        .version
+                        .as_ref()
+                        .map_or(String::new(), |version| format!(
+                            ", newest {} only (keyed state)",
+                            version.text()
+                        ))
                 )
             }
             OperatorSpec::Rekey(expression) => {

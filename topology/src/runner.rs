@@ -18,7 +18,7 @@ use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, DeliveryResult, Headers, Message};
+use rdkafka::message::{BorrowedMessage, DeliveryResult, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::watch;
@@ -31,7 +31,9 @@ use crate::in_flight::{Acknowledgements, InFlight, Ticket};
 use crate::kafka::{self, Assigned};
 use crate::key_names::KeyNames;
 use crate::metrics::Metrics;
-use crate::operators::{AsideTopics, Origin, OutputMessage, Pipeline, Processed, Record, SetAside};
+use crate::operators::{
+    headers, AsideTopics, Origin, OutputMessage, Pipeline, Processed, Record, Retried, SetAside,
+};
 use crate::source::REPLAY_RESTART_HEADER;
 use crate::spec::{OperatorSpec, StartPosition, TopologySpec};
 use weir_contracts::status::{RunnerState, RunnerStatus, StateRestore, StateStoreStatus};
@@ -145,7 +147,10 @@ async fn consume_and_process(
         .map(Arc::new)
         .map_err(setup_error)?;
     tokio::pin!(shutdown);
-    if !spec.repartitions.is_empty() || !spec.upsert_topics().is_empty() {
+    let owns_topics = !spec.repartitions.is_empty()
+        || !spec.upsert_topics().is_empty()
+        || spec.retry_topics().next().is_some();
+    if owns_topics {
         tokio::select! {
             _ = &mut shutdown => return Ok(()),
             created = create_own_topics(spec, &config.brokers, &consumer) => created?,
@@ -172,6 +177,7 @@ async fn consume_and_process(
         keys: KeyNames::default(),
         last_restore: None,
         inputs_checked: false,
+        paused: Vec::new(),
         marks_matter: (spec.operators.iter()).any(|op| matches!(op, OperatorSpec::Diff(_))),
     };
     let mut commit_tick = tokio::time::interval(config.commit_interval);
@@ -205,6 +211,9 @@ async fn consume_and_process(
                 if let Err(error) = committed {
                     break 'running Err(error);
                 }
+            }
+            _ = tokio::time::sleep_until(intake.next_resume().unwrap_or_else(tokio::time::Instant::now)), if !intake.paused.is_empty() => {
+                intake.resume_due();
             }
             _ = log_tick.tick() => {
                 let now = metrics.snapshot();
@@ -329,6 +338,7 @@ async fn create_own_topics(
     };
     let repartitions: Vec<&str> = (spec.repartitions.iter())
         .map(|r| r.topic.as_str())
+        .chain(spec.retry_topics().map(|(_, _, topic)| topic.as_str()))
         .collect();
     kafka::ensure_topics(brokers, &repartitions, partitions)
         .await
@@ -341,7 +351,7 @@ async fn create_own_topics(
         .map_err(setup)?;
     tracing::info!(
         partitions,
-        "topics ready: repartition {}; compacted {}",
+        "topics ready: repartition and retry {}; compacted {}",
         repartitions.join(", "),
         upserts.join(", ")
     );
@@ -378,6 +388,8 @@ struct Intake<'a> {
     /// The input topics were found to have as many partitions each, and the changelog topics
     /// (if any) exist with that many.
     inputs_checked: bool,
+    /// Partitions of retry topics paused until their head is due, with when.
+    paused: Vec<(TopicPartitionList, tokio::time::Instant)>,
     /// Some operator cares where a replay starts its series over (a `diff`), so each message's
     /// headers are read for the mark; librdkafka parses them into an allocation of their own
     /// per message (3.5 % of the runner's time in a profile), which other topologies skip.
@@ -396,6 +408,15 @@ impl Intake<'_> {
             self.generations.remove(&partition);
         }
         let partition = message.partition();
+        // The consumer is subscribed to the consumed topics only.
+        let topic = self.spec.consumed_index(message.topic()).unwrap_or(0);
+        let retried = match self.spec.retry_of(topic) {
+            Some((_, attempt)) => match retry_headers(message, attempt) {
+                Retry::NotYet { due_ms } => return self.wait_for_retry(message, due_ms),
+                Retry::Due(retried) => Some(retried),
+            },
+            None => None,
+        };
         let generation = match self.generations.get(&partition) {
             Some(&generation) => generation,
             None => {
@@ -407,9 +428,53 @@ impl Intake<'_> {
         };
         self.metrics.records_in.fetch_add(1, Ordering::Relaxed);
         let key = message.key().map(|key| self.keys.name(key));
-        // The consumer is subscribed to the consumed topics only.
-        let topic = self.spec.consumed_index(message.topic()).unwrap_or(0);
-        self.process(message, topic, key, generation).await
+        self.process(message, topic, key, generation, retried).await
+    }
+
+    /// A retry that is not due yet: its partition of the retry topic is paused and rewound
+    /// to it, and resumed when it is due; the other partitions and topics go on.
+    fn wait_for_retry(
+        &mut self,
+        message: &BorrowedMessage<'_>,
+        due_ms: i64,
+    ) -> Result<(), RunnerError> {
+        let (topic, partition) = (message.topic(), message.partition());
+        let mut list = TopicPartitionList::new();
+        list.add_partition(topic, partition);
+        let consume = |source| RunnerError::Consume {
+            topic: topic.to_string(),
+            source,
+        };
+        self.consumer.pause(&list).map_err(consume)?;
+        self.consumer
+            .seek(
+                topic,
+                partition,
+                Offset::Offset(message.offset()),
+                Duration::from_secs(10),
+            )
+            .map_err(consume)?;
+        let wait = Duration::from_millis((due_ms - kafka::now_ms()).max(0) as u64);
+        self.paused.push((list, tokio::time::Instant::now() + wait));
+        Ok(())
+    }
+
+    /// When the earliest paused retry partition is due.
+    fn next_resume(&self) -> Option<tokio::time::Instant> {
+        self.paused.iter().map(|(_, due)| *due).min()
+    }
+
+    /// Resumes the retry partitions that are due (one no longer assigned is skipped).
+    fn resume_due(&mut self) {
+        let now = tokio::time::Instant::now();
+        let consumer = self.consumer;
+        self.paused.retain(|(list, due)| {
+            let waiting = *due > now;
+            if !waiting {
+                let _ = consumer.resume(list);
+            }
+            waiting
+        });
     }
 
     /// Runs one message through the pipeline, registers it in flight and sends its outputs.
@@ -419,6 +484,7 @@ impl Intake<'_> {
         topic: usize,
         key: Option<Arc<str>>,
         generation: u64,
+        retried: Option<Retried>,
     ) -> Result<(), RunnerError> {
         let (processed, acks) = (&mut self.processed, self.acks);
         let payload = message.payload().unwrap_or_default();
@@ -432,6 +498,9 @@ impl Intake<'_> {
         if self.marks_matter && starts_over(message) {
             record = record.restarting_series();
         }
+        if let Some(retried) = retried {
+            record = record.retried(retried);
+        }
         self.pipeline.process_into(payload, record, processed);
         let produced = processed.outputs.len() as u64;
         let origin = Origin {
@@ -441,7 +510,7 @@ impl Intake<'_> {
             key: key.as_ref(),
             timestamp_ms,
         };
-        let SetAside { failed, late } = processed.set_aside(&self.aside, &origin, payload);
+        let SetAside { failed, late, .. } = processed.set_aside(&self.aside, &origin, payload);
         let outputs = &processed.outputs;
         let ticket = acks.register(
             InFlight {
@@ -505,6 +574,38 @@ fn waiting_for_kafka(status: &watch::Sender<RunnerStatus>, error: &KafkaError) {
 }
 
 /// The message begins its series again (a replay starting its recording over).
+/// A message of a retry topic: due now, with where it was first read, or not yet.
+enum Retry {
+    Due(Retried),
+    NotYet { due_ms: i64 },
+}
+
+/// Reads a retry message's headers (a message without them is due at once, from where it
+/// was read).
+fn retry_headers(message: &BorrowedMessage<'_>, attempt: u32) -> Retry {
+    let mut found: HashMap<&str, String> = HashMap::new();
+    if let Some(list) = message.headers() {
+        for header in list.iter() {
+            if let Some(value) = header.value {
+                found.insert(header.key, String::from_utf8_lossy(value).into_owned());
+            }
+        }
+    }
+    let number = |name: &str| found.get(name).and_then(|v| v.parse::<i64>().ok());
+    if let Some(due_ms) = number(headers::DUE).filter(|due| *due > kafka::now_ms()) {
+        return Retry::NotYet { due_ms };
+    }
+    Retry::Due(Retried {
+        attempt,
+        origin_topic: (found.get(headers::ORIGIN_TOPIC).cloned())
+            .unwrap_or_else(|| message.topic().to_string()),
+        origin_partition: number(headers::ORIGIN_PARTITION)
+            .map_or(message.partition(), |p| p as i32),
+        origin_offset: number(headers::ORIGIN_OFFSET).unwrap_or(message.offset()),
+        origin_timestamp_ms: number(headers::ORIGIN_TIMESTAMP).unwrap_or(-1),
+    })
+}
+
 fn starts_over(message: &BorrowedMessage<'_>) -> bool {
     message
         .headers()
@@ -519,6 +620,15 @@ async fn send(
 ) -> Result<(), RunnerError> {
     let mut record = BaseRecord::<str, [u8], Ticket>::with_opaque_to(&output.topic, ticket)
         .timestamp(output.timestamp_ms);
+    if !output.headers.is_empty() {
+        let headers = (output.headers.iter()).fold(OwnedHeaders::new(), |headers, (key, value)| {
+            headers.insert(Header {
+                key,
+                value: Some(value.as_str()),
+            })
+        });
+        record = record.headers(headers);
+    }
     if !output.tombstone {
         record = record.payload(&output.payload);
     }

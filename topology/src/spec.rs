@@ -120,6 +120,26 @@ pub struct StepSpec {
     pub topics: Vec<String>,
     /// The step's operators, applied in order to each record it takes.
     pub operators: Vec<OperatorSpec>,
+    /// Try the records an operator of this step refuses again, later, instead of sending them
+    /// to the error topic at once (e.g. a `join` whose row has not arrived yet).
+    #[serde(default)]
+    pub retry: Option<RetrySpec>,
+}
+
+/// Non-blocking retries of a step: each attempt after the first goes through a retry topic of
+/// its own, `GROUP-STEP-retry-N`, and waits there `backoff`, doubled for each further attempt,
+/// while the step's other records go on; a record refused by every attempt goes to the
+/// dead-letter topic with where it came from and why.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySpec {
+    /// Attempts after the first, each through its own retry topic.
+    pub attempts: u32,
+    /// Wait before the first retry; doubled for each further one.
+    pub backoff: DurationText,
+    /// Where records refused by every attempt go; the error topic without it.
+    #[serde(default)]
+    pub dead_letter_topic: Option<String>,
 }
 
 /// One name (a step's or a topic's), or a list of them.
@@ -170,6 +190,28 @@ pub struct Step {
     pub reads: Reads,
     /// The step's operators, as indices of [`TopologySpec::operators`].
     pub operators: std::ops::Range<usize>,
+    /// How the records its operators refuse are tried again.
+    pub retry: Option<Retry>,
+}
+
+/// A step's retries, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retry {
+    /// Attempts after the first.
+    pub attempts: u32,
+    /// Wait before the first retry; doubled for each further one.
+    pub backoff_ms: i64,
+    /// `GROUP-STEP-retry-N`, N from 1 to `attempts`.
+    pub topics: Vec<String>,
+    pub dead_letter_topic: String,
+}
+
+impl Retry {
+    /// How long a record waits in the retry topic of attempt `attempt` (from 1).
+    pub fn delay_ms(&self, attempt: u32) -> i64 {
+        self.backoff_ms
+            .saturating_mul(1_i64 << attempt.saturating_sub(1).min(30))
+    }
 }
 
 /// What a step takes its records from.
@@ -374,6 +416,13 @@ pub struct UpsertSpec {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub delete: Option<Expression>,
+    /// A CEL expression giving each row's version, a number that grows with each change of
+    /// a key (e.g. the change's `ts_ms`): a record older than the last one written for its
+    /// key is not written (it is logged as superseded), so rows that a retry or a re-keying
+    /// brought out of order never overwrite newer ones. Keyed state, like a table's.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub version: Option<Expression>,
 }
 
 impl OperatorSpec {
@@ -397,10 +446,11 @@ impl OperatorSpec {
 
     /// Whether the operator keeps keyed state (in a changelog topic).
     pub fn is_stateful(&self) -> bool {
-        matches!(
-            self,
-            OperatorSpec::Diff(_) | OperatorSpec::Window(_) | OperatorSpec::Table(_)
-        )
+        match self {
+            OperatorSpec::Diff(_) | OperatorSpec::Window(_) | OperatorSpec::Table(_) => true,
+            OperatorSpec::Upsert(upsert) => upsert.version.is_some(),
+            _ => false,
+        }
     }
 }
 
@@ -590,21 +640,43 @@ fn default_true() -> bool {
 }
 
 impl TopologySpec {
-    /// Every topic the runner consumes: the input topics, then the repartition topics. A
-    /// record's [`crate::operators::Record::topic`] is its topic's index here.
+    /// Every topic the runner consumes: the input topics, then the repartition topics, then
+    /// the retry topics. A record's [`crate::operators::Record::topic`] is its topic's index
+    /// here.
     pub fn consumed_topics(&self) -> Vec<String> {
         (self.input.topics.iter())
             .chain(self.repartitions.iter().map(|r| &r.topic))
+            .chain(self.retry_topics().map(|(_, _, topic)| topic))
             .cloned()
             .collect()
     }
 
     /// The index of a consumed topic (see [`TopologySpec::consumed_topics`]).
     pub fn consumed_index(&self, topic: &str) -> Option<usize> {
-        match self.repartitions.iter().position(|r| r.topic == topic) {
+        let internal = (self.repartitions.iter().map(|r| &r.topic))
+            .chain(self.retry_topics().map(|(_, _, topic)| topic))
+            .position(|t| t == topic);
+        match internal {
             Some(index) => Some(self.input.topics.len() + index),
             None => self.input.index_of(topic),
         }
+    }
+
+    /// Every retry topic: its step, its attempt (from 1) and its name, step after step.
+    pub fn retry_topics(&self) -> impl Iterator<Item = (usize, u32, &String)> {
+        (self.steps.iter().enumerate()).flat_map(|(index, step)| {
+            (step.retry.iter()).flat_map(move |retry| {
+                (retry.topics.iter().enumerate())
+                    .map(move |(attempt, topic)| (index, attempt as u32 + 1, topic))
+            })
+        })
+    }
+
+    /// The step and attempt a consumed topic's index stands for, if it is a retry topic.
+    pub fn retry_of(&self, consumed: usize) -> Option<(usize, u32)> {
+        let first = self.input.topics.len() + self.repartitions.len();
+        let (step, attempt, _) = self.retry_topics().nth(consumed.checked_sub(first)?)?;
+        Some((step, attempt))
     }
 
     /// Reads and validates a topology file, applying `overrides` to its parameters.
@@ -651,6 +723,10 @@ impl TopologySpec {
                 OperatorSpec::Window(window) => window.late_topic.clone(),
                 _ => None,
             })
+            .chain(
+                (self.steps.iter())
+                    .filter_map(|step| Some(step.retry.as_ref()?.dead_letter_topic.clone())),
+            )
             .collect();
         topics.push(self.error_topic.clone());
         let mut seen = std::collections::BTreeSet::new();
@@ -700,12 +776,21 @@ impl TopologySpec {
                 from: Vec::new(),
                 topics: Vec::new(),
                 operators,
+                retry: None,
             }],
             (true, false) => steps,
         };
         let mut problems = Vec::new();
         let input = Input::check(input, &mut problems);
-        let (operators, steps) = graph::build(written, &input.topics, &mut problems);
+        let (operators, steps) = graph::build(
+            written,
+            &input.topics,
+            &graph::Names {
+                group: &input.group,
+                error_topic: &error_topic,
+            },
+            &mut problems,
+        );
         let repartitions = (steps.iter().enumerate())
             .filter(|(_, step)| {
                 (step.last_operator())

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::operators::{AsideTopics, Origin, Pipeline, Processed, Record};
+use crate::operators::{headers, AsideTopics, Origin, Pipeline, Processed, Record, Retried};
 use crate::spec::TopologySpec;
 
 /// One input record: `{"key", "value", "timestamp"}`, and `"topic"` when the topology reads
@@ -39,6 +39,9 @@ pub struct TestOutput {
     /// The payload as JSON, or as a string when it is not JSON.
     pub value: Value,
     pub timestamp: i64,
+    /// The message's headers: a dead letter's provenance (none on other outputs).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub headers: std::collections::BTreeMap<String, String>,
 }
 
 impl TestOutput {
@@ -50,7 +53,19 @@ impl TestOutput {
             value: serde_json::from_slice(payload)
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(payload).into_owned())),
             timestamp,
+            headers: Default::default(),
         }
+    }
+
+    /// The same output with these headers.
+    pub fn with_headers<'a>(
+        mut self,
+        headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Self {
+        self.headers = (headers.into_iter())
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect();
+        self
     }
 }
 
@@ -83,15 +98,21 @@ pub struct TestDriver {
     processed: Processed,
     /// The next offset of each consumed topic.
     next_offsets: Vec<i64>,
+    /// The attempt each consumed topic's records are at, for the retry topics.
+    attempts: Vec<Option<u32>>,
 }
 
-/// A message waiting to be consumed: the index of its topic, key, payload and timestamp.
-type Consumed = (usize, Option<Arc<str>>, Vec<u8>, i64);
+/// A message waiting to be consumed: the index of its topic, key, payload, timestamp and, from
+/// a retry topic, where it was first refused.
+type Consumed = (usize, Option<Arc<str>>, Vec<u8>, i64, Option<Retried>);
 
 impl TestDriver {
     pub fn new(spec: &TopologySpec) -> Self {
         let consumed = spec.consumed_topics();
         Self {
+            attempts: (0..consumed.len())
+                .map(|index| spec.retry_of(index).map(|(_, attempt)| attempt))
+                .collect(),
             input: spec.input.clone(),
             next_offsets: vec![0; consumed.len()],
             consumed,
@@ -121,7 +142,7 @@ impl TestDriver {
         let key: Option<Arc<str>> = input.key.as_deref().map(Arc::from);
         let mut piped = Piped::default();
         let mut waiting =
-            std::collections::VecDeque::from([(topic, key, payload, input.timestamp)]);
+            std::collections::VecDeque::from([(topic, key, payload, input.timestamp, None)]);
         while let Some(message) = waiting.pop_front() {
             self.consume(message, &mut piped, &mut waiting);
         }
@@ -132,11 +153,14 @@ impl TestDriver {
     /// to a repartition topic to `waiting`.
     fn consume(
         &mut self,
-        (topic, key, payload, timestamp_ms): Consumed,
+        (topic, key, payload, timestamp_ms, retried): Consumed,
         piped: &mut Piped,
         waiting: &mut std::collections::VecDeque<Consumed>,
     ) {
-        let record = Record::new(key.clone(), timestamp_ms).from_topic(topic);
+        let mut record = Record::new(key.clone(), timestamp_ms).from_topic(topic);
+        if let Some(retried) = retried {
+            record = record.retried(retried);
+        }
         self.pipeline
             .process_into(&payload, record, &mut self.processed);
         let origin = Origin {
@@ -152,26 +176,52 @@ impl TestDriver {
         piped.late |= aside.late;
         for message in self.processed.outputs.iter() {
             match self.consumed.iter().position(|t| **t == *message.topic) {
+                // What goes to a repartition or retry topic comes back at once (a retry's
+                // delay is not waited for).
                 Some(internal) if internal >= self.input.topics.len() => waiting.push_back((
                     internal,
                     message.key.clone(),
                     message.payload.clone(),
                     message.timestamp_ms,
+                    self.attempts[internal].map(|attempt| retried_from(attempt, &message.headers)),
                 )),
                 _ if message.tombstone => piped.outputs.push(TestOutput {
                     topic: message.topic.to_string(),
                     key: message.key.as_deref().map(str::to_string),
                     value: Value::Null,
                     timestamp: message.timestamp_ms,
+                    headers: Default::default(),
                 }),
-                _ => piped.outputs.push(TestOutput::of(
-                    &message.topic,
-                    message.key.as_deref().map(str::as_bytes),
-                    &message.payload,
-                    message.timestamp_ms,
-                )),
+                _ => piped.outputs.push(
+                    TestOutput::of(
+                        &message.topic,
+                        message.key.as_deref().map(str::as_bytes),
+                        &message.payload,
+                        message.timestamp_ms,
+                    )
+                    .with_headers(
+                        (message.headers.iter()).map(|(key, value)| (*key, value.as_str())),
+                    ),
+                ),
             }
         }
+    }
+}
+
+/// Where a retried record was first refused, from the headers of its retry message.
+fn retried_from(attempt: u32, written: &[(&'static str, String)]) -> Retried {
+    let header = |name: &str| {
+        (written.iter())
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value.clone())
+            .unwrap_or_default()
+    };
+    Retried {
+        attempt,
+        origin_topic: header(headers::ORIGIN_TOPIC),
+        origin_partition: header(headers::ORIGIN_PARTITION).parse().unwrap_or(0),
+        origin_offset: header(headers::ORIGIN_OFFSET).parse().unwrap_or(-1),
+        origin_timestamp_ms: header(headers::ORIGIN_TIMESTAMP).parse().unwrap_or(-1),
     }
 }
 
@@ -228,6 +278,7 @@ mod tests {
                         "window_start": base, "window_end": base + minute,
                     }),
                     timestamp: base + 59_999,
+                    headers: Default::default(),
                 },
                 TestOutput {
                     topic: "candles".into(),
@@ -237,6 +288,7 @@ mod tests {
                         "window_start": base, "window_end": base + minute,
                     }),
                     timestamp: base + 2_500,
+                    headers: Default::default(),
                 },
             ]
         );
@@ -441,5 +493,46 @@ steps:
             missed.outputs[0].value["reason"],
             "the table holds no row of key `m-1`"
         );
+    }
+
+    #[test]
+    fn a_step_retries_a_refused_record_then_dead_letters_it_with_its_provenance() {
+        let text = JOINED.replace(
+            "  - name: claims\n    topics: claims\n    operators:\n      - parse: {}\n      - extract: { fields: { amount: /amount } }\n",
+            "  - name: claims\n    topics: claims\n    operators:\n      - parse: {}\n      - extract: { fields: { amount: /amount } }\n  - name: checked\n    from: claims\n    retry: { attempts: 2, backoff: 1s, dead_letter_topic: dead }\n    operators:\n",
+        );
+        let mut driver = driver(&text);
+        let claim = TestRecord {
+            topic: Some("claims".into()),
+            key: Some("m-9".into()),
+            value: json!({ "amount": 3 }),
+            timestamp: 5,
+        };
+        let piped = driver.pipe(&claim).unwrap();
+        assert!(piped.failed, "{:?}", piped.outputs);
+        assert_eq!(piped.outputs.len(), 1, "{:?}", piped.outputs);
+        let dead = &piped.outputs[0];
+        assert_eq!(dead.topic, "dead");
+        assert_eq!(dead.key.as_deref(), Some("m-9"));
+        assert_eq!(
+            dead.value,
+            json!({ "amount": 3 }),
+            "the fields the step took"
+        );
+        let header = |name: &str| dead.headers.get(name).map(String::as_str);
+        assert_eq!(
+            header(headers::ATTEMPT),
+            Some("3"),
+            "the first try and two retries"
+        );
+        assert_eq!(header(headers::STEP), Some("checked"));
+        assert_eq!(header(headers::ORIGIN_TOPIC), Some("claims"));
+        assert_eq!(header(headers::ORIGIN_OFFSET), Some("0"));
+        assert_eq!(header(headers::RETRY_TOPIC), Some("g-checked-retry-1"));
+        assert_eq!(
+            header(headers::REASON),
+            Some("join: the table holds no row of key `m-9`")
+        );
+        assert_eq!(header(headers::DUE), None);
     }
 }

@@ -140,7 +140,15 @@ fn check_json(file: &Path, set: &[(String, String)]) -> anyhow::Result<ExitCode>
                     json!({"summary": checked[operator].summary, "fields": fields})
                 })
                 .collect();
-            json!({"name": step.name, "reads": reads, "operators": operators})
+            let retry = step.retry.as_ref().map(|retry| {
+                json!({
+                    "attempts": retry.attempts,
+                    "backoff_ms": retry.backoff_ms,
+                    "topics": retry.topics,
+                    "dead_letter_topic": retry.dead_letter_topic,
+                })
+            });
+            json!({"name": step.name, "reads": reads, "operators": operators, "retry": retry})
         })
         .collect();
     let valid = json!({
@@ -189,6 +197,17 @@ fn graph_text(spec: &TopologySpec) -> String {
                     .join(", "),
             };
             let _ = writeln!(text, "step {} ← {reads}", step.name);
+            if let Some(retry) = &step.retry {
+                let _ = writeln!(
+                    text,
+                    "  refused records tried again {} times, after {} ms doubling each time \
+                     ({} …), then → topic {}",
+                    retry.attempts,
+                    retry.backoff_ms,
+                    retry.topics.first().map_or("", String::as_str),
+                    retry.dead_letter_topic
+                );
+            }
         }
         for operator in step.operators.clone() {
             let fields: Vec<String> = (checked[operator].fields.iter())

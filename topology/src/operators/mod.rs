@@ -21,14 +21,19 @@ mod layout;
 mod outputs;
 mod record;
 mod table;
+mod versions;
 mod window;
 
 pub use crate::state::{StateUpdate, StateValue};
 use diff::Diff;
 use layout::Layout;
-pub use outputs::{AsideTopics, Origin, OutputMessage, Outputs, Processed, SetAside, StateUpdates};
-pub use record::{Fields, Record};
+pub use outputs::{
+    headers, AsideTopics, Origin, OutputMessage, Outputs, Processed, RetryRequest, SetAside,
+    StateUpdates,
+};
+pub use record::{Fields, Record, Retried};
 use table::Table;
+use versions::Versions;
 use window::Window;
 
 /// Why a record could not be processed. It goes to the error topic with this reason.
@@ -65,8 +70,10 @@ pub struct Pipeline {
     /// The room of the last record's fields, for the next record's.
     spare_fields: Fields,
     /// How many input topics the topology has: a record of a topic after them comes from a
-    /// repartition topic, its payload the fields a `rekey` wrote.
+    /// repartition or retry topic, its payload the fields a `rekey` or a retry wrote.
     inputs: usize,
+    /// Per operator, the retrying step it belongs to (its name and retries), if any.
+    retrying: Vec<Option<(usize, Arc<(String, crate::spec::Retry)>)>>,
     /// Records waiting for the operator they go to next: a window's results, and the copies
     /// of a record a step sends to each step reading it. They go on after the record before
     /// them, in the order they were made.
@@ -103,6 +110,7 @@ enum Operator {
         topic: Arc<str>,
         row: String,
         delete: Option<Expression>,
+        versions: Option<Versions>,
     },
     /// Writes the record, keyed anew, to its step's repartition topic.
     Rekey {
@@ -158,6 +166,10 @@ impl Operator {
             Operator::Diff(diff) => Some(diff),
             Operator::Window(window) => Some(window),
             Operator::Table(table) => Some(table),
+            Operator::Upsert {
+                versions: Some(versions),
+                ..
+            } => Some(versions),
             _ => None,
         }
     }
@@ -167,6 +179,10 @@ impl Operator {
             Operator::Diff(diff) => Some(diff),
             Operator::Window(window) => Some(window),
             Operator::Table(table) => Some(table),
+            Operator::Upsert {
+                versions: Some(versions),
+                ..
+            } => Some(versions),
             _ => None,
         }
     }
@@ -222,6 +238,7 @@ impl Pipeline {
                     topic: u.topic.as_str().into(),
                     row: u.row.clone(),
                     delete: u.delete.clone(),
+                    versions: u.version.clone().map(Versions::new),
                 },
                 // The topic is filled in below, from the step's repartition.
                 OperatorSpec::Rekey(key) => Operator::Rekey {
@@ -245,6 +262,23 @@ impl Pipeline {
                 *wanted = read.clone();
             }
         }
+        let mut retrying = vec![None; operators.len()];
+        for step in &spec.steps {
+            if let Some(retry) = &step.retry {
+                let shared = Arc::new((step.name.clone(), retry.clone()));
+                for index in step.operators.clone() {
+                    retrying[index] = Some((step.operators.start, shared.clone()));
+                }
+            }
+        }
+        // Each retry topic goes back into its step.
+        let first_retry = inputs + spec.repartitions.len();
+        let retry_entries: Vec<Entry> = (spec.retry_topics().enumerate())
+            .map(|(offset, (step, _, _))| Entry {
+                operator: spec.steps[step].operators.start,
+                topics: vec![first_retry + offset],
+            })
+            .collect();
         let mut next: Vec<Vec<usize>> = (1..=operators.len()).map(|after| vec![after]).collect();
         let mut entries = Vec::new();
         for step in &spec.steps {
@@ -270,9 +304,11 @@ impl Pipeline {
                 }
             }
         }
+        entries.extend(retry_entries);
         Self {
             operators,
             next,
+            retrying,
             entries,
             found: Found::new(),
             spare_fields: Fields::default(),
@@ -322,7 +358,7 @@ impl Pipeline {
         self.spare_fields = record.fields;
         self.spare_fields.clear();
         let mut next = 0;
-        while next < self.pending.len() && processed.error.is_none() {
+        while next < self.pending.len() && processed.error.is_none() && processed.retry.is_none() {
             let (start, mut waiting) =
                 std::mem::replace(&mut self.pending[next], (usize::MAX, Record::new(None, 0)));
             self.run_from(start, payload, &mut waiting, processed);
@@ -342,7 +378,14 @@ impl Pipeline {
     ) {
         let mut made = Vec::new();
         let mut index = start;
+        // The fields the record entered a retrying step with: what a retry takes again.
+        let mut entered: Option<Fields> = None;
         loop {
+            if let Some((first, _)) = &self.retrying[index] {
+                if *first == index {
+                    entered = Some(record.fields.clone());
+                }
+            }
             let step = Step {
                 index,
                 payload,
@@ -366,7 +409,23 @@ impl Pipeline {
                 Ok(Flow::Continue) => {}
                 Ok(Flow::Stop) => return,
                 Err(error) => {
-                    processed.error = Some(error);
+                    match &self.retrying[index] {
+                        Some((_, step)) => {
+                            let (name, retry) = step.as_ref();
+                            processed.retry = Some(RetryRequest {
+                                error,
+                                retry: retry.clone(),
+                                step: name.clone(),
+                                fields: entered.take().unwrap_or_default(),
+                                key: record.key.clone(),
+                                timestamp_ms: record.timestamp_ms,
+                                retried: record.retried.clone(),
+                            });
+                            // The record's way ends here, as a refused one's does.
+                            processed.error = None;
+                        }
+                        None => processed.error = Some(error),
+                    }
                     return;
                 }
             }
@@ -515,7 +574,12 @@ impl Operator {
             }
             Operator::Table(table) => table.apply(index, record, &mut processed.updates),
             Operator::Join { .. } => unreachable!("joins are applied where their table is"),
-            Operator::Upsert { topic, row, delete } => {
+            Operator::Upsert {
+                topic,
+                row,
+                delete,
+                versions,
+            } => {
                 let refused = |reason: String| RecordError {
                     operator: "upsert",
                     reason,
@@ -533,6 +597,16 @@ impl Operator {
                         .map_err(|error| refused(format!("delete: {error}")))?,
                     None => false,
                 };
+                if let Some(versions) = versions {
+                    if !versions.newest(index, record, key, &mut processed.updates)? {
+                        tracing::info!(
+                            key = %key,
+                            topic = %topic,
+                            "upsert: a newer row of the key was written already; this one is superseded"
+                        );
+                        return Ok(Flow::Continue);
+                    }
+                }
                 if deleted {
                     (processed.outputs).push_tombstone(topic, key, record.timestamp_ms);
                 } else {

@@ -17,6 +17,8 @@ pub struct OutputMessage {
     /// A message without a value (`payload` is ignored): an `upsert`'s delete, which a
     /// compacted topic takes as the key's removal.
     pub tombstone: bool,
+    /// Headers: a retried or dead-lettered record's provenance (none otherwise).
+    pub headers: Vec<(&'static str, String)>,
     /// The message's timestamp (ms since the epoch): the event time of the record it came
     /// from, so that outputs carry event time on as Kafka Streams' do.
     pub timestamp_ms: i64,
@@ -36,6 +38,40 @@ pub struct Processed {
     pub error: Option<RecordError>,
     /// Set when an operator took the record aside and went on (a window's late record).
     pub late: Option<Late>,
+    /// Set instead of `error` when the refusing operator's step retries: what goes to its
+    /// next retry topic, or to its dead-letter topic after the last attempt.
+    pub retry: Option<RetryRequest>,
+}
+
+/// A record an operator of a retrying step refused.
+#[derive(Debug, Clone)]
+pub struct RetryRequest {
+    pub error: RecordError,
+    /// The step's retries.
+    pub retry: crate::spec::Retry,
+    /// The step's name, for the dead letter.
+    pub step: String,
+    /// The fields the record had when it entered the step: what the step takes again.
+    pub fields: super::Fields,
+    pub key: Option<Arc<str>>,
+    pub timestamp_ms: i64,
+    /// Where it was first refused and which attempt this was, when it was retried already.
+    pub retried: Option<Arc<super::record::Retried>>,
+}
+
+/// The headers of retried and dead-lettered records.
+pub mod headers {
+    pub const ATTEMPT: &str = "weir-attempt";
+    pub const ORIGIN_TOPIC: &str = "weir-origin-topic";
+    pub const ORIGIN_PARTITION: &str = "weir-origin-partition";
+    pub const ORIGIN_OFFSET: &str = "weir-origin-offset";
+    pub const ORIGIN_TIMESTAMP: &str = "weir-origin-timestamp";
+    pub const STEP: &str = "weir-step";
+    pub const REASON: &str = "weir-reason";
+    /// The first retry topic of the step: where `weir dlq replay` sends a dead letter back.
+    pub const RETRY_TOPIC: &str = "weir-retry-topic";
+    /// When a retry is due, ms since the epoch.
+    pub const DUE: &str = "weir-due";
 }
 
 /// Where the records a topology takes aside go: its error topic, unless an operator names
@@ -59,10 +95,13 @@ pub struct Origin<'a> {
 /// What [`Processed::set_aside`] wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SetAside {
-    /// The record was refused: it went to the error topic.
+    /// The record was refused: it went to the error topic, or, after a step's last retry,
+    /// to its dead-letter topic.
     pub failed: bool,
     /// A window took it aside as late.
     pub late: bool,
+    /// It went to a retry topic, to be tried again.
+    pub retried: bool,
 }
 
 impl Processed {
@@ -90,9 +129,19 @@ impl Processed {
                 error,
             ));
         }
+        let retry = self.retry.take();
+        let mut retried = false;
+        let mut dead = false;
+        if let Some(request) = &retry {
+            let message = retry_message(request, origin, now_ms());
+            retried = message.topic.as_ref() != request.retry.dead_letter_topic;
+            dead = !retried;
+            self.outputs.push(message);
+        }
         SetAside {
-            failed: error.is_some(),
+            failed: error.is_some() || dead,
             late: late.is_some(),
+            retried,
         }
     }
 
@@ -101,6 +150,7 @@ impl Processed {
         self.updates.clear();
         self.error = None;
         self.late = None;
+        self.retry = None;
     }
 }
 
@@ -136,6 +186,7 @@ impl Outputs {
         message.key = key.cloned();
         message.timestamp_ms = timestamp_ms;
         message.tombstone = false;
+        message.headers.clear();
         self.len += 1;
         Ok(())
     }
@@ -148,6 +199,7 @@ impl Outputs {
         message.key = Some(key.clone());
         message.timestamp_ms = timestamp_ms;
         message.tombstone = true;
+        message.headers.clear();
         self.len += 1;
     }
 
@@ -165,6 +217,7 @@ impl Outputs {
                 key: None,
                 payload: Vec::new(),
                 tombstone: false,
+                headers: Vec::new(),
                 timestamp_ms: 0,
             });
         }
@@ -177,6 +230,68 @@ impl std::ops::Deref for Outputs {
 
     fn deref(&self) -> &[OutputMessage] {
         &self.messages[..self.len]
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as i64)
+}
+
+/// The message a refused record of a retrying step becomes: to its next retry topic, due
+/// after that attempt's delay, or, after the last attempt, to the dead-letter topic. Either way
+/// its value is the fields the step took, and its headers say where it was first read, by
+/// which step it was refused, why, and how many attempts were made.
+fn retry_message(request: &RetryRequest, origin: &Origin<'_>, now_ms: i64) -> OutputMessage {
+    let done = request.retried.as_ref().map_or(0, |r| r.attempt);
+    let attempt = done + 1;
+    let (topic, due) = match request.retry.topics.get(done as usize) {
+        Some(topic) => (
+            topic.as_str(),
+            Some(now_ms + request.retry.delay_ms(attempt)),
+        ),
+        None => (request.retry.dead_letter_topic.as_str(), None),
+    };
+    let (origin_topic, partition, offset, timestamp) = match &request.retried {
+        Some(r) => (
+            r.origin_topic.clone(),
+            r.origin_partition,
+            r.origin_offset,
+            r.origin_timestamp_ms,
+        ),
+        None => (
+            origin.topic.to_string(),
+            origin.partition,
+            origin.offset,
+            origin.timestamp_ms,
+        ),
+    };
+    let mut payload = Vec::new();
+    let _ = request.fields.write_json(&mut payload);
+    let mut headers = vec![
+        (headers::ORIGIN_TOPIC, origin_topic),
+        (headers::ORIGIN_PARTITION, partition.to_string()),
+        (headers::ORIGIN_OFFSET, offset.to_string()),
+        (headers::ORIGIN_TIMESTAMP, timestamp.to_string()),
+        (headers::STEP, request.step.clone()),
+        (headers::REASON, request.error.to_string()),
+        // Attempts made so far (the first try included).
+        (headers::ATTEMPT, attempt.to_string()),
+    ];
+    if let Some(first) = request.retry.topics.first() {
+        headers.push((headers::RETRY_TOPIC, first.clone()));
+    }
+    if let Some(due) = due {
+        headers.push((headers::DUE, due.to_string()));
+    }
+    OutputMessage {
+        topic: Arc::from(topic),
+        key: request.key.clone(),
+        payload,
+        tombstone: false,
+        headers,
+        timestamp_ms: request.timestamp_ms,
     }
 }
 
@@ -204,6 +319,7 @@ fn aside_message(
         key: origin.key.cloned(),
         payload: body.to_string().into_bytes(),
         tombstone: false,
+        headers: Vec::new(),
         timestamp_ms: origin.timestamp_ms,
     }
 }

@@ -22,6 +22,20 @@ pub struct Record {
     /// The record starts its series over (a replay's recording begins again): no value
     /// before it is its previous one.
     pub restarts_series: bool,
+    /// Where the record was first refused, when it comes back from a retry topic: what its
+    /// dead letter says it came from.
+    pub retried: Option<Arc<Retried>>,
+}
+
+/// A record on its way through a step's retries: where it was read when first refused, and
+/// which attempt this is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retried {
+    pub attempt: u32,
+    pub origin_topic: String,
+    pub origin_partition: i32,
+    pub origin_offset: i64,
+    pub origin_timestamp_ms: i64,
 }
 
 impl Record {
@@ -33,7 +47,14 @@ impl Record {
             timestamp_ms,
             fields: Fields::default(),
             restarts_series: false,
+            retried: None,
         }
+    }
+
+    /// The record comes back from a retry topic.
+    pub fn retried(mut self, retried: Retried) -> Self {
+        self.retried = Some(Arc::new(retried));
+        self
     }
 
     /// The record came from input topic `topic` (its index; 0 when not said).
@@ -57,7 +78,7 @@ impl Record {
 
 /// The named fields of a record. A topology sets a handful, so a list searched in turn
 /// beats a map; names are the compiled chain's, shared rather than copied per record.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Fields(Vec<(Arc<str>, Value)>);
 
 impl Fields {

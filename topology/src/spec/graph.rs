@@ -1,7 +1,13 @@
 //! The graph of a topology's steps: each step's operators laid end to end in one list, and
 //! what each step reads, checked as the file is read.
 
-use super::{OperatorSpec, Reads, Step, StepSpec};
+use super::{OperatorSpec, Reads, Retry, Step, StepSpec};
+
+/// What the topics the graph makes are named after.
+pub(super) struct Names<'a> {
+    pub group: &'a str,
+    pub error_topic: &'a str,
+}
 use crate::flow::{FlowProblem, Place};
 
 /// Lays the written steps' operators end to end and resolves what each step reads; every
@@ -9,6 +15,7 @@ use crate::flow::{FlowProblem, Place};
 pub(super) fn build(
     written: Vec<StepSpec>,
     input_topics: &[String],
+    topic_names: &Names<'_>,
     problems: &mut Vec<FlowProblem>,
 ) -> (Vec<OperatorSpec>, Vec<Step>) {
     let mut names: Vec<String> = written.iter().map(|step| step.name.clone()).collect();
@@ -67,6 +74,26 @@ pub(super) fn build(
         if step.operators.is_empty() {
             problem(format!("step `{name}` has no operators"));
         }
+        let retry = step.retry.as_ref().map(|retry| Retry {
+            attempts: retry.attempts,
+            backoff_ms: retry.backoff.millis(),
+            topics: (1..=retry.attempts)
+                .map(|attempt| format!("{}-{name}-retry-{attempt}", topic_names.group))
+                .collect(),
+            dead_letter_topic: (retry.dead_letter_topic.clone())
+                .unwrap_or_else(|| topic_names.error_topic.to_string()),
+        });
+        match (&retry, &reads) {
+            (Some(retry), _) if retry.attempts == 0 => problem(format!(
+                "step `{name}` retries 0 times: give `attempts` of 1 or more, or drop `retry`"
+            )),
+            (Some(_), Reads::Input(_)) => problem(format!(
+                "step `{name}` reads the input topic: a retry tries a step again on the fields \
+                 it took, so it goes on a step that reads other steps; move the operators that \
+                 may fail into a step with `from: {name}`"
+            )),
+            _ => {}
+        }
         let first = operators.len();
         for (offset, operator) in step.operators.iter().enumerate() {
             if matches!(operator, OperatorSpec::Rekey(_)) && offset + 1 < step.operators.len() {
@@ -100,6 +127,7 @@ pub(super) fn build(
             name,
             reads,
             operators: first..operators.len(),
+            retry,
         });
     }
     for (index, step) in steps.iter().enumerate() {
