@@ -45,6 +45,15 @@ pub struct RecordError {
     pub reason: String,
 }
 
+/// A step whose refused records are tried again.
+#[derive(Debug)]
+struct RetryingStep {
+    /// Its first operator, where a record's fields are kept for a retry.
+    first: usize,
+    name: String,
+    retry: crate::spec::Retry,
+}
+
 /// A step reading input topics.
 #[derive(Debug)]
 struct Entry {
@@ -72,8 +81,8 @@ pub struct Pipeline {
     /// How many input topics the topology has: a record of a topic after them comes from a
     /// repartition or retry topic, its payload the fields a `rekey` or a retry wrote.
     inputs: usize,
-    /// Per operator, the retrying step it belongs to (its name and retries), if any.
-    retrying: Vec<Option<(usize, Arc<(String, crate::spec::Retry)>)>>,
+    /// Per operator, the retrying step it belongs to, if any.
+    retrying: Vec<Option<Arc<RetryingStep>>>,
     /// Records waiting for the operator they go to next: a window's results, and the copies
     /// of a record a step sends to each step reading it. They go on after the record before
     /// them, in the order they were made.
@@ -265,9 +274,13 @@ impl Pipeline {
         let mut retrying = vec![None; operators.len()];
         for step in &spec.steps {
             if let Some(retry) = &step.retry {
-                let shared = Arc::new((step.name.clone(), retry.clone()));
+                let shared = Arc::new(RetryingStep {
+                    first: step.operators.start,
+                    name: step.name.clone(),
+                    retry: retry.clone(),
+                });
                 for index in step.operators.clone() {
-                    retrying[index] = Some((step.operators.start, shared.clone()));
+                    retrying[index] = Some(shared.clone());
                 }
             }
         }
@@ -381,10 +394,11 @@ impl Pipeline {
         // The fields the record entered a retrying step with: what a retry takes again.
         let mut entered: Option<Fields> = None;
         loop {
-            if let Some((first, _)) = &self.retrying[index] {
-                if *first == index {
-                    entered = Some(record.fields.clone());
-                }
+            if self.retrying[index]
+                .as_ref()
+                .is_some_and(|step| step.first == index)
+            {
+                entered = Some(record.fields.clone());
             }
             let step = Step {
                 index,
@@ -410,12 +424,11 @@ impl Pipeline {
                 Ok(Flow::Stop) => return,
                 Err(error) => {
                     match &self.retrying[index] {
-                        Some((_, step)) => {
-                            let (name, retry) = step.as_ref();
+                        Some(step) => {
                             processed.retry = Some(RetryRequest {
                                 error,
-                                retry: retry.clone(),
-                                step: name.clone(),
+                                retry: step.retry.clone(),
+                                step: step.name.clone(),
                                 fields: entered.take().unwrap_or_default(),
                                 key: record.key.clone(),
                                 timestamp_ms: record.timestamp_ms,
