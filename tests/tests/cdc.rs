@@ -124,7 +124,17 @@ async fn the_target_holds_the_final_state_of_the_claims_and_a_broken_row_is_name
         format!("dataflow_name={base}-sync"),
     ];
     let topology = repo_root().join(CDC_SYNC).display().to_string();
-    let mut args = vec!["topology", "run", &topology, "--brokers", kafka()];
+    let port = weir_supervisor::ports::free_port().unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    let mut args = vec![
+        "topology",
+        "run",
+        &topology,
+        "--brokers",
+        kafka(),
+        "--addr",
+        &addr,
+    ];
     for set in &sets {
         args.extend(["--set", set]);
     }
@@ -255,6 +265,15 @@ async fn the_target_holds_the_final_state_of_the_claims_and_a_broken_row_is_name
         Some(format!("{base}-sync-claims-repartition").as_str())
     );
     assert!(header("weir-origin-offset").is_some());
+
+    // Every record the runner consumed was done with: none is stuck in flight.
+    let mut status = serde_json::Value::Null;
+    let drained = eventually(Duration::from_secs(30), || {
+        let url = format!("http://{addr}/status");
+        status = reqwest::blocking::get(&url).ok()?.json().ok()?;
+        (status["consumed"] == status["processed"] && status["lag"] == 0).then_some(())
+    });
+    assert!(drained.is_some(), "not drained: {status}");
 
     // A row of the target changed behind the pipeline's back is named.
     let producer: FutureProducer = ClientConfig::new()
