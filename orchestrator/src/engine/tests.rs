@@ -236,6 +236,7 @@ impl Runtime for MemoryRuntime {
                     table: table.clone(),
                     expected_rows: 0,
                     target_rows: 0,
+                    target_exists: true,
                     events_applied: 0,
                     missing: Vec::new(),
                     unexpected: Vec::new(),

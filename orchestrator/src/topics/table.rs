@@ -21,6 +21,8 @@ const READ_TIMEOUT: Duration = Duration::from_secs(120);
 /// The latest row of each key of a topic.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TableRows {
+    /// The topic exists (a target not created yet holds nothing, and is not an error).
+    pub exists: bool,
     pub rows: BTreeMap<String, Value>,
     /// Messages read (tombstones and superseded rows included).
     pub messages: u64,
@@ -40,7 +42,12 @@ pub fn latest_rows(brokers: &str, topic: &str) -> Result<TableRows, TopicsError>
     };
     let mut ends: BTreeMap<i32, i64> = BTreeMap::new();
     let mut assignment = TopicPartitionList::new();
-    for partition in partitions_of(&consumer, brokers, topic)? {
+    let partitions = match partitions_of(&consumer, brokers, topic) {
+        Ok(partitions) => partitions,
+        Err(TopicsError::NoTopic { .. }) => return Ok(TableRows::default()),
+        Err(other) => return Err(other),
+    };
+    for partition in partitions {
         let (low, high) = (consumer.fetch_watermarks(topic, partition, ANSWER_TIMEOUT))
             .map_err(|source| kafka("the offsets", source))?;
         if low < high {
@@ -49,7 +56,10 @@ pub fn latest_rows(brokers: &str, topic: &str) -> Result<TableRows, TopicsError>
                 .map_err(|source| kafka("seeking", source))?;
         }
     }
-    let mut table = TableRows::default();
+    let mut table = TableRows {
+        exists: true,
+        ..TableRows::default()
+    };
     if ends.is_empty() {
         return Ok(table);
     }
@@ -138,6 +148,8 @@ pub struct TableComparison {
     pub expected_rows: usize,
     /// Rows the topic holds.
     pub target_rows: usize,
+    /// The topic exists.
+    pub target_exists: bool,
     /// Change events of the table applied to compute the expected rows.
     pub events_applied: u64,
     /// Keys the change events leave a row for that the topic does not hold.
@@ -178,6 +190,7 @@ impl TableComparison {
             table: table.to_string(),
             expected_rows: expected.rows.len(),
             target_rows: target.rows.len(),
+            target_exists: target.exists,
             events_applied: expected.applied,
             missing,
             unexpected,
@@ -193,14 +206,21 @@ impl TableComparison {
 
     /// Every key compared equal.
     pub fn matches(&self) -> bool {
-        self.missing.is_empty() && self.unexpected.is_empty() && self.different.is_empty()
+        self.target_exists
+            && self.missing.is_empty()
+            && self.unexpected.is_empty()
+            && self.different.is_empty()
     }
 
     /// One line: the verdict with the counts, and the first keys of each kind that differ.
     pub fn summary(&self) -> String {
+        let held = match self.target_exists {
+            true => format!("{} held", self.target_rows),
+            false => "the topic does not exist".to_string(),
+        };
         let head = format!(
-            "`{}` against table `{}`: {} rows expected (from {} change events), {} held",
-            self.topic, self.table, self.expected_rows, self.events_applied, self.target_rows
+            "`{}` against table `{}`: {} rows expected (from {} change events), {held}",
+            self.topic, self.table, self.expected_rows, self.events_applied
         );
         if self.matches() {
             return format!("{head}: every key matches");
@@ -260,6 +280,7 @@ mod tests {
             .collect(),
             messages: 4,
             unkeyed: 0,
+            exists: true,
         };
         let comparison = TableComparison::of("target", "claims", &expected, &target);
         assert!(!comparison.matches());
@@ -278,10 +299,18 @@ mod tests {
             &expected,
             &TableRows {
                 rows: expected.rows.clone(),
+                exists: true,
                 ..TableRows::default()
             },
         );
         assert!(same.matches());
         assert!(same.summary().ends_with("every key matches"));
+        let absent = TableComparison::of("target", "claims", &expected, &TableRows::default());
+        assert!(!absent.matches());
+        assert!(
+            absent.summary().contains("the topic does not exist"),
+            "{}",
+            absent.summary()
+        );
     }
 }
