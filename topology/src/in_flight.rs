@@ -112,6 +112,25 @@ impl Acknowledgements {
         self.pending().slots.is_empty()
     }
 
+    /// The oldest record in flight, as "topic T partition P offset O, awaiting N outputs":
+    /// what holds every later record's commit back.
+    pub fn oldest(&self) -> Option<String> {
+        let pending = self.pending();
+        let head = pending.slots.front()?;
+        Some(format!(
+            "topic #{} partition {} offset {}, awaiting {} of its outputs{}",
+            head.record.topic,
+            head.record.partition,
+            head.record.offset,
+            head.awaited,
+            if head.failure.is_some() {
+                " (a delivery failed)"
+            } else {
+                ""
+            }
+        ))
+    }
+
     /// Registers a record whose `outputs` messages are about to be sent with the ticket
     /// returned. A record with no outputs is settled at once.
     pub fn register(&self, record: InFlight, outputs: usize) -> Ticket {

@@ -218,6 +218,11 @@ async fn consume_and_process(
             _ = log_tick.tick() => {
                 let now = metrics.snapshot();
                 tracing::info!(topology = %spec.name, "{}", now.log_line(&last_logged));
+                if now.records_done == last_logged.records_done {
+                    if let Some(oldest) = acks.oldest() {
+                        tracing::warn!(topology = %spec.name, "no record done since the last line; the oldest in flight: {oldest}");
+                    }
+                }
                 last_logged = now;
             }
             _ = status_tick.tick(), if lag.is_none() => {
