@@ -405,7 +405,7 @@ pub enum RuntimeError {
     #[error(transparent)]
     Count(Box<weir_topology::kafka::CountError>),
     #[error("cannot compare the target with the change events: {0}")]
-    VerifyTable(String),
+    VerifyTable(Box<crate::topics::table::VerifyError>),
     #[error(transparent)]
     Wait(Box<topics::WaitError>),
     #[error("{} when the time limit passed", .0.held())]

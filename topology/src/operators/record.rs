@@ -120,7 +120,7 @@ impl Fields {
     }
 
     /// Sets the fields of a JSON object written by [`Fields::write_json`].
-    pub fn read_json(&mut self, payload: &[u8]) -> Result<(), String> {
+    pub fn read_json(&mut self, payload: &[u8]) -> Result<(), NotFields> {
         match serde_json::from_slice::<Value>(payload) {
             Ok(Value::Object(object)) => {
                 for (name, value) in object {
@@ -128,8 +128,17 @@ impl Fields {
                 }
                 Ok(())
             }
-            Ok(other) => Err(format!("expected a JSON object of fields, found {other}")),
-            Err(error) => Err(format!("not JSON: {error}")),
+            Ok(other) => Err(NotFields::NotAnObject(other)),
+            Err(error) => Err(NotFields::NotJson(error)),
         }
     }
+}
+
+/// Why a payload is not the fields [`Fields::write_json`] writes.
+#[derive(Debug, thiserror::Error)]
+pub enum NotFields {
+    #[error("expected a JSON object of fields, found {0}")]
+    NotAnObject(Value),
+    #[error("not JSON: {0}")]
+    NotJson(serde_json::Error),
 }

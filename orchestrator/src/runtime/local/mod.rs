@@ -318,7 +318,7 @@ impl Runtime for LocalRuntime {
             } => {
                 let compared = tokio::task::spawn_blocking(move || {
                     crate::topics::table::verify(&brokers, &topic, &events, &table, &primary_keys)
-                        .map_err(|error| error.to_string())
+                        .map_err(Box::new)
                 })
                 .await
                 .expect("comparing does not panic")
