@@ -75,11 +75,18 @@ impl<C: ProducerContext + 'static> DeliveryReports<C> {
                 Arc::as_ptr(&ready) as *mut c_void,
             )
         };
-        Self {
+        let reports = Self {
             queue,
             ready,
             producer,
+        };
+        // The callback fires only when the queue goes from empty to not empty: whatever the
+        // producer queued before it was enabled (a log line about the broker, say) would
+        // otherwise never be served, nor anything behind it.
+        if reports.queued() > 0 {
+            reports.ready.notify_one();
         }
+        reports
     }
 
     /// The producer the reports come from.
@@ -145,5 +152,48 @@ impl<C: ProducerContext + 'static> Drop for DeliveryReports<C> {
             rdsys::rd_kafka_queue_cb_event_enable(self.queue.as_ptr(), None, std::ptr::null_mut());
             rdsys::rd_kafka_queue_destroy(self.queue.as_ptr());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::config::ClientConfig;
+    use std::time::Instant;
+
+    /// Events waiting in `producer`'s main queue, read without watching it.
+    fn main_queue_length(producer: &BaseProducer) -> usize {
+        // SAFETY: the client lives while `producer` does; the reference is released here.
+        unsafe {
+            let queue = rdsys::rd_kafka_queue_get_main(producer.client().native_ptr());
+            let length = rdsys::rd_kafka_queue_length(queue);
+            rdsys::rd_kafka_queue_destroy(queue);
+            length
+        }
+    }
+
+    #[tokio::test]
+    async fn what_the_producer_queued_before_it_was_watched_is_served() {
+        // Nothing listens there: the producer queues errors and log lines about it at once.
+        let producer: Arc<BaseProducer> = Arc::new(
+            ClientConfig::new()
+                .set("bootstrap.servers", "127.0.0.1:1")
+                .create()
+                .expect("a producer needs no broker to be created"),
+        );
+        let started = Instant::now();
+        while main_queue_length(&producer) == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the producer queued nothing about the broker it cannot reach"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+
+        let reports = DeliveryReports::watch(producer);
+        tokio::time::timeout(Duration::from_secs(5), reports.ready())
+            .await
+            .expect("events queued before watching wake the reader");
+        reports.serve();
     }
 }

@@ -43,7 +43,7 @@ pub fn consumer_config(brokers: &str, group: &str) -> ClientConfig {
         // `fetch.wait.max.ms` stays at its default: the broker answers a fetch as soon as one
         // byte is there (`fetch.min.bytes` = 1), so the wait only bounds idle polling.
         ;
-    config
+    with_debug_contexts(config)
 }
 
 /// An idempotent producer: retries never duplicate or reorder messages within a partition.
@@ -64,6 +64,18 @@ pub fn producer_config(brokers: &str) -> ClientConfig {
         // hundred thousand outputs, far more than the runner keeps unacknowledged.
         .set("queue.buffering.max.kbytes", "16384")
         .set("queue.buffering.max.messages", "200000");
+    with_debug_contexts(config)
+}
+
+/// Turns librdkafka's debug logging on for the contexts `WEIR_KAFKA_DEBUG` names (e.g.
+/// `msg,eos,topic`), to see why a client waits.
+fn with_debug_contexts(mut config: ClientConfig) -> ClientConfig {
+    if let Ok(contexts) = std::env::var("WEIR_KAFKA_DEBUG") {
+        if !contexts.is_empty() {
+            config.set("debug", contexts);
+            config.set_log_level(rdkafka::config::RDKafkaLogLevel::Debug);
+        }
+    }
     config
 }
 

@@ -70,11 +70,21 @@ impl LocalContext {
         ProcessSpec {
             program: self.weir_exe.clone(),
             args,
-            env: vec![("RUST_LOG".into(), "info".into())],
+            env: vec![("RUST_LOG".into(), service_log_filter())],
             working_dir: self.dir.clone(),
             log_path: self.dir.join(format!("{}.log", self.instance)),
         }
     }
+}
+
+/// The log filter of Weir's own service processes: `info`, or what `WEIR_SERVICE_LOG` says
+/// (a `RUST_LOG` filter such as `info,librdkafka=debug`, with `WEIR_KAFKA_DEBUG` naming
+/// librdkafka's debug contexts).
+fn service_log_filter() -> String {
+    std::env::var("WEIR_SERVICE_LOG")
+        .ok()
+        .filter(|filter| !filter.is_empty())
+        .unwrap_or_else(|| "info".into())
 }
 
 /// The files and processes of `service` for this instance.
