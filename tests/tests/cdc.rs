@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
-use weir_tests::{eventually, kafka, read_topic, repo_root, unique, weir_bin, WeirProcess};
+use weir_tests::{
+    eventually, kafka, read_topic, repo_root, shipped_workflow, unique, weir_bin, WeirHomeDir,
+    WeirProcess,
+};
 
 const CDC_SYNC: &str = "workflows/topologies/cdc-sync.yaml";
 const PRIMARY_KEYS: &str = "members=member_id,claims=claim_id";
@@ -298,4 +301,51 @@ async fn the_target_holds_the_final_state_of_the_claims_and_a_broken_row_is_name
     assert!(runner
         .signal_and_wait(libc::SIGTERM, Duration::from_secs(30))
         .success());
+}
+
+/// The shipped workflow on a Kafka of its own, started by the run: a fresh broker answers the
+/// runners' producers "coordinator load in progress" at first (what once left a runner's
+/// delivery reports unserved and the run stalled). The run succeeds only with the target
+/// verified and every runner drained, and counts each topic it kept.
+#[test]
+fn the_shipped_cdc_workflow_verifies_its_target_and_drains_its_runners() {
+    let home = WeirHomeDir::new();
+    let prefix = unique("cdc");
+    let output = home
+        .command(&[
+            "run",
+            &shipped_workflow("cdc-sync.yaml"),
+            "--set",
+            &format!("prefix={prefix}"),
+        ])
+        .output()
+        .expect("weir run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the run failed:\n{stdout}\n{stderr}"
+    );
+    let runs: serde_json::Value =
+        serde_json::from_str(&home.ok(&["runs", "--json"])).expect("runs as JSON");
+    let run = &runs[0];
+    assert_eq!(run["state"], "succeeded", "{run}");
+    assert_eq!(run["unavailable"], serde_json::json!({}), "{run}");
+    let events = std::fs::read_to_string(repo_root().join("workflows/data/cdc-claims.jsonl"))
+        .expect("the shipped change events");
+    let lines = events.lines().filter(|l| !l.trim().is_empty()).count();
+    assert_eq!(run["topics"]["cdc-events"], lines, "{run}");
+    assert_eq!(
+        run["topics"]["cdc-errors"], 8,
+        "the 8 poison lines, and only they: {run}"
+    );
+    assert_eq!(
+        run["topics"]["cdc-dead-letters"], 0,
+        "every early claim found its member through the retries: {run}"
+    );
+    assert!(
+        (stdout.to_string() + &stderr).contains("every key matches"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(home.instances().is_empty(), "{:?}", home.instances());
 }
