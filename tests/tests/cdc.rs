@@ -269,6 +269,73 @@ async fn the_target_holds_the_final_state_of_the_claims_and_a_broken_row_is_name
     );
     assert!(header("weir-origin-offset").is_some());
 
+    // The member that never came comes after all: the dead letter, sent back through the
+    // step that refused it, now reaches the target. What was sent back is not sent twice.
+    let group = unique("dlq-replay");
+    let dlq_replay = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec![
+            "dlq",
+            "replay",
+            "--brokers",
+            kafka(),
+            &dead_letters,
+            "--group",
+            &group,
+            "--json",
+        ];
+        args.extend(extra);
+        let output = weir(&args);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    let dry = dlq_replay(&["--dry-run"]);
+    assert_eq!(dry["replayed"], 1, "{dry}");
+    assert_eq!(dry["destinations"][&retry_topic], 1, "{dry}");
+    assert_eq!(dry["letters"][0]["step"], "checked", "{dry}");
+    let member_998 = serde_json::json!({
+        "op": "c", "before": null,
+        "after": { "member_id": 998, "name": "found member", "plan": "basic" },
+        "source": { "table": "members", "ts_ms": 4_000_000_000_001_i64 },
+    });
+    let found_member = write("found-member.jsonl", &[member_998]);
+    replay(&found_member, &events_topic);
+    let sent = dlq_replay(&[]);
+    assert_eq!(sent["replayed"], 1, "the dry run sent nothing: {sent}");
+    let mut all = std::fs::read_to_string(&events).unwrap();
+    for file in [&never, &found_member] {
+        all.push_str(&std::fs::read_to_string(file).unwrap());
+        all.push('\n');
+    }
+    std::fs::write(&events, all).unwrap();
+    let matched = eventually(Duration::from_secs(60), || {
+        let output = verify(&target, &events_text);
+        last = String::from_utf8_lossy(&output.stdout).into_owned();
+        output.status.success().then_some(())
+    });
+    assert!(
+        matched.is_some(),
+        "the replayed claim 900002 is not in the target: {last}\nlog:\n{}",
+        runner.log_text()
+    );
+    let again = dlq_replay(&[]);
+    assert_eq!(again["replayed"], 0, "{again}");
+    let still_dead = read_topic(
+        kafka(),
+        &dead_letters,
+        2,
+        Duration::from_secs(5),
+        Duration::from_secs(1),
+    );
+    assert_eq!(
+        still_dead.len(),
+        1,
+        "the replayed letter succeeded: {still_dead:?}"
+    );
+
     // Every record the runner consumed was done with: none is stuck in flight.
     let mut status = serde_json::Value::Null;
     let drained = eventually(Duration::from_secs(30), || {
@@ -348,4 +415,74 @@ fn the_shipped_cdc_workflow_verifies_its_target_and_drains_its_runners() {
         "{stdout}\n{stderr}"
     );
     assert!(home.instances().is_empty(), "{:?}", home.instances());
+}
+
+/// A letter no Weir step wrote names no retry topic: the replay sends nothing and says how to
+/// name one; with `--to`, it goes there, marked with where it was read.
+#[test]
+fn a_letter_without_a_retry_topic_is_refused_until_told_where_it_goes() {
+    let (letters, elsewhere) = (unique("foreign-dead"), unique("foreign-retry"));
+    for topic in [&letters, &elsewhere] {
+        let created = weir(&["topics", "create", "--brokers", kafka(), topic]);
+        assert!(created.status.success());
+    }
+    let produced = weir(&[
+        "topics",
+        "produce",
+        "--brokers",
+        kafka(),
+        &letters,
+        "--key",
+        "k1",
+        r#"{"a":1}"#,
+    ]);
+    assert!(
+        produced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&produced.stderr)
+    );
+    let refused = weir(&["dlq", "replay", "--brokers", kafka(), &letters]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("partition 0 offset 0") && stderr.contains("--to TOPIC"),
+        "{stderr}"
+    );
+    let sent = weir(&[
+        "dlq",
+        "replay",
+        "--brokers",
+        kafka(),
+        &letters,
+        "--to",
+        &elsewhere,
+    ]);
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&sent.stdout).contains(&format!(
+            "sent back 1 dead letters of `{letters}`: 1 to {elsewhere}"
+        )),
+        "{}",
+        String::from_utf8_lossy(&sent.stdout)
+    );
+    let arrived = read_topic(
+        kafka(),
+        &elsewhere,
+        1,
+        Duration::from_secs(20),
+        Duration::from_millis(500),
+    );
+    assert_eq!(arrived.len(), 1);
+    assert_eq!(arrived[0].key.as_deref(), Some("k1"));
+    assert_eq!(arrived[0].json()["a"], 1);
+    assert!(
+        (arrived[0].headers.iter())
+            .any(|(name, value)| name == "weir-replayed-from" && *value == format!("{letters}/0/0")),
+        "{:?}",
+        arrived[0].headers
+    );
 }

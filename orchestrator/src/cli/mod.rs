@@ -4,6 +4,7 @@ mod backend;
 mod bench;
 mod cdc;
 mod charts;
+mod dlq;
 mod logs;
 mod members;
 mod runs;
@@ -80,6 +81,9 @@ enum Command {
     /// Change data capture: generate change events, verify a target against them.
     #[command(subcommand)]
     Cdc(cdc::CdcCommand),
+    /// Dead letters: send them back through the step that refused them.
+    #[command(subcommand)]
+    Dlq(dlq::DlqCommand),
     /// Benchmarks that print ratios against a reference measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -151,6 +155,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Topology(command) => topology::run(command),
         Command::Source(command) => source::run(command),
         Command::Cdc(command) => cdc::run(command),
+        Command::Dlq(command) => dlq::run(command),
         Command::Topics(command) => topics::run(command),
         Command::Charts(command) => charts::run(command),
         Command::Bench(command) => bench::run(command),

@@ -10,6 +10,7 @@
 pub mod address;
 pub mod browse;
 pub mod content;
+pub mod dead_letters;
 pub mod overview;
 pub mod produce;
 pub mod table;
@@ -153,4 +154,75 @@ pub(crate) fn partitions_of(
             })
         }
     }
+}
+
+/// How long reading a topic's ranges to their ends may take before the read is reported as
+/// unfinished.
+const RANGE_READ_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Reads `topic` from each partition's start in `ranges` up to (not including) its end, in
+/// offset order per partition, handing each message to `visit`; `visit` returns `false` to
+/// stop. A partition whose end is never reached because the rest was compacted or deleted
+/// away ends at its end-of-partition. Returns the messages read.
+pub(crate) fn read_ranges(
+    consumer: &Reader,
+    topic: &str,
+    ranges: &std::collections::BTreeMap<i32, (i64, i64)>,
+    mut visit: impl FnMut(&rdkafka::message::BorrowedMessage<'_>) -> bool,
+) -> Result<u64, TopicsError> {
+    use rdkafka::consumer::Consumer;
+    use rdkafka::message::Message;
+    use rdkafka::{Offset, TopicPartitionList};
+    let kafka = |what: &'static str, source: KafkaError| TopicsError::Kafka {
+        what,
+        topic: topic.to_string(),
+        source,
+    };
+    let mut ends = std::collections::BTreeMap::new();
+    let mut assignment = TopicPartitionList::new();
+    for (&partition, &(start, end)) in ranges {
+        if start < end {
+            ends.insert(partition, end);
+            (assignment.add_partition_offset(topic, partition, Offset::Offset(start)))
+                .map_err(|source| kafka("seeking", source))?;
+        }
+    }
+    let mut read = 0;
+    if ends.is_empty() {
+        return Ok(read);
+    }
+    consumer
+        .assign(&assignment)
+        .map_err(|source| kafka("reading", source))?;
+    let deadline = std::time::Instant::now() + RANGE_READ_TIMEOUT;
+    while !ends.is_empty() {
+        if std::time::Instant::now() >= deadline {
+            return Err(TopicsError::BadRequest(format!(
+                "`{topic}` was not read to its end within {RANGE_READ_TIMEOUT:?} ({read} \
+                 messages read)"
+            )));
+        }
+        match consumer.poll(Duration::from_millis(200)) {
+            None => {}
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                ends.remove(&partition);
+            }
+            Some(Err(source)) => return Err(kafka("reading", source)),
+            Some(Ok(message)) => {
+                let Some(&end) = ends.get(&message.partition()) else {
+                    continue;
+                };
+                if message.offset() < end {
+                    read += 1;
+                    if !visit(&message) {
+                        return Ok(read);
+                    }
+                }
+                if message.offset() + 1 >= end {
+                    ends.remove(&message.partition());
+                }
+            }
+        }
+    }
+    Ok(read)
 }

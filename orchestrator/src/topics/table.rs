@@ -3,20 +3,15 @@
 //! workflow's `verify-table` task).
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use weir_topology::source::change_event::FinalState;
 
-use super::{partitions_of, reader, TopicsError, ANSWER_TIMEOUT};
-
-/// How long reading a whole topic may take before it is reported as not read.
-const READ_TIMEOUT: Duration = Duration::from_secs(120);
+use super::{partitions_of, read_ranges, reader, TopicsError, ANSWER_TIMEOUT};
 
 /// The latest row of each key of a topic.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -40,74 +35,35 @@ pub fn latest_rows(brokers: &str, topic: &str) -> Result<TableRows, TopicsError>
         topic: topic.to_string(),
         source,
     };
-    let mut ends: BTreeMap<i32, i64> = BTreeMap::new();
-    let mut assignment = TopicPartitionList::new();
     let partitions = match partitions_of(&consumer, brokers, topic) {
         Ok(partitions) => partitions,
         Err(TopicsError::NoTopic { .. }) => return Ok(TableRows::default()),
         Err(other) => return Err(other),
     };
+    let mut ranges = BTreeMap::new();
     for partition in partitions {
-        let (low, high) = (consumer.fetch_watermarks(topic, partition, ANSWER_TIMEOUT))
+        let range = (consumer.fetch_watermarks(topic, partition, ANSWER_TIMEOUT))
             .map_err(|source| kafka("the offsets", source))?;
-        if low < high {
-            ends.insert(partition, high);
-            (assignment.add_partition_offset(topic, partition, Offset::Offset(low)))
-                .map_err(|source| kafka("seeking", source))?;
-        }
+        ranges.insert(partition, range);
     }
     let mut table = TableRows {
         exists: true,
         ..TableRows::default()
     };
-    if ends.is_empty() {
-        return Ok(table);
-    }
-    consumer
-        .assign(&assignment)
-        .map_err(|source| kafka("reading", source))?;
-    let deadline = Instant::now() + READ_TIMEOUT;
-    while !ends.is_empty() {
-        if Instant::now() >= deadline {
-            return Err(TopicsError::BadRequest(format!(
-                "`{topic}` was not read to its end within {READ_TIMEOUT:?} ({} messages read)",
-                table.messages
-            )));
-        }
-        match consumer.poll(Duration::from_millis(200)) {
-            None => {}
-            // The end of a partition: what was left of it was compacted away.
-            Some(Err(KafkaError::PartitionEOF(partition))) => {
-                ends.remove(&partition);
+    table.messages = read_ranges(&consumer, topic, &ranges, |message| {
+        match (message.key(), message.payload()) {
+            (None, _) => table.unkeyed += 1,
+            (Some(key), None) => {
+                table.rows.remove(&*String::from_utf8_lossy(key));
             }
-            Some(Err(source)) => return Err(kafka("reading", source)),
-            Some(Ok(message)) => {
-                let Some(&end) = ends.get(&message.partition()) else {
-                    continue;
-                };
-                if message.offset() < end {
-                    table.messages += 1;
-                    match (message.key(), message.payload()) {
-                        (None, _) => table.unkeyed += 1,
-                        (Some(key), None) => {
-                            table.rows.remove(&*String::from_utf8_lossy(key));
-                        }
-                        (Some(key), Some(value)) => {
-                            let row = serde_json::from_slice(value).unwrap_or_else(|_| {
-                                Value::String(String::from_utf8_lossy(value).into_owned())
-                            });
-                            table
-                                .rows
-                                .insert(String::from_utf8_lossy(key).into_owned(), row);
-                        }
-                    }
-                }
-                if message.offset() + 1 >= end {
-                    ends.remove(&message.partition());
-                }
+            (Some(key), Some(value)) => {
+                let row = serde_json::from_slice(value)
+                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(value).into_owned()));
+                (table.rows).insert(String::from_utf8_lossy(key).into_owned(), row);
             }
         }
-    }
+        true
+    })?;
     Ok(table)
 }
 

@@ -72,6 +72,8 @@ pub mod headers {
     pub const RETRY_TOPIC: &str = "weir-retry-topic";
     /// When a retry is due, ms since the epoch.
     pub const DUE: &str = "weir-due";
+    /// On a dead letter sent back by `weir dlq replay`: `TOPIC/PARTITION/OFFSET` it was read at.
+    pub const REPLAYED_FROM: &str = "weir-replayed-from";
 }
 
 /// Where the records a topology takes aside go: its error topic, unless an operator names
