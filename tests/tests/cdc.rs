@@ -414,6 +414,18 @@ fn the_shipped_cdc_workflow_verifies_its_target_and_drains_its_runners() {
         (stdout.to_string() + &stderr).contains("every key matches"),
         "{stdout}\n{stderr}"
     );
+    // Both runners' logs are kept with the run, each under its name.
+    let artifacts = std::path::PathBuf::from(run["artifacts"].as_str().expect("artifacts"));
+    let kept = std::fs::read_to_string(artifacts.join(format!("logs/{prefix}-pipeline.log")))
+        .expect("the pipeline's kept log");
+    for replica in ["replica-0", "replica-1"] {
+        let heading = format!("==> {replica}.log <==");
+        let section = kept.split(&heading).nth(1).unwrap_or_else(|| {
+            panic!("no `{heading}` in the kept log:\n{kept}");
+        });
+        let section = section.split("==> ").next().unwrap_or_default();
+        assert!(section.contains("topology running"), "{replica}:\n{section}");
+    }
     assert!(home.instances().is_empty(), "{:?}", home.instances());
 }
 

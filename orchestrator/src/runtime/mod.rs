@@ -87,6 +87,28 @@ pub enum LogSpan {
     Last(usize),
 }
 
+/// The logs of an instance's processes or pods as one text: a single one as it is, several
+/// each under a `==> NAME <==` line (as `tail` prints several files), so that the log of every
+/// replica of a topology is kept and shown, not only the first one's.
+pub fn combined_log(parts: Vec<(String, String)>) -> String {
+    if parts.len() == 1 {
+        return parts
+            .into_iter()
+            .next()
+            .map(|(_, text)| text)
+            .unwrap_or_default();
+    }
+    let mut combined = String::new();
+    for (name, text) in parts {
+        if !combined.is_empty() && !combined.ends_with('\n') {
+            combined.push('\n');
+        }
+        combined.push_str(&format!("==> {name} <==\n"));
+        combined.push_str(&text);
+    }
+    combined
+}
+
 /// Whom an instance belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {

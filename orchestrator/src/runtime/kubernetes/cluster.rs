@@ -570,18 +570,40 @@ impl ClusterNamespace {
             })
     }
 
-    /// The log of an instance's first pod.
-    /// The log of the instance's pod, whole or its last `tail_lines` lines.
-    pub async fn logs(&self, instance: &str, tail_lines: Option<i64>) -> Result<String, KubeError> {
-        let pod = self.pod_of(instance).await?;
+    /// The logs of every pod of an instance (a topology's replicas, a Kafka cluster's
+    /// brokers), each whole or its last `tail_lines` lines, by pod name. A pod whose log
+    /// cannot be read says why in its place; only when no pod's can is it an error.
+    pub async fn logs(
+        &self,
+        instance: &str,
+        tail_lines: Option<i64>,
+    ) -> Result<Vec<(String, String)>, KubeError> {
+        let mut pods = self.pods_of(instance).await?;
+        if pods.is_empty() {
+            // Says that the instance has no pod, as the first pod's lookup does.
+            self.pod_of(instance).await?;
+        }
+        pods.sort();
         let params = LogParams {
             tail_lines,
             ..LogParams::default()
         };
-        self.api::<Pod>()
-            .logs(&pod, &params)
-            .await
-            .map_err(KubeError::api(format!("reading the log of pod `{pod}`")))
+        let mut logs = Vec::with_capacity(pods.len());
+        let mut first_error = None;
+        for pod in pods {
+            match self.api::<Pod>().logs(&pod, &params).await {
+                Ok(text) => logs.push((pod, text)),
+                Err(error) => {
+                    let error = KubeError::api(format!("reading the log of pod `{pod}`"))(error);
+                    logs.push((pod, format!("(its log could not be read: {error})\n")));
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        match first_error {
+            Some(error) if logs.len() == 1 => Err(error),
+            _ => Ok(logs),
+        }
     }
 
     pub fn pods(&self) -> Api<Pod> {

@@ -21,8 +21,8 @@ use super::plan::{plan, Request};
 use super::{ownership_labels, run_namespace, KubeError};
 use crate::home::WeirHome;
 use crate::runtime::{
-    progress, Backend, DataReport, DataStep, GcReport, HttpAccess, Instance, InstanceState,
-    ProvisionRequest, Provisioned, Runtime, RuntimeError, Scope, StepOutcome,
+    combined_log, progress, Backend, DataReport, DataStep, GcReport, HttpAccess, Instance,
+    InstanceState, ProvisionRequest, Provisioned, Runtime, RuntimeError, Scope, StepOutcome,
 };
 use crate::store::{ClusterInstanceRecord, Store};
 use crate::time::now_unix;
@@ -510,7 +510,9 @@ impl Runtime for KubernetesRuntime {
             LogSpan::Whole => None,
             LogSpan::Last(lines) => Some(i64::try_from(lines).unwrap_or(i64::MAX)),
         };
-        Ok(self.cluster(scope).logs(name, tail_lines).await?)
+        Ok(combined_log(
+            self.cluster(scope).logs(name, tail_lines).await?,
+        ))
     }
 
     async fn data_step(

@@ -19,6 +19,37 @@ pub fn read(path: &Path, span: LogSpan) -> std::io::Result<Vec<u8>> {
     }
 }
 
+/// The log at `path` and those of the processes beside it (`replica-0.log`… of a topology's
+/// replicas, in the same instance directory), each named by its file and read as `span` asks:
+/// the instance's own log first, then the others by name. A member's log that is not there
+/// (it was never started) is left out; the instance's own log must be there.
+pub fn read_instance(path: &Path, span: LogSpan) -> std::io::Result<Vec<(String, String)>> {
+    let text = |path: &Path| -> std::io::Result<String> {
+        Ok(String::from_utf8_lossy(&read(path, span)?).into_owned())
+    };
+    let file_name = |path: &Path| {
+        (path.file_name()).map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    };
+    let mut parts = vec![(file_name(path), text(path)?)];
+    let mut members: Vec<_> = match path.parent().map(std::fs::read_dir) {
+        Some(Ok(entries)) => (entries.flatten().map(|entry| entry.path()))
+            .filter(|member| member != path && member.extension().is_some_and(|e| e == "log"))
+            .collect(),
+        _ => Vec::new(),
+    };
+    members.sort();
+    for member in members {
+        if let Ok(log) = text(&member) {
+            parts.push((file_name(&member), log));
+        }
+    }
+    // A supervisor that logged nothing is not worth a heading of its own.
+    if parts.len() > 1 && parts[0].1.is_empty() {
+        parts.remove(0);
+    }
+    Ok(parts)
+}
+
 /// The last `count` lines of `file` (a final line without a newline counts as a line).
 fn last_lines(file: &mut File, count: usize) -> std::io::Result<Vec<u8>> {
     let len = file.seek(SeekFrom::End(0))?;

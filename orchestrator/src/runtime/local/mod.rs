@@ -14,8 +14,8 @@ use weir_contracts::service_kind::ServiceKind;
 use self::processes::{LocalProcesses, UpRequest};
 use super::topics::{wait_for_messages, WaitError};
 use super::{
-    progress, Backend, CreatedTopics, DataReport, DataStep, GcReport, HttpAccess, Instance,
-    InstanceState, LogSpan, ProvisionRequest, Provisioned, Runtime, RuntimeError, Scope,
+    combined_log, progress, Backend, CreatedTopics, DataReport, DataStep, GcReport, HttpAccess,
+    Instance, InstanceState, LogSpan, ProvisionRequest, Provisioned, Runtime, RuntimeError, Scope,
     StepOutcome,
 };
 use crate::home::WeirHome;
@@ -261,12 +261,12 @@ impl Runtime for LocalRuntime {
         let record = self.record(name).await?;
         let path = PathBuf::from(&record.log_path);
         let read = path.clone();
-        let bytes = tokio::task::spawn_blocking(move || log_file::read(&read, span))
+        tokio::task::spawn_blocking(move || log_file::read_instance(&read, span))
             .await
             .map_err(|join| std::io::Error::other(join.to_string()))
             .and_then(|read| read)
-            .map_err(|source| RuntimeError::Io { path, source })?;
-        Ok(String::from_utf8_lossy(&bytes).into_owned())
+            .map(combined_log)
+            .map_err(|source| RuntimeError::Io { path, source })
     }
 
     async fn data_step(
