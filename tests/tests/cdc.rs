@@ -424,7 +424,10 @@ fn the_shipped_cdc_workflow_verifies_its_target_and_drains_its_runners() {
             panic!("no `{heading}` in the kept log:\n{kept}");
         });
         let section = section.split("==> ").next().unwrap_or_default();
-        assert!(section.contains("topology running"), "{replica}:\n{section}");
+        assert!(
+            section.contains("topology running"),
+            "{replica}:\n{section}"
+        );
     }
     assert!(home.instances().is_empty(), "{:?}", home.instances());
 }

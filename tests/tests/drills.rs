@@ -683,3 +683,92 @@ fn kill_member(home: &WeirHomeDir, instance: &str, member: &str) {
     })
     .expect("the supervisor saw the kill");
 }
+
+/// The shipped CDC workflow (`workflows/cdc-sync.yaml`) on generated change events, with
+/// `kill(home, prefix)` called once the events flow: the run must still succeed — the target
+/// verified equal to the claims' final state, every runner drained — and the run's record is
+/// returned. No claim may end as a dead letter: every member comes, so a claim refused for
+/// good would mean a runner forgot the members table it restored after the kill.
+fn cdc_drill(kafka_replicas: u32, kill: impl FnOnce(&WeirHomeDir, &str)) -> Value {
+    let home = WeirHomeDir::new();
+    let prefix = unique("cdcdrill");
+    let events = home.path().join("events.jsonl");
+    let events_arg = events.display().to_string();
+    home.ok(&[
+        "cdc",
+        "generate",
+        "-o",
+        &events_arg,
+        "--seed",
+        "5",
+        "--members",
+        "300",
+        "--claim-events",
+        "12000",
+        "--poison",
+        "0.001",
+        "--early-references",
+        "5",
+    ]);
+    let mut run = home.start_run(&[
+        &weir_tests::shipped_workflow("cdc-sync.yaml"),
+        "--set",
+        &format!("prefix={prefix}"),
+        "--set",
+        &format!("events={events_arg}"),
+        "--set",
+        &format!("kafka_replicas={kafka_replicas}"),
+        "--set",
+        "replay_interval=1ms",
+    ]);
+    // Once the source has been publishing for a few seconds, most events are still to come.
+    let source = format!("{prefix}-events");
+    eventually(Duration::from_secs(180), || {
+        (home.instances().iter())
+            .any(|i| i["name"] == source.as_str())
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("the source never started:\n{}", home.log()));
+    std::thread::sleep(Duration::from_secs(4));
+    kill(&home, &prefix);
+    let status = weir_tests::wait_exit(&mut run, Duration::from_secs(600));
+    assert!(status.success(), "the run failed:\n{}", home.log());
+    let runs: Value = serde_json::from_str(&home.ok(&["runs", "--json"])).unwrap();
+    let record = runs[0].clone();
+    assert_eq!(record["state"], "succeeded", "{record}");
+    assert_eq!(record["unavailable"], serde_json::json!({}), "{record}");
+    assert_eq!(
+        record["topics"]["cdc-dead-letters"], 0,
+        "every claim's member comes: {record}"
+    );
+    assert!(
+        home.log().contains("every key matches"),
+        "the target was verified:\n{}",
+        home.log()
+    );
+    record
+}
+
+#[test]
+fn the_cdc_target_holds_the_final_state_after_a_runner_replica_is_killed_mid_run() {
+    let _serial = one_at_a_time();
+    let record = cdc_drill(1, |home, prefix| {
+        kill_member(home, &format!("{prefix}-pipeline"), "replica-1");
+    });
+    println!(
+        "Reliability drill (CDC, replica-1 of 2 runners SIGKILLed mid-run): {}",
+        record["topics"]
+    );
+}
+
+#[test]
+fn the_cdc_target_holds_the_final_state_after_a_broker_is_killed_mid_run() {
+    let _serial = one_at_a_time();
+    let record = cdc_drill(3, |home, prefix| {
+        kill_member(home, &format!("{prefix}-kafka"), "broker-1");
+    });
+    println!(
+        "Reliability drill (CDC, broker-1 of 3 SIGKILLed mid-run): {}",
+        record["topics"]
+    );
+}

@@ -283,7 +283,32 @@ async fn verify_table(
     };
     let deadline = deadline.unwrap_or_else(|| Instant::now() + STEP_TIMEOUT);
     loop {
-        match data_step(context, task, &step, Some(deadline)).await? {
+        let outcome = context
+            .runtime
+            .data_step(
+                &context.scope,
+                &task.name,
+                &step,
+                remaining(Some(deadline), STEP_TIMEOUT),
+                &context.cancel,
+            )
+            .await;
+        let outcome = match outcome {
+            // A broker down or a partition between leaders: the target is compared again
+            // once Kafka answers, within the task's time.
+            Err(RuntimeError::VerifyTable(error))
+                if error.is_transient() && Instant::now() + VERIFY_AGAIN < deadline =>
+            {
+                progress(format!(
+                    "  {}: Kafka did not answer the comparison ({error}); trying again",
+                    task.name
+                ));
+                context.sleep(VERIFY_AGAIN).await?;
+                continue;
+            }
+            other => other.map_err(|error| runtime_failed(context, error))?,
+        };
+        match outcome {
             StepOutcome::Seen(DataReport::Verified(comparison)) => {
                 if comparison.matches() {
                     progress(format!("  {}: {}", task.name, comparison.summary()));

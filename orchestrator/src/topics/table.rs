@@ -78,6 +78,14 @@ pub enum VerifyError {
     Topic(Box<TopicsError>),
 }
 
+impl VerifyError {
+    /// Kafka did not answer as asked (a broker down, a partition between leaders): the same
+    /// comparison may succeed a moment later, unlike one on events or keys that are wrong.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Topic(_))
+    }
+}
+
 /// Compares `topic` with the final state of `table` the change events of `events` leave.
 pub fn verify(
     brokers: &str,
