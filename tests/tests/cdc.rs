@@ -501,3 +501,43 @@ fn a_letter_without_a_retry_topic_is_refused_until_told_where_it_goes() {
         arrived[0].headers
     );
 }
+
+/// `weir bench cdc` on a small load: every figure it reports was measured (no timing is
+/// asserted), and every target message due at a pace was read.
+#[test]
+fn the_cdc_benchmark_reports_every_figure_it_measures() {
+    let output = Command::new(weir_bin())
+        .current_dir(repo_root())
+        .args([
+            "bench",
+            "cdc",
+            "--json",
+            "--brokers",
+            kafka(),
+            "--claim-events",
+            "1000",
+            "--members",
+            "50",
+            "--rounds",
+            "1",
+            "--paces",
+            "70",
+            "--pace-seconds",
+            "2",
+        ])
+        .output()
+        .expect("weir bench cdc");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "bench failed:\n{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one report");
+    for figure in ["pipeline_events_per_s", "passthrough_records_per_s"] {
+        assert!(report[figure]["median"].as_f64().unwrap() > 0.0, "{report}");
+    }
+    assert!(report["ratio"].as_f64().unwrap() > 0.0, "{report}");
+    assert_eq!(report["events"], 1_050, "50 members and 1000 claim events");
+    let pace = &report["latency"][0];
+    assert_eq!(pace["events_per_s"], 70, "{report}");
+    assert_eq!(pace["target_read"], pace["target_due"], "{report}");
+    assert!(pace["p99_ms"].as_u64().unwrap() >= pace["p50_ms"].as_u64().unwrap());
+    assert!(stderr.contains("round 1/1"), "no progress:\n{stderr}");
+}

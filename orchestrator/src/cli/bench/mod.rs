@@ -1,6 +1,7 @@
 //! `weir bench`: benchmarks that print ratios against a reference measured in the same run,
 //! on the same machine, so that a shared and noisy machine still gives comparable figures.
 
+mod cdc;
 mod charts;
 mod platform;
 mod topics;
@@ -22,6 +23,9 @@ pub enum BenchCommand {
     /// The topic browser on a big topic through `weir serve`, next to a bare consumer, and
     /// `weir serve`'s memory while live tails follow a busy topic.
     Topics(topics::TopicsBenchArgs),
+    /// The CDC pipeline's change events per second next to a plain pass-through, and its
+    /// end-to-end latency at steady paces (the seed's 70/s and ten times that).
+    Cdc(cdc::CdcBenchArgs),
     /// Chart server appends/s and memory next to the real Visdom server under the same load.
     Charts {
         #[arg(long)]
@@ -43,6 +47,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Topology(args) => topology::run(args),
         BenchCommand::Platform(args) => platform::run(args),
         BenchCommand::Topics(args) => topics::run(args),
+        BenchCommand::Cdc(args) => cdc::run(args),
         BenchCommand::Charts {
             json,
             step_seconds,

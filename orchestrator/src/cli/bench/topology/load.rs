@@ -74,13 +74,28 @@ pub async fn fill(
     keys: u64,
     event_time: EventTime,
 ) -> anyhow::Result<()> {
+    fill_with(bootstrap, topic, count, event_time, |index| {
+        (key(index, keys), wobbling_document(index))
+    })
+    .await
+}
+
+/// Writes `count` records, record `index` being `record(index)` (its key and payload), as
+/// fast as the broker takes them, stamped with `event_time`, printing progress every tenth.
+pub async fn fill_with(
+    bootstrap: &str,
+    topic: &str,
+    count: u64,
+    event_time: EventTime,
+    record: impl Fn(u64) -> (String, String),
+) -> anyhow::Result<()> {
+    let make = record;
     let producer: FutureProducer = producer_config(bootstrap).create()?;
     let started = Instant::now();
     let mut pending: Vec<DeliveryFuture> = Vec::with_capacity(PENDING_LIMIT);
     let tenth = (count / 10).max(1);
     for index in 0..count {
-        let payload = wobbling_document(index);
-        let key = key(index, keys);
+        let (key, payload) = make(index);
         let timestamp = event_time.of(index, count);
         let record = || {
             let record = FutureRecord::to(topic).key(&key).payload(&payload);

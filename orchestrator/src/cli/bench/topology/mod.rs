@@ -7,9 +7,9 @@
 
 mod latency;
 pub(super) mod load;
-mod passthrough;
-mod progress;
-mod runner;
+pub(super) mod passthrough;
+pub(super) mod progress;
+pub(super) mod runner;
 mod scaling;
 mod state;
 

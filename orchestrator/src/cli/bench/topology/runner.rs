@@ -33,12 +33,15 @@ pub enum Dataflow<'a> {
     /// A windowed topology taking the shipped candles' parameters: its results go to
     /// `NAME-candles`, its late records to `NAME-late`, its errors to `NAME-errors`.
     Windowed(&'a Path),
+    /// The CDC pipeline (`workflows/topologies/cdc-sync.yaml`): its target goes to
+    /// `NAME-target`, its errors to `NAME-errors`, its dead letters to `NAME-dead`.
+    Cdc(&'a Path),
 }
 
 impl Dataflow<'_> {
     fn path(&self) -> &Path {
         match self {
-            Dataflow::Reference(path) | Dataflow::Windowed(path) => path,
+            Dataflow::Reference(path) | Dataflow::Windowed(path) | Dataflow::Cdc(path) => path,
         }
     }
 
@@ -49,6 +52,17 @@ impl Dataflow<'_> {
             format!("message_topic={input}"),
             format!("dataflow_name={name}"),
         ];
+        if let Dataflow::Cdc(_) = self {
+            let target = format!("{name}-target");
+            let parameters = vec![
+                format!("cdc_topic={input}"),
+                format!("dataflow_name={name}"),
+                format!("target_topic={target}"),
+                format!("error_topic={name}-errors"),
+                format!("dead_letter_topic={name}-dead"),
+            ];
+            return (parameters, target);
+        }
         let output = match self {
             Dataflow::Reference(_) => {
                 let outputs = OutputTopics::named(name);
@@ -69,6 +83,7 @@ impl Dataflow<'_> {
                 ]);
                 topics.results
             }
+            Dataflow::Cdc(_) => unreachable!("returned above"),
         };
         (parameters, output)
     }
