@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Subcommand;
@@ -54,8 +55,20 @@ pub enum CdcCommand {
         /// Print the comparison as JSON.
         #[arg(long)]
         json: bool,
+        /// Compare again every 3 s until the topic matches or this long has passed (e.g.
+        /// `2m`), printing each comparison that does not match yet.
+        #[arg(long, value_parser = super::parse_duration)]
+        wait: Option<Duration>,
+        /// Also write the comparison as JSON to this file, at most 10 entries of each list
+        /// (how many were left out is said): a Kubernetes Job's termination log. The command
+        /// then exits 0 whenever it compared, the verdict being in the report.
+        #[arg(long)]
+        report: Option<PathBuf>,
     },
 }
+
+/// The pause between two comparisons of `verify --wait`.
+const VERIFY_AGAIN: Duration = Duration::from_secs(3);
 
 pub fn run(command: CdcCommand) -> anyhow::Result<ExitCode> {
     match command {
@@ -102,9 +115,29 @@ pub fn run(command: CdcCommand) -> anyhow::Result<ExitCode> {
             table,
             primary_keys,
             json,
+            wait,
+            report,
         } => {
             let brokers = kafka.brokers()?;
-            let comparison = verify(&brokers, &topic, &events, &table, &primary_keys)?;
+            let deadline = Instant::now() + wait.unwrap_or_default();
+            let comparison = loop {
+                let compared = verify(&brokers, &topic, &events, &table, &primary_keys);
+                let retry = Instant::now() + VERIFY_AGAIN < deadline;
+                match compared {
+                    Ok(comparison) if comparison.matches() || !retry => break comparison,
+                    Ok(comparison) => eprintln!("not yet: {}", comparison.summary()),
+                    Err(error) if error.is_transient() && retry => {
+                        eprintln!("Kafka did not answer the comparison ({error}); trying again")
+                    }
+                    Err(error) => return Err(error.into()),
+                }
+                std::thread::sleep(VERIFY_AGAIN);
+            };
+            if let Some(path) = &report {
+                let bounded = serde_json::to_string(&comparison.bounded(10))?;
+                std::fs::write(path, bounded)
+                    .with_context(|| format!("cannot write the report to {}", path.display()))?;
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&comparison)?);
             } else {
@@ -112,14 +145,14 @@ pub fn run(command: CdcCommand) -> anyhow::Result<ExitCode> {
                 if !comparison.poison.is_empty() {
                     println!(
                         "{} lines of {} are no change event and change no table (first: line {}, {})",
-                        comparison.poison.len(),
+                        comparison.poison_count(),
                         events.display(),
                         comparison.poison[0].line,
                         comparison.poison[0].reason
                     );
                 }
             }
-            Ok(if comparison.matches() {
+            Ok(if comparison.matches() || report.is_some() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

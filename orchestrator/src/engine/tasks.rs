@@ -316,7 +316,7 @@ async fn verify_table(
                         progress(format!(
                             "  {}: {} lines of the events are no change event (poison)",
                             task.name,
-                            comparison.poison.len()
+                            comparison.poison_count()
                         ));
                     }
                     return Ok(());

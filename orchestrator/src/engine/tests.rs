@@ -242,6 +242,7 @@ impl Runtime for MemoryRuntime {
                     unexpected: Vec::new(),
                     different: Vec::new(),
                     poison: Vec::new(),
+                    left_out: Default::default(),
                 })
             }
         }))

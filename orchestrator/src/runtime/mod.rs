@@ -428,6 +428,17 @@ pub enum RuntimeError {
     Count(Box<weir_topology::kafka::CountError>),
     #[error("cannot compare the target with the change events: {0}")]
     VerifyTable(Box<crate::topics::table::VerifyError>),
+    /// The change events are too big for a ConfigMap, which a verify Job reads them from.
+    #[error(
+        "the change events {path} are {bytes} bytes: a ConfigMap holds at most {limit} bytes, \
+         so verify-table compares them on the local backend only (`--backend local`), or run \
+         `weir cdc verify` where the file is"
+    )]
+    EventsTooBigForConfigMap {
+        path: PathBuf,
+        bytes: usize,
+        limit: usize,
+    },
     #[error(transparent)]
     Wait(Box<topics::WaitError>),
     #[error("{} when the time limit passed", .0.held())]

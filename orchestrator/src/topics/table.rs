@@ -125,6 +125,25 @@ pub struct TableComparison {
     /// Documents of the events file that are no change event a key could be read from, with
     /// their line (from 1) and why: they change no table.
     pub poison: Vec<PoisonLine>,
+    /// Entries of each list above left out of a bounded report (a Job's report must fit in
+    /// its termination log); none in a comparison made here.
+    #[serde(default, skip_serializing_if = "LeftOut::is_none")]
+    pub left_out: LeftOut,
+}
+
+/// How many entries of each list a bounded comparison leaves out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeftOut {
+    pub missing: usize,
+    pub unexpected: usize,
+    pub different: usize,
+    pub poison: usize,
+}
+
+impl LeftOut {
+    fn is_none(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// A line of an events file that is no keyed change event.
@@ -165,7 +184,31 @@ impl TableComparison {
                     reason: reason.clone(),
                 })
                 .collect(),
+            left_out: LeftOut::default(),
         }
+    }
+
+    /// The same comparison keeping at most `entries` of each list (the first ones), and how
+    /// many it left out: its verdict and its counts stay those of the whole comparison.
+    pub fn bounded(&self, entries: usize) -> Self {
+        fn first<T: Clone>(list: &[T], entries: usize, left_out: &mut usize) -> Vec<T> {
+            *left_out += list.len().saturating_sub(entries);
+            list.iter().take(entries).cloned().collect()
+        }
+        let mut left_out = self.left_out;
+        Self {
+            missing: first(&self.missing, entries, &mut left_out.missing),
+            unexpected: first(&self.unexpected, entries, &mut left_out.unexpected),
+            different: first(&self.different, entries, &mut left_out.different),
+            poison: first(&self.poison, entries, &mut left_out.poison),
+            left_out,
+            ..self.clone()
+        }
+    }
+
+    /// Lines of the events file that are no change event, those left out included.
+    pub fn poison_count(&self) -> usize {
+        self.poison.len() + self.left_out.poison
     }
 
     /// Every key compared equal.
@@ -189,22 +232,23 @@ impl TableComparison {
         if self.matches() {
             return format!("{head}: every key matches");
         }
-        let keys = |what: &str, keys: &[String]| -> Option<String> {
+        let keys = |what: &str, keys: &[String], left_out: usize| -> Option<String> {
             (!keys.is_empty()).then(|| {
+                let total = keys.len() + left_out;
                 let shown: Vec<&str> = keys.iter().take(10).map(String::as_str).collect();
-                let more = keys.len().saturating_sub(shown.len());
+                let more = total.saturating_sub(shown.len());
                 let more = if more > 0 {
                     format!(" and {more} more")
                 } else {
                     String::new()
                 };
-                format!("{} {what} ({}{more})", keys.len(), shown.join(", "))
+                format!("{total} {what} ({}{more})", shown.join(", "))
             })
         };
         let parts: Vec<String> = [
-            keys("missing", &self.missing),
-            keys("unexpected", &self.unexpected),
-            keys("different", &self.different),
+            keys("missing", &self.missing, self.left_out.missing),
+            keys("unexpected", &self.unexpected, self.left_out.unexpected),
+            keys("different", &self.different, self.left_out.different),
         ]
         .into_iter()
         .flatten()
@@ -276,5 +320,18 @@ mod tests {
             "{}",
             absent.summary()
         );
+        // A report bounded to fit a Job's termination log keeps its verdict and its counts.
+        let bounded = absent.bounded(1);
+        assert_eq!(bounded.missing.len(), 1);
+        assert_eq!(bounded.left_out.missing, 2);
+        assert!(!bounded.matches());
+        assert!(
+            bounded.summary().ends_with("3 missing (1 and 2 more)"),
+            "{}",
+            bounded.summary()
+        );
+        let read: TableComparison =
+            serde_json::from_str(&serde_json::to_string(&bounded).unwrap()).unwrap();
+        assert_eq!(read, bounded);
     }
 }

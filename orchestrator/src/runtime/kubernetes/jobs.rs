@@ -1,4 +1,5 @@
-//! The data-path steps of a run (create topics, wait for messages, count them) as Jobs of
+//! The data-path steps of a run (create topics, wait for messages, count them, compare a
+//! target with change events) as Jobs of
 //! the `weir` image, so that they run next to Kafka and need no network path from the
 //! orchestrator. Each writes its JSON result to `/dev/termination-log`, which comes back in
 //! the pod's status: no log access is needed either. A Job that finished without such a
@@ -8,7 +9,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
-use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec, ResourceRequirements};
+use k8s_openapi::api::core::v1::{
+    ConfigMapVolumeSource, Container, PodSpec, PodTemplateSpec, ResourceRequirements, Volume,
+    VolumeMount,
+};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -39,7 +43,22 @@ pub enum Step {
         brokers: String,
         topics: Vec<String>,
     },
+    /// `weir cdc verify`, comparing again until the target matches or `wait` passes; the
+    /// change events come from the ConfigMap `events_config_map` (key [`EVENTS_FILE`]).
+    VerifyTable {
+        brokers: String,
+        topic: String,
+        table: String,
+        primary_keys: String,
+        events_config_map: String,
+        wait: Duration,
+    },
 }
+
+/// Where a Job finds the files of its ConfigMap.
+pub const FILES_DIR: &str = "/etc/weir";
+/// The change events' key in a verify Job's ConfigMap, and their file name in [`FILES_DIR`].
+pub const EVENTS_FILE: &str = "events.jsonl";
 
 impl Step {
     /// What the step is called in Job names and messages.
@@ -48,6 +67,25 @@ impl Step {
             Step::CreateTopics { .. } => "create-topics",
             Step::Wait { .. } => "wait",
             Step::Count { .. } => "count",
+            Step::VerifyTable { .. } => "verify",
+        }
+    }
+
+    /// A comparison holds the expected table and the target's rows in memory.
+    fn memory_limit(&self) -> &'static str {
+        match self {
+            Step::VerifyTable { .. } => "512Mi",
+            _ => "128Mi",
+        }
+    }
+
+    /// The ConfigMap the Job mounts at [`FILES_DIR`], if it needs one.
+    fn config_map(&self) -> Option<&str> {
+        match self {
+            Step::VerifyTable {
+                events_config_map, ..
+            } => Some(events_config_map),
+            _ => None,
         }
     }
 
@@ -56,6 +94,27 @@ impl Step {
         let mut args: Vec<String> = vec!["topics".into()];
         let report = ["--report".to_string(), REPORT_PATH.to_string()];
         match self {
+            Step::VerifyTable {
+                brokers,
+                topic,
+                table,
+                primary_keys,
+                wait,
+                ..
+            } => {
+                args = vec![
+                    "cdc".into(),
+                    "verify".into(),
+                    "--brokers".into(),
+                    brokers.clone(),
+                ];
+                args.extend(["--events".into(), format!("{FILES_DIR}/{EVENTS_FILE}")]);
+                args.extend(["--table".into(), table.clone()]);
+                args.extend(["--primary-keys".into(), primary_keys.clone()]);
+                args.extend(["--wait".into(), format!("{}s", wait.as_secs().max(1))]);
+                args.extend(report);
+                args.push(topic.clone());
+            }
             Step::CreateTopics {
                 brokers,
                 topics,
@@ -117,7 +176,7 @@ pub fn render(
         ])),
         limits: Some(BTreeMap::from([(
             "memory".to_string(),
-            Quantity("128Mi".into()),
+            Quantity(step.memory_limit().into()),
         )])),
         ..ResourceRequirements::default()
     };
@@ -143,8 +202,26 @@ pub fn render(
                         args: Some(step.args()),
                         termination_message_path: Some(REPORT_PATH.into()),
                         resources: Some(resources),
+                        volume_mounts: step.config_map().map(|_| {
+                            vec![VolumeMount {
+                                name: "files".into(),
+                                mount_path: FILES_DIR.into(),
+                                read_only: Some(true),
+                                ..VolumeMount::default()
+                            }]
+                        }),
                         ..Container::default()
                     }],
+                    volumes: step.config_map().map(|config_map| {
+                        vec![Volume {
+                            name: "files".into(),
+                            config_map: Some(ConfigMapVolumeSource {
+                                name: config_map.to_string(),
+                                ..ConfigMapVolumeSource::default()
+                            }),
+                            ..Volume::default()
+                        }]
+                    }),
                     ..PodSpec::default()
                 }),
             },
@@ -212,5 +289,46 @@ mod tests {
         let prefix = job.metadata.generate_name.unwrap();
         assert!(prefix.len() <= 51, "{prefix}");
         assert!(step.args().contains(&"1s".to_string()));
+    }
+
+    #[test]
+    fn a_verify_job_reads_the_change_events_from_its_config_map_and_waits_for_a_match() {
+        let step = Step::VerifyTable {
+            brokers: "kafka:9092".into(),
+            topic: "claims-target".into(),
+            table: "claims".into(),
+            primary_keys: "claims=claim_id".into(),
+            events_config_map: "weir-verify-verify-events".into(),
+            wait: Duration::from_secs(150),
+        };
+        let job = render(
+            &step,
+            "verify",
+            "weir:test",
+            Some("r1"),
+            Duration::from_secs(180),
+        );
+        let pod = job.spec.unwrap().template.spec.unwrap();
+        let container = &pod.containers[0];
+        let args = container.args.as_deref().unwrap();
+        assert_eq!(&args[..4], ["cdc", "verify", "--brokers", "kafka:9092"]);
+        let after = |flag: &str| {
+            let at = args.iter().position(|a| a == flag).unwrap();
+            args[at + 1].as_str()
+        };
+        assert_eq!(after("--events"), "/etc/weir/events.jsonl");
+        assert_eq!(after("--wait"), "150s");
+        assert_eq!(after("--report"), REPORT_PATH);
+        assert_eq!(args.last().map(String::as_str), Some("claims-target"));
+        let volume = &pod.volumes.as_ref().unwrap()[0];
+        assert_eq!(
+            volume.config_map.as_ref().unwrap().name,
+            "weir-verify-verify-events"
+        );
+        let mount = &container.volume_mounts.as_ref().unwrap()[0];
+        assert_eq!(
+            (mount.name.as_str(), mount.mount_path.as_str()),
+            ("files", FILES_DIR)
+        );
     }
 }

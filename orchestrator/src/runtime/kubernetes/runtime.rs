@@ -31,6 +31,11 @@ use crate::time::now_unix;
 const NAMESPACE_DELETE_TIMEOUT: Duration = Duration::from_secs(180);
 /// Scheduling and image start-up a Job may take on top of its own deadline.
 const JOB_SLACK: Duration = Duration::from_secs(60);
+/// What a verify Job leaves of its step's time for its own start and report.
+const VERIFY_JOB_MARGIN: Duration = Duration::from_secs(15);
+/// The most a ConfigMap of change events may hold (Kubernetes refuses more than 1 MiB with
+/// its metadata).
+const MAX_CONFIG_MAP_BYTES: usize = 1_000_000;
 
 /// A node whose pods kwok only pretends to run.
 fn is_simulated(node: &k8s_openapi::api::core::v1::Node) -> bool {
@@ -259,6 +264,44 @@ impl KubernetesRuntime {
     }
 
     /// Runs `future` unless `cancel` fires first.
+    /// Puts the change events a verify Job compares with in a ConfigMap of the run's
+    /// namespace, named after the task, and returns its name.
+    async fn events_config_map(
+        &self,
+        scope: &Scope,
+        label: &str,
+        events: &std::path::Path,
+    ) -> Result<String, RuntimeError> {
+        let text = std::fs::read_to_string(events).map_err(|source| RuntimeError::Io {
+            path: events.to_path_buf(),
+            source,
+        })?;
+        if text.len() > MAX_CONFIG_MAP_BYTES {
+            return Err(RuntimeError::EventsTooBigForConfigMap {
+                path: events.to_path_buf(),
+                bytes: text.len(),
+                limit: MAX_CONFIG_MAP_BYTES,
+            });
+        }
+        let mut name = format!("weir-verify-{}", label.to_ascii_lowercase());
+        name.retain(|c| c.is_ascii_alphanumeric() || c == '-');
+        name.truncate(56);
+        let name = format!("{}-events", name.trim_end_matches('-'));
+        let config_map = k8s_openapi::api::core::v1::ConfigMap {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some(name.clone()),
+                labels: Some(ownership_labels(Self::run_label(scope))),
+                ..Default::default()
+            },
+            data: Some([(jobs::EVENTS_FILE.to_string(), text)].into()),
+            ..Default::default()
+        };
+        self.cluster(scope)
+            .apply(&weir_catalog::kubernetes::KubeObject::ConfigMap(config_map))
+            .await?;
+        Ok(name)
+    }
+
     async fn cancellable<T>(
         cancel: &CancellationToken,
         future: impl std::future::Future<Output = Result<T, KubeError>>,
@@ -523,13 +566,6 @@ impl Runtime for KubernetesRuntime {
         timeout: Duration,
         cancel: &CancellationToken,
     ) -> Result<StepOutcome, RuntimeError> {
-        if let DataStep::VerifyTable { topic, .. } = step {
-            // A Job would need the events file mounted next to it: not built yet.
-            return Ok(StepOutcome::Unseen(format!(
-                "comparing `{topic}` with change events runs on the local backend only for \
-                 now"
-            )));
-        }
         let brokers = self.kafka_endpoint(scope, step.kafka()).await?;
         let job_step = match step.clone() {
             DataStep::CreateTopics {
@@ -548,7 +584,21 @@ impl Runtime for KubernetesRuntime {
                 timeout,
             },
             DataStep::Count { topics, .. } => Step::Count { brokers, topics },
-            DataStep::VerifyTable { .. } => unreachable!("answered above"),
+            DataStep::VerifyTable {
+                topic,
+                events,
+                table,
+                primary_keys,
+                ..
+            } => Step::VerifyTable {
+                brokers,
+                topic,
+                table,
+                primary_keys,
+                events_config_map: self.events_config_map(scope, label, &events).await?,
+                // The Job compares until the target matches, within the step's time.
+                wait: timeout.saturating_sub(VERIFY_JOB_MARGIN),
+            },
         };
         let job = jobs::render(
             &job_step,
