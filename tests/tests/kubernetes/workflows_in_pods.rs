@@ -231,3 +231,25 @@ fn demo_workflow_in_real_pods_polls_this_machine_and_notifies_exactly() {
     );
     assert_nothing_left(&namespace, &log);
 }
+
+/// The shipped CDC workflow in pods: Kafka, two runner pods, the change-event source (its file
+/// from a ConfigMap) and the `verify-table` Job, which compares the target with the same
+/// change events mounted from a ConfigMap of the run's namespace. The run succeeds only with
+/// the target verified and every result seen.
+#[test]
+fn the_cdc_workflow_runs_in_real_pods_and_verifies_its_target_there() {
+    let home = WeirHomeDir::new();
+    let workflow = shipped_workflow("cdc-sync.yaml");
+    let mut child = start_run(&home, &[workflow.as_str(), "--set", "prefix=cdcpods"]);
+    let id = run_id(&home);
+    let status = wait_exit(&home, &mut child);
+    let log = home.log();
+    assert!(status.success(), "{log}");
+    let run = home.run_record(&id);
+    assert_eq!(run["state"], "succeeded", "{log}");
+    assert_eq!(run["unavailable"], serde_json::json!({}), "{run}");
+    assert!(run["simulated"].is_null(), "{run}");
+    assert_eq!(run["topics"]["cdc-errors"], 8, "the poison lines: {run}");
+    assert_eq!(run["topics"]["cdc-dead-letters"], 0, "{run}");
+    assert!(log.contains("every key matches"), "{log}");
+}
