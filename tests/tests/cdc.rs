@@ -414,8 +414,20 @@ fn the_shipped_cdc_workflow_verifies_its_target_and_drains_its_runners() {
         (stdout.to_string() + &stderr).contains("every key matches"),
         "{stdout}\n{stderr}"
     );
-    // Both runners' logs are kept with the run, each under its name.
+    // Both runners' logs are kept with the run, each under its name, and so is the
+    // comparison the verification ended on.
     let artifacts = std::path::PathBuf::from(run["artifacts"].as_str().expect("artifacts"));
+    let verified: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(artifacts.join("verified/verify.json")).expect("the comparison"),
+    )
+    .unwrap();
+    assert_eq!(verified["table"], "claims", "{verified}");
+    assert_eq!(verified["missing"], serde_json::json!([]), "{verified}");
+    assert_eq!(
+        verified["poison"].as_array().map(Vec::len),
+        Some(8),
+        "{verified}"
+    );
     let kept = std::fs::read_to_string(artifacts.join(format!("logs/{prefix}-pipeline.log")))
         .expect("the pipeline's kept log");
     for replica in ["replica-0", "replica-1"] {

@@ -310,6 +310,10 @@ async fn verify_table(
         };
         match outcome {
             StepOutcome::Seen(DataReport::Verified(comparison)) => {
+                let last_try = Instant::now() + VERIFY_AGAIN >= deadline;
+                if comparison.matches() || last_try {
+                    keep_comparison(context, task, &comparison);
+                }
                 if comparison.matches() {
                     progress(format!("  {}: {}", task.name, comparison.summary()));
                     if !comparison.poison.is_empty() {
@@ -321,7 +325,7 @@ async fn verify_table(
                     }
                     return Ok(());
                 }
-                if Instant::now() + VERIFY_AGAIN >= deadline {
+                if last_try {
                     return Err(failed(comparison.summary()));
                 }
                 progress(format!(
@@ -338,6 +342,27 @@ async fn verify_table(
             }
         }
         context.sleep(VERIFY_AGAIN).await?;
+    }
+}
+
+/// Keeps the comparison a `verify-table` task ended on in the run's artifacts,
+/// `verified/TASK.json`: the verdict, the counts and the keys that differ.
+fn keep_comparison(
+    context: &RunContext,
+    task: &Task,
+    comparison: &crate::topics::table::TableComparison,
+) {
+    let dir = context.home.run_dir(&context.id).join("verified");
+    let path = dir.join(format!("{}.json", task.name));
+    let written = std::fs::create_dir_all(&dir).and_then(|()| {
+        let text = serde_json::to_string_pretty(comparison).map_err(std::io::Error::other)?;
+        std::fs::write(&path, text)
+    });
+    if let Err(error) = written {
+        progress(format!(
+            "  WARNING: cannot keep the comparison in {}: {error}",
+            path.display()
+        ));
     }
 }
 
