@@ -53,6 +53,12 @@ fn claim_insert(claim: u64, member: u64) -> serde_json::Value {
 }
 
 fn verify(target: &str, events: &str) -> std::process::Output {
+    verify_waiting(target, events, "0s")
+}
+
+/// `weir cdc verify --wait`: whether the target matched within `wait`, and the comparison
+/// (as JSON) it ended on.
+fn verify_waiting(target: &str, events: &str, wait: &str) -> std::process::Output {
     weir(&[
         "cdc",
         "verify",
@@ -66,6 +72,8 @@ fn verify(target: &str, events: &str) -> std::process::Output {
         "--primary-keys",
         PRIMARY_KEYS,
         "--json",
+        "--wait",
+        wait,
     ])
 }
 
@@ -144,12 +152,9 @@ async fn the_target_holds_the_final_state_of_the_claims_and_a_broken_row_is_name
     let mut runner = WeirProcess::start(dir.path(), "runner.log", &args);
     // The runner is done when the target stops changing and matches; a comparison that keeps
     // failing for two minutes is the failure, with its report.
-    let mut last = String::new();
-    let matched = eventually(Duration::from_secs(120), || {
-        let output = verify(&target, &events_text);
-        last = String::from_utf8_lossy(&output.stdout).into_owned();
-        output.status.success().then_some(())
-    });
+    let output = verify_waiting(&target, &events_text, "120s");
+    let mut last = String::from_utf8_lossy(&output.stdout).into_owned();
+    let matched = output.status.success().then_some(());
     assert!(matched.is_some(), "{last}\nlog:\n{}", runner.log_text());
     // A claim of a member that comes 2 s later: retried until the member is there. And one of
     // a member that never comes: dead-lettered after its retries. Only the first belongs to
@@ -178,11 +183,9 @@ async fn the_target_holds_the_final_state_of_the_claims_and_a_broken_row_is_name
         all.push('\n');
     }
     std::fs::write(&events, all).unwrap();
-    let matched = eventually(Duration::from_secs(120), || {
-        let output = verify(&target, &events_text);
-        last = String::from_utf8_lossy(&output.stdout).into_owned();
-        output.status.success().then_some(())
-    });
+    let output = verify_waiting(&target, &events_text, "120s");
+    last = String::from_utf8_lossy(&output.stdout).into_owned();
+    let matched = output.status.success().then_some(());
     assert!(matched.is_some(), "{last}\nlog:\n{}", runner.log_text());
     let report: serde_json::Value = serde_json::from_str(&last).unwrap();
     assert!(report["expected_rows"].as_u64().unwrap() > 500, "{report}");
@@ -311,11 +314,9 @@ async fn the_target_holds_the_final_state_of_the_claims_and_a_broken_row_is_name
         all.push('\n');
     }
     std::fs::write(&events, all).unwrap();
-    let matched = eventually(Duration::from_secs(60), || {
-        let output = verify(&target, &events_text);
-        last = String::from_utf8_lossy(&output.stdout).into_owned();
-        output.status.success().then_some(())
-    });
+    let output = verify_waiting(&target, &events_text, "60s");
+    last = String::from_utf8_lossy(&output.stdout).into_owned();
+    let matched = output.status.success().then_some(());
     assert!(
         matched.is_some(),
         "the replayed claim 900002 is not in the target: {last}\nlog:\n{}",

@@ -54,12 +54,7 @@ fn a_kafka_pod_killed_mid_run_comes_back_and_every_record_keeps_its_output() {
     let pods = ready_pods(&namespace, &["kafka"]);
     sigkill_container_of(&pods, "kafka");
 
-    let status = wait_exit(&home, &mut child);
-    let log = home.log();
-    assert!(status.success(), "{log}");
-    let run = home.run_record(&id);
-    assert_eq!(run["state"], "succeeded", "{log}");
-    assert_eq!(run["unavailable"], serde_json::json!({}), "{run}");
+    let (run, log) = succeeded_with_every_result_seen(&home, &mut child, &id);
     let events = run["events"].to_string();
     assert!(
         events.contains("smoke-kafka") && events.contains("exit code 137"),

@@ -61,6 +61,22 @@ fn wait_exit(home: &WeirHomeDir, child: &mut Child) -> std::process::ExitStatus 
         .unwrap_or_else(|| panic!("weir run did not finish:\n{}", home.log()))
 }
 
+/// Waits for the run `id` to end and requires it to have succeeded with every result seen (no
+/// figure unavailable); returns its record and the output of `weir run`.
+fn succeeded_with_every_result_seen(
+    home: &WeirHomeDir,
+    child: &mut Child,
+    id: &str,
+) -> (Value, String) {
+    let status = wait_exit(home, child);
+    let log = home.log();
+    assert!(status.success(), "{log}");
+    let run = home.run_record(id);
+    assert_eq!(run["state"], "succeeded", "{log}");
+    assert_eq!(run["unavailable"], serde_json::json!({}), "{run}");
+    (run, log)
+}
+
 /// The id of the single run of this home, once it is recorded.
 fn run_id(home: &WeirHomeDir) -> String {
     eventually(Duration::from_secs(30), || {

@@ -95,13 +95,8 @@ fn ci_smoke_runs_in_real_pods_and_reports_every_result() {
         .as_str()
         .is_some_and(|t| t.contains("operators")));
 
-    let status = wait_exit(&home, &mut child);
-    let log = home.log();
-    assert!(status.success(), "{log}");
-    let run = home.run_record(&id);
-    assert_eq!(run["state"], "succeeded", "{log}");
     // Every result was seen: counted by Jobs that ran next to Kafka and reported.
-    assert_eq!(run["unavailable"], serde_json::json!({}), "{run}");
+    let (run, log) = succeeded_with_every_result_seen(&home, &mut child, &id);
     assert!(run["simulated"].is_null(), "{run}");
     let topics = &run["topics"];
     let closes = recorded_closes();
@@ -242,12 +237,7 @@ fn the_cdc_workflow_runs_in_real_pods_and_verifies_its_target_there() {
     let workflow = shipped_workflow("cdc-sync.yaml");
     let mut child = start_run(&home, &[workflow.as_str(), "--set", "prefix=cdcpods"]);
     let id = run_id(&home);
-    let status = wait_exit(&home, &mut child);
-    let log = home.log();
-    assert!(status.success(), "{log}");
-    let run = home.run_record(&id);
-    assert_eq!(run["state"], "succeeded", "{log}");
-    assert_eq!(run["unavailable"], serde_json::json!({}), "{run}");
+    let (run, log) = succeeded_with_every_result_seen(&home, &mut child, &id);
     assert!(run["simulated"].is_null(), "{run}");
     assert_eq!(run["topics"]["cdc-errors"], 8, "the poison lines: {run}");
     assert_eq!(run["topics"]["cdc-dead-letters"], 0, "{run}");

@@ -26,8 +26,6 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use serde_json::json;
-use weir_supervisor::process::Lifetime;
-use weir_supervisor::stack::KafkaStack;
 use weir_topology::kafka::{consumer_config, ensure_topics, now_ms, producer_config};
 use weir_topology::source::cdc_generator::{generate, GeneratorConfig};
 use weir_topology::source::change_event::{ChangeEvent, PrimaryKeys};
@@ -109,22 +107,8 @@ pub fn run(args: CdcBenchArgs) -> anyhow::Result<ExitCode> {
     let workdir = tempfile::Builder::new()
         .prefix("weir-bench-cdc-")
         .tempdir()?;
-    let stack = match &args.brokers {
-        Some(_) => None,
-        None => {
-            eprintln!("starting a private ZooKeeper and Kafka for the benchmark...");
-            Some(KafkaStack::start(
-                workdir.path(),
-                Lifetime::DiesWithParent,
-                Duration::from_secs(120),
-            )?)
-        }
-    };
-    let bootstrap = match (&args.brokers, &stack) {
-        (Some(brokers), _) => brokers.clone(),
-        (None, Some(stack)) => stack.bootstrap().to_string(),
-        (None, None) => unreachable!("a stack is started when no brokers are given"),
-    };
+    let (stack, bootstrap) =
+        super::given_or_private_kafka(args.brokers.as_deref(), workdir.path())?;
     let id = std::process::id();
     let rt = runtime()?;
 

@@ -57,6 +57,25 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The Kafka a benchmark runs on: the brokers given, or a private ZooKeeper and Kafka started
+/// in `workdir` (stopped when the returned stack is dropped), and its bootstrap servers.
+fn given_or_private_kafka(
+    brokers: Option<&str>,
+    workdir: &std::path::Path,
+) -> anyhow::Result<(Option<weir_supervisor::stack::KafkaStack>, String)> {
+    if let Some(brokers) = brokers {
+        return Ok((None, brokers.to_string()));
+    }
+    eprintln!("starting a private ZooKeeper and Kafka for the benchmark...");
+    let stack = weir_supervisor::stack::KafkaStack::start(
+        workdir,
+        weir_supervisor::process::Lifetime::DiesWithParent,
+        std::time::Duration::from_secs(120),
+    )?;
+    let bootstrap = stack.bootstrap().to_string();
+    Ok((Some(stack), bootstrap))
+}
+
 /// Rounds to two decimals for reports.
 fn round(value: f64) -> f64 {
     (value * 100.0).round() / 100.0

@@ -19,8 +19,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::json;
-use weir_supervisor::process::Lifetime;
-use weir_supervisor::stack::KafkaStack;
 use weir_topology::kafka::ensure_topics;
 
 use super::round;
@@ -152,22 +150,8 @@ pub fn run(args: TopologyBenchArgs) -> anyhow::Result<ExitCode> {
         )?;
     }
     let workdir = tempfile::Builder::new().prefix("weir-bench-").tempdir()?;
-    let stack = match &args.brokers {
-        Some(_) => None,
-        None => {
-            eprintln!("starting a private ZooKeeper and Kafka for the benchmark...");
-            Some(KafkaStack::start(
-                workdir.path(),
-                Lifetime::DiesWithParent,
-                Duration::from_secs(120),
-            )?)
-        }
-    };
-    let bootstrap = match (&args.brokers, &stack) {
-        (Some(brokers), _) => brokers.clone(),
-        (None, Some(stack)) => stack.bootstrap().to_string(),
-        (None, None) => unreachable!("a stack is started when no brokers are given"),
-    };
+    let (stack, bootstrap) =
+        super::given_or_private_kafka(args.brokers.as_deref(), workdir.path())?;
     let id = std::process::id();
     let rt = runtime()?;
 
