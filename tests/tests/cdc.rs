@@ -515,8 +515,10 @@ fn a_letter_without_a_retry_topic_is_refused_until_told_where_it_goes() {
     );
 }
 
-/// `weir bench cdc` on a small load: every figure it reports was measured (no timing is
-/// asserted), and every target message due at a pace was read.
+/// `weir bench cdc` on the smallest load whose copy by the pass-through still spans its
+/// steady window (some 100,000 events: fewer are copied between two samples): every figure
+/// it reports was measured (no timing is asserted), and every target message due at a pace
+/// was read.
 #[test]
 fn the_cdc_benchmark_reports_every_figure_it_measures() {
     let output = Command::new(weir_bin())
@@ -528,9 +530,9 @@ fn the_cdc_benchmark_reports_every_figure_it_measures() {
             "--brokers",
             kafka(),
             "--claim-events",
-            "1000",
+            "100000",
             "--members",
-            "50",
+            "2000",
             "--rounds",
             "1",
             "--paces",
@@ -547,7 +549,10 @@ fn the_cdc_benchmark_reports_every_figure_it_measures() {
         assert!(report[figure]["median"].as_f64().unwrap() > 0.0, "{report}");
     }
     assert!(report["ratio"].as_f64().unwrap() > 0.0, "{report}");
-    assert_eq!(report["events"], 1_050, "50 members and 1000 claim events");
+    assert_eq!(
+        report["events"], 102_000,
+        "2,000 members and 100,000 claim events"
+    );
     let pace = &report["latency"][0];
     assert_eq!(pace["events_per_s"], 70, "{report}");
     assert_eq!(pace["target_read"], pace["target_due"], "{report}");
