@@ -26,12 +26,28 @@ use crate::time::now_unix;
 /// The file in an instance's directory holding how its process was started.
 const PROCESS_SPEC_FILE: &str = "process.json";
 
-/// How many times a service is started when each start finds one of its ports taken.
+/// How many times a service is started when each start fails for a passing reason.
 const PORT_TAKEN_ATTEMPTS: usize = 3;
 
 /// What a service's log says when its port was taken: the operating system's message, which
 /// Java's `BindException`, Rust's `io::Error` and Python all repeat.
 const PORT_TAKEN: &str = "Address already in use";
+
+/// Start failures that say nothing about the service, only about the machine at that moment,
+/// each with what its log says and why it happened: such a start is made again.
+const PASSING_START_FAILURES: [(&str, &str); 2] = [
+    (
+        PORT_TAKEN,
+        "another process took one of its ports as it started",
+    ),
+    (
+        // A Kafka broker whose JVM was starved (ten brokers starting at once on two cores)
+        // answers ZooKeeper too late: its session expires and it exits during startup.
+        "SessionExpiredException",
+        "its ZooKeeper session expired as it started (the machine was too busy for it to \
+         answer in time)",
+    ),
+];
 
 // `weir scale`: changing a running instance's replicas.
 #[path = "scaling.rs"]
@@ -236,11 +252,13 @@ impl LocalProcesses {
             match outcome {
                 Err(RuntimeError::NotReady(not_ready))
                     if attempt < PORT_TAKEN_ATTEMPTS
-                        && port_was_taken(Path::new(&not_ready.log)) =>
+                        && passing_start_failure(Path::new(&not_ready.log)).is_some() =>
                 {
+                    let (said, why) = passing_start_failure(Path::new(&not_ready.log))
+                        .expect("matched just above");
                     progress(format!(
-                        "{} `{}`: another process took one of its ports as it started \
-                         (its log says `{PORT_TAKEN}`); starting it again on other ports",
+                        "{} `{}`: {why} (its log says `{said}`); starting it again on other \
+                         ports",
                         definition.kind, record.name
                     ));
                     std::fs::remove_dir_all(&record.dir).map_err(|source| RuntimeError::Io {
@@ -705,10 +723,15 @@ fn run_to_completion(instance: &str, spec: &ProcessSpec) -> Result<(), RuntimeEr
     }
 }
 
-/// True when the log at `path` says a port could not be bound. The whole log is read: it
-/// is that of one start, and a Java stack trace and shutdown put the cause far from its end.
-fn port_was_taken(path: &Path) -> bool {
-    std::fs::read(path).is_ok_and(|log| String::from_utf8_lossy(&log).contains(PORT_TAKEN))
+/// The passing failure the log at `path` tells of, if any ([`PASSING_START_FAILURES`]). The
+/// whole log is read: it is that of one start, and a Java stack trace and shutdown put the
+/// cause far from its end.
+fn passing_start_failure(path: &Path) -> Option<(&'static str, &'static str)> {
+    let log = std::fs::read(path).ok()?;
+    let log = String::from_utf8_lossy(&log);
+    PASSING_START_FAILURES
+        .into_iter()
+        .find(|(said, _)| log.contains(said))
 }
 
 /// What readiness is checked on: the main port of each process making the instance.
@@ -757,9 +780,23 @@ mod tests {
              \tat kafka.network.Acceptor.openServerSocket(SocketServer.scala:734)\n",
         )
         .unwrap();
-        assert!(port_was_taken(&log));
+        assert_eq!(
+            passing_start_failure(&log).map(|(said, _)| said),
+            Some(PORT_TAKEN)
+        );
+        std::fs::write(
+            &log,
+            "ERROR Exiting Kafka due to fatal exception during startup. (kafka.Kafka$)\n\
+             org.apache.zookeeper.KeeperException$SessionExpiredException: KeeperErrorCode = \
+             Session expired for /feature\n",
+        )
+        .unwrap();
+        assert_eq!(
+            passing_start_failure(&log).map(|(said, _)| said),
+            Some("SessionExpiredException")
+        );
         std::fs::write(&log, "ERROR the broker ran out of heap\n").unwrap();
-        assert!(!port_was_taken(&log));
-        assert!(!port_was_taken(&dir.path().join("no such log")));
+        assert!(passing_start_failure(&log).is_none());
+        assert!(passing_start_failure(&dir.path().join("no such log")).is_none());
     }
 }
