@@ -200,20 +200,28 @@ pub async fn replay(brokers: &str, request: &ReplayRequest) -> Result<ReplayRepo
             offset,
         });
     }
-    for destination in (letters.iter()).map(|read| &read.letter.destination) {
-        if request.to.is_none() {
+    let mut destinations = BTreeMap::new();
+    for read in &letters {
+        *destinations
+            .entry(read.letter.destination.clone())
+            .or_insert(0) += 1;
+    }
+    // Each destination is looked up once, however many letters go there.
+    if request.to.is_none() {
+        for destination in destinations.keys() {
             partitions_of(&consumer, brokers, destination)?;
         }
     }
 
-    // Each partition resumes after its last letter read; one with none keeps its start.
+    // Each partition resumes after its last letter read; one with none, or a dry run, keeps
+    // its start.
     let mut next_offsets: BTreeMap<i32, i64> = (ranges.iter())
         .map(|(&partition, &(from, _))| (partition, from))
         .collect();
-    for read in &letters {
-        next_offsets.insert(read.letter.partition, read.letter.offset + 1);
-    }
     if !request.dry_run && !letters.is_empty() {
+        for read in &letters {
+            next_offsets.insert(read.letter.partition, read.letter.offset + 1);
+        }
         send_back(brokers, topic, &letters).await?;
         let mut commit = TopicPartitionList::new();
         for (&partition, &next) in &next_offsets {
@@ -224,15 +232,6 @@ pub async fn replay(brokers: &str, request: &ReplayRequest) -> Result<ReplayRepo
             group: request.group.clone(),
             source,
         })?;
-    }
-    if request.dry_run {
-        next_offsets = (ranges.iter()).map(|(&p, &(from, _))| (p, from)).collect();
-    }
-    let mut destinations = BTreeMap::new();
-    for read in &letters {
-        *destinations
-            .entry(read.letter.destination.clone())
-            .or_insert(0) += 1;
     }
     Ok(ReplayReport {
         topic: topic.to_string(),
