@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{DocumentKey, Publisher, SourceError};
+use super::{DocumentKey, Pipelined, Publisher, SourceError};
 use weir_contracts::status::{SourceState, SourceStatus};
 
 /// How to poll.
@@ -36,6 +36,8 @@ pub async fn poll(
         .user_agent(concat!("weir/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(SourceError::Client)?;
+    // One document per interval: each is acknowledged before the next fetch.
+    let mut sent = Pipelined::new(publisher, 1);
     let mut published = 0u64;
     let mut backoff = Backoff::new(config.interval, config.max_backoff);
     tokio::pin!(shutdown);
@@ -47,10 +49,9 @@ pub async fn poll(
         let wait = match fetch(&client, &config.url).await {
             Ok(body) => {
                 let key = config.key.key_or_warn(&body);
-                publisher
-                    .publish_watched(status, key.as_deref(), &body, None)
-                    .await?;
-                published += 1;
+                sent.send(status, key.as_deref(), &body, None).await?;
+                sent.finish(status).await?;
+                published = sent.acknowledged();
                 if backoff.failing() {
                     tracing::info!(url = %config.url, "source reachable again");
                 }

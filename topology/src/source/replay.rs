@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{DocumentKey, Publisher, SourceError, REPLAY_RESTART_HEADER};
+use super::{DocumentKey, Pipelined, Publisher, SourceError, REPLAY_RESTART_HEADER};
 use weir_contracts::status::{SourceState, SourceStatus};
 
 /// How to replay.
@@ -124,42 +124,66 @@ pub async fn replay(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), SourceError> {
     tokio::pin!(shutdown);
-    let mut published = 0u64;
+    let mut sending = Pipelined::new(publisher, UNACKNOWLEDGED_LIMIT);
+    let mut sent = 0u64;
     let passes = if config.repeat && !documents.is_empty() {
         u64::MAX
     } else {
         1
     };
-    for pass in 1..=passes {
+    'passes: for pass in 1..=passes {
         let pass_text = pass.to_string();
         // The keys whose series this pass has begun.
         let mut begun: HashSet<Option<String>> = HashSet::new();
         for document in documents {
-            if config.max_documents.is_some_and(|max| published >= max) {
-                status.send_modify(|s| s.state = SourceState::Finished);
-                return Ok(());
+            if config.max_documents.is_some_and(|max| sent >= max) {
+                break 'passes;
             }
             // In a pass after the first, a key's first document begins its series again.
             let key = config.key.key_or_warn(document.as_bytes());
             let first_of_key = begun.insert(key.clone());
             let mark =
                 (pass > 1 && first_of_key).then_some((REPLAY_RESTART_HEADER, pass_text.as_str()));
-            publisher
-                .publish_watched(status, key.as_deref(), document.as_bytes(), mark)
-                .await?;
-            published += 1;
-            status.send_modify(|s| s.published = published);
-            if published.is_multiple_of(100) {
-                tracing::info!("replayed {published} recorded documents");
+            (sending.send(status, key.as_deref(), document.as_bytes(), mark)).await?;
+            sent += 1;
+            if sent.is_multiple_of(100) {
+                let acknowledged = sending.acknowledged();
+                tracing::info!("replayed {sent} recorded documents ({acknowledged} acknowledged)");
             }
             tokio::select! {
-                _ = &mut shutdown => return Ok(()),
-                _ = tokio::time::sleep(config.interval) => {}
+                _ = &mut shutdown => return stop(&mut sending, status).await,
+                _ = tokio::time::sleep(config.interval) => sending.take_finished(status)?,
             }
         }
     }
+    sending.finish(status).await?;
     status.send_modify(|s| s.state = SourceState::Finished);
     Ok(())
+}
+
+/// Documents sent and not yet acknowledged, at most: enough to keep the brokers busy at any
+/// pace, few enough that a replay stopped while Kafka is away has little outstanding.
+const UNACKNOWLEDGED_LIMIT: usize = 1_000;
+
+/// How long a stopped replay waits for the acknowledgements still outstanding.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Stops a replay: what was sent is given [`STOP_GRACE`] to be acknowledged; what is not
+/// by then is said, and not counted as published.
+async fn stop(
+    sending: &mut Pipelined<'_>,
+    status: &watch::Sender<SourceStatus>,
+) -> Result<(), SourceError> {
+    match tokio::time::timeout(STOP_GRACE, sending.finish(status)).await {
+        Ok(finished) => finished,
+        Err(_) => {
+            let outstanding = sending.unacknowledged();
+            tracing::warn!(
+                "stopped with {outstanding} documents sent but not acknowledged by Kafka within {STOP_GRACE:?}; they are not counted as published"
+            );
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]
