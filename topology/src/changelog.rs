@@ -267,12 +267,33 @@ impl Changelog {
             })
             .collect();
         let options = AdminOptions::new().operation_timeout(Some(KAFKA_TIMEOUT));
-        let results = admin.create_topics(&new, &options).await.map_err(create)?;
-        for result in results {
-            match result {
-                Ok(topic) => tracing::info!(topic, partitions, "created a state changelog"),
-                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((_, code)) => return Err(create(KafkaError::AdminOp(code))),
+        // A controller that died or moved refuses for a while; only after
+        // [`RESTORE_PATIENCE`] does the refusal stop the runner.
+        let deadline = std::time::Instant::now() + RESTORE_PATIENCE;
+        'attempts: loop {
+            let outcome = match admin.create_topics(&new, &options).await {
+                Ok(results) => results.into_iter().try_for_each(|result| match result {
+                    Ok(topic) => {
+                        tracing::info!(topic, partitions, "created a state changelog");
+                        Ok(())
+                    }
+                    Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => Ok(()),
+                    Err((_, code)) => Err(KafkaError::AdminOp(code)),
+                }),
+                Err(error) => Err(error),
+            };
+            match outcome {
+                Ok(()) => break 'attempts,
+                Err(error)
+                    if error.rdkafka_error_code().is_some_and(creation_may_pass)
+                        && std::time::Instant::now() < deadline =>
+                {
+                    tracing::warn!(
+                        "cannot create the state changelogs yet ({error}); trying again in {RESTORE_RETRY_PAUSE:?}"
+                    );
+                    tokio::time::sleep(RESTORE_RETRY_PAUSE).await;
+                }
+                Err(error) => return Err(create(error)),
             }
         }
         self.created.store(true, Ordering::Release);
@@ -356,7 +377,7 @@ impl Changelog {
         let mut corrections = Vec::new();
         for (&index, topic) in &self.topics {
             let end = committed.get(&index).copied().unwrap_or(0);
-            let read = read_partition(&self.brokers, topic, partition, end)?;
+            let read = read_partition_patiently(&self.brokers, topic, partition, end)?;
             restored.ends.insert(index, read.high);
             for key in &read.after_end {
                 corrections.push(StateUpdate {
@@ -391,6 +412,40 @@ struct PartitionRead {
     high: i64,
 }
 
+/// A refusal to create a topic that may pass by itself: Kafka not answering, or too few
+/// brokers alive for the cluster's replication factor while one is down.
+fn creation_may_pass(code: RDKafkaErrorCode) -> bool {
+    kafka::passes_by_itself(code) || code == RDKafkaErrorCode::InvalidReplicationFactor
+}
+
+/// How long a restore tries again while Kafka does not answer before it fails.
+const RESTORE_PATIENCE: Duration = Duration::from_secs(90);
+
+/// Reads like [`read_partition`], trying again while Kafka does not answer: a broker that
+/// died leaves its partitions without a leader until the controller moves them (up to
+/// ZooKeeper's session timeout), and a runner restoring its state meanwhile would otherwise
+/// stop. After [`RESTORE_PATIENCE`] the last error stands.
+fn read_partition_patiently(
+    brokers: &str,
+    topic: &str,
+    partition: i32,
+    end: i64,
+) -> Result<PartitionRead, ChangelogError> {
+    let deadline = std::time::Instant::now() + RESTORE_PATIENCE;
+    loop {
+        match read_partition(brokers, topic, partition, end) {
+            Err(error @ ChangelogError::Read { .. }) if std::time::Instant::now() < deadline => {
+                tracing::warn!("{error}; trying again in {RESTORE_RETRY_PAUSE:?}");
+                std::thread::sleep(RESTORE_RETRY_PAUSE);
+            }
+            finished => return finished,
+        }
+    }
+}
+
+/// The pause between two attempts of a restore.
+const RESTORE_RETRY_PAUSE: Duration = Duration::from_secs(1);
+
 fn read_partition(
     brokers: &str,
     topic: &str,
@@ -412,6 +467,12 @@ fn read_partition(
         .create()
         .map_err(read_error)?;
     let partitions = kafka::partition_count(&consumer, topic).map_err(read_error)?;
+    // A topic just created can be known to the metadata before its partitions are.
+    if partitions == 0 {
+        return Err(read_error(KafkaError::MetadataFetch(
+            RDKafkaErrorCode::UnknownTopicOrPartition,
+        )));
+    }
     if partition >= partitions {
         return Err(ChangelogError::TooFewPartitions {
             topic: topic.to_string(),

@@ -293,6 +293,26 @@ fn fetched_watermarks<C: ConsumerContext + 'static>(
 /// Time limit of one end-offset query while measuring lag.
 const LAG_QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// An admin operation refused for a reason that passes by itself: the controller moved (a
+/// broker died), a broker or leader is not there yet, a request timed out.
+pub fn passes_by_itself(code: RDKafkaErrorCode) -> bool {
+    use RDKafkaErrorCode::*;
+    matches!(
+        code,
+        NotController
+            | RequestTimedOut
+            | OperationTimedOut
+            | BrokerNotAvailable
+            | LeaderNotAvailable
+            | NotLeaderForPartition
+            | NetworkException
+            | BrokerTransportFailure
+            | AllBrokersDown
+            | CoordinatorLoadInProgress
+            | CoordinatorNotAvailable
+    )
+}
+
 /// How many partitions `topic` has, as the cluster's metadata says.
 pub fn partition_count<C: ConsumerContext>(
     consumer: &impl Consumer<C>,
