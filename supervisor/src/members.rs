@@ -111,12 +111,14 @@ impl Slot {
         } else {
             0
         };
-        let backoff = FIRST_BACKOFF
+        let doubled = FIRST_BACKOFF
             * 2u32.pow(
                 self.early_deaths
                     .saturating_sub(1)
                     .min(MAX_BACKOFF_DOUBLINGS),
             );
+        let least = Duration::from_millis(self.member.restart_delay_ms.unwrap_or(0));
+        let backoff = doubled.max(least);
         eprintln!(
             "member {} {how} after {:.1}s; starting it again in {}s",
             self.member.name,
@@ -286,6 +288,7 @@ mod tests {
                 working_dir: dir.to_path_buf(),
                 log_path: dir.join(format!("{name}.log")),
             },
+            restart_delay_ms: None,
         }
     }
 

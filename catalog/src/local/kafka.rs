@@ -1,6 +1,7 @@
 //! A Kafka broker as a local process: its configuration, command line and readiness check.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::distribution::{java_binary, log4j_properties, KafkaDistribution};
 use super::ProcessSpec;
@@ -49,6 +50,10 @@ impl BrokerSettings {
     pub fn render(&self, distribution: &KafkaDistribution) -> LocalService {
         LocalService {
             endpoint: Some(self.endpoint()),
+            // Its registration outlives it by the session timeout; started sooner, it fails.
+            restart_delay: Some(Duration::from_millis(
+                u64::from(ZOOKEEPER_SESSION_TIMEOUT_MS) + 1_000,
+            )),
             ..broker_service(
                 &self.dir,
                 self.heap_mb,
@@ -200,6 +205,7 @@ fn broker_service(
         ],
         pre_start,
         process: java("kafka.Kafka", &[properties.display().to_string()], heap_mb),
+        restart_delay: None,
     }
 }
 

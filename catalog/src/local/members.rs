@@ -28,6 +28,9 @@ pub struct Member {
     #[serde(default)]
     pub endpoint: Option<String>,
     pub process: ProcessSpec,
+    /// The shortest wait before it starts again after dying, in milliseconds.
+    #[serde(default)]
+    pub restart_delay_ms: Option<u64>,
 }
 
 /// One member as the supervisor last saw it.
@@ -66,6 +69,8 @@ pub fn as_one_service(
             name,
             endpoint: service.endpoint,
             process: service.process,
+            restart_delay_ms: (service.restart_delay)
+                .map(|delay| u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)),
         });
     }
     files.push(ConfigFile {
@@ -77,5 +82,6 @@ pub fn as_one_service(
         files,
         pre_start,
         process: supervisor,
+        restart_delay: None,
     }
 }

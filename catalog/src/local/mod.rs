@@ -39,6 +39,9 @@ pub struct LocalService {
     /// KRaft storage).
     pub pre_start: Vec<ProcessSpec>,
     pub process: ProcessSpec,
+    /// As a member, the shortest wait before it starts again after dying (a ZooKeeper-mode
+    /// broker cannot register again before its old session expires).
+    pub restart_delay: Option<std::time::Duration>,
 }
 
 impl LocalService {

@@ -163,6 +163,7 @@ fn weir_replicas(
                 files: vec![],
                 pre_start: vec![],
                 process,
+                restart_delay: None,
             };
             Ok((format!("replica-{index}"), service))
         })

@@ -62,6 +62,7 @@ impl ZooKeeperSettings {
                 working_dir: self.dir.clone(),
                 log_path: self.dir.join("zookeeper.log"),
             },
+            restart_delay: None,
         }
     }
 }
