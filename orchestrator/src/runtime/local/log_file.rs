@@ -20,7 +20,8 @@ pub fn read(path: &Path, span: LogSpan) -> std::io::Result<Vec<u8>> {
 }
 
 /// The log at `path` and those of the processes beside it (`replica-0.log`… of a topology's
-/// replicas, in the same instance directory), each named by its file and read as `span` asks:
+/// replicas, in the same instance directory, or `broker-1/kafka.log`… of a cluster's brokers,
+/// one directory down), each named by its path in the instance directory and read as `span` asks:
 /// the instance's own log first, then the others by name. A member's log that is not there
 /// (it was never started) is left out; the instance's own log must be there.
 pub fn read_instance(path: &Path, span: LogSpan) -> std::io::Result<Vec<(String, String)>> {
@@ -31,16 +32,21 @@ pub fn read_instance(path: &Path, span: LogSpan) -> std::io::Result<Vec<(String,
         (path.file_name()).map_or_else(String::new, |n| n.to_string_lossy().into_owned())
     };
     let mut parts = vec![(file_name(path), text(path)?)];
-    let mut members: Vec<_> = match path.parent().map(std::fs::read_dir) {
-        Some(Ok(entries)) => (entries.flatten().map(|entry| entry.path()))
-            .filter(|member| member != path && member.extension().is_some_and(|e| e == "log"))
-            .collect(),
-        _ => Vec::new(),
+    let Some(dir) = path.parent() else {
+        return Ok(parts);
     };
+    let mut members: Vec<_> = logs_in(dir).into_iter().filter(|m| m != path).collect();
+    // A member with a directory of its own (a broker's `broker-1/kafka.log`).
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            members.extend(logs_in(&entry.path()));
+        }
+    }
     members.sort();
     for member in members {
         if let Ok(log) = text(&member) {
-            parts.push((file_name(&member), log));
+            let name = member.strip_prefix(dir).unwrap_or(&member);
+            parts.push((name.display().to_string(), log));
         }
     }
     // A supervisor that logged nothing is not worth a heading of its own.
@@ -48,6 +54,16 @@ pub fn read_instance(path: &Path, span: LogSpan) -> std::io::Result<Vec<(String,
         parts.remove(0);
     }
     Ok(parts)
+}
+
+/// The `*.log` files directly in `dir`.
+fn logs_in(dir: &Path) -> Vec<std::path::PathBuf> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => (entries.flatten().map(|entry| entry.path()))
+            .filter(|file| file.is_file() && file.extension().is_some_and(|e| e == "log"))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// The last `count` lines of `file` (a final line without a newline counts as a line).
@@ -113,5 +129,33 @@ mod tests {
         let tail = tail_of(&text, 3_000);
         let expected = lines[37_000..].join("\n") + "\n";
         assert_eq!(tail, expected);
+    }
+
+    #[test]
+    fn an_instance_log_holds_each_replica_and_each_broker_under_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        write("kafka.log", "member broker-1 killed by SIGKILL\n");
+        write("broker-0/kafka.log", "started (kafka.server.KafkaServer)\n");
+        write("broker-1/kafka.log", "NodeExistsException\n");
+        // A partition's segment two directories down is data, not a log to show.
+        write("broker-1/data/t-0/00000000000000000000.log", "binary");
+        write("replica-0.log", "0 records in\n");
+        let parts = read_instance(&dir.path().join("kafka.log"), LogSpan::Last(10)).unwrap();
+        let names: Vec<&str> = parts.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "kafka.log",
+                "broker-0/kafka.log",
+                "broker-1/kafka.log",
+                "replica-0.log"
+            ]
+        );
+        assert_eq!(parts[2].1, "NodeExistsException\n");
     }
 }
