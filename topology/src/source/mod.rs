@@ -8,7 +8,7 @@ pub mod http;
 pub mod replay;
 
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 
@@ -245,9 +245,18 @@ impl Publisher {
 /// the order sent.
 pub struct Pipelined<'a> {
     publisher: &'a Publisher,
-    unacknowledged: VecDeque<DeliveryFuture>,
+    unacknowledged: VecDeque<Outstanding>,
     limit: usize,
     acknowledged: u64,
+    /// While the oldest document waits longer than [`KAFKA_SLOW`]: the state the source had
+    /// before it said `waiting-for-kafka`.
+    waiting_from: Option<SourceState>,
+}
+
+/// A document sent and not yet acknowledged.
+struct Outstanding {
+    sent_at: Instant,
+    delivery: DeliveryFuture,
 }
 
 impl std::fmt::Debug for Pipelined<'_> {
@@ -267,12 +276,18 @@ impl<'a> Pipelined<'a> {
             unacknowledged: VecDeque::new(),
             limit: limit.max(1),
             acknowledged: 0,
+            waiting_from: None,
         }
     }
 
     /// Documents Kafka acknowledged so far.
     pub fn acknowledged(&self) -> u64 {
         self.acknowledged
+    }
+
+    /// Documents sent and not (yet) acknowledged.
+    pub fn unacknowledged(&self) -> usize {
+        self.unacknowledged.len()
     }
 
     /// Sends one document, first waiting for the oldest acknowledgement if `limit` are
@@ -288,23 +303,27 @@ impl<'a> Pipelined<'a> {
             self.await_oldest(status).await?;
         }
         let delivery = self.publisher.enqueue(key, payload, mark)?;
-        self.unacknowledged.push_back(delivery);
+        self.unacknowledged.push_back(Outstanding {
+            sent_at: Instant::now(),
+            delivery,
+        });
         self.take_finished(status)
     }
 
-    /// Counts the acknowledgements already in, oldest first, without waiting.
+    /// Counts the acknowledgements already in, oldest first, without waiting; says
+    /// `waiting-for-kafka` when the oldest outstanding one is late.
     pub fn take_finished(
         &mut self,
         status: &watch::Sender<SourceStatus>,
     ) -> Result<(), SourceError> {
         while let Some(oldest) = self.unacknowledged.front_mut() {
-            let Some(delivery) = oldest.now_or_never() else {
+            let Some(delivery) = (&mut oldest.delivery).now_or_never() else {
                 break;
             };
             self.unacknowledged.pop_front();
-            self.publisher.acknowledged(delivery)?;
-            self.count_one(status);
+            self.count(delivery, status)?;
         }
+        self.say_if_late(status);
         Ok(())
     }
 
@@ -319,13 +338,7 @@ impl<'a> Pipelined<'a> {
         Ok(())
     }
 
-    /// Documents sent and not (yet) acknowledged.
-    pub fn unacknowledged(&self) -> usize {
-        self.unacknowledged.len()
-    }
-
-    /// Waits for the oldest acknowledgement; while Kafka takes longer than [`KAFKA_SLOW`],
-    /// `status` says `waiting-for-kafka`, and once it answered, the state it had before.
+    /// Waits for the oldest acknowledgement, saying `waiting-for-kafka` once it is late.
     async fn await_oldest(
         &mut self,
         status: &watch::Sender<SourceStatus>,
@@ -333,31 +346,79 @@ impl<'a> Pipelined<'a> {
         let Some(oldest) = self.unacknowledged.front_mut() else {
             return Ok(());
         };
+        let late_at = tokio::time::Instant::from_std(oldest.sent_at + KAFKA_SLOW);
         let delivery = tokio::select! {
-            delivery = &mut *oldest => delivery,
-            _ = tokio::time::sleep(KAFKA_SLOW) => {
-                let before = status.borrow().state;
-                let topic = &self.publisher.topic;
-                tracing::warn!(%topic, "Kafka has not acknowledged for {KAFKA_SLOW:?}; waiting for it");
-                status.send_modify(|s| s.state = SourceState::WaitingForKafka);
-                let delivery = (&mut *oldest).await;
-                if delivery.as_ref().is_ok_and(|d| d.is_ok()) {
-                    tracing::info!(%topic, "Kafka acknowledges again");
-                    status.send_modify(|s| s.state = before);
-                }
-                delivery
+            delivery = &mut oldest.delivery => Some(delivery),
+            _ = tokio::time::sleep_until(late_at) => None,
+        };
+        let delivery = match delivery {
+            Some(delivery) => delivery,
+            None => {
+                self.say_if_late(status);
+                let oldest = self
+                    .unacknowledged
+                    .front_mut()
+                    .expect("the oldest is there");
+                (&mut oldest.delivery).await
             }
         };
         self.unacknowledged.pop_front();
+        self.count(delivery, status)
+    }
+
+    /// Counts one finished delivery: acknowledged, or the error that stops the source.
+    fn count(
+        &mut self,
+        delivery: Result<OwnedDeliveryResult, futures::channel::oneshot::Canceled>,
+        status: &watch::Sender<SourceStatus>,
+    ) -> Result<(), SourceError> {
         self.publisher.acknowledged(delivery)?;
-        self.count_one(status);
+        self.acknowledged += 1;
+        let acknowledged = self.acknowledged;
+        let back_to = self.waiting_from.take();
+        if back_to.is_some() {
+            tracing::info!(topic = %self.publisher.topic, "Kafka acknowledges again");
+        }
+        status.send_modify(|s| {
+            s.published = acknowledged;
+            if let Some(state) = back_to {
+                s.state = state;
+            }
+        });
         Ok(())
     }
 
-    fn count_one(&mut self, status: &watch::Sender<SourceStatus>) {
-        self.acknowledged += 1;
-        let acknowledged = self.acknowledged;
-        status.send_modify(|s| s.published = acknowledged);
+    /// Says `waiting-for-kafka` (once) when the oldest outstanding document is late.
+    fn say_if_late(&mut self, status: &watch::Sender<SourceStatus>) {
+        let late = (self.unacknowledged.front()).is_some_and(|o| o.sent_at.elapsed() >= KAFKA_SLOW);
+        if late && self.waiting_from.is_none() {
+            self.waiting_from = Some(status.borrow().state);
+            let topic = &self.publisher.topic;
+            tracing::warn!(%topic, "Kafka has not acknowledged for {KAFKA_SLOW:?}; waiting for it");
+            status.send_modify(|s| s.state = SourceState::WaitingForKafka);
+        }
+    }
+}
+
+#[cfg(test)]
+mod pipelined_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_document_kafka_does_not_acknowledge_is_not_counted_and_the_source_says_it_waits() {
+        // Nothing listens on port 1: the document stays outstanding.
+        let publisher = Publisher::new("127.0.0.1:1", "events", ("weir-replay", "x".into()))
+            .expect("a producer is created without a connection");
+        let (status, _) = watch::channel(SourceStatus::new(false, "x", "events"));
+        let mut sending = Pipelined::new(&publisher, 10);
+        sending.send(&status, Some("k"), b"{}", None).await.unwrap();
+        sending.take_finished(&status).unwrap();
+        assert_eq!(status.borrow().state, SourceState::Publishing);
+        tokio::time::sleep(KAFKA_SLOW + Duration::from_millis(200)).await;
+        sending.take_finished(&status).unwrap();
+        assert_eq!(status.borrow().state, SourceState::WaitingForKafka);
+        assert_eq!(status.borrow().published, 0);
+        assert_eq!((sending.acknowledged(), sending.unacknowledged()), (0, 1));
     }
 }
 
