@@ -19,8 +19,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -254,48 +252,23 @@ impl Changelog {
             topics: topics.clone(),
             source,
         };
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &self.brokers)
-            .create()
-            .map_err(create)?;
-        let new: Vec<NewTopic> = topics
-            .iter()
-            .map(|topic| {
-                NewTopic::new(topic, partitions, TopicReplication::Fixed(-1))
-                    .set("cleanup.policy", "compact")
-                    .set("min.compaction.lag.ms", MIN_COMPACTION_LAG_MS)
-            })
-            .collect();
-        let options = AdminOptions::new().operation_timeout(Some(KAFKA_TIMEOUT));
-        // A controller that died or moved refuses for a while; only after
-        // [`RESTORE_PATIENCE`] does the refusal stop the runner.
-        let deadline = std::time::Instant::now() + RESTORE_PATIENCE;
-        'attempts: loop {
-            let outcome = match admin.create_topics(&new, &options).await {
-                Ok(results) => results.into_iter().try_for_each(|result| match result {
-                    Ok(topic) => {
-                        tracing::info!(topic, partitions, "created a state changelog");
-                        Ok(())
-                    }
-                    Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => Ok(()),
-                    Err((_, code)) => Err(KafkaError::AdminOp(code)),
-                }),
-                Err(error) => Err(error),
-            };
-            match outcome {
-                Ok(()) => break 'attempts,
-                Err(error)
-                    if error.rdkafka_error_code().is_some_and(creation_may_pass)
-                        && std::time::Instant::now() < deadline =>
-                {
-                    tracing::warn!(
-                        "cannot create the state changelogs yet ({error}); trying again in {RESTORE_RETRY_PAUSE:?}"
-                    );
-                    tokio::time::sleep(RESTORE_RETRY_PAUSE).await;
-                }
-                Err(error) => return Err(create(error)),
-            }
-        }
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        let compacted = [
+            ("cleanup.policy", "compact"),
+            ("min.compaction.lag.ms", MIN_COMPACTION_LAG_MS),
+        ];
+        kafka::ensure_topics_configured(
+            &self.brokers,
+            &names,
+            partitions,
+            &compacted,
+            // Two brokers of three cannot create a topic of three replicas: the dead one
+            // must be back, which takes longer than a new leader.
+            RESTORE_PATIENCE * 2,
+        )
+        .await
+        .map_err(create)?;
+        tracing::info!(partitions, "state changelogs ready: {}", names.join(", "));
         self.created.store(true, Ordering::Release);
         Ok(())
     }
@@ -412,14 +385,11 @@ struct PartitionRead {
     high: i64,
 }
 
-/// A refusal to create a topic that may pass by itself: Kafka not answering, or too few
-/// brokers alive for the cluster's replication factor while one is down.
-fn creation_may_pass(code: RDKafkaErrorCode) -> bool {
-    kafka::passes_by_itself(code) || code == RDKafkaErrorCode::InvalidReplicationFactor
-}
-
-/// How long a restore tries again while Kafka does not answer before it fails.
-const RESTORE_PATIENCE: Duration = Duration::from_secs(90);
+/// How long a restore tries again while Kafka does not answer before it fails: long enough
+/// for a partition to get a new leader after a broker of a cluster died; a lone broker away
+/// for longer fails the restore, and the runner is started again by its backend (its
+/// blocked loop would otherwise stop reporting and committing meanwhile).
+const RESTORE_PATIENCE: Duration = Duration::from_secs(30);
 
 /// Reads like [`read_partition`], trying again while Kafka does not answer: a broker that
 /// died leaves its partitions without a leader until the controller moves them (up to

@@ -94,16 +94,31 @@ pub async fn ensure_topics(
     topics: &[&str],
     partitions: i32,
 ) -> Result<(), KafkaError> {
-    ensure_topics_configured(brokers, topics, partitions, &[]).await
+    ensure_topics_configured(brokers, topics, partitions, &[], Duration::ZERO).await
+}
+
+/// How long a runner tries again to create its topics while the refusal may pass by itself
+/// (a broker died: the controller moves, too few brokers for the replication factor).
+pub const CREATE_PATIENCE: Duration = Duration::from_secs(90);
+
+/// The pause between two attempts to create topics.
+const CREATE_RETRY_PAUSE: Duration = Duration::from_secs(1);
+
+/// A refusal to create a topic that may pass by itself: Kafka not answering, or too few
+/// brokers alive for the cluster's replication factor while one is down.
+fn creation_may_pass(code: RDKafkaErrorCode) -> bool {
+    passes_by_itself(code) || code == RDKafkaErrorCode::InvalidReplicationFactor
 }
 
 /// Creates topics that do not exist yet as [`ensure_topics`] does, with topic `configs`
-/// (e.g. `cleanup.policy=compact`).
+/// (e.g. `cleanup.policy=compact`); a refusal that may pass by itself is tried again, with a
+/// warning, until `patience` has passed.
 pub async fn ensure_topics_configured(
     brokers: &str,
     topics: &[&str],
     partitions: i32,
     configs: &[(&str, &str)],
+    patience: Duration,
 ) -> Result<(), KafkaError> {
     // librdkafka refuses a request to create no topic as an invalid argument.
     if topics.is_empty() {
@@ -122,17 +137,29 @@ pub async fn ensure_topics_configured(
         })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    for result in admin.create_topics(&new, &options).await? {
-        match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => {
-                return Err(KafkaError::AdminOp(code)).inspect_err(|_| {
-                    tracing::error!("cannot create topic `{topic}`: {code}");
-                })
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        let outcome = match admin.create_topics(&new, &options).await {
+            Ok(results) => results.into_iter().try_for_each(|result| match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => Ok(()),
+                Err((topic, code)) => {
+                    tracing::warn!("cannot create topic `{topic}`: {code}");
+                    Err(KafkaError::AdminOp(code))
+                }
+            }),
+            Err(error) => Err(error),
+        };
+        match outcome {
+            Err(error)
+                if error.rdkafka_error_code().is_some_and(creation_may_pass)
+                    && std::time::Instant::now() < deadline =>
+            {
+                tracing::warn!("trying again in {CREATE_RETRY_PAUSE:?}: {error}");
+                tokio::time::sleep(CREATE_RETRY_PAUSE).await;
             }
+            finished => return finished,
         }
     }
-    Ok(())
 }
 
 /// How many messages the topics hold: what `weir topics count` reports and the orchestrator

@@ -345,13 +345,14 @@ async fn create_own_topics(
         .map(|r| r.topic.as_str())
         .chain(spec.retry_topics().map(|(_, _, topic)| topic.as_str()))
         .collect();
-    kafka::ensure_topics(brokers, &repartitions, partitions)
+    let patience = kafka::CREATE_PATIENCE;
+    kafka::ensure_topics_configured(brokers, &repartitions, partitions, &[], patience)
         .await
         .map_err(setup)?;
     let upserts = spec.upsert_topics();
     let upserts: Vec<&str> = upserts.iter().map(String::as_str).collect();
     let compacted = [("cleanup.policy", "compact")];
-    kafka::ensure_topics_configured(brokers, &upserts, partitions, &compacted)
+    kafka::ensure_topics_configured(brokers, &upserts, partitions, &compacted, patience)
         .await
         .map_err(setup)?;
     tracing::info!(
