@@ -721,7 +721,6 @@ fn cdc_drill(kafka_replicas: u32, kill: impl FnOnce(&WeirHomeDir, &str)) -> Valu
         "--set",
         "replay_interval=1ms",
     ]);
-    // Once the source has been publishing for a few seconds, most events are still to come.
     let source = format!("{prefix}-events");
     eventually(Duration::from_secs(180), || {
         (home.instances().iter())
@@ -729,7 +728,27 @@ fn cdc_drill(kafka_replicas: u32, kill: impl FnOnce(&WeirHomeDir, &str)) -> Valu
             .then_some(())
     })
     .unwrap_or_else(|| panic!("the source never started:\n{}", home.log()));
-    std::thread::sleep(Duration::from_secs(4));
+    // Once the target holds its first thousand rows the pipeline is mid-stream: most of the
+    // 11,996 claim events are still to come through it.
+    let kafka = format!("{prefix}-kafka");
+    let waited = home.run(&[
+        "topics",
+        "wait",
+        "--kafka",
+        &kafka,
+        "--topic",
+        "claims-target",
+        "--messages",
+        "1000",
+        "--timeout",
+        "3m",
+    ]);
+    assert!(
+        waited.status.success(),
+        "the target never held 1,000 rows:\n{}\n{}",
+        String::from_utf8_lossy(&waited.stdout),
+        home.log()
+    );
     kill(&home, &prefix);
     let status = weir_tests::wait_exit(&mut run, Duration::from_secs(600));
     assert!(status.success(), "the run failed:\n{}", home.log());
