@@ -52,6 +52,19 @@ pub struct RunnerStatus {
     /// their outputs; absent before the first record finishes (and from older runners).
     #[serde(default)]
     pub latency: Option<LatencyStatus>,
+    /// Each step of the topology with the records it took and passed on, in the order the
+    /// topology names them (none from older runners).
+    #[serde(default)]
+    pub steps: Vec<StepStatus>,
+}
+
+/// One step's records since its runner started: those its first operator took, and those
+/// its last operator passed on (filtered, refused and retried records are not passed on).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepStatus {
+    pub name: String,
+    pub records_in: u64,
+    pub records_out: u64,
 }
 
 /// Percentiles of the latency of the records a runner finished since it started.
@@ -117,6 +130,7 @@ impl RunnerStatus {
             last_error: None,
             state_stores: Vec::new(),
             latency: None,
+            steps: Vec::new(),
         }
     }
 
@@ -143,6 +157,15 @@ impl RunnerStatus {
                 (Some(mine), Some(theirs)) => Some(mine.worst(theirs)),
                 (mine, theirs) => mine.or(theirs),
             };
+            for step in replica.steps {
+                match all.steps.iter_mut().find(|s| s.name == step.name) {
+                    Some(mine) => {
+                        mine.records_in += step.records_in;
+                        mine.records_out += step.records_out;
+                    }
+                    None => all.steps.push(step),
+                }
+            }
             for store in replica.state_stores {
                 match all
                     .state_stores
@@ -259,5 +282,30 @@ mod tests {
         assert_eq!(combined.latency, Some(expected));
         let none = RunnerStatus::combined(vec![RunnerStatus::new("t"), RunnerStatus::new("t")]);
         assert_eq!(none.latency, None, "no sample is no latency, not zero");
+    }
+
+    #[test]
+    fn replicas_combine_each_steps_counts_by_name() {
+        let with = |steps: &[(&str, u64, u64)]| {
+            let mut status = RunnerStatus::new("t");
+            status.steps = (steps.iter())
+                .map(|&(name, records_in, records_out)| StepStatus {
+                    name: name.into(),
+                    records_in,
+                    records_out,
+                })
+                .collect();
+            status
+        };
+        let combined = RunnerStatus::combined(vec![
+            with(&[("cdc", 10, 9), ("claims", 4, 4)]),
+            with(&[("cdc", 5, 5), ("claims", 2, 1)]),
+            // A runner older than per-step counts tells none.
+            RunnerStatus::new("t"),
+        ]);
+        let counts: Vec<_> = (combined.steps.iter())
+            .map(|s| (s.name.as_str(), s.records_in, s.records_out))
+            .collect();
+        assert_eq!(counts, [("cdc", 15, 14), ("claims", 6, 5)]);
     }
 }

@@ -36,7 +36,9 @@ use crate::operators::{
 };
 use crate::source::REPLAY_RESTART_HEADER;
 use crate::spec::{OperatorSpec, StartPosition, TopologySpec};
-use weir_contracts::status::{RunnerState, RunnerStatus, StateRestore, StateStoreStatus};
+use weir_contracts::status::{
+    RunnerState, RunnerStatus, StateRestore, StateStoreStatus, StepStatus,
+};
 
 /// How to run a topology.
 #[derive(Debug, Clone)]
@@ -233,9 +235,11 @@ async fn consume_and_process(
                 lag = None;
                 let now = metrics.snapshot();
                 let stores = intake.state_stores();
+                let steps = intake.steps();
                 status.send_modify(|s| {
                     now.write_counts(s);
                     s.state_stores = stores;
+                    s.steps = steps;
                     match measured.ok().flatten() {
                         // Only an answer from the brokers ends a wait for them.
                         Some(Assigned { lag }) => {
@@ -758,6 +762,19 @@ impl Intake<'_> {
             [(_, first), rest @ ..] if rest.iter().all(|(_, count)| count == first) => Ok(*first),
             _ => Err(RunnerError::NotCoPartitioned { partitions: counts }),
         }
+    }
+
+    /// What each step took and passed on so far, for `/status`.
+    fn steps(&self) -> Vec<StepStatus> {
+        let counts = self.pipeline.operator_counts();
+        let count = |index: usize| counts.get(index).copied().unwrap_or_default();
+        (self.spec.steps.iter())
+            .map(|step| StepStatus {
+                name: step.name.clone(),
+                records_in: count(step.operators.start).took,
+                records_out: step.last_operator().map_or(0, |last| count(last).passed),
+            })
+            .collect()
     }
 
     /// What each stateful operator's store holds now, for `/status`.

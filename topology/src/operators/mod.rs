@@ -87,6 +87,17 @@ pub struct Pipeline {
     /// of a record a step sends to each step reading it. They go on after the record before
     /// them, in the order they were made.
     pending: Vec<(usize, Record)>,
+    /// Per operator, what it took and passed on since the runner started.
+    counts: Vec<OperatorCount>,
+}
+
+/// The records one operator took and those it passed on (to the next operator, the steps
+/// reading its step, or out: a window's results count, a record it filtered out or refused
+/// does not).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OperatorCount {
+    pub took: u64,
+    pub passed: u64,
 }
 
 #[derive(Debug)]
@@ -318,6 +329,7 @@ impl Pipeline {
             }
         }
         entries.extend(retry_entries);
+        let counts = vec![OperatorCount::default(); operators.len()];
         Self {
             operators,
             next,
@@ -327,7 +339,13 @@ impl Pipeline {
             spare_fields: Fields::default(),
             inputs,
             pending: Vec::new(),
+            counts,
         }
+    }
+
+    /// Per operator (as [`TopologySpec::operators`]), what it took and passed on.
+    pub fn operator_counts(&self) -> &[OperatorCount] {
+        &self.counts
     }
 
     /// Runs one payload through the chain.
@@ -416,6 +434,9 @@ impl Pipeline {
                 } => join(&self.operators[*table], into, *optional, record),
                 _ => self.operators[index].apply(step, record, processed),
             };
+            let count = &mut self.counts[index];
+            count.took += 1;
+            count.passed += made.len() as u64 + u64::from(matches!(flow, Ok(Flow::Continue)));
             for result in made.drain(..) {
                 queue_after(&self.next[index], &mut self.pending, result);
             }

@@ -524,6 +524,19 @@ fn a_step_read_by_two_steps_sends_each_its_own_copy_and_a_step_reading_two_takes
 }
 
 #[test]
+fn each_operator_counts_what_it_took_and_what_it_passed_on() {
+    let mut p = graph(FAN_OUT_AND_IN);
+    run(&mut p, r#"{"r": 15}"#);
+    run(&mut p, r#"{"r": 5}"#);
+    let counts: Vec<(u64, u64)> = (p.operator_counts().iter())
+        .map(|c| (c.took, c.passed))
+        .collect();
+    // rates: parse, extract; high: filter (5 is filtered out), set; all: set; levels: emit
+    // (a copy from each branch).
+    assert_eq!(counts, [(2, 2), (2, 2), (2, 1), (1, 1), (2, 2), (3, 3)]);
+}
+
+#[test]
 fn an_error_in_one_branch_ends_the_record_in_every_branch_after_it() {
     let mut p = graph(
         "  - name: rates

@@ -272,7 +272,19 @@ function monitorRow(t) {
   cells.push(`<td>${stateCell(s.state)}</td>`, `<td class="in-rate">${recordsIn.text}</td>`, `<td class="out-rate">${messagesOut.text}</td>`,
     `<td class="lag">${lag}</td>`, `<td class="p50">${latency("p50_ms")}</td>`, `<td class="p99">${latency("p99_ms")}</td>`, `<td class="errors">${errors}</td>`);
   return `<tr data-topology="${esc(t.task)}" data-state="${esc(s.state)}" data-consumed="${s.consumed}" data-in-rate="${recordsIn.value ?? ""}" data-out-rate="${messagesOut.value ?? ""}"
-    data-lag="${s.lag ?? ""}" data-p99="${s.latency ? s.latency.p99_ms : ""}" data-samples="${s.latency ? s.latency.samples : ""}">${cells.join("")}</tr>`;
+    data-lag="${s.lag ?? ""}" data-p99="${s.latency ? s.latency.p99_ms : ""}" data-samples="${s.latency ? s.latency.samples : ""}">${cells.join("")}</tr>`
+    // A topology of one step (a chain of operators) has nothing more to say per step.
+    + ((s.steps || []).length > 1 ? s.steps.map(step => stepRow(t, step, before)).join("") : "");
+}
+// One step of a topology: the records its first operator took and its last passed on, per
+// second (filtered, refused and retried records are not passed on).
+function stepRow(t, step, before) {
+  const earlier = before && (before.status.steps || []).find(b => b.name === step.name);
+  const per = field => perSecond(step[field], t.read_at_unix_ms, earlier && earlier[field], before && before.read_at_unix_ms);
+  const recordsIn = per("records_in"), recordsOut = per("records_out");
+  return `<tr class="step" data-step-of="${esc(t.task)}" data-step="${esc(step.name)}" data-records-in="${step.records_in}" data-records-out="${step.records_out}"
+    data-in-rate="${recordsIn.value ?? ""}" data-out-rate="${recordsOut.value ?? ""}"><td>&nbsp;&nbsp;↳ step <code>${esc(step.name)}</code></td><td></td>
+    <td class="in-rate">${recordsIn.text}</td><td class="out-rate">${recordsOut.text} <small>passed on</small></td><td colspan="4"><small>${figure(step.records_in)} in · ${figure(step.records_out)} passed on</small></td></tr>`;
 }
 function monitorPanel(readings, error) {
   if (readings && !readings.length) return "";
